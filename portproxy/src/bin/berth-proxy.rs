@@ -1,0 +1,307 @@
+//! `berth-proxy`: the standalone port proxy.
+//!
+//! `berth-proxy serve` runs one proxy for every published port, driven through its control socket
+//! (`berth-proxy ctl ...`). Given docker-proxy's flags instead, it behaves as docker-proxy for a
+//! stock Docker daemon.
+
+use std::fs::File;
+use std::io::Write;
+use std::net::IpAddr;
+use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use portproxy::compat::{self, LISTEN_FD, STATUS_FD};
+use portproxy::control::{self, Client, Request};
+use portproxy::listen::{Bound, bind_all};
+use portproxy::{Proxy, ProxyConfig, PublishRequest};
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::{info, warn};
+
+#[derive(Parser, Debug)]
+#[command(name = "berth-proxy", version, about = "berth's userland port proxy")]
+struct Cli {
+    /// Run-time directory; the control socket defaults to <exec-root>/proxy.sock.
+    #[arg(long, global = true, default_value = "/run/berth")]
+    exec_root: PathBuf,
+    /// Control socket path (overrides --exec-root).
+    #[arg(long, global = true)]
+    control: Option<PathBuf>,
+    /// Log filter (tracing's EnvFilter syntax), e.g. info or portproxy=debug.
+    #[arg(long, global = true, default_value = "info")]
+    log_level: String,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run the proxy until SIGTERM or SIGINT, then drain open connections.
+    Serve {
+        /// Publish at start: SPEC@CONTAINER_IP, e.g. 8080:80/tcp@172.17.0.2 (repeatable).
+        #[arg(short, long = "publish")]
+        publish: Vec<String>,
+        /// Preserve client addresses for the --publish mappings.
+        #[arg(long)]
+        transparent: bool,
+        /// Idle time after which a UDP flow is closed, in seconds.
+        #[arg(long, default_value_t = 90)]
+        udp_idle_timeout: u64,
+        /// UDP flows per listening socket.
+        #[arg(long, default_value_t = 4096)]
+        udp_max_flows: usize,
+        /// Open TCP connections across all mappings.
+        #[arg(long, default_value_t = 16384)]
+        max_connections: usize,
+        /// Seconds to wait for open connections on shutdown.
+        #[arg(long, default_value_t = 10)]
+        drain_timeout: u64,
+    },
+    /// Talk to a running proxy.
+    Ctl {
+        #[command(subcommand)]
+        op: CtlOp,
+    },
+    /// Print the nftables script and ip commands that transparent mode needs on the host.
+    TransparentRouting,
+}
+
+#[derive(Subcommand, Debug)]
+enum CtlOp {
+    /// Publish SPEC (docker's -p syntax) to a container address.
+    Publish {
+        spec: String,
+        #[arg(long)]
+        container_ip: IpAddr,
+        #[arg(long)]
+        transparent: bool,
+    },
+    /// Remove a publication by id.
+    Unpublish { id: u64 },
+    /// Show one publication with its counters.
+    Get { id: u64 },
+    /// List publications with their counters.
+    Ls,
+    /// Check that the proxy answers.
+    Ping,
+}
+
+fn init_logs(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Every relayed connection costs two descriptors: use the whole hard limit.
+fn raise_fd_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}
+
+async fn terminated() {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+}
+
+fn parse_publish(arg: &str) -> Result<PublishRequest> {
+    let (spec, ip) = arg
+        .rsplit_once('@')
+        .with_context(|| format!("--publish {arg:?}: expected SPEC@CONTAINER_IP"))?;
+    Ok(PublishRequest {
+        spec: spec.parse()?,
+        container_ip: ip
+            .parse()
+            .with_context(|| format!("--publish {arg:?}: {ip:?} is not an IP address"))?,
+        transparent: false,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn serve(
+    control_path: PathBuf,
+    publish: Vec<String>,
+    transparent: bool,
+    config: ProxyConfig,
+    drain: Duration,
+) -> Result<()> {
+    let proxy = Proxy::new(config);
+    for p in &publish {
+        let mut req = parse_publish(p)?;
+        req.transparent = transparent;
+        let info = proxy.publish(&req)?;
+        for m in &info.mappings {
+            println!("{m}");
+        }
+    }
+    let listener = control::bind(&control_path)
+        .await
+        .with_context(|| format!("cannot open control socket {}", control_path.display()))?;
+    info!(control = %control_path.display(), "berth-proxy ready");
+    control::serve(listener, proxy.clone(), terminated()).await;
+    info!("draining");
+    if !proxy.drain(drain).await {
+        warn!(
+            open = proxy.open_connections(),
+            "drain timed out; closing the rest"
+        );
+    }
+    let _ = std::fs::remove_file(&control_path);
+    Ok(())
+}
+
+async fn ctl(control_path: PathBuf, op: CtlOp) -> Result<()> {
+    let req = match op {
+        CtlOp::Publish {
+            spec,
+            container_ip,
+            transparent,
+        } => Request::Publish {
+            spec,
+            container_ip,
+            transparent,
+        },
+        CtlOp::Unpublish { id } => Request::Unpublish { id },
+        CtlOp::Get { id } => Request::Get { id },
+        CtlOp::Ls => Request::List,
+        CtlOp::Ping => Request::Ping,
+    };
+    let mut c = Client::connect(&control_path)
+        .await
+        .with_context(|| format!("cannot reach berth-proxy at {}", control_path.display()))?;
+    let resp = c.call(&req).await?;
+    if !resp.ok {
+        bail!("{}", resp.error.unwrap_or_default());
+    }
+    println!("{}", serde_json::to_string_pretty(&resp.published)?);
+    Ok(())
+}
+
+/// Whether `fd` is open in this process.
+fn fd_is_open(fd: i32) -> bool {
+    // SAFETY: the descriptor is only borrowed for one fcntl(F_GETFD) call, which does not use or
+    // change it; a closed descriptor just yields EBADF.
+    let b = unsafe { BorrowedFd::borrow_raw(fd) };
+    nix::fcntl::fcntl(b, nix::fcntl::FcntlArg::F_GETFD).is_ok()
+}
+
+/// docker-proxy mode: one mapping, status on fd 3, exit on SIGTERM.
+fn docker_proxy_main(args: &[String]) -> Result<()> {
+    let mut status = fd_is_open(STATUS_FD).then(|| {
+        // SAFETY: fd 3 is open (checked above) and, under docker's protocol, is the status pipe
+        // handed to us to own; nothing else in this process uses it.
+        unsafe { File::from_raw_fd(STATUS_FD) }
+    });
+    // Writes the one status line and closes the pipe, as docker-proxy does.
+    let mut report = |r: &std::result::Result<(), String>| {
+        if let Some(mut f) = status.take() {
+            let _ = f.write_all(compat::status_line(r).as_bytes());
+        }
+    };
+    let parsed = match compat::parse_docker_proxy_args(args) {
+        Ok(p) => p,
+        Err(e) => {
+            report(&Err(e.to_string()));
+            bail!(e);
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let proxy = Proxy::new(ProxyConfig::default());
+        let bound = if parsed.use_listen_fd {
+            if !fd_is_open(LISTEN_FD) {
+                let msg = "-use-listen-fd given but fd 4 is not open".to_string();
+                report(&Err(msg.clone()));
+                bail!(msg);
+            }
+            // SAFETY: fd 4 is open and, under -use-listen-fd, is the listening socket the daemon
+            // passes for this process to own.
+            let fd = unsafe { OwnedFd::from_raw_fd(LISTEN_FD) };
+            Bound::from_fd(parsed.mapping.proto, fd)
+                .map(|b| vec![(parsed.mapping, b)])
+                .map_err(anyhow::Error::from)
+        } else {
+            bind_all(&[parsed.mapping]).map_err(anyhow::Error::from)
+        };
+        let started = bound.and_then(|b| {
+            proxy
+                .publish_bound(parsed.mapping.to_string(), b, false)
+                .map_err(anyhow::Error::from)
+        });
+        match &started {
+            Ok(_) => report(&Ok(())),
+            Err(e) => report(&Err(e.to_string())),
+        }
+        started?;
+        terminated().await;
+        proxy.drain(Duration::from_secs(1)).await;
+        Ok(())
+    })
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    raise_fd_limit();
+    if compat::looks_like_docker_proxy(&args) {
+        init_logs("warn");
+        return docker_proxy_main(&args);
+    }
+    let cli = Cli::parse();
+    init_logs(&cli.log_level);
+    let control_path = cli
+        .control
+        .unwrap_or_else(|| cli.exec_root.join("proxy.sock"));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.cmd {
+        Cmd::Serve {
+            publish,
+            transparent,
+            udp_idle_timeout,
+            udp_max_flows,
+            max_connections,
+            drain_timeout,
+        } => {
+            let config = ProxyConfig {
+                max_connections,
+                udp_idle_timeout: Duration::from_secs(udp_idle_timeout),
+                udp_max_flows,
+                ..ProxyConfig::default()
+            };
+            rt.block_on(serve(
+                control_path,
+                publish,
+                transparent,
+                config,
+                Duration::from_secs(drain_timeout),
+            ))
+        }
+        Cmd::Ctl { op } => rt.block_on(ctl(control_path, op)),
+        Cmd::TransparentRouting => {
+            print!("{}", portproxy::transparent::routing_nft());
+            for c in portproxy::transparent::ROUTING_IP_COMMANDS {
+                println!("# {c}");
+            }
+            Ok(())
+        }
+    }
+}
