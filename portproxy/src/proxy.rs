@@ -77,6 +77,8 @@ pub struct PublishedInfo {
 pub(crate) struct Shared {
     pub(crate) config: ProxyConfig,
     pub(crate) connections: Arc<Semaphore>,
+    /// TCP connections being relayed now (the semaphore also counts each idle acceptor's permit).
+    pub(crate) open: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -137,6 +139,7 @@ impl Proxy {
                 shared: Arc::new(Shared {
                     config,
                     connections,
+                    open: AtomicU64::new(0),
                 }),
                 handle: Handle::current(),
                 next_id: AtomicU64::new(1),
@@ -251,8 +254,7 @@ impl Proxy {
 
     /// Open TCP connections across all publications.
     pub fn open_connections(&self) -> usize {
-        let s = &self.inner.shared;
-        s.config.max_connections - s.connections.available_permits()
+        self.inner.shared.open.load(Ordering::Relaxed) as usize
     }
 
     /// Stops every listener, then waits up to `timeout` for open TCP connections to finish.

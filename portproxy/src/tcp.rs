@@ -44,8 +44,9 @@ pub(crate) async fn serve(
         backoff = Duration::from_millis(5);
         Counters::add(&counters.connections_total, 1);
         Counters::add(&counters.connections_active, 1);
+        Counters::add(&shared.open, 1);
         let counters = counters.clone();
-        let connect_timeout = shared.config.connect_timeout;
+        let shared = shared.clone();
         tokio::spawn(async move {
             let _permit = permit;
             if let Err(e) = handle(
@@ -53,7 +54,7 @@ pub(crate) async fn serve(
                 peer,
                 container,
                 transparent,
-                connect_timeout,
+                shared.config.connect_timeout,
                 &counters,
             )
             .await
@@ -62,6 +63,7 @@ pub(crate) async fn serve(
                 debug!(%peer, %container, error = %e, "connection ended with an error");
             }
             Counters::sub(&counters.connections_active, 1);
+            Counters::sub(&shared.open, 1);
         });
     }
 }
