@@ -94,7 +94,7 @@ fn recv_one(
 fn recv_with_pktinfo(
     sock: &UdpSocket,
     buf: &mut [u8],
-    cmsg: &mut Vec<u8>,
+    cmsg: &mut [u8],
 ) -> io::Result<(usize, SocketAddr, Option<IpAddr>)> {
     {
         let mut iov = [IoSliceMut::new(buf)];
