@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# berth's whole test suite on a fresh Debian 12 machine, as root: installs what it needs, then runs
+# formatting and lint checks, unit and loopback tests, the privileged namespace tests, a short fuzz
+# of every target, the criterion benches in test mode and the short comparison benchmark.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=never
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/cache/berth/target}"
+FUZZ_SECONDS="${FUZZ_SECONDS:-20}"
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "packages"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends \
+  iproute2 nftables util-linux procps python3 curl iperf3 wrk socat docker.io >/dev/null
+
+step "format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+step "unit and loopback tests"
+cargo test --workspace --quiet
+
+step "privileged namespace tests"
+scripts/netns-test.sh
+
+step "fuzz (${FUZZ_SECONDS}s per target)"
+if rustup toolchain list | grep -q nightly; then
+  command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --quiet
+  for t in $(cd fuzz && cargo +nightly fuzz list); do
+    mkdir -p "fuzz/corpus/$t"
+    (cd fuzz && cargo +nightly fuzz run "$t" "corpus/$t" "seeds/$t" -- \
+       -max_total_time="$FUZZ_SECONDS" -print_final_stats=0 2>&1 | tail -n 2)
+  done
+else
+  echo "no nightly toolchain: fuzz targets not run" >&2
+  exit 1
+fi
+
+step "criterion benches (test mode)"
+cargo bench --quiet -p berth-benches -- --test
+
+step "portproxy comparison (short)"
+benches/portproxy-compare.sh --short
+
+echo
+echo "all berth tests passed"
