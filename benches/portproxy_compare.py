@@ -28,6 +28,7 @@ TINY_HTTP = os.path.join(TARGET, "release", "tiny-http")
 DOCKER_PROXY = shutil.which("docker-proxy") or "/usr/sbin/docker-proxy"
 CLK = os.sysconf("SC_CLK_TCK")
 PIDS = []
+THREADS = []
 LOGS = tempfile.mkdtemp(prefix="berth-bench-logs-")
 
 
@@ -141,7 +142,8 @@ def iperf_udp(host, port, secs):
     return (s["packets"] - s["lost_packets"]) / s["seconds"]
 
 
-def wrk(url, secs):
+def wrk(url, secs, proxy_pids):
+    t0 = cpu_ticks(proxy_pids)
     out = subprocess.run(
         ["wrk", "-t2", "-c32", f"-d{secs}s", "--latency", "-H", "Connection: close", url],
         capture_output=True, text=True, timeout=secs + 30,
@@ -149,7 +151,8 @@ def wrk(url, secs):
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     m = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
     p99 = float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
-    return rps, p99
+    cpu_us = (cpu_ticks(proxy_pids) - t0) / CLK * 1e6
+    return rps, p99, cpu_us / max(rps * secs, 1)
 
 
 def median(xs):
@@ -169,7 +172,7 @@ def topology():
 def start_paths(tmp):
     """Each path: (host, iperf port, http port, pids of the proxy serving it)."""
     paths = {"direct": (CTR, 5201, 80, [])}
-    b = spawn([BERTH_PROXY, "--control", f"{tmp}/proxy.sock", "--log-level", "warn", "serve",
+    b = spawn([BERTH_PROXY, "--control", f"{tmp}/proxy.sock", "--log-level", "warn", *THREADS, "serve",
                "-p", f"127.0.0.1:15201:5201@{CTR}", "-p", f"127.0.0.1:15201:5201/udp@{CTR}",
                "-p", f"127.0.0.1:10080:80@{CTR}"])
     paths["berth-proxy"] = ("127.0.0.1", 15201, 10080, [b.pid])
@@ -226,10 +229,13 @@ def fmt_ratio(a, b):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--short", action="store_true", help="a quick run for CI")
+    ap.add_argument("--berth-threads", type=int, help="worker threads for berth-proxy (default: one per CPU)")
     args = ap.parse_args()
     secs, reps = (2, 1) if args.short else (5, 3)
     counts = (1, 100) if args.short else (1, 100, 1000)
 
+    if args.berth_threads:
+        THREADS.extend(["--threads", str(args.berth_threads)])
     tmp = tempfile.mkdtemp(prefix="berth-bench-")
     topology()
     spawn(["iperf3", "-s", "-p", "5201"], ns="bctr")
@@ -253,9 +259,11 @@ def main():
                 res[name][f"proxy CPU per Gbit/s, % core ({streams} stream(s))"] = 100 * cores / gbit
         if name != "socat" or not args.short:
             res[name]["UDP 64 B, packets/s"] = median([iperf_udp(host, iport, secs) for _ in range(reps)])
-        runs = [wrk(f"http://{host if ':' not in host else '[' + host + ']'}:{hport}/", secs) for _ in range(reps)]
+        runs = [wrk(f"http://{host}:{hport}/", secs, pids) for _ in range(reps)]
         res[name]["HTTP short connections, req/s"] = median([r[0] for r in runs])
         res[name]["HTTP short connections, p99 ms"] = median([r[1] for r in runs])
+        if pids and name != "socat":
+            res[name]["proxy CPU per HTTP connection, us"] = median([r[2] for r in runs])
 
     mem = memory(counts, tmp)
     stop(PIDS)

@@ -103,7 +103,7 @@ async fn handle(
             return Err(e);
         }
     };
-    let _ = client.set_nodelay(true);
+    // The client socket inherited TCP_NODELAY from the listener.
     let _ = upstream.set_nodelay(true);
     relay(client, upstream, counters).await
 }

@@ -59,9 +59,12 @@ pub(crate) fn upstream_socket(
     } else {
         SockProto::UDP
     };
-    let sock = Socket::new(Domain::for_address(container), ty, Some(proto))?;
-    sock.set_cloexec(true)?;
-    sock.set_nonblocking(true)?;
+    // socket2 opens sockets close-on-exec; SOCK_NONBLOCK saves an fcntl per connection.
+    let sock = Socket::new(
+        Domain::for_address(container),
+        ty.nonblocking(),
+        Some(proto),
+    )?;
     if let Some(client) = client {
         sock.set_ip_transparent_v4(true)?;
         sock.set_reuse_address(true)?;

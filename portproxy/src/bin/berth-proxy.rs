@@ -29,6 +29,9 @@ struct Cli {
     /// Control socket path (overrides --exec-root).
     #[arg(long, global = true)]
     control: Option<PathBuf>,
+    /// Worker threads of the proxy's runtime (default: one per CPU).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
     /// Log filter (tracing's EnvFilter syntax), e.g. info or portproxy=debug.
     #[arg(long, global = true, default_value = "info")]
     log_level: String,
@@ -269,9 +272,11 @@ fn main() -> Result<()> {
     let control_path = cli
         .control
         .unwrap_or_else(|| cli.exec_root.join("proxy.sock"));
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = cli.threads {
+        rt.worker_threads(n.max(1));
+    }
+    let rt = rt.enable_all().build()?;
     match cli.cmd {
         Cmd::Serve {
             publish,
