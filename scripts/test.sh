@@ -14,7 +14,7 @@ step "packages"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
-  iproute2 nftables util-linux procps python3 curl iperf3 wrk socat docker.io >/dev/null
+  iproute2 nftables util-linux procps python3 curl iperf3 wrk socat docker.io busybox-static >/dev/null
 
 step "format and lints"
 cargo fmt --all -- --check
@@ -25,6 +25,9 @@ cargo test --workspace --quiet
 
 step "privileged namespace tests"
 scripts/netns-test.sh
+
+step "a stock Docker daemon with berth-proxy as its userland proxy"
+scripts/docker-compat.sh
 
 step "fuzz (${FUZZ_SECONDS}s per target)"
 if rustup toolchain list | grep -q nightly; then
