@@ -8,7 +8,7 @@
 use std::cell::RefCell;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use nix::fcntl::{FcntlArg, OFlag, SpliceFFlags, fcntl, splice};
@@ -67,7 +67,17 @@ fn splice_once(from: impl AsFd, to: impl AsFd, len: usize) -> io::Result<usize> 
 }
 
 /// Moves bytes from `src` to `dst` until `src` reaches end of stream, then half-closes `dst`.
-async fn pump(src: &TcpStream, dst: &TcpStream, moved: &AtomicU64) -> io::Result<()> {
+///
+/// `peer_done` is set by the pump of the other direction when it has finished: then both sockets
+/// are about to be closed with empty receive queues, and close() itself sends the FIN, so the
+/// shutdown(2) is skipped.
+async fn pump(
+    src: &TcpStream,
+    dst: &TcpStream,
+    moved: &AtomicU64,
+    done: &AtomicBool,
+    peer_done: &AtomicBool,
+) -> io::Result<()> {
     loop {
         src.readable().await?;
         let pipe = take_pipe()?;
@@ -83,6 +93,10 @@ async fn pump(src: &TcpStream, dst: &TcpStream, moved: &AtomicU64) -> io::Result
         };
         if n == 0 {
             give_pipe(pipe);
+            done.store(true, Ordering::Relaxed);
+            if peer_done.load(Ordering::Relaxed) {
+                return Ok(());
+            }
             // Propagate the half-close: the peer sees EOF but may keep sending the other way.
             return SockRef::from(dst).shutdown(std::net::Shutdown::Write);
         }
@@ -107,9 +121,22 @@ pub(crate) async fn relay(
     upstream: TcpStream,
     counters: &Counters,
 ) -> io::Result<()> {
+    let (up_done, down_done) = (AtomicBool::new(false), AtomicBool::new(false));
     let res = tokio::try_join!(
-        pump(&client, &upstream, &counters.bytes_to_container),
-        pump(&upstream, &client, &counters.bytes_from_container),
+        pump(
+            &client,
+            &upstream,
+            &counters.bytes_to_container,
+            &up_done,
+            &down_done
+        ),
+        pump(
+            &upstream,
+            &client,
+            &counters.bytes_from_container,
+            &down_done,
+            &up_done
+        ),
     );
     if res.is_err() {
         for s in [&client, &upstream] {

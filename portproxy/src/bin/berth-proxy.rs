@@ -29,9 +29,10 @@ struct Cli {
     /// Control socket path (overrides --exec-root).
     #[arg(long, global = true)]
     control: Option<PathBuf>,
-    /// Worker threads of the proxy's runtime (default: one per CPU).
-    #[arg(long, global = true)]
-    threads: Option<usize>,
+    /// Worker threads. 1 (the default) runs everything on one thread with no cross-thread
+    /// wake-ups, which costs least per connection; one thread splices well over 20 Gbit/s.
+    #[arg(long, global = true, default_value_t = 1)]
+    threads: usize,
     /// Log filter (tracing's EnvFilter syntax), e.g. info or portproxy=debug.
     #[arg(long, global = true, default_value = "info")]
     log_level: String,
@@ -223,8 +224,7 @@ fn docker_proxy_main(args: &[String]) -> Result<()> {
             bail!(e);
         }
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(async {
@@ -272,11 +272,16 @@ fn main() -> Result<()> {
     let control_path = cli
         .control
         .unwrap_or_else(|| cli.exec_root.join("proxy.sock"));
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = cli.threads {
-        rt.worker_threads(n.max(1));
-    }
-    let rt = rt.enable_all().build()?;
+    let rt = if cli.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(cli.threads)
+            .enable_all()
+            .build()?
+    };
     match cli.cmd {
         Cmd::Serve {
             publish,
