@@ -421,3 +421,83 @@ fn udp_flow_table_stays_bounded() {
         );
     });
 }
+
+/// As many concurrent connections as the descriptor hard limit allows (10,000 where it is at least
+/// ~21,000; 9,500 on a machine limited to 20,000) held open through the `berth-proxy` binary, each
+/// echoing its own bytes, and a new connection still served while they are all open.
+#[test]
+fn many_concurrent_connections_through_the_binary() {
+    if !enabled("many_concurrent_connections_through_the_binary") {
+        return;
+    }
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard).unwrap();
+    // Each side holds two descriptors per connection: the proxy (client + upstream) and this test
+    // (client + accepted), so both processes need 2n plus a margin.
+    let n = 10_000.min((hard.saturating_sub(1_000) / 2) as usize);
+    eprintln!("holding {n} concurrent connections (RLIMIT_NOFILE hard limit {hard})");
+    let dir = std::env::temp_dir().join(format!("berth-many-{}", std::process::id()));
+    let mut proxy = std::process::Command::new(env!("CARGO_BIN_EXE_berth-proxy"))
+        .arg("--exec-root")
+        .arg(&dir)
+        .args([
+            "--log-level",
+            "warn",
+            "serve",
+            "-p",
+            "127.0.0.1:7600:7601@127.0.0.1",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    rt().block_on(async {
+        let l = TcpListener::bind("127.0.0.1:7601").await.unwrap();
+        spawn_echo(l);
+        let to: SocketAddr = "127.0.0.1:7600".parse().unwrap();
+        let start = std::time::Instant::now();
+        while TcpStream::connect(to).await.is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "proxy never listened"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut held = Vec::with_capacity(n);
+        for i in 0..n {
+            let mut c = TcpStream::connect(to)
+                .await
+                .unwrap_or_else(|e| panic!("connection {i} of {n}: {e}"));
+            c.write_all(b"x").await.unwrap();
+            held.push(c);
+        }
+        for (i, c) in held.iter_mut().enumerate() {
+            let mut b = [0u8; 1];
+            tokio::time::timeout(Duration::from_secs(10), c.read_exact(&mut b))
+                .await
+                .unwrap_or_else(|_| panic!("connection {i} got no echo"))
+                .unwrap();
+        }
+        let mut extra = cli_free_connect(to).await;
+        echo_once(&mut extra, b"still serving").await;
+        drop(held);
+    });
+    kill_and_wait(&mut proxy);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+async fn cli_free_connect(to: SocketAddr) -> TcpStream {
+    tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(to))
+        .await
+        .expect("connect timed out")
+        .unwrap()
+}
+
+fn kill_and_wait(child: &mut std::process::Child) {
+    use nix::sys::signal::{Signal, kill};
+    let _ = kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        Signal::SIGTERM,
+    );
+    let _ = child.wait();
+}
