@@ -288,7 +288,7 @@ def main():
     print("|---|---|---|---|---|---|---|")
     for n, (b, d, procs) in mem.items():
         print(f"| {n} | {b[0] / 1024:.1f} | {b[1] / 1024:.1f} | {procs} | {d[0] / 1024:.1f} | {d[1] / 1024:.1f} "
-              f"| {d[1] / max(b[1], 1):.0f}x |")
+              f"| {d[1] / max(b[1], 1):.1f}x |")
     shutil.rmtree(tmp, ignore_errors=True)
 
 
