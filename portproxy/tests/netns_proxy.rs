@@ -317,8 +317,8 @@ fn port_conflict_is_reported_and_nothing_is_left_listening() {
 }
 
 #[test]
-fn transparent_mode_shows_the_real_client_address() {
-    if !enabled("transparent_mode_shows_the_real_client_address") {
+fn transparent_mode_shows_the_real_client_address_tcp_and_udp() {
+    if !enabled("transparent_mode_shows_the_real_client_address_tcp_and_udp") {
         return;
     }
     let topo = Topo::new();
@@ -361,6 +361,34 @@ fn transparent_mode_shows_the_real_client_address() {
         );
         // Without it the container sees the host side, as with docker-proxy.
         assert_eq!(seen(7401).await, format!("10.{}.1.1", topo.id));
+
+        // UDP: the container answers each datagram with the sender address it saw.
+        let u = topo
+            .ctr
+            .run(|| std::net::UdpSocket::bind("[::]:7402").unwrap());
+        u.set_nonblocking(true).unwrap();
+        let u = UdpSocket::from_std(u).unwrap();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 64];
+            while let Ok((_, from)) = u.recv_from(&mut buf).await {
+                let ip = from.ip().to_canonical().to_string();
+                let _ = u.send_to(ip.as_bytes(), from).await;
+            }
+        });
+        publish(&proxy, "7402:7402/udp", &topo.ctr_v4(), true);
+        let c = topo
+            .cli
+            .run(|| std::net::UdpSocket::bind("0.0.0.0:0").unwrap());
+        c.set_nonblocking(true).unwrap();
+        let c = UdpSocket::from_std(c).unwrap();
+        c.connect(format!("{}:7402", topo.host_v4())).await.unwrap();
+        c.send(b"who am i").await.unwrap();
+        let mut buf = [0u8; 64];
+        let n = tokio::time::timeout(Duration::from_secs(5), c.recv(&mut buf))
+            .await
+            .expect("no UDP answer in transparent mode")
+            .unwrap();
+        assert_eq!(std::str::from_utf8(&buf[..n]).unwrap(), topo.cli_v4());
     });
     sh("nft delete table ip berth_tproxy");
     sh("ip -4 rule del fwmark 0x6265 lookup 25189 priority 100");
