@@ -93,6 +93,7 @@ pub fn parse_docker_proxy_args(args: &[String]) -> Result<DockerProxyArgs, Compa
     let mut proto = Protocol::Tcp;
     let (mut host_ip, mut host_port, mut ctr_ip, mut ctr_port) = (None, None, None, None);
     let mut use_listen_fd = false;
+    let mut container_proto: Option<(Protocol, &str)> = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let (name, inline) = flag_name(arg).ok_or_else(|| CompatError::UnknownFlag(arg.clone()))?;
@@ -117,12 +118,10 @@ pub fn parse_docker_proxy_args(args: &[String]) -> Result<DockerProxyArgs, Compa
         match name {
             "proto" => proto = value.parse().map_err(|_| bad(name, value, "tcp or udp"))?,
             // Newer daemons name the container side's protocol separately; berth relays the
-            // same protocol on both sides, so it must match.
+            // same protocol on both sides, so it must match (checked after every flag is read).
             "container-proto" => {
                 let p: Protocol = value.parse().map_err(|_| bad(name, value, "tcp or udp"))?;
-                if p != proto {
-                    return Err(bad(name, value, "the same protocol as -proto"));
-                }
+                container_proto = Some((p, value));
             }
             "host-ip" => {
                 host_ip = Some(
@@ -156,6 +155,19 @@ pub fn parse_docker_proxy_args(args: &[String]) -> Result<DockerProxyArgs, Compa
             }
             _ => unreachable!("every name in FLAGS is matched above"),
         }
+    }
+    if let Some((p, value)) = container_proto
+        && p != proto
+    {
+        return Err(bad(
+            "container-proto",
+            value,
+            if proto == Protocol::Tcp {
+                "tcp, as -proto"
+            } else {
+                "udp, as -proto"
+            },
+        ));
     }
     let host_ip = host_ip.ok_or(CompatError::Missing("host-ip"))?;
     let host_port = host_port.ok_or(CompatError::Missing("host-port"))?;

@@ -33,6 +33,10 @@ use crate::spec::PortSpec;
 pub const MAX_LINE: usize = 64 * 1024;
 /// Control clients served at once; more wait in the socket backlog.
 pub const MAX_CLIENTS: usize = 64;
+/// A control client silent for this long is disconnected, so idle clients cannot hold every slot.
+pub const CLIENT_IDLE: std::time::Duration = std::time::Duration::from_secs(300);
+/// Longest response a [`Client`] reads (a `list` of many ranges is large).
+pub const MAX_RESPONSE: usize = 256 * 1024 * 1024;
 
 /// A control request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,7 +122,7 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ControlError> {
 }
 
 /// Carries out one request against `proxy`.
-pub fn handle(proxy: &Proxy, req: Request) -> Response {
+pub async fn handle(proxy: &Proxy, req: Request) -> Response {
     let res = match req {
         Request::Ping => return Response::ok(Vec::new()),
         Request::List => return Response::ok(proxy.list()),
@@ -136,7 +140,7 @@ pub fn handle(proxy: &Proxy, req: Request) -> Response {
                     transparent,
                 })
             }),
-        Request::Unpublish { id } => proxy.unpublish(id),
+        Request::Unpublish { id } => proxy.unpublish(id).await,
         Request::Get { id } => proxy.get(id),
     };
     match res {
@@ -145,17 +149,18 @@ pub fn handle(proxy: &Proxy, req: Request) -> Response {
     }
 }
 
-/// Reads one line of at most [`MAX_LINE`] bytes; `None` at end of stream.
+/// Reads one line of at most `max` bytes; `None` at end of stream.
 async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
     r: &mut R,
     buf: &mut Vec<u8>,
+    max: usize,
 ) -> Result<Option<()>, ControlError> {
     buf.clear();
-    let n = r.take(MAX_LINE as u64 + 1).read_until(b'\n', buf).await?;
+    let n = r.take(max as u64 + 1).read_until(b'\n', buf).await?;
     if n == 0 {
         return Ok(None);
     }
-    if buf.last() != Some(&b'\n') && buf.len() > MAX_LINE {
+    if buf.last() != Some(&b'\n') && buf.len() > max {
         return Err(ControlError::TooLong);
     }
     Ok(Some(()))
@@ -165,16 +170,23 @@ async fn serve_client(proxy: Proxy, stream: UnixStream) -> Result<(), ControlErr
     let (r, mut w) = stream.into_split();
     let mut r = BufReader::new(r);
     let mut line = Vec::new();
-    while read_line(&mut r, &mut line).await?.is_some() {
+    loop {
+        let Ok(read) =
+            tokio::time::timeout(CLIENT_IDLE, read_line(&mut r, &mut line, MAX_LINE)).await
+        else {
+            return Ok(()); // idle for too long
+        };
+        if read?.is_none() {
+            return Ok(());
+        }
         let resp = match parse_request(&line) {
-            Ok(req) => handle(&proxy, req),
+            Ok(req) => handle(&proxy, req).await,
             Err(e) => Response::err(e),
         };
         let mut out = serde_json::to_vec(&resp).map_err(ControlError::Malformed)?;
         out.push(b'\n');
         w.write_all(&out).await?;
     }
-    Ok(())
 }
 
 /// Serves the control protocol on `listener` until `shutdown` completes.
@@ -252,7 +264,10 @@ impl Client {
         let mut out = serde_json::to_vec(req)?;
         out.push(b'\n');
         self.writer.write_all(&out).await?;
-        if read_line(&mut self.reader, &mut self.line).await?.is_none() {
+        if read_line(&mut self.reader, &mut self.line, MAX_RESPONSE)
+            .await?
+            .is_none()
+        {
             return Err(ControlError::Io(io::ErrorKind::UnexpectedEof.into()));
         }
         Ok(serde_json::from_slice(&self.line)?)

@@ -63,6 +63,11 @@ impl Bound {
 fn enable_pktinfo(sock: &Socket) -> io::Result<()> {
     if sock.domain()? == Domain::IPV6 {
         setsockopt(sock, sockopt::Ipv6RecvPacketInfo, &true)?;
+        // A dual-stack socket (one passed in by a daemon) also receives IPv4 datagrams; their
+        // destination comes as IP_PKTINFO. Our own `::` sockets are IPv6-only and refuse nothing.
+        if !sock.only_v6()? {
+            setsockopt(sock, sockopt::Ipv4PacketInfo, &true)?;
+        }
     } else {
         setsockopt(sock, sockopt::Ipv4PacketInfo, &true)?;
     }
@@ -106,8 +111,14 @@ fn open(addr: SocketAddr, proto: Protocol) -> io::Result<Bound> {
 /// Opens the host sockets for `mappings`, all or none. A host port of 0 gets a kernel-chosen port;
 /// the IPv6 twin of an IPv4 mapping with port 0 reuses the port IPv4 got, as Docker does.
 ///
+/// With `optional_v6` (a specification without a host IP), an IPv6 socket that cannot be opened
+/// because the host has no IPv6 is skipped, as Docker does, instead of failing the publication.
+///
 /// Returns the mappings with their real host addresses, paired with their sockets.
-pub fn bind_all(mappings: &[Mapping]) -> Result<Vec<(Mapping, Bound)>, ProxyError> {
+pub fn bind_all(
+    mappings: &[Mapping],
+    optional_v6: bool,
+) -> Result<Vec<(Mapping, Bound)>, ProxyError> {
     let mut out: Vec<(Mapping, Bound)> = Vec::with_capacity(mappings.len());
     let per_family = mappings.len() / 2;
     for (i, m) in mappings.iter().enumerate() {
@@ -123,7 +134,14 @@ pub fn bind_all(mappings: &[Mapping]) -> Result<Vec<(Mapping, Bound)>, ProxyErro
                 }
             }
         }
-        let bound = open(m.host, m.proto).map_err(|source| {
+        let bound = match open(m.host, m.proto) {
+            Err(e) if optional_v6 && m.host.is_ipv6() && no_ipv6(&e) => {
+                tracing::warn!(addr = %m.host, error = %e, "no IPv6 on this host; publishing IPv4 only");
+                continue;
+            }
+            r => r,
+        };
+        let bound = bound.map_err(|source| {
             if source.kind() == io::ErrorKind::AddrInUse {
                 ProxyError::AddrInUse {
                     addr: m.host,
@@ -147,6 +165,14 @@ pub fn bind_all(mappings: &[Mapping]) -> Result<Vec<(Mapping, Bound)>, ProxyErro
     Ok(out)
 }
 
+/// Errors that mean "this host has no IPv6" rather than "this port is taken".
+fn no_ipv6(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(nix::libc::EAFNOSUPPORT | nix::libc::EADDRNOTAVAIL | nix::libc::EPROTONOSUPPORT)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,7 +193,7 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap()
         };
-        let err = bind_all(&[tcp(&free.to_string()), tcp(&busy.to_string())]).unwrap_err();
+        let err = bind_all(&[tcp(&free.to_string()), tcp(&busy.to_string())], false).unwrap_err();
         assert!(matches!(err, ProxyError::AddrInUse { addr, .. } if addr == busy));
         assert!(err.to_string().contains(&busy.to_string()));
         // The first socket was opened and must have been closed again.
@@ -176,7 +202,7 @@ mod tests {
 
     #[test]
     fn accepted_sockets_inherit_nodelay() {
-        let b = bind_all(&[tcp("127.0.0.1:0")]).unwrap();
+        let b = bind_all(&[tcp("127.0.0.1:0")], false).unwrap();
         let Bound::Tcp(l) = &b[0].1 else {
             unreachable!()
         };
@@ -191,7 +217,7 @@ mod tests {
 
     #[test]
     fn port_zero_gets_a_real_port() {
-        let b = bind_all(&[tcp("127.0.0.1:0")]).unwrap();
+        let b = bind_all(&[tcp("127.0.0.1:0")], false).unwrap();
         assert_ne!(b[0].0.host.port(), 0);
     }
 }

@@ -32,6 +32,26 @@ pub struct ProxyConfig {
     pub udp_idle_timeout: Duration,
     /// UDP flows per listening socket; the least recently used is evicted beyond it.
     pub udp_max_flows: usize,
+    /// UDP flows across the whole proxy (each holds a socket); new flows are refused beyond it.
+    pub udp_max_flows_total: usize,
+}
+
+impl ProxyConfig {
+    /// Most connections one proxy will track (also bounds the semaphore and `drain`).
+    pub const MAX_CONNECTIONS: usize = 1 << 20;
+    /// Longest UDP idle timeout accepted.
+    pub const MAX_UDP_IDLE: Duration = Duration::from_secs(86_400);
+
+    /// The configuration with every value brought into its valid range.
+    fn clamped(mut self) -> Self {
+        self.max_connections = self.max_connections.clamp(1, Self::MAX_CONNECTIONS);
+        self.udp_idle_timeout = self
+            .udp_idle_timeout
+            .clamp(Duration::from_millis(10), Self::MAX_UDP_IDLE);
+        self.udp_max_flows = self.udp_max_flows.clamp(1, Self::MAX_CONNECTIONS);
+        self.udp_max_flows_total = self.udp_max_flows_total.clamp(1, Self::MAX_CONNECTIONS);
+        self
+    }
 }
 
 impl Default for ProxyConfig {
@@ -41,6 +61,7 @@ impl Default for ProxyConfig {
             connect_timeout: Duration::from_secs(5),
             udp_idle_timeout: Duration::from_secs(90),
             udp_max_flows: 4_096,
+            udp_max_flows_total: 65_536,
         }
     }
 }
@@ -77,8 +98,10 @@ pub struct PublishedInfo {
 pub(crate) struct Shared {
     pub(crate) config: ProxyConfig,
     pub(crate) connections: Arc<Semaphore>,
-    /// TCP connections being relayed now (the semaphore also counts each idle acceptor's permit).
+    /// TCP connections being relayed now.
     pub(crate) open: AtomicU64,
+    /// UDP flows open now, across every publication.
+    pub(crate) udp_flows: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -92,7 +115,7 @@ struct Publication {
 
 impl Drop for Publication {
     /// Closing the listeners stops new traffic; TCP connections already accepted run on until
-    /// their peers close them.
+    /// their peers close them. Use [`Publication::close`] to know when the ports are free again.
     fn drop(&mut self) {
         for t in &self.tasks {
             t.abort();
@@ -101,6 +124,18 @@ impl Drop for Publication {
 }
 
 impl Publication {
+    /// Stops the listener tasks and waits until they are gone, so the host ports are free for
+    /// reuse when this returns (an aborted task is only dropped when the runtime next polls it).
+    async fn close(mut self) {
+        let tasks = std::mem::take(&mut self.tasks);
+        for t in &tasks {
+            t.abort();
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+
     fn info(&self, id: u64) -> PublishedInfo {
         PublishedInfo {
             id,
@@ -133,6 +168,7 @@ impl Proxy {
     /// # Panics
     /// When called outside a tokio runtime.
     pub fn new(config: ProxyConfig) -> Proxy {
+        let config = config.clamped();
         let connections = Arc::new(Semaphore::new(config.max_connections));
         Proxy {
             inner: Arc::new(Inner {
@@ -140,6 +176,7 @@ impl Proxy {
                     config,
                     connections,
                     open: AtomicU64::new(0),
+                    udp_flows: AtomicU64::new(0),
                 }),
                 handle: Handle::current(),
                 next_id: AtomicU64::new(1),
@@ -164,7 +201,11 @@ impl Proxy {
         if self.inner.draining.load(Ordering::Acquire) {
             return Err(ProxyError::Draining);
         }
-        let bound = bind_all(&req.spec.mappings(req.container_ip))?;
+        // Without a host IP, IPv6 is best effort: a host without IPv6 still publishes on IPv4.
+        let bound = bind_all(
+            &req.spec.mappings(req.container_ip),
+            req.spec.host_ip.is_none(),
+        )?;
         self.publish_bound(req.spec.to_string(), bound, req.transparent)
     }
 
@@ -227,16 +268,28 @@ impl Proxy {
             tasks,
         };
         let info = publication.info(id);
+        let mut table = self.table();
+        // Checked again under the lock: a drain that started after the check in `publish` has
+        // already emptied the table and must not miss this publication.
+        if self.inner.draining.load(Ordering::Acquire) {
+            drop(table);
+            drop(publication); // aborts its tasks
+            return Err(ProxyError::Draining);
+        }
+        table.insert(id, publication);
+        drop(table);
         info!(id, spec = %info.spec, sockets = info.mappings.len(), "published");
-        self.table().insert(id, publication);
         Ok(info)
     }
 
-    /// Stops listening for publication `id`; its open TCP connections finish on their own.
-    pub fn unpublish(&self, id: u64) -> Result<PublishedInfo, ProxyError> {
+    /// Stops listening for publication `id` and returns once its host ports are free again; its
+    /// open TCP connections finish on their own.
+    pub async fn unpublish(&self, id: u64) -> Result<PublishedInfo, ProxyError> {
         let p = self.table().remove(&id).ok_or(ProxyError::UnknownId(id))?;
         info!(id, spec = %p.spec, "unpublished");
-        Ok(p.info(id))
+        let info = p.info(id);
+        p.close().await;
+        Ok(info)
     }
 
     /// One publication with its counters.
@@ -262,7 +315,9 @@ impl Proxy {
     pub async fn drain(&self, timeout: Duration) -> bool {
         self.inner.draining.store(true, Ordering::Release);
         let all = std::mem::take(&mut *self.table());
-        drop(all);
+        for p in all.into_values() {
+            p.close().await;
+        }
         let s = &self.inner.shared;
         let n = u32::try_from(s.config.max_connections).unwrap_or(u32::MAX);
         tokio::time::timeout(timeout, s.connections.acquire_many(n))
@@ -322,14 +377,14 @@ mod tests {
         assert_eq!(s.bytes_to_container, 5);
 
         // Removing the publication closes its listener but not the open connection.
-        proxy.unpublish(info.id).unwrap();
-        tokio::task::yield_now().await;
-        assert!(tokio::net::TcpStream::connect(front).await.is_err());
+        proxy.unpublish(info.id).await.unwrap();
+        // The port is free the moment unpublish returns.
+        std::net::TcpListener::bind(front).expect("port still held after unpublish");
         c.write_all(b"again").await.unwrap();
         c.read_exact(&mut buf).await.unwrap();
         assert_eq!(&buf, b"again");
         assert!(matches!(
-            proxy.unpublish(info.id),
+            proxy.unpublish(info.id).await,
             Err(ProxyError::UnknownId(_))
         ));
     }
@@ -388,6 +443,67 @@ mod tests {
         let s = proxy.get(info.id).unwrap().stats;
         assert_eq!((s.flows_total, s.flows_active), (1, 1));
         assert_eq!(s.bytes_to_container, 30);
+        // The host port is free as soon as unpublish returns, although a flow's reply task
+        // was still running.
+        proxy.unpublish(info.id).await.unwrap();
+        std::net::UdpSocket::bind(info.mappings[0].host).expect("UDP port still held");
+    }
+
+    /// On the single-thread runtime, a UDP flood that never lets the receive queue empty must
+    /// not starve TCP relays: the forwarding loops yield to tokio's cooperative budget.
+    #[test]
+    fn udp_flood_does_not_starve_tcp() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let tcp_backend = echo_tcp().await;
+                let sink = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                let proxy = Proxy::new(ProxyConfig::default());
+                let t = proxy
+                    .publish(&req(&format!("127.0.0.1::{tcp_backend}")))
+                    .unwrap();
+                let u = proxy
+                    .publish(&req(&format!(
+                        "127.0.0.1::{}/udp",
+                        sink.local_addr().unwrap().port()
+                    )))
+                    .unwrap();
+                tx.send((t.mappings[0].host, u.mappings[0].host)).unwrap();
+                std::future::pending::<()>().await;
+            });
+        });
+        let (tcp_front, udp_front) = rx.recv().unwrap();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let blasters: Vec<_> = (0..2)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+                    while !stop.load(Ordering::Relaxed) {
+                        let _ = s.send_to(&[0u8; 16], udp_front);
+                    }
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(200));
+        use std::io::{Read, Write};
+        let r = (|| -> std::io::Result<[u8; 4]> {
+            let mut c = std::net::TcpStream::connect(tcp_front)?;
+            c.set_read_timeout(Some(Duration::from_millis(500)))?;
+            c.write_all(b"ping")?;
+            let mut b = [0u8; 4];
+            c.read_exact(&mut b)?;
+            Ok(b)
+        })();
+        stop.store(true, Ordering::Relaxed);
+        for b in blasters {
+            b.join().unwrap();
+        }
+        assert_eq!(&r.expect("TCP starved by the UDP flood"), b"ping");
     }
 
     #[tokio::test]

@@ -57,7 +57,8 @@ pub struct PortRange {
 impl PortRange {
     /// Number of ports in the range (1..=65536).
     pub fn len(&self) -> u32 {
-        u32::from(self.end) - u32::from(self.start) + 1
+        // Saturating: a range built by hand with end < start counts as one port, never wraps.
+        u32::from(self.end).saturating_sub(u32::from(self.start)) + 1
     }
 
     /// A range always holds at least one port; kept for clippy's `len_without_is_empty`.
@@ -82,7 +83,11 @@ impl fmt::Display for PortRange {
 }
 
 /// A parsed `-p` argument, not yet bound to a container address.
+///
+/// Serialised as its text form and deserialised through the parser, so a `PortSpec` from JSON is
+/// validated like one from the command line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct PortSpec {
     /// Host address to listen on; `None` means `0.0.0.0` and `::`.
     pub host_ip: Option<IpAddr>,
@@ -254,6 +259,19 @@ impl FromStr for PortSpec {
             container_ports,
             proto,
         })
+    }
+}
+
+impl TryFrom<String> for PortSpec {
+    type Error = SpecError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<PortSpec> for String {
+    fn from(s: PortSpec) -> String {
+        s.to_string()
     }
 }
 

@@ -109,6 +109,9 @@ async fn pump(
         }
         give_pipe(pipe);
         Counters::add(moved, n as u64);
+        // Readiness waits do not count against tokio's cooperative budget: without this, a
+        // connection that always has data would never let the (single) runtime thread go.
+        tokio::task::consume_budget().await;
     }
 }
 

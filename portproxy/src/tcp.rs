@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use socket2::{SockRef, Type};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::TryAcquireError;
 use tracing::{debug, warn};
 
 use crate::proxy::Shared;
@@ -27,9 +28,6 @@ pub(crate) async fn serve(
 ) {
     let mut backoff = Duration::from_millis(5);
     loop {
-        let Ok(permit) = shared.connections.clone().acquire_owned().await else {
-            return; // semaphore closed: the proxy is gone
-        };
         let (client, peer) = match listener.accept().await {
             Ok(c) => c,
             Err(e) => {
@@ -42,6 +40,18 @@ pub(crate) async fn serve(
             }
         };
         backoff = Duration::from_millis(5);
+        // Take the permit after accepting, so an idle listener holds none; at the cap this waits
+        // with one accepted connection in hand while the kernel backlog holds the rest.
+        let permit = match shared.connections.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(TryAcquireError::NoPermits) => {
+                match shared.connections.clone().acquire_owned().await {
+                    Ok(p) => p,
+                    Err(_) => return,
+                }
+            }
+            Err(TryAcquireError::Closed) => return,
+        };
         Counters::add(&counters.connections_total, 1);
         Counters::add(&counters.connections_active, 1);
         Counters::add(&shared.open, 1);

@@ -10,8 +10,8 @@ use std::cell::RefCell;
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use nix::sys::socket::{
@@ -42,22 +42,26 @@ struct Flow {
     last_reply: Arc<AtomicU64>,
     replies: JoinHandle<()>,
     counters: Arc<Counters>,
+    shared: Arc<Shared>,
 }
 
 impl Drop for Flow {
     fn drop(&mut self) {
         self.replies.abort();
         Counters::sub(&self.counters.flows_active, 1);
+        Counters::sub(&self.shared.udp_flows, 1);
     }
 }
 
-/// The context a mapping's datagrams are handled in.
+/// The context a mapping's datagrams are handled in. The serving task holds the only strong
+/// reference, so the host socket closes as soon as that task ends; reply tasks hold a `Weak`.
 struct Ctx {
-    listener: Arc<UdpSocket>,
+    listener: UdpSocket,
     wildcard: bool,
     container: SocketAddr,
     transparent: bool,
     counters: Arc<Counters>,
+    shared: Arc<Shared>,
     epoch: Instant,
 }
 
@@ -108,8 +112,12 @@ fn recv_with_pktinfo(
         let mut local = None;
         for c in msg.cmsgs()? {
             match c {
+                // ipi_spec_dst is the local address to answer from: the destination for unicast,
+                // the interface's address for a broadcast (which cannot be a source).
                 ControlMessageOwned::Ipv4PacketInfo(pi) => {
-                    local = Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(pi.ipi_addr.s_addr))));
+                    local = Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                        pi.ipi_spec_dst.s_addr,
+                    ))));
                 }
                 ControlMessageOwned::Ipv6PacketInfo(pi) => {
                     local = Some(IpAddr::V6(Ipv6Addr::from(pi.ipi6_addr.s6_addr)));
@@ -168,6 +176,12 @@ fn send_reply(
 
 /// Opens the upstream socket of a new flow and starts relaying its replies.
 fn open_flow(ctx: &Arc<Ctx>, client: SocketAddr, local: Option<IpAddr>) -> io::Result<Flow> {
+    let limit = ctx.shared.config.udp_max_flows_total as u64;
+    if ctx.shared.udp_flows.load(Relaxed) >= limit {
+        return Err(io::Error::other(format!(
+            "proxy-wide UDP flow limit {limit} reached; datagram from {client} dropped"
+        )));
+    }
     let spoof =
         (ctx.transparent && transparent::can_preserve(client, ctx.container)).then_some(client);
     let sock = transparent::upstream_socket(Type::DGRAM, ctx.container, spoof)?;
@@ -175,7 +189,7 @@ fn open_flow(ctx: &Arc<Ctx>, client: SocketAddr, local: Option<IpAddr>) -> io::R
     let upstream = Arc::new(UdpSocket::from_std(sock.into())?);
     let last_reply = Arc::new(AtomicU64::new(0));
     let replies = tokio::spawn(relay_replies(
-        ctx.clone(),
+        Arc::downgrade(ctx),
         upstream.clone(),
         client,
         local,
@@ -183,16 +197,18 @@ fn open_flow(ctx: &Arc<Ctx>, client: SocketAddr, local: Option<IpAddr>) -> io::R
     ));
     Counters::add(&ctx.counters.flows_total, 1);
     Counters::add(&ctx.counters.flows_active, 1);
+    Counters::add(&ctx.shared.udp_flows, 1);
     Ok(Flow {
         upstream,
         last_reply,
         replies,
         counters: ctx.counters.clone(),
+        shared: ctx.shared.clone(),
     })
 }
 
 async fn relay_replies(
-    ctx: Arc<Ctx>,
+    ctx: Weak<Ctx>,
     upstream: Arc<UdpSocket>,
     client: SocketAddr,
     local: Option<IpAddr>,
@@ -202,6 +218,10 @@ async fn relay_replies(
         if upstream.readable().await.is_err() {
             return;
         }
+        // The mapping is gone (its host socket closed): nothing to reply through.
+        let Some(ctx) = ctx.upgrade() else {
+            return;
+        };
         let r = BUF.with_borrow_mut(|buf| {
             let n = upstream.try_recv(buf)?;
             send_reply(&ctx.listener, &buf[..n], client, local)
@@ -219,6 +239,10 @@ async fn relay_replies(
                 debug!(%client, error = %e, "reply datagram dropped");
             }
         }
+        drop(ctx);
+        // Readiness waits do not count against tokio's cooperative budget; a container that
+        // streams replies must not hold the runtime thread.
+        tokio::task::consume_budget().await;
     }
 }
 
@@ -256,11 +280,12 @@ pub(crate) async fn serve(
 ) {
     let idle = shared.config.udp_idle_timeout;
     let ctx = Arc::new(Ctx {
-        listener: Arc::new(socket),
+        listener: socket,
         wildcard,
         container,
         transparent,
         counters,
+        shared: shared.clone(),
         epoch: Instant::now(),
     });
     let mut table: FlowTable<SocketAddr, Flow> =
@@ -297,6 +322,8 @@ pub(crate) async fn serve(
                         }
                     }
                 }
+                // See relay_replies: let other tasks run under a steady inbound flood.
+                tokio::task::consume_budget().await;
             }
         }
     }

@@ -269,7 +269,7 @@ fn live_publish_and_unpublish_leave_other_connections_alone() {
         let mut cb = cli_connect(&topo, format!("{}:7201", topo.host_v4()).parse().unwrap()).await;
         echo_once(&mut cb, b"through b").await;
         echo_once(&mut c, b"during").await;
-        proxy.unpublish(b.id).unwrap();
+        proxy.unpublish(b.id).await.unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
         let refused = cli_sockets(&topo, 1, false)
             .pop()

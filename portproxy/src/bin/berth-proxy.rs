@@ -50,17 +50,20 @@ enum Cmd {
         /// Preserve client addresses for the --publish mappings.
         #[arg(long)]
         transparent: bool,
-        /// Idle time after which a UDP flow is closed, in seconds.
-        #[arg(long, default_value_t = 90)]
+        /// Idle time after which a UDP flow is closed, in seconds (1-86400).
+        #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u64).range(1..=86_400))]
         udp_idle_timeout: u64,
-        /// UDP flows per listening socket.
-        #[arg(long, default_value_t = 4096)]
+        /// UDP flows per listening socket (1-1048576).
+        #[arg(long, default_value_t = 4096, value_parser = parse_count)]
         udp_max_flows: usize,
-        /// Open TCP connections across all mappings.
-        #[arg(long, default_value_t = 16384)]
+        /// UDP flows across all mappings (1-1048576).
+        #[arg(long, default_value_t = 65536, value_parser = parse_count)]
+        udp_max_flows_total: usize,
+        /// Open TCP connections across all mappings (1-1048576).
+        #[arg(long, default_value_t = 16384, value_parser = parse_count)]
         max_connections: usize,
-        /// Seconds to wait for open connections on shutdown.
-        #[arg(long, default_value_t = 10)]
+        /// Seconds to wait for open connections on shutdown (0-3600).
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3600))]
         drain_timeout: u64,
     },
     /// Talk to a running proxy.
@@ -90,6 +93,16 @@ enum CtlOp {
     Ls,
     /// Check that the proxy answers.
     Ping,
+}
+
+fn parse_count(s: &str) -> std::result::Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n @ 1..=ProxyConfig::MAX_CONNECTIONS) => Ok(n),
+        _ => Err(format!(
+            "{s:?} is not a count from 1 to {}",
+            ProxyConfig::MAX_CONNECTIONS
+        )),
+    }
 }
 
 fn init_logs(filter: &str) {
@@ -240,9 +253,9 @@ fn docker_proxy_main(args: &[String]) -> Result<()> {
             let fd = unsafe { OwnedFd::from_raw_fd(LISTEN_FD) };
             Bound::from_fd(parsed.mapping.proto, fd)
                 .map(|b| vec![(parsed.mapping, b)])
-                .map_err(anyhow::Error::from)
+                .with_context(|| format!("cannot serve fd {LISTEN_FD} for {}", parsed.mapping))
         } else {
-            bind_all(&[parsed.mapping]).map_err(anyhow::Error::from)
+            bind_all(&[parsed.mapping], false).map_err(anyhow::Error::from)
         };
         let started = bound.and_then(|b| {
             proxy
@@ -288,6 +301,7 @@ fn main() -> Result<()> {
             transparent,
             udp_idle_timeout,
             udp_max_flows,
+            udp_max_flows_total,
             max_connections,
             drain_timeout,
         } => {
@@ -295,6 +309,7 @@ fn main() -> Result<()> {
                 max_connections,
                 udp_idle_timeout: Duration::from_secs(udp_idle_timeout),
                 udp_max_flows,
+                udp_max_flows_total,
                 ..ProxyConfig::default()
             };
             rt.block_on(serve(
