@@ -17,6 +17,7 @@ pub mod stats;
 mod tcp;
 pub mod transparent;
 mod udp;
+mod upstream;
 
 pub use error::ProxyError;
 pub use proxy::{Proxy, ProxyConfig, PublishRequest, PublishedInfo};

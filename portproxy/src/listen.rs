@@ -87,9 +87,10 @@ fn open(addr: SocketAddr, proto: Protocol) -> io::Result<Bound> {
     match proto {
         Protocol::Tcp => {
             sock.set_reuse_address(true)?;
-            // Accepted sockets inherit TCP_NODELAY from the listener on Linux: one syscall per
-            // listener instead of one per connection.
+            // Accepted sockets inherit TCP_NODELAY and keep-alive from the listener on Linux:
+            // set once per listener instead of once per connection.
             sock.set_tcp_nodelay(true)?;
+            sock.set_tcp_keepalive(&crate::upstream::keepalive())?;
             sock.bind(&addr.into())?;
             sock.listen(4096)?;
             Ok(Bound::Tcp(sock.into()))
@@ -212,6 +213,12 @@ mod tests {
         assert!(
             s.nodelay().unwrap(),
             "tcp.rs relies on the inherited TCP_NODELAY"
+        );
+        let s = socket2::SockRef::from(&s);
+        assert!(s.keepalive().unwrap(), "keep-alive is not inherited");
+        assert_eq!(
+            s.tcp_keepalive_time().unwrap(),
+            std::time::Duration::from_secs(60)
         );
     }
 

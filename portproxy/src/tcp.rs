@@ -14,6 +14,7 @@ use crate::proxy::Shared;
 use crate::splice::relay;
 use crate::stats::Counters;
 use crate::transparent;
+use crate::upstream;
 
 /// Accepts connections on `listener` forever, each relayed to `container` in its own task.
 ///
@@ -85,7 +86,7 @@ async fn connect(
     timeout: Duration,
 ) -> io::Result<TcpStream> {
     let client = (transparent && transparent::can_preserve(peer, container)).then_some(peer);
-    let sock = transparent::upstream_socket(Type::STREAM, container, client)?;
+    let sock = upstream::upstream_socket(Type::STREAM, container, client)?;
     let sock = TcpSocket::from_std_stream(sock.into());
     match tokio::time::timeout(timeout, sock.connect(container)).await {
         Ok(r) => r,

@@ -10,10 +10,7 @@
 //! Limits: IPv4 only (client and container both IPv4); clients on loopback or on the host's own
 //! addresses cannot be impersonated and fall back to an ordinary connection; needs CAP_NET_ADMIN.
 
-use std::io;
 use std::net::SocketAddr;
-
-use socket2::{Domain, Protocol as SockProto, Socket, Type};
 
 /// Firewall mark put on container replies that belong to a transparent proxy socket.
 pub const MARK: u32 = 0x6265; // "be"
@@ -46,31 +43,6 @@ pub fn can_preserve(client: SocketAddr, container: SocketAddr) -> bool {
         }
         _ => false,
     }
-}
-
-/// An unconnected upstream socket for `container`, bound to `client` when transparent.
-pub(crate) fn upstream_socket(
-    ty: Type,
-    container: SocketAddr,
-    client: Option<SocketAddr>,
-) -> io::Result<Socket> {
-    let proto = if ty == Type::STREAM {
-        SockProto::TCP
-    } else {
-        SockProto::UDP
-    };
-    // socket2 opens sockets close-on-exec; SOCK_NONBLOCK saves an fcntl per connection.
-    let sock = Socket::new(
-        Domain::for_address(container),
-        ty.nonblocking(),
-        Some(proto),
-    )?;
-    if let Some(client) = client {
-        sock.set_ip_transparent_v4(true)?;
-        sock.set_reuse_address(true)?;
-        sock.bind(&client.into())?;
-    }
-    Ok(sock)
 }
 
 #[cfg(test)]

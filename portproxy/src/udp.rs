@@ -27,6 +27,7 @@ use crate::flows::FlowTable;
 use crate::proxy::Shared;
 use crate::stats::Counters;
 use crate::transparent;
+use crate::upstream;
 
 const MAX_DATAGRAM: usize = 65536;
 
@@ -184,7 +185,7 @@ fn open_flow(ctx: &Arc<Ctx>, client: SocketAddr, local: Option<IpAddr>) -> io::R
     }
     let spoof =
         (ctx.transparent && transparent::can_preserve(client, ctx.container)).then_some(client);
-    let sock = transparent::upstream_socket(Type::DGRAM, ctx.container, spoof)?;
+    let sock = upstream::upstream_socket(Type::DGRAM, ctx.container, spoof)?;
     sock.connect(&ctx.container.into())?;
     let upstream = Arc::new(UdpSocket::from_std(sock.into())?);
     let last_reply = Arc::new(AtomicU64::new(0));
