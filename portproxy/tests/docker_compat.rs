@@ -1,6 +1,8 @@
 //! `berth-proxy` started exactly as a Docker daemon starts docker-proxy: its flags, a status pipe
 //! as fd 3 and, with `-use-listen-fd`, the bound socket as fd 4. Loopback only, no privileges.
 
+mod loopback_support;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -11,6 +13,8 @@ use std::time::Duration;
 use nix::fcntl::OFlag;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::{Pid, pipe2};
+
+use loopback_support::echo_backend;
 
 /// Starts berth-proxy with `args`, a status pipe on fd 3 and optionally `listen` on fd 4;
 /// returns the child and the status line it wrote.
@@ -52,22 +56,6 @@ fn stop(mut child: Child) {
         status.success(),
         "berth-proxy exited with {status} on SIGTERM"
     );
-}
-
-fn echo_backend() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for mut s in l.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 1024];
-                while let Ok(n @ 1..) = s.read(&mut buf) {
-                    let _ = s.write_all(&buf[..n]);
-                }
-            });
-        }
-    });
-    port
 }
 
 fn free_port() -> u16 {

@@ -2,14 +2,18 @@
 //! control socket, clear errors with a non-zero exit, and SIGTERM draining an open connection
 //! before a clean exit that removes the socket.
 
+mod loopback_support;
+
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+
+use loopback_support::echo_backend;
 
 const BIN: &str = env!("CARGO_BIN_EXE_berth-proxy");
 
@@ -31,18 +35,7 @@ fn temp_dir(name: &str) -> PathBuf {
 
 #[test]
 fn serve_ctl_and_sigterm_drain() {
-    let backend = TcpListener::bind("127.0.0.1:0").unwrap();
-    let bport = backend.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for mut s in backend.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 256];
-                while let Ok(n @ 1..) = s.read(&mut buf) {
-                    let _ = s.write_all(&buf[..n]);
-                }
-            });
-        }
-    });
+    let bport = echo_backend();
     let dir = temp_dir("serve");
     let sock = dir.join("proxy.sock");
     let mut child = Command::new(BIN)
