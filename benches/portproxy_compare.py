@@ -231,7 +231,7 @@ def main():
     ap.add_argument("--short", action="store_true", help="a quick run for CI")
     ap.add_argument("--berth-threads", type=int, help="worker threads for berth-proxy (default: one per CPU)")
     args = ap.parse_args()
-    secs, reps = (2, 1) if args.short else (5, 3)
+    secs, reps = (2, 1) if args.short else (5, 5)
     counts = (1, 100) if args.short else (1, 100, 1000)
 
     if args.berth_threads:
@@ -245,25 +245,31 @@ def main():
     paths = start_paths(tmp)
     names = list(paths)
 
-    res = {n: {} for n in names}
-    for name in names:
-        host, iport, hport, pids = paths[name]
-        for streams in (1, 8):
-            runs = [iperf_tcp(host, iport, streams, secs, pids) for _ in range(reps)]
-            gbit = median([r[0] for r in runs])
-            cores = median([r[1] for r in runs])
-            res[name][f"TCP {streams} stream(s), Gbit/s"] = gbit
-            # socat forks a child per connection that exits before it can be sampled: not measured.
+    # Repetitions are interleaved across paths (rep 1 of every path, then rep 2, ...), so drift in
+    # the machine's state during the run spreads over all paths instead of biasing one.
+    raw = {n: {} for n in names}
+
+    def add(name, key, value):
+        raw[name].setdefault(key, []).append(value)
+
+    for _ in range(reps):
+        for name in names:
+            host, iport, hport, pids = paths[name]
+            for streams in (1, 8):
+                gbit, cores = iperf_tcp(host, iport, streams, secs, pids)
+                add(name, f"TCP {streams} stream(s), Gbit/s", gbit)
+                # socat forks a child per connection that exits before it can be sampled.
+                if pids and name != "socat":
+                    add(name, f"proxy CPU, cores ({streams} stream(s))", cores)
+                    add(name, f"proxy CPU per Gbit/s, % core ({streams} stream(s))", 100 * cores / gbit)
+            if name != "socat" or not args.short:
+                add(name, "UDP 64 B, packets/s", iperf_udp(host, iport, secs))
+            rps, p99, cpu_us = wrk(f"http://{host}:{hport}/", secs, pids)
+            add(name, "HTTP short connections, req/s", rps)
+            add(name, "HTTP short connections, p99 ms", p99)
             if pids and name != "socat":
-                res[name][f"proxy CPU, cores ({streams} stream(s))"] = cores
-                res[name][f"proxy CPU per Gbit/s, % core ({streams} stream(s))"] = 100 * cores / gbit
-        if name != "socat" or not args.short:
-            res[name]["UDP 64 B, packets/s"] = median([iperf_udp(host, iport, secs) for _ in range(reps)])
-        runs = [wrk(f"http://{host}:{hport}/", secs, pids) for _ in range(reps)]
-        res[name]["HTTP short connections, req/s"] = median([r[0] for r in runs])
-        res[name]["HTTP short connections, p99 ms"] = median([r[1] for r in runs])
-        if pids and name != "socat":
-            res[name]["proxy CPU per HTTP connection, us"] = median([r[2] for r in runs])
+                add(name, "proxy CPU per HTTP connection, us", cpu_us)
+    res = {n: {k: median(v) for k, v in raw[n].items()} for n in names}
 
     mem = memory(counts, tmp)
     stop(PIDS)
