@@ -234,10 +234,12 @@ pub async fn bind(path: &Path) -> io::Result<UnixListener> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let l = UnixListener::bind(path)?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    Ok(l)
+    // Created with umask 0177 so the socket is never reachable by others, not even between
+    // bind and a chmod. umask is process-wide; bind runs before the proxy creates anything else.
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
+    let l = UnixListener::bind(path);
+    nix::sys::stat::umask(old);
+    l
 }
 
 /// A client of the control socket, for `berth-proxy ctl`, berthd and tests.
@@ -312,6 +314,9 @@ mod tests {
             bind(&path).await.is_err(),
             "a second proxy must not steal a live socket"
         );
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "control socket mode {mode:o}");
         let proxy = Proxy::new(ProxyConfig::default());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(serve(listener, proxy, async {
