@@ -1,0 +1,105 @@
+//! Writing state files so that a crash or a full disk never leaves a half-written file under its
+//! final name: write a temporary file beside it, fsync it, rename it over the old one, fsync the
+//! directory. Paths come from the caller (a `--data-root` in production, a temp dir in tests).
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::Path;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Why a state file could not be read or written; names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum PersistError {
+    /// Reading, writing, syncing or renaming failed.
+    #[error("state file {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What the system said.
+        source: io::Error,
+    },
+    /// The file does not hold valid state.
+    #[error("state file {path} is corrupt: {source}")]
+    Corrupt {
+        /// The file.
+        path: String,
+        /// What did not parse.
+        source: serde_json::Error,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> PersistError + '_ {
+    move |source| PersistError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Atomically replaces `path` with `value` as JSON.
+pub fn save<T: Serialize>(path: &Path, value: &T) -> Result<(), PersistError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let bytes = serde_json::to_vec_pretty(value).map_err(|source| PersistError::Corrupt {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    let write = || -> io::Result<()> {
+        let mut f = File::create(&tmp)?;
+        f.write_all(&bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        File::open(dir)?.sync_all()
+    };
+    write().map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        io_err(path)(e)
+    })
+}
+
+/// Reads `path`, or `None` when it does not exist yet.
+pub fn load<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, PersistError> {
+    match fs::read(path) {
+        Ok(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|source| PersistError::Corrupt {
+                path: path.display().to_string(),
+                source,
+            }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(path)(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipam::Ipam;
+
+    #[test]
+    fn ipam_state_survives_a_restart() {
+        let dir = std::env::temp_dir().join(format!("berth-persist-{}", std::process::id()));
+        let path = dir.join("network/ipam.json");
+        assert!(load::<Ipam>(&path).unwrap().is_none());
+        let mut ipam = Ipam::with_default_bridge();
+        let first = ipam.allocate("bridge", None, None).unwrap();
+        save(&path, &ipam).unwrap();
+        // "Restart": a new state read from disk continues after the saved allocation.
+        let mut again: Ipam = load(&path).unwrap().unwrap();
+        let second = again.allocate("bridge", None, None).unwrap();
+        assert_ne!(first, second);
+        assert_eq!(second.v4, Some("172.17.0.3".parse().unwrap()));
+        // No temporary file is left beside it.
+        let names: Vec<_> = fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("ipam.json")]);
+        fs::write(&path, b"{not json").unwrap();
+        let e = load::<Ipam>(&path).unwrap_err().to_string();
+        assert!(e.contains("ipam.json") && e.contains("corrupt"), "{e}");
+        fs::remove_dir_all(dir).unwrap();
+    }
+}
