@@ -203,10 +203,12 @@ impl Subnet {
             .filter(|l| (lo..hi).contains(l))
             .map_or(lo, |l| l + 1);
         // At most |allocated| + 3 addresses of the range are taken, so that many steps from any
-        // start find a free one if there is one: never a walk over a whole /64.
-        let steps = (self.allocated.len() as u128 + 4).min(hi - lo + 1);
+        // start find a free one if there is one: never a walk over a whole /64. The size
+        // saturates for ::/0, whose 2^128 addresses do not fit a u128.
+        let size = (hi - lo).saturating_add(1);
+        let steps = (self.allocated.len() as u128 + 4).min(size);
         for i in 0..steps {
-            let cand = lo + (start - lo + i) % (hi - lo + 1);
+            let cand = lo + (start - lo).wrapping_add(i) % size;
             let ip = from_u128(cand, v4);
             if self.is_free(ip) {
                 self.allocated.insert(ip);
@@ -356,40 +358,52 @@ impl Ipam {
         static_v4: Option<IpAddr>,
         static_v6: Option<IpAddr>,
     ) -> Result<Allocation, IpamError> {
-        let mut next = self.clone();
-        let n = next
+        let n = self
             .networks
             .get_mut(network)
             .ok_or_else(|| IpamError::NoSuchNetwork(network.to_string()))?;
-        let mut out = Allocation { v4: None, v6: None };
-        for s in &mut n.subnets {
-            let v4 = s.subnet.addr().is_ipv4();
-            let wanted = if v4 { static_v4 } else { static_v6 };
-            let ip = match wanted {
-                Some(ip) => s.take(ip, network)?,
-                None => s.next(network)?,
-            };
-            if v4 {
-                out.v4 = Some(ip)
-            } else {
-                out.v6 = Some(ip)
-            }
-        }
-        for (ip, family) in [(static_v4, "IPv4"), (static_v6, "IPv6")] {
-            let given = if family == "IPv4" { out.v4 } else { out.v6 };
-            if let Some(ip) = ip.filter(|_| given.is_none()) {
+        for (ip, v4, reason) in [
+            (static_v4, true, "the network has no IPv4 subnet"),
+            (static_v6, false, "the network has no IPv6 subnet"),
+        ] {
+            let has_family = n.subnets.iter().any(|s| s.subnet.addr().is_ipv4() == v4);
+            if let Some(ip) = ip.filter(|_| !has_family) {
                 return Err(IpamError::Address {
                     ip,
                     network: network.to_string(),
-                    reason: if family == "IPv4" {
-                        "the network has no IPv4 subnet"
-                    } else {
-                        "the network has no IPv6 subnet"
-                    },
+                    reason,
                 });
             }
         }
-        *self = next;
+        let mut out = Allocation { v4: None, v6: None };
+        // Undo log instead of cloning the state: an allocation costs O(log n), not O(n).
+        let mut done: Vec<(usize, IpAddr, Option<IpAddr>)> = Vec::new();
+        for i in 0..n.subnets.len() {
+            let s = &mut n.subnets[i];
+            let v4 = s.subnet.addr().is_ipv4();
+            let last = s.last;
+            let got = match if v4 { static_v4 } else { static_v6 } {
+                Some(ip) => s.take(ip, network),
+                None => s.next(network),
+            };
+            match got {
+                Ok(ip) => {
+                    done.push((i, ip, last));
+                    if v4 {
+                        out.v4 = Some(ip)
+                    } else {
+                        out.v6 = Some(ip)
+                    }
+                }
+                Err(e) => {
+                    for (j, ip, last) in done {
+                        n.subnets[j].allocated.remove(&ip);
+                        n.subnets[j].last = last;
+                    }
+                    return Err(e);
+                }
+            }
+        }
         Ok(out)
     }
 
@@ -582,6 +596,21 @@ mod tests {
                 .is_err()
         );
         assert_eq!(ipam, before);
+        // A failure on the IPv6 side rolls back the IPv4 address already taken.
+        let before = ipam.clone();
+        let e = ipam
+            .allocate("d", None, Some(ip("fd00:1::abcd")))
+            .unwrap_err();
+        assert!(e.to_string().contains("already in use"), "{e}");
+        assert_eq!(ipam, before);
+        // The whole IPv6 space as a subnet neither overflows nor walks it.
+        let mut ipam = Ipam::default();
+        ipam.create("huge", &sub("10.6.0.0/24"), Some(&sub("::/0")))
+            .unwrap();
+        assert_eq!(
+            ipam.allocate("huge", None, None).unwrap().v6,
+            Some(ip("::2"))
+        );
     }
 
     #[test]
