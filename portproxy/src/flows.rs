@@ -73,11 +73,6 @@ impl<K: Hash + Eq + Clone, V> FlowTable<K, V> {
         evicted
     }
 
-    /// Removes one flow.
-    pub fn remove(&mut self, key: &K) -> Option<V> {
-        self.entries.remove(key).map(|e| e.value)
-    }
-
     /// Removes and returns every flow idle for longer than the timeout at `now`. `activity`
     /// reports activity the table did not see itself (replies), as a time on the same clock.
     pub fn expire(&mut self, now: u64, activity: impl Fn(&V) -> u64) -> Vec<(K, V)> {
@@ -91,11 +86,6 @@ impl<K: Hash + Eq + Clone, V> FlowTable<K, V> {
         dead.into_iter()
             .filter_map(|k| self.entries.remove(&k).map(|e| (k, e.value)))
             .collect()
-    }
-
-    /// Removes every flow.
-    pub fn drain(&mut self) -> Vec<(K, V)> {
-        self.entries.drain().map(|(k, e)| (k, e.value)).collect()
     }
 }
 

@@ -256,16 +256,17 @@ fn forward(
     local: Option<IpAddr>,
 ) -> io::Result<()> {
     let now = ctx.now_ms();
-    let upstream = match table.touch(&client, now) {
-        Some(flow) => flow.upstream.clone(),
+    // Send through a borrow of the flow's socket: no reference-count traffic per datagram.
+    let sent = match table.touch(&client, now) {
+        Some(flow) => SockRef::from(&*flow.upstream).send(data),
         None => {
             let flow = open_flow(ctx, client, local)?;
-            let up = flow.upstream.clone();
+            let sent = SockRef::from(&*flow.upstream).send(data);
             drop(table.insert(client, flow, now)); // an evicted flow closes here
-            up
+            sent
         }
     };
-    SockRef::from(&*upstream).send(data)?;
+    sent?;
     Counters::add(&ctx.counters.bytes_to_container, data.len() as u64);
     Ok(())
 }

@@ -149,7 +149,6 @@ fn parse_publish(arg: &str) -> Result<PublishRequest> {
     })
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn serve(
     control_path: PathBuf,
     publish: Vec<String>,

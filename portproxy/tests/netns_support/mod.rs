@@ -3,8 +3,6 @@
 //! "outside client" namespace wired to it with veth pairs, with names and subnets unique per test.
 //! Everything is removed on drop.
 
-#![allow(dead_code)]
-
 use std::fs::File;
 use std::os::fd::AsFd;
 use std::process::Command;
