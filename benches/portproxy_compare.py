@@ -89,6 +89,20 @@ def wait_port(host, port, timeout=10.0):
     raise SystemExit(f"nothing listens on {host}:{port} after {timeout}s; logs in {LOGS}")
 
 
+def wait_listen(port, ns=None, timeout=10.0):
+    """Waits until something listens on TCP `port` without connecting to it: iperf3 takes a bare
+    probe connection for a broken test and may reset the next real client while recovering."""
+    cmd = ["ss", "-Hltn", f"sport = :{port}"]
+    if ns:
+        cmd = ["nsenter", f"--net=/run/netns/{ns}", *cmd]
+    end = time.time() + timeout
+    while time.time() < end:
+        if subprocess.run(cmd, capture_output=True, text=True).stdout.strip():
+            return
+        time.sleep(0.05)
+    raise SystemExit(f"nothing listens on port {port} after {timeout}s; logs in {LOGS}")
+
+
 def cpu_ticks(pids):
     total = 0
     for pid in pids:
@@ -186,8 +200,9 @@ def start_paths(tmp):
          spawn(["socat", f"UDP4-LISTEN:35201,fork,reuseaddr,bind=127.0.0.1", f"UDP4:{CTR}:5201"]),
          spawn(["socat", f"TCP4-LISTEN:30080,fork,reuseaddr,bind=127.0.0.1", f"TCP4:{CTR}:80"])]
     paths["socat"] = ("127.0.0.1", 35201, 30080, [p.pid for p in s])
-    for host, ip, hp, _ in paths.values():
-        wait_port(host, ip)
+    for name, (host, ip, hp, _) in paths.items():
+        if name != "direct":
+            wait_listen(ip)  # the proxy's own socket; the iperf3 server was waited for already
         wait_port(host, hp)
     return paths
 
@@ -240,7 +255,7 @@ def main():
     topology()
     spawn(["iperf3", "-s", "-p", "5201"], ns="bctr")
     spawn([TINY_HTTP, "[::]:80"], ns="bctr")
-    wait_port(CTR, 5201)
+    wait_listen(5201, ns="bctr")
     wait_port(CTR, 80)
     paths = start_paths(tmp)
     names = list(paths)
