@@ -1,6 +1,9 @@
-//! berth's networking core. Built so far: IPAM, the network option parsers and atomic state
-//! files; links, the nftables firewall and DNS follow (see netcore/README.md).
+//! berth's networking core: IPAM, the network option parsers, the link drivers (bridge, veth,
+//! macvlan, ipvlan, host/none/container), the nftables firewall and atomic state files; DNS
+//! follows (see netcore/README.md).
 
+pub mod firewall;
 pub mod ipam;
+pub mod link;
 pub mod options;
 pub mod persist;

@@ -1,0 +1,1 @@
+//! Link drivers (being written).
