@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 pub const SPEC_SYNTAX: &str = "[ip:][hostPort[-end]:]containerPort[-end][/tcp|udp]";
 
 /// Transport protocol of a published port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     /// Stream connections, relayed with splice(2).
@@ -100,7 +100,7 @@ pub struct PortSpec {
 }
 
 /// One resolved forwarding: a host socket address to a container socket address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Mapping {
     /// Protocol of both ends.
     pub proto: Protocol,
