@@ -5,5 +5,6 @@
 pub mod firewall;
 pub mod ipam;
 pub mod link;
+pub mod network;
 pub mod options;
 pub mod persist;

@@ -117,6 +117,11 @@ impl<N: Nft> Firewall<N> {
     pub fn nft(&self) -> &N {
         &self.nft
     }
+
+    /// The runner, mutable (tests make the fake refuse batches through this).
+    pub fn nft_mut(&mut self) -> &mut N {
+        &mut self.nft
+    }
 }
 
 #[cfg(test)]

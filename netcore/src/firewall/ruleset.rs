@@ -40,6 +40,12 @@ pub enum SetId {
     SameBridge,
     /// Bridges of `--internal` networks.
     Internal,
+    /// `bridge . subnet` (IPv4) for every bridge: DNATed traffic leaving a bridge towards its
+    /// own subnet is hairpin traffic and must be masqueraded so replies come back through the
+    /// host. (`iifname` is never set in postrouting, so the bridge pair cannot say it.)
+    Hairpin4,
+    /// As [`SetId::Hairpin4`], IPv6.
+    Hairpin6,
     /// IPv4 subnets whose outgoing traffic is masqueraded.
     Masq4,
     /// IPv6 subnets whose outgoing traffic is masqueraded.
@@ -64,10 +70,12 @@ pub enum SetId {
 
 impl SetId {
     /// Every set and map, in the order they are declared.
-    pub const ALL: [SetId; 14] = [
+    pub const ALL: [SetId; 16] = [
         SetId::Bridges,
         SetId::SameBridge,
         SetId::Internal,
+        SetId::Hairpin4,
+        SetId::Hairpin6,
         SetId::Masq4,
         SetId::Masq6,
         SetId::dnat(false, false, false),
@@ -91,6 +99,8 @@ impl SetId {
             SetId::Bridges => "bridges",
             SetId::SameBridge => "same_bridge",
             SetId::Internal => "internal",
+            SetId::Hairpin4 => "hairpin4",
+            SetId::Hairpin6 => "hairpin6",
             SetId::Masq4 => "masq4",
             SetId::Masq6 => "masq6",
             SetId::Dnat { v6, any, port } => match (v6, any, port) {
@@ -122,6 +132,8 @@ impl SetId {
         let (key, data, interval) = match self {
             SetId::Bridges | SetId::Internal | SetId::NoIccPorts => (single(Ifname), None, false),
             SetId::SameBridge => (concat(&[Ifname, Ifname]), None, false),
+            SetId::Hairpin4 => (concat(&[Ifname, Ipv4Addr]), None, true),
+            SetId::Hairpin6 => (concat(&[Ifname, Ipv6Addr]), None, true),
             SetId::Masq4 => (single(Ipv4Addr), None, true),
             SetId::Masq6 => (single(Ipv6Addr), None, true),
             SetId::Dnat { v6, any, port } => {
@@ -167,6 +179,8 @@ pub enum Elem {
     NamePair(String, String),
     /// A subnet.
     Prefix(IpNet),
+    /// An interface name and a subnet.
+    NamePrefix(String, IpNet),
     /// A published port: the key (host address when not every address, protocol, port) and the
     /// container address it is translated to.
     Dnat {
@@ -192,6 +206,10 @@ impl Elem {
                 Expression::String(b.clone().into()),
             ])),
             Elem::Prefix(net) => prefix(net.network(), net.prefix_len()),
+            Elem::NamePrefix(name, net) => Expression::Named(NamedExpression::Concat(vec![
+                Expression::String(name.clone().into()),
+                prefix(net.network(), net.prefix_len()),
+            ])),
             Elem::Dnat {
                 host,
                 proto,
@@ -233,6 +251,13 @@ pub fn elements(state: &FirewallState) -> Elements {
             SetId::SameBridge,
             Elem::NamePair(bridge.clone(), bridge.clone()),
         );
+        for net in &rules.subnets {
+            let set = match net {
+                IpNet::V4(_) => SetId::Hairpin4,
+                IpNet::V6(_) => SetId::Hairpin6,
+            };
+            add(set, Elem::NamePrefix(bridge.clone(), net.trunc()));
+        }
         if rules.internal {
             add(SetId::Internal, Elem::Name(bridge.clone()));
         } else if rules.masquerade {
@@ -402,10 +427,33 @@ fn rules() -> Vec<NfListObject<'static>> {
         ),
         inet(
             "postrouting",
-            "hairpin: a container reaching a published port on its own bridge",
+            "hairpin: a container reaching a published port on its own bridge (IPv4)",
             vec![
                 dnat_status(),
-                matches(pair(), Operator::EQ, set_ref(SetId::SameBridge)),
+                matches(
+                    Expression::Named(NamedExpression::Concat(vec![
+                        ofname(),
+                        payload("ip", "saddr"),
+                    ])),
+                    Operator::EQ,
+                    set_ref(SetId::Hairpin4),
+                ),
+                masquerade(),
+            ],
+        ),
+        inet(
+            "postrouting",
+            "hairpin: a container reaching a published port on its own bridge (IPv6)",
+            vec![
+                dnat_status(),
+                matches(
+                    Expression::Named(NamedExpression::Concat(vec![
+                        ofname(),
+                        payload("ip6", "saddr"),
+                    ])),
+                    Operator::EQ,
+                    set_ref(SetId::Hairpin6),
+                ),
                 masquerade(),
             ],
         ),

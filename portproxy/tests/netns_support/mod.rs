@@ -37,7 +37,7 @@ pub struct Netns {
 }
 
 impl Netns {
-    fn new(name: String) -> Netns {
+    pub fn new(name: String) -> Netns {
         sh(&format!("ip netns add {name}"));
         sh(&format!("ip -n {name} link set lo up"));
         Netns { name }

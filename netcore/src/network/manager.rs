@@ -1,0 +1,639 @@
+//! [`NetworkManager`]: the engine-facing API over IPAM, link drivers, firewall and state file.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use portproxy::spec::{Mapping, PortSpec};
+
+use super::NetworkError;
+use super::config::{driver_config, random_id, validate_name};
+use super::model::{
+    AttachRequest, CreateRequest, DEFAULT_BRIDGE, DriverConfig, Endpoint, Network, State,
+};
+use super::sysctl::Sysctl;
+use crate::firewall::nft::Nft;
+use crate::firewall::{BridgeRules, Firewall, FirewallState};
+use crate::ipam::{Ipam, NetworkIpam};
+use crate::link::{
+    Bridge, BridgeNet, EndpointLink, HostMode, Ipvlan, IpvlanNet, LinkDriver, LinkOp, Macvlan,
+    MacvlanNet, Netlink, NoneMode, NsRef, apply_all, apply_best_effort,
+};
+use crate::persist;
+
+const STATE_FILE: &str = "networks.json";
+const PREDEFINED: [&str; 3] = ["bridge", "host", "none"];
+
+/// Owns every network and endpoint of one daemon.
+#[derive(Debug)]
+pub struct NetworkManager<L: Netlink, N: Nft> {
+    state_file: PathBuf,
+    state: State,
+    nl: L,
+    pub(super) fw: Firewall<N>,
+    sysctl: Sysctl,
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn predefined_state() -> State {
+    let mut state = State {
+        ipam: Ipam::with_default_bridge(),
+        ..State::default()
+    };
+    let mut add = |name: &str, driver: DriverConfig| {
+        state.networks.insert(
+            name.to_string(),
+            Network {
+                id: random_id(),
+                name: name.to_string(),
+                driver,
+                internal: false,
+                ipv6: false,
+                options: Default::default(),
+                labels: Default::default(),
+                created: now(),
+            },
+        );
+    };
+    add(
+        "bridge",
+        DriverConfig::Bridge {
+            bridge: DEFAULT_BRIDGE.to_string(),
+            mtu: None,
+            icc: true,
+            masquerade: true,
+        },
+    );
+    add("host", DriverConfig::Host);
+    add("none", DriverConfig::Null);
+    state
+}
+
+/// The link driver of a network, with its gateways from IPAM.
+fn driver_of(net: &Network, ipam: Option<&NetworkIpam>) -> Box<dyn LinkDriver> {
+    match &net.driver {
+        DriverConfig::Bridge { bridge, mtu, .. } => Box::new(Bridge(BridgeNet {
+            bridge: bridge.clone(),
+            mtu: *mtu,
+            gateways: ipam
+                .map(|i| {
+                    i.subnets
+                        .iter()
+                        .filter_map(|s| IpNet::new(s.gateway, s.subnet.prefix_len()).ok())
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })),
+        DriverConfig::Macvlan { parent, mode, .. } => Box::new(Macvlan(MacvlanNet {
+            parent: parent.clone(),
+            mode: *mode,
+        })),
+        DriverConfig::Ipvlan { parent, mode, .. } => Box::new(Ipvlan(IpvlanNet {
+            parent: parent.clone(),
+            mode: *mode,
+        })),
+        DriverConfig::Host => Box::new(HostMode),
+        DriverConfig::Null => Box::new(NoneMode),
+    }
+}
+
+fn mtu_of(net: &Network) -> Option<u32> {
+    match &net.driver {
+        DriverConfig::Bridge { mtu, .. }
+        | DriverConfig::Macvlan { mtu, .. }
+        | DriverConfig::Ipvlan { mtu, .. } => *mtu,
+        _ => None,
+    }
+}
+
+/// The link-layer view of an endpoint.
+fn endpoint_link(ep: &Endpoint, net: &Network, ipam: Option<&NetworkIpam>) -> Option<EndpointLink> {
+    let ns = ep.ns.clone()?;
+    let gateways = if ep.gateway {
+        ipam.map(|i| {
+            i.subnets
+                .iter()
+                .filter(|s| {
+                    [ep.ipv4, ep.ipv6]
+                        .iter()
+                        .flatten()
+                        .any(|a| a.addr().is_ipv4() == s.gateway.is_ipv4())
+                })
+                .map(|s| s.gateway)
+                .collect()
+        })
+        .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    Some(EndpointLink {
+        ns,
+        ifname: ep.ifname.clone().unwrap_or_default(),
+        host_ifname: ep.host_ifname.clone().unwrap_or_default(),
+        mac: ep.mac,
+        addresses: [ep.ipv4, ep.ipv6].into_iter().flatten().collect(),
+        gateways,
+        mtu: mtu_of(net),
+    })
+}
+
+/// Docker's rule for `-p` without a host address: IPv4 on 0.0.0.0, IPv6 on `::` (to the
+/// container's IPv6 address when it has one; otherwise portproxy bridges the families).
+fn resolve_ports(specs: &[PortSpec], v4: Option<IpAddr>, v6: Option<IpAddr>) -> Vec<Mapping> {
+    let mut out = Vec::new();
+    for spec in specs {
+        let Some(primary) = v4.or(v6) else { continue };
+        for m in spec.mappings(primary) {
+            let container_ip = match (m.host.ip(), v6) {
+                (IpAddr::V6(_), Some(v6)) => v6,
+                _ => primary,
+            };
+            out.push(Mapping {
+                container: SocketAddr::new(container_ip, m.container.port()),
+                ..m
+            });
+        }
+    }
+    out
+}
+
+/// Whether two published host addresses collide on the same port.
+fn ports_collide(a: &Mapping, b: &Mapping) -> bool {
+    if a.proto != b.proto || a.host.port() != b.host.port() || a.host.port() == 0 {
+        return false;
+    }
+    let (x, y) = (a.host.ip(), b.host.ip());
+    x.is_ipv4() == y.is_ipv4() && (x == y || x.is_unspecified() || y.is_unspecified())
+}
+
+impl<L: Netlink, N: Nft> NetworkManager<L, N> {
+    /// Opens (or starts) the records under `state_dir` and brings the kernel in line with them:
+    /// the predefined networks exist, every bridge exists, forwarding is on, and berth's nft
+    /// tables are rebuilt whole from the records (stale rules go, missing ones come back).
+    pub async fn open(
+        state_dir: &Path,
+        nl: L,
+        nft: N,
+        sysctl: Sysctl,
+    ) -> Result<NetworkManager<L, N>, NetworkError> {
+        let state_file = state_dir.join(STATE_FILE);
+        let state = match persist::load::<State>(&state_file)? {
+            Some(s) => s,
+            None => predefined_state(),
+        };
+        let mut mgr = NetworkManager {
+            state_file,
+            state,
+            nl,
+            fw: Firewall::new(nft),
+            sysctl,
+        };
+        let bridges: Vec<Network> = mgr
+            .state
+            .networks
+            .values()
+            .filter(|n| matches!(n.driver, DriverConfig::Bridge { .. }))
+            .cloned()
+            .collect();
+        for net in &bridges {
+            mgr.setup_network(net).await?;
+        }
+        mgr.fw.apply(&mgr.firewall_state())?;
+        persist::save(&mgr.state_file, &mgr.state)?;
+        Ok(mgr)
+    }
+
+    async fn setup_network(&mut self, net: &Network) -> Result<(), NetworkError> {
+        let DriverConfig::Bridge { bridge, .. } = &net.driver else {
+            return Ok(());
+        };
+        self.sysctl
+            .ensure("net/ipv4/ip_forward", "1")
+            .map_err(NetworkError::Sysctl)?;
+        if net.ipv6 {
+            self.sysctl
+                .ensure("net/ipv6/conf/all/forwarding", "1")
+                .map_err(NetworkError::Sysctl)?;
+        }
+        if self.nl.link_exists(&NsRef::Host, bridge).await? {
+            return Ok(());
+        }
+        let driver = driver_of(net, self.state.ipam.network(&net.name));
+        apply_all(&mut self.nl, &driver.setup()).await?;
+        Ok(())
+    }
+
+    /// What the firewall must enforce for the current records (pure).
+    pub fn firewall_state(&self) -> FirewallState {
+        firewall_state(&self.state)
+    }
+
+    /// The records.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// The netlink implementation (tests read the fake's record through this).
+    pub fn netlink(&self) -> &L {
+        &self.nl
+    }
+
+    /// Finds a network by name, full ID or unique ID prefix.
+    pub fn find(&self, name_or_id: &str) -> Result<&Network, NetworkError> {
+        if let Some(n) = self.state.networks.get(name_or_id) {
+            return Ok(n);
+        }
+        let mut hits = self
+            .state
+            .networks
+            .values()
+            .filter(|n| !name_or_id.is_empty() && n.id.starts_with(name_or_id));
+        match (hits.next(), hits.next()) {
+            (Some(n), None) => Ok(n),
+            (Some(_), Some(_)) => Err(NetworkError::Invalid(format!(
+                "network ID prefix {name_or_id:?} is ambiguous: give more digits"
+            ))),
+            _ => Err(NetworkError::NoSuchNetwork(name_or_id.to_string())),
+        }
+    }
+
+    /// Endpoints of a network.
+    pub fn endpoints_of<'a>(&'a self, network: &'a str) -> impl Iterator<Item = &'a Endpoint> {
+        self.state
+            .endpoints
+            .values()
+            .filter(move |e| e.network == network)
+    }
+
+    /// Makes `next` the records: applies the firewall for it and saves it. On any failure the
+    /// records stay as they were and the firewall is put back.
+    fn commit(&mut self, next: State) -> Result<(), NetworkError> {
+        self.fw.apply(&firewall_state(&next))?;
+        if let Err(e) = persist::save(&self.state_file, &next) {
+            if let Err(undo) = self.fw.apply(&firewall_state(&self.state)) {
+                tracing::warn!(error = %undo, "could not put the firewall back after a failed save");
+            }
+            return Err(e.into());
+        }
+        self.state = next;
+        Ok(())
+    }
+
+    /// `docker network create`.
+    pub async fn create(&mut self, req: CreateRequest) -> Result<Network, NetworkError> {
+        validate_name(&req.name)?;
+        if self.state.networks.contains_key(&req.name) {
+            return Err(NetworkError::Exists(req.name));
+        }
+        let id = random_id();
+        let driver = driver_config(req.driver.as_deref().unwrap_or("bridge"), &id, &req.options)?;
+        if let DriverConfig::Bridge { bridge, .. } = &driver {
+            if let Some(other) = self.state.networks.values().find(
+                |n| matches!(&n.driver, DriverConfig::Bridge { bridge: b, .. } if b == bridge),
+            ) {
+                return Err(NetworkError::Conflict(format!(
+                    "bridge {bridge} is already used by network {}",
+                    other.name
+                )));
+            }
+        }
+        if let DriverConfig::Macvlan { parent, .. } | DriverConfig::Ipvlan { parent, .. } = &driver
+        {
+            if !self.nl.link_exists(&NsRef::Host, parent).await? {
+                return Err(NetworkError::Invalid(format!(
+                    "parent interface {parent} of network {} does not exist",
+                    req.name
+                )));
+            }
+        }
+        let net = Network {
+            id,
+            name: req.name.clone(),
+            driver,
+            internal: req.internal,
+            ipv6: req.ipv6.is_some(),
+            options: req.options.clone(),
+            labels: req.labels.clone(),
+            created: now(),
+        };
+        let mut next = self.state.clone();
+        next.ipam.create(&req.name, &req.ipv4, req.ipv6.as_ref())?;
+        next.networks.insert(net.name.clone(), net.clone());
+        let driver = driver_of(&net, next.ipam.network(&net.name));
+        self.sysctl
+            .ensure("net/ipv4/ip_forward", "1")
+            .map_err(NetworkError::Sysctl)?;
+        if net.ipv6 {
+            self.sysctl
+                .ensure("net/ipv6/conf/all/forwarding", "1")
+                .map_err(NetworkError::Sysctl)?;
+        }
+        apply_all(&mut self.nl, &driver.setup()).await?;
+        if let Err(e) = self.commit(next) {
+            let _ = apply_best_effort(&mut self.nl, &driver.teardown()).await;
+            return Err(e);
+        }
+        Ok(net)
+    }
+
+    /// `docker network rm`: refused while containers are attached; removes the bridge.
+    pub async fn remove(&mut self, name_or_id: &str) -> Result<(), NetworkError> {
+        let net = self.find(name_or_id)?.clone();
+        if PREDEFINED.contains(&net.name.as_str()) {
+            return Err(NetworkError::Conflict(format!(
+                "{} is a pre-defined network and cannot be removed",
+                net.name
+            )));
+        }
+        let attached: Vec<&str> = self
+            .endpoints_of(&net.name)
+            .map(|e| e.container_name.as_str())
+            .collect();
+        if !attached.is_empty() {
+            return Err(NetworkError::Conflict(format!(
+                "network {} has active endpoints ({})",
+                net.name,
+                attached.join(", ")
+            )));
+        }
+        let mut next = self.state.clone();
+        next.ipam.remove(&net.name)?;
+        next.networks.remove(&net.name);
+        self.commit(next)?;
+        let driver = driver_of(&net, None);
+        if let Err(errors) = apply_best_effort(&mut self.nl, &driver.teardown()).await {
+            tracing::warn!(network = %net.name, %errors, "network removed; some links were already gone or could not be deleted");
+        }
+        Ok(())
+    }
+
+    /// Attaches a container to a network (`docker run --network`, `docker network connect`):
+    /// an address, an interface in its namespace, a default route when it has none yet, and
+    /// its published ports in the firewall.
+    pub async fn attach(
+        &mut self,
+        network: &str,
+        req: AttachRequest,
+    ) -> Result<Endpoint, NetworkError> {
+        let net = self.find(network)?.clone();
+        let mine: Vec<&Endpoint> = self
+            .state
+            .endpoints
+            .values()
+            .filter(|e| e.container == req.container)
+            .collect();
+        if mine.iter().any(|e| e.network == net.name) {
+            return Err(NetworkError::Conflict(format!(
+                "endpoint with name {} already exists in network {}",
+                req.container_name, net.name
+            )));
+        }
+        let exclusive = |n: &str| matches!(n, "host" | "none");
+        if exclusive(&net.name) && !mine.is_empty() || mine.iter().any(|e| exclusive(&e.network)) {
+            return Err(NetworkError::Conflict(format!(
+                "container {} cannot be connected to network {}: a container on the host or none network has no other network",
+                req.container_name, net.name
+            )));
+        }
+        if req.ns.is_none() && !matches!(net.driver, DriverConfig::Host) {
+            return Err(NetworkError::Invalid(format!(
+                "attaching container {} to network {} needs its network namespace",
+                req.container_name, net.name
+            )));
+        }
+        let used: BTreeSet<&str> = mine.iter().filter_map(|e| e.ifname.as_deref()).collect();
+        let ifname = (0..)
+            .map(|i| format!("eth{i}"))
+            .find(|n| !used.contains(n.as_str()))
+            .expect("an unused ethN exists");
+        let has_gateway = mine.iter().any(|e| e.gateway);
+
+        let mut next = self.state.clone();
+        let (ipv4, ipv6) = if net.driver.has_ipam() {
+            let a = next.ipam.allocate(&net.name, req.ipv4, req.ipv6)?;
+            let ipam = next.ipam.network(&net.name);
+            let with_prefix = |ip: Option<IpAddr>| {
+                let ip = ip?;
+                let s = ipam?.subnets.iter().find(|s| s.subnet.contains(&ip))?;
+                IpNet::new(ip, s.subnet.prefix_len()).ok()
+            };
+            (with_prefix(a.v4), with_prefix(a.v6))
+        } else {
+            (None, None)
+        };
+        let published = match net.driver {
+            DriverConfig::Bridge { .. } => {
+                resolve_ports(&req.ports, ipv4.map(|a| a.addr()), ipv6.map(|a| a.addr()))
+            }
+            _ => Vec::new(),
+        };
+        check_ports(&next, &req.container, &published)?;
+        let id = random_id();
+        let ep = Endpoint {
+            host_ifname: matches!(net.driver, DriverConfig::Bridge { .. })
+                .then(|| format!("veth{}", &id[..7])),
+            id,
+            network: net.name.clone(),
+            container: req.container.clone(),
+            container_name: req.container_name.clone(),
+            ns: req.ns.clone(),
+            ifname: matches!(
+                net.driver,
+                DriverConfig::Bridge { .. }
+                    | DriverConfig::Macvlan { .. }
+                    | DriverConfig::Ipvlan { .. }
+            )
+            .then_some(ifname),
+            mac: req.mac,
+            ipv4,
+            ipv6,
+            gateway: !has_gateway
+                && !net.internal
+                && matches!(
+                    net.driver,
+                    DriverConfig::Bridge { .. }
+                        | DriverConfig::Macvlan { .. }
+                        | DriverConfig::Ipvlan { .. }
+                ),
+            aliases: req.aliases.clone(),
+            published,
+        };
+        next.endpoints.insert(ep.id.clone(), ep.clone());
+
+        let driver = driver_of(&net, next.ipam.network(&net.name));
+        let link = endpoint_link(&ep, &net, next.ipam.network(&net.name));
+        if let Some(link) = &link {
+            let mut ops = Vec::new();
+            if mine.is_empty() {
+                // Loopback, as Docker brings it up in every sandbox it configures; a runtime
+                // given an existing namespace leaves it down.
+                ops.push(LinkOp::SetUp {
+                    ns: NsRef::Path(link.ns.clone()),
+                    link: "lo".into(),
+                });
+            }
+            ops.extend(driver.connect(link));
+            apply_all(&mut self.nl, &ops).await?;
+        }
+        if let Err(e) = self.commit(next) {
+            if let Some(link) = &link {
+                let _ = apply_best_effort(&mut self.nl, &driver.disconnect(link)).await;
+            }
+            return Err(e);
+        }
+        Ok(ep)
+    }
+
+    /// Replaces an endpoint's published ports, e.g. once portproxy has chosen the host ports of
+    /// `-p 80` or `-P`.
+    pub fn set_published(
+        &mut self,
+        endpoint_id: &str,
+        published: Vec<Mapping>,
+    ) -> Result<(), NetworkError> {
+        let mut next = self.state.clone();
+        let ep = next
+            .endpoints
+            .get_mut(endpoint_id)
+            .ok_or_else(|| NetworkError::Invalid(format!("no endpoint {endpoint_id}")))?;
+        let container = ep.container.clone();
+        ep.published.clear();
+        check_ports(&next, &container, &published)?;
+        if let Some(ep) = next.endpoints.get_mut(endpoint_id) {
+            ep.published = published;
+        }
+        self.commit(next)
+    }
+
+    /// Detaches a container from a network (`docker network disconnect`, container removal):
+    /// its interface goes, its address returns to the pool, its ports leave the firewall.
+    /// Works whether or not the container's namespace still exists.
+    pub async fn detach(&mut self, network: &str, container: &str) -> Result<(), NetworkError> {
+        let net = self.find(network)?.clone();
+        let ep = self
+            .endpoints_of(&net.name)
+            .find(|e| e.container == container || e.container_name == container)
+            .cloned()
+            .ok_or_else(|| NetworkError::NotAttached {
+                container: container.to_string(),
+                network: net.name.clone(),
+            })?;
+        let mut next = self.state.clone();
+        for ip in [ep.ipv4, ep.ipv6].into_iter().flatten() {
+            next.ipam.release(&net.name, ip.addr());
+        }
+        next.endpoints.remove(&ep.id);
+        let driver = driver_of(&net, self.state.ipam.network(&net.name));
+        let link = endpoint_link(&ep, &net, self.state.ipam.network(&net.name));
+        self.commit(next)?;
+        if let Some(link) = link {
+            if let Err(errors) = apply_best_effort(&mut self.nl, &driver.disconnect(&link)).await {
+                tracing::warn!(network = %net.name, %container, %errors, "endpoint detached; some links could not be deleted");
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<L: Netlink, N: Nft> NetworkManager<L, N> {
+    /// Removes everything berth created in the kernel (every endpoint's interface, every
+    /// bridge, `berth0` included, and berth's nft tables) and deletes the records. For
+    /// uninstalling and for tests: attached containers lose their network.
+    pub async fn teardown_all(mut self) -> Result<(), NetworkError> {
+        let mut plan = Vec::new();
+        for ep in self.state.endpoints.values() {
+            let Some(net) = self.state.networks.get(&ep.network) else {
+                continue;
+            };
+            let ipam = self.state.ipam.network(&net.name);
+            if let Some(link) = endpoint_link(ep, net, ipam) {
+                plan.extend(driver_of(net, ipam).disconnect(&link));
+            }
+        }
+        for net in self.state.networks.values() {
+            plan.extend(driver_of(net, None).teardown());
+        }
+        let links = apply_best_effort(&mut self.nl, &plan).await;
+        self.fw.remove()?;
+        match std::fs::remove_file(&self.state_file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(crate::persist::PersistError::Io {
+                    path: self.state_file.display().to_string(),
+                    source: e,
+                }
+                .into());
+            }
+            _ => {}
+        }
+        links.map_err(|errors| {
+            NetworkError::Conflict(format!("some links could not be deleted: {errors}"))
+        })
+    }
+}
+
+/// Refuses host ports another container (or this request itself) already publishes, with
+/// Docker's message.
+fn check_ports(state: &State, container: &str, new: &[Mapping]) -> Result<(), NetworkError> {
+    for (i, m) in new.iter().enumerate() {
+        let taken = state
+            .endpoints
+            .values()
+            .filter(|e| e.container != container)
+            .flat_map(|e| e.published.iter())
+            .chain(new[..i].iter())
+            .any(|o| ports_collide(o, m));
+        if taken {
+            return Err(NetworkError::Conflict(format!(
+                "Bind for {} failed: port is already allocated",
+                SocketAddr::new(m.host.ip(), m.host.port())
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The firewall's view of the records (pure).
+pub(crate) fn firewall_state(state: &State) -> FirewallState {
+    let mut fw = FirewallState::default();
+    for net in state.networks.values() {
+        if let DriverConfig::Bridge {
+            bridge,
+            icc,
+            masquerade,
+            ..
+        } = &net.driver
+        {
+            fw.bridges.insert(
+                bridge.clone(),
+                BridgeRules {
+                    subnets: state
+                        .ipam
+                        .network(&net.name)
+                        .map(|i| i.subnets.iter().map(|s| s.subnet).collect())
+                        .unwrap_or_default(),
+                    internal: net.internal,
+                    masquerade: *masquerade,
+                    icc: *icc,
+                },
+            );
+        }
+    }
+    for ep in state.endpoints.values() {
+        let Some(net) = state.networks.get(&ep.network) else {
+            continue;
+        };
+        if let (DriverConfig::Bridge { bridge, .. }, Some(port)) = (&net.driver, &ep.host_ifname) {
+            fw.ports.insert(port.clone(), bridge.clone());
+            if !net.internal {
+                fw.published.extend(ep.published.iter().copied());
+            }
+        }
+    }
+    fw
+}
