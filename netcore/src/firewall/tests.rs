@@ -379,14 +379,3 @@ fn nft_accepts_random_states() {
         })
         .unwrap();
 }
-
-#[test]
-#[ignore]
-fn dump_full_batch() {
-    let b = plan::full(&elements(&sample()));
-    std::fs::write(
-        "/tmp/fw/full.json",
-        serde_json::to_vec_pretty(&b.to_nftables()).unwrap(),
-    )
-    .unwrap();
-}
