@@ -1,11 +1,11 @@
 //! [`NetworkManager`]: the engine-facing API over IPAM, link drivers, firewall and state file.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
-use portproxy::spec::{Mapping, PortSpec};
+use portproxy::spec::{Mapping, PortSpec, Protocol};
 
 use super::NetworkError;
 use super::config::{driver_config, random_id, validate_name};
@@ -17,8 +17,8 @@ use crate::firewall::nft::Nft;
 use crate::firewall::{BridgeRules, Firewall, FirewallState};
 use crate::ipam::{Ipam, NetworkIpam};
 use crate::link::{
-    Bridge, BridgeNet, EndpointLink, HostMode, Ipvlan, IpvlanNet, LinkDriver, LinkOp, Macvlan,
-    MacvlanNet, Netlink, NoneMode, NsRef, apply_all, apply_best_effort,
+    Bridge, BridgeNet, EndpointLink, HostMode, Ipvlan, IpvlanNet, LinkDriver, LinkOp, MacAddr,
+    Macvlan, MacvlanNet, Netlink, NoneMode, NsRef, apply_all, apply_best_effort,
 };
 use crate::persist;
 
@@ -450,7 +450,12 @@ impl<L: Netlink, N: Nft> NetworkManager<L, N> {
                     | DriverConfig::Ipvlan { .. }
             )
             .then_some(ifname),
-            mac: req.mac,
+            mac: req.mac.or_else(|| match ipv4.map(|a| a.addr()) {
+                Some(IpAddr::V4(v4)) if net.driver.name() != "ipvlan" => {
+                    Some(MacAddr::from_ipv4(v4))
+                }
+                _ => None,
+            }),
             ipv4,
             ipv6,
             gateway: !has_gateway
@@ -578,22 +583,26 @@ impl<L: Netlink, N: Nft> NetworkManager<L, N> {
 }
 
 /// Refuses host ports another container (or this request itself) already publishes, with
-/// Docker's message.
+/// Docker's message. Indexed by protocol and port, so a 10,000-port request stays linear.
 fn check_ports(state: &State, container: &str, new: &[Mapping]) -> Result<(), NetworkError> {
-    for (i, m) in new.iter().enumerate() {
-        let taken = state
-            .endpoints
-            .values()
-            .filter(|e| e.container != container)
-            .flat_map(|e| e.published.iter())
-            .chain(new[..i].iter())
-            .any(|o| ports_collide(o, m));
-        if taken {
+    let mut taken: HashMap<(Protocol, u16), Vec<&Mapping>> = HashMap::new();
+    let others = state
+        .endpoints
+        .values()
+        .filter(|e| e.container != container)
+        .flat_map(|e| e.published.iter());
+    for m in others {
+        taken.entry((m.proto, m.host.port())).or_default().push(m);
+    }
+    for m in new {
+        let same_port = taken.entry((m.proto, m.host.port())).or_default();
+        if same_port.iter().any(|o| ports_collide(o, m)) {
             return Err(NetworkError::Conflict(format!(
                 "Bind for {} failed: port is already allocated",
                 SocketAddr::new(m.host.ip(), m.host.port())
             )));
         }
+        same_port.push(m);
     }
     Ok(())
 }
