@@ -213,10 +213,7 @@ async fn main() -> Result<()> {
             }
         }
         Cmd::Ls => {
-            println!(
-                "{:<14}{:<20}{:<10}{}",
-                "NETWORK ID", "NAME", "DRIVER", "SCOPE"
-            );
+            println!("NETWORK ID    NAME                DRIVER    SCOPE");
             for n in mgr.list() {
                 println!(
                     "{:<14}{:<20}{:<10}{}",
