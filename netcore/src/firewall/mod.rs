@@ -15,7 +15,7 @@ pub mod state;
 pub use state::{BridgeRules, FirewallState};
 
 use nft::Nft;
-use ruleset::Elements;
+use portproxy::spec::Mapping;
 
 /// Why the firewall could not be applied.
 #[derive(Debug, thiserror::Error)]
@@ -43,13 +43,15 @@ pub enum FirewallError {
 
 /// Keeps the kernel's berth tables equal to the desired state.
 ///
-/// It remembers the elements it last applied. The first apply (and any apply after a failure)
+/// It remembers the state it last applied. The first apply (and any apply after a failure)
 /// replaces berth's tables whole, which is the reconciliation on start: stale berth rules go,
-/// missing ones come back, other tables are untouched. Later applies send only the difference.
+/// missing ones come back, other tables are untouched. Later applies send only the difference,
+/// computed from the two states ([`ruleset::element_changes`]) so its cost follows the change,
+/// not the number of published ports.
 #[derive(Debug)]
 pub struct Firewall<N: Nft> {
     nft: N,
-    applied: Option<Elements>,
+    applied: Option<FirewallState>,
 }
 
 /// What one apply did.
@@ -67,21 +69,27 @@ impl<N: Nft> Firewall<N> {
         Firewall { nft, applied: None }
     }
 
-    /// Makes the kernel match `state` in one transaction.
+    /// Makes the kernel match `state` in one transaction. The state is kept (not copied) as the
+    /// base of the next difference.
     ///
     /// If an incremental batch is refused (someone changed berth's tables behind its back), the
     /// tables are rebuilt whole; if that is refused too, the kernel keeps what it had and the
     /// error is returned.
-    pub fn apply(&mut self, state: &FirewallState) -> Result<Applied, FirewallError> {
-        let desired = ruleset::elements(state);
-        let incremental = self.applied.is_some();
-        let batch = plan::plan(&desired, self.applied.as_ref());
+    pub fn apply(&mut self, state: FirewallState) -> Result<Applied, FirewallError> {
+        let batch = match &self.applied {
+            None => plan::full(&ruleset::elements(&state)),
+            Some(applied) => {
+                let (removed, added) = ruleset::element_changes(&state, applied);
+                plan::changes(&removed, &added)
+            }
+        };
         if batch.is_empty() {
             return Ok(Applied::default());
         }
+        let incremental = self.applied.is_some();
         match self.nft.apply(&batch) {
             Ok(()) => {
-                self.applied = Some(desired);
+                self.applied = Some(state);
                 Ok(Applied {
                     full: !incremental,
                     commands: batch.cmds.len(),
@@ -90,15 +98,80 @@ impl<N: Nft> Firewall<N> {
             Err(e) if incremental => {
                 tracing::warn!(error = %e, "incremental firewall update refused; rebuilding berth's tables");
                 self.applied = None;
-                let batch = plan::full(&desired);
+                let batch = plan::full(&ruleset::elements(&state));
                 self.nft.apply(&batch)?;
-                self.applied = Some(desired);
+                self.applied = Some(state);
                 Ok(Applied {
                     full: true,
                     commands: batch.cmds.len(),
                 })
             }
             Err(e) => Err(e),
+        }
+    }
+
+    /// Publishes `mappings` on top of the applied state in one transaction of their elements.
+    /// Unlike [`Firewall::apply`], which compares whole states, the work here does not depend on
+    /// how many ports are already published: the path for a daemon publishing one container's
+    /// ports. Before any apply it is a whole apply of just these ports.
+    pub fn publish(&mut self, mappings: &[Mapping]) -> Result<Applied, FirewallError> {
+        self.change(mappings, true)
+    }
+
+    /// Removes `mappings` from the applied state in one transaction (see [`Firewall::publish`]).
+    pub fn unpublish(&mut self, mappings: &[Mapping]) -> Result<Applied, FirewallError> {
+        self.change(mappings, false)
+    }
+
+    fn change(&mut self, mappings: &[Mapping], publish: bool) -> Result<Applied, FirewallError> {
+        let Some(applied) = &self.applied else {
+            let mut state = FirewallState::default();
+            if publish {
+                state.published.extend(mappings.iter().copied());
+            }
+            return self.apply(state);
+        };
+        let changed: Vec<Mapping> = mappings
+            .iter()
+            .filter(|m| applied.published.contains(m) != publish)
+            .copied()
+            .collect();
+        let elems = ruleset::published_elements(&changed);
+        let empty = ruleset::Elements::new();
+        let batch = if publish {
+            plan::changes(&empty, &elems)
+        } else {
+            plan::changes(&elems, &empty)
+        };
+        if batch.is_empty() {
+            return Ok(Applied::default());
+        }
+        match self.nft.apply(&batch) {
+            Ok(()) => {
+                let applied = self.applied.as_mut().expect("checked above");
+                for m in changed {
+                    if publish {
+                        applied.published.insert(m);
+                    } else {
+                        applied.published.remove(&m);
+                    }
+                }
+                Ok(Applied {
+                    full: false,
+                    commands: batch.cmds.len(),
+                })
+            }
+            Err(_) => {
+                let mut state = self.applied.take().expect("checked above");
+                for m in changed {
+                    if publish {
+                        state.published.insert(m);
+                    } else {
+                        state.published.remove(&m);
+                    }
+                }
+                self.apply(state)
+            }
         }
     }
 

@@ -89,20 +89,32 @@ pub fn remove_all() -> Batch {
 /// element whose value changed is deleted and re-added in the same transaction.
 pub fn incremental(desired: &Elements, current: &Elements) -> Batch {
     let empty = BTreeSet::new();
-    let mut deletes = Vec::new();
-    let mut adds = Vec::new();
+    let mut removed = Elements::new();
+    let mut added = Elements::new();
     for set in SetId::ALL {
         let want = desired.get(&set).unwrap_or(&empty);
         let have = current.get(&set).unwrap_or(&empty);
-        if let Some(e) = element(set, have.difference(want), false) {
-            deletes.push(NfCmd::Delete(e));
-        }
-        if let Some(e) = element(set, want.difference(have), true) {
-            adds.push(NfCmd::Add(e));
+        removed.insert(set, have.difference(want).cloned().collect());
+        added.insert(set, want.difference(have).cloned().collect());
+    }
+    changes(&removed, &added)
+}
+
+/// One transaction that deletes `removed` and then adds `added` (as [`super::ruleset::element_changes`]
+/// returns them).
+pub fn changes(removed: &Elements, added: &Elements) -> Batch {
+    let mut cmds = Vec::new();
+    for (set, elems) in removed {
+        if let Some(e) = element(*set, elems.iter(), false) {
+            cmds.push(NfCmd::Delete(e));
         }
     }
-    deletes.extend(adds);
-    Batch { cmds: deletes }
+    for (set, elems) in added {
+        if let Some(e) = element(*set, elems.iter(), true) {
+            cmds.push(NfCmd::Add(e));
+        }
+    }
+    Batch { cmds }
 }
 
 fn element<'e>(

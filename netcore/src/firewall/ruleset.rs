@@ -242,6 +242,58 @@ pub type Elements = BTreeMap<SetId, BTreeSet<Elem>>;
 /// Computes the elements of every set and map from the desired state (pure).
 pub fn elements(state: &FirewallState) -> Elements {
     let mut out = Elements::new();
+    add_network_elements(&mut out, state);
+    for m in &state.published {
+        add_published(&mut out, m);
+    }
+    out
+}
+
+/// The elements that differ between `applied` and `desired`: `(to delete, to add)` (pure).
+///
+/// The same result as diffing [`elements`] of both states, but the published ports, which can be
+/// tens of thousands, are compared as two ordered sets in one merge walk with no allocation, and
+/// only the changed ones become elements; networks and endpoints are diffed whole only when they
+/// changed. So the cost of publishing one more port barely grows with the ports already there.
+pub fn element_changes(desired: &FirewallState, applied: &FirewallState) -> (Elements, Elements) {
+    let (mut removed, mut added) = (Elements::new(), Elements::new());
+    if desired.bridges != applied.bridges || desired.ports != applied.ports {
+        let (mut want, mut have) = (Elements::new(), Elements::new());
+        add_network_elements(&mut want, desired);
+        add_network_elements(&mut have, applied);
+        for set in SetId::ALL {
+            let (w, h) = (want.remove(&set), have.remove(&set));
+            let (w, h) = (w.unwrap_or_default(), h.unwrap_or_default());
+            let gone: BTreeSet<Elem> = h.difference(&w).cloned().collect();
+            let new: BTreeSet<Elem> = w.difference(&h).cloned().collect();
+            if !gone.is_empty() {
+                removed.insert(set, gone);
+            }
+            if !new.is_empty() {
+                added.insert(set, new);
+            }
+        }
+    }
+    for m in applied.published.difference(&desired.published) {
+        add_published(&mut removed, m);
+    }
+    for m in desired.published.difference(&applied.published) {
+        add_published(&mut added, m);
+    }
+    (removed, added)
+}
+
+/// The elements of some published mappings alone (pure).
+pub fn published_elements(mappings: &[portproxy::spec::Mapping]) -> Elements {
+    let mut out = Elements::new();
+    for m in mappings {
+        add_published(&mut out, m);
+    }
+    out
+}
+
+/// Elements of the networks and endpoints (everything but published ports).
+fn add_network_elements(out: &mut Elements, state: &FirewallState) {
     let mut add = |set: SetId, e: Elem| {
         out.entry(set).or_default().insert(e);
     };
@@ -275,19 +327,22 @@ pub fn elements(state: &FirewallState) -> Elements {
             add(SetId::NoIccPorts, Elem::Name(port.clone()));
         }
     }
-    for m in &state.published {
-        let Some(key) = dnat_target(m) else { continue };
-        let elem = Elem::Dnat {
-            host: (!key.any).then(|| m.host.ip()),
-            proto: m.proto,
-            port: m.host.port(),
-            to: m.container,
-        };
-        for port in [false, true] {
-            add(SetId::dnat(key.v6, key.any, port), elem.clone());
-        }
+}
+
+/// The two map elements (address and port) of one published mapping, if DNAT serves it.
+fn add_published(out: &mut Elements, m: &portproxy::spec::Mapping) {
+    let Some(key) = dnat_target(m) else { return };
+    let elem = Elem::Dnat {
+        host: (!key.any).then(|| m.host.ip()),
+        proto: m.proto,
+        port: m.host.port(),
+        to: m.container,
+    };
+    for port in [false, true] {
+        out.entry(SetId::dnat(key.v6, key.any, port))
+            .or_default()
+            .insert(elem.clone());
     }
-    out
 }
 
 /// The tables, sets, maps, chains and rules, in the order they must be added (pure, constant).
@@ -477,6 +532,18 @@ fn rules() -> Vec<NfListObject<'static>> {
         ),
         inet(
             "forward",
+            "established flows first: one rule per packet of a running flow",
+            vec![
+                matches(
+                    ct("state"),
+                    Operator::IN,
+                    Expression::List(vec![s("established"), s("related")]),
+                ),
+                verdict(true),
+            ],
+        ),
+        inet(
+            "forward",
             "traffic within one network (seen here when br_netfilter is on)",
             vec![
                 matches(pair(), Operator::EQ, set_ref(SetId::SameBridge)),
@@ -497,19 +564,6 @@ fn rules() -> Vec<NfListObject<'static>> {
             vec![
                 matches(ofname(), Operator::EQ, set_ref(SetId::Internal)),
                 verdict(false),
-            ],
-        ),
-        inet(
-            "forward",
-            "replies to connections containers opened",
-            vec![
-                matches(ofname(), Operator::EQ, set_ref(SetId::Bridges)),
-                matches(
-                    ct("state"),
-                    Operator::IN,
-                    Expression::List(vec![s("established"), s("related")]),
-                ),
-                verdict(true),
             ],
         ),
         inet(

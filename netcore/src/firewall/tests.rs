@@ -209,21 +209,21 @@ fn skeleton_rules_are_commented() {
 #[test]
 fn firewall_applies_whole_then_differences_and_recovers() {
     let mut fw = Firewall::new(RecordingNft::default());
-    let first = fw.apply(&sample()).unwrap();
+    let first = fw.apply(sample()).unwrap();
     assert!(first.full);
     let mut next = sample();
     publish(&mut next, "8082:82", "172.17.0.3");
-    let second = fw.apply(&next).unwrap();
+    let second = fw.apply(next.clone()).unwrap();
     assert!(!second.full);
     assert_eq!(second.commands, 2);
-    assert_eq!(fw.apply(&next).unwrap(), Applied::default());
+    assert_eq!(fw.apply(next.clone()).unwrap(), Applied::default());
     assert_eq!(fw.nft().batches.len(), 2);
 
     // Someone flushed berth's tables: the incremental batch is refused, the whole is sent.
     let mut fw2 = Firewall::new(RecordingNft::default());
-    fw2.apply(&sample()).unwrap();
+    fw2.apply(sample()).unwrap();
     fw2.nft.refuse = 1;
-    let rebuilt = fw2.apply(&next).unwrap();
+    let rebuilt = fw2.apply(next.clone()).unwrap();
     assert!(rebuilt.full);
     assert_eq!(fw2.nft().batches.len(), 3);
 
@@ -231,8 +231,42 @@ fn firewall_applies_whole_then_differences_and_recovers() {
     fw2.nft.refuse = 2;
     let mut third = next.clone();
     publish(&mut third, "8083:83", "172.17.0.3");
-    assert!(fw2.apply(&third).is_err());
-    assert!(fw2.apply(&third).unwrap().full);
+    assert!(fw2.apply(third.clone()).is_err());
+    assert!(fw2.apply(third.clone()).unwrap().full);
+}
+
+#[test]
+fn publish_and_unpublish_send_only_their_elements() {
+    let mut fw = Firewall::new(RecordingNft::default());
+    fw.apply(sample()).unwrap();
+    let mut extra = FirewallState::default();
+    publish(&mut extra, "8090-8091:90-91", "172.17.0.3");
+    let extra: Vec<Mapping> = extra.published.into_iter().collect();
+    let done = fw.publish(&extra).unwrap();
+    assert!(!done.full);
+    let batch = fw.nft().batches.last().unwrap().clone();
+    // 2 ports x (0.0.0.0 -> v4: address + port maps); the [::] halves are proxy-only.
+    assert_eq!(batch.elements_added(), 4);
+    // The remembered state now has them: an apply of the same state sends nothing...
+    let mut whole = sample();
+    whole.published.extend(extra.iter().copied());
+    assert_eq!(fw.apply(whole.clone()).unwrap(), Applied::default());
+    // ...publishing them again sends nothing, and unpublishing deletes exactly them.
+    assert_eq!(fw.publish(&extra).unwrap(), Applied::default());
+    fw.unpublish(&extra).unwrap();
+    let batch = fw.nft().batches.last().unwrap();
+    assert_eq!(batch.cmds.len(), 2);
+    assert!(
+        batch
+            .cmds
+            .iter()
+            .all(|c| matches!(c, nftables::schema::NfCmd::Delete(_)))
+    );
+    assert_eq!(fw.apply(sample()).unwrap(), Applied::default());
+    // A refused change falls back to a whole rebuild that includes it.
+    fw.nft_mut().refuse = 1;
+    assert!(fw.publish(&extra).unwrap().full);
+    assert_eq!(fw.apply(whole).unwrap(), Applied::default());
 }
 
 #[test]
@@ -333,6 +367,13 @@ proptest! {
     #[test]
     fn any_state_has_the_same_rules(s in arb_state()) {
         prop_assert_eq!(plan::full(&elements(&s)).rules_added(), 19);
+    }
+
+    #[test]
+    fn state_changes_equal_element_differences(a in arb_state(), b in arb_state()) {
+        let (removed, added) = super::ruleset::element_changes(&b, &a);
+        let via_elements = plan::incremental(&elements(&b), &elements(&a));
+        prop_assert_eq!(plan::changes(&removed, &added), via_elements);
     }
 
     #[test]

@@ -204,7 +204,7 @@ impl<L: Netlink, N: Nft> NetworkManager<L, N> {
         for net in &bridges {
             mgr.setup_network(net).await?;
         }
-        mgr.fw.apply(&mgr.firewall_state())?;
+        mgr.fw.apply(mgr.firewall_state())?;
         persist::save(&mgr.state_file, &mgr.state)?;
         Ok(mgr)
     }
@@ -274,9 +274,9 @@ impl<L: Netlink, N: Nft> NetworkManager<L, N> {
     /// Makes `next` the records: applies the firewall for it and saves it. On any failure the
     /// records stay as they were and the firewall is put back.
     fn commit(&mut self, next: State) -> Result<(), NetworkError> {
-        self.fw.apply(&firewall_state(&next))?;
+        self.fw.apply(firewall_state(&next))?;
         if let Err(e) = persist::save(&self.state_file, &next) {
-            if let Err(undo) = self.fw.apply(&firewall_state(&self.state)) {
+            if let Err(undo) = self.fw.apply(firewall_state(&self.state)) {
                 tracing::warn!(error = %undo, "could not put the firewall back after a failed save");
             }
             return Err(e.into());
