@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # berth's whole test suite on a fresh Debian 12 machine, as root: installs what it needs, then runs
 # formatting and lint checks, unit and loopback tests, the privileged namespace tests, a short fuzz
-# of every target, the criterion benches in test mode and the short comparison benchmark.
+# of every target, the criterion benches in test mode and the short comparison benchmarks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -47,6 +47,12 @@ cargo bench --quiet -p berth-benches -- --test
 
 step "portproxy comparison (short)"
 benches/portproxy-compare.sh --short
+
+step "firewall comparison (short)"
+benches/firewall-compare.sh --short
+
+step "container start with published ports vs dockerd (short)"
+benches/container-ports-compare.sh --short
 
 echo
 echo "all berth tests passed"
