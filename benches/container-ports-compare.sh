@@ -20,7 +20,7 @@ ATTACH="$(realpath "$CARGO_TARGET_DIR/release/net-attach")"
 SHORT=0; [ "${1:-}" = "--short" ] && SHORT=1
 
 exec unshare --net --mount --pid --fork --mount-proc --propagation private -- bash -euo pipefail -c '
-  ATTACH=$1 SHORT=$2
+  ATTACH=$1 SHORT=$2 REPO=$3
   PATH=/usr/sbin:/usr/bin:/sbin:/bin
   mkdir -p /run/netns && mount -t tmpfs netns /run/netns
   ip link set lo up
@@ -32,23 +32,11 @@ exec unshare --net --mount --pid --fork --mount-proc --propagation private -- ba
 
   run=$(mktemp -d /tmp/berth-ports-compare.XXXXXX)
   mount -t tmpfs compare "$run"
-  export DOCKER_HOST=unix://$run/docker.sock
-  cleanup() {
-    docker rm -f $(docker ps -aq) >/dev/null 2>&1 || true
-    [ -n "${DPID:-}" ] && kill "$DPID" 2>/dev/null && wait "$DPID" 2>/dev/null || true
-    for d in /sys/fs/cgroup/*/berth-ports-compare /sys/fs/cgroup/berth-ports-compare; do
-      [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
-    done
-  }
-  trap cleanup EXIT
-  dockerd --host "$DOCKER_HOST" --data-root "$run/data" --exec-root "$run/exec" \
-    --pidfile "$run/dockerd.pid" --cgroup-parent berth-ports-compare >"$run/dockerd.log" 2>&1 &
-  DPID=$!
-  for _ in $(seq 100); do docker version >/dev/null 2>&1 && break; sleep 0.2; done
+  . "$REPO/scripts/throwaway-dockerd.sh"
+  trap "dockerd_stop berth-ports-compare" EXIT
+  dockerd_start "$run" berth-ports-compare
   DV=$(docker version --format "{{.Server.Version}}")
-  mkdir -p "$run/rootfs/bin"
-  cp /bin/busybox "$run/rootfs/bin/"; ln -s busybox "$run/rootfs/bin/sleep"
-  tar -C "$run/rootfs" -c . | docker import - berth-bench/busybox >/dev/null
+  busybox_image "$run" berth-bench/busybox sleep
   for n in $NS; do
     times=()
     for i in $(seq "$SAMPLES"); do
@@ -81,4 +69,4 @@ if sys.argv[1]:
     verdict = "under" if b < 1000 else "OVER"
     print(f"berth, 1,000 ports: {b:.0f} ms ({verdict} the 1 s target)")
 PY
-' compare "$ATTACH" "$SHORT"
+' compare "$ATTACH" "$SHORT" "$PWD"

@@ -26,24 +26,21 @@ import json
 import os
 import re
 import socket
-import statistics
 import struct
 import subprocess
 import sys
-import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import ENV, LOGS, PIDS, in_ns, median, release_bin, run, sh, spawn, stop, wait_listen  # noqa: E402
 
 SRV = "10.88.1.2"
 HOST = "10.88.2.1"  # the host's address on the client's side: where published ports are reached
 CLI = "10.88.2.2"
 BASE_PORT = 20000
 LAYOUTS = ("berth", "per-port")
-TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(os.path.dirname(__file__), "..", "target"))
-FW_PUBLISH = os.path.join(TARGET, "release", "fw-publish")
-TINY_HTTP = os.path.join(TARGET, "release", "tiny-http")
-PIDS = []
-LOGS = tempfile.mkdtemp(prefix="berth-fw-bench-logs-")
-ENV = dict(os.environ, RUST_BACKTRACE="0")
+FW_PUBLISH = release_bin("fw-publish")
+TINY_HTTP = release_bin("tiny-http")
 # Conntrack timeouts of the host namespace (per namespace; the machine's own are untouched), so
 # closed connections of one run do not linger into the next. The table is also flushed before
 # every traffic run.
@@ -57,40 +54,10 @@ CT_SYSCTLS = {
 }
 
 
-def sh(cmd):
-    subprocess.run(cmd, shell=True, check=True)
 
 
-def in_ns(ns, args):
-    return ["nsenter", f"--net=/run/netns/{ns}", *args]
 
 
-def log_file(name):
-    return open(os.path.join(LOGS, name + ".log"), "ab")
-
-
-def spawn(args, ns=None):
-    name = os.path.basename(args[0])
-    if ns:
-        args = in_ns(ns, args)
-    with log_file(name) as log:
-        p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log, env=ENV)
-    PIDS.append(p)
-    return p
-
-
-def stop(procs):
-    for p in procs:
-        if p.poll() is None:
-            if p.stdin:
-                p.stdin.close()
-            p.terminate()
-    for p in procs:
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
 
 
 def topology():
@@ -138,16 +105,6 @@ class Endpoints:
         sh(f"ip netns del {self.srv} && ip netns del {self.cli}")
 
 
-def wait_listen(port, ns, timeout=10.0):
-    """Waits until something listens on TCP `port` in `ns` without connecting to it (iperf3
-    treats a bare probe connection as a broken test)."""
-    end = time.time() + timeout
-    while time.time() < end:
-        out = subprocess.run(in_ns(ns, ["ss", "-Hltn", f"sport = :{port}"]), capture_output=True, text=True)
-        if out.stdout.strip():
-            return
-        time.sleep(0.05)
-    raise SystemExit(f"nothing listens on port {port} in {ns} after {timeout}s; logs in {LOGS}")
 
 
 def flush_conntrack():
@@ -197,7 +154,7 @@ class Held:
 
     def __init__(self, layout, n, proto, target):
         self.layout = layout
-        with log_file("fw-publish") as log:
+        with open(os.path.join(LOGS, "fw-publish.log"), "ab") as log:
             self.p = subprocess.Popen(fw_args(layout, n, 0, proto, target) + ["--hold"], stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, stderr=log, env=ENV, text=True)
         PIDS.append(self.p)
@@ -259,8 +216,6 @@ def iperf_udp(cli, port, secs):
     return (s["packets"] - s["lost_packets"]) / s["seconds"]
 
 
-def median(xs):
-    return statistics.median(xs)
 
 
 def ratio(a, b):
@@ -396,13 +351,4 @@ def main():
 
 
 if __name__ == "__main__":
-    if os.environ.get("BERTH_BENCH_INNER") != "1":
-        os.makedirs("/run/netns", exist_ok=True)
-        env = dict(os.environ, BERTH_BENCH_INNER="1")
-        cmd = ["unshare", "--net", "--mount", "--pid", "--fork", "--mount-proc", "--propagation", "private",
-               "sh", "-c", 'mount -t tmpfs bench /run/netns && exec "$@"', "sh", sys.executable, *sys.argv]
-        sys.exit(subprocess.run(cmd, env=env).returncode)
-    try:
-        main()
-    finally:
-        stop(PIDS)
+    run(main)

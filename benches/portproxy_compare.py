@@ -15,47 +15,26 @@ import json
 import os
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import LOGS, PIDS, median, release_bin, run, sh, spawn, stop, wait_listen  # noqa: E402
+
 CTR = "10.77.1.2"
-TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(os.path.dirname(__file__), "..", "target"))
-BERTH_PROXY = os.path.join(TARGET, "release", "berth-proxy")
-TINY_HTTP = os.path.join(TARGET, "release", "tiny-http")
+BERTH_PROXY = release_bin("berth-proxy")
+TINY_HTTP = release_bin("tiny-http")
 DOCKER_PROXY = shutil.which("docker-proxy") or "/usr/sbin/docker-proxy"
 CLK = os.sysconf("SC_CLK_TCK")
-PIDS = []
 THREADS = []
-LOGS = tempfile.mkdtemp(prefix="berth-bench-logs-")
 
 
-def sh(cmd):
-    subprocess.run(cmd, shell=True, check=True)
 
 
-def spawn(args, ns=None, **kw):
-    if ns:
-        args = ["nsenter", f"--net=/run/netns/{ns}", *args]
-    log = open(os.path.join(LOGS, os.path.basename(args[0]) + ".log"), "ab")
-    p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log, **kw)
-    log.close()
-    PIDS.append(p)
-    return p
 
 
-def stop(procs):
-    for p in procs:
-        if p.poll() is None:
-            p.terminate()
-    for p in procs:
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
 
 
 def docker_proxy(proto, host_ip, host_port, ctr_port):
@@ -89,18 +68,6 @@ def wait_port(host, port, timeout=10.0):
     raise SystemExit(f"nothing listens on {host}:{port} after {timeout}s; logs in {LOGS}")
 
 
-def wait_listen(port, ns=None, timeout=10.0):
-    """Waits until something listens on TCP `port` without connecting to it: iperf3 takes a bare
-    probe connection for a broken test and may reset the next real client while recovering."""
-    cmd = ["ss", "-Hltn", f"sport = :{port}"]
-    if ns:
-        cmd = ["nsenter", f"--net=/run/netns/{ns}", *cmd]
-    end = time.time() + timeout
-    while time.time() < end:
-        if subprocess.run(cmd, capture_output=True, text=True).stdout.strip():
-            return
-        time.sleep(0.05)
-    raise SystemExit(f"nothing listens on port {port} after {timeout}s; logs in {LOGS}")
 
 
 def cpu_ticks(pids):
@@ -169,8 +136,6 @@ def wrk(url, secs, proxy_pids):
     return rps, p99, cpu_us / max(rps * secs, 1)
 
 
-def median(xs):
-    return statistics.median(xs)
 
 
 def topology():
@@ -196,9 +161,9 @@ def start_paths(tmp):
         read_status(r)
         d.append(p)
     paths["docker-proxy"] = ("127.0.0.1", 25201, 20080, [p.pid for p in d])
-    s = [spawn(["socat", f"TCP4-LISTEN:35201,fork,reuseaddr,bind=127.0.0.1", f"TCP4:{CTR}:5201"]),
-         spawn(["socat", f"UDP4-LISTEN:35201,fork,reuseaddr,bind=127.0.0.1", f"UDP4:{CTR}:5201"]),
-         spawn(["socat", f"TCP4-LISTEN:30080,fork,reuseaddr,bind=127.0.0.1", f"TCP4:{CTR}:80"])]
+    s = [spawn(["socat", "TCP4-LISTEN:35201,fork,reuseaddr,bind=127.0.0.1", f"TCP4:{CTR}:5201"]),
+         spawn(["socat", "UDP4-LISTEN:35201,fork,reuseaddr,bind=127.0.0.1", f"UDP4:{CTR}:5201"]),
+         spawn(["socat", "TCP4-LISTEN:30080,fork,reuseaddr,bind=127.0.0.1", f"TCP4:{CTR}:80"])]
     paths["socat"] = ("127.0.0.1", 35201, 30080, [p.pid for p in s])
     for name, (host, ip, hp, _) in paths.items():
         if name != "direct":
@@ -314,13 +279,4 @@ def main():
 
 
 if __name__ == "__main__":
-    if os.environ.get("BERTH_BENCH_INNER") != "1":
-        os.makedirs("/run/netns", exist_ok=True)
-        env = dict(os.environ, BERTH_BENCH_INNER="1")
-        cmd = ["unshare", "--net", "--mount", "--pid", "--fork", "--mount-proc", "--propagation", "private",
-               "sh", "-c", 'mount -t tmpfs bench /run/netns && exec "$@"', "sh", sys.executable, *sys.argv]
-        sys.exit(subprocess.run(cmd, env=env).returncode)
-    try:
-        main()
-    finally:
-        stop(PIDS)
+    run(main)

@@ -17,33 +17,21 @@ cargo build --release --quiet -p portproxy
 BP="$(realpath "$CARGO_TARGET_DIR/release/berth-proxy")"
 
 exec unshare --net --mount --pid --fork --mount-proc --propagation private -- bash -euo pipefail -c '
-  BP=$1
+  BP=$1 REPO=$2
   PATH=/usr/sbin:/usr/bin:/sbin:/bin
   run=$(mktemp -d /tmp/berth-docker-compat.XXXXXX)
   mount -t tmpfs compat "$run"
   ip link set lo up
-  export DOCKER_HOST=unix://$run/docker.sock
-  cleanup() {
-    docker rm -f web >/dev/null 2>&1 || true
-    [ -n "${DPID:-}" ] && kill "$DPID" 2>/dev/null && wait "$DPID" 2>/dev/null || true
-    for d in /sys/fs/cgroup/*/berth-compat-test /sys/fs/cgroup/berth-compat-test; do
-      [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
-    done
-  }
+  . "$REPO/scripts/throwaway-dockerd.sh"
+  cleanup() { dockerd_stop berth-compat-test; }
   trap cleanup EXIT
-  dockerd --host "$DOCKER_HOST" --data-root "$run/data" --exec-root "$run/exec" \
-    --pidfile "$run/dockerd.pid" --userland-proxy-path "$BP" --cgroup-parent berth-compat-test \
-    >"$run/dockerd.log" 2>&1 &
-  DPID=$!
-  for _ in $(seq 100); do docker version >/dev/null 2>&1 && break; sleep 0.2; done
+  dockerd_start "$run" berth-compat-test --userland-proxy-path "$BP"
   docker version --format "dockerd {{.Server.Version}}" || { tail -20 "$run/dockerd.log"; exit 1; }
 
   # A one-layer image from Debian busybox-static, as the tests will use everywhere.
-  mkdir -p "$run/rootfs/bin" "$run/rootfs/www"
-  cp /bin/busybox "$run/rootfs/bin/"
-  for c in sh httpd; do ln -s busybox "$run/rootfs/bin/$c"; done
+  mkdir -p "$run/rootfs/www"
   echo "served through berth-proxy" > "$run/rootfs/www/index.html"
-  tar -C "$run/rootfs" -c . | docker import - berth-test/busybox >/dev/null
+  busybox_image "$run" berth-test/busybox sh httpd
 
   docker run -d --name web -p 127.0.0.1:18080:80 berth-test/busybox httpd -f -p 80 -h /www >/dev/null
   for _ in $(seq 50); do curl -sf http://127.0.0.1:18080/ >/dev/null && break; sleep 0.1; done
@@ -57,4 +45,4 @@ exec unshare --net --mount --pid --fork --mount-proc --propagation private -- ba
   if ss -Hltn "sport = :18080" | grep -q .; then echo "FAIL: port still open after rm -f"; exit 1; fi
   if pgrep -x berth-proxy >/dev/null; then echo "FAIL: berth-proxy left running"; exit 1; fi
   echo "docker-compat: dockerd used berth-proxy as its userland proxy: ok"
-' compat "$BP"
+' compat "$BP" "$PWD"
