@@ -3,56 +3,22 @@
 //! scripts/netns-test.sh (a throwaway outer namespace: berth0 and berth's tables there are
 //! invisible to the machine); each test tears down everything it created.
 
+#[allow(dead_code)]
+mod manager_support;
 #[path = "../../portproxy/tests/netns_support/mod.rs"]
 #[allow(dead_code)]
 mod netns_support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use netcore::firewall::nft::NftCommand;
+use manager_support::{container, open, req, rt, state_dir};
 use netcore::ipam::SubnetRequest;
-use netcore::link::RtNetlink;
-use netcore::network::{AttachRequest, CreateRequest, NetworkManager, Sysctl};
+use netcore::network::CreateRequest;
 use netns_support::{Netns, Topo, enabled, sh};
-
-type Manager = NetworkManager<RtNetlink, NftCommand>;
-
-static NEXT: AtomicU32 = AtomicU32::new(0);
-
-fn state_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("berth-netns-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-async fn open(dir: &Path) -> Manager {
-    NetworkManager::open(dir, RtNetlink::new(), NftCommand::new(), Sysctl::default())
-        .await
-        .unwrap()
-}
-
-/// A namespace playing a container.
-fn container(tag: &str) -> Netns {
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    Netns::new(format!("bn-{tag}-{n}"))
-}
-
-fn req(ns: &Netns, ports: &[&str]) -> AttachRequest {
-    AttachRequest {
-        container: format!("{}-id", ns.name),
-        container_name: ns.name.clone(),
-        ns: Some(PathBuf::from(format!("/run/netns/{}", ns.name))),
-        ports: ports.iter().map(|p| p.parse().unwrap()).collect(),
-        ..AttachRequest::default()
-    }
-}
 
 /// Listens on `port` inside `ns` and answers each connection with the peer's address, as a
 /// container's server would see it.
@@ -81,14 +47,6 @@ fn ask(ns: Option<&Netns>, addr: &str) -> std::io::Result<String> {
         Some(ns) => ns.run(f),
         None => f(),
     }
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 fn snapshot() -> [String; 3] {

@@ -14,7 +14,7 @@ use ipnet::IpNet;
 use netcore::firewall::nft::NftCommand;
 use netcore::ipam::SubnetRequest;
 use netcore::link::RtNetlink;
-use netcore::network::{AttachRequest, CreateRequest, NetworkManager, Sysctl};
+use netcore::network::{AttachRequest, ContainerLink, CreateRequest, NetworkManager, Sysctl};
 use netcore::options::{parse_ip, parse_subnet};
 use portproxy::spec::PortSpec;
 
@@ -98,6 +98,12 @@ enum Cmd {
         /// Network-scoped alias.
         #[arg(long)]
         alias: Vec<String>,
+        /// Resolve another container's name under an alias: NAME or NAME:ALIAS.
+        #[arg(long)]
+        link: Vec<ContainerLink>,
+        /// Forward this container's outside names here (IP, IP:PORT or [IPv6]:PORT).
+        #[arg(long, value_parser = netcore::dns::parse_server)]
+        dns: Vec<std::net::SocketAddr>,
     },
     /// Detach a container from a network.
     Detach {
@@ -239,6 +245,8 @@ async fn main() -> Result<()> {
             ip: v4,
             ip6,
             alias,
+            link,
+            dns,
         } => {
             let ports = publish
                 .iter()
@@ -252,6 +260,8 @@ async fn main() -> Result<()> {
                         container_name: name,
                         ns: Some(netns),
                         aliases: alias,
+                        links: link,
+                        dns_servers: dns,
                         ipv4: ip("--ip", &v4)?,
                         ipv6: ip("--ip6", &ip6)?,
                         ports,

@@ -3,12 +3,11 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use futures::TryStreamExt;
-use nix::sched::{CloneFlags, setns};
 use rtnetlink::Handle;
 use tokio::task::JoinHandle;
 
@@ -345,21 +344,11 @@ type Connection = rtnetlink::proto::Connection<rtnetlink::packet_route::RouteNet
 /// namespace, opens the socket (registered with the caller's runtime) and exits; the socket keeps
 /// the namespace it was created in.
 async fn connect_in(path: &Path) -> io::Result<(Connection, Handle)> {
-    let ns = File::open(path)?;
     let rt = tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("berth-netns".into())
-        .spawn(move || {
-            let res = setns(ns.as_fd(), CloneFlags::CLONE_NEWNET)
-                .map_err(io::Error::from)
-                .and_then(|()| {
-                    let _guard = rt.enter();
-                    let (conn, handle, _unsolicited) = rtnetlink::new_connection()?;
-                    Ok((conn, handle))
-                });
-            let _ = tx.send(res);
-        })?;
-    rx.await
-        .map_err(|_| io::Error::other("namespace thread exited without a connection"))?
+    crate::netns::run_in(path, move || {
+        let _guard = rt.enter();
+        let (conn, handle, _unsolicited) = rtnetlink::new_connection()?;
+        Ok((conn, handle))
+    })
+    .await
 }

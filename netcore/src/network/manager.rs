@@ -22,7 +22,8 @@ use crate::link::{
 };
 use crate::persist;
 
-const STATE_FILE: &str = "networks.json";
+/// The state file in the manager's directory; the standalone resolver (berth-dns) watches it.
+pub const STATE_FILE: &str = "networks.json";
 const PREDEFINED: [&str; 3] = ["bridge", "host", "none"];
 
 /// Owns every network and endpoint of one daemon.
@@ -467,6 +468,8 @@ impl<L: Netlink, N: Nft> NetworkManager<L, N> {
                         | DriverConfig::Ipvlan { .. }
                 ),
             aliases: req.aliases.clone(),
+            links: req.links.clone(),
+            dns_servers: req.dns_servers.clone(),
             published,
         };
         next.endpoints.insert(ep.id.clone(), ep.clone());

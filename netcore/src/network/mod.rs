@@ -14,9 +14,10 @@ mod sysctl;
 
 pub use config::{driver_config, random_id, validate_ifname, validate_name};
 pub use inspect::{EndpointInspect, IpamConfig, IpamInspect, NetworkInspect};
-pub use manager::NetworkManager;
+pub use manager::{NetworkManager, STATE_FILE};
 pub use model::{
-    AttachRequest, CreateRequest, DEFAULT_BRIDGE, DriverConfig, Endpoint, Network, State,
+    AttachRequest, ContainerLink, CreateRequest, DEFAULT_BRIDGE, DriverConfig, Endpoint, Network,
+    State,
 };
 pub use sysctl::Sysctl;
 

@@ -2,7 +2,7 @@
 //! Plain serde data; the whole [`State`] is one JSON file so a restart finds everything again.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use ipnet::IpNet;
@@ -120,8 +120,40 @@ pub struct Endpoint {
     pub gateway: bool,
     /// `--network-alias` names.
     pub aliases: Vec<String>,
+    /// `--link` aliases this container resolves.
+    #[serde(default)]
+    pub links: Vec<ContainerLink>,
+    /// `--dns`: where the embedded resolver forwards this container's outside names.
+    #[serde(default)]
+    pub dns_servers: Vec<SocketAddr>,
     /// Published ports, one per host port, as the firewall serves them.
     pub published: Vec<Mapping>,
+}
+
+/// `--link container:alias`: on user-defined networks, the linking container resolves `alias`
+/// to `container`'s addresses on the networks they share.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerLink {
+    /// The linked container's name.
+    pub container: String,
+    /// The name it is known by to the linking container.
+    pub alias: String,
+}
+
+impl std::str::FromStr for ContainerLink {
+    type Err = String;
+
+    /// Parses `name` or `name:alias`, as `docker run --link`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (container, alias) = s.split_once(':').unwrap_or((s, s));
+        if container.is_empty() || alias.is_empty() || alias.contains(':') {
+            return Err(format!("invalid --link {s:?}: expected NAME or NAME:ALIAS"));
+        }
+        Ok(ContainerLink {
+            container: container.trim_start_matches('/').to_string(),
+            alias: alias.to_string(),
+        })
+    }
 }
 
 /// `docker network create`.
@@ -154,6 +186,10 @@ pub struct AttachRequest {
     pub ns: Option<PathBuf>,
     /// `--network-alias`.
     pub aliases: Vec<String>,
+    /// `--link`.
+    pub links: Vec<ContainerLink>,
+    /// `--dns` servers (port 53 unless given).
+    pub dns_servers: Vec<SocketAddr>,
     /// `--ip`.
     pub ipv4: Option<IpAddr>,
     /// `--ip6`.

@@ -1,0 +1,135 @@
+//! Sending a query the records cannot answer to the upstream resolvers: over UDP with a TCP retry
+//! when the answer is truncated, each attempt under a timeout, the next upstream when one fails,
+//! and the answer relayed byte for byte. Sockets are opened by the resolver's own threads, so in
+//! the resolver's namespace (the host's): a loopback upstream such as systemd-resolved works.
+
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use hickory_proto::op::ResponseCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::time::timeout;
+
+use super::answer::{HEADER_LEN, Transport, udp_limit};
+
+/// Why one upstream gave no usable answer (logged at debug level, then the next one is tried).
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// The socket failed: refused, unreachable, reset.
+    #[error("upstream {0}: {1}")]
+    Io(SocketAddr, io::Error),
+    /// No answer within the timeout.
+    #[error("upstream {0}: no answer within {1:?}")]
+    Timeout(SocketAddr, Duration),
+    /// The answer was too short or too long to be one.
+    #[error("upstream {0}: malformed answer of {1} bytes")]
+    Malformed(SocketAddr, usize),
+}
+
+/// Sends `query` to each upstream in turn and returns the first answer that is not SERVFAIL or
+/// REFUSED (or the last of those when nothing better came), `None` when none answered at all.
+/// A UDP answer with the TC bit is retried over TCP and the full answer returned when it fits
+/// the client's UDP limit; otherwise the truncated one goes back and the client retries over TCP.
+pub async fn forward(
+    upstreams: &[SocketAddr],
+    query: &[u8],
+    transport: Transport,
+    wait: Duration,
+) -> Option<Vec<u8>> {
+    if query.len() < HEADER_LEN {
+        return None;
+    }
+    let mut fallback = None;
+    for &up in upstreams {
+        let res = match transport {
+            Transport::Tcp => tcp_exchange(up, query, wait).await,
+            Transport::Udp => match udp_exchange(up, query, wait).await {
+                Ok(resp) if truncated(&resp) => match tcp_exchange(up, query, wait).await {
+                    Ok(full) if full.len() <= udp_limit(query) => Ok(full),
+                    _ => Ok(resp),
+                },
+                other => other,
+            },
+        };
+        match res {
+            Ok(resp) if matches!(rcode(&resp), ResponseCode::ServFail | ResponseCode::Refused) => {
+                fallback = Some(resp);
+            }
+            Ok(resp) => return Some(resp),
+            Err(e) => tracing::debug!("{e}"),
+        }
+    }
+    fallback
+}
+
+fn truncated(msg: &[u8]) -> bool {
+    msg[2] & 0x02 != 0
+}
+
+fn rcode(msg: &[u8]) -> ResponseCode {
+    ResponseCode::from_low(msg[3] & 0x0f)
+}
+
+/// Whether `resp` answers `query`: a response with its ID.
+fn answers(query: &[u8], resp: &[u8]) -> bool {
+    resp.len() >= HEADER_LEN && resp[..2] == query[..2] && resp[2] & 0x80 != 0
+}
+
+async fn udp_exchange(
+    up: SocketAddr,
+    query: &[u8],
+    wait: Duration,
+) -> Result<Vec<u8>, UpstreamError> {
+    let io = |e| UpstreamError::Io(up, e);
+    let local: SocketAddr = if up.is_ipv4() {
+        (Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let sock = UdpSocket::bind(local).await.map_err(io)?;
+    sock.connect(up).await.map_err(io)?;
+    sock.send(query).await.map_err(io)?;
+    let mut buf = vec![0u8; udp_limit(query).max(4096) + 1];
+    let exchange = async {
+        loop {
+            let n = sock.recv(&mut buf).await?;
+            if answers(query, &buf[..n]) {
+                buf.truncate(n);
+                return Ok::<_, io::Error>(());
+            }
+        }
+    };
+    match timeout(wait, exchange).await {
+        Ok(Ok(())) => Ok(buf),
+        Ok(Err(e)) => Err(io(e)),
+        Err(_) => Err(UpstreamError::Timeout(up, wait)),
+    }
+}
+
+async fn tcp_exchange(
+    up: SocketAddr,
+    query: &[u8],
+    wait: Duration,
+) -> Result<Vec<u8>, UpstreamError> {
+    let io = |e| UpstreamError::Io(up, e);
+    let len = u16::try_from(query.len()).map_err(|_| UpstreamError::Malformed(up, query.len()))?;
+    let exchange = async {
+        let mut s = TcpStream::connect(up).await?;
+        let mut framed = Vec::with_capacity(query.len() + 2);
+        framed.extend_from_slice(&len.to_be_bytes());
+        framed.extend_from_slice(query);
+        s.write_all(&framed).await?;
+        let n = usize::from(s.read_u16().await?);
+        let mut resp = vec![0u8; n];
+        s.read_exact(&mut resp).await?;
+        Ok::<_, io::Error>(resp)
+    };
+    match timeout(wait, exchange).await {
+        Ok(Ok(resp)) if answers(query, &resp) => Ok(resp),
+        Ok(Ok(resp)) => Err(UpstreamError::Malformed(up, resp.len())),
+        Ok(Err(e)) => Err(io(e)),
+        Err(_) => Err(UpstreamError::Timeout(up, wait)),
+    }
+}

@@ -1,0 +1,340 @@
+//! The resolver service: one process, one tokio runtime, a UDP socket and a TCP listener at
+//! 127.0.0.11:53 inside every container namespace that needs one. The sockets are opened by a
+//! short-lived thread that enters the namespace ([`crate::netns::run_in`]) and are then driven
+//! from the runtime like any other; the socket a query arrived on says which container asked.
+//!
+//! Every change of the networks builds a new [`Records`] snapshot and swaps it in whole; then
+//! listeners are opened for containers that gained one and closed for those that lost it. Nothing
+//! else restarts, so a name is answerable as soon as [`Resolver::update`] returns.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use hickory_proto::op::ResponseCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+
+use super::answer::{self, Outcome, Transport};
+use super::forward::forward;
+use super::records::Records;
+use crate::network::State;
+
+/// How the resolver behaves; the defaults are what containers get.
+#[derive(Debug, Clone)]
+pub struct ResolverConfig {
+    /// Upstream resolvers for containers without `--dns` (the host's resolv.conf).
+    pub upstreams: Vec<SocketAddr>,
+    /// Where the resolver listens inside each container namespace.
+    pub listen: SocketAddr,
+    /// TTL of answers from the records (Docker's 600 s).
+    pub ttl: u32,
+    /// How long one upstream may take before the next is tried.
+    pub upstream_timeout: Duration,
+    /// Forwarded queries in flight at once, over all containers; beyond it, SERVFAIL at once.
+    pub max_forwarded: usize,
+    /// TCP connections open at once, over all containers; beyond it, new ones are closed.
+    pub max_tcp: usize,
+    /// How long a TCP connection may sit idle.
+    pub tcp_idle: Duration,
+}
+
+impl Default for ResolverConfig {
+    fn default() -> Self {
+        ResolverConfig {
+            upstreams: Vec::new(),
+            listen: SocketAddr::from((Ipv4Addr::new(127, 0, 0, 11), 53)),
+            ttl: 600,
+            upstream_timeout: Duration::from_secs(2),
+            max_forwarded: 4096,
+            max_tcp: 512,
+            tcp_idle: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Why a container's listener could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("DNS listener {listen} for container {container} in {}: {source}", ns.display())]
+pub struct ListenError {
+    /// The container.
+    pub container: String,
+    /// Its namespace file.
+    pub ns: PathBuf,
+    /// The address.
+    pub listen: SocketAddr,
+    /// What failed.
+    pub source: io::Error,
+}
+
+struct Shared {
+    records: ArcSwap<Records>,
+    config: ResolverConfig,
+    forward_slots: Arc<Semaphore>,
+    tcp_slots: Arc<Semaphore>,
+}
+
+/// One container's listener tasks; dropping it closes both sockets.
+struct Listener {
+    ns: PathBuf,
+    tasks: [JoinHandle<()>; 2],
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// The embedded resolver of every container.
+pub struct Resolver {
+    shared: Arc<Shared>,
+    listeners: HashMap<String, Listener>,
+}
+
+impl std::fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resolver")
+            .field("config", &self.shared.config)
+            .field("listeners", &self.listeners.len())
+            .finish()
+    }
+}
+
+impl Resolver {
+    /// A resolver with no records and no listeners yet; call [`Resolver::update`].
+    pub fn new(config: ResolverConfig) -> Resolver {
+        Resolver {
+            shared: Arc::new(Shared {
+                records: ArcSwap::from_pointee(Records::default()),
+                forward_slots: Arc::new(Semaphore::new(config.max_forwarded)),
+                tcp_slots: Arc::new(Semaphore::new(config.max_tcp)),
+                config,
+            }),
+            listeners: HashMap::new(),
+        }
+    }
+
+    /// Makes the resolver serve `state`: swaps in its records, then opens listeners for
+    /// containers that need one and closes those of containers that left. Returns the listeners
+    /// that could not be opened (those containers' names still resolve for others).
+    pub async fn update(&mut self, state: &State) -> Vec<ListenError> {
+        let records = Arc::new(Records::build(state, &self.shared.config.upstreams));
+        self.shared.records.store(records.clone());
+        self.listeners
+            .retain(|c, l| records.listeners.get(c).is_some_and(|ns| *ns == l.ns));
+        let mut errors = Vec::new();
+        for (container, ns) in &records.listeners {
+            if self.listeners.contains_key(container) {
+                continue;
+            }
+            match self.open(container, ns).await {
+                Ok(l) => {
+                    self.listeners.insert(container.clone(), l);
+                }
+                Err(source) => errors.push(ListenError {
+                    container: container.clone(),
+                    ns: ns.clone(),
+                    listen: self.shared.config.listen,
+                    source,
+                }),
+            }
+        }
+        errors
+    }
+
+    /// The records being served.
+    pub fn records(&self) -> Arc<Records> {
+        self.shared.records.load_full()
+    }
+
+    /// Containers with an open listener.
+    pub fn listening(&self) -> impl Iterator<Item = &str> {
+        self.listeners.keys().map(String::as_str)
+    }
+
+    async fn open(&self, container: &str, ns: &std::path::Path) -> io::Result<Listener> {
+        let listen = self.shared.config.listen;
+        let (udp, tcp) = crate::netns::run_in(ns, move || bind(listen)).await?;
+        let udp = Arc::new(UdpSocket::from_std(udp)?);
+        let tcp = TcpListener::from_std(tcp)?;
+        let who: Arc<str> = container.into();
+        Ok(Listener {
+            ns: ns.to_path_buf(),
+            tasks: [
+                tokio::spawn(serve_udp(self.shared.clone(), who.clone(), udp)),
+                tokio::spawn(serve_tcp(self.shared.clone(), who, tcp)),
+            ],
+        })
+    }
+}
+
+/// Binds the resolver's sockets (in whatever namespace the calling thread is in). SO_REUSEADDR
+/// lets a container's own DNS server bind the wildcard address on port 53 beside them.
+fn bind(listen: SocketAddr) -> io::Result<(std::net::UdpSocket, std::net::TcpListener)> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let domain = Domain::for_address(listen);
+    let udp = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
+    udp.set_reuse_address(true)?;
+    udp.set_nonblocking(true)?;
+    // Room for a burst: a flood overflows into drops, never into memory.
+    let _ = udp.set_recv_buffer_size(1 << 20);
+    udp.bind(&listen.into())?;
+    let tcp = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+    tcp.set_reuse_address(true)?;
+    tcp.set_nonblocking(true)?;
+    tcp.bind(&listen.into())?;
+    tcp.listen(128)?;
+    Ok((udp.into(), tcp.into()))
+}
+
+async fn serve_udp(shared: Arc<Shared>, container: Arc<str>, sock: Arc<UdpSocket>) {
+    let mut buf = vec![0u8; 65_535];
+    let mut out = Vec::with_capacity(4096);
+    let ttl = shared.config.ttl;
+    loop {
+        let (n, peer) = match sock.recv_from(&mut buf).await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::debug!("DNS for {container}: receive failed: {e}");
+                continue;
+            }
+        };
+        let outcome = {
+            let records = shared.records.load();
+            answer::handle(
+                &records,
+                &container,
+                &buf[..n],
+                Transport::Udp,
+                ttl,
+                &mut out,
+            )
+        };
+        match outcome {
+            Outcome::Reply => {
+                let _ = sock.send_to(&out, peer).await;
+            }
+            Outcome::Forward(upstreams) => {
+                let Ok(permit) = shared.forward_slots.clone().try_acquire_owned() else {
+                    if answer::error_reply(
+                        &buf[..n],
+                        ResponseCode::ServFail,
+                        Transport::Udp,
+                        &mut out,
+                    ) {
+                        let _ = sock.send_to(&out, peer).await;
+                    }
+                    continue;
+                };
+                let (sock, query, wait) = (
+                    sock.clone(),
+                    buf[..n].to_vec(),
+                    shared.config.upstream_timeout,
+                );
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    let reply = forward(&upstreams, &query, Transport::Udp, wait).await;
+                    let reply = reply.or_else(|| servfail(&query, Transport::Udp));
+                    if let Some(r) = reply {
+                        let _ = sock.send_to(&r, peer).await;
+                    }
+                });
+            }
+            Outcome::Drop => {}
+        }
+    }
+}
+
+fn servfail(query: &[u8], transport: Transport) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    answer::error_reply(query, ResponseCode::ServFail, transport, &mut out).then_some(out)
+}
+
+async fn serve_tcp(shared: Arc<Shared>, container: Arc<str>, listener: TcpListener) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                // Out of descriptors, say: back off instead of spinning.
+                tracing::warn!("DNS for {container}: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = shared.tcp_slots.clone().try_acquire_owned() else {
+            continue;
+        };
+        let (shared, container) = (shared.clone(), container.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            serve_conn(&shared, &container, stream).await;
+        });
+    }
+}
+
+/// Answers length-prefixed queries on one TCP connection until the client closes it, sends
+/// something that is not a query, or stays idle too long.
+async fn serve_conn(shared: &Shared, container: &str, mut stream: TcpStream) {
+    let idle = shared.config.tcp_idle;
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut out = Vec::with_capacity(4096);
+    loop {
+        while let Some((msg, used)) = answer::split_frame(&buf) {
+            let outcome = {
+                let records = shared.records.load();
+                answer::handle(
+                    &records,
+                    container,
+                    msg,
+                    Transport::Tcp,
+                    shared.config.ttl,
+                    &mut out,
+                )
+            };
+            let reply = match outcome {
+                Outcome::Reply => out.as_slice(),
+                Outcome::Drop => return,
+                Outcome::Forward(upstreams) => {
+                    let wait = shared.config.upstream_timeout;
+                    let fwd = match shared.forward_slots.try_acquire() {
+                        Ok(_permit) => forward(&upstreams, msg, Transport::Tcp, wait).await,
+                        Err(_) => None,
+                    };
+                    match fwd.or_else(|| servfail(msg, Transport::Tcp)) {
+                        Some(r) => {
+                            out = r;
+                            out.as_slice()
+                        }
+                        None => return,
+                    }
+                }
+            };
+            let len = (reply.len() as u16).to_be_bytes();
+            let write = async {
+                stream.write_all(&len).await?;
+                stream.write_all(reply).await
+            };
+            if !matches!(tokio::time::timeout(idle, write).await, Ok(Ok(()))) {
+                return;
+            }
+            buf.drain(..used);
+        }
+        if buf.len() >= 2 + usize::from(u16::MAX) {
+            return;
+        }
+        let mut chunk = [0u8; 4096];
+        match tokio::time::timeout(idle, stream.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+            _ => return,
+        }
+    }
+}
