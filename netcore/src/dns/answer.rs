@@ -92,14 +92,18 @@ fn parse(msg: &[u8]) -> Parse {
         return Parse::Fail(header, ResponseCode::FormErr);
     };
     let question_end = dec.index();
-    let edns = if header.counts.answers == 0
-        && header.counts.authorities == 0
-        && header.counts.additionals >= 1
-    {
-        read_opt(&mut dec)
-    } else {
-        None
-    };
+    let c = header.counts;
+    let records = u32::from(c.answers) + u32::from(c.authorities) + u32::from(c.additionals);
+    let mut edns = None;
+    for _ in 0..records {
+        match skip_record(&mut dec) {
+            Some(opt) => edns = edns.or(opt),
+            None => return Parse::Fail(header, ResponseCode::FormErr),
+        }
+    }
+    if !dec.is_empty() {
+        return Parse::Fail(header, ResponseCode::FormErr);
+    }
     Parse::Ok(Asked {
         frame: Frame {
             header,
@@ -110,12 +114,17 @@ fn parse(msg: &[u8]) -> Parse {
     })
 }
 
-/// The payload size of an OPT record at the decoder, if that is what is there.
-fn read_opt(dec: &mut BinDecoder<'_>) -> Option<u16> {
-    let root = dec.pop().ok()?.unverified();
+/// Steps over one resource record, checking only its framing; `None` when it is cut short or
+/// its name is malformed, else the UDP payload size when it is an OPT record.
+fn skip_record(dec: &mut BinDecoder<'_>) -> Option<Option<u16>> {
+    let root = dec.peek()?.unverified() == 0;
+    Name::read(dec).ok()?;
     let rtype = dec.read_u16().ok()?.unverified();
-    let payload = dec.read_u16().ok()?.unverified();
-    (root == 0 && rtype == u16::from(RecordType::OPT)).then_some(payload)
+    let class = dec.read_u16().ok()?.unverified();
+    let _ttl = dec.read_u32().ok()?;
+    let len = dec.read_u16().ok()?.unverified();
+    dec.read_slice(usize::from(len)).ok()?;
+    Some((root && rtype == u16::from(RecordType::OPT)).then_some(class))
 }
 
 /// Handles one query for the container `container` and writes any reply into `out` (cleared

@@ -417,3 +417,16 @@ proptest! {
         let _ = handle(&r, "client", &q, Transport::Udp, 600, &mut out);
     }
 }
+
+#[test]
+fn trailing_bytes_or_cut_records_are_formerr() {
+    let r = records();
+    let mut q = query("web", RecordType::A, Some(1232));
+    q.push(0);
+    let (_, m) = ask(&r, "client", &q, Transport::Udp);
+    assert_eq!(m.unwrap().metadata.response_code, ResponseCode::FormErr);
+    let mut q = query("web", RecordType::A, Some(1232));
+    q.truncate(q.len() - 3);
+    let (_, m) = ask(&r, "client", &q, Transport::Udp);
+    assert_eq!(m.unwrap().metadata.response_code, ResponseCode::FormErr);
+}

@@ -1,0 +1,95 @@
+//! Any bytes as a query to the embedded resolver, as one UDP datagram and as a TCP stream of
+//! length-prefixed messages, through the whole answer path with real records: it never panics,
+//! every reply echoes the query's ID, is marked a response and parses as DNS.
+#![no_main]
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use hickory_proto::op::Message;
+use libfuzzer_sys::fuzz_target;
+use netcore::dns::answer::split_frame;
+use netcore::dns::{Outcome, Records, Transport, handle};
+use netcore::network::{ContainerLink, DriverConfig, Endpoint, Network, State};
+
+fn records() -> &'static Records {
+    static R: OnceLock<Records> = OnceLock::new();
+    R.get_or_init(|| {
+        let mut s = State::default();
+        for (name, internal) in [("front", false), ("sealed", true)] {
+            s.networks.insert(
+                name.into(),
+                Network {
+                    id: format!("{name:0>64}"),
+                    name: name.into(),
+                    driver: DriverConfig::Bridge {
+                        bridge: format!("br-{name}"),
+                        mtu: None,
+                        icc: true,
+                        masquerade: true,
+                    },
+                    internal,
+                    ipv6: true,
+                    options: BTreeMap::new(),
+                    labels: BTreeMap::new(),
+                    created: 0,
+                },
+            );
+        }
+        for (i, (c, net, aliases)) in [
+            ("web", "front", vec!["www", "pool"]),
+            ("db", "front", vec!["pool"]),
+            ("iso", "sealed", vec![]),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let ep = Endpoint {
+                id: format!("{c}-{net}"),
+                network: net.into(),
+                container: c.into(),
+                container_name: c.into(),
+                ns: Some(format!("/run/netns/{c}").into()),
+                ifname: Some("eth0".into()),
+                host_ifname: None,
+                mac: None,
+                ipv4: Some(format!("10.0.0.{}/24", i + 2).parse().unwrap()),
+                ipv6: Some(format!("fd00::{}/64", i + 2).parse().unwrap()),
+                gateway: true,
+                aliases: aliases.into_iter().map(String::from).collect(),
+                links: vec![ContainerLink {
+                    container: "db".into(),
+                    alias: "primary".into(),
+                }],
+                dns_servers: Vec::new(),
+                published: Vec::new(),
+            };
+            s.endpoints.insert(ep.id.clone(), ep);
+        }
+        Records::build(&s, &["127.0.0.1:53".parse().unwrap()])
+    })
+}
+
+fn check(query: &[u8], transport: Transport, out: &mut Vec<u8>) {
+    for who in ["web", "iso", "stranger"] {
+        if handle(records(), who, query, transport, 600, out) == Outcome::Reply {
+            assert!(out.len() >= 12 && out[..2] == query[..2] && out[2] & 0x80 != 0);
+            if transport == Transport::Udp {
+                assert!(out.len() <= 65_535);
+            }
+            if let Err(e) = Message::from_vec(out) {
+                panic!("reply does not parse: {e}: {out:02x?}");
+            }
+        }
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let mut out = Vec::new();
+    check(data, Transport::Udp, &mut out);
+    let mut rest = data;
+    while let Some((msg, used)) = split_frame(rest) {
+        check(msg, Transport::Tcp, &mut out);
+        rest = &rest[used..];
+    }
+});
