@@ -14,7 +14,8 @@ step "packages"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
-  iproute2 nftables util-linux procps python3 curl iperf3 wrk socat docker.io busybox-static >/dev/null
+  iproute2 nftables util-linux procps python3 curl iperf3 wrk socat docker.io busybox-static \
+  dnsperf dnsmasq-base aardvark-dns >/dev/null
 
 step "format and lints"
 cargo fmt --all -- --check
@@ -53,6 +54,9 @@ benches/firewall-compare.sh --short
 
 step "container start with published ports vs dockerd (short)"
 benches/container-ports-compare.sh --short
+
+step "embedded DNS vs aardvark-dns, dnsmasq and Docker (short)"
+benches/dns-compare.sh --short
 
 echo
 echo "all berth tests passed"

@@ -3,67 +3,36 @@
 //! every reply echoes the query's ID, is marked a response and parses as DNS.
 #![no_main]
 
-use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use hickory_proto::op::Message;
 use libfuzzer_sys::fuzz_target;
 use netcore::dns::answer::split_frame;
 use netcore::dns::{Outcome, Records, Transport, handle};
-use netcore::network::{ContainerLink, DriverConfig, Endpoint, Network, State};
+use netcore::network::fixtures::{bridge_network, endpoint};
+use netcore::network::{ContainerLink, State};
 
 fn records() -> &'static Records {
     static R: OnceLock<Records> = OnceLock::new();
     R.get_or_init(|| {
         let mut s = State::default();
         for (name, internal) in [("front", false), ("sealed", true)] {
-            s.networks.insert(
-                name.into(),
-                Network {
-                    id: format!("{name:0>64}"),
-                    name: name.into(),
-                    driver: DriverConfig::Bridge {
-                        bridge: format!("br-{name}"),
-                        mtu: None,
-                        icc: true,
-                        masquerade: true,
-                    },
-                    internal,
-                    ipv6: true,
-                    options: BTreeMap::new(),
-                    labels: BTreeMap::new(),
-                    created: 0,
-                },
-            );
+            s.networks.insert(name.into(), bridge_network(name, internal));
         }
         for (i, (c, net, aliases)) in [
-            ("web", "front", vec!["www", "pool"]),
-            ("db", "front", vec!["pool"]),
-            ("iso", "sealed", vec![]),
+            ("web", "front", &["www", "pool"][..]),
+            ("db", "front", &["pool"][..]),
+            ("iso", "sealed", &[][..]),
         ]
         .into_iter()
         .enumerate()
         {
-            let ep = Endpoint {
-                id: format!("{c}-{net}"),
-                network: net.into(),
-                container: c.into(),
-                container_name: c.into(),
-                ns: Some(format!("/run/netns/{c}").into()),
-                ifname: Some("eth0".into()),
-                host_ifname: None,
-                mac: None,
-                ipv4: Some(format!("10.0.0.{}/24", i + 2).parse().unwrap()),
-                ipv6: Some(format!("fd00::{}/64", i + 2).parse().unwrap()),
-                gateway: true,
-                aliases: aliases.into_iter().map(String::from).collect(),
-                links: vec![ContainerLink {
-                    container: "db".into(),
-                    alias: "primary".into(),
-                }],
-                dns_servers: Vec::new(),
-                published: Vec::new(),
-            };
+            let (v4, v6) = (format!("10.0.0.{}", i + 2), format!("fd00::{}", i + 2));
+            let mut ep = endpoint(c, net, &v4, Some(&v6), aliases);
+            ep.links.push(ContainerLink {
+                container: "db".into(),
+                alias: "primary".into(),
+            });
             s.endpoints.insert(ep.id.clone(), ep);
         }
         Records::build(&s, &["127.0.0.1:53".parse().unwrap()])

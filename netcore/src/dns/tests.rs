@@ -1,7 +1,6 @@
 //! The resolver's decisions over a fixed set of networks: what each container sees, how answers
 //! are rotated, truncated and encoded, and what malformed input gets.
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
@@ -10,53 +9,10 @@ use proptest::prelude::*;
 
 use super::answer::{Outcome, Transport, arpa_addr, handle, split_frame};
 use super::records::Records;
-use crate::network::{ContainerLink, DriverConfig, Endpoint, Network, State};
+use crate::network::fixtures::{bridge_network as network, endpoint};
+use crate::network::{ContainerLink, State};
 
 const UP: &str = "127.0.0.1:5353";
-
-fn network(name: &str, internal: bool) -> Network {
-    Network {
-        id: format!("{name:0>64}"),
-        name: name.into(),
-        driver: DriverConfig::Bridge {
-            bridge: format!("br-{name}"),
-            mtu: None,
-            icc: true,
-            masquerade: true,
-        },
-        internal,
-        ipv6: false,
-        options: BTreeMap::new(),
-        labels: BTreeMap::new(),
-        created: 0,
-    }
-}
-
-fn endpoint(
-    container: &str,
-    network: &str,
-    v4: &str,
-    v6: Option<&str>,
-    aliases: &[&str],
-) -> Endpoint {
-    Endpoint {
-        id: format!("{container}-{network}"),
-        network: network.into(),
-        container: container.into(),
-        container_name: container.into(),
-        ns: Some(format!("/run/netns/{container}").into()),
-        ifname: Some("eth0".into()),
-        host_ifname: None,
-        mac: None,
-        ipv4: Some(format!("{v4}/24").parse().unwrap()),
-        ipv6: v6.map(|a| format!("{a}/64").parse().unwrap()),
-        gateway: true,
-        aliases: aliases.iter().map(|a| a.to_string()).collect(),
-        links: Vec::new(),
-        dns_servers: Vec::new(),
-        published: Vec::new(),
-    }
-}
 
 /// net1: web (v4+v6), db1 and db2 (alias db), client (links db1 as primary);
 /// net2: other; internal network int: iso; default bridge: legacy.

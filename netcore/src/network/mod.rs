@@ -7,6 +7,8 @@
 //! firewall, then the state file; a failure at any step undoes the steps before it.
 
 mod config;
+#[cfg(any(test, feature = "testing"))]
+pub mod fixtures;
 mod inspect;
 mod manager;
 mod model;
