@@ -530,7 +530,10 @@ def version(args, pattern):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--short", action="store_true", help="a quick run for CI: 2 s dnsperf runs, 3 new-name samples")
+    ap.add_argument("--only", default="berth,aardvark-dns,dnsmasq,docker",
+                    help="comma-separated resolvers to run (default: all)")
     args = ap.parse_args()
+    only = set(args.only.split(","))
     secs, nsamples = (2, 3) if args.short else (10, 5)
     samples = list(range(1, nsamples + 1))
     started = time.time()
@@ -550,17 +553,21 @@ def main():
     # (without berth, half of aardvark-dns's, the first peer's).
     results, notes, rate = {}, [], None
     try:
-        results["berth"] = run_berth(data_root, addrs, qfile, secs, samples, ns_seq)
-        rate = results["berth"]["rate"]
+        if "berth" in only:
+            results["berth"] = run_berth(data_root, addrs, qfile, secs, samples, ns_seq)
+            rate = results["berth"]["rate"]
     except NotMeasured as e:
         notes.append(f"berth: not measured: {e}")
-    results["aardvark-dns"] = run_aardvark(work, addrs, qfile, secs, rate, samples)
-    if rate is None:
-        rate = results["aardvark-dns"]["rate"]
-        notes.append(f"fixed rate: half of aardvark-dns's peak ({rate:,} queries/s), berth being absent")
-    results["dnsmasq"] = run_dnsmasq(work, addrs, qfile, secs, rate, samples)
+    if "aardvark-dns" in only:
+        results["aardvark-dns"] = run_aardvark(work, addrs, qfile, secs, rate, samples)
+        if rate is None:
+            rate = results["aardvark-dns"]["rate"]
+            notes.append(f"fixed rate: half of aardvark-dns's peak ({rate:,} queries/s), berth being absent")
+    if "dnsmasq" in only:
+        results["dnsmasq"] = run_dnsmasq(work, addrs, qfile, secs, rate, samples)
     try:
-        results["docker"] = run_docker(work, qfile, secs, rate, samples)
+        if "docker" in only:
+            results["docker"] = run_docker(work, qfile, secs, rate, samples)
     except (RuntimeError, subprocess.TimeoutExpired, OSError) as e:
         notes.append(f"docker: not measured: {e}")
 

@@ -71,7 +71,7 @@ fn load(path: &Path) -> Result<State> {
     Ok(netcore::persist::load::<State>(path)?.unwrap_or_default())
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(

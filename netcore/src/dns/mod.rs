@@ -5,11 +5,13 @@
 //! - [`records`]: the immutable snapshot of names, built by a pure function from the network
 //!   state and swapped in whole on every change.
 //! - [`answer`]: one query in, one decision out (reply, forward, drop); pure and allocation-free.
+//! - [`batch`]: datagrams in and out by the batch (recvmmsg/sendmmsg).
 //! - [`forward`]: the upstream exchange (UDP, TCP on truncation, timeouts, failover).
 //! - [`server`]: the [`Resolver`]: sockets inside every container namespace, one runtime.
 //! - [`resolv_conf`]: the host's resolv.conf, read leniently, and the one containers get.
 
 pub mod answer;
+pub mod batch;
 pub mod forward;
 pub mod records;
 pub mod resolv_conf;

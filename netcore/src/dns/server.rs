@@ -21,7 +21,10 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
+use nix::sys::socket::SockaddrStorage;
+
 use super::answer::{self, Outcome, Transport};
+use super::batch::{BATCH, Batch};
 use super::forward::forward;
 use super::records::Records;
 use crate::network::State;
@@ -197,61 +200,76 @@ fn bind(listen: SocketAddr) -> io::Result<(std::net::UdpSocket, std::net::TcpLis
 }
 
 async fn serve_udp(shared: Arc<Shared>, container: Arc<str>, sock: Arc<UdpSocket>) {
-    let mut buf = vec![0u8; 65_535];
-    let mut out = Vec::with_capacity(4096);
+    let mut batch = Batch::default();
+    let mut outs: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(512)).collect();
     let ttl = shared.config.ttl;
     loop {
-        let (n, peer) = match sock.recv_from(&mut buf).await {
-            Ok(x) => x,
+        let n = match batch.recv(&sock).await {
+            Ok(n) => n,
             Err(e) => {
                 tracing::debug!("DNS for {container}: receive failed: {e}");
                 continue;
             }
         };
-        let outcome = {
+        let mut dest = [None; BATCH];
+        {
             let records = shared.records.load();
-            answer::handle(
-                &records,
-                &container,
-                &buf[..n],
-                Transport::Udp,
-                ttl,
-                &mut out,
-            )
-        };
-        match outcome {
-            Outcome::Reply => {
-                let _ = sock.send_to(&out, peer).await;
-            }
-            Outcome::Forward(upstreams) => {
-                let Ok(permit) = shared.forward_slots.clone().try_acquire_owned() else {
-                    if answer::error_reply(
-                        &buf[..n],
-                        ResponseCode::ServFail,
-                        Transport::Udp,
-                        &mut out,
-                    ) {
-                        let _ = sock.send_to(&out, peer).await;
+            for (i, out) in outs.iter_mut().enumerate().take(n) {
+                let (query, peer) = batch.get(i);
+                let Some(peer) = peer else { continue };
+                match answer::handle(&records, &container, query, Transport::Udp, ttl, out) {
+                    Outcome::Reply => dest[i] = Some(peer),
+                    Outcome::Forward(upstreams) => {
+                        if !spawn_forward(&shared, &sock, upstreams, query, peer)
+                            && answer::error_reply(
+                                query,
+                                ResponseCode::ServFail,
+                                Transport::Udp,
+                                out,
+                            )
+                        {
+                            dest[i] = Some(peer);
+                        }
                     }
-                    continue;
-                };
-                let (sock, query, wait) = (
-                    sock.clone(),
-                    buf[..n].to_vec(),
-                    shared.config.upstream_timeout,
-                );
-                tokio::spawn(async move {
-                    let _permit = permit;
-                    let reply = forward(&upstreams, &query, Transport::Udp, wait).await;
-                    let reply = reply.or_else(|| servfail(&query, Transport::Udp));
-                    if let Some(r) = reply {
-                        let _ = sock.send_to(&r, peer).await;
-                    }
-                });
+                    Outcome::Drop => {}
+                }
             }
-            Outcome::Drop => {}
         }
+        batch.send(&sock, &outs, &dest).await;
     }
+}
+
+/// Forwards one UDP query in its own task, the reply going back from `sock`; false when the
+/// forwarding slots are all taken (the caller answers SERVFAIL at once).
+fn spawn_forward(
+    shared: &Arc<Shared>,
+    sock: &Arc<UdpSocket>,
+    upstreams: Arc<[SocketAddr]>,
+    query: &[u8],
+    peer: SockaddrStorage,
+) -> bool {
+    let Some(peer) = std_addr(&peer) else {
+        return true;
+    };
+    let Ok(permit) = shared.forward_slots.clone().try_acquire_owned() else {
+        return false;
+    };
+    let (sock, query, wait) = (sock.clone(), query.to_vec(), shared.config.upstream_timeout);
+    tokio::spawn(async move {
+        let _permit = permit;
+        let reply = forward(&upstreams, &query, Transport::Udp, wait).await;
+        if let Some(r) = reply.or_else(|| servfail(&query, Transport::Udp)) {
+            let _ = sock.send_to(&r, peer).await;
+        }
+    });
+    true
+}
+
+fn std_addr(a: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = a.as_sockaddr_in() {
+        return Some(SocketAddr::V4((*v4).into()));
+    }
+    a.as_sockaddr_in6().map(|v6| SocketAddr::V6((*v6).into()))
 }
 
 fn servfail(query: &[u8], transport: Transport) -> Option<Vec<u8>> {
