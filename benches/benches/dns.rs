@@ -12,8 +12,7 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use hickory_proto::op::{Message, MessageType, OpCode, Query};
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::rr::RecordType;
 use netcore::dns::{Outcome, Records, Transport, handle};
 use netcore::network::State;
 use netcore::network::fixtures::{bridge_network, endpoint};
@@ -35,10 +34,7 @@ fn state(n: usize) -> State {
 }
 
 fn query(name: &str, rtype: RecordType) -> Vec<u8> {
-    let mut m = Message::new(0x1234, MessageType::Query, OpCode::Query);
-    m.metadata.recursion_desired = true;
-    m.add_query(Query::query(Name::from_ascii(name).unwrap(), rtype));
-    m.to_vec().unwrap()
+    netcore::dns::fixtures::query(0x1234, name, rtype, None)
 }
 
 fn answer(c: &mut Criterion) {

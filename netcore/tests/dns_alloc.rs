@@ -5,8 +5,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::rr::RecordType;
 use netcore::dns::{Outcome, Records, Transport, handle};
 use netcore::network::State;
 use netcore::network::fixtures::{bridge_network, endpoint};
@@ -42,12 +41,7 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 fn query(name: &str, rtype: RecordType, edns: bool) -> Vec<u8> {
-    let mut m = Message::new(7, MessageType::Query, OpCode::Query);
-    m.add_query(Query::query(Name::from_ascii(name).unwrap(), rtype));
-    if edns {
-        m.set_edns(Edns::new());
-    }
-    m.to_vec().unwrap()
+    netcore::dns::fixtures::query(7, name, rtype, edns.then_some(1232))
 }
 
 #[test]

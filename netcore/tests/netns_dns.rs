@@ -15,9 +15,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::A;
-use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::rr::{RData, Record, RecordType};
 use manager_support::{Manager, container, open, req, rt, state_dir};
 use netcore::dns::{Resolver, ResolverConfig};
 use netcore::network::{AttachRequest, CreateRequest};
@@ -126,15 +126,7 @@ fn dead_port() -> SocketAddr {
 }
 
 fn query(name: &str, rtype: RecordType, edns: Option<u16>) -> Vec<u8> {
-    let mut m = Message::new(rand_id(), MessageType::Query, OpCode::Query);
-    m.metadata.recursion_desired = true;
-    m.add_query(Query::query(Name::from_ascii(name).unwrap(), rtype));
-    if let Some(p) = edns {
-        let mut e = Edns::new();
-        e.set_max_payload(p);
-        m.set_edns(e);
-    }
-    m.to_vec().unwrap()
+    netcore::dns::fixtures::query(rand_id(), name, rtype, edns)
 }
 
 fn rand_id() -> u16 {

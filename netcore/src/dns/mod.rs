@@ -12,6 +12,8 @@
 
 pub mod answer;
 pub mod batch;
+#[cfg(any(test, feature = "testing"))]
+pub mod fixtures;
 pub mod forward;
 pub mod records;
 pub mod resolv_conf;

@@ -3,11 +3,12 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::op::{Message, MessageType, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 use proptest::prelude::*;
 
 use super::answer::{Outcome, Transport, arpa_addr, handle, split_frame};
+use super::fixtures;
 use super::records::Records;
 use crate::network::fixtures::{bridge_network as network, endpoint};
 use crate::network::{ContainerLink, State};
@@ -52,15 +53,7 @@ fn records() -> Records {
 }
 
 fn query(name: &str, rtype: RecordType, edns: Option<u16>) -> Vec<u8> {
-    let mut m = Message::new(0x4242, MessageType::Query, OpCode::Query);
-    m.metadata.recursion_desired = true;
-    m.add_query(Query::query(Name::from_ascii(name).unwrap(), rtype));
-    if let Some(p) = edns {
-        let mut e = Edns::new();
-        e.set_max_payload(p);
-        m.set_edns(e);
-    }
-    m.to_vec().unwrap()
+    fixtures::query(0x4242, name, rtype, edns)
 }
 
 fn ask(r: &Records, who: &str, q: &[u8], t: Transport) -> (Outcome, Option<Message>) {
