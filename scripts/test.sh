@@ -14,7 +14,7 @@ step "packages"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
-  iproute2 nftables util-linux procps python3 curl iperf3 wrk socat docker.io busybox-static \
+  gcc libc6-dev iproute2 nftables util-linux procps python3 curl iperf3 wrk socat docker.io busybox-static \
   dnsperf dnsmasq-base aardvark-dns >/dev/null
 
 step "format and lints"
