@@ -2,5 +2,6 @@
 //! layer becomes a directory ([`layer`]).
 
 pub mod layer;
+pub mod manifest;
 pub mod reference;
 pub mod store;
