@@ -2,5 +2,7 @@
 //! layer snapshots follow.
 
 pub mod blobs;
+pub mod snapshots;
 
 pub use blobs::{BlobError, Blobs, sha256};
+pub use snapshots::{OverlaySpec, SnapshotError, Snapshots};

@@ -1,0 +1,213 @@
+//! Unpacked layers, one directory per chain ID under `<root>/snapshots/<hex>`, shared by every
+//! image whose stack starts the same way; and the overlayfs mount a container runs on. Which
+//! snapshots are in use is derived from the image and container records each time (never a
+//! counter that a crash could leave wrong), so a layer in use is never collected.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use crate::image::layer::{ExtractOptions, LayerError, Stats, extract_layer};
+use crate::image::reference::Digest;
+
+/// The snapshot directories.
+#[derive(Debug)]
+pub struct Snapshots {
+    root: PathBuf,
+}
+
+/// Why a snapshot operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// The layer would not unpack.
+    #[error("layer {chain_id}: {source}")]
+    Layer {
+        /// The snapshot being made.
+        chain_id: Digest,
+        /// Why.
+        source: LayerError,
+    },
+    /// The file system refused.
+    #[error("snapshot store {path}: {source}")]
+    Io {
+        /// Where.
+        path: PathBuf,
+        /// What the system said.
+        source: io::Error,
+    },
+}
+
+/// An overlayfs mount for one container: image layers below, the container's own layer on top.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverlaySpec {
+    /// Snapshot directories, topmost first (overlayfs's `lowerdir` order).
+    pub lower: Vec<PathBuf>,
+    /// The container's writable layer.
+    pub upper: PathBuf,
+    /// overlayfs's scratch directory, on the same file system as `upper`.
+    pub work: PathBuf,
+}
+
+impl OverlaySpec {
+    /// The mount options: `lowerdir=top:...:bottom,upperdir=..,workdir=..`.
+    pub fn options(&self) -> String {
+        let lower: Vec<String> = self.lower.iter().map(|p| p.display().to_string()).collect();
+        format!(
+            "lowerdir={},upperdir={},workdir={}",
+            lower.join(":"),
+            self.upper.display(),
+            self.work.display()
+        )
+    }
+}
+
+impl Snapshots {
+    /// Opens (creating) the snapshot directory under `root`.
+    pub fn open(root: &Path) -> Result<Snapshots, SnapshotError> {
+        let dir = root.join("snapshots");
+        fs::create_dir_all(&dir).map_err(|source| SnapshotError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        Ok(Snapshots { root: dir })
+    }
+
+    /// The directory of snapshot `chain_id`.
+    pub fn path(&self, chain_id: &Digest) -> PathBuf {
+        self.root.join(&chain_id.hex)
+    }
+
+    /// Whether snapshot `chain_id` is unpacked.
+    pub fn has(&self, chain_id: &Digest) -> bool {
+        self.path(chain_id).is_dir()
+    }
+
+    /// Unpacks `layer` as snapshot `chain_id` unless it already exists; `None` when it did.
+    pub fn unpack(
+        &self,
+        chain_id: &Digest,
+        layer: impl Read,
+        opts: ExtractOptions,
+    ) -> Result<Option<Stats>, SnapshotError> {
+        if self.has(chain_id) {
+            return Ok(None);
+        }
+        extract_layer(layer, &self.path(chain_id), opts)
+            .map(Some)
+            .map_err(|source| SnapshotError::Layer {
+                chain_id: chain_id.clone(),
+                source,
+            })
+    }
+
+    /// The overlay for a container on the stack `chain_ids` (bottom first), with its writable
+    /// layer under `container_dir`, which this creates.
+    pub fn overlay(
+        &self,
+        chain_ids: &[Digest],
+        container_dir: &Path,
+    ) -> Result<OverlaySpec, SnapshotError> {
+        let spec = OverlaySpec {
+            lower: chain_ids.iter().rev().map(|c| self.path(c)).collect(),
+            upper: container_dir.join("upper"),
+            work: container_dir.join("work"),
+        };
+        for d in [&spec.upper, &spec.work] {
+            fs::create_dir_all(d).map_err(|source| SnapshotError::Io {
+                path: d.clone(),
+                source,
+            })?;
+        }
+        Ok(spec)
+    }
+
+    /// Removes every snapshot not in `in_use` (and leftovers of interrupted unpacks); returns
+    /// what it removed.
+    pub fn collect(&self, in_use: &BTreeSet<Digest>) -> Result<Vec<String>, SnapshotError> {
+        let keep: BTreeSet<&str> = in_use.iter().map(|d| d.hex.as_str()).collect();
+        let mut removed = Vec::new();
+        let io_at = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| SnapshotError::Io { path, source }
+        };
+        for e in fs::read_dir(&self.root).map_err(io_at(&self.root))? {
+            let e = e.map_err(io_at(&self.root))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !keep.contains(name.as_str()) {
+                fs::remove_dir_all(e.path()).map_err(io_at(&e.path()))?;
+                removed.push(name);
+            }
+        }
+        removed.sort();
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer(name: &str, data: &[u8]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1_700_000_000);
+        h.set_cksum();
+        b.append_data(&mut h, name, data).unwrap();
+        b.into_inner().unwrap()
+    }
+
+    fn digest(c: char) -> Digest {
+        Digest::sha256(&c.to_string().repeat(64)).unwrap()
+    }
+
+    #[test]
+    fn unpacks_once_and_collects_only_what_is_unused() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Snapshots::open(dir.path()).unwrap();
+        let opts = ExtractOptions::default();
+        let (a, b) = (digest('a'), digest('b'));
+        assert!(
+            s.unpack(&a, &layer("base", b"1")[..], opts)
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            s.unpack(&a, &layer("other", b"2")[..], opts)
+                .unwrap()
+                .is_none()
+        );
+        s.unpack(&b, &layer("top", b"3")[..], opts).unwrap();
+        assert_eq!(fs::read(s.path(&a).join("base")).unwrap(), b"1");
+        fs::create_dir(dir.path().join("snapshots/.x.partial-1")).unwrap();
+        let removed = s.collect(&[a.clone()].into()).unwrap();
+        assert_eq!(removed, vec![".x.partial-1".to_string(), b.hex.clone()]);
+        assert!(s.has(&a) && !s.has(&b));
+    }
+
+    #[test]
+    fn the_overlay_puts_the_top_layer_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Snapshots::open(dir.path()).unwrap();
+        let c = dir.path().join("containers/c1");
+        let spec = s.overlay(&[digest('a'), digest('b')], &c).unwrap();
+        let snap = dir.path().join("snapshots");
+        assert_eq!(
+            spec.options(),
+            format!(
+                "lowerdir={}/{}:{}/{},upperdir={}/upper,workdir={}/work",
+                snap.display(),
+                "b".repeat(64),
+                snap.display(),
+                "a".repeat(64),
+                c.display(),
+                c.display()
+            )
+        );
+        assert!(spec.upper.is_dir() && spec.work.is_dir());
+    }
+}
