@@ -30,8 +30,11 @@ pub struct Reference {
     pub digest: Option<Digest>,
 }
 
-/// A content digest: algorithm and lowercase hex.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A content digest: algorithm and lowercase hex; `sha256:<hex>` as a string and in JSON.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(try_from = "String", into = "String")]
 pub struct Digest {
     /// `sha256` (or `sha512`).
     pub algorithm: String,
@@ -107,6 +110,20 @@ impl FromStr for Digest {
             algorithm: algorithm.to_string(),
             hex: hex.to_string(),
         })
+    }
+}
+
+impl TryFrom<String> for Digest {
+    type Error = ReferenceError;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<Digest> for String {
+    fn from(d: Digest) -> String {
+        d.to_string()
     }
 }
 

@@ -89,7 +89,7 @@ pub struct NetworkInspect {
 }
 
 /// RFC 3339 in UTC from seconds since the epoch (civil-from-days, no time zone database).
-pub(crate) fn rfc3339(secs: u64) -> String {
+pub fn rfc3339(secs: u64) -> String {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let z = days + 719_468;

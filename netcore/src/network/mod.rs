@@ -15,7 +15,7 @@ mod model;
 mod sysctl;
 
 pub use config::{driver_config, random_id, validate_ifname, validate_name};
-pub use inspect::{EndpointInspect, IpamConfig, IpamInspect, NetworkInspect};
+pub use inspect::{EndpointInspect, IpamConfig, IpamInspect, NetworkInspect, rfc3339};
 pub use manager::{NetworkManager, STATE_FILE};
 pub use model::{
     AttachRequest, ContainerLink, CreateRequest, DEFAULT_BRIDGE, DriverConfig, Endpoint, Network,

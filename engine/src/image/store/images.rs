@@ -1,0 +1,572 @@
+//! Image records and tags, over the blob and snapshot stores: what `docker images`, `tag`,
+//! `rmi` and `import` work on. Records live in one JSON file replaced atomically; blobs and
+//! snapshots no record refers to are collected after a removal.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File};
+use std::io::{self, Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use super::blobs::{BlobError, Blobs};
+use super::snapshots::{SnapshotError, Snapshots};
+use crate::image::layer::{ExtractOptions, decompress};
+use crate::image::manifest::host_platform;
+use crate::image::reference::{Digest, Reference, ReferenceError};
+
+/// The records file under the image root.
+const RECORDS: &str = "images.json";
+/// Media types of what `import` writes.
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+
+/// One layer of an image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerRecord {
+    /// The blob as stored (compressed).
+    pub blob: Digest,
+    /// Its media type.
+    pub media_type: String,
+    /// Compressed size.
+    pub size: u64,
+    /// Digest of the uncompressed tar (the config's diff ID).
+    pub diff_id: Digest,
+    /// The snapshot it is unpacked in.
+    pub chain_id: Digest,
+}
+
+/// One image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageRecord {
+    /// The image ID: the config blob's digest.
+    pub id: Digest,
+    /// The manifest blob's digest.
+    pub manifest: Digest,
+    /// Layers, bottom first.
+    pub layers: Vec<LayerRecord>,
+    /// When it was made (RFC 3339), from its config.
+    pub created: String,
+    /// Uncompressed size of its layers.
+    pub size: u64,
+    /// `repo@sha256:...` names it is known by in registries.
+    pub repo_digests: BTreeSet<String>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Records {
+    /// By image ID hex.
+    images: BTreeMap<String, ImageRecord>,
+    /// Fully qualified `registry/repo:tag` to image ID.
+    tags: BTreeMap<String, Digest>,
+}
+
+/// Why an image operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// No image by that name or ID.
+    #[error("No such image: {0}")]
+    NotFound(String),
+    /// An ID prefix matches several images.
+    #[error("image ID prefix {0:?} is ambiguous; give more digits")]
+    Ambiguous(String),
+    /// A container uses it.
+    #[error(
+        "conflict: unable to remove image {image}: it is used by a container; stop and remove the container or use --force"
+    )]
+    InUse {
+        /// What the user named.
+        image: String,
+    },
+    /// Several tags and no force.
+    #[error(
+        "conflict: unable to delete {id} (must be forced) - image is referenced in multiple repositories"
+    )]
+    MultipleTags {
+        /// The short ID.
+        id: String,
+    },
+    /// A bad reference.
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
+    /// Blob store trouble.
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+    /// Snapshot trouble.
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    /// The records file.
+    #[error(transparent)]
+    Records(#[from] netcore::persist::PersistError),
+    /// Reading the input or writing scratch files.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// What the system said.
+        source: io::Error,
+    },
+}
+
+/// A row of `docker images`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListRow {
+    /// `busybox`, `localhost:5000/app`, or `<none>`.
+    pub repository: String,
+    /// The tag, or `<none>`.
+    pub tag: String,
+    /// The image ID.
+    pub id: Digest,
+    /// RFC 3339.
+    pub created: String,
+    /// Bytes.
+    pub size: u64,
+}
+
+/// The image store.
+#[derive(Debug)]
+pub struct ImageStore {
+    root: PathBuf,
+    blobs: Blobs,
+    snapshots: Snapshots,
+    records: Records,
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(io::Error) -> ImageError {
+    let what = what.into();
+    move |source| ImageError::Io { what, source }
+}
+
+/// A writer that hashes and counts what passes through it.
+struct Hashing<W> {
+    inner: W,
+    hasher: Sha256,
+    len: u64,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    netcore::network::rfc3339(secs)
+}
+
+impl ImageStore {
+    /// Opens (creating) the store under `root` (`<data-root>/image`).
+    pub fn open(root: &Path) -> Result<ImageStore, ImageError> {
+        let blobs = Blobs::open(root)?;
+        let snapshots = Snapshots::open(root)?;
+        let records = netcore::persist::load(&root.join(RECORDS))?.unwrap_or_default();
+        Ok(ImageStore {
+            root: root.to_path_buf(),
+            blobs,
+            snapshots,
+            records,
+        })
+    }
+
+    /// The blob store.
+    pub fn blobs(&self) -> &Blobs {
+        &self.blobs
+    }
+
+    /// The snapshot store.
+    pub fn snapshots(&self) -> &Snapshots {
+        &self.snapshots
+    }
+
+    fn save(&self) -> Result<(), ImageError> {
+        Ok(netcore::persist::save(
+            &self.root.join(RECORDS),
+            &self.records,
+        )?)
+    }
+
+    /// Finds an image by reference (`busybox`, `localhost:5000/a:1`), full ID (`sha256:...`) or
+    /// an ID prefix of at least one hex digit.
+    pub fn resolve(&self, name: &str) -> Result<&ImageRecord, ImageError> {
+        if let Ok(r) = name.parse::<Reference>() {
+            if let Some(id) = self.records.tags.get(&r.to_string()) {
+                if let Some(img) = self.records.images.get(&id.hex) {
+                    return Ok(img);
+                }
+            }
+        }
+        let hex = name.strip_prefix("sha256:").unwrap_or(name);
+        if !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let mut found = self
+                .records
+                .images
+                .range(hex.to_string()..)
+                .take_while(|(k, _)| k.starts_with(hex));
+            if let Some((_, img)) = found.next() {
+                if found.next().is_some() {
+                    return Err(ImageError::Ambiguous(name.to_string()));
+                }
+                return Ok(img);
+            }
+        }
+        Err(ImageError::NotFound(name.to_string()))
+    }
+
+    /// Tags of image `id`, fully qualified.
+    pub fn tags_of(&self, id: &Digest) -> Vec<&str> {
+        self.records
+            .tags
+            .iter()
+            .filter(|(_, v)| *v == id)
+            .map(|(k, _)| k.as_str())
+            .collect()
+    }
+
+    /// `docker tag SOURCE TARGET`.
+    pub fn tag(&mut self, source: &str, target: &str) -> Result<(), ImageError> {
+        let id = self.resolve(source)?.id.clone();
+        let target: Reference = target.parse()?;
+        self.records.tags.insert(target.to_string(), id);
+        self.save()
+    }
+
+    /// `docker import`: a root file system tarball (plain, gzip or zstd) becomes a one-layer
+    /// image, tagged `tag` when given.
+    pub fn import(
+        &mut self,
+        input: impl Read,
+        tag: Option<&str>,
+    ) -> Result<ImageRecord, ImageError> {
+        let tag: Option<Reference> = tag.map(str::parse).transpose()?;
+        // Re-compress into a scratch file while hashing the uncompressed stream (the diff ID).
+        let scratch = self
+            .root
+            .join("ingest")
+            .join(format!("import-{}", std::process::id()));
+        let result = self.import_via(&scratch, input, tag);
+        let _ = fs::remove_file(&scratch);
+        if result.is_err() {
+            // Blobs stored before the failure belong to no image: drop them now.
+            let _ = self.collect();
+        }
+        result
+    }
+
+    fn import_via(
+        &mut self,
+        scratch: &Path,
+        input: impl Read,
+        tag: Option<Reference>,
+    ) -> Result<ImageRecord, ImageError> {
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(scratch)
+            .map_err(io(format!("creating {}", scratch.display())))?;
+        let gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+        let mut tee = Hashing {
+            inner: gz,
+            hasher: Sha256::new(),
+            len: 0,
+        };
+        let mut plain = decompress(input).map_err(io("reading the import tarball"))?;
+        io::copy(&mut plain, &mut tee).map_err(io("reading the import tarball"))?;
+        let (size, diff_id) = (
+            tee.len,
+            Digest {
+                algorithm: "sha256".into(),
+                hex: format!("{:x}", tee.hasher.finalize()),
+            },
+        );
+        let mut file = tee.inner.finish().map_err(io("compressing the layer"))?;
+        file.rewind().map_err(io("compressing the layer"))?;
+        let blob = self.blobs.put(None, None, &mut file)?;
+        let blob_size = fs::metadata(self.blobs.path(&blob))
+            .map_err(io("sizing the layer"))?
+            .len();
+        self.snapshots.unpack(
+            &diff_id,
+            decompress(self.blobs.open_blob(&blob)?).map_err(io("reading the stored layer"))?,
+            ExtractOptions {
+                allow_devices: false,
+                preserve_owners: true,
+            },
+        )?;
+        let created = now();
+        let (os, arch) = host_platform();
+        let config = serde_json::json!({
+            "created": created, "architecture": arch, "os": os, "config": {},
+            "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]},
+            "history": [{"created": created, "created_by": "berth import", "comment": "Imported from tarball"}],
+        });
+        let config_bytes = serde_json::to_vec(&config).expect("JSON values serialise");
+        let id = self.blobs.put_bytes(None, &config_bytes)?;
+        let manifest = serde_json::json!({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": id.to_string(), "size": config_bytes.len()},
+            "layers": [{"mediaType": OCI_LAYER_GZIP, "digest": blob.to_string(), "size": blob_size}],
+        });
+        let manifest = self.blobs.put_bytes(
+            None,
+            &serde_json::to_vec(&manifest).expect("JSON values serialise"),
+        )?;
+        let record = ImageRecord {
+            id: id.clone(),
+            manifest,
+            layers: vec![LayerRecord {
+                blob,
+                media_type: OCI_LAYER_GZIP.into(),
+                size: blob_size,
+                diff_id: diff_id.clone(),
+                chain_id: diff_id,
+            }],
+            created,
+            size,
+            repo_digests: BTreeSet::new(),
+        };
+        self.records.images.insert(id.hex.clone(), record.clone());
+        if let Some(t) = tag {
+            self.records.tags.insert(t.to_string(), id);
+        }
+        self.save()?;
+        Ok(record)
+    }
+
+    /// `docker images`: one row per tag, and a `<none>` row for untagged images.
+    pub fn list(&self) -> Vec<ListRow> {
+        let mut rows = Vec::new();
+        for img in self.records.images.values() {
+            let tags = self.tags_of(&img.id);
+            let row = |repository: String, tag: String| ListRow {
+                repository,
+                tag,
+                id: img.id.clone(),
+                created: img.created.clone(),
+                size: img.size,
+            };
+            if tags.is_empty() {
+                rows.push(row("<none>".into(), "<none>".into()));
+            }
+            for t in tags {
+                let r: Reference = t.parse().expect("stored tags are valid references");
+                rows.push(row(r.familiar_name(), r.tag.unwrap_or_default()));
+            }
+        }
+        rows.sort_by(|a, b| {
+            b.created
+                .cmp(&a.created)
+                .then(a.repository.cmp(&b.repository))
+        });
+        rows
+    }
+
+    /// `docker rmi NAME`: a name with other tags left only loses that tag; the last name (or an
+    /// ID) removes the image, refused while `in_use` says a container uses it unless `force`.
+    /// Unreferenced blobs and snapshots are collected. Returns Docker's "Untagged:" and
+    /// "Deleted:" lines.
+    pub fn remove(
+        &mut self,
+        name: &str,
+        force: bool,
+        in_use: impl Fn(&Digest) -> bool,
+    ) -> Result<Vec<String>, ImageError> {
+        let id = self.resolve(name)?.id.clone();
+        let tags: Vec<String> = self.tags_of(&id).into_iter().map(String::from).collect();
+        let by_tag = name
+            .parse::<Reference>()
+            .ok()
+            .map(|r| r.to_string())
+            .filter(|r| tags.contains(r));
+        let mut out = Vec::new();
+        if let Some(t) = &by_tag {
+            if tags.len() > 1 {
+                self.records.tags.remove(t);
+                self.save()?;
+                return Ok(vec![format!("Untagged: {t}")]);
+            }
+        } else if tags.len() > 1 && !force {
+            return Err(ImageError::MultipleTags {
+                id: id.hex[..12].to_string(),
+            });
+        }
+        if in_use(&id) && !force {
+            return Err(ImageError::InUse {
+                image: name.to_string(),
+            });
+        }
+        for t in &tags {
+            self.records.tags.remove(t);
+            out.push(format!("Untagged: {t}"));
+        }
+        self.records.images.remove(&id.hex);
+        self.save()?;
+        out.push(format!("Deleted: {id}"));
+        self.collect()?;
+        Ok(out)
+    }
+
+    /// Removes blobs and snapshots no image record refers to.
+    pub fn collect(&self) -> Result<(), ImageError> {
+        let mut blobs = BTreeSet::new();
+        let mut chains = BTreeSet::new();
+        for img in self.records.images.values() {
+            blobs.insert(img.id.clone());
+            blobs.insert(img.manifest.clone());
+            for l in &img.layers {
+                blobs.insert(l.blob.clone());
+                chains.insert(l.chain_id.clone());
+            }
+        }
+        for d in self.blobs.list()? {
+            if !blobs.contains(&d) {
+                self.blobs.remove(&d)?;
+            }
+        }
+        self.snapshots.collect(&chains)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rootfs() -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in [("bin/busybox", &b"#!elf"[..]), ("etc/hostname", b"box\n")] {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o755);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(1_700_000_000);
+            h.set_cksum();
+            b.append_data(&mut h, name, data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn import_tag_list_and_remove_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = ImageStore::open(dir.path()).unwrap();
+        let tar = rootfs();
+        let img = s.import(&tar[..], Some("box:1")).unwrap();
+        assert_eq!(img.size, tar.len() as u64);
+        assert_eq!(
+            img.layers[0].diff_id.hex,
+            format!("{:x}", Sha256::digest(&tar))
+        );
+        assert_eq!(
+            fs::read(
+                s.snapshots()
+                    .path(&img.layers[0].chain_id)
+                    .join("etc/hostname")
+            )
+            .unwrap(),
+            b"box\n"
+        );
+        // The config names the layer; the manifest names the config and the layer blob.
+        let config: serde_json::Value =
+            serde_json::from_slice(&s.blobs().read(&img.id).unwrap()).unwrap();
+        assert_eq!(
+            config["rootfs"]["diff_ids"][0],
+            img.layers[0].diff_id.to_string()
+        );
+        let m =
+            crate::image::manifest::parse(&s.blobs().read(&img.manifest).unwrap(), None).unwrap();
+        assert!(matches!(m, crate::image::manifest::Document::Manifest(_)));
+
+        s.tag("box:1", "localhost:5000/box:latest").unwrap();
+        let rows = s.list();
+        let names: Vec<_> = rows
+            .iter()
+            .map(|r| format!("{}:{}", r.repository, r.tag))
+            .collect();
+        assert_eq!(names, ["box:1", "localhost:5000/box:latest"]);
+        assert_eq!(s.resolve(&img.id.hex[..6]).unwrap().id, img.id);
+
+        // Records survive a reopen.
+        let mut s = ImageStore::open(dir.path()).unwrap();
+        assert_eq!(s.resolve("box:1").unwrap().id, img.id);
+        let e = s.remove(&img.id.hex, false, |_| false).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("referenced in multiple repositories"),
+            "{e}"
+        );
+        assert_eq!(
+            s.remove("box:1", false, |_| false).unwrap(),
+            ["Untagged: docker.io/library/box:1"]
+        );
+        let e = s.remove("localhost:5000/box", false, |_| true).unwrap_err();
+        assert!(matches!(e, ImageError::InUse { .. }), "{e}");
+        let out = s.remove("localhost:5000/box", false, |_| false).unwrap();
+        assert_eq!(out.last().unwrap(), &format!("Deleted: {}", img.id));
+        assert!(s.blobs().list().unwrap().is_empty(), "blobs left after rmi");
+        assert!(!s.snapshots().has(&img.layers[0].chain_id));
+        assert!(matches!(s.resolve("box:1"), Err(ImageError::NotFound(_))));
+    }
+
+    #[test]
+    fn two_imports_of_one_rootfs_share_their_layer() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = ImageStore::open(dir.path()).unwrap();
+        let a = s.import(&rootfs()[..], Some("a")).unwrap();
+        let b = s.import(&rootfs()[..], Some("b")).unwrap();
+        assert_eq!(a.layers[0].chain_id, b.layers[0].chain_id);
+        s.remove("a", false, |_| false).unwrap();
+        assert!(
+            s.snapshots().has(&b.layers[0].chain_id),
+            "a layer in use was collected"
+        );
+    }
+
+    #[test]
+    fn a_bad_tarball_leaves_no_image_and_no_scratch() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = ImageStore::open(dir.path()).unwrap();
+        let mut evil = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.as_old_mut().name[..9].copy_from_slice(b"../escape");
+        h.set_size(1);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_cksum();
+        evil.append(&h, &b"x"[..]).unwrap();
+        let e = s
+            .import(&evil.into_inner().unwrap()[..], Some("evil"))
+            .unwrap_err();
+        assert!(e.to_string().contains("../escape"), "{e}");
+        assert!(s.list().is_empty());
+        assert_eq!(fs::read_dir(dir.path().join("ingest")).unwrap().count(), 0);
+        assert!(
+            s.blobs().list().unwrap().is_empty(),
+            "an orphan blob was left"
+        );
+        assert_eq!(
+            fs::read_dir(dir.path().join("snapshots")).unwrap().count(),
+            0
+        );
+        assert!(matches!(
+            s.import(&b"x"[..], Some("Bad:Tag")),
+            Err(ImageError::Reference(_))
+        ));
+    }
+}
