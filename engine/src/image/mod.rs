@@ -1,6 +1,8 @@
-//! Images: what they are called ([`reference`]), where their bytes live ([`store`]), and how a
-//! layer becomes a directory ([`layer`]).
+//! Images: what they are called ([`reference`]), what registries and archives describe them with
+//! ([`manifest`]), where their bytes live ([`store`]), how a layer becomes a directory
+//! ([`layer`]), and how Docker shows them ([`inspect`]).
 
+pub mod inspect;
 pub mod layer;
 pub mod manifest;
 pub mod reference;

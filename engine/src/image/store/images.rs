@@ -32,6 +32,9 @@ pub struct LayerRecord {
     pub media_type: String,
     /// Compressed size.
     pub size: u64,
+    /// Uncompressed size (the tar stream).
+    #[serde(default)]
+    pub unpacked: u64,
     /// Digest of the uncompressed tar (the config's diff ID).
     pub diff_id: Digest,
     /// The snapshot it is unpacked in.
@@ -331,6 +334,7 @@ impl ImageStore {
                 blob,
                 media_type: OCI_LAYER_GZIP.into(),
                 size: blob_size,
+                unpacked: size,
                 diff_id: diff_id.clone(),
                 chain_id: diff_id,
             }],
