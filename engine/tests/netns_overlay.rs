@@ -10,24 +10,10 @@ mod netns_support;
 use std::fs;
 
 use engine::image::layer::ExtractOptions;
+use engine::image::layer::fixtures::tarball;
 use engine::image::reference::Digest;
 use engine::image::store::Snapshots;
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
-
-fn layer(entries: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for (name, data) in entries {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(1_700_000_000);
-        h.set_cksum();
-        b.append_data(&mut h, name, *data).unwrap();
-    }
-    b.into_inner().unwrap()
-}
 
 struct Mounted(std::path::PathBuf);
 
@@ -50,12 +36,12 @@ fn netns_overlay_of_extracted_layers_honours_whiteouts() {
         allow_devices: false,
         preserve_owners: true,
     };
-    let base_layer = layer(&[
+    let base_layer = tarball(&[
         ("etc/motd", b"hello"),
         ("etc/keep", b"k"),
         ("var/cache/old", b"o"),
     ]);
-    let top_layer = layer(&[
+    let top_layer = tarball(&[
         ("etc/.wh.motd", b""),
         ("var/cache/.wh..wh..opq", b""),
         ("var/cache/new", b"n"),

@@ -2,6 +2,8 @@
 //! snapshot directory that overlayfs stacks as a lower layer.
 
 pub mod extract;
+#[cfg(any(test, feature = "testing"))]
+pub mod fixtures;
 
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read};

@@ -450,18 +450,10 @@ mod tests {
     use super::*;
 
     fn rootfs() -> Vec<u8> {
-        let mut b = tar::Builder::new(Vec::new());
-        for (name, data) in [("bin/busybox", &b"#!elf"[..]), ("etc/hostname", b"box\n")] {
-            let mut h = tar::Header::new_gnu();
-            h.set_size(data.len() as u64);
-            h.set_mode(0o755);
-            h.set_uid(0);
-            h.set_gid(0);
-            h.set_mtime(1_700_000_000);
-            h.set_cksum();
-            b.append_data(&mut h, name, data).unwrap();
-        }
-        b.into_inner().unwrap()
+        crate::image::layer::fixtures::tarball(&[
+            ("bin/busybox", b"#!elf"),
+            ("etc/hostname", b"box\n"),
+        ])
     }
 
     #[test]

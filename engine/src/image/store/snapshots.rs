@@ -149,16 +149,7 @@ mod tests {
     use super::*;
 
     fn layer(name: &str, data: &[u8]) -> Vec<u8> {
-        let mut b = tar::Builder::new(Vec::new());
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(1_700_000_000);
-        h.set_cksum();
-        b.append_data(&mut h, name, data).unwrap();
-        b.into_inner().unwrap()
+        crate::image::layer::fixtures::tarball(&[(name, data)])
     }
 
     fn digest(c: char) -> Digest {
