@@ -3,12 +3,13 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use futures::TryStreamExt;
 use rtnetlink::Handle;
+use rtnetlink::packet_route::link::LinkMessage;
 use tokio::task::JoinHandle;
 
 use super::Netlink;
@@ -112,6 +113,28 @@ impl RtNetlink {
         }
     }
 
+    /// Creates a link whose kernel request names a host link (a veth's master, a macvlan's or
+    /// ipvlan's parent) by index and carries the target namespace's descriptor, so the device
+    /// (or veth peer) is born inside that namespace.
+    async fn create_beside(
+        &mut self,
+        host_link: &str,
+        ns: &Path,
+        msg: impl FnOnce(u32, RawFd) -> LinkMessage,
+    ) -> Result<(), OpFailure> {
+        let h = self.handle(&NsRef::Host).await?;
+        let index = Self::index(&h, host_link)
+            .await
+            .map_err(|e| lookup(host_link, e))?;
+        let ns = open_ns(ns)?;
+        h.link()
+            .add(msg(index, ns.as_raw_fd()))
+            .execute()
+            .await
+            .map_err(to_io)?;
+        Ok(())
+    }
+
     async fn run(&mut self, op: &LinkOp) -> Result<(), OpFailure> {
         match op {
             LinkOp::CreateBridge { name, mtu } => {
@@ -130,21 +153,10 @@ impl RtNetlink {
                 peer_name,
                 peer_mac,
             } => {
-                let h = self.handle(&NsRef::Host).await?;
-                let master = Self::index(&h, master)
-                    .await
-                    .map_err(|e| lookup(master, e))?;
-                let ns = open_ns(peer_ns)?;
-                let msg = message::veth(
-                    host_name,
-                    master,
-                    *mtu,
-                    peer_name,
-                    *peer_mac,
-                    ns.as_raw_fd(),
-                );
-                h.link().add(msg).execute().await.map_err(to_io)?;
-                drop(ns);
+                self.create_beside(master, peer_ns, |master, fd| {
+                    message::veth(host_name, master, *mtu, peer_name, *peer_mac, fd)
+                })
+                .await?;
             }
             LinkOp::CreateMacvlan {
                 parent,
@@ -154,14 +166,10 @@ impl RtNetlink {
                 mac,
                 mtu,
             } => {
-                let h = self.handle(&NsRef::Host).await?;
-                let parent = Self::index(&h, parent)
-                    .await
-                    .map_err(|e| lookup(parent, e))?;
-                let ns = open_ns(ns)?;
-                let msg = message::macvlan(name, parent, *mode, *mac, *mtu, ns.as_raw_fd());
-                h.link().add(msg).execute().await.map_err(to_io)?;
-                drop(ns);
+                self.create_beside(parent, ns, |parent, fd| {
+                    message::macvlan(name, parent, *mode, *mac, *mtu, fd)
+                })
+                .await?;
             }
             LinkOp::CreateIpvlan {
                 parent,
@@ -170,14 +178,10 @@ impl RtNetlink {
                 mode,
                 mtu,
             } => {
-                let h = self.handle(&NsRef::Host).await?;
-                let parent = Self::index(&h, parent)
-                    .await
-                    .map_err(|e| lookup(parent, e))?;
-                let ns = open_ns(ns)?;
-                let msg = message::ipvlan(name, parent, *mode, *mtu, ns.as_raw_fd());
-                h.link().add(msg).execute().await.map_err(to_io)?;
-                drop(ns);
+                self.create_beside(parent, ns, |parent, fd| {
+                    message::ipvlan(name, parent, *mode, *mtu, fd)
+                })
+                .await?;
             }
             LinkOp::AddAddress {
                 ns,

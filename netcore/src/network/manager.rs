@@ -210,18 +210,24 @@ impl<L: Netlink, N: Nft> NetworkManager<L, N> {
         Ok(mgr)
     }
 
-    async fn setup_network(&mut self, net: &Network) -> Result<(), NetworkError> {
-        let DriverConfig::Bridge { bridge, .. } = &net.driver else {
-            return Ok(());
-        };
+    /// Turns on IPv4 forwarding (and IPv6 forwarding for an `--ipv6` network): bridges route.
+    fn enable_forwarding(&mut self, ipv6: bool) -> Result<(), NetworkError> {
         self.sysctl
             .ensure("net/ipv4/ip_forward", "1")
             .map_err(NetworkError::Sysctl)?;
-        if net.ipv6 {
+        if ipv6 {
             self.sysctl
                 .ensure("net/ipv6/conf/all/forwarding", "1")
                 .map_err(NetworkError::Sysctl)?;
         }
+        Ok(())
+    }
+
+    async fn setup_network(&mut self, net: &Network) -> Result<(), NetworkError> {
+        let DriverConfig::Bridge { bridge, .. } = &net.driver else {
+            return Ok(());
+        };
+        self.enable_forwarding(net.ipv6)?;
         if self.nl.link_exists(&NsRef::Host, bridge).await? {
             return Ok(());
         }
@@ -327,14 +333,7 @@ impl<L: Netlink, N: Nft> NetworkManager<L, N> {
         next.ipam.create(&req.name, &req.ipv4, req.ipv6.as_ref())?;
         next.networks.insert(net.name.clone(), net.clone());
         let driver = driver_of(&net, next.ipam.network(&net.name));
-        self.sysctl
-            .ensure("net/ipv4/ip_forward", "1")
-            .map_err(NetworkError::Sysctl)?;
-        if net.ipv6 {
-            self.sysctl
-                .ensure("net/ipv6/conf/all/forwarding", "1")
-                .map_err(NetworkError::Sysctl)?;
-        }
+        self.enable_forwarding(net.ipv6)?;
         apply_all(&mut self.nl, &driver.setup()).await?;
         if let Err(e) = self.commit(next) {
             let _ = apply_best_effort(&mut self.nl, &driver.teardown()).await;
