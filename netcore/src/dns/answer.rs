@@ -88,6 +88,12 @@ fn parse(msg: &[u8]) -> Parse {
     if header.counts.queries != 1 {
         return Parse::Fail(header, ResponseCode::FormErr);
     }
+    // The reply copies the question verbatim behind a different header, so a compression
+    // pointer in it (back into the header, the only thing before it) would change meaning.
+    // Clients never compress the question; such a query is malformed for us.
+    if !uncompressed_name(&msg[HEADER_LEN..]) {
+        return Parse::Fail(header, ResponseCode::FormErr);
+    }
     let Ok(query) = Query::read(&mut dec) else {
         return Parse::Fail(header, ResponseCode::FormErr);
     };
@@ -112,6 +118,22 @@ fn parse(msg: &[u8]) -> Parse {
         },
         query,
     })
+}
+
+/// Whether `wire` starts with a complete domain name made of plain labels only (no compression
+/// pointer, no reserved label type).
+fn uncompressed_name(wire: &[u8]) -> bool {
+    let mut i = 0;
+    while let Some(&len) = wire.get(i) {
+        if len == 0 {
+            return true;
+        }
+        if len & 0xC0 != 0 {
+            return false;
+        }
+        i += 1 + usize::from(len);
+    }
+    false
 }
 
 /// Steps over one resource record, checking only its framing; `None` when it is cut short or

@@ -321,6 +321,29 @@ fn answers_that_do_not_fit_set_tc_and_edns_or_tcp_lift_the_limit() {
 }
 
 #[test]
+fn a_compressed_question_is_formerr_and_the_reply_still_parses() {
+    // Found by the dns_query fuzz target: "web" then a pointer back into the header. Echoed
+    // behind the reply's header the pointer would read different bytes.
+    // The pointer reads "\x01" from the query's ID and flags; in an NXDOMAIN reply (the asker is
+    // on an internal network) the same offsets hold a reserved label type.
+    let q = [
+        0x00, 0x01, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, b'w', b'e',
+        b'b', 0xc0, 0x01, 0x00, 0x01, 0x00, 0x01,
+    ];
+    let (o, m) = ask(&records(), "iso", &q, Transport::Udp);
+    assert_eq!(o, Outcome::Reply);
+    assert_eq!(
+        m.expect("reply parses").metadata.response_code,
+        ResponseCode::FormErr
+    );
+    let (_, m) = ask(&records(), "client", &q, Transport::Tcp);
+    assert_eq!(
+        m.expect("reply parses").metadata.response_code,
+        ResponseCode::FormErr
+    );
+}
+
+#[test]
 fn reverse_names_parse_strictly() {
     let n = |s: &str| Name::from_ascii(s).unwrap();
     assert_eq!(arpa_addr(&n("4.3.2.1.in-addr.arpa.")), Some(ip("1.2.3.4")));
