@@ -351,11 +351,20 @@ fn arb_state() -> impl Strategy<Value = FirewallState> {
                         format!("fd00:{ctr}::2").parse().unwrap(),
                     ),
                 };
-                s.published.insert(Mapping {
+                let m = Mapping {
                     proto: if udp { Protocol::Udp } else { Protocol::Tcp },
                     host: SocketAddr::new(host, hport),
                     container: SocketAddr::new(ctr_ip, cport),
-                });
+                };
+                // One host address and port serve one container: the manager refuses a second
+                // ("port is already allocated"), so no real state has two.
+                if !s
+                    .published
+                    .iter()
+                    .any(|p| p.proto == m.proto && p.host == m.host)
+                {
+                    s.published.insert(m);
+                }
             }
             s
         })
