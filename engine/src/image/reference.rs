@@ -300,6 +300,15 @@ impl Reference {
             self.name()
         }
     }
+
+    /// The familiar name with its tag or digest: `busybox:latest`, `localhost:5000/a@sha256:..`.
+    pub fn familiar_name_with_tag(&self) -> String {
+        match (&self.tag, &self.digest) {
+            (Some(t), _) => format!("{}:{t}", self.familiar_name()),
+            (None, Some(d)) => format!("{}@{d}", self.familiar_name()),
+            (None, None) => self.familiar_name(),
+        }
+    }
 }
 
 impl fmt::Display for Reference {

@@ -10,8 +10,8 @@ use proptest::prelude::*;
 
 use super::*;
 
-/// Appends an entry with `name` written into the header as raw bytes, so paths the tar crate
-/// would refuse to build (`..`, absolute) can be made.
+/// Appends an entry with `name` written into the header as raw bytes (see
+/// [`fixtures::raw_tarball`]).
 fn raw(
     b: &mut tar::Builder<Vec<u8>>,
     name: &str,
@@ -19,26 +19,13 @@ fn raw(
     link: Option<&str>,
     data: &[u8],
 ) {
-    let mut h = tar::Header::new_gnu();
-    {
-        let old = h.as_old_mut();
-        old.name[..name.len()].copy_from_slice(name.as_bytes());
-        if let Some(l) = link {
-            old.linkname[..l.len()].copy_from_slice(l.as_bytes());
-        }
-    }
-    h.set_entry_type(kind);
-    h.set_size(data.len() as u64);
-    h.set_mode(if kind == tar::EntryType::Directory {
-        0o755
-    } else {
-        0o644
-    });
-    h.set_uid(1000);
-    h.set_gid(1000);
-    h.set_mtime(1_700_000_000);
-    h.set_cksum();
-    b.append(&h, data).unwrap();
+    let one = fixtures::raw_tarball(&[(name, kind, link, data)]);
+    let mut a = tar::Archive::new(&one[..]);
+    let mut e = a.entries().unwrap().next().unwrap().unwrap();
+    let h = e.header().clone();
+    let mut body = Vec::new();
+    std::io::Read::read_to_end(&mut e, &mut body).unwrap();
+    b.append(&h, &body[..]).unwrap();
 }
 
 fn tarball(f: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> Vec<u8> {

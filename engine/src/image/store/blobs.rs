@@ -2,12 +2,16 @@
 //! `<root>/ingest/` while its digest is computed, synced, checked against the digest it was
 //! announced under, and only then renamed into place (and the directory synced): a crash, a full
 //! disk or a lying registry never leaves a partial or wrong blob under a final name.
+//!
+//! Downloads go through an [`Ingest`] under `<root>/partial/<hex>` instead: it survives an
+//! interrupted pull so the next one resumes where it stopped, and is committed the same way.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use nix::fcntl::{Flock, FlockArg};
 use sha2::{Digest as _, Sha256};
 
 use crate::image::reference::Digest;
@@ -36,6 +40,9 @@ pub enum BlobError {
     /// Only sha256 blobs are stored.
     #[error("unsupported digest algorithm {0:?}: berth stores sha256 blobs")]
     Algorithm(String),
+    /// Another pull is downloading the same blob right now.
+    #[error("blob {0} is being downloaded by another pull")]
+    Busy(Digest),
     /// The blob is not in the store.
     #[error("blob {0} not found")]
     NotFound(Digest),
@@ -75,7 +82,11 @@ impl Blobs {
     /// Opens (creating) the store under `root`, removing leftovers of interrupted writes.
     pub fn open(root: &Path) -> Result<Blobs, BlobError> {
         let ingest = root.join("ingest");
-        for dir in [root.join("blobs/sha256"), ingest.clone()] {
+        for dir in [
+            root.join("blobs/sha256"),
+            ingest.clone(),
+            root.join("partial"),
+        ] {
             fs::create_dir_all(&dir).map_err(io_at(&dir))?;
         }
         for entry in fs::read_dir(&ingest).map_err(io_at(&ingest))? {
@@ -195,6 +206,60 @@ impl Blobs {
         result
     }
 
+    /// A resumable writer for blob `digest`: bytes a previous, interrupted download left are
+    /// hashed again and kept; [`Ingest::offset`] says how many.
+    pub fn ingest(&self, digest: &Digest) -> Result<Ingest, BlobError> {
+        if digest.algorithm != "sha256" {
+            return Err(BlobError::Algorithm(digest.algorithm.clone()));
+        }
+        let path = self.root.join("partial").join(&digest.hex);
+        let file = File::options()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(io_at(&path))?;
+        let mut file = Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| {
+            if e == nix::errno::Errno::EWOULDBLOCK {
+                BlobError::Busy(digest.clone())
+            } else {
+                io_at(&path)(e.into())
+            }
+        })?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut offset = 0u64;
+        loop {
+            let got = file.read(&mut buf).map_err(io_at(&path))?;
+            if got == 0 {
+                break;
+            }
+            hasher.update(&buf[..got]);
+            offset += got as u64;
+        }
+        Ok(Ingest {
+            blobs_dir: self.root.join("blobs/sha256"),
+            final_path: self.path(digest),
+            path,
+            file,
+            hasher,
+            offset,
+            expected: digest.clone(),
+        })
+    }
+
+    /// Removes downloads left by interrupted pulls (prune).
+    pub fn clear_partial(&self) -> Result<u64, BlobError> {
+        let dir = self.root.join("partial");
+        let mut n = 0;
+        for e in fs::read_dir(&dir).map_err(io_at(&dir))? {
+            let path = e.map_err(io_at(&dir))?.path();
+            fs::remove_file(&path).map_err(io_at(&path))?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
     /// Removes blob `digest`; absent is fine.
     pub fn remove(&self, digest: &Digest) -> Result<(), BlobError> {
         let path = self.path(digest);
@@ -217,6 +282,75 @@ impl Blobs {
         }
         out.sort();
         Ok(out)
+    }
+}
+
+/// A blob being downloaded; see [`Blobs::ingest`].
+#[derive(Debug)]
+pub struct Ingest {
+    blobs_dir: PathBuf,
+    final_path: PathBuf,
+    path: PathBuf,
+    file: Flock<File>,
+    hasher: Sha256,
+    offset: u64,
+    expected: Digest,
+}
+
+impl Ingest {
+    /// Bytes already written.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Appends `bytes`.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), BlobError> {
+        self.file.write_all(bytes).map_err(io_at(&self.path))?;
+        self.hasher.update(bytes);
+        self.offset += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Starts over (the server ignored a resume request and sent the whole blob).
+    pub fn restart(&mut self) -> Result<(), BlobError> {
+        self.file.set_len(0).map_err(io_at(&self.path))?;
+        self.hasher = Sha256::new();
+        self.offset = 0;
+        Ok(())
+    }
+
+    /// Checks the digest and size, syncs, and moves the blob into place. On a mismatch the
+    /// download is deleted (the next attempt starts over) and nothing is stored.
+    pub fn commit(self, size: Option<u64>) -> Result<Digest, BlobError> {
+        let actual = Digest {
+            algorithm: "sha256".into(),
+            hex: format!("{:x}", self.hasher.clone().finalize()),
+        };
+        let fail = |e: BlobError| {
+            let _ = fs::remove_file(&self.path);
+            Err(e)
+        };
+        if let Some(size) = size {
+            if size != self.offset {
+                return fail(BlobError::Size {
+                    digest: self.expected.to_string(),
+                    expected: size,
+                    actual: self.offset,
+                });
+            }
+        }
+        if actual != self.expected {
+            return fail(BlobError::Mismatch {
+                expected: self.expected.clone(),
+                actual,
+            });
+        }
+        self.file.sync_all().map_err(io_at(&self.path))?;
+        fs::rename(&self.path, &self.final_path).map_err(io_at(&self.final_path))?;
+        File::open(&self.blobs_dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_at(&self.blobs_dir))?;
+        Ok(actual)
     }
 }
 
@@ -285,6 +419,48 @@ mod tests {
             )
             .unwrap_err();
         assert!(e.to_string().contains("sha512"), "{e}");
+    }
+
+    #[test]
+    fn an_interrupted_download_resumes_and_is_verified_on_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::open(dir.path()).unwrap();
+        let want = sha256(b"hello world");
+        let mut w = blobs.ingest(&want).unwrap();
+        assert!(matches!(blobs.ingest(&want), Err(BlobError::Busy(_))));
+        w.write(b"hello").unwrap();
+        drop(w); // the connection dropped
+        // Reopening the store (a daemon restart) keeps the download.
+        let blobs = Blobs::open(dir.path()).unwrap();
+        let mut w = blobs.ingest(&want).unwrap();
+        assert_eq!(w.offset(), 5);
+        assert!(!blobs.has(&want));
+        w.write(b" world").unwrap();
+        assert_eq!(w.commit(Some(11)).unwrap(), want);
+        assert_eq!(blobs.read(&want).unwrap(), b"hello world");
+        assert_eq!(blobs.clear_partial().unwrap(), 0);
+    }
+
+    #[test]
+    fn a_download_with_the_wrong_content_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::open(dir.path()).unwrap();
+        let want = sha256(b"hello");
+        let mut w = blobs.ingest(&want).unwrap();
+        w.write(b"jello").unwrap();
+        let e = w.commit(Some(5)).unwrap_err();
+        assert!(matches!(e, BlobError::Mismatch { .. }), "{e}");
+        let mut w = blobs.ingest(&want).unwrap();
+        assert_eq!(w.offset(), 0, "the bad bytes are not resumed");
+        w.write(b"hell").unwrap();
+        let e = w.commit(Some(5)).unwrap_err();
+        assert!(matches!(e, BlobError::Size { .. }), "{e}");
+        let mut w = blobs.ingest(&want).unwrap();
+        w.write(b"xx").unwrap();
+        w.restart().unwrap();
+        w.write(b"hello").unwrap();
+        w.commit(None).unwrap();
+        assert!(blobs.list().unwrap() == vec![want]);
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -13,7 +14,7 @@ use sha2::{Digest as _, Sha256};
 use super::blobs::{BlobError, Blobs};
 use super::snapshots::{SnapshotError, Snapshots};
 use crate::image::layer::{ExtractOptions, decompress};
-use crate::image::manifest::host_platform;
+use crate::image::manifest::{chain_ids, host_platform};
 use crate::image::reference::{Digest, Reference, ReferenceError};
 
 /// The records file under the image root.
@@ -97,9 +98,9 @@ pub enum ImageError {
     /// Blob store trouble.
     #[error(transparent)]
     Blob(#[from] BlobError),
-    /// Snapshot trouble.
+    /// Snapshot trouble (boxed: it is large).
     #[error(transparent)]
-    Snapshot(#[from] SnapshotError),
+    Snapshot(Box<SnapshotError>),
     /// The records file.
     #[error(transparent)]
     Records(#[from] netcore::persist::PersistError),
@@ -111,6 +112,12 @@ pub enum ImageError {
         /// What the system said.
         source: io::Error,
     },
+}
+
+impl From<SnapshotError> for ImageError {
+    fn from(e: SnapshotError) -> Self {
+        ImageError::Snapshot(Box::new(e))
+    }
 }
 
 /// A row of `docker images`.
@@ -132,9 +139,25 @@ pub struct ListRow {
 #[derive(Debug)]
 pub struct ImageStore {
     root: PathBuf,
-    blobs: Blobs,
-    snapshots: Snapshots,
+    blobs: Arc<Blobs>,
+    snapshots: Arc<Snapshots>,
     records: Records,
+}
+
+/// An image whose blobs and snapshots are in the store, about to get its record (a pull or a
+/// load).
+#[derive(Debug, Clone)]
+pub struct NewImage {
+    /// The config blob (the image ID).
+    pub config: Digest,
+    /// The manifest blob.
+    pub manifest: Digest,
+    /// Layers, bottom first.
+    pub layers: Vec<LayerRecord>,
+    /// From the config.
+    pub created: String,
+    /// `repo@sha256:...` it was pulled as.
+    pub repo_digest: Option<String>,
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(io::Error) -> ImageError {
@@ -172,8 +195,8 @@ fn now() -> String {
 impl ImageStore {
     /// Opens (creating) the store under `root` (`<data-root>/image`).
     pub fn open(root: &Path) -> Result<ImageStore, ImageError> {
-        let blobs = Blobs::open(root)?;
-        let snapshots = Snapshots::open(root)?;
+        let blobs = Arc::new(Blobs::open(root)?);
+        let snapshots = Arc::new(Snapshots::open(root)?);
         let records = netcore::persist::load(&root.join(RECORDS))?.unwrap_or_default();
         Ok(ImageStore {
             root: root.to_path_buf(),
@@ -183,14 +206,77 @@ impl ImageStore {
         })
     }
 
-    /// The blob store.
-    pub fn blobs(&self) -> &Blobs {
+    /// The blob store (shared with downloads that run while the records are not locked).
+    pub fn blobs(&self) -> &Arc<Blobs> {
         &self.blobs
     }
 
     /// The snapshot store.
-    pub fn snapshots(&self) -> &Snapshots {
+    pub fn snapshots(&self) -> &Arc<Snapshots> {
         &self.snapshots
+    }
+
+    /// Records an image whose blobs and snapshots are stored, tagging it `tag` (which moves
+    /// off any image that had it; that one stays, untagged, as Docker's dangling images do).
+    pub fn add(
+        &mut self,
+        new: NewImage,
+        tag: Option<&Reference>,
+    ) -> Result<ImageRecord, ImageError> {
+        for d in [&new.config, &new.manifest]
+            .into_iter()
+            .chain(new.layers.iter().map(|l| &l.blob))
+        {
+            if !self.blobs.has(d) {
+                return Err(BlobError::NotFound(d.clone()).into());
+            }
+        }
+        let size = new.layers.iter().map(|l| l.unpacked).sum();
+        let record = match self.records.images.get_mut(&new.config.hex) {
+            Some(old) => {
+                old.repo_digests.extend(new.repo_digest);
+                old.clone()
+            }
+            None => {
+                let record = ImageRecord {
+                    id: new.config.clone(),
+                    manifest: new.manifest,
+                    layers: new.layers,
+                    created: new.created,
+                    size,
+                    repo_digests: new.repo_digest.into_iter().collect(),
+                };
+                self.records
+                    .images
+                    .insert(new.config.hex.clone(), record.clone());
+                record
+            }
+        };
+        if let Some(t) = tag {
+            self.records.tags.insert(t.to_string(), record.id.clone());
+        }
+        self.save()?;
+        Ok(record)
+    }
+
+    /// Notes that image `id` is known to a registry as `repo_digest` (after a push).
+    pub fn add_repo_digest(&mut self, id: &Digest, repo_digest: String) -> Result<(), ImageError> {
+        if let Some(img) = self.records.images.get_mut(&id.hex) {
+            if img.repo_digests.insert(repo_digest) {
+                self.save()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every image record.
+    pub fn images(&self) -> impl Iterator<Item = &ImageRecord> {
+        self.records.images.values()
+    }
+
+    /// Every tag with the image it names.
+    pub fn tags(&self) -> impl Iterator<Item = (&str, &Digest)> {
+        self.records.tags.iter().map(|(k, v)| (k.as_str(), v))
     }
 
     fn save(&self) -> Result<(), ImageError> {
@@ -253,13 +339,14 @@ impl ImageStore {
         tag: Option<&str>,
     ) -> Result<ImageRecord, ImageError> {
         let tag: Option<Reference> = tag.map(str::parse).transpose()?;
-        // Re-compress into a scratch file while hashing the uncompressed stream (the diff ID).
-        let scratch = self
-            .root
-            .join("ingest")
-            .join(format!("import-{}", std::process::id()));
-        let result = self.import_via(&scratch, input, tag);
-        let _ = fs::remove_file(&scratch);
+        let result = self.store_layer(input, None).and_then(|layer| {
+            self.commit(
+                vec![layer],
+                serde_json::json!({}),
+                &["berth import"],
+                tag.as_ref(),
+            )
+        });
         if result.is_err() {
             // Blobs stored before the failure belong to no image: drop them now.
             let _ = self.collect();
@@ -267,12 +354,31 @@ impl ImageStore {
         result
     }
 
-    fn import_via(
-        &mut self,
+    /// Stores a layer tarball (plain, gzip or zstd) as a gzip blob and unpacks its snapshot on
+    /// top of the stack whose chain ID is `parent`.
+    pub fn store_layer(
+        &self,
+        input: impl Read,
+        parent: Option<&Digest>,
+    ) -> Result<LayerRecord, ImageError> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let scratch = self
+            .root
+            .join("ingest")
+            .join(format!("layer-{}-{n}", std::process::id()));
+        let result = self.store_layer_via(&scratch, input, parent);
+        let _ = fs::remove_file(&scratch);
+        result
+    }
+
+    fn store_layer_via(
+        &self,
         scratch: &Path,
         input: impl Read,
-        tag: Option<Reference>,
-    ) -> Result<ImageRecord, ImageError> {
+        parent: Option<&Digest>,
+    ) -> Result<LayerRecord, ImageError> {
+        // Re-compress into a scratch file while hashing the uncompressed stream (the diff ID).
         let file = File::options()
             .read(true)
             .write(true)
@@ -286,8 +392,8 @@ impl ImageStore {
             hasher: Sha256::new(),
             len: 0,
         };
-        let mut plain = decompress(input).map_err(io("reading the import tarball"))?;
-        io::copy(&mut plain, &mut tee).map_err(io("reading the import tarball"))?;
+        let mut plain = decompress(input).map_err(io("reading the layer tarball"))?;
+        io::copy(&mut plain, &mut tee).map_err(io("reading the layer tarball"))?;
         let (size, diff_id) = (
             tee.len,
             Digest {
@@ -301,7 +407,14 @@ impl ImageStore {
         let blob_size = fs::metadata(self.blobs.path(&blob))
             .map_err(io("sizing the layer"))?
             .len();
-        self.snapshots.unpack(
+        let chain_id = match parent {
+            None => diff_id.clone(),
+            Some(p) => chain_ids(&[p.clone(), diff_id.clone()])
+                .pop()
+                .expect("two chain IDs"),
+        };
+        self.snapshots.unpack_verified(
+            &chain_id,
             &diff_id,
             decompress(self.blobs.open_blob(&blob)?).map_err(io("reading the stored layer"))?,
             ExtractOptions {
@@ -309,45 +422,60 @@ impl ImageStore {
                 preserve_owners: true,
             },
         )?;
+        Ok(LayerRecord {
+            blob,
+            media_type: OCI_LAYER_GZIP.into(),
+            size: blob_size,
+            unpacked: size,
+            diff_id,
+            chain_id,
+        })
+    }
+
+    /// Makes an image of stored `layers` (bottom first) with `config` as its runtime
+    /// configuration (`Env`, `Cmd`, ... as in an image config's `config` object) and one
+    /// history entry per layer (`created_by`), and records it tagged `tag`.
+    pub fn commit(
+        &mut self,
+        layers: Vec<LayerRecord>,
+        config: serde_json::Value,
+        created_by: &[&str],
+        tag: Option<&Reference>,
+    ) -> Result<ImageRecord, ImageError> {
         let created = now();
         let (os, arch) = host_platform();
+        let history: Vec<serde_json::Value> = created_by
+            .iter()
+            .map(|c| serde_json::json!({"created": created, "created_by": c}))
+            .collect();
         let config = serde_json::json!({
-            "created": created, "architecture": arch, "os": os, "config": {},
-            "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]},
-            "history": [{"created": created, "created_by": "berth import", "comment": "Imported from tarball"}],
+            "created": created, "architecture": arch, "os": os, "config": config,
+            "rootfs": {"type": "layers", "diff_ids": layers.iter().map(|l| l.diff_id.to_string()).collect::<Vec<_>>()},
+            "history": history,
         });
         let config_bytes = serde_json::to_vec(&config).expect("JSON values serialise");
         let id = self.blobs.put_bytes(None, &config_bytes)?;
         let manifest = serde_json::json!({
             "schemaVersion": 2, "mediaType": OCI_MANIFEST,
             "config": {"mediaType": OCI_CONFIG, "digest": id.to_string(), "size": config_bytes.len()},
-            "layers": [{"mediaType": OCI_LAYER_GZIP, "digest": blob.to_string(), "size": blob_size}],
+            "layers": layers.iter().map(|l| serde_json::json!({
+                "mediaType": l.media_type, "digest": l.blob.to_string(), "size": l.size,
+            })).collect::<Vec<_>>(),
         });
         let manifest = self.blobs.put_bytes(
             None,
             &serde_json::to_vec(&manifest).expect("JSON values serialise"),
         )?;
-        let record = ImageRecord {
-            id: id.clone(),
-            manifest,
-            layers: vec![LayerRecord {
-                blob,
-                media_type: OCI_LAYER_GZIP.into(),
-                size: blob_size,
-                unpacked: size,
-                diff_id: diff_id.clone(),
-                chain_id: diff_id,
-            }],
-            created,
-            size,
-            repo_digests: BTreeSet::new(),
-        };
-        self.records.images.insert(id.hex.clone(), record.clone());
-        if let Some(t) = tag {
-            self.records.tags.insert(t.to_string(), id);
-        }
-        self.save()?;
-        Ok(record)
+        self.add(
+            NewImage {
+                config: id,
+                manifest,
+                layers,
+                created,
+                repo_digest: None,
+            },
+            tag,
+        )
     }
 
     /// `docker images`: one row per tag, and a `<none>` row for untagged images.

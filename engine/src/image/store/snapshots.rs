@@ -8,8 +8,28 @@ use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sha2::{Digest as _, Sha256};
+
 use crate::image::layer::{ExtractOptions, LayerError, Stats, extract_layer};
 use crate::image::reference::Digest;
+
+/// A reader that hashes and counts what passes through it.
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    len: u64,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+}
 
 /// The snapshot directories.
 #[derive(Debug)]
@@ -27,6 +47,18 @@ pub enum SnapshotError {
         chain_id: Digest,
         /// Why.
         source: LayerError,
+    },
+    /// The layer's content is not what the image config says (its diff ID).
+    #[error(
+        "layer {chain_id}: uncompressed content is {actual}, but the image config says {expected}"
+    )]
+    DiffId {
+        /// The snapshot being made.
+        chain_id: Digest,
+        /// The config's diff ID.
+        expected: String,
+        /// What the layer hashes to.
+        actual: String,
     },
     /// The file system refused.
     #[error("snapshot store {path}: {source}")]
@@ -99,6 +131,69 @@ impl Snapshots {
                 chain_id: chain_id.clone(),
                 source,
             })
+    }
+
+    /// Unpacks the decompressed layer `tar` as snapshot `chain_id`, checking that it hashes to
+    /// `diff_id` before the snapshot appears; returns the tar's size, or `None` when the snapshot
+    /// already existed. Safe to race with another unpack of the same snapshot.
+    pub fn unpack_verified(
+        &self,
+        chain_id: &Digest,
+        diff_id: &Digest,
+        tar: impl Read,
+        opts: ExtractOptions,
+    ) -> Result<Option<u64>, SnapshotError> {
+        if self.has(chain_id) {
+            return Ok(None);
+        }
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let tmp = self.root.join(format!(
+            ".{}.verify-{}-{n}",
+            chain_id.hex,
+            std::process::id()
+        ));
+        let mut reader = HashingReader {
+            inner: tar,
+            hasher: Sha256::new(),
+            len: 0,
+        };
+        let layer_err = |source| SnapshotError::Layer {
+            chain_id: chain_id.clone(),
+            source,
+        };
+        extract_layer(&mut reader, &tmp, opts).map_err(layer_err)?;
+        let result = (|| {
+            // The tar's end-of-archive blocks and any padding count too.
+            io::copy(&mut reader, &mut io::sink()).map_err(|e| {
+                layer_err(LayerError::Io {
+                    entry: String::new(),
+                    source: e,
+                })
+            })?;
+            let actual = Digest {
+                algorithm: "sha256".into(),
+                hex: format!("{:x}", reader.hasher.clone().finalize()),
+            };
+            if actual != *diff_id {
+                return Err(SnapshotError::DiffId {
+                    chain_id: chain_id.clone(),
+                    expected: diff_id.to_string(),
+                    actual: actual.to_string(),
+                });
+            }
+            let dest = self.path(chain_id);
+            match fs::rename(&tmp, &dest) {
+                Ok(()) => Ok(Some(reader.len)),
+                // Another pull unpacked it meanwhile.
+                Err(_) if self.has(chain_id) => Ok(None),
+                Err(source) => Err(SnapshotError::Io { path: dest, source }),
+            }
+        })();
+        if tmp.exists() {
+            let _ = fs::remove_dir_all(&tmp);
+        }
+        result
     }
 
     /// The overlay for a container on the stack `chain_ids` (bottom first), with its writable
@@ -178,6 +273,36 @@ mod tests {
         let removed = s.collect(&[a.clone()].into()).unwrap();
         assert_eq!(removed, vec![".x.partial-1".to_string(), b.hex.clone()]);
         assert!(s.has(&a) && !s.has(&b));
+    }
+
+    #[test]
+    fn a_layer_that_does_not_match_its_diff_id_leaves_no_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Snapshots::open(dir.path()).unwrap();
+        let tar = layer("f", b"data");
+        let diff = crate::image::store::sha256(&tar);
+        let e = s
+            .unpack_verified(
+                &digest('c'),
+                &digest('d'),
+                &tar[..],
+                ExtractOptions::default(),
+            )
+            .unwrap_err();
+        assert!(matches!(e, SnapshotError::DiffId { .. }), "{e}");
+        assert_eq!(
+            fs::read_dir(dir.path().join("snapshots")).unwrap().count(),
+            0
+        );
+        let got = s
+            .unpack_verified(&digest('c'), &diff, &tar[..], ExtractOptions::default())
+            .unwrap();
+        assert_eq!(got, Some(tar.len() as u64));
+        assert_eq!(fs::read(s.path(&digest('c')).join("f")).unwrap(), b"data");
+        assert_eq!(
+            fs::read_dir(dir.path().join("snapshots")).unwrap().count(),
+            1
+        );
     }
 
     #[test]
