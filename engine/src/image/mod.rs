@@ -3,6 +3,7 @@
 //! ([`layer`]), how they travel to and from registries ([`registry`]), and how Docker shows them
 //! ([`inspect`]).
 
+pub mod archive;
 pub mod inspect;
 pub mod layer;
 pub mod manifest;

@@ -454,7 +454,19 @@ impl ImageStore {
             "history": history,
         });
         let config_bytes = serde_json::to_vec(&config).expect("JSON values serialise");
-        let id = self.blobs.put_bytes(None, &config_bytes)?;
+        self.commit_config(&config_bytes, layers, created, tag)
+    }
+
+    /// Records an image of stored `layers` with `config_bytes` as its config, kept byte for byte
+    /// (so its ID is kept, as `docker load` does), under a new OCI manifest.
+    pub fn commit_config(
+        &mut self,
+        config_bytes: &[u8],
+        layers: Vec<LayerRecord>,
+        created: String,
+        tag: Option<&Reference>,
+    ) -> Result<ImageRecord, ImageError> {
+        let id = self.blobs.put_bytes(None, config_bytes)?;
         let manifest = serde_json::json!({
             "schemaVersion": 2, "mediaType": OCI_MANIFEST,
             "config": {"mediaType": OCI_CONFIG, "digest": id.to_string(), "size": config_bytes.len()},
@@ -551,6 +563,58 @@ impl ImageStore {
         Ok(out)
     }
 
+    /// `docker image prune [-a]`: removes untagged images (with `all`, every image) that no
+    /// container uses, then unreferenced blobs, snapshots and interrupted downloads. Returns
+    /// Docker's "Deleted:"/"Untagged:" lines and the bytes reclaimed.
+    pub fn prune(
+        &mut self,
+        all: bool,
+        in_use: impl Fn(&Digest) -> bool,
+    ) -> Result<(Vec<String>, u64), ImageError> {
+        let before = self.disk_usage();
+        let mut out = Vec::new();
+        let doomed: Vec<Digest> = self
+            .records
+            .images
+            .values()
+            .filter(|img| (all || self.tags_of(&img.id).is_empty()) && !in_use(&img.id))
+            .map(|img| img.id.clone())
+            .collect();
+        for id in doomed {
+            let tags: Vec<String> = self.tags_of(&id).into_iter().map(String::from).collect();
+            for t in tags {
+                self.records.tags.remove(&t);
+                out.push(format!("Untagged: {t}"));
+            }
+            self.records.images.remove(&id.hex);
+            out.push(format!("Deleted: {id}"));
+        }
+        self.save()?;
+        self.collect()?;
+        self.blobs.clear_partial()?;
+        Ok((out, before.saturating_sub(self.disk_usage())))
+    }
+
+    /// Bytes under the store (blobs, snapshots, downloads), for `system df` and prune.
+    pub fn disk_usage(&self) -> u64 {
+        fn walk(p: &Path) -> u64 {
+            let Ok(meta) = fs::symlink_metadata(p) else {
+                return 0;
+            };
+            if meta.is_dir() {
+                fs::read_dir(p)
+                    .map(|rd| rd.flatten().map(|e| walk(&e.path())).sum())
+                    .unwrap_or(0)
+            } else {
+                meta.len()
+            }
+        }
+        ["blobs", "snapshots", "partial"]
+            .iter()
+            .map(|d| walk(&self.root.join(d)))
+            .sum()
+    }
+
     /// Removes blobs and snapshots no image record refers to.
     pub fn collect(&self) -> Result<(), ImageError> {
         let mut blobs = BTreeSet::new();
@@ -582,6 +646,39 @@ mod tests {
             ("bin/busybox", b"#!elf"),
             ("etc/hostname", b"box\n"),
         ])
+    }
+
+    #[test]
+    fn prune_removes_dangling_images_then_unused_ones_with_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = ImageStore::open(dir.path()).unwrap();
+        let old = s.import(&rootfs()[..], Some("app:1")).unwrap();
+        // Re-importing different content under the same tag leaves the old image dangling.
+        let tar = crate::image::layer::fixtures::tarball(&[("bin/new", b"2")]);
+        let new = s.import(&tar[..], Some("app:1")).unwrap();
+        let kept = s
+            .import(
+                &crate::image::layer::fixtures::tarball(&[("x", b"3")])[..],
+                Some("keep:1"),
+            )
+            .unwrap();
+        fs::write(dir.path().join("partial/abc"), b"half").unwrap();
+        let (lines, freed) = s.prune(false, |_| false).unwrap();
+        assert_eq!(lines, vec![format!("Deleted: {}", old.id)]);
+        assert!(freed > 0);
+        assert!(!s.snapshots().has(&old.layers[0].chain_id));
+        assert!(!dir.path().join("partial/abc").exists());
+        // -a: everything unused goes; an image in use stays.
+        let (lines, _) = s.prune(true, |id| *id == kept.id).unwrap();
+        assert_eq!(
+            lines,
+            vec![
+                "Untagged: docker.io/library/app:1".to_string(),
+                format!("Deleted: {}", new.id)
+            ]
+        );
+        assert_eq!(s.list().len(), 1);
+        assert!(s.snapshots().has(&kept.layers[0].chain_id));
     }
 
     #[test]
