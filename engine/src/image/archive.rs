@@ -328,9 +328,7 @@ fn load_oci(store: &mut ImageStore, dir: &Path) -> Result<Vec<String>, ArchiveEr
         let mut digest = manifest::descriptor_digest("manifest", desc)?;
         let mut bytes = verified(&blob_path(&digest), &digest)?;
         // A nested index (a multi-platform image): take the host's platform.
-        if let Document::Index(inner) =
-            manifest::parse(&bytes, Some(&desc.media_type().to_string()))?
-        {
+        if let Document::Index(inner) = manifest::parse(&bytes, Some(desc.media_type().as_ref()))? {
             digest = manifest::descriptor_digest("manifest", manifest::pick(&inner, &os, &arch)?)?;
             bytes = verified(&blob_path(&digest), &digest)?;
         }
