@@ -58,5 +58,8 @@ benches/container-ports-compare.sh --short
 step "embedded DNS vs aardvark-dns, dnsmasq and Docker (short)"
 benches/dns-compare.sh --short
 
+step "image pull/push vs skopeo, unpack vs tar (short)"
+benches/image-transfer-compare.sh --short
+
 echo
 echo "all berth tests passed"
