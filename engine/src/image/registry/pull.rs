@@ -362,23 +362,20 @@ pub(crate) async fn fetch_blob(
     }
     let digest_s = digest.to_string();
     let what = format!("downloading {digest}");
-    let mut stream = if w.offset() > 0 {
-        match client
-            .pull_blob_stream_partial(oref, digest_s.as_str(), w.offset(), None)
-            .await
-            .map_err(|e| RegistryError::from_oci(&reg, &what, e))?
-        {
-            oci_client::client::BlobResponse::Partial(s) => s,
-            oci_client::client::BlobResponse::Full(s) => {
-                w.restart()?;
-                s
-            }
+    // Always a range request (`bytes=OFFSET-`, 0 for a fresh download): it resumes an
+    // interrupted download, and a 206 answer is not hashed a second time by oci-client (the
+    // Ingest hashes every byte and checks the digest on commit anyway).
+    let stream = client
+        .pull_blob_stream_partial(oref, digest_s.as_str(), w.offset(), None)
+        .await
+        .map_err(|e| RegistryError::from_oci(&reg, &what, e))?;
+    let mut stream = match stream {
+        oci_client::client::BlobResponse::Partial(s) => s,
+        oci_client::client::BlobResponse::Full(s) => {
+            // The registry ignored the range and sends the whole blob.
+            w.restart()?;
+            s
         }
-    } else {
-        client
-            .pull_blob_stream(oref, digest_s.as_str())
-            .await
-            .map_err(|e| RegistryError::from_oci(&reg, &what, e))?
     };
     let mut reported = 0;
     while let Some(chunk) = stream.next().await {
