@@ -289,7 +289,13 @@ async fn push_then_pull_back_gives_the_same_digests_and_stores_shared_layers_onc
     )
     .await
     .unwrap_err();
-    assert!(e.to_string().contains("not found"), "{e}");
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "manifest for {} not found: manifest unknown",
+            reg.name("team/app:nope")
+        )
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

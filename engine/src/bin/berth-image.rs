@@ -337,9 +337,13 @@ async fn main() -> Result<()> {
             );
             for r in inspect::history(img, &config) {
                 let by: String = r.created_by.chars().take(45).collect();
+                let image = r
+                    .image
+                    .strip_prefix("sha256:")
+                    .map_or(r.image.clone(), short);
                 println!(
                     "{:<14} {:<22} {:<45} {:<10} {}",
-                    r.image,
+                    image,
                     r.created,
                     by,
                     human(r.size),

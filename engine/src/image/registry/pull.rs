@@ -84,7 +84,15 @@ pub async fn pull(
     let (top, _) = client
         .pull_manifest_raw(&oref, &auth, &ACCEPT)
         .await
-        .map_err(|e| RegistryError::from_oci(&reg, "fetching the manifest", e))?;
+        .map_err(
+            |e| match RegistryError::from_oci(&reg, "fetching the manifest", e) {
+                // Name what the user asked for, as Docker does, not the URL.
+                RegistryError::NotFound { .. } => RegistryError::NotFound {
+                    reference: r.familiar_name_with_tag(),
+                },
+                other => other,
+            },
+        )?;
     let top_digest = sha256(&top);
     if let Some(want) = &r.digest {
         check_digest(&reg, "manifest", want, &top_digest)?;
