@@ -4,3 +4,5 @@
 //! engine/README.md).
 
 pub mod image;
+pub mod runtime;
+pub mod volume;

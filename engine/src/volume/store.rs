@@ -1,0 +1,247 @@
+//! The local volume driver: `<data-root>/volumes/<name>/_data` (Docker's layout), with the
+//! records (name, creation time, labels, whether anonymous) in one atomically replaced file.
+//! A volume outlives every container; removal is refused while one uses it.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::spec::valid_volume_name;
+
+const RECORDS: &str = "volumes.json";
+
+/// One volume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Volume {
+    /// Its name (64 hex digits for anonymous volumes).
+    pub name: String,
+    /// RFC 3339.
+    pub created: String,
+    /// `--label`s.
+    pub labels: BTreeMap<String, String>,
+    /// Made for `-v /path` or an image's VOLUME: `prune` without `--all` removes these.
+    pub anonymous: bool,
+}
+
+/// Why a volume operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum VolumeError {
+    /// No such volume.
+    #[error("no such volume: {0}")]
+    NotFound(String),
+    /// A bad name.
+    #[error("invalid volume name {0:?}: names match [a-zA-Z0-9][a-zA-Z0-9_.-]+")]
+    Name(String),
+    /// A container uses it.
+    #[error("remove {name}: volume is in use - [{users}]")]
+    InUse {
+        /// The volume.
+        name: String,
+        /// The containers using it.
+        users: String,
+    },
+    /// The records file.
+    #[error(transparent)]
+    Records(#[from] netcore::persist::PersistError),
+    /// The file system.
+    #[error("volume store {path}: {source}")]
+    Io {
+        /// Where.
+        path: PathBuf,
+        /// What the system said.
+        source: io::Error,
+    },
+}
+
+fn io_at(path: &Path) -> impl FnOnce(io::Error) -> VolumeError + '_ {
+    move |source| VolumeError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The volume store under `<data-root>/volumes`.
+#[derive(Debug)]
+pub struct VolumeStore {
+    root: PathBuf,
+    volumes: BTreeMap<String, Volume>,
+}
+
+impl VolumeStore {
+    /// Opens (creating) the store under `root`.
+    pub fn open(root: &Path) -> Result<VolumeStore, VolumeError> {
+        fs::create_dir_all(root).map_err(io_at(root))?;
+        let volumes = netcore::persist::load(&root.join(RECORDS))?.unwrap_or_default();
+        Ok(VolumeStore {
+            root: root.to_path_buf(),
+            volumes,
+        })
+    }
+
+    fn save(&self) -> Result<(), VolumeError> {
+        Ok(netcore::persist::save(
+            &self.root.join(RECORDS),
+            &self.volumes,
+        )?)
+    }
+
+    /// Where volume `name`'s data is (the mount source).
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.root.join(name).join("_data")
+    }
+
+    /// `docker volume create [NAME]`: an existing volume of that name is returned as is, as
+    /// Docker does; without a name, an anonymous volume with a random 64-hex name.
+    pub fn create(
+        &mut self,
+        name: Option<&str>,
+        labels: BTreeMap<String, String>,
+    ) -> Result<Volume, VolumeError> {
+        let (name, anonymous) = match name {
+            Some(n) if valid_volume_name(n) => (n.to_string(), false),
+            Some(n) => return Err(VolumeError::Name(n.to_string())),
+            None => (random_name()?, true),
+        };
+        if let Some(v) = self.volumes.get(&name) {
+            return Ok(v.clone());
+        }
+        let data = self.path(&name);
+        fs::create_dir_all(&data).map_err(io_at(&data))?;
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let v = Volume {
+            name: name.clone(),
+            created: netcore::network::rfc3339(secs),
+            labels,
+            anonymous,
+        };
+        self.volumes.insert(name.clone(), v.clone());
+        if let Err(e) = self.save() {
+            self.volumes.remove(&name);
+            let _ = fs::remove_dir_all(self.root.join(&name));
+            return Err(e);
+        }
+        Ok(v)
+    }
+
+    /// Volume `name`.
+    pub fn get(&self, name: &str) -> Result<&Volume, VolumeError> {
+        self.volumes
+            .get(name)
+            .ok_or_else(|| VolumeError::NotFound(name.to_string()))
+    }
+
+    /// Every volume, by name.
+    pub fn list(&self) -> impl Iterator<Item = &Volume> {
+        self.volumes.values()
+    }
+
+    /// `docker volume rm NAME`: refused while `users` (the containers using it) is not empty.
+    pub fn remove(&mut self, name: &str, users: &[String]) -> Result<(), VolumeError> {
+        self.get(name)?;
+        if !users.is_empty() {
+            return Err(VolumeError::InUse {
+                name: name.to_string(),
+                users: users.join(", "),
+            });
+        }
+        let v = self.volumes.remove(name).expect("checked above");
+        if let Err(e) = self.save() {
+            self.volumes.insert(name.to_string(), v);
+            return Err(e);
+        }
+        let dir = self.root.join(name);
+        fs::remove_dir_all(&dir).or_else(|e| match e.kind() {
+            io::ErrorKind::NotFound => Ok(()),
+            _ => Err(io_at(&dir)(e)),
+        })
+    }
+
+    /// `docker volume prune [-a]`: removes unused anonymous volumes (every unused volume with
+    /// `all`); returns their names and the bytes freed.
+    pub fn prune(
+        &mut self,
+        all: bool,
+        in_use: impl Fn(&str) -> bool,
+    ) -> Result<(Vec<String>, u64), VolumeError> {
+        let doomed: Vec<String> = self
+            .volumes
+            .values()
+            .filter(|v| (all || v.anonymous) && !in_use(&v.name))
+            .map(|v| v.name.clone())
+            .collect();
+        let mut freed = 0;
+        for n in &doomed {
+            freed += du(&self.root.join(n));
+            self.remove(n, &[])?;
+        }
+        Ok((doomed, freed))
+    }
+}
+
+fn du(p: &Path) -> u64 {
+    match fs::symlink_metadata(p) {
+        Ok(m) if m.is_dir() => fs::read_dir(p)
+            .map(|rd| rd.flatten().map(|e| du(&e.path())).sum())
+            .unwrap_or(0),
+        Ok(m) => m.len(),
+        Err(_) => 0,
+    }
+}
+
+fn random_name() -> Result<String, VolumeError> {
+    let mut b = [0u8; 32];
+    let p = Path::new("/dev/urandom");
+    fs::File::open(p)
+        .and_then(|mut f| f.read_exact(&mut b))
+        .map_err(io_at(p))?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_use_remove_and_prune() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = VolumeStore::open(dir.path()).unwrap();
+        let data = s
+            .create(Some("pgdata"), [("app".into(), "db".into())].into())
+            .unwrap();
+        assert!(!data.anonymous);
+        fs::write(s.path("pgdata").join("PG_VERSION"), b"16").unwrap();
+        // Creating it again returns it, data intact.
+        assert_eq!(s.create(Some("pgdata"), BTreeMap::new()).unwrap(), data);
+        let anon = s.create(None, BTreeMap::new()).unwrap();
+        assert!(anon.anonymous && anon.name.len() == 64);
+
+        let e = s.remove("pgdata", &["web".into()]).unwrap_err();
+        assert_eq!(e.to_string(), "remove pgdata: volume is in use - [web]");
+        assert!(s.path("pgdata").join("PG_VERSION").exists());
+        assert!(matches!(
+            s.remove("nope", &[]),
+            Err(VolumeError::NotFound(_))
+        ));
+        assert!(matches!(
+            s.create(Some("-x"), BTreeMap::new()),
+            Err(VolumeError::Name(_))
+        ));
+
+        // Records survive a restart.
+        let mut s = VolumeStore::open(dir.path()).unwrap();
+        assert_eq!(s.list().count(), 2);
+        let (gone, _) = s.prune(false, |_| false).unwrap();
+        assert_eq!(gone, vec![anon.name.clone()]);
+        assert!(!dir.path().join(&anon.name).exists());
+        let (gone, freed) = s.prune(true, |n| n == "pgdata").unwrap();
+        assert!(gone.is_empty() && freed == 0);
+        let (gone, freed) = s.prune(true, |_| false).unwrap();
+        assert_eq!((gone, freed), (vec!["pgdata".to_string()], 2));
+        assert_eq!(s.list().count(), 0);
+    }
+}
