@@ -15,7 +15,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
   gcc libc6-dev iproute2 nftables util-linux procps python3 curl iperf3 wrk socat docker.io busybox-static \
-  dnsperf dnsmasq-base aardvark-dns docker-registry skopeo apache2-utils >/dev/null
+  dnsperf dnsmasq-base aardvark-dns docker-registry skopeo apache2-utils runc >/dev/null
 
 step "format and lints"
 cargo fmt --all -- --check

@@ -1,6 +1,9 @@
-//! The runtime's pure parts so far: what a container runs ([`command`]) and with which
-//! environment ([`env`]). Bundles, the OCI runtime, the shim and the lifecycle follow
-//! (issue 6).
+//! The runtime: what a container runs ([`command`]), with which environment ([`env`]) and
+//! identity ([`user`]), its OCI spec ([`spec`]), and the OCI runtime program that runs it
+//! ([`oci`]). The shim and the lifecycle follow (issue 6).
 
 pub mod command;
 pub mod env;
+pub mod oci;
+pub mod spec;
+pub mod user;

@@ -1,0 +1,421 @@
+//! The OCI runtime spec (`config.json`) of a container, as Docker writes it: default
+//! namespaces, Docker's default capabilities, masked and read-only paths, `/dev`, `/dev/pts`,
+//! `/dev/shm`, `/dev/mqueue`, `/sys` read-only, the generated `/etc/hostname`, `/etc/hosts` and
+//! `/etc/resolv.conf` bound in, the user's mounts, rlimits and cgroup resources. A pure function
+//! of [`SpecInput`]; the result parses as oci-spec's `Spec`.
+
+use serde_json::{Value, json};
+
+use super::user::Ids;
+
+/// Docker's default capability set.
+pub const DEFAULT_CAPS: [&str; 14] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// Paths Docker hides from containers.
+pub const MASKED_PATHS: [&str; 9] = [
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/sys/firmware",
+];
+
+/// Paths Docker makes read-only.
+pub const READONLY_PATHS: [&str; 6] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+    "/sys/fs/cgroup/unified",
+];
+
+/// A mount as the runtime takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OciMount {
+    /// Inside the container.
+    pub destination: String,
+    /// `bind`, `tmpfs`, ...
+    pub kind: String,
+    /// Host path or file system source.
+    pub source: String,
+    /// Mount options.
+    pub options: Vec<String>,
+}
+
+impl OciMount {
+    /// A recursive bind mount of `source` at `destination`.
+    pub fn bind(source: &str, destination: &str, read_only: bool, propagation: &str) -> OciMount {
+        let mut options = vec!["rbind".to_string(), propagation.to_string()];
+        if read_only {
+            options.push("ro".into());
+        }
+        OciMount {
+            destination: destination.into(),
+            kind: "bind".into(),
+            source: source.into(),
+            options,
+        }
+    }
+}
+
+/// A resource limit (`--ulimit nofile=1024:2048`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rlimit {
+    /// `RLIMIT_NOFILE`, ...
+    pub kind: String,
+    /// Soft limit.
+    pub soft: u64,
+    /// Hard limit.
+    pub hard: u64,
+}
+
+/// Everything the spec is made from.
+#[derive(Debug, Clone)]
+pub struct SpecInput {
+    /// The process arguments.
+    pub args: Vec<String>,
+    /// `NAME=VALUE` entries.
+    pub env: Vec<String>,
+    /// Working directory (absolute).
+    pub cwd: String,
+    /// Who runs it.
+    pub user: Ids,
+    /// The container's hostname.
+    pub hostname: String,
+    /// `-t`.
+    pub terminal: bool,
+    /// `--read-only`.
+    pub read_only_root: bool,
+    /// An existing network namespace to join (`None`: a new, empty one).
+    pub netns: Option<String>,
+    /// Directory holding the generated `hostname`, `hosts` and `resolv.conf`.
+    pub etc_dir: Option<String>,
+    /// The user's mounts, in order.
+    pub mounts: Vec<OciMount>,
+    /// `--ulimit`s, already checked against the host's hard limits.
+    pub rlimits: Vec<Rlimit>,
+    /// The host's hard RLIMIT_NOFILE: the default NOFILE limit is capped by it.
+    pub host_nofile_hard: u64,
+    /// `--memory`, bytes.
+    pub memory: Option<i64>,
+    /// `--cpus`.
+    pub cpus: Option<f64>,
+    /// `--pids-limit`.
+    pub pids: Option<i64>,
+    /// The cgroup path (`/berth/<id>`).
+    pub cgroups_path: String,
+}
+
+/// The default file descriptor limit Docker's daemon gives containers (when the host allows).
+const DEFAULT_NOFILE: u64 = 1_048_576;
+/// CFS period for `--cpus`.
+const CPU_PERIOD: u64 = 100_000;
+
+/// The spec as JSON.
+pub fn spec(i: &SpecInput) -> Value {
+    let caps: Vec<&str> = DEFAULT_CAPS.to_vec();
+    let mut rlimits: Vec<Value> = i
+        .rlimits
+        .iter()
+        .map(|r| json!({"type": r.kind, "soft": r.soft, "hard": r.hard}))
+        .collect();
+    if !i.rlimits.iter().any(|r| r.kind == "RLIMIT_NOFILE") {
+        let n = DEFAULT_NOFILE.min(i.host_nofile_hard);
+        rlimits.push(json!({"type": "RLIMIT_NOFILE", "soft": n, "hard": n}));
+    }
+    let mut mounts = vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),
+        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro", "nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"]}),
+    ];
+    if let Some(dir) = &i.etc_dir {
+        for f in ["hostname", "hosts", "resolv.conf"] {
+            mounts.push(json!({"destination": format!("/etc/{f}"), "type": "bind", "source": format!("{dir}/{f}"), "options": ["rbind", "rprivate"]}));
+        }
+    }
+    for m in &i.mounts {
+        mounts.push(json!({"destination": m.destination, "type": m.kind, "source": m.source, "options": m.options}));
+    }
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+        json!({"type": "mount"}),
+    ];
+    namespaces.push(match &i.netns {
+        Some(p) => json!({"type": "network", "path": p}),
+        None => json!({"type": "network"}),
+    });
+    let mut resources = json!({"devices": [{"allow": false, "access": "rwm"}]});
+    if let Some(m) = i.memory {
+        resources["memory"] = json!({"limit": m, "swap": m});
+    }
+    if let Some(c) = i.cpus {
+        resources["cpu"] =
+            json!({"quota": (c * CPU_PERIOD as f64).round() as i64, "period": CPU_PERIOD});
+    }
+    if let Some(p) = i.pids {
+        resources["pids"] = json!({"limit": p});
+    }
+    json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": i.terminal,
+            "user": {"uid": i.user.uid, "gid": i.user.gid, "additionalGids": i.user.additional},
+            "args": i.args,
+            "env": i.env,
+            "cwd": i.cwd,
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+            "rlimits": rlimits,
+            "noNewPrivileges": false,
+        },
+        "root": {"path": "rootfs", "readonly": i.read_only_root},
+        "hostname": i.hostname,
+        "mounts": mounts,
+        "linux": {
+            "namespaces": namespaces,
+            "maskedPaths": MASKED_PATHS,
+            "readonlyPaths": READONLY_PATHS,
+            "resources": resources,
+            "cgroupsPath": i.cgroups_path,
+        },
+    })
+}
+
+/// Why a `--ulimit` was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UlimitError {
+    /// Not `name=soft[:hard]`.
+    #[error("invalid ulimit {0:?}: expected NAME=SOFT[:HARD], e.g. nofile=1024:2048")]
+    Syntax(String),
+    /// An unknown name.
+    #[error("invalid ulimit {spec:?}: unknown name {name:?} (valid: {valid})")]
+    Name {
+        /// What the user wrote.
+        spec: String,
+        /// The bad name.
+        name: String,
+        /// Valid names.
+        valid: String,
+    },
+    /// Soft above hard.
+    #[error("invalid ulimit {0:?}: the soft limit is above the hard limit")]
+    SoftAboveHard(String),
+    /// Above what the host allows (berth has no CAP_SYS_RESOURCE to raise it).
+    #[error("ulimit {spec:?}: hard limit {hard} is above the host's hard limit {host} for {name}")]
+    AboveHost {
+        /// What the user wrote.
+        spec: String,
+        /// The name.
+        name: String,
+        /// Asked for.
+        hard: u64,
+        /// The host's.
+        host: u64,
+    },
+}
+
+const ULIMITS: [&str; 16] = [
+    "core",
+    "cpu",
+    "data",
+    "fsize",
+    "locks",
+    "memlock",
+    "msgqueue",
+    "nice",
+    "nofile",
+    "nproc",
+    "rss",
+    "rtprio",
+    "rttime",
+    "sigpending",
+    "stack",
+    "as",
+];
+
+/// Parses `--ulimit NAME=SOFT[:HARD]` and checks it against `host_hard(name)`, the host's hard
+/// limit (never ask the kernel for more than it allows: the request would fail at start).
+pub fn parse_ulimit(spec: &str, host_hard: impl Fn(&str) -> u64) -> Result<Rlimit, UlimitError> {
+    let (name, vals) = spec
+        .split_once('=')
+        .ok_or_else(|| UlimitError::Syntax(spec.into()))?;
+    if !ULIMITS.contains(&name) {
+        return Err(UlimitError::Name {
+            spec: spec.into(),
+            name: name.into(),
+            valid: ULIMITS.join(", "),
+        });
+    }
+    let num = |s: &str| -> Result<u64, UlimitError> {
+        if s == "-1" || s == "unlimited" {
+            return Ok(u64::MAX);
+        }
+        s.parse().map_err(|_| UlimitError::Syntax(spec.into()))
+    };
+    let (soft, hard) = match vals.split_once(':') {
+        Some((s, h)) => (num(s)?, num(h)?),
+        None => {
+            let v = num(vals)?;
+            (v, v)
+        }
+    };
+    if soft > hard {
+        return Err(UlimitError::SoftAboveHard(spec.into()));
+    }
+    let host = host_hard(name);
+    if hard > host {
+        return Err(UlimitError::AboveHost {
+            spec: spec.into(),
+            name: name.into(),
+            hard,
+            host,
+        });
+    }
+    Ok(Rlimit {
+        kind: format!("RLIMIT_{}", name.to_ascii_uppercase()),
+        soft,
+        hard,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input() -> SpecInput {
+        SpecInput {
+            args: vec!["sh".into(), "-c".into(), "echo hi".into()],
+            env: vec!["PATH=/bin".into()],
+            cwd: "/".into(),
+            user: Ids {
+                uid: 0,
+                gid: 0,
+                additional: vec![],
+                home: None,
+            },
+            hostname: "abc123def456".into(),
+            terminal: false,
+            read_only_root: false,
+            netns: Some("/run/netns/c1".into()),
+            etc_dir: Some("/run/berth/c/abc".into()),
+            mounts: vec![OciMount::bind("/srv", "/data", true, "rprivate")],
+            rlimits: vec![],
+            host_nofile_hard: 524_288,
+            memory: Some(64 << 20),
+            cpus: Some(1.5),
+            pids: Some(100),
+            cgroups_path: "/berth/abc".into(),
+        }
+    }
+
+    #[test]
+    fn the_spec_is_valid_oci_with_dockers_defaults() {
+        let v = spec(&input());
+        let s: oci_spec::runtime::Spec =
+            serde_json::from_value(v.clone()).expect("a valid OCI spec");
+        let caps = s
+            .process()
+            .as_ref()
+            .unwrap()
+            .capabilities()
+            .as_ref()
+            .unwrap();
+        assert_eq!(caps.bounding().as_ref().unwrap().len(), 14);
+        assert_eq!(
+            v["process"]["rlimits"][0],
+            json!({"type": "RLIMIT_NOFILE", "soft": 524_288, "hard": 524_288}),
+            "capped by the host"
+        );
+        let ns: Vec<&str> = v["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(ns, ["pid", "ipc", "uts", "mount", "network"]);
+        assert_eq!(v["linux"]["namespaces"][4]["path"], "/run/netns/c1");
+        assert_eq!(v["linux"]["resources"]["cpu"]["quota"], 150_000);
+        assert_eq!(v["linux"]["resources"]["memory"]["limit"], 64 << 20);
+        let dests: Vec<&str> = v["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["destination"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            &dests[7..],
+            ["/etc/hostname", "/etc/hosts", "/etc/resolv.conf", "/data"]
+        );
+        assert_eq!(
+            v["mounts"][10]["options"],
+            json!(["rbind", "rprivate", "ro"])
+        );
+        assert_eq!(
+            v["linux"]["maskedPaths"].as_array().unwrap().len(),
+            MASKED_PATHS.len()
+        );
+    }
+
+    #[test]
+    fn ulimits_stay_under_the_hosts_hard_limit() {
+        let host = |n: &str| if n == "nofile" { 4096 } else { u64::MAX };
+        assert_eq!(
+            parse_ulimit("nofile=1024:2048", host).unwrap(),
+            Rlimit {
+                kind: "RLIMIT_NOFILE".into(),
+                soft: 1024,
+                hard: 2048
+            }
+        );
+        assert_eq!(parse_ulimit("core=-1", host).unwrap().hard, u64::MAX);
+        let e = parse_ulimit("nofile=1048576", host).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "ulimit \"nofile=1048576\": hard limit 1048576 is above the host's hard limit 4096 for nofile"
+        );
+        assert!(matches!(
+            parse_ulimit("nofile=10:5", host),
+            Err(UlimitError::SoftAboveHard(_))
+        ));
+        assert!(
+            parse_ulimit("files=1", host)
+                .unwrap_err()
+                .to_string()
+                .contains("nofile")
+        );
+        assert!(matches!(
+            parse_ulimit("nofile", host),
+            Err(UlimitError::Syntax(_))
+        ));
+        // The spec with an explicit nofile keeps it and adds no default.
+        let mut i = input();
+        i.rlimits = vec![parse_ulimit("nofile=100:200", host).unwrap()];
+        let v = spec(&i);
+        assert_eq!(v["process"]["rlimits"].as_array().unwrap().len(), 1);
+    }
+}
