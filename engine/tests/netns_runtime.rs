@@ -13,12 +13,25 @@ use std::process::Stdio;
 
 use engine::image::layer::fixtures::busybox_rootfs;
 use engine::image::store::ImageStore;
+use engine::runtime::logs::{Rotation, read_all};
 use engine::runtime::oci::{OciRuntime, RuncLike};
+use engine::runtime::shim::{self, ShimConfig, read_exit};
 use engine::runtime::spec::{OciMount, SpecInput, spec};
 use engine::runtime::{env, user};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 
 struct Mounted(PathBuf);
+
+/// Force-deletes the test's containers, even when an assertion fails half-way.
+struct Containers(RuncLike, Vec<&'static str>);
+
+impl Drop for Containers {
+    fn drop(&mut self) {
+        for id in &self.1 {
+            let _ = self.0.delete(id, true);
+        }
+    }
+}
 
 /// Removes the test's parent cgroup (`berth-test`, left empty by the runtime) in every
 /// hierarchy, v1 and v2.
@@ -241,4 +254,169 @@ fn netns_runtime_runs_the_busybox_image_with_berths_spec() {
     drop((b, b2, b3));
     let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mounts.contains(&prefix), "no overlay left mounted");
+}
+
+fn wait_exit(state: &Path) -> shim::ExitRecord {
+    for _ in 0..200 {
+        if let Some(r) = read_exit(state) {
+            return r;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!(
+        "no exit record in {}: {}",
+        state.display(),
+        fs::read_to_string(state.join("shim.log")).unwrap_or_default()
+    );
+}
+
+fn shim_for(dir: &Path, rt: &RuncLike, b: &Bundle, id: &str) -> ShimConfig {
+    let state = dir.join("run").join(id);
+    ShimConfig {
+        id: id.into(),
+        bundle: b.dir.clone(),
+        log_path: state.join(format!("{id}-json.log")),
+        state_dir: state,
+        runtime: rt.binary().to_path_buf(),
+        runtime_root: dir.join("runtime"),
+        rotation: Rotation::default(),
+    }
+}
+
+#[test]
+fn netns_runtime_shim_keeps_logs_exit_codes_and_docker_stop_semantics() {
+    if !netns_support::enabled("netns_runtime_shim_keeps_logs_exit_codes_and_docker_stop_semantics")
+    {
+        return;
+    }
+    let _cgroups = CgroupParent;
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = ImageStore::open(&dir.path().join("image")).unwrap();
+    store
+        .import(&busybox_rootfs().unwrap()[..], Some("berth-test/busybox"))
+        .unwrap();
+    let rt = RuncLike::find(None, &dir.path().join("runtime")).expect("crun or runc installed");
+    let shim_bin = PathBuf::from(env!("CARGO_BIN_EXE_berth-shim"));
+    let ids: [&'static str; 5] = [
+        "d1b2c3d4e5f6a1b2c3d4e5f6a1b2c3d4e5f6a1b2c3d4e5f6a1b2c3d4e5f6a1b2",
+        "e1b2c3d4e5f6a1b2c3d4e5f6a1b2c3d4e5f6a1b2c3d4e5f6a1b2c3d4e5f6a1b2",
+        "f1b2c3d4e5f6a1b2c3d4e5f6a1b2c3d4e5f6a1b2c3d4e5f6a1b2c3d4e5f6a1b2",
+        "a9b2c3d4e5f6a1b2c3d4e5f6a1b2c3d4e5f6a1b2c3d4e5f6a1b2c3d4e5f6a1b2",
+        "a8b2c3d4e5f6a1b2c3d4e5f6a1b2c3d4e5f6a1b2c3d4e5f6a1b2c3d4e5f6a1b2",
+    ];
+    let _containers = Containers(rt.clone(), ids.to_vec());
+
+    // Output into the json-file log, stdout and stderr apart; the exit code recorded.
+    let id = ids[0];
+    let b = bundle(
+        dir.path(),
+        &store,
+        id,
+        &["sh", "-c", "echo out; echo err >&2; exit 7"],
+        vec![],
+    );
+    let cfg = shim_for(dir.path(), &rt, &b, id);
+    let pid = shim::spawn(&shim_bin, &cfg).unwrap();
+    assert!(pid > 1);
+    let rec = wait_exit(&cfg.state_dir);
+    assert_eq!((rec.exit_code, rec.oom_killed), (7, false));
+    let mut lines: Vec<(String, String)> = read_all(&cfg.log_path, 1)
+        .unwrap()
+        .into_iter()
+        .map(|l| (l.stream, l.log))
+        .collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            ("stderr".to_string(), "err\n".to_string()),
+            ("stdout".into(), "out\n".into())
+        ]
+    );
+    assert!(rt.state(id).is_err(), "deleted from the runtime");
+
+    // The shim is in its own session, not the caller's child: it outlives the daemon.
+    let id2 = ids[1];
+    let b2 = bundle(
+        dir.path(),
+        &store,
+        id2,
+        &[
+            "sh",
+            "-c",
+            "trap 'exit 143' TERM; while true; do sleep 0.1; done",
+        ],
+        vec![],
+    );
+    let cfg2 = shim_for(dir.path(), &rt, &b2, id2);
+    shim::spawn(&shim_bin, &cfg2).unwrap();
+    let shim_pid: i32 = fs::read_to_string(cfg2.state_dir.join("shim.pid"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let stat = fs::read_to_string(format!("/proc/{shim_pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_ne!(
+        fields[1].parse::<u32>().unwrap(),
+        std::process::id(),
+        "reparented away from the caller"
+    );
+    let my_session = nix::unistd::getsid(None).unwrap().as_raw();
+    assert_ne!(
+        fields[3].parse::<i32>().unwrap(),
+        my_session,
+        "its own session"
+    );
+    assert_eq!(rt.state(id2).unwrap().status, "running");
+    // docker stop: SIGTERM; a process that handles it exits 143.
+    rt.kill(id2, "TERM", false).unwrap();
+    assert_eq!(wait_exit(&cfg2.state_dir).exit_code, 143);
+
+    // PID 1 without a TERM handler ignores it; SIGKILL after the timeout gives 137.
+    let id3 = ids[2];
+    let b3 = bundle(dir.path(), &store, id3, &["sleep", "1000"], vec![]);
+    let cfg3 = shim_for(dir.path(), &rt, &b3, id3);
+    shim::spawn(&shim_bin, &cfg3).unwrap();
+    rt.kill(id3, "TERM", false).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(
+        rt.state(id3).unwrap().status,
+        "running",
+        "TERM ignored by PID 1"
+    );
+    rt.kill(id3, "KILL", false).unwrap();
+    assert_eq!(wait_exit(&cfg3.state_dir).exit_code, 137);
+
+    // Over the 64 MiB memory limit: killed by the OOM killer, and reported so.
+    let id4 = ids[3];
+    let b4 = bundle(
+        dir.path(),
+        &store,
+        id4,
+        &[
+            "sh",
+            "-c",
+            "x=$(busybox head -c 200000000 /dev/zero | busybox tr '\\0' a); echo survived",
+        ],
+        vec![],
+    );
+    let cfg4 = shim_for(dir.path(), &rt, &b4, id4);
+    shim::spawn(&shim_bin, &cfg4).unwrap();
+    let rec = wait_exit(&cfg4.state_dir);
+    assert!(rec.oom_killed, "{rec:?}");
+    assert_eq!(rec.exit_code, 137, "{rec:?}");
+
+    // A bundle the runtime refuses: an error naming it, nothing left running.
+    let id5 = ids[4];
+    let b5 = bundle(dir.path(), &store, id5, &["/no/such/program"], vec![]);
+    let cfg5 = shim_for(dir.path(), &rt, &b5, id5);
+    let e = shim::spawn(&shim_bin, &cfg5).unwrap_err();
+    assert!(e.to_string().contains(id5), "{e}");
+    assert!(rt.state(id5).is_err());
+    drop((b, b2, b3, b4, b5));
 }

@@ -4,6 +4,8 @@
 
 pub mod command;
 pub mod env;
+pub mod logs;
 pub mod oci;
+pub mod shim;
 pub mod spec;
 pub mod user;
