@@ -194,15 +194,7 @@ fn unpack_archive(input: impl Read, dir: &Path) -> Result<(), ArchiveError> {
 
 /// `docker load`: reads an archive from `input`, returns Docker's "Loaded image: ..." lines.
 pub fn load(store: &mut ImageStore, input: impl Read) -> Result<Vec<String>, ArchiveError> {
-    let scratch = store
-        .blobs()
-        .path(&sha256(b""))
-        .parent()
-        .and_then(Path::parent)
-        .and_then(Path::parent)
-        .expect("blobs live at <root>/blobs/sha256/<hex>")
-        .join("ingest")
-        .join(format!("load-{}-{}", std::process::id(), next()));
+    let scratch = store.blobs().scratch("load");
     let result = (|| {
         fs::create_dir_all(&scratch).map_err(io("creating the load directory"))?;
         unpack_archive(input, &scratch)?;
@@ -221,11 +213,6 @@ pub fn load(store: &mut ImageStore, input: impl Read) -> Result<Vec<String>, Arc
         let _ = store.collect();
     }
     result
-}
-
-fn next() -> u64 {
-    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 fn read_json<T: for<'a> Deserialize<'a>>(path: &Path, what: &str) -> Result<T, ArchiveError> {

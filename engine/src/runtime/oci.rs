@@ -136,24 +136,41 @@ impl RuncLike {
         &self.binary
     }
 
-    fn cmd(&self) -> Command {
-        let mut c = Command::new(&self.binary);
-        c.arg("--root").arg(&self.root);
-        c
+    fn spawn_err(&self) -> impl FnOnce(std::io::Error) -> RuntimeError + '_ {
+        move |source| RuntimeError::Spawn {
+            runtime: self.name.clone(),
+            source,
+        }
     }
 
-    fn call(&self, op: &str, id: &str, args: &[&str]) -> Result<String, RuntimeError> {
-        let out = self
-            .cmd()
-            .arg(op)
+    /// Runs `<runtime> --root ROOT ARGS...` with `stdio`, to completion.
+    fn exec(
+        &self,
+        args: &[&std::ffi::OsStr],
+        stdio: [Stdio; 3],
+    ) -> Result<std::process::ExitStatus, RuntimeError> {
+        let [i, o, e] = stdio;
+        Command::new(&self.binary)
+            .arg("--root")
+            .arg(&self.root)
             .args(args)
-            .arg(id)
+            .stdin(i)
+            .stdout(o)
+            .stderr(e)
+            .status()
+            .map_err(self.spawn_err())
+    }
+
+    /// Runs `<runtime> --root ROOT ARGS...` for subcommand `op` on `id`, capturing its output;
+    /// a failure carries what it printed.
+    fn call(&self, op: &str, id: &str, args: &[&str]) -> Result<String, RuntimeError> {
+        let out = Command::new(&self.binary)
+            .arg("--root")
+            .arg(&self.root)
+            .args(args)
             .stdin(Stdio::null())
             .output()
-            .map_err(|source| RuntimeError::Spawn {
-                runtime: self.name.clone(),
-                source,
-            })?;
+            .map_err(self.spawn_err())?;
         if !out.status.success() {
             return Err(RuntimeError::Failed {
                 runtime: self.name.clone(),
@@ -172,21 +189,15 @@ impl OciRuntime for RuncLike {
     }
 
     fn run(&self, id: &str, bundle: &Path, stdio: [Stdio; 3]) -> Result<i32, RuntimeError> {
-        let [i, o, e] = stdio;
-        let status = self
-            .cmd()
-            .arg("run")
-            .arg("--bundle")
-            .arg(bundle)
-            .arg(id)
-            .stdin(i)
-            .stdout(o)
-            .stderr(e)
-            .status()
-            .map_err(|source| RuntimeError::Spawn {
-                runtime: self.name.clone(),
-                source,
-            })?;
+        let status = self.exec(
+            &[
+                "run".as_ref(),
+                "--bundle".as_ref(),
+                bundle.as_os_str(),
+                id.as_ref(),
+            ],
+            stdio,
+        )?;
         Ok(status.code().unwrap_or_else(|| {
             use std::os::unix::process::ExitStatusExt;
             128 + status.signal().unwrap_or(0)
@@ -200,23 +211,15 @@ impl OciRuntime for RuncLike {
         pid_file: &Path,
         stdio: [Stdio; 3],
     ) -> Result<(), RuntimeError> {
-        let [i, o, e] = stdio;
-        let status = self
-            .cmd()
-            .arg("create")
-            .arg("--bundle")
-            .arg(bundle)
-            .arg("--pid-file")
-            .arg(pid_file)
-            .arg(id)
-            .stdin(i)
-            .stdout(o)
-            .stderr(e)
-            .status()
-            .map_err(|source| RuntimeError::Spawn {
-                runtime: self.name.clone(),
-                source,
-            })?;
+        let args = [
+            "create".as_ref(),
+            "--bundle".as_ref(),
+            bundle.as_os_str(),
+            "--pid-file".as_ref(),
+            pid_file.as_os_str(),
+            id.as_ref(),
+        ];
+        let status = self.exec(&args, stdio)?;
         if !status.success() {
             return Err(RuntimeError::Failed {
                 runtime: self.name.clone(),
@@ -229,40 +232,25 @@ impl OciRuntime for RuncLike {
     }
 
     fn start(&self, id: &str) -> Result<(), RuntimeError> {
-        self.call("start", id, &[]).map(drop)
+        self.call("start", id, &["start", id]).map(drop)
     }
 
     fn kill(&self, id: &str, signal: &str, all: bool) -> Result<(), RuntimeError> {
-        let out = self
-            .cmd()
-            .arg("kill")
-            .args(all.then_some("--all"))
-            .arg(id)
-            .arg(signal)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|source| RuntimeError::Spawn {
-                runtime: self.name.clone(),
-                source,
-            })?;
-        if !out.status.success() {
-            return Err(RuntimeError::Failed {
-                runtime: self.name.clone(),
-                op: "kill".into(),
-                id: id.into(),
-                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            });
-        }
-        Ok(())
+        let args: &[&str] = if all {
+            &["kill", "--all", id, signal]
+        } else {
+            &["kill", id, signal]
+        };
+        self.call("kill", id, args).map(drop)
     }
 
     fn pause(&self, id: &str, paused: bool) -> Result<(), RuntimeError> {
-        self.call(if paused { "pause" } else { "resume" }, id, &[])
-            .map(drop)
+        let op = if paused { "pause" } else { "resume" };
+        self.call(op, id, &[op, id]).map(drop)
     }
 
     fn state(&self, id: &str) -> Result<RuntimeState, RuntimeError> {
-        let out = self.call("state", id, &[])?;
+        let out = self.call("state", id, &["state", id])?;
         serde_json::from_str(&out).map_err(|e| RuntimeError::State {
             runtime: self.name.clone(),
             id: id.into(),
@@ -271,7 +259,11 @@ impl OciRuntime for RuncLike {
     }
 
     fn delete(&self, id: &str, force: bool) -> Result<(), RuntimeError> {
-        let args: &[&str] = if force { &["--force"] } else { &[] };
+        let args: &[&str] = if force {
+            &["delete", "--force", id]
+        } else {
+            &["delete", id]
+        };
         self.call("delete", id, args).map(drop)
     }
 }

@@ -180,16 +180,26 @@ fn oom_kills(cgroups_path: &str) -> u64 {
 /// into the log, reap, record, delete. Returns the exit record.
 pub fn run(cfg: &ShimConfig, answer: &mut dyn Write) -> Result<ExitRecord, ShimError> {
     let id = &cfg.id;
-    nix::sys::prctl::set_child_subreaper(true)
-        .map_err(|e| shim_err(id, format!("subreaper: {e}")))?;
-    fs::write(
+    // Until the container runs, every failure is answered to the spawner, which is waiting.
+    let fail = |answer: &mut dyn Write, e: ShimError| {
+        let _ = writeln!(answer, "error {e}");
+        Err(e)
+    };
+    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+        return fail(answer, shim_err(id, format!("subreaper: {e}")));
+    }
+    if let Err(e) = fs::write(
         cfg.state_dir.join("shim.pid"),
         std::process::id().to_string(),
-    )
-    .map_err(|e| shim_err(id, e))?;
+    ) {
+        return fail(answer, shim_err(id, e));
+    }
     let rt = RuncLike::new(&cfg.runtime, &cfg.runtime_root);
-    let (out_r, out_w) = nix::unistd::pipe().map_err(|e| shim_err(id, e))?;
-    let (err_r, err_w) = nix::unistd::pipe().map_err(|e| shim_err(id, e))?;
+    let pipes = nix::unistd::pipe().and_then(|o| nix::unistd::pipe().map(|e| (o, e)));
+    let ((out_r, out_w), (err_r, err_w)) = match pipes {
+        Ok(p) => p,
+        Err(e) => return fail(answer, shim_err(id, e)),
+    };
     let pid_file = cfg.state_dir.join("init.pid");
     let started = rt
         .create(
@@ -198,16 +208,22 @@ pub fn run(cfg: &ShimConfig, answer: &mut dyn Write) -> Result<ExitRecord, ShimE
             &pid_file,
             [Stdio::null(), Stdio::from(out_w), Stdio::from(err_w)],
         )
-        .and_then(|()| rt.start(id));
-    if let Err(e) = started {
-        let _ = rt.delete(id, true);
-        let _ = writeln!(answer, "error {e}");
-        return Err(e.into());
-    }
-    let init: i32 = fs::read_to_string(&pid_file)
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .ok_or_else(|| shim_err(id, "the runtime wrote no init PID"))?;
+        .and_then(|()| rt.start(id))
+        .map_err(ShimError::from)
+        .and_then(|()| {
+            fs::read_to_string(&pid_file)
+                .ok()
+                .and_then(|s| s.trim().parse::<i32>().ok())
+                .ok_or_else(|| shim_err(id, "the runtime wrote no init PID"))
+        });
+    let init = match started {
+        Ok(pid) => pid,
+        Err(e) => {
+            // Nothing stays behind: the runtime removes what it created.
+            let _ = rt.delete(id, true);
+            return fail(answer, e);
+        }
+    };
     let _ = writeln!(answer, "ok {init}");
     let _ = answer.flush();
 

@@ -1,16 +1,23 @@
 //! Layer tarballs for tests and benches (feature `testing`).
 
+/// A header owned by root with a fixed mtime, so fixtures are reproducible.
+fn header(kind: tar::EntryType, size: usize, mode: u32) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_size(size as u64);
+    h.set_mode(mode);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(1_700_000_000);
+    h.set_cksum();
+    h
+}
+
 /// A tar of regular files `(path, content)`, mode 0755, owned by root, as a layer or a rootfs.
 pub fn tarball(files: &[(&str, &[u8])]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     for (name, data) in files {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o755);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(1_700_000_000);
-        h.set_cksum();
+        let mut h = header(tar::EntryType::Regular, data.len(), 0o755);
         b.append_data(&mut h, name, *data).expect("a tar in memory");
     }
     b.into_inner().expect("a tar in memory")
@@ -28,43 +35,18 @@ pub fn busybox_rootfs() -> std::io::Result<Vec<u8>> {
     })?;
     let mut b = tar::Builder::new(Vec::new());
     for dir in ["bin", "etc", "tmp", "proc", "sys", "dev"] {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Directory);
-        h.set_mode(if dir == "tmp" { 0o1777 } else { 0o755 });
-        h.set_size(0);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(1_700_000_000);
-        h.set_cksum();
+        let mode = if dir == "tmp" { 0o1777 } else { 0o755 };
+        let mut h = header(tar::EntryType::Directory, 0, mode);
         b.append_data(&mut h, dir, &[][..])?;
     }
-    let mut h = tar::Header::new_gnu();
-    h.set_size(busybox.len() as u64);
-    h.set_mode(0o755);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_mtime(1_700_000_000);
-    h.set_cksum();
+    let mut h = header(tar::EntryType::Regular, busybox.len(), 0o755);
     b.append_data(&mut h, "bin/busybox", &busybox[..])?;
     for applet in ["sh", "ls", "cat", "echo", "true", "sleep", "wget", "httpd"] {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Symlink);
-        h.set_size(0);
-        h.set_mode(0o777);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(1_700_000_000);
-        h.set_cksum();
+        let mut h = header(tar::EntryType::Symlink, 0, 0o777);
         b.append_link(&mut h, format!("bin/{applet}"), "busybox")?;
     }
-    let mut h = tar::Header::new_gnu();
     let passwd = b"root:x:0:0:root:/root:/bin/sh\n";
-    h.set_size(passwd.len() as u64);
-    h.set_mode(0o644);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_mtime(1_700_000_000);
-    h.set_cksum();
+    let mut h = header(tar::EntryType::Regular, passwd.len(), 0o644);
     b.append_data(&mut h, "etc/passwd", &passwd[..])?;
     b.into_inner()
 }

@@ -91,12 +91,26 @@ impl Blobs {
         }
         for entry in fs::read_dir(&ingest).map_err(io_at(&ingest))? {
             let path = entry.map_err(io_at(&ingest))?.path();
-            fs::remove_file(&path).map_err(io_at(&path))?;
+            // Scratch directories of interrupted loads, as well as files.
+            if path.is_dir() {
+                fs::remove_dir_all(&path).map_err(io_at(&path))?;
+            } else {
+                fs::remove_file(&path).map_err(io_at(&path))?;
+            }
         }
         Ok(Blobs {
             root: root.to_path_buf(),
             next: AtomicU64::new(0),
         })
+    }
+
+    /// A fresh, unique path under `<root>/ingest/` (emptied when the store opens) for work in
+    /// progress: blob writes, layer re-compression, archive loads.
+    pub fn scratch(&self, what: &str) -> PathBuf {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        self.root
+            .join("ingest")
+            .join(format!("{what}-{}-{n}", std::process::id()))
     }
 
     /// Where blob `digest` lives (whether or not it is there).
@@ -149,11 +163,7 @@ impl Blobs {
                 return Err(BlobError::Algorithm(d.algorithm.clone()));
             }
         }
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let tmp = self
-            .root
-            .join("ingest")
-            .join(format!("{}-{n}", std::process::id()));
+        let tmp = self.scratch("blob");
         let result = (|| {
             let mut f = File::create(&tmp).map_err(io_at(&tmp))?;
             let mut hasher = Sha256::new();
@@ -468,6 +478,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         Blobs::open(dir.path()).unwrap();
         fs::write(dir.path().join("ingest/123-0"), b"half a layer").unwrap();
+        fs::create_dir_all(dir.path().join("ingest/load-123-1/blobs")).unwrap();
         Blobs::open(dir.path()).unwrap();
         assert!(ingest_is_empty(dir.path()));
     }

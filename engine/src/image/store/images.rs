@@ -361,12 +361,7 @@ impl ImageStore {
         input: impl Read,
         parent: Option<&Digest>,
     ) -> Result<LayerRecord, ImageError> {
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let scratch = self
-            .root
-            .join("ingest")
-            .join(format!("layer-{}-{n}", std::process::id()));
+        let scratch = self.blobs.scratch("layer");
         let result = self.store_layer_via(&scratch, input, parent);
         let _ = fs::remove_file(&scratch);
         result

@@ -35,6 +35,8 @@ impl<R: Read> Read for HashingReader<R> {
 #[derive(Debug)]
 pub struct Snapshots {
     root: PathBuf,
+    /// Makes verify directories unique within the process.
+    next: AtomicU64,
 }
 
 /// Why a snapshot operation failed.
@@ -102,7 +104,10 @@ impl Snapshots {
             path: dir.clone(),
             source,
         })?;
-        Ok(Snapshots { root: dir })
+        Ok(Snapshots {
+            root: dir,
+            next: AtomicU64::new(0),
+        })
     }
 
     /// The directory of snapshot `chain_id`.
@@ -146,8 +151,7 @@ impl Snapshots {
         if self.has(chain_id) {
             return Ok(None);
         }
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
         let tmp = self.root.join(format!(
             ".{}.verify-{}-{n}",
             chain_id.hex,
