@@ -3,6 +3,7 @@
 //! registry client, image records, save/load, the runtime and volumes follow (see
 //! engine/README.md).
 
+pub mod container;
 pub mod image;
 pub mod runtime;
 pub mod volume;

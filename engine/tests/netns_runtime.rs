@@ -107,6 +107,7 @@ fn bundle(
         terminal: false,
         read_only_root: false,
         netns: None,
+        host_network: false,
         etc_dir: Some(etc.display().to_string()),
         mounts: extra,
         rlimits: vec![],

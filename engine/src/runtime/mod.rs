@@ -2,6 +2,7 @@
 //! identity ([`user`]), its OCI spec ([`spec`]), and the OCI runtime program that runs it
 //! ([`oci`]). The shim and the lifecycle follow (issue 6).
 
+pub mod cgroup;
 pub mod command;
 pub mod env;
 pub mod logs;

@@ -155,27 +155,6 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     fs::rename(&tmp, path)
 }
 
-/// The OOM kill count of the container's memory cgroup (v2 `memory.events`, v1
-/// `memory.oom_control`), read before the runtime removes the cgroup.
-fn oom_kills(cgroups_path: &str) -> u64 {
-    let rel = cgroups_path.trim_start_matches('/');
-    let candidates = [
-        (format!("/sys/fs/cgroup/{rel}/memory.events"), "oom_kill "),
-        (
-            format!("/sys/fs/cgroup/memory/{rel}/memory.oom_control"),
-            "oom_kill ",
-        ),
-    ];
-    for (file, key) in candidates {
-        if let Ok(text) = fs::read_to_string(file) {
-            if let Some(n) = text.lines().find_map(|l| l.strip_prefix(key)) {
-                return n.trim().parse().unwrap_or(0);
-            }
-        }
-    }
-    0
-}
-
 /// The shim's body, in the detached process: create, start, answer on `answer`, copy output
 /// into the log, reap, record, delete. Returns the exit record.
 pub fn run(cfg: &ShimConfig, answer: &mut dyn Write) -> Result<ExitRecord, ShimError> {
@@ -277,7 +256,8 @@ pub fn run(cfg: &ShimConfig, answer: &mut dyn Write) -> Result<ExitRecord, ShimE
     let record = ExitRecord {
         exit_code,
         finished_at: now_rfc3339_nano(),
-        oom_killed: !cgroups_path.is_empty() && oom_kills(&cgroups_path) > 0,
+        oom_killed: !cgroups_path.is_empty()
+            && super::cgroup::oom_kills(Path::new("/sys/fs/cgroup"), &cgroups_path) > 0,
     };
     write_atomic(
         &cfg.state_dir.join("exit.json"),

@@ -108,6 +108,8 @@ pub struct SpecInput {
     pub read_only_root: bool,
     /// An existing network namespace to join (`None`: a new, empty one).
     pub netns: Option<String>,
+    /// `--network host`: no network namespace at all (`netns` is ignored).
+    pub host_network: bool,
     /// Directory holding the generated `hostname`, `hosts` and `resolv.conf`.
     pub etc_dir: Option<String>,
     /// The user's mounts, in order.
@@ -166,10 +168,11 @@ pub fn spec(i: &SpecInput) -> Value {
         json!({"type": "uts"}),
         json!({"type": "mount"}),
     ];
-    namespaces.push(match &i.netns {
-        Some(p) => json!({"type": "network", "path": p}),
-        None => json!({"type": "network"}),
-    });
+    match &i.netns {
+        _ if i.host_network => {}
+        Some(p) => namespaces.push(json!({"type": "network", "path": p})),
+        None => namespaces.push(json!({"type": "network"})),
+    }
     let mut resources = json!({"devices": [{"allow": false, "access": "rwm"}]});
     if let Some(m) = i.memory {
         resources["memory"] = json!({"limit": m, "swap": m});
@@ -322,6 +325,7 @@ mod tests {
             terminal: false,
             read_only_root: false,
             netns: Some("/run/netns/c1".into()),
+            host_network: false,
             etc_dir: Some("/run/berth/c/abc".into()),
             mounts: vec![OciMount::bind("/srv", "/data", true, "rprivate")],
             rlimits: vec![],

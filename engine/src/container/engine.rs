@@ -1,0 +1,612 @@
+//! [`Engine`]: the process that holds containers. Opening it loads every record and brings each
+//! one in line with the machine (live shims adopted, dead ones finished and cleaned up, restart
+//! policies honoured); create validates everything a start will need, so a start fails only on
+//! what the machine refuses.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use netcore::dns::{ResolvConf, Resolver, ResolverConfig};
+use netcore::firewall::nft::NftCommand;
+use netcore::link::RtNetlink;
+use netcore::network::{NetworkManager, Sysctl, random_id};
+use netcore::persist;
+use portproxy::{Proxy, ProxyConfig};
+
+use super::model::{Container, CreateOptions, NetworkMode, State};
+use super::restart::RestartPolicy;
+use super::{ContainerError, etc, io_err, mounts, names};
+use crate::image::store::{ImageRecord, ImageStore};
+use crate::runtime::logs::now_rfc3339_nano;
+use crate::runtime::oci::RuncLike;
+use crate::runtime::{command, env, spec};
+use crate::volume::spec::{Source, parse_mount, parse_size, parse_volume};
+use crate::volume::store::VolumeStore;
+
+/// Where an engine keeps things and what it runs.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Persistent state (`/var/lib/berth`): images, volumes, networks, container records.
+    pub data_root: PathBuf,
+    /// Runtime state (`/run/berth`): bundles, namespaces, the runtime's root, shim files.
+    pub exec_root: PathBuf,
+    /// `--runtime` (runc, crun or a path); the first installed when absent.
+    pub runtime: Option<String>,
+    /// The `berth-shim` binary.
+    pub shim: PathBuf,
+    /// The host's resolv.conf (upstreams of the embedded DNS, default-bridge resolv.conf).
+    pub resolv_conf: PathBuf,
+    /// Parent cgroup of every container (`berth`).
+    pub cgroup_parent: String,
+}
+
+/// Holds every container of one data root. One per data root at a time (a lock file).
+pub struct Engine {
+    pub(super) cfg: EngineConfig,
+    pub(super) images: Arc<Mutex<ImageStore>>,
+    pub(super) volumes: VolumeStore,
+    pub(super) containers: BTreeMap<String, Container>,
+    pub(super) net: NetworkManager<RtNetlink, NftCommand>,
+    pub(super) resolver: Resolver,
+    pub(super) proxy: Proxy,
+    /// Container ID to its portproxy publications.
+    pub(super) published: HashMap<String, Vec<u64>>,
+    pub(super) runtime: RuncLike,
+    pub(super) host_dns: ResolvConf,
+    _lock: fs::File,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("cfg", &self.cfg)
+            .field("containers", &self.containers.len())
+            .finish()
+    }
+}
+
+const RECORD: &str = "config.v2.json";
+
+impl Engine {
+    /// Opens the engine on `cfg`'s roots: loads images, volumes, networks and containers, then
+    /// reconciles every container with what is running (see [`Engine::restore`]).
+    pub async fn open(cfg: EngineConfig) -> Result<Engine, ContainerError> {
+        for d in [
+            cfg.data_root.join("containers"),
+            cfg.data_root.join("network"),
+            cfg.exec_root.join("containers"),
+            cfg.exec_root.join("netns"),
+        ] {
+            fs::create_dir_all(&d).map_err(io_err(format!("creating {}", d.display())))?;
+        }
+        let lock_path = cfg.exec_root.join("engine.lock");
+        let lock = fs::File::create(&lock_path)
+            .map_err(io_err(format!("opening {}", lock_path.display())))?;
+        // SAFETY: flock on a descriptor we own; no memory is passed.
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return Err(ContainerError::Conflict(format!(
+                "another berth engine is using {} (lock {} held)",
+                cfg.exec_root.display(),
+                lock_path.display()
+            )));
+        }
+        let images = ImageStore::open(&cfg.data_root.join("image"))?;
+        let volumes = VolumeStore::open(&cfg.data_root.join("volumes"))?;
+        let net = NetworkManager::open(
+            &cfg.data_root.join("network"),
+            RtNetlink::new(),
+            NftCommand::new(),
+            Sysctl::default(),
+        )
+        .await?;
+        let (host_dns, _) =
+            ResolvConf::parse(&fs::read_to_string(&cfg.resolv_conf).unwrap_or_default());
+        let resolver = Resolver::new(ResolverConfig {
+            upstreams: host_dns.nameservers.clone(),
+            ..ResolverConfig::default()
+        });
+        let runtime = RuncLike::find(cfg.runtime.as_deref(), &cfg.exec_root.join("runtime"))?;
+        let mut containers = BTreeMap::new();
+        let dir = cfg.data_root.join("containers");
+        for e in fs::read_dir(&dir).map_err(io_err(format!("reading {}", dir.display())))? {
+            let e = e.map_err(io_err(format!("reading {}", dir.display())))?;
+            if let Some(c) = persist::load::<Container>(&e.path().join(RECORD))? {
+                containers.insert(c.id.clone(), c);
+            }
+        }
+        let mut engine = Engine {
+            cfg,
+            images: Arc::new(Mutex::new(images)),
+            volumes,
+            containers,
+            net,
+            resolver,
+            proxy: Proxy::new(ProxyConfig::default()),
+            published: HashMap::new(),
+            runtime,
+            host_dns,
+            _lock: lock,
+        };
+        engine.restore().await;
+        Ok(engine)
+    }
+
+    /// The image store (shared with pulls).
+    pub fn images(&self) -> &Arc<Mutex<ImageStore>> {
+        &self.images
+    }
+
+    /// The volume store.
+    pub fn volumes(&mut self) -> &mut VolumeStore {
+        &mut self.volumes
+    }
+
+    /// The network manager.
+    pub fn networks(&mut self) -> &mut NetworkManager<RtNetlink, NftCommand> {
+        &mut self.net
+    }
+
+    /// The OCI runtime in use.
+    pub fn runtime(&self) -> &RuncLike {
+        &self.runtime
+    }
+
+    /// The engine's configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    /// Every container, by ID.
+    pub fn containers(&self) -> impl Iterator<Item = &Container> {
+        self.containers.values()
+    }
+
+    /// The ID of the container named `what` (full ID, name or unique ID prefix).
+    pub fn resolve(&self, what: &str) -> Result<String, ContainerError> {
+        let by_id: BTreeMap<String, String> = self
+            .containers
+            .values()
+            .map(|c| (c.id.clone(), c.name.clone()))
+            .collect();
+        names::resolve(&by_id, what).map(str::to_string)
+    }
+
+    /// The container named `what`.
+    pub fn get(&self, what: &str) -> Result<&Container, ContainerError> {
+        let id = self.resolve(what)?;
+        Ok(&self.containers[&id])
+    }
+
+    pub(super) fn dir(&self, id: &str) -> PathBuf {
+        self.cfg.data_root.join("containers").join(id)
+    }
+
+    pub(super) fn bundle(&self, id: &str) -> PathBuf {
+        self.cfg.exec_root.join("containers").join(id)
+    }
+
+    pub(super) fn netns_path(&self, id: &str) -> PathBuf {
+        self.cfg.exec_root.join("netns").join(id)
+    }
+
+    /// The json-file log of a container.
+    pub fn log_path(&self, id: &str) -> PathBuf {
+        self.dir(id).join(format!("{id}-json.log"))
+    }
+
+    /// `docker logs` without `--follow`: the records `opts` selects.
+    pub fn logs(
+        &self,
+        what: &str,
+        opts: &super::LogOptions,
+    ) -> Result<Vec<crate::runtime::logs::LogLine>, ContainerError> {
+        let c = self.get(what)?;
+        let max_file = c
+            .options
+            .log_opts
+            .get("max-file")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1);
+        let path = self.log_path(&c.id);
+        let lines = crate::runtime::logs::read_all(&path, max_file)
+            .map_err(io_err(format!("reading {}", path.display())))?;
+        Ok(super::logs::select(lines, opts))
+    }
+
+    /// `docker logs --follow`: what is there now (as [`Engine::logs`]), then a follower for
+    /// what the container writes next; stop polling it once [`Engine::exit_watch`] fires.
+    pub fn follow_logs(
+        &self,
+        what: &str,
+        opts: &super::LogOptions,
+    ) -> Result<(Vec<crate::runtime::logs::LogLine>, super::LogFollower), ContainerError> {
+        let c = self.get(what)?;
+        let follower = super::LogFollower::from_end(&self.log_path(&c.id));
+        Ok((self.logs(what, opts)?, follower))
+    }
+
+    /// Writes a container's record atomically.
+    pub(super) fn save(&self, id: &str) -> Result<(), ContainerError> {
+        let c = &self.containers[id];
+        persist::save(&self.dir(id).join(RECORD), c)?;
+        Ok(())
+    }
+
+    /// Changes a container's state and records it.
+    pub(super) fn set_state(
+        &mut self,
+        id: &str,
+        f: impl FnOnce(&mut State),
+    ) -> Result<(), ContainerError> {
+        if let Some(c) = self.containers.get_mut(id) {
+            f(&mut c.state);
+        }
+        self.save(id)
+    }
+
+    /// Image IDs in use by containers (`rmi` and `image prune` refuse or skip them).
+    pub fn images_in_use(&self) -> BTreeSet<String> {
+        self.containers
+            .values()
+            .map(|c| c.image_id.clone())
+            .collect()
+    }
+
+    /// Names of the containers using volume `name`.
+    pub fn volume_users(&self, name: &str) -> Vec<String> {
+        self.containers
+            .values()
+            .filter(|c| c.mounts.iter().any(|m| m.name.as_deref() == Some(name)))
+            .map(|c| c.name.clone())
+            .collect()
+    }
+
+    fn unique_name(&self, requested: Option<&str>) -> Result<String, ContainerError> {
+        if let Some(n) = requested {
+            let n = names::validate_name(n)?;
+            if let Some(c) = self.containers.values().find(|c| c.name == n) {
+                return Err(ContainerError::NameInUse {
+                    name: n,
+                    id: c.id.clone(),
+                });
+            }
+            return Ok(n);
+        }
+        let taken: BTreeSet<&str> = self.containers.values().map(|c| c.name.as_str()).collect();
+        for attempt in 0.. {
+            let r = u64::from_str_radix(&random_id()[..16], 16).unwrap_or(0);
+            let n = names::generated_name(r, attempt.min(1));
+            if !taken.contains(n.as_str()) {
+                return Ok(n);
+            }
+        }
+        unreachable!("the name space is not exhausted")
+    }
+
+    /// `docker create`: validates every option, creates the volumes it names, and records the
+    /// container (status created). Returns its ID. Nothing is left when it fails.
+    pub fn create(&mut self, opts: CreateOptions) -> Result<String, ContainerError> {
+        let (image, config) = {
+            let store = self.images.lock().unwrap_or_else(|e| e.into_inner());
+            let image: ImageRecord = store.resolve(&opts.image)?.clone();
+            let bytes = store.blobs().read(&image.id).map_err(|e| {
+                ContainerError::Invalid(format!("image {}: config: {e}", opts.image))
+            })?;
+            let config =
+                oci_spec::image::ImageConfiguration::from_reader(&bytes[..]).map_err(|e| {
+                    ContainerError::Invalid(format!("image {}: config: {e}", opts.image))
+                })?;
+            (image, config)
+        };
+        let ic = config.config().clone().unwrap_or_default();
+        let name = self.unique_name(opts.name.as_deref())?;
+        let id = random_id();
+        let hostname = etc::hostname(opts.hostname.as_deref(), &id)?;
+        let args = command::resolve(
+            ic.entrypoint().as_deref().unwrap_or_default(),
+            ic.cmd().as_deref().unwrap_or_default(),
+            opts.entrypoint.as_deref(),
+            &opts.cmd,
+        )
+        .map_err(|e| ContainerError::Invalid(e.to_string()))?;
+        let mut run_env = Vec::new();
+        for e in &opts.env {
+            if let Some(kv) = env::parse_env_arg(e, |_| None)
+                .map_err(|e| ContainerError::Invalid(e.to_string()))?
+            {
+                run_env.push(kv);
+            }
+        }
+        let env = env::merge(ic.env().as_deref().unwrap_or_default(), &run_env, &hostname);
+        let network_mode = self.network_mode(&opts)?;
+        self.validate_network_options(&opts, &network_mode)?;
+        validate_resources(&opts)?;
+        let restart_policy = RestartPolicy::parse(opts.restart.as_deref().unwrap_or("no"))?;
+        if opts.auto_remove && restart_policy != RestartPolicy::No {
+            return Err(ContainerError::Invalid(
+                "Conflicting options: --restart and --rm".into(),
+            ));
+        }
+        for (k, v) in &opts.log_opts {
+            let ok = match k.as_str() {
+                "max-size" => parse_size(v).is_some(),
+                "max-file" => v.parse::<u32>().is_ok_and(|n| n > 0),
+                _ => false,
+            };
+            if !ok {
+                return Err(ContainerError::Invalid(format!(
+                    "invalid log option {k}={v}: json-file takes max-size=SIZE and max-file=N (N >= 1)"
+                )));
+            }
+        }
+        let mut specs = Vec::new();
+        for v in &opts.volumes {
+            specs.push(parse_volume(v)?);
+        }
+        for m in &opts.mounts {
+            let s = parse_mount(m)?;
+            if let Source::Bind(p) = &s.source {
+                if !Path::new(p).exists() {
+                    return Err(ContainerError::Invalid(format!(
+                        "invalid mount config for type \"bind\": bind source path does not exist: {p}"
+                    )));
+                }
+            }
+            specs.push(s);
+        }
+        let mut from = Vec::new();
+        for f in &opts.volumes_from {
+            let (c, rw) = mounts::parse_volumes_from(f)?;
+            from.push((self.get(&c)?.mounts.clone(), rw));
+        }
+        let image_volumes = ic.volumes().clone().unwrap_or_default();
+        let mut planned = mounts::plan(&specs, &image_volumes, &from)?;
+
+        // Side effects from here: volumes and host directories, undone on failure.
+        let mut made_volumes = Vec::new();
+        let result = (|| -> Result<(), ContainerError> {
+            for m in &mut planned {
+                match m.kind.as_str() {
+                    "volume" => {
+                        let existed = m.name.as_ref().is_some_and(|n| self.volumes.get(n).is_ok());
+                        let v = self.volumes.create(m.name.as_deref(), BTreeMap::new())?;
+                        if !existed {
+                            made_volumes.push(v.name.clone());
+                        }
+                        m.name = Some(v.name);
+                    }
+                    "bind" if !Path::new(&m.source).exists() => {
+                        fs::create_dir_all(&m.source)
+                            .map_err(io_err(format!("creating bind source {}", m.source)))?;
+                    }
+                    _ => {}
+                }
+            }
+            Ok(())
+        })();
+        let undo_volumes = |engine: &mut Engine| {
+            for v in &made_volumes {
+                let _ = engine.volumes.remove(v, &[]);
+            }
+        };
+        if let Err(e) = result {
+            undo_volumes(self);
+            return Err(e);
+        }
+        let mut exposed: BTreeSet<String> = ic
+            .exposed_ports()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        for e in &opts.expose {
+            exposed.insert(if e.contains('/') {
+                e.clone()
+            } else {
+                format!("{e}/tcp")
+            });
+        }
+        for p in &opts.publish {
+            if let Ok(spec) = p.parse::<portproxy::PortSpec>() {
+                for port in spec.container_ports.iter() {
+                    exposed.insert(format!("{port}/{}", spec.proto));
+                }
+            }
+        }
+        let c = Container {
+            id: id.clone(),
+            name,
+            created: now_rfc3339_nano(),
+            image_id: image.id.to_string(),
+            args,
+            env,
+            workdir: opts
+                .workdir
+                .clone()
+                .or_else(|| ic.working_dir().clone())
+                .filter(|w| !w.is_empty())
+                .unwrap_or_else(|| "/".into()),
+            user: opts
+                .user
+                .clone()
+                .or_else(|| ic.user().clone())
+                .unwrap_or_default(),
+            hostname,
+            network_mode,
+            mounts: planned,
+            exposed_ports: exposed,
+            restart_policy,
+            options: opts,
+            state: State::default(),
+        };
+        let dir = self.dir(&id);
+        let saved = fs::create_dir_all(&dir)
+            .map_err(io_err(format!("creating {}", dir.display())))
+            .and_then(|()| {
+                self.containers.insert(id.clone(), c);
+                self.save(&id)
+            });
+        if let Err(e) = saved {
+            self.containers.remove(&id);
+            let _ = fs::remove_dir_all(&dir);
+            undo_volumes(self);
+            return Err(e);
+        }
+        Ok(id)
+    }
+
+    fn network_mode(&self, opts: &CreateOptions) -> Result<NetworkMode, ContainerError> {
+        Ok(match opts.network.as_deref().unwrap_or("default") {
+            "" | "default" | "bridge" => NetworkMode::Network("bridge".into()),
+            "host" => NetworkMode::Host,
+            "none" => NetworkMode::None,
+            n if n.starts_with("container:") => {
+                let other = &n["container:".len()..];
+                NetworkMode::Container(self.resolve(other)?)
+            }
+            n => NetworkMode::Network(self.net.find(n)?.name.clone()),
+        })
+    }
+
+    fn validate_network_options(
+        &self,
+        opts: &CreateOptions,
+        mode: &NetworkMode,
+    ) -> Result<(), ContainerError> {
+        for p in &opts.publish {
+            p.parse::<portproxy::PortSpec>()
+                .map_err(|e| ContainerError::Invalid(format!("invalid publish spec {p:?}: {e}")))?;
+        }
+        for l in &opts.links {
+            let link: netcore::network::ContainerLink =
+                l.parse().map_err(ContainerError::Invalid)?;
+            self.resolve(&link.container)?;
+        }
+        if let Some(ip) = &opts.ip {
+            ip.parse::<std::net::IpAddr>().map_err(|_| {
+                ContainerError::Invalid(format!("invalid IP address {ip:?} for --ip"))
+            })?;
+        }
+        for d in &opts.dns {
+            d.parse::<std::net::IpAddr>().map_err(|_| {
+                ContainerError::Invalid(format!("invalid --dns {d:?}: expected an IP address"))
+            })?;
+        }
+        for h in &opts.add_hosts {
+            etc::parse_add_host(h, Some(std::net::Ipv4Addr::UNSPECIFIED.into()))?;
+        }
+        let own_ns = matches!(mode, NetworkMode::Network(_));
+        if !own_ns
+            && (!opts.publish.is_empty() || opts.publish_all)
+            && !matches!(mode, NetworkMode::Host)
+        {
+            return Err(ContainerError::Invalid(format!(
+                "conflicting options: port publishing and the {} network mode",
+                mode.text()
+            )));
+        }
+        if !own_ns && (opts.ip.is_some() || !opts.network_aliases.is_empty()) {
+            return Err(ContainerError::Invalid(format!(
+                "--ip and --network-alias need a bridge or user-defined network, not {}",
+                mode.text()
+            )));
+        }
+        if opts.ip.is_some() && matches!(mode, NetworkMode::Network(n) if n == "bridge") {
+            return Err(ContainerError::Invalid(
+                "user specified IP address is supported on user defined networks only".into(),
+            ));
+        }
+        if let NetworkMode::Container(_) = mode {
+            if opts.hostname.is_some() || !opts.dns.is_empty() || !opts.add_hosts.is_empty() {
+                return Err(ContainerError::Invalid(
+                    "conflicting options: --hostname, --dns and --add-host cannot be used with --network container:".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// `docker rename`.
+    pub fn rename(&mut self, what: &str, new_name: &str) -> Result<(), ContainerError> {
+        let id = self.resolve(what)?;
+        let name = names::validate_name(new_name)?;
+        if let Some(other) = self.containers.values().find(|c| c.name == name) {
+            if other.id == id {
+                return Err(ContainerError::Invalid(format!(
+                    "Renaming a container with the same name as its current name: {name}"
+                )));
+            }
+            return Err(ContainerError::NameInUse {
+                name,
+                id: other.id.clone(),
+            });
+        }
+        let old = std::mem::replace(
+            &mut self.containers.get_mut(&id).expect("resolved").name,
+            name,
+        );
+        if let Err(e) = self.save(&id) {
+            self.containers.get_mut(&id).expect("resolved").name = old;
+            return Err(e);
+        }
+        Ok(())
+    }
+}
+
+fn validate_resources(opts: &CreateOptions) -> Result<(), ContainerError> {
+    if let Some(m) = &opts.memory {
+        match parse_size(m) {
+            Some(n) if n >= 6 << 20 => {}
+            Some(_) => {
+                return Err(ContainerError::Invalid(format!(
+                    "invalid memory limit {m}: minimum memory limit allowed is 6MB"
+                )));
+            }
+            None => {
+                return Err(ContainerError::Invalid(format!(
+                    "invalid memory limit {m:?}: expected a size such as 64m or 1g"
+                )));
+            }
+        }
+    }
+    if let Some(c) = opts.cpus {
+        let max = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        if !(c > 0.0 && c <= max) {
+            return Err(ContainerError::Invalid(format!(
+                "range of CPUs is from 0.01 to {max:.2}, as there are only {max} CPUs available (asked for {c})"
+            )));
+        }
+    }
+    let host_hard = host_hard_limit;
+    for u in &opts.ulimits {
+        spec::parse_ulimit(u, host_hard).map_err(|e| ContainerError::Invalid(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// The host's hard limit of an rlimit named as `--ulimit` names it (`nofile`, `nproc`, ...).
+pub(super) fn host_hard_limit(name: &str) -> u64 {
+    use nix::sys::resource::{Resource, getrlimit};
+    let r = match name {
+        "nofile" => Resource::RLIMIT_NOFILE,
+        "nproc" => Resource::RLIMIT_NPROC,
+        "core" => Resource::RLIMIT_CORE,
+        "memlock" => Resource::RLIMIT_MEMLOCK,
+        "stack" => Resource::RLIMIT_STACK,
+        "fsize" => Resource::RLIMIT_FSIZE,
+        "cpu" => Resource::RLIMIT_CPU,
+        "data" => Resource::RLIMIT_DATA,
+        "as" => Resource::RLIMIT_AS,
+        "locks" => Resource::RLIMIT_LOCKS,
+        "sigpending" => Resource::RLIMIT_SIGPENDING,
+        "msgqueue" => Resource::RLIMIT_MSGQUEUE,
+        "nice" => Resource::RLIMIT_NICE,
+        "rtprio" => Resource::RLIMIT_RTPRIO,
+        "rttime" => Resource::RLIMIT_RTTIME,
+        _ => return u64::MAX,
+    };
+    getrlimit(r).map_or(u64::MAX, |(_, hard)| hard)
+}

@@ -1,0 +1,571 @@
+//! Start, stop, kill, pause, restart, wait, remove, exit handling and restoring after a daemon
+//! restart. Each operation asks [`check`] first, records every state change atomically, and
+//! undoes a failed start with the same idempotent cleanup that follows every exit.
+
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+use super::engine::{Engine, host_hard_limit};
+use super::exit::{ExitWatch, is_shim_of};
+use super::restart::next_delay;
+use super::state::{Op, Status, Verdict, check};
+use super::wiring::SpecNet;
+use super::{ContainerError, io_err, mounts, rootfs};
+use crate::runtime::logs::{Rotation, now_rfc3339_nano};
+use crate::runtime::oci::OciRuntime;
+use crate::runtime::shim::{self, ShimConfig};
+use crate::runtime::spec::{SpecInput, parse_ulimit, spec};
+use crate::runtime::user;
+use crate::volume::spec::parse_size;
+
+/// What happened after a container's process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterExit {
+    /// It stays exited with this code.
+    Exited(i32),
+    /// Its restart policy starts it again after this delay ([`Engine::restart_due`]).
+    Restart(Duration),
+    /// `--rm` removed it.
+    Removed,
+}
+
+/// How long `rm -f` and a timed-out `stop` wait for the process after SIGKILL.
+const KILL_WAIT: Duration = Duration::from_secs(30);
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Engine {
+    /// `docker start`. Starting a running container is a no-op, as Docker's 304.
+    pub async fn start(&mut self, what: &str) -> Result<(), ContainerError> {
+        let id = self.resolve(what)?;
+        let c = &self.containers[&id];
+        if check(Op::Start, c.state.status, &c.name)? == Verdict::AlreadyDone {
+            return Ok(());
+        }
+        self.set_state(&id, |s| {
+            s.stopped_by_user = false;
+            s.restart_count = 0;
+            s.backoff_ms = 0;
+        })?;
+        self.start_id(&id).await
+    }
+
+    async fn start_id(&mut self, id: &str) -> Result<(), ContainerError> {
+        match self.try_start(id).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.teardown_run(id).await;
+                let msg = e.to_string();
+                self.set_state(id, |s| {
+                    s.status = if s.started_at.is_empty() {
+                        Status::Created
+                    } else {
+                        Status::Exited
+                    };
+                    s.error = msg;
+                    s.pid = 0;
+                    s.shim_pid = 0;
+                })?;
+                Err(e)
+            }
+        }
+    }
+
+    async fn try_start(&mut self, id: &str) -> Result<(), ContainerError> {
+        let c = self.containers[id].clone();
+        let bundle = self.bundle(id);
+        let dir = self.dir(id);
+        if bundle.exists() {
+            self.teardown_run(id).await;
+        }
+        fs::create_dir_all(&bundle).map_err(io_err(format!("creating {}", bundle.display())))?;
+        let overlay = {
+            let store = self.images.lock().unwrap_or_else(|e| e.into_inner());
+            let img = store.resolve(&c.image_id)?;
+            let chains: Vec<_> = img.layers.iter().map(|l| l.chain_id.clone()).collect();
+            store
+                .snapshots()
+                .overlay(&chains, &dir)
+                .map_err(|e| ContainerError::Invalid(format!("container {}: {e}", c.name)))?
+        };
+        let rootfs = bundle.join("rootfs");
+        rootfs::mount_overlay(&overlay, &rootfs)
+            .map_err(io_err(format!("container {}", c.name)))?;
+
+        let mut oci_mounts = Vec::new();
+        for m in &c.mounts {
+            if m.kind == "volume" && !m.no_copy {
+                let name = m.name.clone().unwrap_or_default();
+                let data = self.volumes.path(&name);
+                let src = rootfs.join(m.destination.trim_start_matches('/'));
+                if src.is_dir() && mounts::is_empty_dir(&data) && !mounts::is_empty_dir(&src) {
+                    mounts::copy_tree(&src, &data).map_err(io_err(format!(
+                        "copying {} of container {} into volume {name}",
+                        m.destination, c.name
+                    )))?;
+                }
+            }
+            oci_mounts.push(mounts::oci_mount(m, |n| {
+                self.volumes.path(n).display().to_string()
+            }));
+        }
+        let read = |p: &str| fs::read_to_string(rootfs.join(p)).unwrap_or_default();
+        let ids = user::resolve(&c.user, &read("etc/passwd"), &read("etc/group"))
+            .map_err(|e| ContainerError::Invalid(format!("container {}: {e}", c.name)))?;
+
+        let (net, etc_dir) = self.setup_network(id).await?;
+        let mut rlimits = Vec::new();
+        for u in &c.options.ulimits {
+            rlimits.push(
+                parse_ulimit(u, host_hard_limit)
+                    .map_err(|e| ContainerError::Invalid(e.to_string()))?,
+            );
+        }
+        let input = SpecInput {
+            args: c.args.clone(),
+            env: c.env.clone(),
+            cwd: c.workdir.clone(),
+            user: ids,
+            hostname: c.hostname.clone(),
+            terminal: false,
+            read_only_root: c.options.read_only,
+            netns: match &net {
+                SpecNet::Path(p) => Some(p.clone()),
+                SpecNet::Host => None,
+            },
+            host_network: net == SpecNet::Host,
+            etc_dir: Some(etc_dir.display().to_string()),
+            mounts: oci_mounts,
+            rlimits,
+            host_nofile_hard: host_hard_limit("nofile"),
+            memory: c
+                .options
+                .memory
+                .as_deref()
+                .and_then(parse_size)
+                .map(|m| m as i64),
+            cpus: c.options.cpus,
+            pids: c.options.pids_limit,
+            cgroups_path: format!("/{}/{id}", self.cfg.cgroup_parent),
+        };
+        let config = bundle.join("config.json");
+        fs::write(
+            &config,
+            serde_json::to_vec_pretty(&spec(&input)).expect("specs serialise"),
+        )
+        .map_err(io_err(format!("writing {}", config.display())))?;
+        let rotation = Rotation {
+            max_size: c
+                .options
+                .log_opts
+                .get("max-size")
+                .and_then(|s| parse_size(s)),
+            max_file: c
+                .options
+                .log_opts
+                .get("max-file")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(1),
+        };
+        let shim_cfg = ShimConfig {
+            id: id.to_string(),
+            bundle: bundle.clone(),
+            state_dir: bundle.clone(),
+            runtime: self.runtime.binary().to_path_buf(),
+            runtime_root: self.cfg.exec_root.join("runtime"),
+            log_path: self.log_path(id),
+            rotation,
+        };
+        let init = shim::spawn(&self.cfg.shim, &shim_cfg)?;
+        let shim_pid = fs::read_to_string(bundle.join("shim.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        self.set_state(id, |s| {
+            s.status = Status::Running;
+            s.pid = init;
+            s.shim_pid = shim_pid;
+            s.exit_code = 0;
+            s.oom_killed = false;
+            s.error.clear();
+            s.started_at = now_rfc3339_nano();
+            s.started_ms = now_ms();
+            s.finished_at.clear();
+        })?;
+        Ok(())
+    }
+
+    /// Removes what a run made: network, rootfs mount, the runtime's container, the bundle.
+    /// Idempotent, best effort.
+    pub(super) async fn teardown_run(&mut self, id: &str) {
+        self.teardown_network(id).await;
+        let bundle = self.bundle(id);
+        if let Err(e) = rootfs::unmount(&bundle.join("rootfs")) {
+            tracing::warn!(container = id, error = %e, "unmounting the rootfs");
+        }
+        let _ = self.runtime.delete(id, true);
+        let cgroup = format!("/{}/{id}", self.cfg.cgroup_parent);
+        for e in crate::runtime::cgroup::remove(Path::new("/sys/fs/cgroup"), &cgroup) {
+            tracing::warn!(container = id, error = %e, "cgroup");
+        }
+        match fs::remove_dir_all(&bundle) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                tracing::warn!(container = id, error = %e, "removing the bundle");
+            }
+            _ => {}
+        }
+    }
+
+    /// A watch on the shim of a live container (for a daemon's supervisor: wait on it without
+    /// holding the engine, then call [`Engine::on_exit`]). `None` when it is not live.
+    pub fn exit_watch(&self, what: &str) -> Result<Option<ExitWatch>, ContainerError> {
+        let id = self.resolve(what)?;
+        let s = &self.containers[&id].state;
+        if !s.status.is_live() || s.shim_pid <= 0 {
+            return Ok(None);
+        }
+        ExitWatch::new(s.shim_pid).map_err(io_err(format!("watching the shim of {id}")))
+    }
+
+    /// Records that a container's process ended (its shim has exited): reads the exit record,
+    /// cleans up, and applies `--rm` or the restart policy.
+    pub async fn on_exit(&mut self, id: &str) -> Result<AfterExit, ContainerError> {
+        let id = self.resolve(id)?;
+        if !self.containers[&id].state.status.is_live() {
+            return Ok(AfterExit::Exited(self.containers[&id].state.exit_code));
+        }
+        let record = shim::read_exit(&self.bundle(&id));
+        self.teardown_run(&id).await;
+        let (code, oom, finished) = match &record {
+            Some(r) => (r.exit_code, r.oom_killed, r.finished_at.clone()),
+            // The shim died without recording (killed itself): unknown, as Docker's 255.
+            None => (255, false, now_rfc3339_nano()),
+        };
+        let c = &self.containers[&id];
+        let ran_for = Duration::from_millis(now_ms().saturating_sub(c.state.started_ms));
+        let restart = c.restart_policy.restarts_after_exit(
+            code,
+            c.state.restart_count,
+            c.state.stopped_by_user,
+        );
+        let auto_remove = c.options.auto_remove;
+        let prev = (c.state.backoff_ms > 0).then(|| Duration::from_millis(c.state.backoff_ms));
+        let delay = next_delay(prev, ran_for);
+        self.set_state(&id, |s| {
+            s.exit_code = code;
+            s.oom_killed = oom;
+            s.finished_at = finished;
+            s.pid = 0;
+            s.shim_pid = 0;
+            if record.is_none() {
+                s.error = "the shim ended without recording the exit".into();
+            }
+            if restart {
+                s.status = Status::Restarting;
+                s.backoff_ms = delay.as_millis() as u64;
+            } else {
+                s.status = Status::Exited;
+            }
+        })?;
+        if auto_remove {
+            self.remove(&id, true, true).await?;
+            return Ok(AfterExit::Removed);
+        }
+        Ok(if restart {
+            AfterExit::Restart(delay)
+        } else {
+            AfterExit::Exited(code)
+        })
+    }
+
+    /// Starts a container whose restart back-off has elapsed, unless the user stopped or
+    /// removed it meanwhile.
+    pub async fn restart_due(&mut self, id: &str) -> Result<(), ContainerError> {
+        let Some(c) = self.containers.get(id) else {
+            return Ok(());
+        };
+        if c.state.status != Status::Restarting || c.state.stopped_by_user {
+            return Ok(());
+        }
+        self.set_state(id, |s| s.restart_count += 1)?;
+        self.start_id(id).await
+    }
+
+    /// `docker wait`: the exit code once the container's process ends (at once when it is not
+    /// running). Exit handling (`--rm`, restart policy) runs as part of it.
+    pub async fn wait(&mut self, what: &str) -> Result<(i32, AfterExit), ContainerError> {
+        let id = self.resolve(what)?;
+        if let Some(w) = self.exit_watch(&id)? {
+            w.wait().await;
+        }
+        let after = self.on_exit(&id).await?;
+        let code = match after {
+            AfterExit::Exited(c) => c,
+            _ => self.containers.get(&id).map_or(0, |c| c.state.exit_code),
+        };
+        Ok((code, after))
+    }
+
+    /// `docker kill -s SIGNAL` (the name with or without `SIG`, or its number).
+    pub fn kill(&mut self, what: &str, signal: &str) -> Result<(), ContainerError> {
+        let id = self.resolve(what)?;
+        let c = &self.containers[&id];
+        check(Op::Kill, c.state.status, &c.name)?;
+        let sig = signal.trim_start_matches("SIG");
+        let valid = sig.parse::<i32>().is_ok_and(|n| (1..=64).contains(&n))
+            || format!("SIG{sig}")
+                .parse::<nix::sys::signal::Signal>()
+                .is_ok();
+        if !valid {
+            return Err(ContainerError::Invalid(format!(
+                "invalid signal: {signal} (expected a name such as TERM or SIGKILL, or a number 1-64)"
+            )));
+        }
+        self.set_state(&id, |s| s.stopped_by_user = true)?;
+        self.runtime.kill(&id, sig, false)?;
+        Ok(())
+    }
+
+    /// `docker stop`: SIGTERM, then SIGKILL after `timeout` (the container's `--stop-timeout`,
+    /// else 10 s). Returns the exit code; stopping a stopped container is a no-op.
+    pub async fn stop(
+        &mut self,
+        what: &str,
+        timeout: Option<Duration>,
+    ) -> Result<i32, ContainerError> {
+        let id = self.resolve(what)?;
+        let c = &self.containers[&id];
+        if check(Op::Stop, c.state.status, &c.name)? == Verdict::AlreadyDone {
+            return Ok(c.state.exit_code);
+        }
+        let timeout = timeout
+            .or(c
+                .options
+                .stop_timeout
+                .map(|s| Duration::from_secs(s.into())))
+            .unwrap_or(Duration::from_secs(10));
+        self.set_state(&id, |s| s.stopped_by_user = true)?;
+        if self.containers[&id].state.status == Status::Restarting {
+            self.set_state(&id, |s| s.status = Status::Exited)?;
+            return Ok(self.containers[&id].state.exit_code);
+        }
+        self.signal_and_wait(&id, timeout).await?;
+        self.on_exit(&id).await?;
+        Ok(self.containers.get(&id).map_or(0, |c| c.state.exit_code))
+    }
+
+    async fn signal_and_wait(&mut self, id: &str, timeout: Duration) -> Result<(), ContainerError> {
+        let watch = self.exit_watch(id)?;
+        if self.containers[id].state.status == Status::Paused {
+            // A frozen process cannot act on SIGTERM.
+            let _ = self.runtime.pause(id, false);
+        }
+        let Some(watch) = watch else { return Ok(()) };
+        if !timeout.is_zero() {
+            let _ = self.runtime.kill(id, "TERM", false);
+            if tokio::time::timeout(timeout, watch.wait()).await.is_ok() {
+                return Ok(());
+            }
+        }
+        let _ = self.runtime.kill(id, "KILL", true);
+        if tokio::time::timeout(KILL_WAIT, watch.wait()).await.is_err() {
+            return Err(ContainerError::Conflict(format!(
+                "container {id} did not exit {}s after SIGKILL",
+                KILL_WAIT.as_secs()
+            )));
+        }
+        Ok(())
+    }
+
+    /// `docker restart`: stop (as [`Engine::stop`]) then start.
+    pub async fn restart(
+        &mut self,
+        what: &str,
+        timeout: Option<Duration>,
+    ) -> Result<(), ContainerError> {
+        let id = self.resolve(what)?;
+        let c = &self.containers[&id];
+        check(Op::Restart, c.state.status, &c.name)?;
+        self.stop(&id, timeout).await?;
+        self.start(&id).await
+    }
+
+    /// `docker pause` / `docker unpause` (the cgroup freezer, through the runtime).
+    pub fn pause(&mut self, what: &str, paused: bool) -> Result<(), ContainerError> {
+        let id = self.resolve(what)?;
+        let c = &self.containers[&id];
+        check(
+            if paused { Op::Pause } else { Op::Unpause },
+            c.state.status,
+            &c.name,
+        )?;
+        self.runtime.pause(&id, paused)?;
+        self.set_state(&id, |s| {
+            s.status = if paused {
+                Status::Paused
+            } else {
+                Status::Running
+            }
+        })
+    }
+
+    /// `docker rm [-f] [-v]`: `force` kills a live container first; `volumes` also removes its
+    /// anonymous volumes. Leaves no mount, namespace, link, rule, cgroup or process behind.
+    pub async fn remove(
+        &mut self,
+        what: &str,
+        force: bool,
+        volumes: bool,
+    ) -> Result<(), ContainerError> {
+        let id = self.resolve(what)?;
+        let c = &self.containers[&id];
+        check(
+            if force { Op::ForceRemove } else { Op::Remove },
+            c.state.status,
+            &c.name,
+        )?;
+        if c.state.status.is_live() {
+            self.set_state(&id, |s| s.stopped_by_user = true)?;
+            self.signal_and_wait(&id, Duration::ZERO).await?;
+        }
+        self.set_state(&id, |s| s.status = Status::Removing)?;
+        self.teardown_run(&id).await;
+        let c = self.containers[&id].clone();
+        let dir = self.dir(&id);
+        if let Err(e) = rootfs::unmount(&dir) {
+            tracing::warn!(container = %c.name, error = %e, "unmounting");
+        }
+        fs::remove_dir_all(&dir)
+            .or_else(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            })
+            .map_err(|e| {
+                let _ = self.set_state(&id, |s| s.status = Status::Dead);
+                ContainerError::Io {
+                    what: format!("removing container {}: {}", c.name, dir.display()),
+                    source: e,
+                }
+            })?;
+        self.containers.remove(&id);
+        if volumes {
+            for m in c.mounts.iter().filter(|m| m.anonymous) {
+                if let Some(n) = &m.name {
+                    let users = self.volume_users(n);
+                    if let Err(e) = self.volumes.remove(n, &users) {
+                        tracing::warn!(container = %c.name, volume = %n, error = %e, "keeping an anonymous volume");
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Brings every record in line with the machine after the engine (re)starts: live shims
+    /// are adopted, containers whose shim ended meanwhile are finished (exit code from
+    /// `exit.json`), half-removed ones are removed, restart policies apply, and anything the
+    /// records do not account for (endpoints, namespaces, bundles) is cleaned up.
+    pub(super) async fn restore(&mut self) {
+        let ids: Vec<String> = self.containers.keys().cloned().collect();
+        for id in &ids {
+            let s = self.containers[id].state.clone();
+            match s.status {
+                Status::Running | Status::Paused => {
+                    if s.shim_pid > 0 && is_shim_of(s.shim_pid, id) {
+                        self.republish(id);
+                        tracing::info!(container = id, shim = s.shim_pid, "adopted");
+                        continue;
+                    }
+                    if let Err(e) = self.on_exit(id).await {
+                        tracing::warn!(container = id, error = %e, "finishing an exited container");
+                    }
+                }
+                Status::Removing | Status::Dead => {
+                    if let Err(e) = self.remove(id, true, false).await {
+                        tracing::warn!(container = id, error = %e, "finishing a removal");
+                    }
+                    continue;
+                }
+                Status::Restarting => {
+                    let _ = self.set_state(id, |s| s.status = Status::Exited);
+                }
+                Status::Created | Status::Exited => {}
+            }
+        }
+        self.sweep().await;
+        for id in &ids {
+            let Some(c) = self.containers.get(id) else {
+                continue;
+            };
+            let s = &c.state;
+            let due = match s.status {
+                Status::Exited => c
+                    .restart_policy
+                    .restarts_at_daemon_start(s.exit_code, s.stopped_by_user),
+                Status::Restarting => true,
+                _ => false,
+            };
+            if due {
+                if let Err(e) = self.start_id(id).await {
+                    tracing::warn!(container = id, error = %e, "restart policy: start failed");
+                }
+            }
+        }
+        let _ = self.resolver.update(self.net.state()).await;
+    }
+
+    /// Removes endpoints, namespace files and bundles of containers that are not live (a crash
+    /// between two steps of a start or a removal).
+    async fn sweep(&mut self) {
+        let live = |e: &Engine, id: &str| {
+            e.containers
+                .get(id)
+                .is_some_and(|c| c.state.status.is_live())
+        };
+        let mut stale: Vec<String> = self
+            .net
+            .state()
+            .endpoints
+            .values()
+            .map(|e| e.container.clone())
+            .filter(|c| !live(self, c))
+            .collect();
+        for dir in [
+            self.cfg.exec_root.join("netns"),
+            self.cfg.exec_root.join("containers"),
+        ] {
+            if let Ok(rd) = fs::read_dir(&dir) {
+                stale.extend(
+                    rd.flatten()
+                        .filter_map(|e| e.file_name().to_str().map(String::from))
+                        .filter(|id| !live(self, id)),
+                );
+            }
+        }
+        stale.sort();
+        stale.dedup();
+        for id in stale {
+            tracing::info!(container = %id, "cleaning up after an interrupted run");
+            self.teardown_run(&id).await;
+        }
+        let data = self.cfg.data_root.join("containers");
+        if let Ok(rd) = fs::read_dir(&data) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if !self.containers.contains_key(&name)
+                    && !Path::new(&e.path()).join("config.v2.json").exists()
+                {
+                    let _ = fs::remove_dir_all(e.path());
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! Containers: records, the lifecycle state machine and the [`Engine`] that runs them.
+//!
+//! Pure parts: [`names`] (IDs, generated names, prefix lookup), [`state`] (which operation each
+//! status allows), [`restart`] (policies and back-off), [`etc`] (hosts, hostname), [`mounts`]
+//! (what `-v`/`--mount`/`--volumes-from`/image VOLUMEs resolve to) and [`model`] (the record).
+//! Side effects sit in narrow modules: [`rootfs`] (overlay mounts), [`netns`] (namespace
+//! files), [`exit`] (waiting for a shim by pidfd), and the [`Engine`], which ties them to the
+//! image store, the volume store, netcore's network manager and resolver, portproxy, the OCI
+//! runtime and `berth-shim`.
+//!
+//! Every change to a container is written to its record atomically before the call returns,
+//! and every step that creates something in the kernel (mount, namespace, link, rule, shim) is
+//! undone by one idempotent cleanup, so a start that fails half-way and a daemon that restarts
+//! after a crash both end consistent.
+
+mod engine;
+pub mod etc;
+mod exec;
+pub mod exit;
+mod lifecycle;
+pub mod logs;
+pub mod model;
+pub mod mounts;
+pub mod names;
+pub mod netns;
+pub mod restart;
+pub mod rootfs;
+pub mod state;
+mod supervise;
+mod wiring;
+
+pub use engine::{Engine, EngineConfig};
+pub use exec::{ExecOptions, ExecOutput};
+pub use lifecycle::AfterExit;
+pub use logs::{LogFollower, LogOptions};
+pub use model::{Container, CreateOptions, MountPoint, NetworkMode, State};
+pub use restart::RestartPolicy;
+pub use state::Status;
+pub use supervise::supervise;
+
+/// Why a container operation was refused or failed; messages name the container or value.
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    /// No container by that name, ID or prefix.
+    #[error("No such container: {0}")]
+    NotFound(String),
+    /// An ID prefix matches several containers.
+    #[error("multiple IDs found with provided prefix: {0}")]
+    Ambiguous(String),
+    /// The name is taken.
+    #[error(
+        "Conflict. The container name \"/{name}\" is already in use by container \"{id}\". You have to remove (or rename) that container to be able to reuse that name."
+    )]
+    NameInUse {
+        /// The name.
+        name: String,
+        /// Who has it.
+        id: String,
+    },
+    /// The operation does not apply in the container's state.
+    #[error("{0}")]
+    Conflict(String),
+    /// Bad input, with what would be valid.
+    #[error("{0}")]
+    Invalid(String),
+    /// The image store.
+    #[error(transparent)]
+    Image(#[from] crate::image::store::ImageError),
+    /// The volume store.
+    #[error(transparent)]
+    Volume(#[from] crate::volume::store::VolumeError),
+    /// A `-v`/`--mount` spec.
+    #[error(transparent)]
+    Mount(#[from] crate::volume::spec::MountSpecError),
+    /// The network manager.
+    #[error(transparent)]
+    Network(#[from] netcore::network::NetworkError),
+    /// The port proxy.
+    #[error(transparent)]
+    Proxy(#[from] portproxy::ProxyError),
+    /// The shim.
+    #[error(transparent)]
+    Shim(#[from] crate::runtime::shim::ShimError),
+    /// The OCI runtime.
+    #[error(transparent)]
+    Runtime(#[from] crate::runtime::oci::RuntimeError),
+    /// The record file.
+    #[error(transparent)]
+    Persist(#[from] netcore::persist::PersistError),
+    /// A file system or process call.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done, naming the container or path.
+        what: String,
+        /// What the system said.
+        source: std::io::Error,
+    },
+}
+
+pub(crate) fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ContainerError {
+    let what = what.into();
+    move |source| ContainerError::Io { what, source }
+}

@@ -1,0 +1,173 @@
+//! Restart policies (`--restart no|on-failure[:N]|always|unless-stopped`) and Docker's back-off:
+//! 100 ms doubling on each restart up to a minute, back to 100 ms once a run lasted 10 s.
+//! Pure: time comes in as arguments.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::ContainerError;
+
+/// A restart policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(tag = "name", rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    /// Never (Docker's default).
+    #[default]
+    No,
+    /// When it exits non-zero, at most `max` times (0: no limit).
+    OnFailure {
+        /// `:N`.
+        max: u32,
+    },
+    /// Whenever it exits, and when the daemon starts.
+    Always,
+    /// As `always`, except after the user stopped it.
+    UnlessStopped,
+}
+
+/// First back-off delay.
+pub const FIRST_DELAY: Duration = Duration::from_millis(100);
+/// Longest back-off delay.
+pub const MAX_DELAY: Duration = Duration::from_secs(60);
+/// A run at least this long resets the back-off.
+pub const RESET_AFTER: Duration = Duration::from_secs(10);
+
+impl RestartPolicy {
+    /// Parses `--restart`.
+    pub fn parse(s: &str) -> Result<RestartPolicy, ContainerError> {
+        let bad = || {
+            ContainerError::Invalid(format!(
+                "invalid restart policy {s:?}: expected no, always, unless-stopped or on-failure[:N]"
+            ))
+        };
+        Ok(match s.split_once(':') {
+            None if s.is_empty() || s == "no" => RestartPolicy::No,
+            None if s == "always" => RestartPolicy::Always,
+            None if s == "unless-stopped" => RestartPolicy::UnlessStopped,
+            None if s == "on-failure" => RestartPolicy::OnFailure { max: 0 },
+            Some(("on-failure", n)) => RestartPolicy::OnFailure {
+                max: n.parse().map_err(|_| bad())?,
+            },
+            Some(("always" | "unless-stopped" | "no", _)) => {
+                return Err(ContainerError::Invalid(format!(
+                    "invalid restart policy {s:?}: maximum retry count can only be used with on-failure"
+                )));
+            }
+            _ => return Err(bad()),
+        })
+    }
+
+    /// Docker's text form.
+    pub fn name(self) -> &'static str {
+        match self {
+            RestartPolicy::No => "no",
+            RestartPolicy::OnFailure { .. } => "on-failure",
+            RestartPolicy::Always => "always",
+            RestartPolicy::UnlessStopped => "unless-stopped",
+        }
+    }
+
+    /// Whether a container that just exited with `exit_code`, after `restarts` restarts so far,
+    /// is started again. `stopped_by_user`: it ended through `stop`/`kill`/`rm`.
+    pub fn restarts_after_exit(self, exit_code: i32, restarts: u32, stopped_by_user: bool) -> bool {
+        if stopped_by_user {
+            return false;
+        }
+        match self {
+            RestartPolicy::No => false,
+            RestartPolicy::Always | RestartPolicy::UnlessStopped => true,
+            RestartPolicy::OnFailure { max } => exit_code != 0 && (max == 0 || restarts < max),
+        }
+    }
+
+    /// Whether a daemon starting up starts this stopped container again.
+    pub fn restarts_at_daemon_start(self, exit_code: i32, stopped_by_user: bool) -> bool {
+        match self {
+            RestartPolicy::No => false,
+            RestartPolicy::Always => true,
+            RestartPolicy::UnlessStopped => !stopped_by_user,
+            RestartPolicy::OnFailure { .. } => exit_code != 0 && !stopped_by_user,
+        }
+    }
+}
+
+/// The delay before the next restart, given the previous delay (None: first restart) and how
+/// long the run that just ended lasted.
+pub fn next_delay(previous: Option<Duration>, ran_for: Duration) -> Duration {
+    match previous {
+        _ if ran_for >= RESET_AFTER => FIRST_DELAY,
+        None => FIRST_DELAY,
+        Some(d) => (d * 2).min(MAX_DELAY),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_dockers_forms() {
+        assert_eq!(RestartPolicy::parse("no").unwrap(), RestartPolicy::No);
+        assert_eq!(RestartPolicy::parse("").unwrap(), RestartPolicy::No);
+        assert_eq!(
+            RestartPolicy::parse("always").unwrap(),
+            RestartPolicy::Always
+        );
+        assert_eq!(
+            RestartPolicy::parse("on-failure:3").unwrap(),
+            RestartPolicy::OnFailure { max: 3 }
+        );
+        assert_eq!(
+            RestartPolicy::parse("on-failure").unwrap(),
+            RestartPolicy::OnFailure { max: 0 }
+        );
+        let e = RestartPolicy::parse("sometimes").unwrap_err().to_string();
+        assert!(
+            e.contains("\"sometimes\"") && e.contains("on-failure[:N]"),
+            "{e}"
+        );
+        assert!(RestartPolicy::parse("on-failure:x").is_err());
+        assert!(
+            RestartPolicy::parse("always:2")
+                .unwrap_err()
+                .to_string()
+                .contains("on-failure")
+        );
+    }
+
+    #[test]
+    fn which_exits_restart() {
+        use RestartPolicy::*;
+        assert!(!No.restarts_after_exit(1, 0, false));
+        assert!(Always.restarts_after_exit(0, 100, false));
+        assert!(!Always.restarts_after_exit(137, 0, true));
+        assert!(OnFailure { max: 2 }.restarts_after_exit(1, 1, false));
+        assert!(!OnFailure { max: 2 }.restarts_after_exit(1, 2, false));
+        assert!(!OnFailure { max: 0 }.restarts_after_exit(0, 0, false));
+        assert!(OnFailure { max: 0 }.restarts_after_exit(3, 1000, false));
+        assert!(Always.restarts_at_daemon_start(0, true));
+        assert!(!UnlessStopped.restarts_at_daemon_start(0, true));
+        assert!(UnlessStopped.restarts_at_daemon_start(0, false));
+        assert!(!No.restarts_at_daemon_start(1, false));
+    }
+
+    #[test]
+    fn back_off_doubles_caps_and_resets() {
+        let mut d = None;
+        let mut seen = Vec::new();
+        for _ in 0..12 {
+            let n = next_delay(d, Duration::from_millis(5));
+            seen.push(n);
+            d = Some(n);
+        }
+        assert_eq!(seen[0], FIRST_DELAY);
+        assert_eq!(seen[1], Duration::from_millis(200));
+        assert_eq!(seen[4], Duration::from_millis(1600));
+        assert_eq!(*seen.last().unwrap(), MAX_DELAY);
+        assert_eq!(
+            next_delay(Some(MAX_DELAY), Duration::from_secs(11)),
+            FIRST_DELAY
+        );
+    }
+}

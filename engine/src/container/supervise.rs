@@ -1,0 +1,75 @@
+//! The daemon's supervisor: waits for every live container's shim (by pidfd, adopted ones
+//! included), records each exit, and brings containers back by their restart policy after
+//! Docker's back-off. It holds the engine's lock only to record and restart, never to wait.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+use tokio::task::JoinSet;
+
+use super::engine::Engine;
+use super::lifecycle::AfterExit;
+
+/// How often the supervisor looks for containers started since its last look.
+const RESCAN: Duration = Duration::from_millis(250);
+
+/// Runs until `shutdown` resolves. Containers keep running when it stops.
+pub async fn supervise(engine: Arc<Mutex<Engine>>, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    let mut watching: HashSet<(String, i32)> = HashSet::new();
+    let mut watches: JoinSet<(String, i32)> = JoinSet::new();
+    let mut restarts: JoinSet<()> = JoinSet::new();
+    loop {
+        {
+            let e = engine.lock().await;
+            for c in e.containers() {
+                let key = (c.id.clone(), c.state.shim_pid);
+                if !c.state.status.is_live() || c.state.shim_pid <= 0 || watching.contains(&key) {
+                    continue;
+                }
+                match e.exit_watch(&c.id) {
+                    Ok(Some(w)) => {
+                        watching.insert(key.clone());
+                        watches.spawn(async move {
+                            w.wait().await;
+                            key
+                        });
+                    }
+                    Ok(None) => {
+                        // Gone before we looked: record it below on the next pass.
+                        let key2 = key.clone();
+                        watching.insert(key);
+                        watches.spawn(async move { key2 });
+                    }
+                    Err(err) => tracing::warn!(container = %c.id, error = %err, "cannot watch"),
+                }
+            }
+        }
+        tokio::select! {
+            () = &mut shutdown => return,
+            Some(Ok(key)) = watches.join_next() => {
+                watching.remove(&key);
+                let after = engine.lock().await.on_exit(&key.0).await;
+                match after {
+                    Ok(AfterExit::Restart(delay)) => {
+                        let engine = engine.clone();
+                        let id = key.0.clone();
+                        restarts.spawn(async move {
+                            tokio::time::sleep(delay).await;
+                            if let Err(e) = engine.lock().await.restart_due(&id).await {
+                                tracing::warn!(container = %id, error = %e, "restart policy: start failed");
+                            }
+                        });
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(container = %key.0, error = %e, "recording an exit"),
+                }
+            }
+            Some(_) = restarts.join_next(), if !restarts.is_empty() => {}
+            () = tokio::time::sleep(RESCAN) => {}
+        }
+    }
+}

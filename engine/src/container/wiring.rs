@@ -1,0 +1,321 @@
+//! A container's network, wired through netcore before its process starts: its namespace
+//! file, the endpoint on its network (address, veth, routes, firewall DNAT), the host-local
+//! path of its published ports through portproxy, the embedded resolver's listener, and the
+//! /etc files it sees. [`Engine::teardown_network`] undoes all of it and is idempotent.
+
+use std::fs;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use netcore::dns::{ContainerDns, container_resolv_conf};
+use netcore::network::{AttachRequest, ContainerLink};
+use portproxy::{PortSpec, PublishRequest};
+
+use super::engine::Engine;
+use super::model::NetworkMode;
+use super::{ContainerError, etc, io_err, netns};
+
+/// How the spec joins a network namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum SpecNet {
+    /// The host's.
+    Host,
+    /// The namespace at this path.
+    Path(String),
+}
+
+impl Engine {
+    /// Sets up `id`'s network and writes its /etc files; returns how its spec joins the
+    /// namespace and the directory of its /etc files. On error the caller runs
+    /// [`Engine::teardown_network`].
+    pub(super) async fn setup_network(
+        &mut self,
+        id: &str,
+    ) -> Result<(SpecNet, PathBuf), ContainerError> {
+        let c = self.containers[id].clone();
+        let dir = self.dir(id);
+        let dns = ContainerDns {
+            servers: c
+                .options
+                .dns
+                .iter()
+                .filter_map(|d| d.parse().ok())
+                .collect(),
+            search: c.options.dns_search.clone(),
+            options: c.options.dns_option.clone(),
+        };
+        let write = |name: &str, text: &str| {
+            let p = dir.join(name);
+            fs::write(&p, text).map_err(io_err(format!("writing {}", p.display())))
+        };
+        match &c.network_mode {
+            NetworkMode::Host => {
+                let host_name = nix::unistd::gethostname()
+                    .map(|h| h.to_string_lossy().into_owned())
+                    .unwrap_or_else(|_| c.hostname.clone());
+                write("hostname", &format!("{host_name}\n"))?;
+                write(
+                    "hosts",
+                    &fs::read_to_string("/etc/hosts").unwrap_or_default(),
+                )?;
+                write(
+                    "resolv.conf",
+                    &fs::read_to_string(&self.cfg.resolv_conf).unwrap_or_default(),
+                )?;
+                Ok((SpecNet::Host, dir))
+            }
+            NetworkMode::Container(other) => {
+                let o = self
+                    .containers
+                    .get(other)
+                    .ok_or_else(|| ContainerError::NotFound(other.clone()))?;
+                if !o.state.status.is_live() {
+                    return Err(ContainerError::Conflict(format!(
+                        "cannot join network of a non running container: {}",
+                        o.name
+                    )));
+                }
+                let path = self.netns_path(other);
+                let ns = if path.exists() {
+                    path.display().to_string()
+                } else {
+                    format!("/proc/{}/ns/net", o.state.pid)
+                };
+                Ok((SpecNet::Path(ns), self.dir(other)))
+            }
+            NetworkMode::None | NetworkMode::Network(_) => {
+                let path = self.netns_path(id);
+                netns::remove(&path)
+                    .map_err(io_err(format!("container {}: stale namespace", c.name)))?;
+                netns::create(&path).map_err(io_err(format!("container {}", c.name)))?;
+                let network = match &c.network_mode {
+                    NetworkMode::Network(n) => n.clone(),
+                    _ => "none".into(),
+                };
+                let mut ports = Vec::new();
+                for p in &c.options.publish {
+                    ports.push(p.parse::<PortSpec>().map_err(|e| {
+                        ContainerError::Invalid(format!("invalid publish spec {p:?}: {e}"))
+                    })?);
+                }
+                if c.options.publish_all {
+                    for e in &c.exposed_ports {
+                        let (port, proto) = e.split_once('/').unwrap_or((e, "tcp"));
+                        if let Ok(spec) = format!("{port}/{proto}").parse::<PortSpec>() {
+                            if !ports.iter().any(|p| {
+                                p.container_ports == spec.container_ports && p.proto == spec.proto
+                            }) {
+                                ports.push(spec);
+                            }
+                        }
+                    }
+                }
+                let embedded = network != "bridge" && network != "none";
+                let req = AttachRequest {
+                    container: id.to_string(),
+                    container_name: c.name.clone(),
+                    ns: Some(path.clone()),
+                    aliases: c.options.network_aliases.clone(),
+                    links: c
+                        .options
+                        .links
+                        .iter()
+                        .filter_map(|l| l.parse::<ContainerLink>().ok())
+                        .map(|mut l| {
+                            // Records hold names: a link given by ID names the container.
+                            if let Some(o) = self
+                                .resolve(&l.container)
+                                .ok()
+                                .and_then(|i| self.containers.get(&i))
+                            {
+                                l.container = o.name.clone();
+                            }
+                            l
+                        })
+                        .collect(),
+                    dns_servers: if embedded {
+                        dns.servers
+                            .iter()
+                            .map(|ip| SocketAddr::new(*ip, 53))
+                            .collect()
+                    } else {
+                        Vec::new()
+                    },
+                    ipv4: c.options.ip.as_deref().and_then(|i| i.parse().ok()),
+                    ipv6: None,
+                    mac: None,
+                    ports: ports.clone(),
+                };
+                let ep = self.net.attach(&network, req).await?;
+                let own: Vec<IpAddr> = [ep.ipv4, ep.ipv6]
+                    .into_iter()
+                    .flatten()
+                    .map(|a| a.addr())
+                    .collect();
+                if let Some(ip) = own.first().copied() {
+                    self.publish_ports(id, &ep.id, ip, &ports)?;
+                }
+                if embedded {
+                    for e in self.resolver.update(self.net.state()).await {
+                        tracing::warn!(container = %c.name, error = %e, "embedded DNS listener");
+                    }
+                }
+                let gateway = self
+                    .net
+                    .state()
+                    .ipam
+                    .network(&network)
+                    .and_then(|i| i.subnets.first().map(|s| s.gateway));
+                let mut extra = Vec::new();
+                for h in &c.options.add_hosts {
+                    extra.push(etc::parse_add_host(h, gateway)?);
+                }
+                let mut link_lines = Vec::new();
+                if network == "bridge" {
+                    for l in c
+                        .options
+                        .links
+                        .iter()
+                        .filter_map(|l| l.parse::<ContainerLink>().ok())
+                    {
+                        let Ok(oid) = self.resolve(&l.container) else {
+                            continue;
+                        };
+                        let oname = self.containers[&oid].name.clone();
+                        if let Some(ip) = self
+                            .net
+                            .state()
+                            .endpoints
+                            .values()
+                            .find(|e| e.container == oid && e.network == "bridge")
+                            .and_then(|e| e.ipv4)
+                        {
+                            let mut names = vec![l.alias.clone()];
+                            if l.alias != oname {
+                                names.push(oname);
+                            }
+                            link_lines.push((ip.addr(), names));
+                        }
+                    }
+                }
+                write("hostname", &format!("{}\n", c.hostname))?;
+                write("hosts", &etc::hosts(&c.hostname, &own, &extra, &link_lines))?;
+                write(
+                    "resolv.conf",
+                    &container_resolv_conf(&self.host_dns, &dns, embedded),
+                )?;
+                Ok((SpecNet::Path(path.display().to_string()), dir))
+            }
+        }
+    }
+
+    /// Publishes `ports` of endpoint `ep_id` through portproxy (the host's own clients:
+    /// 127.0.0.1 and ::1, which the kernel's DNAT does not see), and records the host ports the
+    /// kernel chose for `-p 80` and `-P` in the endpoint so the firewall serves them too.
+    fn publish_ports(
+        &mut self,
+        id: &str,
+        ep_id: &str,
+        ip: IpAddr,
+        ports: &[PortSpec],
+    ) -> Result<(), ContainerError> {
+        let mut chosen = Vec::new();
+        let mut any_ephemeral = false;
+        for spec in ports {
+            any_ephemeral |= spec.host_ports.is_none();
+            let info = self.proxy.publish(&PublishRequest {
+                spec: spec.clone(),
+                container_ip: ip,
+                transparent: false,
+            })?;
+            self.published
+                .entry(id.to_string())
+                .or_default()
+                .push(info.id);
+            chosen.extend(
+                info.mappings
+                    .into_iter()
+                    .filter(|m| m.host.is_ipv4() == m.container.is_ipv4()),
+            );
+        }
+        if any_ephemeral {
+            self.net.set_published(ep_id, chosen)?;
+        }
+        Ok(())
+    }
+
+    /// Publishes the ports of an adopted container again (the proxy lives in the engine's
+    /// process; the kernel's DNAT rules survived it).
+    pub(super) fn republish(&mut self, id: &str) {
+        let eps: Vec<_> = self
+            .net
+            .state()
+            .endpoints
+            .values()
+            .filter(|e| e.container == id)
+            .cloned()
+            .collect();
+        for ep in eps {
+            for m in &ep.published {
+                if !m.host.ip().is_ipv4() {
+                    continue;
+                }
+                let spec = format!(
+                    "{}:{}:{}/{}",
+                    m.host.ip(),
+                    m.host.port(),
+                    m.container.port(),
+                    m.proto
+                );
+                match spec
+                    .parse::<PortSpec>()
+                    .map_err(|e| e.to_string())
+                    .and_then(|spec| {
+                        self.proxy
+                            .publish(&PublishRequest {
+                                spec,
+                                container_ip: m.container.ip(),
+                                transparent: false,
+                            })
+                            .map_err(|e| e.to_string())
+                    }) {
+                    Ok(info) => self
+                        .published
+                        .entry(id.to_string())
+                        .or_default()
+                        .push(info.id),
+                    Err(e) => {
+                        tracing::warn!(container = id, %spec, error = %e, "republishing a port")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Removes everything [`Engine::setup_network`] made for `id`; keeps going past errors and
+    /// treats "already gone" as done.
+    pub(super) async fn teardown_network(&mut self, id: &str) {
+        for pid in self.published.remove(id).unwrap_or_default() {
+            let _ = self.proxy.unpublish(pid).await;
+        }
+        let networks: Vec<String> = self
+            .net
+            .state()
+            .endpoints
+            .values()
+            .filter(|e| e.container == id)
+            .map(|e| e.network.clone())
+            .collect();
+        for n in &networks {
+            if let Err(e) = self.net.detach(n, id).await {
+                tracing::warn!(container = id, network = %n, error = %e, "detaching");
+            }
+        }
+        if !networks.is_empty() {
+            let _ = self.resolver.update(self.net.state()).await;
+        }
+        if let Err(e) = netns::remove(&self.netns_path(id)) {
+            tracing::warn!(container = id, error = %e, "removing the network namespace");
+        }
+    }
+}

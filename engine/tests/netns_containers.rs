@@ -1,0 +1,513 @@
+//! The container engine end to end, as `docker run` uses it: busybox images run by runc under
+//! berth-shim, networked through netcore (bridge, user network with DNS, -p through the
+//! kernel's DNAT and portproxy), volumes, logs, exec, stop codes, OOM, restart policy, and a
+//! daemon killed with SIGKILL whose containers a new engine adopts. Privileged: run through
+//! scripts/netns-test.sh.
+
+#[path = "../../portproxy/tests/netns_support/mod.rs"]
+#[allow(dead_code)]
+mod netns_support;
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use engine::container::{
+    AfterExit, CreateOptions, Engine, EngineConfig, ExecOptions, LogOptions, Status, supervise,
+};
+use engine::image::layer::fixtures::busybox_rootfs;
+use engine::image::store::ImageStore;
+use netcore::network::CreateRequest;
+use netns_support::{Topo, enabled};
+
+const IMAGE: &str = "berth-test/busybox";
+
+/// A data root and exec root of their own, with the busybox image, a fake host resolv.conf
+/// and a cgroup parent removed at the end.
+struct Roots {
+    dir: tempfile::TempDir,
+    cgroup_parent: String,
+}
+
+impl Roots {
+    fn new() -> Roots {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = ImageStore::open(&dir.path().join("data/image")).unwrap();
+        store
+            .import(&busybox_rootfs().unwrap()[..], Some(IMAGE))
+            .unwrap();
+        // Nothing is forwarded in these tests; a loopback upstream keeps it that way.
+        fs::write(dir.path().join("resolv.conf"), "nameserver 127.0.0.1\n").unwrap();
+        Roots {
+            cgroup_parent: format!("berth-test-{}", std::process::id()),
+            dir,
+        }
+    }
+
+    fn config(&self) -> EngineConfig {
+        EngineConfig {
+            data_root: self.dir.path().join("data"),
+            exec_root: self.dir.path().join("run"),
+            runtime: None,
+            shim: PathBuf::from(env!("CARGO_BIN_EXE_berth-shim")),
+            resolv_conf: self.dir.path().join("resolv.conf"),
+            cgroup_parent: self.cgroup_parent.clone(),
+        }
+    }
+
+    /// Nothing of any container is left: mounts, namespaces, cgroups, bundles.
+    fn assert_clean(&self) {
+        let prefix = self.dir.path().display().to_string();
+        let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let left: Vec<&str> = mounts.lines().filter(|l| l.contains(&prefix)).collect();
+        assert!(left.is_empty(), "mounts left: {left:#?}");
+        let netns = self.dir.path().join("run/netns");
+        assert_eq!(
+            fs::read_dir(&netns).map_or(0, |d| d.count()),
+            0,
+            "namespace files left"
+        );
+        let bundles = self.dir.path().join("run/containers");
+        assert_eq!(
+            fs::read_dir(&bundles).map_or(0, |d| d.count()),
+            0,
+            "bundles left"
+        );
+        for h in fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+            let p = h.path().join(&self.cgroup_parent);
+            let children =
+                fs::read_dir(&p).map_or(0, |d| d.flatten().filter(|e| e.path().is_dir()).count());
+            assert_eq!(children, 0, "cgroups left under {}", p.display());
+        }
+    }
+}
+
+impl Drop for Roots {
+    fn drop(&mut self) {
+        if let Ok(rd) = fs::read_dir("/sys/fs/cgroup") {
+            for h in rd.flatten() {
+                let _ = fs::remove_dir(h.path().join(&self.cgroup_parent));
+            }
+        }
+    }
+}
+
+fn opts(name: &str, cmd: &str) -> CreateOptions {
+    CreateOptions {
+        name: Some(name.into()),
+        image: IMAGE.into(),
+        cmd: vec!["sh".into(), "-c".into(), cmd.into()],
+        ..Default::default()
+    }
+}
+
+fn all_streams() -> LogOptions {
+    LogOptions {
+        stdout: true,
+        stderr: true,
+        ..Default::default()
+    }
+}
+
+fn output(e: &Engine, name: &str) -> String {
+    e.logs(name, &all_streams())
+        .unwrap()
+        .into_iter()
+        .map(|l| l.log)
+        .collect()
+}
+
+/// `GET /` on `addr`, from whatever namespace the calling thread is in.
+fn http_get(addr: &str) -> std::io::Result<String> {
+    let mut s = TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(3)))?;
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
+
+fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(10) {
+        if let Some(v) = f() {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+const WEB: &str = "echo hello-from-$HOSTNAME > /tmp/index.html; exec httpd -f -p 80 -h /tmp";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn netns_containers_web_dns_volumes_logs_exec_stop() {
+    if !enabled("netns_containers_web_dns_volumes_logs_exec_stop") {
+        return;
+    }
+    let roots = Roots::new();
+    let mut e = Engine::open(roots.config()).await.unwrap();
+
+    // -p 8080:80 on the default bridge: from the host's loopback (portproxy) and from another
+    // namespace through the kernel's DNAT.
+    let mut web = opts("web", WEB);
+    web.publish = vec!["8080:80".into()];
+    web.hostname = Some("webhost".into());
+    let web_id = e.create(web).unwrap();
+    assert_eq!(e.get("web").unwrap().state.status, Status::Created);
+    assert_eq!(e.resolve(&web_id[..6]).unwrap(), web_id);
+    e.start("web").await.unwrap();
+    assert_eq!(e.get(&web_id).unwrap().state.status, Status::Running);
+    let body = eventually("web on 127.0.0.1:8080", || http_get("127.0.0.1:8080").ok());
+    assert!(body.contains("hello-from-webhost"), "{body}");
+    let topo = Topo::new();
+    let host = topo.host_v4();
+    let outside = topo.cli.run(move || http_get(&format!("{host}:8080")));
+    assert!(outside.unwrap().contains("hello-from-webhost"));
+    // Docker's answers for a name in use and a running container.
+    let dup = e.create(opts("web", "true")).unwrap_err().to_string();
+    assert!(
+        dup.contains("\"/web\" is already in use by container"),
+        "{dup}"
+    );
+    let busy = e.remove("web", false, false).await.unwrap_err().to_string();
+    assert!(busy.contains("container is running"), "{busy}");
+
+    // exec: environment, working directory, user, stdin; a missing command is 127.
+    let out = e
+        .exec(
+            "web",
+            ExecOptions {
+                cmd: vec![
+                    "sh".into(),
+                    "-c".into(),
+                    "echo $FOO $(pwd) $(busybox id -u); cat".into(),
+                ],
+                env: vec!["FOO=bar".into()],
+                workdir: Some("/tmp".into()),
+                user: Some("1234".into()),
+                stdin: Some(b"piped\n".to_vec()),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (out.exit_code, String::from_utf8_lossy(&out.stdout).as_ref()),
+        (0, "bar /tmp 1234\npiped\n")
+    );
+    let missing = e
+        .exec(
+            "web",
+            ExecOptions {
+                cmd: vec!["nope".into()],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        missing.exit_code,
+        127,
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+
+    // Two containers on a user network reach each other by name and alias.
+    e.networks()
+        .create(CreateRequest {
+            name: "appnet".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut api = opts("api", WEB);
+    api.network = Some("appnet".into());
+    api.network_aliases = vec!["backend".into()];
+    e.create(api).unwrap();
+    e.start("api").await.unwrap();
+    let mut client = opts(
+        "client",
+        "cat /etc/resolv.conf; wget -qO- http://api/ && wget -qO- http://backend/",
+    );
+    client.network = Some("appnet".into());
+    e.create(client).unwrap();
+    e.start("client").await.unwrap();
+    let (code, _) = e.wait("client").await.unwrap();
+    let out = output(&e, "client");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("nameserver 127.0.0.11"), "{out}");
+    assert_eq!(out.matches("hello-from-").count(), 2, "{out}");
+
+    // A named volume outlives its container; --volumes-from shares it read-only; the image's
+    // content is copied into an empty volume on first use.
+    let mut w = opts("writer", "echo persisted > /data/f");
+    w.volumes = vec!["keep:/data".into()];
+    e.create(w).unwrap();
+    e.start("writer").await.unwrap();
+    assert_eq!(e.wait("writer").await.unwrap().0, 0);
+    e.remove("writer", false, true).await.unwrap();
+    let mut r = opts(
+        "reader",
+        "cat /data/f; (echo x > /data/g) 2>/dev/null || echo read-only",
+    );
+    r.volumes = vec!["keep:/data".into()];
+    e.create(r).unwrap();
+    let mut from = opts(
+        "from",
+        "cat /data/f; (echo x > /data/g) 2>/dev/null || echo read-only",
+    );
+    from.volumes_from = vec!["reader:ro".into()];
+    e.create(from).unwrap();
+    for n in ["reader", "from"] {
+        e.start(n).await.unwrap();
+        e.wait(n).await.unwrap();
+    }
+    assert_eq!(output(&e, "reader"), "persisted\n");
+    assert_eq!(output(&e, "from"), "persisted\nread-only\n");
+    let users = e.volume_users("keep");
+    let refused = e.volumes().remove("keep", &users).unwrap_err().to_string();
+    assert!(refused.contains("volume is in use"), "{refused}");
+    let mut cu = opts("copyup", "ls /etc");
+    cu.volumes = vec!["etcvol:/etc".into()];
+    e.create(cu).unwrap();
+    e.start("copyup").await.unwrap();
+    e.wait("copyup").await.unwrap();
+    let vol = roots.dir.path().join("data/volumes/etcvol/_data/passwd");
+    assert!(
+        vol.exists(),
+        "the image's /etc was copied into the new volume"
+    );
+
+    // logs -f: lines arrive while the container runs.
+    e.create(opts(
+        "talker",
+        "echo one; sleep 1; echo two; sleep 1; echo three",
+    ))
+    .unwrap();
+    e.start("talker").await.unwrap();
+    let (now, mut follower) = e.follow_logs("talker", &all_streams()).unwrap();
+    let mut seen: Vec<String> = now.into_iter().map(|l| l.log).collect();
+    let mut while_running = None;
+    let watch = e.exit_watch("talker").unwrap().expect("running");
+    while !seen.iter().any(|l| l == "three\n") {
+        seen.extend(follower.poll().unwrap().into_iter().map(|l| l.log));
+        if while_running.is_none() && !seen.is_empty() && !watch.exited() {
+            while_running = Some(seen.clone());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(seen, ["one\n", "two\n", "three\n"]);
+    let early = while_running.expect("a line was read before the container ended");
+    assert!(early.len() < 3, "{early:?}");
+
+    // stop: SIGTERM handled -> 143; PID 1 ignoring it -> SIGKILL after the timeout -> 137.
+    e.create(opts(
+        "term",
+        "trap 'exit 143' TERM; while :; do sleep 0.1; done",
+    ))
+    .unwrap();
+    e.create(opts("stubborn", "exec sleep 60")).unwrap();
+    for n in ["term", "stubborn"] {
+        e.start(n).await.unwrap();
+    }
+    let t0 = Instant::now();
+    assert_eq!(
+        e.stop("term", Some(Duration::from_secs(5))).await.unwrap(),
+        143
+    );
+    assert!(t0.elapsed() < Duration::from_secs(3));
+    assert_eq!(
+        e.stop("stubborn", Some(Duration::from_secs(1)))
+            .await
+            .unwrap(),
+        137
+    );
+    assert_eq!(e.get("stubborn").unwrap().state.status, Status::Exited);
+    // Stopping again is a no-op; kill of a stopped container is refused as Docker does.
+    assert_eq!(e.stop("stubborn", None).await.unwrap(), 137);
+    assert!(e.kill("stubborn", "KILL").is_err());
+
+    // pause / unpause through the freezer.
+    e.pause("web", true).unwrap();
+    assert_eq!(e.get("web").unwrap().state.status, Status::Paused);
+    assert!(
+        e.exec(
+            "web",
+            ExecOptions {
+                cmd: vec!["true".into()],
+                ..Default::default()
+            }
+        )
+        .await
+        .is_err()
+    );
+    e.pause("web", false).unwrap();
+    e.rename("web", "web2").unwrap();
+    assert_eq!(e.get("web2").unwrap().id, web_id);
+
+    // rm -f of everything leaves nothing behind (mounts, namespaces, cgroups, links, rules).
+    let ids: Vec<String> = e.containers().map(|c| c.id.clone()).collect();
+    for id in ids {
+        e.remove(&id, true, true).await.unwrap();
+    }
+    assert!(http_get("127.0.0.1:8080").is_err(), "port 8080 unpublished");
+    roots.assert_clean();
+    let links = std::process::Command::new("ip")
+        .args(["-o", "link"])
+        .output()
+        .unwrap();
+    let links = String::from_utf8_lossy(&links.stdout);
+    assert!(!links.contains("veth"), "no container veth left: {links}");
+    let nft = std::process::Command::new("nft")
+        .args(["list", "table", "inet", "berth"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&nft.stdout).contains("8080"),
+        "no DNAT left"
+    );
+    drop(e);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn netns_containers_oom_restart_policy_and_adoption_after_sigkill() {
+    if !enabled("netns_containers_oom_restart_policy_and_adoption_after_sigkill") {
+        return;
+    }
+    let roots = Roots::new();
+    let e = Engine::open(roots.config()).await.unwrap();
+    let engine = Arc::new(tokio::sync::Mutex::new(e));
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let sup = tokio::spawn(supervise(engine.clone(), async move {
+        let _ = stop_rx.await;
+    }));
+
+    {
+        let mut e = engine.lock().await;
+        // A memory limit kills with OOMKilled.
+        let mut hog = opts(
+            "hog",
+            "x=$(busybox head -c 200000000 /dev/zero | busybox tr '\\0' a); echo survived",
+        );
+        hog.memory = Some("32m".into());
+        e.create(hog).unwrap();
+        e.start("hog").await.unwrap();
+        // An on-failure policy with a limit, and an always policy.
+        let mut flaky = opts("flaky", "exec sleep 60");
+        flaky.restart = Some("always".into());
+        e.create(flaky).unwrap();
+        e.start("flaky").await.unwrap();
+    }
+    let hog = eventually("the OOM kill", || {
+        let e = engine.try_lock().ok()?;
+        let c = e.get("hog").ok()?;
+        (c.state.status == Status::Exited).then(|| c.state.clone())
+    });
+    assert!(hog.oom_killed && hog.exit_code == 137, "{hog:?}");
+
+    // Killing the container's process from outside: the policy brings it back.
+    let first_pid = engine.lock().await.get("flaky").unwrap().state.pid;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first_pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let back = eventually("the restart", || {
+        let e = engine.try_lock().ok()?;
+        let s = e.get("flaky").ok()?.state.clone();
+        (s.status == Status::Running && s.pid != first_pid).then_some(s)
+    });
+    // Running again: the exit code is reset, the restart counted (Docker's inspect shows the same).
+    assert_eq!((back.restart_count, back.exit_code), (1, 0), "{back:?}");
+    // A user stop is not undone by the policy.
+    assert_eq!(
+        engine
+            .lock()
+            .await
+            .stop("flaky", Some(Duration::from_secs(1)))
+            .await
+            .unwrap(),
+        137
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        engine.lock().await.get("flaky").unwrap().state.status,
+        Status::Exited
+    );
+    let _ = stop_tx.send(());
+    sup.await.unwrap();
+    {
+        let mut e = engine.lock().await;
+        assert!(matches!(
+            e.on_exit("flaky").await.unwrap(),
+            AfterExit::Exited(137)
+        ));
+        for n in ["hog", "flaky"] {
+            e.remove(n, true, true).await.unwrap();
+        }
+    }
+    drop(engine);
+
+    // A daemon holding the engine starts a published web server and dies by SIGKILL.
+    let mut web = opts("survivor", WEB);
+    web.publish = vec!["8081:80".into()];
+    let spec = roots.dir.path().join("run.json");
+    fs::write(&spec, serde_json::to_vec(&vec![web]).unwrap()).unwrap();
+    let cfg = roots.config();
+    let bin = Path::new(env!("CARGO_BIN_EXE_berth-engine"));
+    let mut daemon = std::process::Command::new(bin)
+        .arg("--data-root")
+        .arg(&cfg.data_root)
+        .arg("--exec-root")
+        .arg(&cfg.exec_root)
+        .arg("--resolv-conf")
+        .arg(&cfg.resolv_conf)
+        .arg("--cgroup-parent")
+        .arg(&cfg.cgroup_parent)
+        .arg("daemon")
+        .arg("--run")
+        .arg(&spec)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(daemon.stdout.take().unwrap()));
+    let id = lines.next().unwrap().unwrap();
+    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    let body = eventually("the daemon's web server", || {
+        http_get("127.0.0.1:8081").ok()
+    });
+    assert!(body.contains("hello-from-"));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    daemon.wait().unwrap();
+    // The container runs on without it, reachable through the kernel path from outside.
+    let topo = Topo::new();
+    let host = topo.host_v4();
+    let outside = topo.cli.run(move || http_get(&format!("{host}:8081")));
+    assert!(
+        outside.unwrap().contains("hello-from-"),
+        "DNAT survives the daemon"
+    );
+
+    // A new engine adopts it: still running, its loopback port served again, stoppable, and
+    // its exit recorded.
+    let mut e = Engine::open(roots.config()).await.unwrap();
+    let c = e.get(&id).unwrap();
+    assert_eq!(c.state.status, Status::Running);
+    assert!(Path::new(&format!("/proc/{}", c.state.pid)).exists());
+    let body = eventually("the adopted web server on loopback", || {
+        http_get("127.0.0.1:8081").ok()
+    });
+    assert!(body.contains("hello-from-"));
+    let code = e.stop(&id, Some(Duration::from_secs(1))).await.unwrap();
+    assert!(code == 143 || code == 137, "{code}");
+    assert_eq!(e.get(&id).unwrap().state.status, Status::Exited);
+    e.remove(&id, true, true).await.unwrap();
+    roots.assert_clean();
+}
