@@ -1,24 +1,30 @@
 #!/usr/bin/env bash
-# The main job, as far as berth goes today: a "container" (a network namespace running a web
-# server) attached to berth's default bridge with `-p 8080:80`. A client on another host (an
-# "outside" namespace) reaches it through the kernel DNAT berth installs, and the container sees
-# the client's real address; the host reaches it on 127.0.0.1:8080 through berth-proxy.
+# The main job: a busybox web server container run with `-p 8080:80` on berth's default bridge
+# (image imported into berth's store, rootfs on overlayfs, runc under berth-shim, address, veth and
+# DNAT from netcore, the loopback side through portproxy). A client on another host (an "outside"
+# namespace) reaches it through the kernel's DNAT; the host reaches it on 127.0.0.1:8080. The engine
+# is then killed with SIGKILL and the container keeps serving; a new engine adopts and removes it.
 # Runs in a throwaway namespace, so it leaves nothing behind on this machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/cache/berth/target}"
 export DEBIAN_FRONTEND=noninteractive
-command -v curl >/dev/null && command -v ip >/dev/null && command -v nft >/dev/null ||
-  { apt-get update -qq && apt-get install -y -qq iproute2 nftables util-linux python3 curl >/dev/null; }
-cargo build --release --quiet -p portproxy -p netcore
+need=()
+for c in curl ip nft runc; do command -v $c >/dev/null || [ -x /usr/sbin/$c ] || need+=($c); done
+[ -x /bin/busybox ] || need+=(busybox-static)
+[ ${#need[@]} -eq 0 ] || { apt-get update -qq && apt-get install -y -qq iproute2 nftables util-linux curl runc busybox-static >/dev/null; }
+cargo build --release --quiet -p engine --bin berth-engine --bin berth-shim --bin berth-image
 BIN="$CARGO_TARGET_DIR/release"
 mkdir -p /run/netns
 exec unshare --net --mount --pid --fork --mount-proc --propagation private -- bash -euo pipefail -c '
   BIN=$1
+  PATH=/usr/sbin:/usr/bin:/sbin:/bin
   mount -t tmpfs demo /run/netns
   run=$(mktemp -d)
+  mount -t tmpfs demo "$run"
   ip link set lo up
-  net() { echo "$ berth-net $*"; "$BIN/berth-net" --data-root "$run" "$@"; }
+  echo "nameserver 127.0.0.1" > "$run/resolv.conf"
+  eng() { "$BIN/berth-engine" --data-root "$run/data" --exec-root "$run/exec" --resolv-conf "$run/resolv.conf" --cgroup-parent berth-demo "$@"; }
 
   # Another host on the LAN: 192.0.2.2, reaching this host at 192.0.2.1.
   ip netns add outside
@@ -26,28 +32,34 @@ exec unshare --net --mount --pid --fork --mount-proc --propagation private -- ba
   ip addr add 192.0.2.1/24 dev lan0 && ip link set lan0 up
   ip -n outside addr add 192.0.2.2/24 dev eth0 && ip -n outside link set eth0 up
 
-  # The container: a namespace with a web server on port 80.
-  ip netns add web
-  net attach bridge --netns /run/netns/web --name web -p 8080:80
-  echo "hello from the container" > "$run/index.html"
-  nsenter --net=/run/netns/web python3 -m http.server 80 --directory "$run" 2>"$run/http.log" >/dev/null &
-  for _ in $(seq 50); do nsenter --net=/run/netns/web curl -sf http://127.0.0.1/ >/dev/null && break; sleep 0.1; done
+  # An image: Debian busybox-static as a one-layer rootfs.
+  mkdir -p "$run/rootfs/bin" "$run/rootfs/etc" "$run/rootfs/www"
+  cp /bin/busybox "$run/rootfs/bin/"; for a in sh httpd; do ln -s busybox "$run/rootfs/bin/$a"; done
+  echo "root:x:0:0:root:/root:/bin/sh" > "$run/rootfs/etc/passwd"
+  echo "hello from a berth container" > "$run/rootfs/www/index.html"
+  tar -C "$run/rootfs" -cf "$run/busybox.tar" .
+  echo "$ berth-image import busybox.tar demo/busybox:1"
+  "$BIN/berth-image" --data-root "$run/data" import "$run/busybox.tar" demo/busybox:1
 
-  # berth-proxy serves the host-local side (127.0.0.1 and ::1) of the same publication.
-  "$BIN/berth-proxy" --exec-root "$run" --log-level warn serve >/dev/null &
-  for _ in $(seq 50); do [ -S "$run/proxy.sock" ] && break; sleep 0.1; done
-  "$BIN/berth-proxy" --exec-root "$run" ctl publish 8080:80 --container-ip 172.17.0.2 >/dev/null
-
+  # The engine, holding the container: like docker run -d --name web -p 8080:80 demo/busybox:1 httpd ...
+  echo "[{\"name\":\"web\",\"image\":\"demo/busybox:1\",\"publish\":[\"8080:80\"],\"cmd\":[\"httpd\",\"-f\",\"-p\",\"80\",\"-h\",\"/www\"]}]" > "$run/web.json"
+  echo "$ berth-engine daemon --run web.json   # name web, -p 8080:80, httpd -f -p 80 -h /www"
+  "$BIN/berth-engine" --data-root "$run/data" --exec-root "$run/exec" --resolv-conf "$run/resolv.conf" \
+    --cgroup-parent berth-demo daemon --run "$run/web.json" > "$run/daemon.out" &
+  DPID=$!
+  for _ in $(seq 100); do grep -q ready "$run/daemon.out" 2>/dev/null && break; sleep 0.1; done
+  for _ in $(seq 50); do curl -sf http://127.0.0.1:8080/ >/dev/null && break; sleep 0.1; done
   echo "$ (outside) curl http://192.0.2.1:8080/"
   ip netns exec outside curl -sS http://192.0.2.1:8080/
-  echo "  the container saw the client as: $(tail -1 "$run/http.log" | cut -d" " -f1)"
   echo "$ curl http://127.0.0.1:8080/"
   curl -sS http://127.0.0.1:8080/
-  echo "  the container saw the client as: $(tail -1 "$run/http.log" | cut -d" " -f1)"
-  echo "$ nft list map inet berth dnat4_any_addr"
-  nft list map inet berth dnat4_any_addr | grep elements
-  net ls
-  net detach bridge web
-  net reset
-  echo "after reset: $(ip -br link | grep -c berth0 || true) berth0 bridge, $(nft list tables | grep -c berth || true) berth tables"
+  echo "$ kill -KILL <engine>; (outside) curl http://192.0.2.1:8080/"
+  kill -KILL $DPID; wait $DPID 2>/dev/null || true
+  ip netns exec outside curl -sS http://192.0.2.1:8080/
+  echo "$ berth-engine ps   # a new engine adopts the running container"
+  eng ps
+  echo "$ berth-engine rm -f web"
+  eng rm -f web
+  echo "after rm -f: $(ip -br link | grep -c veth || true) veth, $(grep -c "$run" /proc/self/mountinfo) mounts under the run directory (its own tmpfs)"
+  umount "$run"
 ' demo "$BIN"

@@ -15,7 +15,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
   gcc libc6-dev iproute2 nftables util-linux procps python3 curl iperf3 wrk socat docker.io busybox-static \
-  dnsperf dnsmasq-base aardvark-dns docker-registry skopeo apache2-utils runc >/dev/null
+  dnsperf dnsmasq-base aardvark-dns docker-registry skopeo apache2-utils runc podman netavark conmon >/dev/null
 
 step "format and lints"
 cargo fmt --all -- --check
@@ -60,6 +60,9 @@ benches/dns-compare.sh --short
 
 step "image pull/push vs skopeo, unpack vs tar (short)"
 benches/image-transfer-compare.sh --short
+
+step "run --rm latency and 10 published containers vs Docker and podman (short)"
+benches/run-compare.sh --short
 
 echo
 echo "all berth tests passed"
