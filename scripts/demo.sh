@@ -62,4 +62,5 @@ exec unshare --net --mount --pid --fork --mount-proc --propagation private -- ba
   eng rm -f web
   echo "after rm -f: $(ip -br link | grep -c veth || true) veth, $(grep -c "$run" /proc/self/mountinfo) mounts under the run directory (its own tmpfs)"
   umount "$run"
+  for d in /sys/fs/cgroup/*/berth-demo; do rmdir "$d" 2>/dev/null || true; done
 ' demo "$BIN"

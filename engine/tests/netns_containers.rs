@@ -330,6 +330,14 @@ async fn netns_containers_web_dns_volumes_logs_exec_stop() {
     assert_eq!(e.stop("stubborn", None).await.unwrap(), 137);
     assert!(e.kill("stubborn", "KILL").is_err());
 
+    // --rm: the exit code comes back and the container is gone.
+    let mut rm = opts("gone", "exit 3");
+    rm.auto_remove = true;
+    e.create(rm).unwrap();
+    e.start("gone").await.unwrap();
+    assert_eq!(e.wait("gone").await.unwrap(), (3, AfterExit::Removed(3)));
+    assert!(e.get("gone").is_err());
+
     // pause / unpause through the freezer.
     e.pause("web", true).unwrap();
     assert_eq!(e.get("web").unwrap().state.status, Status::Paused);
@@ -442,7 +450,7 @@ async fn netns_containers_oom_restart_policy_and_adoption_after_sigkill() {
     {
         let mut e = engine.lock().await;
         assert!(matches!(
-            e.on_exit("flaky").await.unwrap(),
+            e.on_exit("flaky", None).await.unwrap(),
             AfterExit::Exited(137)
         ));
         for n in ["hog", "flaky"] {

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use engine::container::{CreateOptions, Engine, EngineConfig, ExecOptions, LogOptions, supervise};
+use engine::container::{
+    AfterExit, CreateOptions, Engine, EngineConfig, ExecOptions, LogOptions, supervise,
+};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -153,19 +155,22 @@ async fn main() -> Result<()> {
             if detach {
                 println!("{id}");
             } else {
-                let (code, _) = e.wait(&id).await?;
-                if let Ok(lines) = e.logs(
-                    &id,
-                    &LogOptions {
-                        stdout: true,
-                        stderr: true,
-                        ..Default::default()
-                    },
-                ) {
-                    for l in lines {
-                        print!("{}", l.log);
-                    }
+                // The output is printed before exit handling, which removes it with --rm.
+                if let Some(w) = e.exit_watch(&id)? {
+                    w.wait().await;
                 }
+                let all = LogOptions {
+                    stdout: true,
+                    stderr: true,
+                    ..Default::default()
+                };
+                for l in e.logs(&id, &all)? {
+                    print!("{}", l.log);
+                }
+                let code = match e.on_exit(&id, None).await? {
+                    AfterExit::Exited(c) | AfterExit::Removed(c) => c,
+                    AfterExit::Restart(_) => 0,
+                };
                 std::process::exit(code);
             }
         }

@@ -113,8 +113,18 @@ impl Engine {
         let dir = cfg.data_root.join("containers");
         for e in fs::read_dir(&dir).map_err(io_err(format!("reading {}", dir.display())))? {
             let e = e.map_err(io_err(format!("reading {}", dir.display())))?;
-            if let Some(c) = persist::load::<Container>(&e.path().join(RECORD))? {
-                containers.insert(c.id.clone(), c);
+            if !e.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            // One unreadable record must not keep every other container from its engine.
+            match persist::load::<Container>(&e.path().join(RECORD)) {
+                Ok(Some(c)) => {
+                    containers.insert(c.id.clone(), c);
+                }
+                Ok(None) => {}
+                Err(err) => {
+                    tracing::error!(record = %e.path().display(), error = %err, "skipping an unreadable container record")
+                }
             }
         }
         let mut engine = Engine {
@@ -467,7 +477,12 @@ impl Engine {
                 let other = &n["container:".len()..];
                 NetworkMode::Container(self.resolve(other)?)
             }
-            n => NetworkMode::Network(self.net.find(n)?.name.clone()),
+            n => match self.net.find(n)?.name.as_str() {
+                // Named by ID: the predefined networks keep their meaning.
+                "host" => NetworkMode::Host,
+                "none" => NetworkMode::None,
+                name => NetworkMode::Network(name.to_string()),
+            },
         })
     }
 

@@ -75,7 +75,11 @@ impl Engine {
         )
         .map_err(|e| ContainerError::Invalid(format!("container {}: its spec: {e}", c.name)))?;
         let rootfs = bundle.join("rootfs");
-        let read = |p: &str| fs::read_to_string(rootfs.join(p)).unwrap_or_default();
+        let read = |p: &str| {
+            super::mounts::inside(&rootfs, p)
+                .and_then(|f| fs::read_to_string(f).ok())
+                .unwrap_or_default()
+        };
         let ids = user::resolve(
             opts.user.as_deref().unwrap_or(&c.user),
             &read("etc/passwd"),

@@ -26,8 +26,8 @@ pub enum AfterExit {
     Exited(i32),
     /// Its restart policy starts it again after this delay ([`Engine::restart_due`]).
     Restart(Duration),
-    /// `--rm` removed it.
-    Removed,
+    /// `--rm` removed it; it had exited with this code.
+    Removed(i32),
 }
 
 /// How long `rm -f` and a timed-out `stop` wait for the process after SIGKILL.
@@ -102,8 +102,10 @@ impl Engine {
             if m.kind == "volume" && !m.no_copy {
                 let name = m.name.clone().unwrap_or_default();
                 let data = self.volumes.path(&name);
-                let src = rootfs.join(m.destination.trim_start_matches('/'));
-                if src.is_dir() && mounts::is_empty_dir(&data) && !mounts::is_empty_dir(&src) {
+                let src = mounts::inside(&rootfs, &m.destination).filter(|s| {
+                    s.is_dir() && !mounts::is_empty_dir(s) && mounts::is_empty_dir(&data)
+                });
+                if let Some(src) = src {
                     mounts::copy_tree(&src, &data).map_err(io_err(format!(
                         "copying {} of container {} into volume {name}",
                         m.destination, c.name
@@ -114,7 +116,11 @@ impl Engine {
                 self.volumes.path(n).display().to_string()
             }));
         }
-        let read = |p: &str| fs::read_to_string(rootfs.join(p)).unwrap_or_default();
+        let read = |p: &str| {
+            mounts::inside(&rootfs, p)
+                .and_then(|f| fs::read_to_string(f).ok())
+                .unwrap_or_default()
+        };
         let ids = user::resolve(&c.user, &read("etc/passwd"), &read("etc/group"))
             .map_err(|e| ContainerError::Invalid(format!("container {}: {e}", c.name)))?;
 
@@ -233,14 +239,20 @@ impl Engine {
     }
 
     /// Records that a container's process ended (its shim has exited): reads the exit record,
-    /// cleans up, and applies `--rm` or the restart policy.
-    pub async fn on_exit(&mut self, id: &str) -> Result<AfterExit, ContainerError> {
+    /// records it, cleans up, and applies `--rm` or the restart policy. `shim_pid`: the shim
+    /// that ended, when known; a container already running again under another shim (a restart
+    /// that raced the caller) is left alone.
+    pub async fn on_exit(
+        &mut self,
+        id: &str,
+        shim_pid: Option<i32>,
+    ) -> Result<AfterExit, ContainerError> {
         let id = self.resolve(id)?;
-        if !self.containers[&id].state.status.is_live() {
-            return Ok(AfterExit::Exited(self.containers[&id].state.exit_code));
+        let s = &self.containers[&id].state;
+        if !s.status.is_live() || shim_pid.is_some_and(|p| p != s.shim_pid) {
+            return Ok(AfterExit::Exited(s.exit_code));
         }
         let record = shim::read_exit(&self.bundle(&id));
-        self.teardown_run(&id).await;
         let (code, oom, finished) = match &record {
             Some(r) => (r.exit_code, r.oom_killed, r.finished_at.clone()),
             // The shim died without recording (killed itself): unknown, as Docker's 255.
@@ -272,9 +284,12 @@ impl Engine {
                 s.status = Status::Exited;
             }
         })?;
+        // Recorded first: a crash from here on leaves an exited record whose leftovers the
+        // next engine's sweep removes.
+        self.teardown_run(&id).await;
         if auto_remove {
             self.remove(&id, true, true).await?;
-            return Ok(AfterExit::Removed);
+            return Ok(AfterExit::Removed(code));
         }
         Ok(if restart {
             AfterExit::Restart(delay)
@@ -303,10 +318,10 @@ impl Engine {
         if let Some(w) = self.exit_watch(&id)? {
             w.wait().await;
         }
-        let after = self.on_exit(&id).await?;
+        let after = self.on_exit(&id, None).await?;
         let code = match after {
-            AfterExit::Exited(c) => c,
-            _ => self.containers.get(&id).map_or(0, |c| c.state.exit_code),
+            AfterExit::Exited(c) | AfterExit::Removed(c) => c,
+            AfterExit::Restart(_) => self.containers[&id].state.exit_code,
         };
         Ok((code, after))
     }
@@ -328,6 +343,11 @@ impl Engine {
         }
         self.set_state(&id, |s| s.stopped_by_user = true)?;
         self.runtime.kill(&id, sig, false)?;
+        if self.containers[&id].state.status == Status::Paused {
+            // A frozen task acts on the signal only once thawed (Docker resumes it too).
+            self.runtime.pause(&id, false)?;
+            self.set_state(&id, |s| s.status = Status::Running)?;
+        }
         Ok(())
     }
 
@@ -355,7 +375,7 @@ impl Engine {
             return Ok(self.containers[&id].state.exit_code);
         }
         self.signal_and_wait(&id, timeout).await?;
-        self.on_exit(&id).await?;
+        self.on_exit(&id, None).await?;
         Ok(self.containers.get(&id).map_or(0, |c| c.state.exit_code))
     }
 
@@ -433,7 +453,10 @@ impl Engine {
             self.set_state(&id, |s| s.stopped_by_user = true)?;
             self.signal_and_wait(&id, Duration::ZERO).await?;
         }
-        self.set_state(&id, |s| s.status = Status::Removing)?;
+        self.set_state(&id, |s| {
+            s.status = Status::Removing;
+            s.remove_volumes = volumes;
+        })?;
         self.teardown_run(&id).await;
         let c = self.containers[&id].clone();
         let dir = self.dir(&id);
@@ -484,18 +507,25 @@ impl Engine {
                         tracing::info!(container = id, shim = s.shim_pid, "adopted");
                         continue;
                     }
-                    if let Err(e) = self.on_exit(id).await {
+                    if let Err(e) = self.on_exit(id, None).await {
                         tracing::warn!(container = id, error = %e, "finishing an exited container");
                     }
                 }
                 Status::Removing | Status::Dead => {
-                    if let Err(e) = self.remove(id, true, false).await {
+                    if let Err(e) = self.remove(id, true, s.remove_volumes).await {
                         tracing::warn!(container = id, error = %e, "finishing a removal");
                     }
                     continue;
                 }
                 Status::Restarting => {
                     let _ = self.set_state(id, |s| s.status = Status::Exited);
+                }
+                Status::Exited if self.containers[id].options.auto_remove => {
+                    // Exited while no engine ran, or its removal was cut short: --rm still applies.
+                    if let Err(e) = self.remove(id, true, true).await {
+                        tracing::warn!(container = id, error = %e, "--rm after a restart");
+                    }
+                    continue;
                 }
                 Status::Created | Status::Exited => {}
             }
@@ -507,9 +537,11 @@ impl Engine {
             };
             let s = &c.state;
             let due = match s.status {
-                Status::Exited => c
-                    .restart_policy
-                    .restarts_at_daemon_start(s.exit_code, s.stopped_by_user),
+                Status::Exited => c.restart_policy.restarts_at_daemon_start(
+                    s.exit_code,
+                    s.restart_count,
+                    s.stopped_by_user,
+                ),
                 Status::Restarting => true,
                 _ => false,
             };

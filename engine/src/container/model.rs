@@ -164,6 +164,8 @@ pub struct State {
     pub stopped_by_user: bool,
     /// Milliseconds of the current back-off delay.
     pub backoff_ms: u64,
+    /// A removal in progress also removes the anonymous volumes (`rm -v`, `--rm`).
+    pub remove_volumes: bool,
 }
 
 /// One container.

@@ -136,6 +136,22 @@ pub fn oci_mount(m: &MountPoint, volume_path: impl Fn(&str) -> String) -> OciMou
     }
 }
 
+/// `path` (absolute in the container) under `rootfs`, refusing any symlink on the way: an
+/// image's link (`/data -> /etc`) must never lead the engine to the host's files.
+pub fn inside(rootfs: &Path, path: &str) -> Option<std::path::PathBuf> {
+    let mut p = rootfs.to_path_buf();
+    for c in path.split('/').filter(|c| !c.is_empty() && *c != ".") {
+        if c == ".." {
+            return None;
+        }
+        p.push(c);
+        if fs::symlink_metadata(&p).ok()?.file_type().is_symlink() {
+            return None;
+        }
+    }
+    Some(p)
+}
+
 /// Whether a directory is empty (or missing).
 pub fn is_empty_dir(p: &Path) -> bool {
     fs::read_dir(p).map_or(true, |mut d| d.next().is_none())
@@ -234,6 +250,22 @@ mod tests {
         let t = point(&parse_mount("type=tmpfs,target=/t,tmpfs-mode=1770,readonly").unwrap());
         let m = oci_mount(&t, |_| unreachable!());
         assert!(m.options.contains(&"mode=1770".to_string()) && m.options.contains(&"ro".into()));
+    }
+
+    #[test]
+    fn paths_inside_the_rootfs_never_follow_links() {
+        let root = tempfile::tempdir().unwrap();
+        fs::create_dir_all(root.path().join("etc")).unwrap();
+        fs::write(root.path().join("etc/passwd"), "root:x:0:0::/:/bin/sh\n").unwrap();
+        std::os::unix::fs::symlink("/etc", root.path().join("data")).unwrap();
+        assert_eq!(
+            inside(root.path(), "/etc/passwd"),
+            Some(root.path().join("etc/passwd"))
+        );
+        assert_eq!(inside(root.path(), "/data"), None);
+        assert_eq!(inside(root.path(), "/data/passwd"), None);
+        assert_eq!(inside(root.path(), "/../etc"), None);
+        assert_eq!(inside(root.path(), "/missing"), None);
     }
 
     #[test]

@@ -81,13 +81,21 @@ impl RestartPolicy {
         }
     }
 
-    /// Whether a daemon starting up starts this stopped container again.
-    pub fn restarts_at_daemon_start(self, exit_code: i32, stopped_by_user: bool) -> bool {
+    /// Whether a daemon starting up starts this stopped container again (`on-failure:N` counts
+    /// the restarts already made).
+    pub fn restarts_at_daemon_start(
+        self,
+        exit_code: i32,
+        restarts: u32,
+        stopped_by_user: bool,
+    ) -> bool {
         match self {
             RestartPolicy::No => false,
             RestartPolicy::Always => true,
             RestartPolicy::UnlessStopped => !stopped_by_user,
-            RestartPolicy::OnFailure { .. } => exit_code != 0 && !stopped_by_user,
+            RestartPolicy::OnFailure { max } => {
+                exit_code != 0 && !stopped_by_user && (max == 0 || restarts < max)
+            }
         }
     }
 }
@@ -146,10 +154,15 @@ mod tests {
         assert!(!OnFailure { max: 2 }.restarts_after_exit(1, 2, false));
         assert!(!OnFailure { max: 0 }.restarts_after_exit(0, 0, false));
         assert!(OnFailure { max: 0 }.restarts_after_exit(3, 1000, false));
-        assert!(Always.restarts_at_daemon_start(0, true));
-        assert!(!UnlessStopped.restarts_at_daemon_start(0, true));
-        assert!(UnlessStopped.restarts_at_daemon_start(0, false));
-        assert!(!No.restarts_at_daemon_start(1, false));
+        assert!(Always.restarts_at_daemon_start(0, 0, true));
+        assert!(!UnlessStopped.restarts_at_daemon_start(0, 0, true));
+        assert!(UnlessStopped.restarts_at_daemon_start(0, 0, false));
+        assert!(!No.restarts_at_daemon_start(1, 0, false));
+        assert!(OnFailure { max: 3 }.restarts_at_daemon_start(1, 2, false));
+        assert!(
+            !OnFailure { max: 3 }.restarts_at_daemon_start(1, 3, false),
+            "retries used up"
+        );
     }
 
     #[test]

@@ -52,7 +52,7 @@ pub async fn supervise(engine: Arc<Mutex<Engine>>, shutdown: impl Future<Output 
             () = &mut shutdown => return,
             Some(Ok(key)) = watches.join_next() => {
                 watching.remove(&key);
-                let after = engine.lock().await.on_exit(&key.0).await;
+                let after = engine.lock().await.on_exit(&key.0, Some(key.1)).await;
                 match after {
                     Ok(AfterExit::Restart(delay)) => {
                         let engine = engine.clone();
