@@ -176,6 +176,49 @@ async fn netns_containers_web_dns_volumes_logs_exec_stop() {
     let busy = e.remove("web", false, false).await.unwrap_err().to_string();
     assert!(busy.contains("container is running"), "{busy}");
 
+    // Starts the machine refuses fail with the value named and undo every step before them:
+    // a host port another container holds (after the namespace, endpoint and overlay were made),
+    // and a user the image does not know (after the overlay was mounted).
+    let mut clash = opts("clash", "sleep 60");
+    clash.publish = vec!["8080:80".into()];
+    e.create(clash).unwrap();
+    let err = e.start("clash").await.unwrap_err().to_string();
+    assert!(
+        err.contains("8080") && err.contains("already allocated"),
+        "{err}"
+    );
+    let mut stranger = opts("stranger", "true");
+    stranger.user = Some("nobody".into());
+    e.create(stranger).unwrap();
+    let err = e.start("stranger").await.unwrap_err().to_string();
+    assert!(err.contains("unable to find user nobody"), "{err}");
+    for n in ["clash", "stranger"] {
+        let c = e.get(n).unwrap();
+        assert_eq!(c.state.status, Status::Created, "{n}");
+        assert!(!c.state.error.is_empty(), "{n}: the error is recorded");
+        let bundle = roots.dir.path().join("run/containers").join(&c.id);
+        assert!(!bundle.exists(), "{n}: no bundle or rootfs mount left");
+        assert!(
+            !roots.dir.path().join("run/netns").join(&c.id).exists(),
+            "{n}: no namespace left"
+        );
+        let id = c.id.clone();
+        assert!(
+            !e.networks()
+                .state()
+                .endpoints
+                .values()
+                .any(|ep| ep.container == id),
+            "{n}: no endpoint left"
+        );
+    }
+    assert!(
+        http_get("127.0.0.1:8080")
+            .unwrap()
+            .contains("hello-from-webhost"),
+        "web keeps its port"
+    );
+
     // exec: environment, working directory, user, stdin; a missing command is 127.
     let out = e
         .exec(
