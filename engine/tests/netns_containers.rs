@@ -232,8 +232,9 @@ async fn netns_containers_web_dns_volumes_logs_exec_stop() {
                 env: vec!["FOO=bar".into()],
                 workdir: Some("/tmp".into()),
                 user: Some("1234".into()),
-                stdin: Some(b"piped\n".to_vec()),
+                ..Default::default()
             },
+            Some(b"piped\n".to_vec()),
         )
         .await
         .unwrap();
@@ -248,6 +249,7 @@ async fn netns_containers_web_dns_volumes_logs_exec_stop() {
                 cmd: vec!["nope".into()],
                 ..Default::default()
             },
+            None,
         )
         .await
         .unwrap();
@@ -390,7 +392,8 @@ async fn netns_containers_web_dns_volumes_logs_exec_stop() {
             ExecOptions {
                 cmd: vec!["true".into()],
                 ..Default::default()
-            }
+            },
+            None,
         )
         .await
         .is_err()
@@ -560,5 +563,163 @@ async fn netns_containers_oom_restart_policy_and_adoption_after_sigkill() {
     assert!(code == 143 || code == 137, "{code}");
     assert_eq!(e.get(&id).unwrap().state.status, Status::Exited);
     e.remove(&id, true, true).await.unwrap();
+    roots.assert_clean();
+}
+
+/// Reads framed output from an attachment until `needle` shows up (or EOF, or 10 s).
+fn read_until(s: &mut std::os::unix::net::UnixStream, needle: &str) -> String {
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut raw = Vec::new();
+    let t0 = Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        let text = payload(&raw);
+        if (!needle.is_empty() && text.contains(needle)) || t0.elapsed() > Duration::from_secs(10) {
+            return text;
+        }
+        match s.read(&mut buf) {
+            Ok(0) => return payload(&raw),
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+    }
+}
+
+/// The payload of every whole frame in `raw`.
+fn payload(mut raw: &[u8]) -> String {
+    let mut out = Vec::new();
+    while let Ok(Some((_, r))) = engine::runtime::attach::next_frame(raw) {
+        out.extend_from_slice(&raw[r.clone()]);
+        raw = &raw[r.end..];
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn netns_containers_tty_stdin_attach_detach_and_exec() {
+    use engine::runtime::attach::{AttachRequest, demux};
+    if !enabled("netns_containers_tty_stdin_attach_detach_and_exec") {
+        return;
+    }
+    let roots = Roots::new();
+    let mut e = Engine::open(roots.config()).await.unwrap();
+
+    // run -it: a shell on a pty, attached before it starts.
+    let mut it = opts("shell", "");
+    it.cmd = vec!["sh".into()];
+    it.tty = true;
+    it.open_stdin = true;
+    it.stdin_once = true;
+    it.network = Some("none".into());
+    e.create(it).unwrap();
+    let mut s = e
+        .start_attached("shell", AttachRequest::all())
+        .await
+        .unwrap();
+    s.write_all(b"[ -t 0 ] && echo \"tty-$((40+2))\"\n")
+        .unwrap();
+    let out = read_until(&mut s, "tty-42");
+    assert!(out.contains("tty-42"), "stdin is a terminal: {out:?}");
+    e.resize("shell", 40, 100).unwrap();
+    s.write_all(b"busybox stty size\n").unwrap();
+    let out = read_until(&mut s, "40 100");
+    assert!(out.contains("40 100"), "resized: {out:?}");
+
+    // A second attachment sees the same terminal, and ctrl-p ctrl-q detaches it alone.
+    let mut second = e.attach("shell", AttachRequest::all()).unwrap();
+    second.write_all(b"echo \"second-$((1+1))\"\n").unwrap();
+    assert!(read_until(&mut second, "second-2").contains("second-2"));
+    second.write_all(&[16, 17]).unwrap();
+    read_until(&mut second, "");
+    let mut rest = [0u8; 1];
+    second
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    assert_eq!(
+        second.read(&mut rest).unwrap(),
+        0,
+        "the detached stream ends"
+    );
+    assert_eq!(e.get("shell").unwrap().state.status, Status::Running);
+    s.write_all(b"echo still-$((2+2))\n").unwrap();
+    assert!(read_until(&mut s, "still-4").contains("still-4"));
+
+    // exit ends the attachment; the code is the container's; the TTY's output is logged.
+    s.write_all(b"exit 3\n").unwrap();
+    read_until(&mut s, "");
+    let (code, _) = e.wait("shell").await.unwrap();
+    assert_eq!(code, 3);
+    assert!(output(&e, "shell").contains("tty-42"));
+    let stopped = e.attach("shell", AttachRequest::all()).unwrap_err();
+    assert!(
+        stopped.to_string().contains("cannot attach to a stopped"),
+        "{stopped}"
+    );
+
+    // run -i without -t: stdin is a pipe closed when the client closes its input.
+    let mut cat = opts("cat", "cat; echo done >&2");
+    cat.open_stdin = true;
+    cat.stdin_once = true;
+    cat.network = Some("none".into());
+    e.create(cat).unwrap();
+    let mut s = e.start_attached("cat", AttachRequest::all()).await.unwrap();
+    s.write_all(b"hello\n").unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let (out, err) = demux(&raw).unwrap();
+    assert_eq!((&out[..], &err[..]), (&b"hello\n"[..], &b"done\n"[..]));
+    assert_eq!(e.wait("cat").await.unwrap().0, 0);
+
+    // exec -t and exec -d in a running container, each under its own shim.
+    let mut bg = opts("bg", "exec sleep 1000");
+    bg.network = Some("none".into());
+    e.create(bg).unwrap();
+    e.start("bg").await.unwrap();
+    let tty = ExecOptions {
+        cmd: vec![
+            "sh".into(),
+            "-c".into(),
+            "[ -t 1 ] && echo exec-tty $TERM; exit 5".into(),
+        ],
+        tty: true,
+        ..Default::default()
+    };
+    let out = e.exec("bg", tty, None).await.unwrap();
+    assert_eq!(out.exit_code, 5);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("exec-tty xterm"),
+        "{out:?}"
+    );
+    let detached = e
+        .exec_start(
+            "bg",
+            &ExecOptions {
+                cmd: vec!["sh".into(), "-c".into(), "echo detached > /tmp/f".into()],
+                ..Default::default()
+            },
+            None,
+        )
+        .unwrap();
+    assert!(detached.stream.is_none());
+    assert_eq!(detached.wait().await, 0);
+    let cat = e
+        .exec(
+            "bg",
+            ExecOptions {
+                cmd: vec!["cat".into(), "/tmp/f".into()],
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(cat.stdout, b"detached\n");
+
+    let ids: Vec<String> = e.containers().map(|c| c.id.clone()).collect();
+    for id in ids {
+        e.remove(&id, true, true).await.unwrap();
+    }
     roots.assert_clean();
 }

@@ -276,11 +276,13 @@ fn shim_for(dir: &Path, rt: &RuncLike, b: &Bundle, id: &str) -> ShimConfig {
     ShimConfig {
         id: id.into(),
         bundle: b.dir.clone(),
-        log_path: state.join(format!("{id}-json.log")),
+        log_path: Some(state.join(format!("{id}-json.log"))),
         state_dir: state,
         runtime: rt.binary().to_path_buf(),
         runtime_root: dir.join("runtime"),
         rotation: Rotation::default(),
+        io: Default::default(),
+        exec: None,
     }
 }
 
@@ -317,11 +319,11 @@ fn netns_runtime_shim_keeps_logs_exit_codes_and_docker_stop_semantics() {
         vec![],
     );
     let cfg = shim_for(dir.path(), &rt, &b, id);
-    let pid = shim::spawn(&shim_bin, &cfg).unwrap();
+    let pid = shim::spawn(&shim_bin, &cfg, None).unwrap().pid;
     assert!(pid > 1);
     let rec = wait_exit(&cfg.state_dir);
     assert_eq!((rec.exit_code, rec.oom_killed), (7, false));
-    let mut lines: Vec<(String, String)> = read_all(&cfg.log_path, 1)
+    let mut lines: Vec<(String, String)> = read_all(cfg.log_path.as_ref().unwrap(), 1)
         .unwrap()
         .into_iter()
         .map(|l| (l.stream, l.log))
@@ -350,7 +352,7 @@ fn netns_runtime_shim_keeps_logs_exit_codes_and_docker_stop_semantics() {
         vec![],
     );
     let cfg2 = shim_for(dir.path(), &rt, &b2, id2);
-    shim::spawn(&shim_bin, &cfg2).unwrap();
+    shim::spawn(&shim_bin, &cfg2, None).unwrap();
     let shim_pid: i32 = fs::read_to_string(cfg2.state_dir.join("shim.pid"))
         .unwrap()
         .parse()
@@ -382,7 +384,7 @@ fn netns_runtime_shim_keeps_logs_exit_codes_and_docker_stop_semantics() {
     let id3 = ids[2];
     let b3 = bundle(dir.path(), &store, id3, &["sleep", "1000"], vec![]);
     let cfg3 = shim_for(dir.path(), &rt, &b3, id3);
-    shim::spawn(&shim_bin, &cfg3).unwrap();
+    shim::spawn(&shim_bin, &cfg3, None).unwrap();
     rt.kill(id3, "TERM", false).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(
@@ -407,7 +409,7 @@ fn netns_runtime_shim_keeps_logs_exit_codes_and_docker_stop_semantics() {
         vec![],
     );
     let cfg4 = shim_for(dir.path(), &rt, &b4, id4);
-    shim::spawn(&shim_bin, &cfg4).unwrap();
+    shim::spawn(&shim_bin, &cfg4, None).unwrap();
     let rec = wait_exit(&cfg4.state_dir);
     assert!(rec.oom_killed, "{rec:?}");
     assert_eq!(rec.exit_code, 137, "{rec:?}");
@@ -416,7 +418,7 @@ fn netns_runtime_shim_keeps_logs_exit_codes_and_docker_stop_semantics() {
     let id5 = ids[4];
     let b5 = bundle(dir.path(), &store, id5, &["/no/such/program"], vec![]);
     let cfg5 = shim_for(dir.path(), &rt, &b5, id5);
-    let e = shim::spawn(&shim_bin, &cfg5).unwrap_err();
+    let e = shim::spawn(&shim_bin, &cfg5, None).unwrap_err();
     assert!(e.to_string().contains(id5), "{e}");
     assert!(rt.state(id5).is_err());
     drop((b, b2, b3, b4, b5));

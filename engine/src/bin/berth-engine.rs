@@ -226,6 +226,7 @@ async fn main() -> Result<()> {
                         cmd,
                         ..Default::default()
                     },
+                    None,
                 )
                 .await?;
             use std::io::Write;

@@ -1,16 +1,23 @@
 //! `docker exec`: a new process in a running container, through the OCI runtime's `exec`, with
 //! the container's own process settings (capabilities, rlimits) and the caller's command,
-//! environment, working directory and user.
+//! environment, working directory and user. Each exec runs under its own `berth-shim`
+//! (`--exec`), the same stdio hub as a container's: pipes or a pty, attach, resize, the exit
+//! code recorded.
 
 use std::fs;
-use std::process::Stdio;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
 
 use serde_json::Value;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::engine::Engine;
+use super::exit::ExitWatch;
 use super::state::{Op, check};
 use super::{ContainerError, io_err};
+use crate::runtime::attach::{self, AttachRequest, Request};
+use crate::runtime::logs::Rotation;
+use crate::runtime::shim::{self, ShimConfig, ShimIo};
 use crate::runtime::{env, user};
 
 /// `docker exec` options.
@@ -24,8 +31,10 @@ pub struct ExecOptions {
     pub workdir: Option<String>,
     /// `-u`.
     pub user: Option<String>,
-    /// Bytes for its stdin (`-i`); closed after.
-    pub stdin: Option<Vec<u8>>,
+    /// `-t`: a pty.
+    pub tty: bool,
+    /// `-i`: keep stdin open for the attachment (closed when the client closes its input).
+    pub open_stdin: bool,
 }
 
 /// What an exec printed and how it ended.
@@ -33,10 +42,62 @@ pub struct ExecOptions {
 pub struct ExecOutput {
     /// Exit code (126 when the command cannot be run, 127 when it is not found, as Docker).
     pub exit_code: i32,
-    /// Its stdout.
+    /// Its stdout (a TTY's whole output).
     pub stdout: Vec<u8>,
     /// Its stderr.
     pub stderr: Vec<u8>,
+}
+
+/// A running exec: its own shim, independent of the engine once started, so a daemon waits
+/// for it without holding the engine.
+#[derive(Debug)]
+pub struct ExecSession {
+    /// The exec's ID (what `exec inspect` and `exec resize` name).
+    pub id: String,
+    /// Its process's PID on the host.
+    pub pid: i32,
+    /// The attachment (`None` for a detached exec).
+    pub stream: Option<UnixStream>,
+    state_dir: PathBuf,
+    shim_pid: i32,
+}
+
+impl ExecSession {
+    /// Its exit code once it ended (255 when its shim died without recording one).
+    pub async fn wait(&self) -> i32 {
+        if let Ok(Some(w)) = ExitWatch::new(self.shim_pid) {
+            w.wait().await;
+        }
+        let code = shim::read_exit(&self.state_dir).map_or(255, |r| r.exit_code);
+        let _ = fs::remove_dir_all(&self.state_dir);
+        code
+    }
+
+    /// Sends `stdin` (then closes it), reads the output to its end and waits: `docker exec`
+    /// run to completion.
+    pub async fn collect(mut self, stdin: &[u8]) -> std::io::Result<ExecOutput> {
+        let mut raw = Vec::new();
+        if let Some(s) = self.stream.take() {
+            s.set_nonblocking(true)?;
+            let s = tokio::net::UnixStream::from_std(s)?;
+            let (mut r, mut w) = s.into_split();
+            let input = async {
+                w.write_all(stdin).await?;
+                w.shutdown().await
+            };
+            let (i, o) = tokio::join!(input, r.read_to_end(&mut raw));
+            o?;
+            // The process may end without reading its input.
+            let _ = i;
+        }
+        // Framed by the shim (a TTY's output is all stream 1).
+        let (stdout, stderr) = attach::demux(&raw).map_err(std::io::Error::other)?;
+        Ok(ExecOutput {
+            exit_code: self.wait().await,
+            stdout,
+            stderr,
+        })
+    }
 }
 
 /// Docker's exit code for a runtime that could not start the command: 127 not found, 126 not
@@ -56,14 +117,17 @@ pub(super) fn exec_exit_code(code: i32, stderr: &str) -> i32 {
 }
 
 impl Engine {
-    /// Runs `opts.cmd` in container `what` and waits for it.
-    pub async fn exec(
-        &mut self,
+    /// `docker exec`: starts `opts.cmd` in container `what` under its own shim, attached with
+    /// `attach` before it runs, or detached (`-d`) without. A command the runtime cannot run
+    /// is [`ContainerError::Exec`] with Docker's 126 or 127.
+    pub fn exec_start(
+        &self,
         what: &str,
-        opts: ExecOptions,
-    ) -> Result<ExecOutput, ContainerError> {
+        opts: &ExecOptions,
+        attach: Option<AttachRequest>,
+    ) -> Result<ExecSession, ContainerError> {
         let id = self.resolve(what)?;
-        let c = self.containers[&id].clone();
+        let c = &self.containers[&id];
         check(Op::Exec, c.state.status, &c.name)?;
         if opts.cmd.is_empty() {
             return Err(ContainerError::Invalid("exec: no command given".into()));
@@ -94,59 +158,109 @@ impl Engine {
                 extra.push(kv);
             }
         }
-        let merged = env::merge(&c.env, &extra, &c.hostname);
+        let mut merged = env::merge(&c.env, &extra, &c.hostname);
+        if opts.tty && !merged.iter().any(|e| e.starts_with("TERM=")) {
+            merged.push("TERM=xterm".into());
+        }
         let mut process = config["process"].clone();
-        process["terminal"] = Value::Bool(false);
+        process["terminal"] = Value::Bool(opts.tty);
         process["args"] = serde_json::json!(opts.cmd);
         process["env"] = serde_json::json!(merged);
         process["cwd"] = serde_json::json!(opts.workdir.as_deref().unwrap_or(&c.workdir));
         process["user"] =
             serde_json::json!({"uid": ids.uid, "gid": ids.gid, "additionalGids": ids.additional});
-        let file = bundle.join(format!(
-            "exec-{}.json",
-            &netcore::network::random_id()[..12]
-        ));
+        let exec_id = netcore::network::random_id();
+        let state_dir = bundle.join("execs").join(&exec_id[..12]);
+        fs::create_dir_all(&state_dir)
+            .map_err(io_err(format!("creating {}", state_dir.display())))?;
+        let file = state_dir.join("process.json");
         fs::write(
             &file,
             serde_json::to_vec(&process).expect("json serialises"),
         )
         .map_err(io_err(format!("writing {}", file.display())))?;
-        let mut cmd = tokio::process::Command::new(self.runtime.binary());
-        cmd.arg("--root")
-            .arg(self.cfg.exec_root.join("runtime"))
-            .arg("exec")
-            .arg("--process")
-            .arg(&file)
-            .arg(&id)
-            .stdin(if opts.stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let run = async {
-            let mut child = cmd.spawn()?;
-            if let (Some(input), Some(mut w)) = (opts.stdin.as_ref(), child.stdin.take()) {
-                w.write_all(input).await?;
-                drop(w);
-            }
-            child.wait_with_output().await
+        let cfg = ShimConfig {
+            id: id.clone(),
+            bundle: bundle.clone(),
+            state_dir: state_dir.clone(),
+            runtime: self.runtime.binary().to_path_buf(),
+            runtime_root: self.cfg.exec_root.join("runtime"),
+            log_path: None,
+            rotation: Rotation::default(),
+            io: ShimIo {
+                tty: opts.tty,
+                stdin: opts.open_stdin && attach.as_ref().is_some_and(|a| a.stdin),
+                stdin_once: true,
+                wait_attach: false,
+            },
+            exec: Some(file),
         };
-        let out = run.await;
-        let _ = fs::remove_file(&file);
-        let out = out.map_err(io_err(format!("exec in container {}", c.name)))?;
-        let code = out.status.code().unwrap_or_else(|| {
-            use std::os::unix::process::ExitStatusExt;
-            128 + out.status.signal().unwrap_or(0)
-        });
-        let stderr_text = String::from_utf8_lossy(&out.stderr);
-        Ok(ExecOutput {
-            exit_code: exec_exit_code(code, &stderr_text),
-            stdout: out.stdout,
-            stderr: out.stderr,
-        })
+        match shim::spawn(&self.cfg.shim, &cfg, attach.as_ref()) {
+            Ok(s) => Ok(ExecSession {
+                id: exec_id[..12].to_string(),
+                pid: s.pid,
+                stream: s.attached,
+                state_dir,
+                shim_pid: s.shim_pid,
+            }),
+            Err(e) => {
+                let _ = fs::remove_dir_all(&state_dir);
+                let message = e.to_string();
+                Err(ContainerError::Exec {
+                    code: exec_exit_code(126, &message),
+                    message,
+                })
+            }
+        }
+    }
+
+    /// Sets the size of a running exec's terminal.
+    pub fn exec_resize(
+        &self,
+        what: &str,
+        exec_id: &str,
+        rows: u16,
+        cols: u16,
+    ) -> Result<(), ContainerError> {
+        let id = self.resolve(what)?;
+        let dir = self.bundle(&id).join("execs").join(exec_id);
+        if exec_id.len() != 12 || !exec_id.bytes().all(|b| b.is_ascii_hexdigit()) || !dir.is_dir() {
+            return Err(ContainerError::NotFound(format!("exec instance {exec_id}")));
+        }
+        shim::connect(&dir, &Request::Resize { rows, cols })
+            .map(drop)
+            .map_err(io_err(format!("resizing exec {exec_id}")))
+    }
+
+    /// Runs `opts.cmd` in container `what` to completion, `stdin` as its input.
+    pub async fn exec(
+        &self,
+        what: &str,
+        opts: ExecOptions,
+        stdin: Option<Vec<u8>>,
+    ) -> Result<ExecOutput, ContainerError> {
+        let req = AttachRequest {
+            stdin: stdin.is_some(),
+            stdout: true,
+            stderr: true,
+            detach_keys: Vec::new(),
+        };
+        let opts = ExecOptions {
+            open_stdin: stdin.is_some(),
+            ..opts
+        };
+        match self.exec_start(what, &opts, Some(req)) {
+            Ok(session) => session
+                .collect(stdin.as_deref().unwrap_or_default())
+                .await
+                .map_err(io_err(format!("exec in container {what}"))),
+            Err(ContainerError::Exec { code, message }) => Ok(ExecOutput {
+                exit_code: code,
+                stdout: Vec::new(),
+                stderr: message.into_bytes(),
+            }),
+            Err(e) => Err(e),
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! undoes a failed start with the same idempotent cleanup that follows every exit.
 
 use std::fs;
+use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
@@ -12,9 +13,10 @@ use super::restart::next_delay;
 use super::state::{Op, Status, Verdict, check};
 use super::wiring::SpecNet;
 use super::{ContainerError, io_err, mounts, rootfs};
+use crate::runtime::attach::{AttachRequest, Request};
 use crate::runtime::logs::{Rotation, now_rfc3339_nano};
 use crate::runtime::oci::OciRuntime;
-use crate::runtime::shim::{self, ShimConfig};
+use crate::runtime::shim::{self, ShimConfig, ShimIo};
 use crate::runtime::spec::{SpecInput, parse_ulimit, spec};
 use crate::runtime::user;
 use crate::volume::spec::parse_size;
@@ -42,22 +44,77 @@ fn now_ms() -> u64 {
 impl Engine {
     /// `docker start`. Starting a running container is a no-op, as Docker's 304.
     pub async fn start(&mut self, what: &str) -> Result<(), ContainerError> {
+        self.start_with(what, None).await.map(drop)
+    }
+
+    /// `docker start -a` / `docker run` without `-d`: starts the container with `req`
+    /// attached before its process runs, so no output is missed. A running container is
+    /// attached to as it is.
+    pub async fn start_attached(
+        &mut self,
+        what: &str,
+        req: AttachRequest,
+    ) -> Result<UnixStream, ContainerError> {
+        let id = self.resolve(what)?;
+        match self.start_with(&id, Some(&req)).await? {
+            Some(s) => Ok(s),
+            None => self.attach(&id, req),
+        }
+    }
+
+    async fn start_with(
+        &mut self,
+        what: &str,
+        attach: Option<&AttachRequest>,
+    ) -> Result<Option<UnixStream>, ContainerError> {
         let id = self.resolve(what)?;
         let c = &self.containers[&id];
         if check(Op::Start, c.state.status, &c.name)? == Verdict::AlreadyDone {
-            return Ok(());
+            return Ok(None);
         }
         self.set_state(&id, |s| {
             s.stopped_by_user = false;
             s.restart_count = 0;
             s.backoff_ms = 0;
         })?;
-        self.start_id(&id).await
+        self.start_id(&id, attach).await
     }
 
-    async fn start_id(&mut self, id: &str) -> Result<(), ContainerError> {
-        match self.try_start(id).await {
-            Ok(()) => Ok(()),
+    /// `docker attach`: joins a running container's streams through its shim.
+    pub fn attach(&self, what: &str, req: AttachRequest) -> Result<UnixStream, ContainerError> {
+        let id = self.resolve(what)?;
+        let c = &self.containers[&id];
+        check(Op::Attach, c.state.status, &c.name)?;
+        shim::connect(&self.bundle(&id), &Request::Attach(req))
+            .map_err(io_err(format!("attaching to container {}", c.name)))
+    }
+
+    /// Sets the size of a running container's terminal (`docker attach`/`run -t` resize).
+    pub fn resize(&self, what: &str, rows: u16, cols: u16) -> Result<(), ContainerError> {
+        let id = self.resolve(what)?;
+        let c = &self.containers[&id];
+        check(Op::Attach, c.state.status, &c.name)?;
+        if !c.options.tty {
+            return Err(ContainerError::Conflict(format!(
+                "container {} has no terminal to resize (it was not created with -t)",
+                c.name
+            )));
+        }
+        shim::connect(&self.bundle(&id), &Request::Resize { rows, cols })
+            .map(drop)
+            .map_err(io_err(format!(
+                "resizing the terminal of container {}",
+                c.name
+            )))
+    }
+
+    async fn start_id(
+        &mut self,
+        id: &str,
+        attach: Option<&AttachRequest>,
+    ) -> Result<Option<UnixStream>, ContainerError> {
+        match self.try_start(id, attach).await {
+            Ok(s) => Ok(s),
             Err(e) => {
                 self.teardown_run(id).await;
                 let msg = e.to_string();
@@ -76,7 +133,11 @@ impl Engine {
         }
     }
 
-    async fn try_start(&mut self, id: &str) -> Result<(), ContainerError> {
+    async fn try_start(
+        &mut self,
+        id: &str,
+        attach: Option<&AttachRequest>,
+    ) -> Result<Option<UnixStream>, ContainerError> {
         let c = self.containers[id].clone();
         let bundle = self.bundle(id);
         let dir = self.dir(id);
@@ -138,7 +199,7 @@ impl Engine {
             cwd: c.workdir.clone(),
             user: ids,
             hostname: c.hostname.clone(),
-            terminal: false,
+            terminal: c.options.tty,
             read_only_root: c.options.read_only,
             netns: match &net {
                 SpecNet::Path(p) => Some(p.clone()),
@@ -184,14 +245,18 @@ impl Engine {
             state_dir: bundle.clone(),
             runtime: self.runtime.binary().to_path_buf(),
             runtime_root: self.cfg.exec_root.join("runtime"),
-            log_path: self.log_path(id),
+            log_path: Some(self.log_path(id)),
             rotation,
+            io: ShimIo {
+                tty: c.options.tty,
+                stdin: c.options.open_stdin,
+                stdin_once: c.options.stdin_once,
+                wait_attach: false,
+            },
+            exec: None,
         };
-        let init = shim::spawn(&self.cfg.shim, &shim_cfg)?;
-        let shim_pid = fs::read_to_string(bundle.join("shim.pid"))
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(0);
+        let spawned = shim::spawn(&self.cfg.shim, &shim_cfg, attach)?;
+        let (init, shim_pid) = (spawned.pid, spawned.shim_pid);
         self.set_state(id, |s| {
             s.status = Status::Running;
             s.pid = init;
@@ -203,7 +268,7 @@ impl Engine {
             s.started_ms = now_ms();
             s.finished_at.clear();
         })?;
-        Ok(())
+        Ok(spawned.attached)
     }
 
     /// Removes what a run made: network, rootfs mount, the runtime's container, the bundle.
@@ -308,7 +373,7 @@ impl Engine {
             return Ok(());
         }
         self.set_state(id, |s| s.restart_count += 1)?;
-        self.start_id(id).await
+        self.start_id(id, None).await.map(drop)
     }
 
     /// `docker wait`: the exit code once the container's process ends (at once when it is not
@@ -546,7 +611,7 @@ impl Engine {
                 _ => false,
             };
             if due {
-                if let Err(e) = self.start_id(id).await {
+                if let Err(e) = self.start_id(id, None).await {
                     tracing::warn!(container = id, error = %e, "restart policy: start failed");
                 }
             }

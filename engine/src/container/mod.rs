@@ -30,7 +30,7 @@ mod supervise;
 mod wiring;
 
 pub use engine::{Engine, EngineConfig};
-pub use exec::{ExecOptions, ExecOutput};
+pub use exec::{ExecOptions, ExecOutput, ExecSession};
 pub use lifecycle::AfterExit;
 pub use logs::{LogFollower, LogOptions};
 pub use model::{Container, CreateOptions, MountPoint, NetworkMode, State};
@@ -84,6 +84,14 @@ pub enum ContainerError {
     /// The OCI runtime.
     #[error(transparent)]
     Runtime(#[from] crate::runtime::oci::RuntimeError),
+    /// The runtime could not run an exec's command (126 cannot run, 127 not found).
+    #[error("{message}")]
+    Exec {
+        /// Docker's exit code for it.
+        code: i32,
+        /// The runtime's error.
+        message: String,
+    },
     /// The record file.
     #[error(transparent)]
     Persist(#[from] netcore::persist::PersistError),

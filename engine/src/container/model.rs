@@ -36,6 +36,9 @@ pub struct CreateOptions {
     pub tty: bool,
     /// `-i`.
     pub open_stdin: bool,
+    /// Close the container's stdin when the attached client closes its input (Docker's
+    /// `StdinOnce`, what `docker run -i` sets).
+    pub stdin_once: bool,
     /// `-v`.
     pub volumes: Vec<String>,
     /// `--mount`.

@@ -68,6 +68,8 @@ pub enum Op {
     ForceRemove,
     /// `exec`.
     Exec,
+    /// `attach` (and `resize`).
+    Attach,
 }
 
 /// What the engine should do.
@@ -111,6 +113,16 @@ pub fn check(op: Op, status: Status, name: &str) -> Result<Verdict, ContainerErr
             "Container {name} is paused, unpause the container before exec"
         )),
         (Op::Exec, _) => conflict(format!("Container {name} is not running")),
+        (Op::Attach, Running) => Ok(Verdict::Proceed),
+        (Op::Attach, Paused) => conflict(format!(
+            "You cannot attach to a paused container {name}, unpause it first"
+        )),
+        (Op::Attach, Restarting) => conflict(format!(
+            "You cannot attach to a restarting container {name}, wait until it is running"
+        )),
+        (Op::Attach, _) => conflict(format!(
+            "You cannot attach to a stopped container {name}, start it first"
+        )),
         (Op::Remove, Running | Paused | Restarting) => conflict(format!(
             "cannot remove container \"/{name}\": container is {}: stop the container before removing or force remove",
             status.as_str()
@@ -166,6 +178,14 @@ mod tests {
         assert!(check(Op::Pause, Status::Paused, "w").is_err());
         assert!(check(Op::Unpause, Status::Running, "w").is_err());
         assert!(check(Op::Exec, Status::Exited, "w").is_err());
+        assert_eq!(
+            check(Op::Attach, Status::Exited, "web")
+                .unwrap_err()
+                .to_string(),
+            "You cannot attach to a stopped container web, start it first"
+        );
+        assert!(check(Op::Attach, Status::Paused, "w").is_err());
+        assert!(check(Op::Attach, Status::Running, "w").is_ok());
     }
 
     #[test]
@@ -181,6 +201,7 @@ mod tests {
             Op::Pause,
             Op::Remove,
             Op::Exec,
+            Op::Attach,
         ] {
             assert!(check(op, Status::Removing, "w").is_err(), "{op:?}");
         }

@@ -2,8 +2,10 @@
 //! identity ([`user`]), its OCI spec ([`spec`]), and the OCI runtime program that runs it
 //! ([`oci`]). The shim and the lifecycle follow (issue 6).
 
+pub mod attach;
 pub mod cgroup;
 pub mod command;
+pub mod console;
 pub mod env;
 pub mod logs;
 pub mod oci;

@@ -59,12 +59,24 @@ pub trait OciRuntime: Send + Sync + std::fmt::Debug {
     fn name(&self) -> &str;
     /// Runs the container in the foreground with the given stdio; its exit code.
     fn run(&self, id: &str, bundle: &Path, stdio: [Stdio; 3]) -> Result<i32, RuntimeError>;
-    /// Creates the container (its init waits for `start`), writing its PID to `pid_file`.
+    /// Creates the container (its init waits for `start`), writing its PID to `pid_file`;
+    /// with `console_socket`, its terminal's master is sent there.
     fn create(
         &self,
         id: &str,
         bundle: &Path,
         pid_file: &Path,
+        console_socket: Option<&Path>,
+        stdio: [Stdio; 3],
+    ) -> Result<(), RuntimeError>;
+    /// Starts the process spec at `process` in running container `id` and returns once it
+    /// runs (its PID in `pid_file`; the caller, a subreaper, reaps it).
+    fn exec_detached(
+        &self,
+        id: &str,
+        process: &Path,
+        pid_file: &Path,
+        console_socket: Option<&Path>,
         stdio: [Stdio; 3],
     ) -> Result<(), RuntimeError>;
     /// Starts a created container.
@@ -85,6 +97,7 @@ pub struct RuncLike {
     binary: PathBuf,
     name: String,
     root: PathBuf,
+    log: Option<PathBuf>,
 }
 
 const SEARCH: [&str; 4] = [
@@ -103,7 +116,49 @@ impl RuncLike {
                 .map_or("runtime".into(), |n| n.to_string_lossy().into_owned()),
             binary: binary.to_path_buf(),
             root: root.to_path_buf(),
+            log: None,
         }
+    }
+
+    /// The same runtime, writing its own errors (JSON lines) to `log`, where a failed
+    /// `create` or `exec` reads them back (its stderr is the container's).
+    pub fn with_log(mut self, log: &Path) -> RuncLike {
+        self.log = Some(log.to_path_buf());
+        self
+    }
+
+    /// The last error message the runtime logged.
+    fn logged_error(&self) -> Option<String> {
+        let text = std::fs::read_to_string(self.log.as_ref()?).ok()?;
+        text.lines()
+            .rev()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["level"] == "error" || v["level"] == "fatal")
+            .find_map(|v| v["msg"].as_str().map(String::from))
+    }
+
+    fn launch(
+        &self,
+        op: &str,
+        id: &str,
+        args: &[&std::ffi::OsStr],
+        stdio: [Stdio; 3],
+    ) -> Result<(), RuntimeError> {
+        if let Some(l) = &self.log {
+            let _ = std::fs::remove_file(l);
+        }
+        let status = self.exec(args, stdio)?;
+        if !status.success() {
+            return Err(RuntimeError::Failed {
+                runtime: self.name.clone(),
+                op: op.into(),
+                id: id.into(),
+                stderr: self.logged_error().unwrap_or_else(|| {
+                    format!("exit status {status} (its error went to the container's stderr)")
+                }),
+            });
+        }
+        Ok(())
     }
 
     /// `--runtime NAME` (`crun`, `runc` or a path), or the first installed (crun, then runc).
@@ -150,10 +205,12 @@ impl RuncLike {
         stdio: [Stdio; 3],
     ) -> Result<std::process::ExitStatus, RuntimeError> {
         let [i, o, e] = stdio;
-        Command::new(&self.binary)
-            .arg("--root")
-            .arg(&self.root)
-            .args(args)
+        let mut cmd = Command::new(&self.binary);
+        cmd.arg("--root").arg(&self.root);
+        if let Some(l) = &self.log {
+            cmd.arg("--log").arg(l).arg("--log-format").arg("json");
+        }
+        cmd.args(args)
             .stdin(i)
             .stdout(o)
             .stderr(e)
@@ -209,26 +266,44 @@ impl OciRuntime for RuncLike {
         id: &str,
         bundle: &Path,
         pid_file: &Path,
+        console_socket: Option<&Path>,
         stdio: [Stdio; 3],
     ) -> Result<(), RuntimeError> {
-        let args = [
+        let mut args = vec![
             "create".as_ref(),
             "--bundle".as_ref(),
             bundle.as_os_str(),
             "--pid-file".as_ref(),
             pid_file.as_os_str(),
-            id.as_ref(),
         ];
-        let status = self.exec(&args, stdio)?;
-        if !status.success() {
-            return Err(RuntimeError::Failed {
-                runtime: self.name.clone(),
-                op: "create".into(),
-                id: id.into(),
-                stderr: format!("exit status {status} (its error went to the container's stderr)"),
-            });
+        if let Some(c) = console_socket {
+            args.extend(["--console-socket".as_ref(), c.as_os_str()]);
         }
-        Ok(())
+        args.push(id.as_ref());
+        self.launch("create", id, &args, stdio)
+    }
+
+    fn exec_detached(
+        &self,
+        id: &str,
+        process: &Path,
+        pid_file: &Path,
+        console_socket: Option<&Path>,
+        stdio: [Stdio; 3],
+    ) -> Result<(), RuntimeError> {
+        let mut args = vec![
+            "exec".as_ref(),
+            "--detach".as_ref(),
+            "--pid-file".as_ref(),
+            pid_file.as_os_str(),
+            "--process".as_ref(),
+            process.as_os_str(),
+        ];
+        if let Some(c) = console_socket {
+            args.extend(["--console-socket".as_ref(), c.as_os_str()]);
+        }
+        args.push(id.as_ref());
+        self.launch("exec", id, &args, stdio)
     }
 
     fn start(&self, id: &str) -> Result<(), RuntimeError> {
