@@ -491,6 +491,44 @@ async fn netns_containers_oom_restart_policy_and_adoption_after_sigkill() {
         engine.lock().await.get("flaky").unwrap().state.status,
         Status::Exited
     );
+
+    // A restart whose start fails (its bind-mount source vanished) is retried with back-off
+    // until it can start again.
+    let src = roots.dir.path().join("bindsrc");
+    let mut retry = opts("retry", "exec sleep 60");
+    retry.restart = Some("always".into());
+    retry.volumes = vec![format!("{}:/data", src.display())];
+    let first_pid = {
+        let mut e = engine.lock().await;
+        e.create(retry).unwrap();
+        e.start("retry").await.unwrap();
+        e.get("retry").unwrap().state.pid
+    };
+    fs::remove_dir(&src).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first_pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let failing = eventually("failed restarts", || {
+        let e = engine.try_lock().ok()?;
+        let s = e.get("retry").ok()?.state.clone();
+        (s.restart_count >= 2 && s.status == Status::Restarting).then_some(s)
+    });
+    assert!(failing.error.contains("bindsrc"), "{failing:?}");
+    fs::create_dir(&src).unwrap();
+    let back = eventually("the restart once it can start", || {
+        let e = engine.try_lock().ok()?;
+        let s = e.get("retry").ok()?.state.clone();
+        (s.status == Status::Running).then_some(s)
+    });
+    assert!(back.error.is_empty() && back.pid != first_pid, "{back:?}");
+    engine
+        .lock()
+        .await
+        .remove("retry", true, true)
+        .await
+        .unwrap();
     let _ = stop_tx.send(());
     sup.await.unwrap();
     {
@@ -717,9 +755,81 @@ async fn netns_containers_tty_stdin_attach_detach_and_exec() {
         .unwrap();
     assert_eq!(cat.stdout, b"detached\n");
 
+    // network connect/disconnect while running; the connection is kept across a restart.
+    e.networks()
+        .create(CreateRequest {
+            name: "cnet".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut srv = opts("srv", WEB);
+    srv.hostname = Some("srvhost".into());
+    e.create(srv).unwrap();
+    e.start("srv").await.unwrap();
+    let mut cli = opts("cli", "exec sleep 1000");
+    cli.network = Some("cnet".into());
+    e.create(cli).unwrap();
+    e.start("cli").await.unwrap();
+    let fetch = |name: &str| ExecOptions {
+        // (busybox-static's wget -T crashes; a name that does not resolve fails at once.)
+        cmd: vec!["wget".into(), "-qO-".into(), format!("http://{name}/")],
+        ..Default::default()
+    };
+    let before = e.exec("cli", fetch("alpha"), None).await.unwrap();
+    assert_ne!(before.exit_code, 0, "not connected yet");
+    e.connect("srv", "cnet", vec!["alpha".into()], None)
+        .await
+        .unwrap();
+    for name in ["alpha", "srv"] {
+        let got = e.exec("cli", fetch(name), None).await.unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&got.stdout),
+            "hello-from-srvhost\n",
+            "{name}: {got:?}"
+        );
+    }
+    let again = e.connect("srv", "cnet", vec![], None).await.unwrap_err();
+    assert!(
+        again.to_string().contains("already exists in network cnet"),
+        "{again}"
+    );
+    let none = e.connect("bg", "cnet", vec![], None).await.unwrap_err();
+    assert!(none.to_string().contains("none network mode"), "{none}");
+    e.stop("srv", Some(Duration::from_secs(1))).await.unwrap();
+    e.start("srv").await.unwrap();
+    let kept = e.exec("cli", fetch("alpha"), None).await.unwrap();
+    assert_eq!(
+        kept.exit_code, 0,
+        "connected again after a restart: {kept:?}"
+    );
+    e.disconnect("srv", "cnet", false).await.unwrap();
+    let gone = e.exec("cli", fetch("alpha"), None).await.unwrap();
+    assert_ne!(gone.exit_code, 0, "disconnected: {gone:?}");
+    let not = e.disconnect("srv", "cnet", false).await.unwrap_err();
+    assert!(
+        not.to_string().contains("is not connected to network cnet"),
+        "{not}"
+    );
+    e.disconnect("srv", "cnet", true).await.unwrap();
+    // Off its own network too, and back.
+    let srv_id = e.resolve("srv").unwrap();
+    let on_bridge = |e: &mut Engine| {
+        e.networks()
+            .state()
+            .endpoints
+            .values()
+            .any(|ep| ep.container == srv_id && ep.network == "bridge")
+    };
+    e.disconnect("srv", "bridge", false).await.unwrap();
+    assert!(!on_bridge(&mut e));
+    e.connect("srv", "bridge", vec![], None).await.unwrap();
+    assert!(on_bridge(&mut e));
+
     let ids: Vec<String> = e.containers().map(|c| c.id.clone()).collect();
     for id in ids {
         e.remove(&id, true, true).await.unwrap();
     }
+    e.networks().remove("cnet").await.unwrap();
     roots.assert_clean();
 }

@@ -1,7 +1,14 @@
-//! Any text as `-v`, `--mount`, `-e` and `--env-file`: the parsers never panic, and what they
-//! accept is well formed (absolute targets other than `/`, env names without whitespace).
+//! Any text as the small `docker run` parsers: `-v`, `--mount`, `-e`, `--env-file`,
+//! `--add-host`, `--restart`, `--volumes-from`, `--name`, `--hostname`, `logs --since`. They
+//! never panic, and what they accept is well formed (absolute targets other than `/`, env names
+//! without whitespace, names Docker would take).
 #![no_main]
 
+use engine::container::RestartPolicy;
+use engine::container::etc::{hostname, parse_add_host};
+use engine::container::logs::parse_time;
+use engine::container::mounts::parse_volumes_from;
+use engine::container::names::validate_name;
 use engine::runtime::env::{parse_env_arg, parse_env_file};
 use engine::volume::spec::{parse_mount, parse_volume};
 use libfuzzer_sys::fuzz_target;
@@ -19,5 +26,21 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(entries) = parse_env_file("f", s, lookup) {
         assert!(entries.iter().all(|(k, _)| !k.is_empty() && !k.contains('=')));
+    }
+    let gateway = Some(std::net::Ipv4Addr::new(172, 17, 0, 1).into());
+    let _ = parse_add_host(s, gateway);
+    if let Ok(p) = RestartPolicy::parse(s) {
+        // What parses names itself again.
+        let _ = p.name();
+    }
+    if let Ok((container, _)) = parse_volumes_from(s) {
+        assert!(!container.is_empty());
+    }
+    if let Ok(name) = validate_name(s) {
+        assert!(name.len() >= 2 && !name.contains('/'));
+    }
+    let _ = hostname(Some(s), "0123456789abcdef0123456789abcdef");
+    if let Some((_, nanos)) = parse_time(s) {
+        assert!(nanos < 1_000_000_000);
     }
 });

@@ -448,6 +448,8 @@ impl Engine {
             network_mode,
             mounts: planned,
             exposed_ports: exposed,
+            connections: Default::default(),
+            primary_disconnected: false,
             restart_policy,
             options: opts,
             state: State::default(),

@@ -364,16 +364,37 @@ impl Engine {
     }
 
     /// Starts a container whose restart back-off has elapsed, unless the user stopped or
-    /// removed it meanwhile.
-    pub async fn restart_due(&mut self, id: &str) -> Result<(), ContainerError> {
+    /// removed it meanwhile. A start that fails counts as a run that failed at once (exit code
+    /// 128, the error recorded): the policy decides again, as Docker's restart manager does,
+    /// and `Some(delay)` says when to try next; `None` when it runs or is given up.
+    pub async fn restart_due(&mut self, id: &str) -> Result<Option<Duration>, ContainerError> {
         let Some(c) = self.containers.get(id) else {
-            return Ok(());
+            return Ok(None);
         };
         if c.state.status != Status::Restarting || c.state.stopped_by_user {
-            return Ok(());
+            return Ok(None);
         }
         self.set_state(id, |s| s.restart_count += 1)?;
-        self.start_id(id, None).await.map(drop)
+        let Err(e) = self.start_id(id, None).await else {
+            return Ok(None);
+        };
+        let c = &self.containers[id];
+        if !c.restart_policy.restarts_after_exit(
+            128,
+            c.state.restart_count,
+            c.state.stopped_by_user,
+        ) {
+            return Err(e);
+        }
+        let prev = (c.state.backoff_ms > 0).then(|| Duration::from_millis(c.state.backoff_ms));
+        let delay = next_delay(prev, Duration::ZERO);
+        self.set_state(id, |s| {
+            s.status = Status::Restarting;
+            s.exit_code = 128;
+            s.backoff_ms = delay.as_millis() as u64;
+        })?;
+        tracing::warn!(container = id, error = %e, ?delay, "restart policy: start failed; retrying");
+        Ok(Some(delay))
     }
 
     /// `docker wait`: the exit code once the container's process ends (at once when it is not

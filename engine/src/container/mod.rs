@@ -13,6 +13,7 @@
 //! undone by one idempotent cleanup, so a start that fails half-way and a daemon that restarts
 //! after a crash both end consistent.
 
+mod connect;
 mod engine;
 pub mod etc;
 mod exec;
@@ -33,7 +34,7 @@ pub use engine::{Engine, EngineConfig};
 pub use exec::{ExecOptions, ExecOutput, ExecSession};
 pub use lifecycle::AfterExit;
 pub use logs::{LogFollower, LogOptions};
-pub use model::{Container, CreateOptions, MountPoint, NetworkMode, State};
+pub use model::{Connection, Container, CreateOptions, MountPoint, NetworkMode, State};
 pub use restart::RestartPolicy;
 pub use state::Status;
 pub use supervise::supervise;

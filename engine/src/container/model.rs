@@ -114,6 +114,16 @@ impl NetworkMode {
     }
 }
 
+/// How a container joins a network it was connected to (`docker network connect`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Connection {
+    /// `--alias`.
+    pub aliases: Vec<String>,
+    /// `--ip`.
+    pub ip: Option<String>,
+}
+
 /// A mount as create resolved it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MountPoint {
@@ -198,6 +208,12 @@ pub struct Container {
     pub mounts: Vec<MountPoint>,
     /// Exposed ports (`80/tcp`), image and `--expose`.
     pub exposed_ports: BTreeSet<String>,
+    /// Networks joined with `docker network connect`, beyond the one of `network_mode`.
+    #[serde(default)]
+    pub connections: BTreeMap<String, Connection>,
+    /// `docker network disconnect` took it off the network of `network_mode`.
+    #[serde(default)]
+    pub primary_disconnected: bool,
     /// Parsed `--restart`.
     pub restart_policy: RestartPolicy,
     /// What was asked.

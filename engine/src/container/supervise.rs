@@ -58,9 +58,17 @@ pub async fn supervise(engine: Arc<Mutex<Engine>>, shutdown: impl Future<Output 
                         let engine = engine.clone();
                         let id = key.0.clone();
                         restarts.spawn(async move {
-                            tokio::time::sleep(delay).await;
-                            if let Err(e) = engine.lock().await.restart_due(&id).await {
-                                tracing::warn!(container = %id, error = %e, "restart policy: start failed");
+                            let mut delay = delay;
+                            loop {
+                                tokio::time::sleep(delay).await;
+                                match engine.lock().await.restart_due(&id).await {
+                                    Ok(Some(next)) => delay = next,
+                                    Ok(None) => break,
+                                    Err(e) => {
+                                        tracing::warn!(container = %id, error = %e, "restart policy: start failed; given up");
+                                        break;
+                                    }
+                                }
                             }
                         });
                     }

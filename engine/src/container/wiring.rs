@@ -24,6 +24,20 @@ pub(super) enum SpecNet {
     Path(String),
 }
 
+/// `--dns`, `--dns-search`, `--dns-option` of `c`.
+pub(super) fn container_dns(c: &super::model::Container) -> ContainerDns {
+    ContainerDns {
+        servers: c
+            .options
+            .dns
+            .iter()
+            .filter_map(|d| d.parse().ok())
+            .collect(),
+        search: c.options.dns_search.clone(),
+        options: c.options.dns_option.clone(),
+    }
+}
+
 impl Engine {
     /// Sets up `id`'s network and writes its /etc files; returns how its spec joins the
     /// namespace and the directory of its /etc files. On error the caller runs
@@ -34,16 +48,7 @@ impl Engine {
     ) -> Result<(SpecNet, PathBuf), ContainerError> {
         let c = self.containers[id].clone();
         let dir = self.dir(id);
-        let dns = ContainerDns {
-            servers: c
-                .options
-                .dns
-                .iter()
-                .filter_map(|d| d.parse().ok())
-                .collect(),
-            search: c.options.dns_search.clone(),
-            options: c.options.dns_option.clone(),
-        };
+        let dns = container_dns(&c);
         let write = |name: &str, text: &str| {
             let p = dir.join(name);
             fs::write(&p, text).map_err(io_err(format!("writing {}", p.display())))
@@ -111,51 +116,38 @@ impl Engine {
                     }
                 }
                 let embedded = network != "bridge" && network != "none";
-                let req = AttachRequest {
-                    container: id.to_string(),
-                    container_name: c.name.clone(),
-                    ns: Some(path.clone()),
-                    aliases: c.options.network_aliases.clone(),
-                    links: c
-                        .options
-                        .links
-                        .iter()
-                        .filter_map(|l| l.parse::<ContainerLink>().ok())
-                        .map(|mut l| {
-                            // Records hold names: a link given by ID names the container.
-                            if let Some(o) = self
-                                .resolve(&l.container)
-                                .ok()
-                                .and_then(|i| self.containers.get(&i))
-                            {
-                                l.container = o.name.clone();
-                            }
-                            l
-                        })
-                        .collect(),
-                    dns_servers: if embedded {
-                        dns.servers
-                            .iter()
-                            .map(|ip| SocketAddr::new(*ip, 53))
-                            .collect()
-                    } else {
-                        Vec::new()
-                    },
-                    ipv4: c.options.ip.as_deref().and_then(|i| i.parse().ok()),
-                    ipv6: None,
-                    mac: None,
-                    ports: ports.clone(),
-                };
-                let ep = self.net.attach(&network, req).await?;
-                let own: Vec<IpAddr> = [ep.ipv4, ep.ipv6]
-                    .into_iter()
-                    .flatten()
-                    .map(|a| a.addr())
-                    .collect();
-                if let Some(ip) = own.first().copied() {
-                    self.publish_ports(id, &ep.id, ip, &ports)?;
+                let mut own: Vec<IpAddr> = Vec::new();
+                if !c.primary_disconnected {
+                    let req = self.attach_request(
+                        &c,
+                        &path,
+                        &c.options.network_aliases,
+                        c.options.ip.as_deref(),
+                        ports.clone(),
+                        &dns,
+                        embedded,
+                    );
+                    let ep = self.net.attach(&network, req).await?;
+                    own.extend([ep.ipv4, ep.ipv6].into_iter().flatten().map(|a| a.addr()));
+                    if let Some(ip) = own.first().copied() {
+                        self.publish_ports(id, &ep.id, ip, &ports)?;
+                    }
                 }
-                if embedded {
+                // Networks joined with `docker network connect` are joined again.
+                for (n, conn) in &c.connections {
+                    let req = self.attach_request(
+                        &c,
+                        &path,
+                        &conn.aliases,
+                        conn.ip.as_deref(),
+                        Vec::new(),
+                        &dns,
+                        n != "bridge",
+                    );
+                    let ep = self.net.attach(n, req).await?;
+                    own.extend([ep.ipv4, ep.ipv6].into_iter().flatten().map(|a| a.addr()));
+                }
+                if embedded || c.connections.keys().any(|n| n != "bridge") {
                     for e in self.resolver.update(self.net.state()).await {
                         tracing::warn!(container = %c.name, error = %e, "embedded DNS listener");
                     }
@@ -206,6 +198,55 @@ impl Engine {
                 )?;
                 Ok((SpecNet::Path(path.display().to_string()), dir))
             }
+        }
+    }
+
+    /// What netcore is asked when container `c` joins a network from its namespace at `ns`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn attach_request(
+        &self,
+        c: &super::model::Container,
+        ns: &std::path::Path,
+        aliases: &[String],
+        ip: Option<&str>,
+        ports: Vec<PortSpec>,
+        dns: &ContainerDns,
+        embedded: bool,
+    ) -> AttachRequest {
+        AttachRequest {
+            container: c.id.clone(),
+            container_name: c.name.clone(),
+            ns: Some(ns.to_path_buf()),
+            aliases: aliases.to_vec(),
+            links: c
+                .options
+                .links
+                .iter()
+                .filter_map(|l| l.parse::<ContainerLink>().ok())
+                .map(|mut l| {
+                    // Records hold names: a link given by ID names the container.
+                    if let Some(o) = self
+                        .resolve(&l.container)
+                        .ok()
+                        .and_then(|i| self.containers.get(&i))
+                    {
+                        l.container = o.name.clone();
+                    }
+                    l
+                })
+                .collect(),
+            dns_servers: if embedded {
+                dns.servers
+                    .iter()
+                    .map(|ip| SocketAddr::new(*ip, 53))
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            ipv4: ip.and_then(|i| i.parse().ok()),
+            ipv6: None,
+            mac: None,
+            ports,
         }
     }
 
