@@ -47,7 +47,17 @@ pub fn parse_time(s: &str) -> Option<(i64, u32)> {
         .split(':')
         .map(|p| p.parse().ok())
         .collect::<Option<_>>()?;
-    if d.len() != 3 || t.len() != 3 {
+    // Out-of-range fields are not a time (and would overflow the arithmetic below).
+    let in_range = d.len() == 3
+        && t.len() == 3
+        && (0..=9999).contains(&d[0])
+        && (1..=12).contains(&d[1])
+        && (1..=31).contains(&d[2])
+        && (0..=23).contains(&t[0])
+        && (0..=59).contains(&t[1])
+        && (0..=60).contains(&t[2])
+        && frac.bytes().all(|b| b.is_ascii_digit());
+    if !in_range {
         return None;
     }
     // Days from the civil date (Howard Hinnant's algorithm).
@@ -188,6 +198,13 @@ mod tests {
         );
         assert_eq!(parse_time("1795452200"), Some((1_795_452_200, 0)));
         assert_eq!(parse_time("yesterday"), None);
+        // Found by fuzzing: fields out of range overflowed the day arithmetic.
+        assert_eq!(
+            parse_time("20026-12022200222022212-02T12:00:00.526-12-02:00.5Z"),
+            None
+        );
+        assert_eq!(parse_time("2026-13-01T00:00:00Z"), None);
+        assert_eq!(parse_time("2026-12-01T24:00:00Z"), None);
     }
 
     #[test]
