@@ -54,6 +54,8 @@ pub struct Engine {
     pub(super) proxy: Proxy,
     /// Container ID to its portproxy publications.
     pub(super) published: HashMap<String, Vec<u64>>,
+    /// Exit codes of the containers removed last, oldest first.
+    pub(super) removed: std::collections::VecDeque<(String, i32)>,
     pub(super) runtime: RuncLike,
     pub(super) host_dns: ResolvConf,
     _lock: fs::File,
@@ -136,6 +138,7 @@ impl Engine {
             resolver,
             proxy: Proxy::new(ProxyConfig::default()),
             published: HashMap::new(),
+            removed: Default::default(),
             runtime,
             host_dns,
             _lock: lock,
@@ -196,6 +199,11 @@ impl Engine {
 
     pub(super) fn bundle(&self, id: &str) -> PathBuf {
         self.cfg.exec_root.join("containers").join(id)
+    }
+
+    /// The state directories of a container's execs (`<exec-root>/execs/<id>/<exec>`).
+    pub(super) fn execs_dir(&self, id: &str) -> PathBuf {
+        self.cfg.exec_root.join("execs").join(id)
     }
 
     pub(super) fn netns_path(&self, id: &str) -> PathBuf {

@@ -170,7 +170,8 @@ impl Engine {
         process["user"] =
             serde_json::json!({"uid": ids.uid, "gid": ids.gid, "additionalGids": ids.additional});
         let exec_id = netcore::network::random_id();
-        let state_dir = bundle.join("execs").join(&exec_id[..12]);
+        // Outside the bundle: a container's teardown never races an exec writing its exit.
+        let state_dir = self.execs_dir(&id).join(&exec_id[..12]);
         fs::create_dir_all(&state_dir)
             .map_err(io_err(format!("creating {}", state_dir.display())))?;
         let file = state_dir.join("process.json");
@@ -223,7 +224,7 @@ impl Engine {
         cols: u16,
     ) -> Result<(), ContainerError> {
         let id = self.resolve(what)?;
-        let dir = self.bundle(&id).join("execs").join(exec_id);
+        let dir = self.execs_dir(&id).join(exec_id);
         if exec_id.len() != 12 || !exec_id.bytes().all(|b| b.is_ascii_hexdigit()) || !dir.is_dir() {
             return Err(ContainerError::NotFound(format!("exec instance {exec_id}")));
         }

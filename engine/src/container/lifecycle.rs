@@ -35,6 +35,10 @@ pub enum AfterExit {
 /// How long `rm -f` and a timed-out `stop` wait for the process after SIGKILL.
 const KILL_WAIT: Duration = Duration::from_secs(30);
 
+/// How many removed containers' exit codes are kept for waiters (`docker run --rm` waits with
+/// `condition=removed` and still wants the code).
+const REMOVED_KEPT: usize = 256;
+
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -78,6 +82,15 @@ impl Engine {
             s.backoff_ms = 0;
         })?;
         self.start_id(&id, attach).await
+    }
+
+    /// The last exit code of a container removed lately (bounded memory of the last 256).
+    pub fn removed_exit_code(&self, id: &str) -> Option<i32> {
+        self.removed
+            .iter()
+            .rev()
+            .find(|(i, _)| i == id)
+            .map(|(_, code)| *code)
     }
 
     /// `docker attach`: joins a running container's streams through its shim.
@@ -284,11 +297,13 @@ impl Engine {
         for e in crate::runtime::cgroup::remove(Path::new("/sys/fs/cgroup"), &cgroup) {
             tracing::warn!(container = id, error = %e, "cgroup");
         }
-        match fs::remove_dir_all(&bundle) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                tracing::warn!(container = id, error = %e, "removing the bundle");
+        for dir in [bundle, self.execs_dir(id)] {
+            match fs::remove_dir_all(&dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    tracing::warn!(container = id, error = %e, dir = %dir.display(), "removing run state");
+                }
+                _ => {}
             }
-            _ => {}
         }
     }
 
@@ -565,6 +580,10 @@ impl Engine {
                 }
             })?;
         self.containers.remove(&id);
+        if self.removed.len() >= REMOVED_KEPT {
+            self.removed.pop_front();
+        }
+        self.removed.push_back((id.clone(), c.state.exit_code));
         if volumes {
             for m in c.mounts.iter().filter(|m| m.anonymous) {
                 if let Some(n) = &m.name {

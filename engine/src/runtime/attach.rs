@@ -5,8 +5,9 @@
 //! `resize ROWS COLS` to set its terminal's size. After `attach`, the shim sends the output in
 //! Docker's stream framing (one byte for the stream, three zeros, a big-endian 32-bit length,
 //! the bytes; a TTY's output is stream 1), and what the client sends is the container's
-//! stdin, passed through the detach-key matcher: the keys (Docker's `ctrl-p,ctrl-q` by
-//! default) end the attachment and leave the container running. A client's half-close ends
+//! stdin; on a TTY it passes through the detach-key matcher (as Docker, only a TTY has them):
+//! the keys (Docker's `ctrl-p,ctrl-q` by default) end the attachment and leave the container
+//! running. A client's half-close ends
 //! its input; for a container made with `StdinOnce`, it closes the container's stdin.
 
 /// Stream numbers of the framing.
@@ -126,6 +127,14 @@ impl DetachMatcher {
             out.push(b);
         }
         false
+    }
+}
+
+impl DetachMatcher {
+    /// The input ended: a partial sequence held back is input after all.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.keys[..self.matched]);
+        self.matched = 0;
     }
 }
 
@@ -318,6 +327,13 @@ mod tests {
         assert_eq!(out, b"\x10");
         assert!(m.feed(b"\x11after", &mut out));
         assert_eq!(out, b"\x10", "nothing after the sequence is sent");
+        out.clear();
+        assert!(!m.feed(b"end\x10", &mut out));
+        m.finish(&mut out);
+        assert_eq!(
+            out, b"end\x10",
+            "a partial sequence at the end of input is input"
+        );
         let mut none = DetachMatcher::new(vec![]);
         out.clear();
         assert!(!none.feed(b"\x10\x11", &mut out));

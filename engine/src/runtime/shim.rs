@@ -306,7 +306,13 @@ impl Hub {
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         clients.retain_mut(|c| {
             let wanted = if stream == STDERR { c.stderr } else { c.stdout };
-            !wanted || (c.stream.write_all(&header).is_ok() && c.stream.write_all(bytes).is_ok())
+            let keep = !wanted
+                || (c.stream.write_all(&header).is_ok() && c.stream.write_all(bytes).is_ok());
+            if !keep {
+                // A client that cannot keep up is ended, not left with a broken frame.
+                let _ = c.stream.shutdown(Shutdown::Both);
+            }
+            keep
         });
     }
 
@@ -396,6 +402,10 @@ impl Hub {
         {
             let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
             if clients.len() >= MAX_CLIENTS {
+                clients.retain(|c| !hung_up(&c.stream));
+            }
+            if clients.len() >= MAX_CLIENTS {
+                let _ = writeln!(conn, "too many attached clients (at most {MAX_CLIENTS})");
                 return;
             }
             let Ok(out) = conn.try_clone() else { return };
@@ -418,15 +428,31 @@ impl Hub {
         if !a.stdin {
             return;
         }
-        let mut matcher = DetachMatcher::new(a.detach_keys);
+        // As Docker, only a TTY has detach keys; other input passes as it is.
+        let mut matcher = DetachMatcher::new(if self.io.tty {
+            a.detach_keys
+        } else {
+            Vec::new()
+        });
         let mut buf = vec![0u8; 16 * 1024];
         let mut pass = Vec::with_capacity(buf.len());
         loop {
             match conn.read(&mut buf) {
                 Ok(0) | Err(_) => {
                     // The client closed its input.
+                    pass.clear();
+                    matcher.finish(&mut pass);
+                    if !pass.is_empty() {
+                        self.write_input(&pass);
+                    }
                     if self.io.stdin_once {
                         let mut input = self.input.lock().unwrap_or_else(|e| e.into_inner());
+                        while matches!(*input, Input::Pending) {
+                            input = self
+                                .input_ready
+                                .wait(input)
+                                .unwrap_or_else(|e| e.into_inner());
+                        }
                         if matches!(*input, Input::Open(_)) && !self.io.tty {
                             *input = Input::Closed;
                         }
@@ -447,6 +473,20 @@ impl Hub {
             }
         }
     }
+}
+
+/// Whether the peer of `s` has gone entirely.
+fn hung_up(s: &UnixStream) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut p = libc::pollfd {
+        fd: s.as_raw_fd(),
+        events: libc::POLLRDHUP,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    // POLLHUP: closed both ways (a client that only closed its input still reads output).
+    n > 0 && p.revents & (libc::POLLHUP | libc::POLLERR) != 0
 }
 
 fn spawn_copier(hub: Arc<Hub>, fd: OwnedFd, stream: u8, done: mpsc::Sender<()>) {
@@ -574,10 +614,12 @@ pub fn run(cfg: &ShimConfig, answer: &mut dyn Write) -> Result<ExitRecord, ShimE
         })
     } else {
         let pipes = (|| {
-            let (out_r, out_w) = nix::unistd::pipe()?;
-            let (err_r, err_w) = nix::unistd::pipe()?;
+            // Close-on-exec: the runtime gets only what is dup'ed onto its 0, 1 and 2.
+            let cloexec = nix::fcntl::OFlag::O_CLOEXEC;
+            let (out_r, out_w) = nix::unistd::pipe2(cloexec)?;
+            let (err_r, err_w) = nix::unistd::pipe2(cloexec)?;
             let stdin = if cfg.io.stdin {
-                let (in_r, in_w) = nix::unistd::pipe()?;
+                let (in_r, in_w) = nix::unistd::pipe2(cloexec)?;
                 Some((in_r, in_w))
             } else {
                 None
@@ -644,8 +686,14 @@ pub fn run(cfg: &ShimConfig, answer: &mut dyn Write) -> Result<ExitRecord, ShimE
             Err(e) => return Err(shim_err(id, format!("waiting for the container: {e}"))),
         }
     };
-    // The output drains; an exec's background child may hold its pipes open, so not forever.
-    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    // The output drains: a container's pipes close when its PID namespace ends; an exec's
+    // background child may hold them open, so an exec waits only briefly.
+    let drain = if cfg.exec.is_some() {
+        Duration::from_secs(2)
+    } else {
+        Duration::from_secs(60)
+    };
+    let deadline = std::time::Instant::now() + drain;
     for _ in 0..copiers {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         if done_rx.recv_timeout(left).is_err() {

@@ -1,0 +1,478 @@
+//! `POST /containers/create`: Docker's JSON body (what the docker CLI and SDKs send) turned into
+//! the engine's [`CreateOptions`], which take `docker run`'s flags by name. Pure; every field
+//! that cannot be honoured is refused with its name rather than dropped.
+
+use std::collections::BTreeMap;
+
+use engine::container::CreateOptions;
+use serde::Deserialize;
+
+use super::error::ApiError;
+
+/// `Entrypoint` and `Cmd` come as an array, a string, or null.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum Strings {
+    /// `["sh", "-c", "..."]`.
+    List(Vec<String>),
+    /// `"sh"` (old clients).
+    One(String),
+    /// `null`.
+    #[default]
+    None,
+}
+
+impl Strings {
+    fn into_vec(self) -> Option<Vec<String>> {
+        match self {
+            Strings::List(v) => Some(v),
+            Strings::One(s) => Some(vec![s]),
+            Strings::None => None,
+        }
+    }
+}
+
+/// `HostConfig.PortBindings` entry.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct PortBinding {
+    /// `HostIp`.
+    pub host_ip: String,
+    /// `HostPort` (empty: any).
+    pub host_port: String,
+}
+
+/// `HostConfig.RestartPolicy`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct RestartPolicy {
+    /// `no`, `always`, `unless-stopped`, `on-failure`.
+    pub name: String,
+    /// For `on-failure`.
+    pub maximum_retry_count: u32,
+}
+
+/// `HostConfig.Ulimits` entry.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct Ulimit {
+    /// `nofile`.
+    pub name: String,
+    /// Soft limit.
+    pub soft: i64,
+    /// Hard limit.
+    pub hard: i64,
+}
+
+/// `HostConfig.Mounts` entry.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct Mount {
+    /// `bind`, `volume`, `tmpfs`.
+    #[serde(rename = "Type")]
+    pub kind: String,
+    /// Host path or volume name.
+    pub source: String,
+    /// Path in the container.
+    pub target: String,
+    /// Read-only.
+    pub read_only: bool,
+    /// `VolumeOptions.NoCopy`.
+    pub volume_options: Option<serde_json::Value>,
+    /// `BindOptions.Propagation`.
+    pub bind_options: Option<serde_json::Value>,
+    /// `TmpfsOptions.SizeBytes`, `Mode`.
+    pub tmpfs_options: Option<serde_json::Value>,
+}
+
+/// `HostConfig.LogConfig`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct LogConfig {
+    /// `json-file` (or empty).
+    #[serde(rename = "Type")]
+    pub kind: String,
+    /// `max-size`, `max-file`.
+    pub config: BTreeMap<String, String>,
+}
+
+/// The part of `HostConfig` berth reads.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct HostConfig {
+    /// `-v` (binds and named volumes).
+    pub binds: Option<Vec<String>>,
+    /// `--network`.
+    pub network_mode: String,
+    /// `-p`.
+    pub port_bindings: Option<BTreeMap<String, Option<Vec<PortBinding>>>>,
+    /// `--restart`.
+    pub restart_policy: Option<RestartPolicy>,
+    /// `--rm`.
+    pub auto_remove: bool,
+    /// `--volumes-from`.
+    pub volumes_from: Option<Vec<String>>,
+    /// `--mount`.
+    pub mounts: Option<Vec<Mount>>,
+    /// `--dns`.
+    pub dns: Option<Vec<String>>,
+    /// `--dns-option`.
+    pub dns_options: Option<Vec<String>>,
+    /// `--dns-search`.
+    pub dns_search: Option<Vec<String>>,
+    /// `--add-host`.
+    pub extra_hosts: Option<Vec<String>>,
+    /// `--link`.
+    pub links: Option<Vec<String>>,
+    /// `-P`.
+    pub publish_all_ports: bool,
+    /// `--read-only`.
+    pub readonly_rootfs: bool,
+    /// `-m`, bytes.
+    pub memory: i64,
+    /// `--cpus` × 10⁹.
+    pub nano_cpus: i64,
+    /// `--pids-limit`.
+    pub pids_limit: Option<i64>,
+    /// `--ulimit`.
+    pub ulimits: Option<Vec<Ulimit>>,
+    /// `--log-driver`, `--log-opt`.
+    pub log_config: Option<LogConfig>,
+    /// `--privileged` (refused).
+    pub privileged: bool,
+}
+
+/// `NetworkingConfig.EndpointsConfig` entry.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct EndpointConfig {
+    /// `--network-alias`.
+    pub aliases: Option<Vec<String>>,
+    /// `--ip`.
+    #[serde(rename = "IPAMConfig")]
+    pub ipam_config: Option<IpamConfig>,
+}
+
+/// `IPAMConfig`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct IpamConfig {
+    /// `--ip`.
+    #[serde(rename = "IPv4Address")]
+    pub ipv4_address: String,
+}
+
+/// `NetworkingConfig`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct NetworkingConfig {
+    /// Per network.
+    pub endpoints_config: Option<BTreeMap<String, EndpointConfig>>,
+}
+
+/// The body of `POST /containers/create`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct ContainerCreate {
+    /// `-h`.
+    pub hostname: String,
+    /// `-u`.
+    pub user: String,
+    /// `--expose` and the ports of `-p`.
+    pub exposed_ports: Option<BTreeMap<String, serde_json::Value>>,
+    /// `-t`.
+    pub tty: bool,
+    /// `-i`.
+    pub open_stdin: bool,
+    /// `run -i` (attached).
+    pub stdin_once: bool,
+    /// `-e`, `--env-file`.
+    pub env: Option<Vec<String>>,
+    /// Arguments after the image.
+    pub cmd: Strings,
+    /// `--entrypoint`.
+    pub entrypoint: Strings,
+    /// The image.
+    pub image: String,
+    /// `-v /path` (anonymous volumes).
+    pub volumes: Option<BTreeMap<String, serde_json::Value>>,
+    /// `-w`.
+    pub working_dir: String,
+    /// `-l`.
+    pub labels: Option<BTreeMap<String, String>>,
+    /// `--stop-timeout`.
+    pub stop_timeout: Option<i64>,
+    /// `--stop-signal` (refused unless SIGTERM).
+    pub stop_signal: String,
+    /// Host settings.
+    pub host_config: HostConfig,
+    /// Network endpoints.
+    pub networking_config: NetworkingConfig,
+}
+
+/// Parses a body; the error names what is wrong in it.
+pub fn parse(body: &[u8]) -> Result<ContainerCreate, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad(format!("invalid container config: {e}")))
+}
+
+fn mount_spec(m: &Mount) -> Result<String, ApiError> {
+    for (what, v) in [("Source", &m.source), ("Target", &m.target)] {
+        if v.contains(',') {
+            return Err(ApiError::bad(format!(
+                "invalid mount {what} {v:?}: a comma cannot be passed in a mount field"
+            )));
+        }
+    }
+    let mut parts = vec![format!("type={}", m.kind)];
+    if !m.source.is_empty() {
+        parts.push(format!("source={}", m.source));
+    }
+    parts.push(format!("target={}", m.target));
+    if m.read_only {
+        parts.push("readonly".into());
+    }
+    if let Some(o) = &m.volume_options {
+        if o["NoCopy"].as_bool() == Some(true) {
+            parts.push("volume-nocopy".into());
+        }
+    }
+    if let Some(p) = m
+        .bind_options
+        .as_ref()
+        .and_then(|o| o["Propagation"].as_str())
+    {
+        if !p.is_empty() {
+            parts.push(format!("bind-propagation={p}"));
+        }
+    }
+    if let Some(o) = &m.tmpfs_options {
+        if let Some(s) = o["SizeBytes"].as_i64().filter(|s| *s > 0) {
+            parts.push(format!("tmpfs-size={s}"));
+        }
+        if let Some(mode) = o["Mode"].as_u64() {
+            parts.push(format!("tmpfs-mode={mode:o}"));
+        }
+    }
+    Ok(parts.join(","))
+}
+
+/// The engine's options for `body`, named `name` (the `name` query parameter).
+pub fn to_options(body: ContainerCreate, name: Option<String>) -> Result<CreateOptions, ApiError> {
+    let h = body.host_config;
+    if body.image.is_empty() {
+        return Err(ApiError::bad("config has no Image: give the image to run"));
+    }
+    if h.privileged {
+        return Err(ApiError::bad(
+            "HostConfig.Privileged is not supported by berth (valid: false)",
+        ));
+    }
+    if !body.stop_signal.is_empty()
+        && !matches!(body.stop_signal.as_str(), "SIGTERM" | "TERM" | "15")
+    {
+        return Err(ApiError::bad(format!(
+            "StopSignal {:?} is not supported by berth (valid: SIGTERM)",
+            body.stop_signal
+        )));
+    }
+    if let Some(l) = &h.log_config {
+        if !matches!(l.kind.as_str(), "" | "json-file") {
+            return Err(ApiError::bad(format!(
+                "log driver {:?} is not supported by berth (valid: json-file)",
+                l.kind
+            )));
+        }
+    }
+    let (entrypoint, mut cmd) = match body.entrypoint.into_vec() {
+        None => (None, Vec::new()),
+        Some(v) if v.is_empty() => (Some(String::new()), Vec::new()),
+        Some(v) => (Some(v[0].clone()), v[1..].to_vec()),
+    };
+    cmd.extend(body.cmd.into_vec().unwrap_or_default());
+    let mut publish = Vec::new();
+    for (port, bindings) in h.port_bindings.unwrap_or_default() {
+        for b in bindings.unwrap_or_default() {
+            publish.push(match (b.host_ip.as_str(), b.host_port.as_str()) {
+                ("", "") => port.clone(),
+                ("", hp) => format!("{hp}:{port}"),
+                (ip, hp) if ip.contains(':') => format!("[{ip}]:{hp}:{port}"),
+                (ip, hp) => format!("{ip}:{hp}:{port}"),
+            });
+        }
+    }
+    let mut volumes: Vec<String> = h.binds.unwrap_or_default();
+    volumes.extend(body.volumes.unwrap_or_default().into_keys());
+    let mut mounts = Vec::new();
+    for m in h.mounts.unwrap_or_default() {
+        mounts.push(mount_spec(&m)?);
+    }
+    let (network_aliases, ip) = {
+        let eps = body.networking_config.endpoints_config.unwrap_or_default();
+        let mode = h.network_mode.as_str();
+        let ep = eps
+            .get(mode)
+            .or_else(|| (eps.len() == 1).then(|| eps.values().next()).flatten());
+        (
+            ep.and_then(|e| e.aliases.clone()).unwrap_or_default(),
+            ep.and_then(|e| e.ipam_config.as_ref())
+                .map(|i| i.ipv4_address.clone())
+                .filter(|s| !s.is_empty()),
+        )
+    };
+    let restart = h.restart_policy.and_then(|r| match r.name.as_str() {
+        "" | "no" => None,
+        "on-failure" if r.maximum_retry_count > 0 => {
+            Some(format!("on-failure:{}", r.maximum_retry_count))
+        }
+        n => Some(n.to_string()),
+    });
+    let stop_timeout = match body.stop_timeout {
+        None => None,
+        Some(t) => Some(u32::try_from(t).map_err(|_| {
+            ApiError::bad(format!("invalid StopTimeout {t}: give 0 or more seconds"))
+        })?),
+    };
+    Ok(CreateOptions {
+        name: name.filter(|n| !n.is_empty()),
+        image: body.image,
+        cmd,
+        entrypoint,
+        env: body.env.unwrap_or_default(),
+        workdir: Some(body.working_dir).filter(|w| !w.is_empty()),
+        user: Some(body.user).filter(|u| !u.is_empty()),
+        hostname: Some(body.hostname).filter(|h| !h.is_empty()),
+        labels: body.labels.unwrap_or_default(),
+        tty: body.tty,
+        open_stdin: body.open_stdin,
+        stdin_once: body.stdin_once,
+        volumes,
+        mounts,
+        volumes_from: h.volumes_from.unwrap_or_default(),
+        network: Some(h.network_mode).filter(|n| !n.is_empty()),
+        publish,
+        publish_all: h.publish_all_ports,
+        expose: body.exposed_ports.unwrap_or_default().into_keys().collect(),
+        network_aliases,
+        links: h.links.unwrap_or_default(),
+        ip,
+        dns: h.dns.unwrap_or_default(),
+        dns_search: h.dns_search.unwrap_or_default(),
+        dns_option: h.dns_options.unwrap_or_default(),
+        add_hosts: h.extra_hosts.unwrap_or_default(),
+        memory: (h.memory > 0).then(|| h.memory.to_string()),
+        cpus: (h.nano_cpus > 0).then(|| h.nano_cpus as f64 / 1e9),
+        pids_limit: h.pids_limit.filter(|p| *p > 0),
+        ulimits: h
+            .ulimits
+            .unwrap_or_default()
+            .into_iter()
+            .map(|u| format!("{}={}:{}", u.name, u.soft, u.hard))
+            .collect(),
+        restart,
+        auto_remove: h.auto_remove,
+        log_opts: h.log_config.map(|l| l.config).unwrap_or_default(),
+        read_only: h.readonly_rootfs,
+        stop_timeout,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_docker_run_sends_becomes_run_flags() {
+        // Shaped as `docker run -d --name web -p 8080:80 -p 127.0.0.1::53/udp -v data:/data
+        // -v /scratch --restart on-failure:3 -m 64m --cpus 0.5 --network appnet
+        // --network-alias www --entrypoint sh bb -c 'httpd -f'` sends it.
+        let body = br#"{
+            "Hostname": "", "User": "", "Tty": false, "OpenStdin": false, "StdinOnce": false,
+            "Env": ["A=1"], "Cmd": ["-c", "httpd -f"], "Image": "bb", "Entrypoint": ["sh"],
+            "Volumes": {"/scratch": {}}, "WorkingDir": "", "Labels": {"tier": "web"},
+            "ExposedPorts": {"80/tcp": {}, "53/udp": {}},
+            "HostConfig": {
+                "Binds": ["data:/data"], "NetworkMode": "appnet",
+                "PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": "8080"}],
+                                 "53/udp": [{"HostIp": "127.0.0.1", "HostPort": ""}]},
+                "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 3},
+                "AutoRemove": false, "Memory": 67108864, "NanoCpus": 500000000,
+                "Mounts": [{"Type": "tmpfs", "Target": "/run", "TmpfsOptions": {"SizeBytes": 1048576}}],
+                "LogConfig": {"Type": "json-file", "Config": {"max-size": "1m"}}
+            },
+            "NetworkingConfig": {"EndpointsConfig": {"appnet": {"Aliases": ["www"]}}}
+        }"#;
+        let o = to_options(parse(body).unwrap(), Some("web".into())).unwrap();
+        assert_eq!(o.name.as_deref(), Some("web"));
+        assert_eq!(
+            (o.entrypoint.as_deref(), &o.cmd[..]),
+            (Some("sh"), &["-c".to_string(), "httpd -f".to_string()][..])
+        );
+        assert_eq!(o.publish, vec!["127.0.0.1::53/udp", "8080:80/tcp"]);
+        assert_eq!(o.volumes, vec!["data:/data", "/scratch"]);
+        assert_eq!(o.mounts, vec!["type=tmpfs,target=/run,tmpfs-size=1048576"]);
+        assert_eq!(o.restart.as_deref(), Some("on-failure:3"));
+        assert_eq!((o.memory.as_deref(), o.cpus), (Some("67108864"), Some(0.5)));
+        assert_eq!(o.network.as_deref(), Some("appnet"));
+        assert_eq!(o.network_aliases, vec!["www"]);
+        assert_eq!(o.expose, vec!["53/udp", "80/tcp"]);
+        assert_eq!(o.log_opts["max-size"], "1m");
+        assert_eq!(o.labels["tier"], "web");
+    }
+
+    #[test]
+    fn empty_entrypoint_clears_and_nulls_are_absent() {
+        let o = to_options(
+            parse(
+                br#"{"Image":"bb","Entrypoint":[],"Cmd":null,"HostConfig":{"PortBindings":null}}"#,
+            )
+            .unwrap(),
+            None,
+        )
+        .unwrap();
+        assert_eq!(o.entrypoint.as_deref(), Some(""));
+        assert!(o.cmd.is_empty() && o.publish.is_empty() && o.name.is_none());
+        let o = to_options(
+            parse(br#"{"Image":"bb","Cmd":"true"}"#).unwrap(),
+            Some(String::new()),
+        )
+        .unwrap();
+        assert_eq!(
+            (o.cmd, o.entrypoint, o.name),
+            (vec!["true".to_string()], None, None)
+        );
+    }
+
+    #[test]
+    fn what_berth_cannot_honour_is_refused_by_name() {
+        let e = parse(b"{\"Image\": 3}").unwrap_err();
+        assert_eq!(e.status, 400);
+        assert!(e.message.contains("invalid container config"), "{e}");
+        let e = to_options(parse(br#"{"Cmd":["true"]}"#).unwrap(), None).unwrap_err();
+        assert!(e.message.contains("no Image"), "{e}");
+        let e = to_options(
+            parse(br#"{"Image":"bb","HostConfig":{"Privileged":true}}"#).unwrap(),
+            None,
+        )
+        .unwrap_err();
+        assert!(e.message.contains("Privileged"), "{e}");
+        let e = to_options(
+            parse(br#"{"Image":"bb","HostConfig":{"LogConfig":{"Type":"syslog"}}}"#).unwrap(),
+            None,
+        )
+        .unwrap_err();
+        assert!(e.message.contains("\"syslog\""), "{e}");
+        let e =
+            to_options(parse(br#"{"Image":"bb","StopTimeout":-3}"#).unwrap(), None).unwrap_err();
+        assert!(e.message.contains("StopTimeout -3"), "{e}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_json_never_panics(s in ".{0,200}") {
+            if let Ok(b) = parse(s.as_bytes()) {
+                let _ = to_options(b, None);
+            }
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! The `filters` query parameter: JSON mapping a key to its values, in the current form
+//! (`{"status":["running"]}`) or the old one (`{"status":{"running":true}}`), and whether a
+//! container matches. Pure.
+
+use std::collections::BTreeMap;
+
+use engine::container::Container;
+
+use super::error::ApiError;
+
+/// Parsed filters: each key's accepted values (a container must match every key, any value).
+pub type Filters = BTreeMap<String, Vec<String>>;
+
+const CONTAINER_KEYS: [&str; 7] = [
+    "id", "name", "status", "label", "ancestor", "network", "exited",
+];
+
+/// Parses `filters` (absent or empty: no filter); the keys must be among `valid`.
+pub fn parse(raw: Option<&str>, valid: &[&str]) -> Result<Filters, ApiError> {
+    let Some(raw) = raw.filter(|r| !r.is_empty()) else {
+        return Ok(Filters::new());
+    };
+    let v: serde_json::Value = serde_json::from_str(raw)
+        .map_err(|e| ApiError::bad(format!("invalid filters {raw:?}: {e}")))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| ApiError::bad(format!("invalid filters {raw:?}: expected a JSON object")))?;
+    let mut out = Filters::new();
+    for (k, vals) in obj {
+        if !valid.contains(&k.as_str()) {
+            return Err(ApiError::bad(format!(
+                "invalid filter '{k}' (valid: {})",
+                valid.join(", ")
+            )));
+        }
+        let list: Vec<String> = match vals {
+            serde_json::Value::Array(a) => a
+                .iter()
+                .map(|x| x.as_str().map(String::from))
+                .collect::<Option<_>>()
+                .ok_or_else(|| {
+                    ApiError::bad(format!("invalid filter '{k}': values are strings"))
+                })?,
+            serde_json::Value::Object(m) => m
+                .iter()
+                .filter(|(_, on)| on.as_bool() == Some(true))
+                .map(|(x, _)| x.clone())
+                .collect(),
+            _ => {
+                return Err(ApiError::bad(format!(
+                    "invalid filter '{k}': expected a list"
+                )));
+            }
+        };
+        out.entry(k.clone()).or_default().extend(list);
+    }
+    Ok(out)
+}
+
+/// Parses the filters of `GET /containers/json`.
+pub fn parse_container_filters(raw: Option<&str>) -> Result<Filters, ApiError> {
+    let f = parse(raw, &CONTAINER_KEYS)?;
+    for s in f.get("status").into_iter().flatten() {
+        if !matches!(
+            s.as_str(),
+            "created" | "restarting" | "running" | "removing" | "paused" | "exited" | "dead"
+        ) {
+            return Err(ApiError::bad(format!(
+                "invalid filter 'status={s}' (valid: created, restarting, running, removing, paused, exited, dead)"
+            )));
+        }
+    }
+    Ok(f)
+}
+
+/// Whether `c` (on `networks`, with image references `image_names`) passes `f`.
+pub fn container_matches(c: &Container, networks: &[String], f: &Filters) -> bool {
+    f.iter().all(|(key, vals)| {
+        vals.iter().any(|v| match key.as_str() {
+            "id" => c.id.starts_with(v.as_str()),
+            "name" => c.name.contains(v.trim_start_matches('/')),
+            "status" => c.state.status.as_str() == v,
+            "label" => match v.split_once('=') {
+                Some((k, want)) => c.options.labels.get(k).is_some_and(|x| x == want),
+                None => c.options.labels.contains_key(v),
+            },
+            "ancestor" => {
+                c.options.image == *v
+                    || c.image_id == *v
+                    || c.image_id
+                        .trim_start_matches("sha256:")
+                        .starts_with(v.as_str())
+            }
+            "network" => networks.iter().any(|n| n == v),
+            "exited" => {
+                c.state.status.as_str() == "exited"
+                    && v.parse::<i32>().is_ok_and(|x| x == c.state.exit_code)
+            }
+            _ => false,
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_forms_and_bad_keys() {
+        let f = parse_container_filters(Some(
+            r#"{"status":["running","paused"],"label":{"a=b":true}}"#,
+        ))
+        .unwrap();
+        assert_eq!(f["status"], vec!["running", "paused"]);
+        assert_eq!(f["label"], vec!["a=b"]);
+        assert!(parse_container_filters(None).unwrap().is_empty());
+        let e = parse_container_filters(Some(r#"{"colour":["red"]}"#)).unwrap_err();
+        assert!(e.message.contains("invalid filter 'colour'"), "{e}");
+        let e = parse_container_filters(Some(r#"{"status":["sleeping"]}"#)).unwrap_err();
+        assert!(e.message.contains("status=sleeping"), "{e}");
+        assert!(parse_container_filters(Some("[1]")).is_err());
+        assert!(parse_container_filters(Some(r#"{"id":[1]}"#)).is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_never_panics(s in ".{0,100}") {
+            let _ = parse_container_filters(Some(&s));
+        }
+    }
+}

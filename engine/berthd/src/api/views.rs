@@ -1,0 +1,299 @@
+//! How containers look to Docker clients: `GET /containers/json` rows and
+//! `GET /containers/{id}/json`, built from the engine's record and netcore's endpoints. Pure.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use engine::container::{Container, NetworkMode, Status};
+use netcore::network::Endpoint;
+use serde_json::{Value, json};
+
+/// A container's endpoint on one network, with what the network adds.
+#[derive(Debug, Clone)]
+pub struct NetView<'a> {
+    /// The endpoint.
+    pub ep: &'a Endpoint,
+    /// The network's ID.
+    pub network_id: String,
+    /// The network's gateway.
+    pub gateway: Option<IpAddr>,
+}
+
+/// Docker's (go-units) human duration: `Less than a second`, `5 seconds`, `About a minute`,
+/// `3 hours`, `2 weeks`.
+pub fn human_duration(secs: u64) -> String {
+    let (m, h) = (secs / 60, (secs as f64 / 3600.0).round() as u64);
+    match secs {
+        0 => "Less than a second".into(),
+        1 => "1 second".into(),
+        s if s < 60 => format!("{s} seconds"),
+        _ if m == 1 => "About a minute".into(),
+        _ if m < 60 => format!("{m} minutes"),
+        _ if h == 1 => "About an hour".into(),
+        _ if h < 48 => format!("{h} hours"),
+        _ if h < 24 * 7 * 2 => format!("{} days", h / 24),
+        _ if h < 24 * 30 * 2 => format!("{} weeks", h / 24 / 7),
+        _ if h < 24 * 365 * 2 => format!("{} months", h / 24 / 30),
+        _ => format!("{} years", h / 24 / 365),
+    }
+}
+
+fn secs_of(rfc3339: &str) -> Option<u64> {
+    engine::container::logs::parse_time(rfc3339).and_then(|(s, _)| u64::try_from(s).ok())
+}
+
+/// The `STATUS` column: `Up 5 seconds`, `Up 2 minutes (Paused)`, `Exited (0) 3 seconds ago`,
+/// `Created`, `Restarting (1) 1 second ago`, `Removal In Progress`, `Dead`.
+pub fn status_text(c: &Container, now: u64) -> String {
+    let since = |t: &str| human_duration(now.saturating_sub(secs_of(t).unwrap_or(now)));
+    let s = &c.state;
+    match s.status {
+        Status::Running => format!("Up {}", since(&s.started_at)),
+        Status::Paused => format!("Up {} (Paused)", since(&s.started_at)),
+        Status::Restarting => format!("Restarting ({}) {} ago", s.exit_code, since(&s.finished_at)),
+        Status::Exited if s.finished_at.is_empty() => "Created".into(),
+        Status::Exited => format!("Exited ({}) {} ago", s.exit_code, since(&s.finished_at)),
+        Status::Created => "Created".into(),
+        Status::Removing => "Removal In Progress".into(),
+        Status::Dead => "Dead".into(),
+    }
+}
+
+fn port_proto(p: &str) -> (u16, String) {
+    let (port, proto) = p.split_once('/').unwrap_or((p, "tcp"));
+    (port.parse().unwrap_or(0), proto.to_string())
+}
+
+/// The `Ports` list of a `ps` row: published mappings, then exposed ports that are not.
+pub fn ports(c: &Container, nets: &[NetView<'_>]) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut published = Vec::new();
+    for n in nets {
+        for m in &n.ep.published {
+            published.push((m.container.port(), m.proto.to_string()));
+            out.push(json!({
+                "IP": m.host.ip().to_string(),
+                "PrivatePort": m.container.port(),
+                "PublicPort": m.host.port(),
+                "Type": m.proto.to_string(),
+            }));
+        }
+    }
+    for e in &c.exposed_ports {
+        let (port, proto) = port_proto(e);
+        if !published.contains(&(port, proto.clone())) {
+            out.push(json!({"PrivatePort": port, "Type": proto}));
+        }
+    }
+    out
+}
+
+fn networks_json(nets: &[NetView<'_>]) -> Value {
+    let mut m = serde_json::Map::new();
+    for n in nets {
+        let (ip, prefix) =
+            n.ep.ipv4
+                .map(|a| (a.addr().to_string(), a.prefix_len()))
+                .unwrap_or_default();
+        let (ip6, prefix6) =
+            n.ep.ipv6
+                .map(|a| (a.addr().to_string(), a.prefix_len()))
+                .unwrap_or_default();
+        m.insert(
+            n.ep.network.clone(),
+            json!({
+                "IPAMConfig": null,
+                "Links": null,
+                "Aliases": n.ep.aliases,
+                "NetworkID": n.network_id,
+                "EndpointID": n.ep.id,
+                "Gateway": n.gateway.filter(|g| g.is_ipv4()).map(|g| g.to_string()).unwrap_or_default(),
+                "IPAddress": ip,
+                "IPPrefixLen": prefix,
+                "IPv6Gateway": "",
+                "GlobalIPv6Address": ip6,
+                "GlobalIPv6PrefixLen": prefix6,
+                "MacAddress": n.ep.mac.map(|m| m.to_string()).unwrap_or_default(),
+            }),
+        );
+    }
+    Value::Object(m)
+}
+
+fn mounts_json(c: &Container) -> Vec<Value> {
+    c.mounts
+        .iter()
+        .map(|m| {
+            json!({
+                "Type": m.kind,
+                "Name": m.name,
+                "Source": m.source,
+                "Destination": m.destination,
+                "Driver": if m.kind == "volume" { "local" } else { "" },
+                "Mode": if m.rw { "" } else { "ro" },
+                "RW": m.rw,
+                "Propagation": m.propagation,
+            })
+        })
+        .collect()
+}
+
+/// A `GET /containers/json` row.
+pub fn summary(c: &Container, nets: &[NetView<'_>], now: u64) -> Value {
+    json!({
+        "Id": c.id,
+        "Names": [format!("/{}", c.name)],
+        "Image": c.options.image,
+        "ImageID": c.image_id,
+        "Command": c.args.join(" "),
+        "Created": secs_of(&c.created).unwrap_or(0),
+        "Ports": ports(c, nets),
+        "Labels": c.options.labels,
+        "State": c.state.status.as_str(),
+        "Status": status_text(c, now),
+        "HostConfig": {"NetworkMode": c.network_mode.text()},
+        "NetworkSettings": {"Networks": networks_json(nets)},
+        "Mounts": mounts_json(c),
+    })
+}
+
+/// `GET /containers/{id}/json`.
+pub fn inspect(c: &Container, nets: &[NetView<'_>], log_path: &str) -> Value {
+    let s = &c.state;
+    let mut port_map: BTreeMap<String, Value> = BTreeMap::new();
+    for e in &c.exposed_ports {
+        port_map.insert(e.clone(), Value::Null);
+    }
+    for n in nets {
+        for m in &n.ep.published {
+            let key = format!("{}/{}", m.container.port(), m.proto);
+            let entry = port_map.entry(key).or_insert(Value::Null);
+            if entry.is_null() {
+                *entry = json!([]);
+            }
+            if let Some(a) = entry.as_array_mut() {
+                a.push(json!({"HostIp": m.host.ip().to_string(), "HostPort": m.host.port().to_string()}));
+            }
+        }
+    }
+    let primary = nets.iter().find(|n| n.ep.gateway).or(nets.first());
+    let (entrypoint, cmd) = (Value::Null, json!(c.args));
+    let exposed: BTreeMap<&String, Value> =
+        c.exposed_ports.iter().map(|p| (p, json!({}))).collect();
+    json!({
+        "Id": c.id,
+        "Created": c.created,
+        "Path": c.args.first().cloned().unwrap_or_default(),
+        "Args": c.args.iter().skip(1).collect::<Vec<_>>(),
+        "State": {
+            "Status": s.status.as_str(),
+            "Running": s.status.is_live(),
+            "Paused": s.status == Status::Paused,
+            "Restarting": s.status == Status::Restarting,
+            "OOMKilled": s.oom_killed,
+            "Dead": s.status == Status::Dead,
+            "Pid": s.pid,
+            "ExitCode": s.exit_code,
+            "Error": s.error,
+            "StartedAt": if s.started_at.is_empty() { "0001-01-01T00:00:00Z" } else { &s.started_at },
+            "FinishedAt": if s.finished_at.is_empty() { "0001-01-01T00:00:00Z" } else { &s.finished_at },
+        },
+        "Image": c.image_id,
+        "ResolvConfPath": "",
+        "HostnamePath": "",
+        "HostsPath": "",
+        "LogPath": log_path,
+        "Name": format!("/{}", c.name),
+        "RestartCount": s.restart_count,
+        "Driver": "overlay2",
+        "Platform": "linux",
+        "MountLabel": "",
+        "ProcessLabel": "",
+        "AppArmorProfile": "",
+        "HostConfig": {
+            "Binds": c.options.volumes,
+            "NetworkMode": c.network_mode.text(),
+            "PortBindings": {},
+            "RestartPolicy": {"Name": c.restart_policy.name(), "MaximumRetryCount": match c.restart_policy {
+                engine::container::RestartPolicy::OnFailure { max } => max,
+                _ => 0,
+            }},
+            "AutoRemove": c.options.auto_remove,
+            "VolumesFrom": c.options.volumes_from,
+            "Dns": c.options.dns,
+            "DnsOptions": c.options.dns_option,
+            "DnsSearch": c.options.dns_search,
+            "ExtraHosts": c.options.add_hosts,
+            "Links": c.options.links,
+            "PublishAllPorts": c.options.publish_all,
+            "ReadonlyRootfs": c.options.read_only,
+            "Memory": c.options.memory.as_deref().and_then(|m| m.parse::<i64>().ok()).unwrap_or(0),
+            "NanoCpus": c.options.cpus.map_or(0, |x| (x * 1e9) as i64),
+            "PidsLimit": c.options.pids_limit,
+            "LogConfig": {"Type": "json-file", "Config": c.options.log_opts},
+        },
+        "Mounts": mounts_json(c),
+        "Config": {
+            "Hostname": c.hostname,
+            "User": c.user,
+            "Tty": c.options.tty,
+            "OpenStdin": c.options.open_stdin,
+            "StdinOnce": c.options.stdin_once,
+            "AttachStdin": false,
+            "AttachStdout": false,
+            "AttachStderr": false,
+            "Env": c.env,
+            "Cmd": cmd,
+            "Entrypoint": entrypoint,
+            "Image": c.options.image,
+            "WorkingDir": c.workdir,
+            "Labels": c.options.labels,
+            "ExposedPorts": exposed,
+            "StopTimeout": c.options.stop_timeout,
+        },
+        "NetworkSettings": {
+            "Ports": port_map,
+            "IPAddress": primary.and_then(|n| n.ep.ipv4).map(|a| a.addr().to_string()).unwrap_or_default(),
+            "Gateway": primary.and_then(|n| n.gateway).map(|g| g.to_string()).unwrap_or_default(),
+            "MacAddress": primary.and_then(|n| n.ep.mac).map(|m| m.to_string()).unwrap_or_default(),
+            "Networks": networks_json(nets),
+            "SandboxKey": primary.and_then(|n| n.ep.ns.as_ref()).map(|p| p.display().to_string()).unwrap_or_default(),
+        },
+    })
+}
+
+/// The networks a container's record names (for `ps --filter network=`).
+pub fn network_names(c: &Container) -> Vec<String> {
+    let mut out: Vec<String> = c.connections.keys().cloned().collect();
+    match &c.network_mode {
+        NetworkMode::Network(n) if !c.primary_disconnected => out.push(n.clone()),
+        NetworkMode::Host => out.push("host".into()),
+        NetworkMode::None => out.push("none".into()),
+        _ => {}
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dockers_human_durations() {
+        for (s, want) in [
+            (0, "Less than a second"),
+            (1, "1 second"),
+            (45, "45 seconds"),
+            (90, "About a minute"),
+            (600, "10 minutes"),
+            (3600, "About an hour"),
+            (3 * 3600, "3 hours"),
+            (3 * 86400, "3 days"),
+            (20 * 86400, "2 weeks"),
+            (100 * 86400, "3 months"),
+            (800 * 86400, "2 years"),
+        ] {
+            assert_eq!(human_duration(s), want, "{s}");
+        }
+    }
+}

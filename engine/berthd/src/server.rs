@@ -1,0 +1,877 @@
+//! The routes: each handler parses its request with [`crate::api`], calls the engine under its
+//! lock for as short as it can (waits happen outside it), and answers in Docker's shape.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use engine::container::{Engine, LogOptions};
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+
+use crate::api::error::ApiError;
+use crate::api::views::NetView;
+use crate::api::{create, filters, version, views};
+
+/// What every handler shares.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The engine, behind one lock.
+    pub engine: Arc<Mutex<Engine>>,
+}
+
+type Q = Query<HashMap<String, String>>;
+type ApiResult = Result<Response, ApiError>;
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, axum::Json(self.body())).into_response()
+    }
+}
+
+fn flag(q: &HashMap<String, String>, k: &str) -> bool {
+    q.get(k)
+        .is_some_and(|v| matches!(v.as_str(), "1" | "true" | "True" | "yes"))
+}
+
+fn json_response(status: StatusCode, v: Value) -> Response {
+    (status, axum::Json(v)).into_response()
+}
+
+fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The router, with `/v1.NN` prefixes stripped (and checked) before routing.
+pub fn app(state: AppState) -> Router {
+    let routes = Router::new()
+        .route("/_ping", get(ping).head(ping))
+        .route("/version", get(version_info))
+        .route("/info", get(info))
+        .route("/containers/create", post(container_create))
+        .route("/containers/json", get(container_list))
+        .route("/containers/prune", post(container_prune))
+        .route("/containers/{id}/json", get(container_inspect))
+        .route("/containers/{id}/start", post(container_start))
+        .route("/containers/{id}/stop", post(container_stop))
+        .route("/containers/{id}/restart", post(container_restart))
+        .route("/containers/{id}/kill", post(container_kill))
+        .route("/containers/{id}/pause", post(container_pause))
+        .route("/containers/{id}/unpause", post(container_unpause))
+        .route("/containers/{id}/rename", post(container_rename))
+        .route("/containers/{id}/wait", post(container_wait))
+        .route("/containers/{id}/logs", get(container_logs))
+        .route("/containers/{id}", axum::routing::delete(container_delete))
+        .route("/images/json", get(image_list))
+        .route("/images/{*rest}", get(image_get).delete(image_delete))
+        .route("/volumes", get(volume_list))
+        .route("/volumes/create", post(volume_create))
+        .route("/volumes/prune", post(volume_prune))
+        .route("/volumes/{name}", get(volume_inspect).delete(volume_delete))
+        .route("/networks", get(network_list))
+        .route("/networks/create", post(network_create))
+        .route(
+            "/networks/{id}",
+            get(network_inspect).delete(network_delete),
+        )
+        .route("/networks/{id}/connect", post(network_connect))
+        .route("/networks/{id}/disconnect", post(network_disconnect))
+        .fallback(not_found)
+        .with_state(state);
+    Router::new()
+        .fallback_service(routes)
+        .layer(axum::middleware::from_fn(strip_version))
+}
+
+async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::not_found(format!("page not found: {method} {}", uri.path()))
+}
+
+/// Rewrites `/v1.43/x` to `/x`, refusing versions outside 1.24..=1.43.
+async fn strip_version(mut req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_string();
+    let (v, rest) = version::split_version(&path);
+    if let Some(v) = v {
+        if let Err(e) = version::check(v) {
+            return ApiError::bad(e).into_response();
+        }
+        let pq = match req.uri().query() {
+            Some(q) => format!("{rest}?{q}"),
+            None => rest.to_string(),
+        };
+        if let Ok(u) = pq.parse::<Uri>() {
+            *req.uri_mut() = u;
+        }
+    }
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        "Api-Version",
+        HeaderValue::from_static(version::API_VERSION),
+    );
+    h.insert("Ostype", HeaderValue::from_static("linux"));
+    h.insert("Server", HeaderValue::from_static("berthd/0.1.0 (linux)"));
+    resp
+}
+
+async fn ping() -> Response {
+    let mut r = ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "OK").into_response();
+    let h = r.headers_mut();
+    h.insert("Docker-Experimental", HeaderValue::from_static("false"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-store, must-revalidate"),
+    );
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    r
+}
+
+fn kernel() -> String {
+    nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+async fn version_info() -> Response {
+    let v = env!("CARGO_PKG_VERSION");
+    json_response(
+        StatusCode::OK,
+        json!({
+            "Platform": {"Name": "berth"},
+            "Components": [{"Name": "Engine", "Version": v, "Details": {"ApiVersion": version::API_VERSION, "MinAPIVersion": version::MIN_API_VERSION, "Os": "linux", "Arch": "amd64", "KernelVersion": kernel()}}],
+            "Version": v,
+            "ApiVersion": version::API_VERSION,
+            "MinAPIVersion": version::MIN_API_VERSION,
+            "GitCommit": "",
+            "GoVersion": "",
+            "Os": "linux",
+            "Arch": "amd64",
+            "KernelVersion": kernel(),
+            "BuildTime": "",
+        }),
+    )
+}
+
+async fn info(State(st): State<AppState>) -> Response {
+    let e = st.engine.lock().await;
+    let (mut running, mut paused, mut stopped) = (0, 0, 0);
+    for c in e.containers() {
+        match c.state.status.as_str() {
+            "running" => running += 1,
+            "paused" => paused += 1,
+            _ => stopped += 1,
+        }
+    }
+    let images = e.images().lock().map(|s| s.images().count()).unwrap_or(0);
+    let cfg = e.config();
+    let cgroup_v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    json_response(
+        StatusCode::OK,
+        json!({
+            "ID": "berth",
+            "Containers": running + paused + stopped,
+            "ContainersRunning": running,
+            "ContainersPaused": paused,
+            "ContainersStopped": stopped,
+            "Images": images,
+            "Driver": "overlay2",
+            "DockerRootDir": cfg.data_root.display().to_string(),
+            "LoggingDriver": "json-file",
+            "CgroupDriver": "cgroupfs",
+            "CgroupVersion": if cgroup_v2 { "2" } else { "1" },
+            "KernelVersion": kernel(),
+            "OperatingSystem": "berth",
+            "OSType": "linux",
+            "Architecture": std::env::consts::ARCH,
+            "NCPU": std::thread::available_parallelism().map_or(1, |n| n.get()),
+            "Name": nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
+            "ServerVersion": env!("CARGO_PKG_VERSION"),
+            "DefaultRuntime": e.runtime().binary().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            "Runtimes": {},
+            "SecurityOptions": [],
+            "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "macvlan", "null"], "Log": ["json-file"]},
+            "Swarm": {"LocalNodeState": "inactive"},
+            "Warnings": [],
+        }),
+    )
+}
+
+fn net_views<'a>(e: &'a mut Engine, id: &str) -> Vec<NetView<'a>> {
+    let state = e.networks().state();
+    state
+        .endpoints
+        .values()
+        .filter(|ep| ep.container == id)
+        .map(|ep| NetView {
+            ep,
+            network_id: state
+                .networks
+                .get(&ep.network)
+                .map(|n| n.id.clone())
+                .unwrap_or_default(),
+            gateway: state
+                .ipam
+                .network(&ep.network)
+                .and_then(|i| i.subnets.first().map(|s| s.gateway)),
+        })
+        .collect()
+}
+
+async fn container_create(State(st): State<AppState>, q: Q, body: Bytes) -> ApiResult {
+    let req = create::parse(&body)?;
+    let opts = create::to_options(req, q.get("name").cloned())?;
+    let mut e = st.engine.lock().await;
+    let id = e.create(opts)?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        json!({"Id": id, "Warnings": []}),
+    ))
+}
+
+async fn container_list(State(st): State<AppState>, q: Q) -> ApiResult {
+    let f = filters::parse_container_filters(q.get("filters").map(String::as_str))?;
+    let all = flag(&q, "all");
+    let limit: Option<usize> = q
+        .get("limit")
+        .and_then(|l| l.parse().ok())
+        .filter(|l| *l > 0);
+    let mut e = st.engine.lock().await;
+    let mut rows: Vec<(String, String)> = e
+        .containers()
+        .filter(|c| all || c.state.status.is_live() || f.contains_key("status"))
+        .filter(|c| filters::container_matches(c, &views::network_names(c), &f))
+        .map(|c| (c.created.clone(), c.id.clone()))
+        .collect();
+    rows.sort_by(|a, b| b.cmp(a));
+    if let Some(l) = limit {
+        rows.truncate(l);
+    }
+    let now = now_secs();
+    let mut out = Vec::new();
+    for (_, id) in rows {
+        let c = e.get(&id)?.clone();
+        let nets = net_views(&mut e, &id);
+        out.push(views::summary(&c, &nets, now));
+    }
+    Ok(json_response(StatusCode::OK, Value::Array(out)))
+}
+
+async fn container_inspect(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult {
+    let mut e = st.engine.lock().await;
+    let c = e.get(&id)?.clone();
+    let log = e.log_path(&c.id).display().to_string();
+    let nets = net_views(&mut e, &c.id);
+    Ok(json_response(
+        StatusCode::OK,
+        views::inspect(&c, &nets, &log),
+    ))
+}
+
+async fn container_start(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult {
+    let mut e = st.engine.lock().await;
+    if e.get(&id)?.state.status.as_str() == "running" {
+        return Ok(StatusCode::NOT_MODIFIED.into_response());
+    }
+    e.start(&id).await?;
+    Ok(no_content())
+}
+
+fn timeout(q: &HashMap<String, String>) -> Result<Option<Duration>, ApiError> {
+    match q.get("t").or_else(|| q.get("timeout")) {
+        None => Ok(None),
+        Some(t) => t
+            .parse::<i64>()
+            .map(|s| Some(Duration::from_secs(s.max(0) as u64)))
+            .map_err(|_| ApiError::bad(format!("invalid timeout {t:?}: give whole seconds"))),
+    }
+}
+
+async fn container_stop(State(st): State<AppState>, Path(id): Path<String>, q: Q) -> ApiResult {
+    let t = timeout(&q)?;
+    let mut e = st.engine.lock().await;
+    if !e.get(&id)?.state.status.is_live() && e.get(&id)?.state.status.as_str() != "restarting" {
+        return Ok(StatusCode::NOT_MODIFIED.into_response());
+    }
+    e.stop(&id, t).await?;
+    Ok(no_content())
+}
+
+async fn container_restart(State(st): State<AppState>, Path(id): Path<String>, q: Q) -> ApiResult {
+    let t = timeout(&q)?;
+    st.engine.lock().await.restart(&id, t).await?;
+    Ok(no_content())
+}
+
+async fn container_kill(State(st): State<AppState>, Path(id): Path<String>, q: Q) -> ApiResult {
+    let sig = q.get("signal").cloned().unwrap_or_else(|| "KILL".into());
+    st.engine.lock().await.kill(&id, &sig)?;
+    Ok(no_content())
+}
+
+async fn container_pause(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult {
+    st.engine.lock().await.pause(&id, true)?;
+    Ok(no_content())
+}
+
+async fn container_unpause(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult {
+    st.engine.lock().await.pause(&id, false)?;
+    Ok(no_content())
+}
+
+async fn container_rename(State(st): State<AppState>, Path(id): Path<String>, q: Q) -> ApiResult {
+    let name = q
+        .get("name")
+        .ok_or_else(|| ApiError::bad("rename: no new name given (the name parameter)"))?;
+    st.engine.lock().await.rename(&id, name)?;
+    Ok(no_content())
+}
+
+async fn container_delete(State(st): State<AppState>, Path(id): Path<String>, q: Q) -> ApiResult {
+    st.engine
+        .lock()
+        .await
+        .remove(&id, flag(&q, "force"), flag(&q, "v"))
+        .await?;
+    Ok(no_content())
+}
+
+async fn container_prune(State(st): State<AppState>) -> ApiResult {
+    let mut e = st.engine.lock().await;
+    let ids: Vec<String> = e
+        .containers()
+        .filter(|c| matches!(c.state.status.as_str(), "exited" | "created" | "dead"))
+        .map(|c| c.id.clone())
+        .collect();
+    let mut deleted = Vec::new();
+    for id in ids {
+        if e.remove(&id, false, false).await.is_ok() {
+            deleted.push(id);
+        }
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        json!({"ContainersDeleted": deleted, "SpaceReclaimed": 0}),
+    ))
+}
+
+/// `POST /containers/{id}/wait?condition=not-running|next-exit|removed`: the headers go out at
+/// once (the docker CLI waits for them before it starts the container), the body when the
+/// condition is met. Waits happen without holding the engine (by the shim's pidfd); a client
+/// that hangs up ends the wait.
+async fn container_wait(State(st): State<AppState>, Path(what): Path<String>, q: Q) -> ApiResult {
+    let condition = q
+        .get("condition")
+        .cloned()
+        .unwrap_or_else(|| "not-running".into());
+    if !matches!(condition.as_str(), "not-running" | "next-exit" | "removed") {
+        return Err(ApiError::bad(format!(
+            "invalid condition {condition:?} (valid: not-running, next-exit, removed)"
+        )));
+    }
+    let id = st.engine.lock().await.resolve(&what)?;
+    let body = futures::stream::once(async move {
+        let v = match wait_for(&st, &id, &condition).await {
+            Ok(code) => json!({"StatusCode": code, "Error": null}),
+            Err(e) => json!({"StatusCode": -1, "Error": {"Message": e.message}}),
+        };
+        Ok::<_, std::convert::Infallible>(Bytes::from(format!("{v}\n")))
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(body),
+    )
+        .into_response())
+}
+
+async fn wait_for(st: &AppState, id: &str, condition: &str) -> Result<i32, ApiError> {
+    let mut waited = false;
+    let mut first_start: Option<String> = None;
+    loop {
+        let mut e = st.engine.lock().await;
+        let Ok(c) = e.get(id) else {
+            // Removed (by --rm or a client): its last exit code was kept for us.
+            return Ok(e.removed_exit_code(id).unwrap_or(0));
+        };
+        let live = c.state.status.is_live();
+        let started = c.state.started_at.clone();
+        // A run that began and ended between two looks counts as the next exit.
+        let ran_since = first_start.as_ref().is_some_and(|f| *f != started);
+        first_start.get_or_insert(started);
+        if !live && (condition == "not-running" || waited || ran_since) && condition != "removed" {
+            return Ok(c.state.exit_code);
+        }
+        if !live {
+            drop(e);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        }
+        match e.exit_watch(id)? {
+            Some(w) => {
+                drop(e);
+                w.wait().await;
+                let _ = st.engine.lock().await.on_exit(id, None).await;
+            }
+            // Its shim has gone already: record the exit now.
+            None => {
+                let _ = e.on_exit(id, None).await;
+            }
+        }
+        waited = true;
+    }
+}
+
+async fn container_logs(State(st): State<AppState>, Path(id): Path<String>, q: Q) -> ApiResult {
+    let opts = LogOptions {
+        tail: q.get("tail").and_then(|t| t.parse().ok()),
+        since: q
+            .get("since")
+            .filter(|s| !s.is_empty() && *s != "0")
+            .cloned(),
+        until: q
+            .get("until")
+            .filter(|s| !s.is_empty() && *s != "0")
+            .cloned(),
+        stdout: flag(&q, "stdout"),
+        stderr: flag(&q, "stderr"),
+    };
+    if !opts.stdout && !opts.stderr {
+        return Err(ApiError::bad(
+            "you must choose at least one stream (stdout=1 and/or stderr=1)",
+        ));
+    }
+    let timestamps = flag(&q, "timestamps");
+    let follow = flag(&q, "follow");
+    let e = st.engine.lock().await;
+    let c = e.get(&id)?.clone();
+    let tty = c.options.tty;
+    let frame = move |l: &engine::runtime::logs::LogLine| -> Bytes {
+        let text = if timestamps {
+            format!("{} {}", l.time, l.log)
+        } else {
+            l.log.clone()
+        };
+        if tty {
+            return Bytes::from(text);
+        }
+        let stream = if l.stream == "stderr" { 2 } else { 1 };
+        let mut b = engine::runtime::attach::frame_header(stream, text.len()).to_vec();
+        b.extend_from_slice(text.as_bytes());
+        Bytes::from(b)
+    };
+    let content_type = if tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    };
+    if !follow {
+        let lines = e.logs(&c.id, &opts)?;
+        let mut body = Vec::new();
+        for l in &lines {
+            body.extend_from_slice(&frame(l));
+        }
+        return Ok(([(header::CONTENT_TYPE, content_type)], body).into_response());
+    }
+    let (lines, mut follower) = e.follow_logs(&c.id, &opts)?;
+    drop(e);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(64);
+    let engine = st.engine.clone();
+    let cid = c.id.clone();
+    let (want_out, want_err) = (opts.stdout, opts.stderr);
+    tokio::spawn(async move {
+        for l in &lines {
+            if tx.send(Ok(frame(l))).await.is_err() {
+                return;
+            }
+        }
+        loop {
+            let new = match follower.poll() {
+                Ok(n) => n,
+                Err(err) => {
+                    let _ = tx.send(Err(err)).await;
+                    return;
+                }
+            };
+            for l in new.iter().filter(|l| {
+                if l.stream == "stderr" {
+                    want_err
+                } else {
+                    want_out
+                }
+            }) {
+                if tx.send(Ok(frame(l))).await.is_err() {
+                    return;
+                }
+            }
+            let live =
+                engine.lock().await.get(&cid).is_ok_and(|c| {
+                    c.state.status.is_live() || c.state.status.as_str() == "restarting"
+                });
+            if !live {
+                // The last lines the shim wrote before it ended.
+                if let Ok(rest) = follower.poll() {
+                    for l in rest.iter().filter(|l| {
+                        if l.stream == "stderr" {
+                            want_err
+                        } else {
+                            want_out
+                        }
+                    }) {
+                        let _ = tx.send(Ok(frame(l))).await;
+                    }
+                }
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let stream = tokio_stream_from(rx);
+    Ok((
+        [(header::CONTENT_TYPE, content_type)],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+async fn image_list(State(st): State<AppState>) -> ApiResult {
+    let e = st.engine.lock().await;
+    let store = e.images().lock().unwrap_or_else(|p| p.into_inner());
+    let mut out = Vec::new();
+    for img in store.images() {
+        let tags: Vec<String> = store
+            .tags_of(&img.id)
+            .into_iter()
+            .filter_map(|t| t.parse::<engine::image::reference::Reference>().ok())
+            .map(|r| r.familiar_name_with_tag())
+            .collect();
+        out.push(json!({
+            "Id": img.id.to_string(),
+            "ParentId": "",
+            "RepoTags": tags,
+            "RepoDigests": img.repo_digests,
+            "Created": engine::container::logs::parse_time(&img.created).map_or(0, |(s, _)| s),
+            "Size": img.size,
+            "SharedSize": -1,
+            "VirtualSize": img.size,
+            "Labels": {},
+            "Containers": -1,
+        }));
+    }
+    Ok(json_response(StatusCode::OK, Value::Array(out)))
+}
+
+async fn image_get(State(st): State<AppState>, Path(rest): Path<String>) -> ApiResult {
+    let Some(name) = rest.strip_suffix("/json") else {
+        return Err(ApiError::not_found(format!(
+            "page not found: GET /images/{rest}"
+        )));
+    };
+    let e = st.engine.lock().await;
+    let store = e.images().lock().unwrap_or_else(|p| p.into_inner());
+    let img = store.resolve(name)?;
+    let config: Value = serde_json::from_slice(
+        &store
+            .blobs()
+            .read(&img.id)
+            .map_err(|err| ApiError::internal(format!("image {name}: {err}")))?,
+    )
+    .map_err(|err| ApiError::internal(format!("image {name}: its config: {err}")))?;
+    let tags = store
+        .tags_of(&img.id)
+        .into_iter()
+        .filter_map(|t| t.parse::<engine::image::reference::Reference>().ok())
+        .map(|r| r.familiar_name_with_tag())
+        .collect();
+    let v = serde_json::to_value(engine::image::inspect::inspect(img, tags, &config))
+        .map_err(|err| ApiError::internal(err.to_string()))?;
+    Ok(json_response(StatusCode::OK, v))
+}
+
+async fn image_delete(State(st): State<AppState>, Path(name): Path<String>, q: Q) -> ApiResult {
+    let e = st.engine.lock().await;
+    let in_use = e.images_in_use();
+    let mut store = e.images().lock().unwrap_or_else(|p| p.into_inner());
+    let lines = store.remove(&name, flag(&q, "force"), |id| {
+        in_use.contains(&id.to_string())
+    })?;
+    let out: Vec<Value> = lines
+        .iter()
+        .map(|l| match l.split_once(": ") {
+            Some(("Untagged", v)) => json!({"Untagged": v}),
+            Some((_, v)) => json!({"Deleted": v}),
+            None => json!({"Deleted": l}),
+        })
+        .collect();
+    Ok(json_response(StatusCode::OK, Value::Array(out)))
+}
+
+fn volume_json(v: &engine::volume::store::Volume, mountpoint: &std::path::Path) -> Value {
+    json!({
+        "Name": v.name,
+        "Driver": "local",
+        "Mountpoint": mountpoint.display().to_string(),
+        "CreatedAt": v.created,
+        "Labels": v.labels,
+        "Scope": "local",
+        "Options": null,
+    })
+}
+
+async fn volume_list(State(st): State<AppState>) -> ApiResult {
+    let mut e = st.engine.lock().await;
+    let vs = e.volumes();
+    let list: Vec<Value> = vs
+        .list()
+        .map(|v| {
+            volume_json(
+                v,
+                vs.path(&v.name)
+                    .parent()
+                    .unwrap_or(std::path::Path::new("/")),
+            )
+        })
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        json!({"Volumes": list, "Warnings": []}),
+    ))
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default, rename_all = "PascalCase")]
+struct VolumeCreate {
+    name: String,
+    driver: String,
+    labels: std::collections::BTreeMap<String, String>,
+}
+
+async fn volume_create(State(st): State<AppState>, body: Bytes) -> ApiResult {
+    let req: VolumeCreate = serde_json::from_slice(&body)
+        .map_err(|err| ApiError::bad(format!("invalid volume config: {err}")))?;
+    if !matches!(req.driver.as_str(), "" | "local") {
+        return Err(ApiError::bad(format!(
+            "volume driver {:?} is not supported (valid: local)",
+            req.driver
+        )));
+    }
+    let mut e = st.engine.lock().await;
+    let name = Some(req.name.as_str()).filter(|n| !n.is_empty());
+    let vs = e.volumes();
+    // Creating a volume that exists returns it, as Docker.
+    let v = match name.and_then(|n| vs.get(n).ok().cloned()) {
+        Some(v) => v,
+        None => vs.create(name, req.labels)?,
+    };
+    let mp = vs.path(&v.name);
+    Ok(json_response(
+        StatusCode::CREATED,
+        volume_json(&v, mp.parent().unwrap_or(&mp)),
+    ))
+}
+
+async fn volume_inspect(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult {
+    let mut e = st.engine.lock().await;
+    let vs = e.volumes();
+    let v = vs.get(&name)?.clone();
+    let mp = vs.path(&v.name);
+    Ok(json_response(
+        StatusCode::OK,
+        volume_json(&v, mp.parent().unwrap_or(&mp)),
+    ))
+}
+
+async fn volume_delete(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult {
+    let mut e = st.engine.lock().await;
+    let users = e.volume_users(&name);
+    e.volumes().remove(&name, &users)?;
+    Ok(no_content())
+}
+
+async fn volume_prune(State(st): State<AppState>) -> ApiResult {
+    let mut e = st.engine.lock().await;
+    let names: Vec<String> = e.volumes().list().map(|v| v.name.clone()).collect();
+    let mut deleted = Vec::new();
+    for n in names {
+        if e.volume_users(&n).is_empty() && e.volumes().remove(&n, &[]).is_ok() {
+            deleted.push(n);
+        }
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        json!({"VolumesDeleted": deleted, "SpaceReclaimed": 0}),
+    ))
+}
+
+async fn network_list(State(st): State<AppState>) -> ApiResult {
+    let mut e = st.engine.lock().await;
+    let list = e.networks().list();
+    Ok(json_response(
+        StatusCode::OK,
+        serde_json::to_value(list).map_err(|err| ApiError::internal(err.to_string()))?,
+    ))
+}
+
+async fn network_inspect(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult {
+    let mut e = st.engine.lock().await;
+    let n = e.networks().inspect(&id)?;
+    Ok(json_response(
+        StatusCode::OK,
+        serde_json::to_value(n).map_err(|err| ApiError::internal(err.to_string()))?,
+    ))
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default, rename_all = "PascalCase")]
+struct NetworkCreate {
+    name: String,
+    driver: String,
+    internal: bool,
+    #[serde(rename = "EnableIPv6")]
+    enable_ipv6: bool,
+    #[serde(rename = "IPAM")]
+    ipam: Option<Value>,
+    options: Option<std::collections::BTreeMap<String, String>>,
+    labels: Option<std::collections::BTreeMap<String, String>>,
+}
+
+async fn network_create(State(st): State<AppState>, body: Bytes) -> ApiResult {
+    use netcore::options::{parse_ip, parse_subnet};
+    let req: NetworkCreate = serde_json::from_slice(&body)
+        .map_err(|err| ApiError::bad(format!("invalid network config: {err}")))?;
+    let mut v4 = netcore::ipam::SubnetRequest::default();
+    let mut v6 = None;
+    for c in req
+        .ipam
+        .as_ref()
+        .and_then(|i| i["Config"].as_array().cloned())
+        .unwrap_or_default()
+    {
+        let field = |k: &str| c[k].as_str().filter(|s| !s.is_empty()).map(String::from);
+        let sub = match field("Subnet") {
+            Some(s) => {
+                Some(parse_subnet("--subnet", &s).map_err(|err| ApiError::bad(err.to_string()))?)
+            }
+            None => None,
+        };
+        let r = netcore::ipam::SubnetRequest {
+            subnet: sub,
+            ip_range: match field("IPRange") {
+                Some(s) => Some(
+                    parse_subnet("--ip-range", &s).map_err(|err| ApiError::bad(err.to_string()))?,
+                ),
+                None => None,
+            },
+            gateway: match field("Gateway") {
+                Some(s) => {
+                    Some(parse_ip("--gateway", &s).map_err(|err| ApiError::bad(err.to_string()))?)
+                }
+                None => None,
+            },
+        };
+        if sub.is_some_and(|s| matches!(s, ipnet::IpNet::V6(_))) {
+            v6 = Some(r);
+        } else {
+            v4 = r;
+        }
+    }
+    if req.enable_ipv6 && v6.is_none() {
+        v6 = Some(netcore::ipam::SubnetRequest::default());
+    }
+    let mut e = st.engine.lock().await;
+    let n = e
+        .networks()
+        .create(netcore::network::CreateRequest {
+            name: req.name,
+            driver: Some(req.driver).filter(|d| !d.is_empty()),
+            ipv4: v4,
+            ipv6: v6,
+            internal: req.internal,
+            options: req.options.unwrap_or_default(),
+            labels: req.labels.unwrap_or_default(),
+        })
+        .await?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        json!({"Id": n.id, "Warning": ""}),
+    ))
+}
+
+async fn network_delete(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult {
+    let mut e = st.engine.lock().await;
+    let name = e.networks().find(&id)?.name.clone();
+    let users: Vec<String> = e
+        .networks()
+        .endpoints_of(&name)
+        .map(|ep| ep.container_name.clone())
+        .collect();
+    if !users.is_empty() {
+        return Err(ApiError::conflict(format!(
+            "error while removing network: network {name} has active endpoints ({})",
+            users.join(", ")
+        )));
+    }
+    e.networks().remove(&id).await?;
+    Ok(no_content())
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default, rename_all = "PascalCase")]
+struct Connect {
+    container: String,
+    endpoint_config: Option<create::EndpointConfig>,
+    force: bool,
+}
+
+async fn network_connect(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let req: Connect = serde_json::from_slice(&body)
+        .map_err(|err| ApiError::bad(format!("invalid connect request: {err}")))?;
+    let ep = req.endpoint_config.unwrap_or_default();
+    let ip = ep
+        .ipam_config
+        .map(|i| i.ipv4_address)
+        .filter(|s| !s.is_empty());
+    st.engine
+        .lock()
+        .await
+        .connect(&req.container, &id, ep.aliases.unwrap_or_default(), ip)
+        .await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+async fn network_disconnect(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let req: Connect = serde_json::from_slice(&body)
+        .map_err(|err| ApiError::bad(format!("invalid disconnect request: {err}")))?;
+    st.engine
+        .lock()
+        .await
+        .disconnect(&req.container, &id, req.force)
+        .await?;
+    Ok(StatusCode::OK.into_response())
+}

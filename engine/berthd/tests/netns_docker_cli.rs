@@ -1,0 +1,229 @@
+//! The real `docker` CLI drives berthd: run -d -p, ps, logs, inspect, stop, rm -f, volumes and
+//! networks, and Docker's errors and exit codes. Privileged: run through scripts/netns-test.sh.
+
+#[path = "../../../portproxy/tests/netns_support/mod.rs"]
+#[allow(dead_code)]
+mod netns_support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+use engine::image::layer::fixtures::busybox_rootfs;
+use engine::image::store::ImageStore;
+
+const IMAGE: &str = "berth-test/busybox";
+const DOCKER: &str = "/usr/local/bin/docker";
+
+struct Berthd {
+    child: Child,
+    dir: tempfile::TempDir,
+    sock: PathBuf,
+    cgroup_parent: String,
+}
+
+impl Berthd {
+    fn start() -> Berthd {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = ImageStore::open(&dir.path().join("data/image")).unwrap();
+        store
+            .import(&busybox_rootfs().unwrap()[..], Some(IMAGE))
+            .unwrap();
+        drop(store);
+        std::fs::write(dir.path().join("resolv.conf"), "nameserver 127.0.0.1\n").unwrap();
+        let bin = Path::new(env!("CARGO_BIN_EXE_berthd"));
+        let shim = bin.parent().unwrap().join("berth-shim");
+        assert!(
+            shim.exists(),
+            "{} is built with the workspace",
+            shim.display()
+        );
+        let sock = dir.path().join("berth.sock");
+        let cgroup_parent = format!("berthd-test-{}", std::process::id());
+        let child = Command::new(bin)
+            .arg("--data-root")
+            .arg(dir.path().join("data"))
+            .arg("--exec-root")
+            .arg(dir.path().join("run"))
+            .arg("-H")
+            .arg(format!("unix://{}", sock.display()))
+            .arg("--shim")
+            .arg(&shim)
+            .arg("--resolv-conf")
+            .arg(dir.path().join("resolv.conf"))
+            .arg("--cgroup-parent")
+            .arg(&cgroup_parent)
+            .spawn()
+            .unwrap();
+        let t0 = Instant::now();
+        while !sock.exists() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "berthd did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Berthd {
+            child,
+            dir,
+            sock,
+            cgroup_parent,
+        }
+    }
+
+    fn docker(&self, args: &[&str]) -> Output {
+        Command::new(DOCKER)
+            .env("DOCKER_HOST", format!("unix://{}", self.sock.display()))
+            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// Runs docker, asserting success; its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.docker(args);
+        assert!(
+            out.status.success(),
+            "docker {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Berthd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
+            for h in rd.flatten() {
+                let _ = std::fs::remove_dir(h.path().join(&self.cgroup_parent));
+            }
+        }
+    }
+}
+
+fn http_get(addr: &str) -> std::io::Result<String> {
+    let mut s = TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(3)))?;
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
+
+#[test]
+fn netns_docker_cli_drives_berthd() {
+    if !netns_support::enabled("netns_docker_cli_drives_berthd") {
+        return;
+    }
+    if !Path::new(DOCKER).exists() {
+        panic!("{DOCKER} is missing: the docker CLI is part of this machine");
+    }
+    let d = Berthd::start();
+    let v = d.ok(&["version", "--format", "{{.Server.APIVersion}}"]);
+    assert_eq!(v.trim(), "1.43");
+
+    // run -d -p: the ID is printed, the server answers on the published port.
+    let id = d.ok(&[
+        "run", "-d", "--name", "web", "-p", "8080:80", "--hostname", "webhost", IMAGE, "sh", "-c",
+        "echo hello-from-$HOSTNAME > /tmp/index.html; echo started; echo warn >&2; exec httpd -f -p 80 -h /tmp",
+    ]);
+    let id = id.trim();
+    assert_eq!(id.len(), 64, "{id}");
+    let t0 = Instant::now();
+    let body = loop {
+        if let Ok(b) = http_get("127.0.0.1:8080") {
+            break b;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "no answer on 8080");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(body.contains("hello-from-webhost"), "{body}");
+
+    // ps: Docker's columns, PORTS as Docker prints them; --format and -q.
+    let ps = d.ok(&["ps"]);
+    assert!(ps.starts_with("CONTAINER ID"), "{ps}");
+    assert!(
+        ps.contains("0.0.0.0:8080->80/tcp") && ps.contains(" web"),
+        "{ps}"
+    );
+    let fmt = d.ok(&["ps", "--format", "{{.Names}} {{.Status}} {{.Image}}"]);
+    assert!(fmt.starts_with("web Up "), "{fmt}");
+    assert!(fmt.trim_end().ends_with(IMAGE), "{fmt}");
+    assert_eq!(d.ok(&["ps", "-q"]).trim(), &id[..12]);
+    let filtered = d.ok(&["ps", "-a", "--filter", "status=exited", "-q"]);
+    assert!(filtered.trim().is_empty(), "{filtered}");
+
+    // logs: stdout and stderr apart.
+    let out = d.docker(&["logs", "web"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "started\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "warn\n");
+
+    // inspect through Go templates.
+    let ins = d.ok(&[
+        "inspect",
+        "-f",
+        "{{.State.Running}} {{.Name}} {{.NetworkSettings.IPAddress}} {{.Config.Hostname}}",
+        "web",
+    ]);
+    assert!(ins.starts_with("true /web 172.17."), "{ins}");
+    assert!(ins.trim_end().ends_with("webhost"), "{ins}");
+
+    // stop: httpd as PID 1 has no SIGTERM handler, so SIGKILL after the timeout: 137, as
+    // Docker gives; Docker's errors and exit codes.
+    d.ok(&["stop", "-t", "1", "web"]);
+    let code = d.ok(&[
+        "inspect",
+        "-f",
+        "{{.State.ExitCode}} {{.State.Status}}",
+        "web",
+    ]);
+    assert_eq!(code.trim(), "137 exited");
+    let missing = d.docker(&["rm", "nosuch"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("No such container: nosuch"),
+        "{missing:?}"
+    );
+    let dup = d.docker(&["create", "--name", "web", IMAGE, "true"]);
+    assert_ne!(dup.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&dup.stderr).contains("is already in use"),
+        "{dup:?}"
+    );
+    d.ok(&["start", "web"]);
+    assert_eq!(d.ok(&["ps", "-q"]).trim(), &id[..12]);
+    d.ok(&["rm", "-f", "web"]);
+    assert!(d.ok(&["ps", "-a", "-q"]).trim().is_empty());
+    assert!(http_get("127.0.0.1:8080").is_err(), "unpublished");
+
+    // volumes and networks.
+    d.ok(&["volume", "create", "vol1"]);
+    assert!(d.ok(&["volume", "ls", "-q"]).lines().any(|l| l == "vol1"));
+    d.ok(&["volume", "rm", "vol1"]);
+    assert!(!d.ok(&["volume", "ls", "-q"]).lines().any(|l| l == "vol1"));
+    d.ok(&["network", "create", "net1"]);
+    assert!(
+        d.ok(&["network", "ls", "--format", "{{.Name}}"])
+            .lines()
+            .any(|l| l == "net1")
+    );
+    let sub = d.ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{range .IPAM.Config}}{{.Subnet}}{{end}}",
+        "net1",
+    ]);
+    assert!(sub.contains('/'), "{sub}");
+    d.ok(&["network", "rm", "net1"]);
+    let gone = d.docker(&["network", "rm", "net1"]);
+    assert_ne!(gone.status.code(), Some(0));
+    let images = d.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(images.contains("berth-test/busybox:latest"), "{images}");
+}

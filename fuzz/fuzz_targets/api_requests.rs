@@ -1,0 +1,22 @@
+//! Any bytes as what a Docker API client sends berthd: a container-create body, a `filters`
+//! parameter, a versioned path. Nothing panics; a body that is accepted names an image; a
+//! versioned path loses exactly its prefix.
+#![no_main]
+
+use berthd::api::{create, filters, version};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(body) = create::parse(data) {
+        if let Ok(opts) = create::to_options(body, Some("fuzz".into())) {
+            assert!(!opts.image.is_empty());
+        }
+    }
+    let text = String::from_utf8_lossy(data);
+    let _ = filters::parse_container_filters(Some(&text));
+    let (v, rest) = version::split_version(&text);
+    if let Some(v) = v {
+        assert!(text.len() >= rest.len() && text.starts_with("/v"));
+        let _ = version::check(v);
+    }
+});
