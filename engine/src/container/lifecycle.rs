@@ -652,7 +652,13 @@ impl Engine {
             };
             if due {
                 if let Err(e) = self.start_id(id, None).await {
-                    tracing::warn!(container = id, error = %e, "restart policy: start failed");
+                    // Left restarting with a back-off: a supervisor keeps trying.
+                    let delay = next_delay(None, Duration::ZERO);
+                    let _ = self.set_state(id, |s| {
+                        s.status = Status::Restarting;
+                        s.backoff_ms = delay.as_millis() as u64;
+                    });
+                    tracing::warn!(container = id, error = %e, "restart policy: start failed; retrying");
                 }
             }
         }

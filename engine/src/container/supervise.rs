@@ -21,11 +21,22 @@ pub async fn supervise(engine: Arc<Mutex<Engine>>, shutdown: impl Future<Output 
     tokio::pin!(shutdown);
     let mut watching: HashSet<(String, i32)> = HashSet::new();
     let mut watches: JoinSet<(String, i32)> = JoinSet::new();
-    let mut restarts: JoinSet<()> = JoinSet::new();
+    let mut restarts: JoinSet<String> = JoinSet::new();
+    // Containers with a restart loop running.
+    let mut restarting: HashSet<String> = HashSet::new();
     loop {
         {
             let e = engine.lock().await;
             for c in e.containers() {
+                // Left restarting by an engine that started without a supervisor, or whose
+                // start at daemon start failed: keep trying with its back-off.
+                if c.state.status == super::state::Status::Restarting
+                    && !c.state.stopped_by_user
+                    && restarting.insert(c.id.clone())
+                {
+                    let delay = Duration::from_millis(c.state.backoff_ms);
+                    restarts.spawn(restart_loop(engine.clone(), c.id.clone(), delay));
+                }
                 let key = (c.id.clone(), c.state.shim_pid);
                 if !c.state.status.is_live() || c.state.shim_pid <= 0 || watching.contains(&key) {
                     continue;
@@ -55,29 +66,37 @@ pub async fn supervise(engine: Arc<Mutex<Engine>>, shutdown: impl Future<Output 
                 let after = engine.lock().await.on_exit(&key.0, Some(key.1)).await;
                 match after {
                     Ok(AfterExit::Restart(delay)) => {
-                        let engine = engine.clone();
-                        let id = key.0.clone();
-                        restarts.spawn(async move {
-                            let mut delay = delay;
-                            loop {
-                                tokio::time::sleep(delay).await;
-                                match engine.lock().await.restart_due(&id).await {
-                                    Ok(Some(next)) => delay = next,
-                                    Ok(None) => break,
-                                    Err(e) => {
-                                        tracing::warn!(container = %id, error = %e, "restart policy: start failed; given up");
-                                        break;
-                                    }
-                                }
-                            }
-                        });
+                        if restarting.insert(key.0.clone()) {
+                            restarts.spawn(restart_loop(engine.clone(), key.0.clone(), delay));
+                        }
                     }
                     Ok(_) => {}
                     Err(e) => tracing::warn!(container = %key.0, error = %e, "recording an exit"),
                 }
             }
-            Some(_) = restarts.join_next(), if !restarts.is_empty() => {}
+            Some(done) = restarts.join_next(), if !restarts.is_empty() => {
+                if let Ok(id) = done {
+                    restarting.remove(&id);
+                }
+            }
             () = tokio::time::sleep(RESCAN) => {}
+        }
+    }
+}
+
+/// Starts `id` after `delay`, and again after each back-off while its start fails and its
+/// policy still says so. Returns the ID when it runs or is given up.
+async fn restart_loop(engine: Arc<Mutex<Engine>>, id: String, delay: Duration) -> String {
+    let mut delay = delay;
+    loop {
+        tokio::time::sleep(delay).await;
+        match engine.lock().await.restart_due(&id).await {
+            Ok(Some(next)) => delay = next,
+            Ok(None) => return id,
+            Err(e) => {
+                tracing::warn!(container = %id, error = %e, "restart policy: start failed; given up");
+                return id;
+            }
         }
     }
 }
