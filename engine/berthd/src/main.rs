@@ -102,9 +102,7 @@ async fn main() -> anyhow::Result<()> {
             let _ = rx.changed().await;
         }
     }));
-    let app = berthd::server::app(berthd::server::AppState {
-        engine: engine.clone(),
-    });
+    let app = berthd::server::app(berthd::server::AppState::new(engine.clone()));
     let shutdown = async move {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .expect("signal handler");

@@ -19,12 +19,28 @@ use tokio::sync::Mutex;
 use crate::api::error::ApiError;
 use crate::api::views::NetView;
 use crate::api::{create, filters, version, views};
+use crate::streams;
 
 /// What every handler shares.
 #[derive(Clone, Debug)]
 pub struct AppState {
     /// The engine, behind one lock.
     pub engine: Arc<Mutex<Engine>>,
+    /// Attachments waiting for their container to start.
+    pub pending: crate::streams::Pending,
+    /// Execs by ID.
+    pub execs: crate::streams::Execs,
+}
+
+impl AppState {
+    /// The state of a server over `engine`.
+    pub fn new(engine: Arc<Mutex<Engine>>) -> AppState {
+        AppState {
+            engine,
+            pending: Default::default(),
+            execs: Default::default(),
+        }
+    }
 }
 
 type Q = Query<HashMap<String, String>>;
@@ -75,6 +91,12 @@ pub fn app(state: AppState) -> Router {
         .route("/containers/{id}/rename", post(container_rename))
         .route("/containers/{id}/wait", post(container_wait))
         .route("/containers/{id}/logs", get(container_logs))
+        .route("/containers/{id}/attach", post(streams::container_attach))
+        .route("/containers/{id}/resize", post(streams::container_resize))
+        .route("/containers/{id}/exec", post(streams::exec_create))
+        .route("/exec/{id}/start", post(streams::exec_start))
+        .route("/exec/{id}/json", get(streams::exec_inspect))
+        .route("/exec/{id}/resize", post(streams::exec_resize))
         .route("/containers/{id}", axum::routing::delete(container_delete))
         .route("/images/json", get(image_list))
         .route("/images/{*rest}", get(image_get).delete(image_delete))
@@ -282,11 +304,19 @@ async fn container_inspect(State(st): State<AppState>, Path(id): Path<String>) -
 }
 
 async fn container_start(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult {
-    let mut e = st.engine.lock().await;
-    if e.get(&id)?.state.status.as_str() == "running" {
-        return Ok(StatusCode::NOT_MODIFIED.into_response());
+    let id = {
+        let e = st.engine.lock().await;
+        let c = e.get(&id)?;
+        if c.state.status.as_str() == "running" {
+            return Ok(StatusCode::NOT_MODIFIED.into_response());
+        }
+        c.id.clone()
+    };
+    // A client attached before the start (docker run): it gets the first output.
+    if streams::start_with_pending(&st, &id).await? {
+        return Ok(no_content());
     }
-    e.start(&id).await?;
+    st.engine.lock().await.start(&id).await?;
     Ok(no_content())
 }
 

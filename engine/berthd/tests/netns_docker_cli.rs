@@ -164,6 +164,69 @@ fn netns_docker_cli_drives_berthd() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "started\n");
     assert_eq!(String::from_utf8_lossy(&out.stderr), "warn\n");
 
+    // exec: output, exit codes (127 for a missing command, as Docker), -d.
+    assert_eq!(
+        d.ok(&["exec", "web", "sh", "-c", "echo in-$HOSTNAME"]),
+        "in-webhost\n"
+    );
+    let code = d.docker(&["exec", "web", "sh", "-c", "exit 7"]);
+    assert_eq!(code.status.code(), Some(7), "{code:?}");
+    let nf = d.docker(&["exec", "web", "nope"]);
+    assert_eq!(nf.status.code(), Some(127), "{nf:?}");
+    d.ok(&["exec", "-d", "web", "sh", "-c", "echo detached > /tmp/f"]);
+    let t0 = Instant::now();
+    while d.docker(&["exec", "web", "cat", "/tmp/f"]).stdout != b"detached\n" {
+        assert!(t0.elapsed() < Duration::from_secs(5), "exec -d did not run");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // run attached: output streamed, the container's exit code is docker's; --rm removes it;
+    // -i passes stdin; -it under a pty gets a terminal.
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo hi; echo oops >&2; exit 3",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "oops\n");
+    let mut cat = Command::new(DOCKER)
+        .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
+        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
+        .args(["run", "--rm", "-i", IMAGE, "cat"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    cat.stdin.take().unwrap().write_all(b"piped-in\n").unwrap();
+    let out = cat.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "piped-in\n");
+    assert_eq!(out.status.code(), Some(0));
+    let it = Command::new("script")
+        .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
+        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
+        .args([
+            "-qec",
+            &format!("{DOCKER} run --rm -it {IMAGE} sh -c '[ -t 0 ] && echo on-a-tty; exit 4'"),
+            "/dev/null",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&it.stdout).contains("on-a-tty"),
+        "{it:?}"
+    );
+    assert_eq!(it.status.code(), Some(4), "{it:?}");
+    assert_eq!(
+        d.ok(&["ps", "-a", "-q"]).trim(),
+        &id[..12],
+        "--rm removed the others"
+    );
+
     // inspect through Go templates.
     let ins = d.ok(&[
         "inspect",

@@ -1,0 +1,468 @@
+//! Attach and exec over HTTP: the connection is upgraded (101, `Upgrade: tcp`) and carries raw
+//! bytes both ways between the client and the shim's attach socket. Without a TTY the shim's
+//! framing goes through unchanged (Docker's multiplexed stream); with one, the frames are
+//! unwrapped to raw bytes. The client's half-close reaches the shim as a half-close.
+
+use std::collections::HashMap;
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use engine::container::{ContainerError, ExecOptions};
+use engine::runtime::attach::{AttachRequest, next_frame, parse_detach_keys};
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{Mutex, oneshot};
+
+use crate::api::error::ApiError;
+use crate::server::AppState;
+
+/// Attachments made before their container started (the docker CLI attaches, then starts).
+pub type Pending =
+    Arc<Mutex<HashMap<String, Vec<(AttachRequest, oneshot::Sender<StdUnixStream>)>>>>;
+
+/// An exec made by `POST /containers/{id}/exec`, until it is started and after.
+#[derive(Debug, Clone)]
+pub struct ExecRecord {
+    /// The container.
+    pub container: String,
+    /// What to run.
+    pub opts: ExecOptions,
+    /// Attach stdin / stdout / stderr.
+    pub streams: (bool, bool, bool),
+    /// `DetachKeys`.
+    pub detach_keys: Vec<u8>,
+    /// Running now.
+    pub running: bool,
+    /// Its exit code once ended.
+    pub exit_code: Option<i32>,
+    /// Its PID while it runs.
+    pub pid: i32,
+    /// The engine's ID of the session (for resize).
+    pub session: Option<String>,
+}
+
+/// Every exec berthd knows (bounded: the oldest ended ones are forgotten past 1024).
+pub type Execs = Arc<Mutex<HashMap<String, ExecRecord>>>;
+
+type Q = Query<HashMap<String, String>>;
+
+fn flag(q: &HashMap<String, String>, k: &str) -> bool {
+    q.get(k)
+        .is_some_and(|v| matches!(v.as_str(), "1" | "true" | "True" | "yes"))
+}
+
+fn upgraded_response(tty: bool) -> Response {
+    let ct = if tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    };
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, "tcp")
+        .header(header::CONTENT_TYPE, ct)
+        .body(Body::empty())
+        .expect("a static response")
+}
+
+/// Copies between the upgraded client connection and the shim's socket until both ends are
+/// done; with `tty`, the shim's frames are unwrapped.
+async fn pump<C>(client: C, shim: StdUnixStream, tty: bool)
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
+    if shim.set_nonblocking(true).is_err() {
+        return;
+    }
+    let Ok(shim) = tokio::net::UnixStream::from_std(shim) else {
+        return;
+    };
+    let (mut shim_r, mut shim_w) = shim.into_split();
+    let (mut client_r, mut client_w) = tokio::io::split(client);
+    let input = async move {
+        let _ = tokio::io::copy(&mut client_r, &mut shim_w).await;
+        // The client's half-close: the shim closes stdin (StdinOnce).
+        let _ = shim_w.shutdown().await;
+    };
+    let output = async move {
+        let mut buf = vec![0u8; 32 * 1024];
+        let mut pending: Vec<u8> = Vec::new();
+        loop {
+            let n = match shim_r.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if !tty {
+                if client_w.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            pending.extend_from_slice(&buf[..n]);
+            let mut used = 0;
+            while let Ok(Some((_, r))) = next_frame(&pending[used..]) {
+                let (s, e) = (used + r.start, used + r.end);
+                if client_w.write_all(&pending[s..e]).await.is_err() {
+                    return;
+                }
+                used = e;
+            }
+            pending.drain(..used);
+        }
+        let _ = client_w.flush().await;
+        let _ = client_w.shutdown().await;
+    };
+    // Output ends the session (the process ended, or the client detached); input may not.
+    tokio::select! {
+        () = output => {}
+        () = async { input.await; std::future::pending::<()>().await } => {}
+    }
+}
+
+/// `POST /containers/{id}/attach?stream=1&stdin=1&stdout=1&stderr=1&detachKeys=...`.
+pub async fn container_attach(
+    State(st): State<AppState>,
+    Path(what): Path<String>,
+    q: Q,
+    mut req: Request,
+) -> Result<Response, ApiError> {
+    let keys = parse_detach_keys(q.get("detachKeys").map_or("", String::as_str))
+        .map_err(|e| ApiError::bad(e.to_string()))?;
+    let areq = AttachRequest {
+        stdin: flag(&q, "stdin"),
+        stdout: flag(&q, "stdout"),
+        stderr: flag(&q, "stderr"),
+        detach_keys: keys,
+    };
+    let (id, tty, running) = {
+        let e = st.engine.lock().await;
+        let c = e.get(&what)?;
+        let status = c.state.status.as_str();
+        if !matches!(status, "running" | "created" | "exited") {
+            return Err(ContainerError::Conflict(format!(
+                "You cannot attach to a {status} container {}",
+                c.name
+            ))
+            .into());
+        }
+        (c.id.clone(), c.options.tty, status == "running")
+    };
+    // Connect now for a running container; otherwise the start hands over the stream.
+    let shim = if running {
+        Some(st.engine.lock().await.attach(&id, areq.clone())?)
+    } else {
+        None
+    };
+    let rx = if shim.is_none() {
+        let (tx, rx) = oneshot::channel();
+        st.pending
+            .lock()
+            .await
+            .entry(id.clone())
+            .or_default()
+            .push((areq, tx));
+        Some(rx)
+    } else {
+        None
+    };
+    let upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Ok(up) = upgrade.await else { return };
+        let shim = match (shim, rx) {
+            (Some(s), _) => s,
+            (None, Some(rx)) => match rx.await {
+                Ok(s) => s,
+                Err(_) => return,
+            },
+            (None, None) => return,
+        };
+        pump(TokioIo::new(up), shim, tty).await;
+    });
+    Ok(upgraded_response(tty))
+}
+
+/// Hands the attachments waiting for `id` their streams as it starts; `true` when there were
+/// any (the container was started by this call).
+pub async fn start_with_pending(st: &AppState, id: &str) -> Result<bool, ApiError> {
+    let waiting = st.pending.lock().await.remove(id).unwrap_or_default();
+    let mut waiting = waiting.into_iter().filter(|(_, tx)| !tx.is_closed());
+    let Some((first, tx)) = waiting.next() else {
+        return Ok(false);
+    };
+    let mut e = st.engine.lock().await;
+    let s = e.start_attached(id, first).await?;
+    let _ = tx.send(s);
+    for (req, tx) in waiting {
+        if let Ok(s) = e.attach(id, req) {
+            let _ = tx.send(s);
+        }
+    }
+    Ok(true)
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default, rename_all = "PascalCase")]
+struct ExecCreate {
+    attach_stdin: bool,
+    attach_stdout: bool,
+    attach_stderr: bool,
+    tty: bool,
+    cmd: Option<Vec<String>>,
+    env: Option<Vec<String>>,
+    working_dir: String,
+    user: String,
+    detach_keys: String,
+    privileged: bool,
+}
+
+/// `POST /containers/{id}/exec`.
+pub async fn exec_create(
+    State(st): State<AppState>,
+    Path(what): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req: ExecCreate = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad(format!("invalid exec config: {e}")))?;
+    if req.privileged {
+        return Err(ApiError::bad(
+            "Privileged exec is not supported by berth (valid: false)",
+        ));
+    }
+    let cmd = req.cmd.unwrap_or_default();
+    if cmd.is_empty() {
+        return Err(ApiError::bad("No exec command specified"));
+    }
+    let keys = parse_detach_keys(&req.detach_keys).map_err(|e| ApiError::bad(e.to_string()))?;
+    let container = {
+        let e = st.engine.lock().await;
+        let c = e.get(&what)?;
+        if c.state.status.as_str() != "running" {
+            return Err(
+                ContainerError::Conflict(format!("Container {} is not running", c.name)).into(),
+            );
+        }
+        c.id.clone()
+    };
+    let id = netcore::network::random_id();
+    let rec = ExecRecord {
+        container,
+        opts: ExecOptions {
+            cmd,
+            env: req.env.unwrap_or_default(),
+            workdir: Some(req.working_dir).filter(|w| !w.is_empty()),
+            user: Some(req.user).filter(|u| !u.is_empty()),
+            tty: req.tty,
+            open_stdin: req.attach_stdin,
+        },
+        streams: (req.attach_stdin, req.attach_stdout, req.attach_stderr),
+        detach_keys: keys,
+        running: false,
+        exit_code: None,
+        pid: 0,
+        session: None,
+    };
+    let mut execs = st.execs.lock().await;
+    if execs.len() >= 1024 {
+        let ended: Vec<String> = execs
+            .iter()
+            .filter(|(_, r)| r.exit_code.is_some())
+            .map(|(k, _)| k.clone())
+            .take(execs.len() / 2)
+            .collect();
+        for k in ended {
+            execs.remove(&k);
+        }
+    }
+    execs.insert(id.clone(), rec);
+    Ok((StatusCode::CREATED, axum::Json(json!({"Id": id}))).into_response())
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default, rename_all = "PascalCase")]
+struct ExecStart {
+    detach: bool,
+}
+
+/// `POST /exec/{id}/start`: detached (200) or upgraded to the exec's streams (101).
+pub async fn exec_start(
+    State(st): State<AppState>,
+    Path(exec_id): Path<String>,
+    mut req: Request,
+) -> Result<Response, ApiError> {
+    let body = axum::body::to_bytes(std::mem::take(req.body_mut()), 1 << 20)
+        .await
+        .map_err(|e| ApiError::bad(format!("reading the request: {e}")))?;
+    let start: ExecStart = if body.is_empty() {
+        ExecStart::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad(format!("invalid exec start: {e}")))?
+    };
+    let rec = {
+        let mut execs = st.execs.lock().await;
+        let r = execs
+            .get_mut(&exec_id)
+            .ok_or_else(|| ApiError::not_found(format!("No such exec instance: {exec_id}")))?;
+        if r.running || r.exit_code.is_some() {
+            return Err(ApiError::conflict(format!(
+                "exec {exec_id} has already been started"
+            )));
+        }
+        r.running = true;
+        r.clone()
+    };
+    let attach = (!start.detach).then(|| AttachRequest {
+        stdin: rec.streams.0,
+        stdout: rec.streams.1,
+        stderr: rec.streams.2,
+        detach_keys: rec.detach_keys.clone(),
+    });
+    let started = st
+        .engine
+        .lock()
+        .await
+        .exec_start(&rec.container, &rec.opts, attach);
+    let tty = rec.opts.tty;
+    let key = exec_id.clone();
+    let execs = st.execs.clone();
+    let record_exit = move |code: i32| async move {
+        if let Some(r) = execs.lock().await.get_mut(&exec_id) {
+            r.running = false;
+            r.exit_code = Some(code);
+            r.pid = 0;
+        }
+    };
+    match started {
+        Ok(mut session) => {
+            if let Some(r) = st.execs.lock().await.get_mut(&key) {
+                r.pid = session.pid;
+                r.session = Some(session.id.clone());
+            }
+            let stream = session.stream.take();
+            match stream {
+                None => {
+                    tokio::spawn(async move {
+                        let code = session.wait().await;
+                        record_exit(code).await;
+                    });
+                    Ok(StatusCode::OK.into_response())
+                }
+                Some(shim) => {
+                    let upgrade = hyper::upgrade::on(&mut req);
+                    tokio::spawn(async move {
+                        if let Ok(up) = upgrade.await {
+                            pump(TokioIo::new(up), shim, tty).await;
+                        }
+                        let code = session.wait().await;
+                        record_exit(code).await;
+                    });
+                    Ok(upgraded_response(tty))
+                }
+            }
+        }
+        Err(ContainerError::Exec { code, message }) => {
+            // As Docker: the runtime's message on the stream, the code in exec inspect.
+            record_exit(code).await;
+            let upgrade = hyper::upgrade::on(&mut req);
+            tokio::spawn(async move {
+                if let Ok(up) = upgrade.await {
+                    let mut io = TokioIo::new(up);
+                    let text = format!("OCI runtime exec failed: {message}\r\n");
+                    let mut b = Vec::new();
+                    if !tty {
+                        b.extend_from_slice(&engine::runtime::attach::frame_header(1, text.len()));
+                    }
+                    b.extend_from_slice(text.as_bytes());
+                    let _ = io.write_all(&b).await;
+                    let _ = io.shutdown().await;
+                }
+            });
+            Ok(upgraded_response(tty))
+        }
+        Err(e) => {
+            record_exit(126).await;
+            Err(e.into())
+        }
+    }
+}
+
+/// `GET /exec/{id}/json`.
+pub async fn exec_inspect(
+    State(st): State<AppState>,
+    Path(exec_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let execs = st.execs.lock().await;
+    let r = execs
+        .get(&exec_id)
+        .ok_or_else(|| ApiError::not_found(format!("No such exec instance: {exec_id}")))?;
+    Ok(axum::Json(json!({
+        "ID": exec_id,
+        "Running": r.running,
+        "ExitCode": r.exit_code,
+        "ProcessConfig": {
+            "tty": r.opts.tty,
+            "entrypoint": r.opts.cmd.first(),
+            "arguments": r.opts.cmd.iter().skip(1).collect::<Vec<_>>(),
+            "privileged": false,
+            "user": r.opts.user.clone().unwrap_or_default(),
+        },
+        "OpenStdin": r.streams.0,
+        "OpenStdout": r.streams.1,
+        "OpenStderr": r.streams.2,
+        "CanRemove": false,
+        "ContainerID": r.container,
+        "DetachKeys": "",
+        "Pid": r.pid,
+    }))
+    .into_response())
+}
+
+fn size(q: &HashMap<String, String>) -> Result<(u16, u16), ApiError> {
+    let get = |k: &str| {
+        q.get(k)
+            .and_then(|v| v.parse::<u16>().ok())
+            .ok_or_else(|| ApiError::bad(format!("resize: invalid or missing {k} (give 1..65535)")))
+    };
+    Ok((get("h")?, get("w")?))
+}
+
+/// `POST /containers/{id}/resize?h=&w=`.
+pub async fn container_resize(
+    State(st): State<AppState>,
+    Path(what): Path<String>,
+    q: Q,
+) -> Result<Response, ApiError> {
+    let (h, w) = size(&q)?;
+    st.engine.lock().await.resize(&what, h, w)?;
+    Ok(StatusCode::OK.into_response())
+}
+
+/// `POST /exec/{id}/resize?h=&w=`.
+pub async fn exec_resize(
+    State(st): State<AppState>,
+    Path(exec_id): Path<String>,
+    q: Q,
+) -> Result<Response, ApiError> {
+    let (h, w) = size(&q)?;
+    let (container, session) = {
+        let execs = st.execs.lock().await;
+        let r = execs
+            .get(&exec_id)
+            .ok_or_else(|| ApiError::not_found(format!("No such exec instance: {exec_id}")))?;
+        (r.container.clone(), r.session.clone())
+    };
+    let Some(session) = session else {
+        return Err(ApiError::conflict(format!("exec {exec_id} is not running")));
+    };
+    st.engine
+        .lock()
+        .await
+        .exec_resize(&container, &session, h, w)?;
+    Ok(StatusCode::OK.into_response())
+}
