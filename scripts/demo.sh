@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The main job: a busybox web server container run with `-p 8080:80` on berth's default bridge
-# (image imported into berth's store, rootfs on overlayfs, runc under berth-shim, address, veth and
-# DNAT from netcore, the loopback side through portproxy). A client on another host (an "outside"
-# namespace) reaches it through the kernel's DNAT; the host reaches it on 127.0.0.1:8080. The engine
-# is then killed with SIGKILL and the container keeps serving; a new engine adopts and removes it.
+# The main job: berthd serving the Docker API, and the real `docker` CLI running a busybox web
+# server with `docker run -d -p 8080:80` on berth's default bridge (image imported into berth's
+# store, rootfs on overlayfs, runc under berth-shim, address, veth and DNAT from netcore, the
+# loopback side through portproxy). A client on another host (an "outside" namespace) reaches it
+# through the kernel's DNAT; the host reaches it on 127.0.0.1:8080. berthd is then killed with
+# SIGKILL and the container keeps serving; a new berthd adopts it and `docker rm -f` removes it.
 # Runs in a throwaway namespace, so it leaves nothing behind on this machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,19 +13,27 @@ export DEBIAN_FRONTEND=noninteractive
 need=()
 for c in curl ip nft runc; do command -v $c >/dev/null || [ -x /usr/sbin/$c ] || need+=($c); done
 [ -x /bin/busybox ] || need+=(busybox-static)
-[ ${#need[@]} -eq 0 ] || { apt-get update -qq && apt-get install -y -qq iproute2 nftables util-linux curl runc busybox-static >/dev/null; }
-cargo build --release --quiet -p engine --bin berth-engine --bin berth-shim --bin berth-image
+command -v docker >/dev/null || need+=(docker.io)
+[ ${#need[@]} -eq 0 ] || { apt-get update -qq && apt-get install -y -qq iproute2 nftables util-linux curl runc busybox-static "${need[@]}" >/dev/null; }
+cargo build --release --quiet -p berthd --bin berthd -p engine --bin berth-shim --bin berth-image
 BIN="$CARGO_TARGET_DIR/release"
+DOCKER=$(command -v docker)
 mkdir -p /run/netns
 exec unshare --net --mount --pid --fork --mount-proc --propagation private -- bash -euo pipefail -c '
-  BIN=$1
+  BIN=$1 DOCKER=$2
   PATH=/usr/sbin:/usr/bin:/sbin:/bin
   mount -t tmpfs demo /run/netns
   run=$(mktemp -d)
   mount -t tmpfs demo "$run"
   ip link set lo up
   echo "nameserver 127.0.0.1" > "$run/resolv.conf"
-  eng() { "$BIN/berth-engine" --data-root "$run/data" --exec-root "$run/exec" --resolv-conf "$run/resolv.conf" --cgroup-parent berth-demo "$@"; }
+  export DOCKER_HOST="unix://$run/berth.sock" DOCKER_CONFIG="$run/docker-config"
+  berthd() {
+    "$BIN/berthd" --data-root "$run/data" --exec-root "$run/exec" -H "$DOCKER_HOST" \
+      --resolv-conf "$run/resolv.conf" --cgroup-parent berth-demo --log-level warn &
+    DPID=$!
+    for _ in $(seq 100); do "$DOCKER" version >/dev/null 2>&1 && break; sleep 0.1; done
+  }
 
   # Another host on the LAN: 192.0.2.2, reaching this host at 192.0.2.1.
   ip netns add outside
@@ -41,26 +50,29 @@ exec unshare --net --mount --pid --fork --mount-proc --propagation private -- ba
   echo "$ berth-image import busybox.tar demo/busybox:1"
   "$BIN/berth-image" --data-root "$run/data" import "$run/busybox.tar" demo/busybox:1
 
-  # The engine, holding the container: like docker run -d --name web -p 8080:80 demo/busybox:1 httpd ...
-  echo "[{\"name\":\"web\",\"image\":\"demo/busybox:1\",\"publish\":[\"8080:80\"],\"cmd\":[\"httpd\",\"-f\",\"-p\",\"80\",\"-h\",\"/www\"]}]" > "$run/web.json"
-  echo "$ berth-engine daemon --run web.json   # name web, -p 8080:80, httpd -f -p 80 -h /www"
-  "$BIN/berth-engine" --data-root "$run/data" --exec-root "$run/exec" --resolv-conf "$run/resolv.conf" \
-    --cgroup-parent berth-demo daemon --run "$run/web.json" > "$run/daemon.out" &
-  DPID=$!
-  for _ in $(seq 100); do grep -q ready "$run/daemon.out" 2>/dev/null && break; sleep 0.1; done
+  echo "$ berthd -H unix://.../berth.sock &   # the Docker API"
+  berthd
+  echo "$ docker version --format {{.Server.APIVersion}}"
+  "$DOCKER" version --format "{{.Server.APIVersion}}"
+  echo "$ docker run -d --name web -p 8080:80 demo/busybox:1 httpd -f -p 80 -h /www"
+  "$DOCKER" run -d --name web -p 8080:80 demo/busybox:1 httpd -f -p 80 -h /www
   for _ in $(seq 50); do curl -sf http://127.0.0.1:8080/ >/dev/null && break; sleep 0.1; done
+  echo "$ docker ps"
+  "$DOCKER" ps
   echo "$ (outside) curl http://192.0.2.1:8080/"
   ip netns exec outside curl -sS http://192.0.2.1:8080/
   echo "$ curl http://127.0.0.1:8080/"
   curl -sS http://127.0.0.1:8080/
-  echo "$ kill -KILL <engine>; (outside) curl http://192.0.2.1:8080/"
+  echo "$ kill -KILL <berthd>; (outside) curl http://192.0.2.1:8080/"
   kill -KILL $DPID; wait $DPID 2>/dev/null || true
   ip netns exec outside curl -sS http://192.0.2.1:8080/
-  echo "$ berth-engine ps   # a new engine adopts the running container"
-  eng ps
-  echo "$ berth-engine rm -f web"
-  eng rm -f web
+  echo "$ berthd &; docker ps --format ...   # a new berthd adopts the running container"
+  berthd
+  "$DOCKER" ps --format "{{.Names}} {{.Status}} {{.Ports}}"
+  echo "$ docker rm -f web"
+  "$DOCKER" rm -f web
+  kill -TERM $DPID; wait $DPID 2>/dev/null || true
   echo "after rm -f: $(ip -br link | grep -c veth || true) veth, $(grep -c "$run" /proc/self/mountinfo) mounts under the run directory (its own tmpfs)"
   umount "$run"
   for d in /sys/fs/cgroup/*/berth-demo; do rmdir "$d" 2>/dev/null || true; done
-' demo "$BIN"
+' demo "$BIN" "$DOCKER"

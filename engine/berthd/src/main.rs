@@ -62,6 +62,7 @@ async fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("invalid --log-level {:?}", cli.log_level))?,
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let sock = socket_path(&cli)?;
     let shim = match &cli.shim {

@@ -70,7 +70,8 @@ pub async fn supervise(engine: Arc<Mutex<Engine>>, shutdown: impl Future<Output 
                             restarts.spawn(restart_loop(engine.clone(), key.0.clone(), delay));
                         }
                     }
-                    Ok(_) => {}
+                    // Removed meanwhile (rm -f): nothing left to record.
+                    Ok(_) | Err(super::ContainerError::NotFound(_)) => {}
                     Err(e) => tracing::warn!(container = %key.0, error = %e, "recording an exit"),
                 }
             }
