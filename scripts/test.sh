@@ -64,5 +64,8 @@ benches/image-transfer-compare.sh --short
 step "run --rm latency and 10 published containers vs Docker and podman (short)"
 benches/run-compare.sh --short
 
+step "Docker API under load: berthd vs dockerd (short)"
+benches/api-compare.sh --short
+
 echo
 echo "all berth tests passed"
