@@ -30,6 +30,8 @@ pub struct AppState {
     pub pending: crate::streams::Pending,
     /// Execs by ID.
     pub execs: crate::streams::Execs,
+    /// The registry client (pull, push; credentials from Docker's config file).
+    pub registry: Arc<engine::image::registry::Registry>,
 }
 
 impl AppState {
@@ -39,6 +41,10 @@ impl AppState {
             engine,
             pending: Default::default(),
             execs: Default::default(),
+            registry: {
+                engine::image::registry::client::install_crypto_provider();
+                Arc::new(engine::image::registry::Registry::new(Default::default()))
+            },
         }
     }
 }
@@ -99,7 +105,15 @@ pub fn app(state: AppState) -> Router {
         .route("/exec/{id}/resize", post(streams::exec_resize))
         .route("/containers/{id}", axum::routing::delete(container_delete))
         .route("/images/json", get(image_list))
-        .route("/images/{*rest}", get(image_get).delete(image_delete))
+        .route("/images/create", post(crate::images::image_create))
+        .route("/images/load", post(crate::images::image_load))
+        .route("/images/get", get(crate::images::image_save))
+        .route(
+            "/images/{*rest}",
+            get(image_get)
+                .delete(image_delete)
+                .post(crate::images::image_post),
+        )
         .route("/volumes", get(volume_list))
         .route("/volumes/create", post(volume_create))
         .route("/volumes/prune", post(volume_prune))
@@ -610,6 +624,9 @@ async fn image_list(State(st): State<AppState>) -> ApiResult {
 }
 
 async fn image_get(State(st): State<AppState>, Path(rest): Path<String>) -> ApiResult {
+    if let Some(name) = rest.strip_suffix("/history") {
+        return crate::images::image_history(&st, name).await;
+    }
     let Some(name) = rest.strip_suffix("/json") else {
         return Err(ApiError::not_found(format!(
             "page not found: GET /images/{rest}"

@@ -72,10 +72,13 @@ fn upgraded_response(tty: bool) -> Response {
 }
 
 /// Copies between the upgraded client connection and the shim's socket until both ends are
-/// done; with `tty`, the shim's frames are unwrapped.
-async fn pump<C>(client: C, shim: StdUnixStream, tty: bool)
+/// done; with `tty`, the shim's frames are unwrapped. `before_close` runs between the end of
+/// the output and closing the client (an exec records its exit code there, so a client that
+/// inspects the exec as soon as its stream ends sees it).
+async fn pump<C, F>(client: C, shim: StdUnixStream, tty: bool, before_close: F)
 where
     C: AsyncRead + AsyncWrite + Unpin,
+    F: std::future::Future<Output = ()>,
 {
     if shim.set_nonblocking(true).is_err() {
         return;
@@ -116,6 +119,7 @@ where
             pending.drain(..used);
         }
         let _ = client_w.flush().await;
+        before_close.await;
         let _ = client_w.shutdown().await;
     };
     // Output ends the session (the process ended, or the client detached); input may not.
@@ -182,7 +186,7 @@ pub async fn container_attach(
             },
             (None, None) => return,
         };
-        pump(TokioIo::new(up), shim, tty).await;
+        pump(TokioIo::new(up), shim, tty, async {}).await;
     });
     Ok(upgraded_response(tty))
 }
@@ -356,11 +360,14 @@ pub async fn exec_start(
                 Some(shim) => {
                     let upgrade = hyper::upgrade::on(&mut req);
                     tokio::spawn(async move {
-                        if let Ok(up) = upgrade.await {
-                            pump(TokioIo::new(up), shim, tty).await;
+                        let finish = async move {
+                            let code = session.wait().await;
+                            record_exit(code).await;
+                        };
+                        match upgrade.await {
+                            Ok(up) => pump(TokioIo::new(up), shim, tty, finish).await,
+                            Err(_) => finish.await,
                         }
-                        let code = session.wait().await;
-                        record_exit(code).await;
                     });
                     Ok(upgraded_response(tty))
                 }

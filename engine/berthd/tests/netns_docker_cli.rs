@@ -289,4 +289,92 @@ fn netns_docker_cli_drives_berthd() {
     assert_ne!(gone.status.code(), Some(0));
     let images = d.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
     assert!(images.contains("berth-test/busybox:latest"), "{images}");
+
+    // Images through a real registry on loopback: tag, push, rmi, pull, and run pulling a
+    // missing image as Docker does; history, save and load.
+    let reg = Registry::start();
+    let name = format!("127.0.0.1:{}/team/app:1", reg.port);
+    d.ok(&["tag", IMAGE, &name]);
+    let pushed = d.ok(&["push", &name]);
+    assert!(pushed.contains("digest: sha256:"), "{pushed}");
+    d.ok(&["rmi", &name]);
+    let pulled = d.ok(&["pull", &name]);
+    assert!(pulled.contains(&name), "{pulled}");
+    d.ok(&["rmi", &name]);
+    let run = d.docker(&["run", "--rm", &name, "sh", "-c", "echo from-the-registry"]);
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout),
+        "from-the-registry\n",
+        "{run:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&run.stderr).contains("Unable to find image"),
+        "{run:?}"
+    );
+    let hist = d.ok(&["history", "-q", IMAGE]);
+    assert!(!hist.trim().is_empty(), "{hist}");
+    let tar = d.dir.path().join("saved.tar");
+    d.ok(&["save", "-o", tar.to_str().unwrap(), &name]);
+    d.ok(&["rmi", &name]);
+    let loaded = d.ok(&["load", "-i", tar.to_str().unwrap()]);
+    assert!(
+        loaded.contains(&format!("Loaded image: {name}")),
+        "{loaded}"
+    );
+    let missing = d.docker(&["pull", &format!("127.0.0.1:{}/team/none:1", reg.port)]);
+    assert_eq!(missing.status.code(), Some(1), "{missing:?}");
+}
+
+/// Debian's docker-registry on a free loopback port; killed (by PID) when dropped.
+struct Registry {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    fn start() -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let cfg = dir.path().join("config.yml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&cfg)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("docker-registry (Debian package docker-registry) must be installed");
+        let t0 = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "docker-registry did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Registry {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -1,0 +1,320 @@
+//! Image endpoints that move data: pull (`POST /images/create`) and push with Docker's JSON
+//! progress stream, tag, history, save (`GET /images/get`) and load (`POST /images/load`).
+//! Registry work runs on the engine's registry client; progress flows through a bounded channel.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use engine::image::registry::progress::{Event, Sink};
+use engine::image::registry::{Registry, pull, push};
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+use crate::api::error::ApiError;
+use crate::server::AppState;
+
+type Q = Query<HashMap<String, String>>;
+
+/// Progress lines kept in flight per operation; past it, byte-count updates are dropped (the
+/// status lines are few and always fit).
+const PROGRESS_QUEUE: usize = 1024;
+
+fn progress_stream(
+    run: impl FnOnce(Sink) -> futures::future::BoxFuture<'static, Result<Vec<Value>, String>>
+    + Send
+    + 'static,
+) -> Response {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Value>(PROGRESS_QUEUE);
+    let sink_tx = tx.clone();
+    let sink: Sink = Arc::new(move |ev: Event| {
+        let _ = sink_tx.try_send(ev.to_docker_json());
+    });
+    tokio::spawn(async move {
+        let last = match run(sink).await {
+            Ok(lines) => lines,
+            Err(message) => vec![json!({"errorDetail": {"message": message}, "error": message})],
+        };
+        for l in last {
+            let _ = tx.send(l).await;
+        }
+    });
+    let lines = futures::stream::unfold(rx, |mut rx| async move {
+        let v = rx.recv().await?;
+        Some((
+            Ok::<_, std::convert::Infallible>(Bytes::from(format!("{v}\r\n"))),
+            rx,
+        ))
+    });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(lines),
+    )
+        .into_response()
+}
+
+/// `POST /images/create?fromImage=NAME&tag=TAG` (pull); `fromSrc` (import) is refused.
+pub async fn image_create(State(st): State<AppState>, q: Q) -> Result<Response, ApiError> {
+    if q.contains_key("fromSrc") {
+        return Err(ApiError::bad(
+            "import through the API (fromSrc) is not supported yet; use docker load",
+        ));
+    }
+    let from = q
+        .get("fromImage")
+        .filter(|f| !f.is_empty())
+        .ok_or_else(|| ApiError::bad("fromImage is required (the image to pull)"))?;
+    let name = match q.get("tag").filter(|t| !t.is_empty()) {
+        Some(t) if t.starts_with("sha256:") => format!("{from}@{t}"),
+        Some(t) => format!("{from}:{t}"),
+        None => from.clone(),
+    };
+    name.parse::<engine::image::reference::Reference>()
+        .map_err(|e| ApiError::bad(e.to_string()))?;
+    let store = st.engine.lock().await.images().clone();
+    let registry: Arc<Registry> = st.registry.clone();
+    Ok(progress_stream(move |sink| {
+        Box::pin(async move {
+            let pulled = pull::pull(&registry, &store, &name, None, sink)
+                .await
+                .map_err(|e| e.to_string())?;
+            let _ = pulled;
+            Ok(Vec::new())
+        })
+    }))
+}
+
+/// `POST /images/{name}/push`, `POST /images/{name}/tag?repo=&tag=` (names may hold slashes).
+pub async fn image_post(
+    State(st): State<AppState>,
+    Path(rest): Path<String>,
+    q: Q,
+) -> Result<Response, ApiError> {
+    if let Some(name) = rest.strip_suffix("/tag") {
+        let repo = q
+            .get("repo")
+            .filter(|r| !r.is_empty())
+            .ok_or_else(|| ApiError::bad("tag: repo is required"))?;
+        let target = match q.get("tag").filter(|t| !t.is_empty()) {
+            Some(t) => format!("{repo}:{t}"),
+            None => repo.clone(),
+        };
+        let e = st.engine.lock().await;
+        e.images()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .tag(name, &target)?;
+        return Ok(StatusCode::CREATED.into_response());
+    }
+    let Some(name) = rest.strip_suffix("/push") else {
+        return Err(ApiError::not_found(format!(
+            "page not found: POST /images/{rest}"
+        )));
+    };
+    let name = match q.get("tag").filter(|t| !t.is_empty()) {
+        Some(t) => format!("{name}:{t}"),
+        None => name.to_string(),
+    };
+    let store = st.engine.lock().await.images().clone();
+    store
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .resolve(&name)?;
+    let registry = st.registry.clone();
+    Ok(progress_stream(move |sink| {
+        Box::pin(async move {
+            push::push(&registry, &store, &name, sink)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(Vec::new())
+        })
+    }))
+}
+
+/// `GET /images/{name}/history`.
+pub async fn image_history(st: &AppState, name: &str) -> Result<Response, ApiError> {
+    let e = st.engine.lock().await;
+    let store = e.images().lock().unwrap_or_else(|p| p.into_inner());
+    let img = store.resolve(name)?;
+    let config: Value = serde_json::from_slice(
+        &store
+            .blobs()
+            .read(&img.id)
+            .map_err(|err| ApiError::internal(format!("image {name}: {err}")))?,
+    )
+    .map_err(|err| ApiError::internal(format!("image {name}: its config: {err}")))?;
+    let rows: Vec<Value> = engine::image::inspect::history(img, &config)
+        .into_iter()
+        .map(|r| {
+            json!({
+                "Id": r.image,
+                "Created": engine::container::logs::parse_time(&r.created).map_or(0, |(s, _)| s),
+                "CreatedBy": r.created_by,
+                "Tags": null,
+                "Size": r.size,
+                "Comment": r.comment,
+            })
+        })
+        .collect();
+    let v = Value::Array(rows);
+    Ok((StatusCode::OK, axum::Json(v)).into_response())
+}
+
+/// `GET /images/get?names=a&names=b` (docker save): the archive, written to a scratch file
+/// first so a failure is an error status, not a truncated tar.
+pub async fn image_save(
+    State(st): State<AppState>,
+    uri: axum::http::Uri,
+) -> Result<Response, ApiError> {
+    let names: Vec<String> = uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|kv| kv.strip_prefix("names="))
+        .map(percent_decode)
+        .collect();
+    if names.is_empty() {
+        return Err(ApiError::bad("save: give at least one image (names=...)"));
+    }
+    let (store, scratch) = {
+        let e = st.engine.lock().await;
+        (e.images().clone(), e.config().exec_root.join("scratch"))
+    };
+    let file = tokio::task::spawn_blocking(move || -> Result<std::fs::File, ApiError> {
+        std::fs::create_dir_all(&scratch).map_err(|e| ApiError::internal(e.to_string()))?;
+        let f = tempfile::tempfile_in(&scratch).map_err(|e| ApiError::internal(e.to_string()))?;
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let s = store.lock().unwrap_or_else(|p| p.into_inner());
+        let mut w = std::io::BufWriter::new(f);
+        engine::image::archive::save(&s, &refs, &mut w).map_err(|e| match e.to_string() {
+            m if m.contains("No such image") || m.contains("no such image") => {
+                ApiError::not_found(m)
+            }
+            m => ApiError::internal(m),
+        })?;
+        let mut f = w
+            .into_inner()
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        std::io::Seek::rewind(&mut f).map_err(|e| ApiError::internal(e.to_string()))?;
+        Ok(f)
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))??;
+    let stream = tokio_util_like(tokio::fs::File::from_std(file));
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-tar")],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+fn tokio_util_like(
+    mut f: tokio::fs::File,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
+    use tokio::io::AsyncReadExt;
+    async_stream(move |tx| async move {
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            match f.read(&mut buf).await {
+                Ok(0) => return,
+                Ok(n) => {
+                    if tx
+                        .send(Ok(Bytes::copy_from_slice(&buf[..n])))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            }
+        }
+    })
+}
+
+fn async_stream<F, Fut>(f: F) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>>
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(f(tx));
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|v| (v, rx)) })
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b[i], hex) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `POST /images/load` (docker load): the archive body is spooled to a scratch file, then loaded.
+pub async fn image_load(State(st): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    let (store, scratch) = {
+        let e = st.engine.lock().await;
+        (e.images().clone(), e.config().exec_root.join("scratch"))
+    };
+    std::fs::create_dir_all(&scratch).map_err(|e| ApiError::internal(e.to_string()))?;
+    let f = tempfile::tempfile_in(&scratch).map_err(|e| ApiError::internal(e.to_string()))?;
+    let mut out = tokio::fs::File::from_std(f);
+    let mut body = req.into_body().into_data_stream();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad(format!("reading the archive: {e}")))?;
+        tokio::io::AsyncWriteExt::write_all(&mut out, &chunk)
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+    }
+    let mut f = out.into_std().await;
+    let lines = tokio::task::spawn_blocking(move || -> Result<Vec<String>, ApiError> {
+        std::io::Seek::rewind(&mut f).map_err(|e| ApiError::internal(e.to_string()))?;
+        let mut s = store.lock().unwrap_or_else(|p| p.into_inner());
+        engine::image::archive::load(&mut s, std::io::BufReader::new(f))
+            .map_err(|e| ApiError::bad(e.to_string()))
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))??;
+    let body: String = lines
+        .iter()
+        .map(|l| format!("{}\r\n", json!({"stream": format!("{l}\n")})))
+        .collect();
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn query_values_decode() {
+        assert_eq!(
+            super::percent_decode("localhost%3A5000%2Fa%2Fb%3A1"),
+            "localhost:5000/a/b:1"
+        );
+        assert_eq!(super::percent_decode("a+b%zz%4"), "a b%zz%4");
+    }
+}
