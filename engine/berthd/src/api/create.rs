@@ -302,10 +302,28 @@ pub fn to_options(body: ContainerCreate, name: Option<String>) -> Result<CreateO
         }
     }
     let mut volumes: Vec<String> = h.binds.unwrap_or_default();
-    volumes.extend(body.volumes.unwrap_or_default().into_keys());
+    let api_mounts = h.mounts.unwrap_or_default();
+    // `Volumes` also lists the targets of binds and mounts (docker-py sends both): as Docker,
+    // only the others are anonymous volumes.
+    let taken: Vec<String> = volumes
+        .iter()
+        .filter_map(|v| engine::volume::spec::parse_volume(v).ok())
+        .map(|m| m.target.trim_end_matches('/').to_string())
+        .chain(
+            api_mounts
+                .iter()
+                .map(|m| m.target.trim_end_matches('/').to_string()),
+        )
+        .collect();
+    volumes.extend(
+        body.volumes
+            .unwrap_or_default()
+            .into_keys()
+            .filter(|t| !taken.contains(&t.trim_end_matches('/').to_string())),
+    );
     let mut mounts = Vec::new();
-    for m in h.mounts.unwrap_or_default() {
-        mounts.push(mount_spec(&m)?);
+    for m in &api_mounts {
+        mounts.push(mount_spec(m)?);
     }
     let (network_aliases, ip) = {
         let eps = body.networking_config.endpoints_config.unwrap_or_default();
@@ -418,6 +436,17 @@ mod tests {
         assert_eq!(o.expose, vec!["53/udp", "80/tcp"]);
         assert_eq!(o.log_opts["max-size"], "1m");
         assert_eq!(o.labels["tier"], "web");
+    }
+
+    #[test]
+    fn volumes_that_binds_already_mount_are_not_anonymous() {
+        let o = to_options(
+            parse(br#"{"Image":"bb","Volumes":{"/data":{},"/cache":{}},"HostConfig":{"Binds":["pyvol:/data:rw"]}}"#)
+                .unwrap(),
+            None,
+        )
+        .unwrap();
+        assert_eq!(o.volumes, vec!["pyvol:/data:rw", "/cache"]);
     }
 
     #[test]
