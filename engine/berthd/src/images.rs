@@ -134,18 +134,26 @@ pub async fn image_post(
     }))
 }
 
+/// The parsed config of `img` (named `name` in errors).
+pub fn image_config(
+    store: &engine::image::store::ImageStore,
+    img: &engine::image::store::ImageRecord,
+    name: &str,
+) -> Result<Value, ApiError> {
+    let bytes = store
+        .blobs()
+        .read(&img.id)
+        .map_err(|err| ApiError::internal(format!("image {name}: {err}")))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|err| ApiError::internal(format!("image {name}: its config: {err}")))
+}
+
 /// `GET /images/{name}/history`.
 pub async fn image_history(st: &AppState, name: &str) -> Result<Response, ApiError> {
     let e = st.engine.lock().await;
     let store = e.images().lock().unwrap_or_else(|p| p.into_inner());
     let img = store.resolve(name)?;
-    let config: Value = serde_json::from_slice(
-        &store
-            .blobs()
-            .read(&img.id)
-            .map_err(|err| ApiError::internal(format!("image {name}: {err}")))?,
-    )
-    .map_err(|err| ApiError::internal(format!("image {name}: its config: {err}")))?;
+    let config = image_config(&store, img, name)?;
     let rows: Vec<Value> = engine::image::inspect::history(img, &config)
         .into_iter()
         .map(|r| {

@@ -635,13 +635,7 @@ async fn image_get(State(st): State<AppState>, Path(rest): Path<String>) -> ApiR
     let e = st.engine.lock().await;
     let store = e.images().lock().unwrap_or_else(|p| p.into_inner());
     let img = store.resolve(name)?;
-    let config: Value = serde_json::from_slice(
-        &store
-            .blobs()
-            .read(&img.id)
-            .map_err(|err| ApiError::internal(format!("image {name}: {err}")))?,
-    )
-    .map_err(|err| ApiError::internal(format!("image {name}: its config: {err}")))?;
+    let config = crate::images::image_config(&store, img, name)?;
     let tags = store
         .tags_of(&img.id)
         .into_iter()

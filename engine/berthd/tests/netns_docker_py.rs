@@ -6,31 +6,12 @@
 #[path = "../../../portproxy/tests/netns_support/mod.rs"]
 #[allow(dead_code)]
 mod netns_support;
+mod support;
 
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use engine::image::layer::fixtures::busybox_rootfs;
-use engine::image::store::ImageStore;
-
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use support::{Berthd, IMAGE, Registry};
 
 #[test]
 fn netns_docker_py_drives_berthd() {
@@ -46,66 +27,13 @@ fn netns_docker_py_drives_berthd() {
         "{} is missing: scripts/test.sh makes the venv with docker-py",
         python.display()
     );
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = ImageStore::open(&dir.path().join("data/image")).unwrap();
-    store
-        .import(&busybox_rootfs().unwrap()[..], Some("berth-test/busybox"))
-        .unwrap();
-    drop(store);
-    std::fs::write(dir.path().join("resolv.conf"), "nameserver 127.0.0.1\n").unwrap();
-
-    let port = free_port();
-    let cfg = dir.path().join("registry.yml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            dir.path().join("registry").display()
-        ),
-    )
-    .unwrap();
-    let _registry = Kill(
-        Command::new("docker-registry")
-            .arg("serve")
-            .arg(&cfg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("docker-registry is installed"),
-    );
-    let bin = Path::new(env!("CARGO_BIN_EXE_berthd"));
-    let sock = dir.path().join("berth.sock");
-    let cgroup_parent = format!("berthd-py-{}", std::process::id());
-    let _berthd = Kill(
-        Command::new(bin)
-            .arg("--data-root")
-            .arg(dir.path().join("data"))
-            .arg("--exec-root")
-            .arg(dir.path().join("run"))
-            .arg("-H")
-            .arg(format!("unix://{}", sock.display()))
-            .arg("--shim")
-            .arg(bin.parent().unwrap().join("berth-shim"))
-            .arg("--resolv-conf")
-            .arg(dir.path().join("resolv.conf"))
-            .arg("--cgroup-parent")
-            .arg(&cgroup_parent)
-            .spawn()
-            .unwrap(),
-    );
-    let t0 = Instant::now();
-    while !sock.exists() || TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "berthd or the registry did not listen"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let registry = Registry::start();
+    let d = Berthd::start();
     let out = Command::new(&python)
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/docker_py/drive.py"))
-        .env("DOCKER_HOST", format!("unix://{}", sock.display()))
-        .env("IMAGE", "berth-test/busybox")
-        .env("REGISTRY", format!("127.0.0.1:{port}"))
+        .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
+        .env("IMAGE", IMAGE)
+        .env("REGISTRY", format!("127.0.0.1:{}", registry.port))
         .output()
         .unwrap();
     let text = format!(
@@ -115,8 +43,4 @@ fn netns_docker_py_drives_berthd() {
     );
     assert!(out.status.success(), "docker-py: {text}");
     assert!(text.contains("docker-py: all checks passed"), "{text}");
-    drop(_berthd);
-    for h in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
-        let _ = std::fs::remove_dir(h.path().join(&cgroup_parent));
-    }
 }

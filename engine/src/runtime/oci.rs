@@ -137,17 +137,24 @@ impl RuncLike {
             .find_map(|v| v["msg"].as_str().map(String::from))
     }
 
-    fn launch(
+    /// Runs `args` (then `--console-socket` and the ID) for `op`, which starts a process: a
+    /// failure carries the error the runtime logged.
+    fn launch<'a>(
         &self,
         op: &str,
-        id: &str,
-        args: &[&std::ffi::OsStr],
+        id: &'a str,
+        mut args: Vec<&'a std::ffi::OsStr>,
+        console_socket: Option<&'a Path>,
         stdio: [Stdio; 3],
     ) -> Result<(), RuntimeError> {
+        if let Some(c) = console_socket {
+            args.extend(["--console-socket".as_ref(), c.as_os_str()]);
+        }
+        args.push(id.as_ref());
         if let Some(l) = &self.log {
             let _ = std::fs::remove_file(l);
         }
-        let status = self.exec(args, stdio)?;
+        let status = self.exec(&args, stdio)?;
         if !status.success() {
             return Err(RuntimeError::Failed {
                 runtime: self.name.clone(),
@@ -269,18 +276,14 @@ impl OciRuntime for RuncLike {
         console_socket: Option<&Path>,
         stdio: [Stdio; 3],
     ) -> Result<(), RuntimeError> {
-        let mut args = vec![
+        let args = vec![
             "create".as_ref(),
             "--bundle".as_ref(),
             bundle.as_os_str(),
             "--pid-file".as_ref(),
             pid_file.as_os_str(),
         ];
-        if let Some(c) = console_socket {
-            args.extend(["--console-socket".as_ref(), c.as_os_str()]);
-        }
-        args.push(id.as_ref());
-        self.launch("create", id, &args, stdio)
+        self.launch("create", id, args, console_socket, stdio)
     }
 
     fn exec_detached(
@@ -291,7 +294,7 @@ impl OciRuntime for RuncLike {
         console_socket: Option<&Path>,
         stdio: [Stdio; 3],
     ) -> Result<(), RuntimeError> {
-        let mut args = vec![
+        let args = vec![
             "exec".as_ref(),
             "--detach".as_ref(),
             "--pid-file".as_ref(),
@@ -299,11 +302,7 @@ impl OciRuntime for RuncLike {
             "--process".as_ref(),
             process.as_os_str(),
         ];
-        if let Some(c) = console_socket {
-            args.extend(["--console-socket".as_ref(), c.as_os_str()]);
-        }
-        args.push(id.as_ref());
-        self.launch("exec", id, &args, stdio)
+        self.launch("exec", id, args, console_socket, stdio)
     }
 
     fn start(&self, id: &str) -> Result<(), RuntimeError> {

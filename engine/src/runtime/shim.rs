@@ -321,8 +321,8 @@ impl Hub {
         self.input_ready.notify_all();
     }
 
-    /// Writes a client's input to the container's stdin, waiting until it is wired.
-    fn write_input(&self, bytes: &[u8]) {
+    /// The container's stdin once it is wired (not `Pending`).
+    fn wired_input(&self) -> std::sync::MutexGuard<'_, Input> {
         let mut input = self.input.lock().unwrap_or_else(|e| e.into_inner());
         while matches!(*input, Input::Pending) {
             input = self
@@ -330,6 +330,12 @@ impl Hub {
                 .wait(input)
                 .unwrap_or_else(|e| e.into_inner());
         }
+        input
+    }
+
+    /// Writes a client's input to the container's stdin, waiting until it is wired.
+    fn write_input(&self, bytes: &[u8]) {
+        let mut input = self.wired_input();
         if let Input::Open(f) = &mut *input
             && f.write_all(bytes).is_err()
         {
@@ -446,13 +452,7 @@ impl Hub {
                         self.write_input(&pass);
                     }
                     if self.io.stdin_once {
-                        let mut input = self.input.lock().unwrap_or_else(|e| e.into_inner());
-                        while matches!(*input, Input::Pending) {
-                            input = self
-                                .input_ready
-                                .wait(input)
-                                .unwrap_or_else(|e| e.into_inner());
-                        }
+                        let mut input = self.wired_input();
                         if matches!(*input, Input::Open(_)) && !self.io.tty {
                             *input = Input::Closed;
                         }

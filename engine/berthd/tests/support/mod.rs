@@ -1,0 +1,168 @@
+//! What berthd's privileged tests share: a berthd of their own (data root with the busybox
+//! image, socket, cgroup parent) and Debian's docker-registry on a free loopback port.
+
+#![allow(dead_code)]
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+use engine::image::layer::fixtures::busybox_rootfs;
+use engine::image::store::ImageStore;
+
+/// The busybox image every berthd here starts with.
+pub const IMAGE: &str = "berth-test/busybox";
+/// The docker CLI of this machine.
+pub const DOCKER: &str = "/usr/local/bin/docker";
+
+/// A berthd on its own roots; killed (by PID) when dropped.
+pub struct Berthd {
+    child: Child,
+    /// Its roots, the socket and scratch files.
+    pub dir: tempfile::TempDir,
+    /// The API socket.
+    pub sock: PathBuf,
+    cgroup_parent: String,
+}
+
+impl Berthd {
+    /// Starts one and waits for its socket.
+    pub fn start() -> Berthd {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = ImageStore::open(&dir.path().join("data/image")).unwrap();
+        store
+            .import(&busybox_rootfs().unwrap()[..], Some(IMAGE))
+            .unwrap();
+        drop(store);
+        std::fs::write(dir.path().join("resolv.conf"), "nameserver 127.0.0.1\n").unwrap();
+        let bin = Path::new(env!("CARGO_BIN_EXE_berthd"));
+        let shim = bin.parent().unwrap().join("berth-shim");
+        assert!(
+            shim.exists(),
+            "{} is built with the workspace",
+            shim.display()
+        );
+        let sock = dir.path().join("berth.sock");
+        let cgroup_parent = format!("berthd-test-{}", std::process::id());
+        let child = Command::new(bin)
+            .arg("--data-root")
+            .arg(dir.path().join("data"))
+            .arg("--exec-root")
+            .arg(dir.path().join("run"))
+            .arg("-H")
+            .arg(format!("unix://{}", sock.display()))
+            .arg("--shim")
+            .arg(&shim)
+            .arg("--resolv-conf")
+            .arg(dir.path().join("resolv.conf"))
+            .arg("--cgroup-parent")
+            .arg(&cgroup_parent)
+            .spawn()
+            .unwrap();
+        let t0 = Instant::now();
+        while !sock.exists() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "berthd did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Berthd {
+            child,
+            dir,
+            sock,
+            cgroup_parent,
+        }
+    }
+
+    /// Runs the docker CLI against it.
+    pub fn docker(&self, args: &[&str]) -> Output {
+        Command::new(DOCKER)
+            .env("DOCKER_HOST", format!("unix://{}", self.sock.display()))
+            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// Runs docker, asserting success; its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.docker(args);
+        assert!(
+            out.status.success(),
+            "docker {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Berthd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
+            for h in rd.flatten() {
+                let _ = std::fs::remove_dir(h.path().join(&self.cgroup_parent));
+            }
+        }
+    }
+}
+
+/// Debian's docker-registry on a free loopback port; killed (by PID) when dropped.
+pub struct Registry {
+    child: Child,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    /// Starts one and waits until it listens.
+    pub fn start() -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let cfg = dir.path().join("config.yml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&cfg)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("docker-registry (Debian package docker-registry) must be installed");
+        let t0 = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "docker-registry did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Registry {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
