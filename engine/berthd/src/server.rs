@@ -97,6 +97,11 @@ pub fn app(state: AppState) -> Router {
         .route("/containers/{id}/rename", post(container_rename))
         .route("/containers/{id}/wait", post(container_wait))
         .route("/containers/{id}/logs", get(container_logs))
+        .route("/containers/{id}/top", get(container_top))
+        .route("/images/prune", post(image_prune))
+        .route("/networks/prune", post(network_prune))
+        .route("/build/prune", post(build_prune))
+        .route("/system/df", get(system_df))
         .route("/containers/{id}/attach", post(streams::container_attach))
         .route("/containers/{id}/resize", post(streams::container_resize))
         .route("/containers/{id}/exec", post(streams::exec_create))
@@ -747,18 +752,129 @@ async fn volume_delete(State(st): State<AppState>, Path(name): Path<String>) -> 
     Ok(no_content())
 }
 
-async fn volume_prune(State(st): State<AppState>) -> ApiResult {
+/// `POST /volumes/prune`: unused anonymous volumes, and named ones with the filter `all=true`
+/// (Docker's API 1.42 behaviour).
+async fn volume_prune(State(st): State<AppState>, q: Q) -> ApiResult {
+    let f = filters::parse(q.get("filters").map(String::as_str), &["all", "label"])?;
+    let all = f
+        .get("all")
+        .is_some_and(|v| v.iter().any(|x| x == "true" || x == "1"));
     let mut e = st.engine.lock().await;
     let names: Vec<String> = e.volumes().list().map(|v| v.name.clone()).collect();
+    let used: std::collections::HashSet<String> = names
+        .iter()
+        .filter(|n| !e.volume_users(n).is_empty())
+        .cloned()
+        .collect();
+    let (deleted, space) = e.volumes().prune(all, |n| used.contains(n))?;
+    Ok(json_response(
+        StatusCode::OK,
+        json!({"VolumesDeleted": deleted, "SpaceReclaimed": space}),
+    ))
+}
+
+/// `POST /images/prune`: dangling images (`dangling=false`: every unused one).
+async fn image_prune(State(st): State<AppState>, q: Q) -> ApiResult {
+    let f = filters::parse(
+        q.get("filters").map(String::as_str),
+        &["dangling", "label", "until"],
+    )?;
+    let all = f
+        .get("dangling")
+        .is_some_and(|v| v.iter().any(|x| x == "false" || x == "0"));
+    let e = st.engine.lock().await;
+    let in_use = e.images_in_use();
+    let mut store = e.images().lock().unwrap_or_else(|p| p.into_inner());
+    let (lines, space) = store.prune(all, |id| in_use.contains(&id.to_string()))?;
+    let deleted: Vec<Value> = lines
+        .iter()
+        .map(|l| match l.split_once(": ") {
+            Some(("Untagged", v)) => json!({"Untagged": v}),
+            Some((_, v)) => json!({"Deleted": v}),
+            None => json!({"Deleted": l}),
+        })
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        json!({"ImagesDeleted": deleted, "SpaceReclaimed": space}),
+    ))
+}
+
+/// `POST /networks/prune`: user-defined networks without endpoints.
+async fn network_prune(State(st): State<AppState>) -> ApiResult {
+    let mut e = st.engine.lock().await;
+    let unused: Vec<String> = e
+        .networks()
+        .list()
+        .into_iter()
+        .map(|n| n.name)
+        .filter(|n| !matches!(n.as_str(), "bridge" | "host" | "none"))
+        .collect();
     let mut deleted = Vec::new();
-    for n in names {
-        if e.volume_users(&n).is_empty() && e.volumes().remove(&n, &[]).is_ok() {
+    for n in unused {
+        if e.networks().endpoints_of(&n).next().is_none() && e.networks().remove(&n).await.is_ok() {
             deleted.push(n);
         }
     }
     Ok(json_response(
         StatusCode::OK,
-        json!({"VolumesDeleted": deleted, "SpaceReclaimed": 0}),
+        json!({"NetworksDeleted": deleted}),
+    ))
+}
+
+/// `POST /build/prune`: berth has no build cache yet, so there is nothing to reclaim.
+async fn build_prune() -> ApiResult {
+    Ok(json_response(
+        StatusCode::OK,
+        json!({"CachesDeleted": [], "SpaceReclaimed": 0}),
+    ))
+}
+
+/// `GET /system/df`.
+async fn system_df(State(st): State<AppState>) -> ApiResult {
+    let mut e = st.engine.lock().await;
+    let in_use = e.images_in_use();
+    let (images, layers) = {
+        let store = e.images().lock().unwrap_or_else(|p| p.into_inner());
+        let images: Vec<Value> = store
+            .images()
+            .map(|img| {
+                json!({
+                    "Id": img.id.to_string(),
+                    "RepoTags": store.tags_of(&img.id),
+                    "Size": img.size,
+                    "SharedSize": -1,
+                    "Containers": i64::from(in_use.contains(&img.id.to_string())),
+                    "Created": engine::container::logs::parse_time(&img.created).map_or(0, |(s, _)| s),
+                })
+            })
+            .collect();
+        (images, store.disk_usage())
+    };
+    let containers: Vec<Value> = e
+        .containers()
+        .map(|c| json!({"Id": c.id, "Names": [format!("/{}", c.name)], "Image": c.options.image, "State": c.state.status.as_str(), "SizeRw": 0}))
+        .collect();
+    let names: Vec<String> = e.volumes().list().map(|v| v.name.clone()).collect();
+    let mut volumes = Vec::new();
+    for n in names {
+        let users = e.volume_users(&n).len();
+        volumes.push(
+            json!({"Name": n, "Driver": "local", "UsageData": {"Size": -1, "RefCount": users}}),
+        );
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        json!({"LayersSize": layers, "Images": images, "Containers": containers, "Volumes": volumes, "BuildCache": []}),
+    ))
+}
+
+/// `GET /containers/{id}/top`.
+async fn container_top(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult {
+    let rows = st.engine.lock().await.top(&id)?;
+    Ok(json_response(
+        StatusCode::OK,
+        json!({"Titles": engine::container::top::TITLES, "Processes": rows}),
     ))
 }
 

@@ -88,6 +88,13 @@ fn netns_docker_cli_drives_berthd() {
         std::thread::sleep(Duration::from_millis(50));
     }
 
+    // top lists the container's processes, execs included.
+    let top = d.ok(&["top", "web"]);
+    assert!(
+        top.starts_with("UID") && top.contains("httpd -f -p 80 -h /tmp"),
+        "{top}"
+    );
+
     // run attached: output streamed, the container's exit code is docker's; --rm removes it;
     // -i passes stdin; -it under a pty gets a terminal.
     let out = d.docker(&[
@@ -192,6 +199,44 @@ fn netns_docker_cli_drives_berthd() {
         "net1",
     ]);
     assert!(sub.contains('/'), "{sub}");
+    // connect and disconnect a running container: its name resolves on net1 meanwhile.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "peer",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo peer > /tmp/index.html; exec httpd -f -p 80 -h /tmp",
+    ]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "asker",
+        "--network",
+        "net1",
+        IMAGE,
+        "sleep",
+        "1000",
+    ]);
+    let ask = |d: &Berthd| d.docker(&["exec", "asker", "wget", "-qO-", "http://peer/"]);
+    assert_ne!(ask(&d).status.code(), Some(0), "not on net1 yet");
+    d.ok(&["network", "connect", "--alias", "pal", "net1", "peer"]);
+    assert_eq!(String::from_utf8_lossy(&ask(&d).stdout), "peer\n");
+    let nets = d.ok(&[
+        "inspect",
+        "-f",
+        "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}",
+        "peer",
+    ]);
+    assert_eq!(nets.trim(), "bridge net1");
+    d.ok(&["network", "disconnect", "net1", "peer"]);
+    assert_ne!(ask(&d).status.code(), Some(0), "disconnected");
+    let busy = d.docker(&["network", "rm", "net1"]);
+    assert_ne!(busy.status.code(), Some(0), "net1 has asker on it");
+    d.ok(&["rm", "-f", "peer", "asker"]);
     d.ok(&["network", "rm", "net1"]);
     let gone = d.docker(&["network", "rm", "net1"]);
     assert_ne!(gone.status.code(), Some(0));
@@ -231,4 +276,20 @@ fn netns_docker_cli_drives_berthd() {
     );
     let missing = d.docker(&["pull", &format!("127.0.0.1:{}/team/none:1", reg.port)]);
     assert_eq!(missing.status.code(), Some(1), "{missing:?}");
+
+    // system df, and system prune -f: stopped containers and unused networks go, a running
+    // container and its image stay.
+    d.ok(&["system", "df"]);
+    d.ok(&["create", "--name", "stopped", IMAGE, "true"]);
+    d.ok(&["network", "create", "spare"]);
+    d.ok(&["run", "-d", "--name", "keeper", IMAGE, "sleep", "1000"]);
+    d.ok(&["system", "prune", "-f"]);
+    let left = d.ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert_eq!(left.trim(), "keeper");
+    assert!(
+        !d.ok(&["network", "ls", "--format", "{{.Name}}"])
+            .lines()
+            .any(|l| l == "spare")
+    );
+    d.ok(&["rm", "-f", "keeper"]);
 }

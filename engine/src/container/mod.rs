@@ -28,6 +28,7 @@ pub mod restart;
 pub mod rootfs;
 pub mod state;
 mod supervise;
+pub mod top;
 mod wiring;
 
 pub use engine::{Engine, EngineConfig};
