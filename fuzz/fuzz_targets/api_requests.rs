@@ -1,9 +1,9 @@
-//! Any bytes as what a Docker API client sends berthd: a container-create body, a `filters`
-//! parameter, a versioned path. Nothing panics; a body that is accepted names an image; a
+//! Any bytes as what a Docker API client sends berthd: a container-create body, a
+//! network-create body, a `filters` parameter, a versioned path. Nothing panics; a body that is accepted names an image; a
 //! versioned path loses exactly its prefix.
 #![no_main]
 
-use berthd::api::{create, filters, version};
+use berthd::api::{create, filters, network, version};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -11,6 +11,9 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(opts) = create::to_options(body, Some("fuzz".into())) {
             assert!(!opts.image.is_empty());
         }
+    }
+    if let Ok(req) = network::parse_create(data) {
+        assert!(!req.name.is_empty());
     }
     let text = String::from_utf8_lossy(data);
     let _ = filters::parse_container_filters(Some(&text));

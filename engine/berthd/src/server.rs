@@ -896,76 +896,9 @@ async fn network_inspect(State(st): State<AppState>, Path(id): Path<String>) -> 
     ))
 }
 
-#[derive(serde::Deserialize, Default)]
-#[serde(default, rename_all = "PascalCase")]
-struct NetworkCreate {
-    name: String,
-    driver: String,
-    internal: bool,
-    #[serde(rename = "EnableIPv6")]
-    enable_ipv6: bool,
-    #[serde(rename = "IPAM")]
-    ipam: Option<Value>,
-    options: Option<std::collections::BTreeMap<String, String>>,
-    labels: Option<std::collections::BTreeMap<String, String>>,
-}
-
 async fn network_create(State(st): State<AppState>, body: Bytes) -> ApiResult {
-    use netcore::options::{parse_ip, parse_subnet};
-    let req: NetworkCreate = serde_json::from_slice(&body)
-        .map_err(|err| ApiError::bad(format!("invalid network config: {err}")))?;
-    let mut v4 = netcore::ipam::SubnetRequest::default();
-    let mut v6 = None;
-    for c in req
-        .ipam
-        .as_ref()
-        .and_then(|i| i["Config"].as_array().cloned())
-        .unwrap_or_default()
-    {
-        let field = |k: &str| c[k].as_str().filter(|s| !s.is_empty()).map(String::from);
-        let sub = match field("Subnet") {
-            Some(s) => {
-                Some(parse_subnet("--subnet", &s).map_err(|err| ApiError::bad(err.to_string()))?)
-            }
-            None => None,
-        };
-        let r = netcore::ipam::SubnetRequest {
-            subnet: sub,
-            ip_range: match field("IPRange") {
-                Some(s) => Some(
-                    parse_subnet("--ip-range", &s).map_err(|err| ApiError::bad(err.to_string()))?,
-                ),
-                None => None,
-            },
-            gateway: match field("Gateway") {
-                Some(s) => {
-                    Some(parse_ip("--gateway", &s).map_err(|err| ApiError::bad(err.to_string()))?)
-                }
-                None => None,
-            },
-        };
-        if sub.is_some_and(|s| matches!(s, ipnet::IpNet::V6(_))) {
-            v6 = Some(r);
-        } else {
-            v4 = r;
-        }
-    }
-    if req.enable_ipv6 && v6.is_none() {
-        v6 = Some(netcore::ipam::SubnetRequest::default());
-    }
-    let mut e = st.engine.lock().await;
-    let n = e
-        .networks()
-        .create(netcore::network::CreateRequest {
-            name: req.name,
-            driver: Some(req.driver).filter(|d| !d.is_empty()),
-            ipv4: v4,
-            ipv6: v6,
-            internal: req.internal,
-            options: req.options.unwrap_or_default(),
-            labels: req.labels.unwrap_or_default(),
-        })
-        .await?;
+    let req = crate::api::network::parse_create(&body)?;
+    let n = st.engine.lock().await.networks().create(req).await?;
     Ok(json_response(
         StatusCode::CREATED,
         json!({"Id": n.id, "Warning": ""}),

@@ -293,7 +293,9 @@ struct ExecStart {
     detach: bool,
 }
 
-/// `POST /exec/{id}/start`: detached (200) or upgraded to the exec's streams (101).
+/// `POST /exec/{id}/start`: detached (200) or upgraded to the exec's streams (101). An attached
+/// exec starts only once the connection is upgraded: a client reading the 101 through a
+/// buffered reader (docker-py) would otherwise swallow the first output with the headers.
 pub async fn exec_start(
     State(st): State<AppState>,
     Path(exec_id): Path<String>,
@@ -321,81 +323,96 @@ pub async fn exec_start(
         r.running = true;
         r.clone()
     };
-    let attach = (!start.detach).then(|| AttachRequest {
+    let tty = rec.opts.tty;
+    if start.detach {
+        let mut session = match st
+            .engine
+            .lock()
+            .await
+            .exec_start(&rec.container, &rec.opts, None)
+        {
+            Ok(s) => s,
+            Err(e) => {
+                let code = match &e {
+                    ContainerError::Exec { code, .. } => *code,
+                    _ => 126,
+                };
+                record_exit(&st, &exec_id, code).await;
+                return Err(e.into());
+            }
+        };
+        set_session(&st, &exec_id, &session).await;
+        let _ = session.stream.take();
+        tokio::spawn(async move {
+            let code = session.wait().await;
+            record_exit(&st, &exec_id, code).await;
+        });
+        return Ok(StatusCode::OK.into_response());
+    }
+    let attach = AttachRequest {
         stdin: rec.streams.0,
         stdout: rec.streams.1,
         stderr: rec.streams.2,
         detach_keys: rec.detach_keys.clone(),
-    });
-    let started = st
-        .engine
-        .lock()
-        .await
-        .exec_start(&rec.container, &rec.opts, attach);
-    let tty = rec.opts.tty;
-    let key = exec_id.clone();
-    let execs = st.execs.clone();
-    let record_exit = move |code: i32| async move {
-        if let Some(r) = execs.lock().await.get_mut(&exec_id) {
-            r.running = false;
-            r.exit_code = Some(code);
-            r.pid = 0;
-        }
     };
-    match started {
-        Ok(mut session) => {
-            if let Some(r) = st.execs.lock().await.get_mut(&key) {
-                r.pid = session.pid;
-                r.session = Some(session.id.clone());
+    let upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Ok(up) = upgrade.await else {
+            record_exit(&st, &exec_id, 126).await;
+            return;
+        };
+        let mut io = TokioIo::new(up);
+        let started = st
+            .engine
+            .lock()
+            .await
+            .exec_start(&rec.container, &rec.opts, Some(attach));
+        match started {
+            Ok(mut session) => {
+                set_session(&st, &exec_id, &session).await;
+                let Some(shim) = session.stream.take() else {
+                    return;
+                };
+                let finish = async {
+                    let code = session.wait().await;
+                    record_exit(&st, &exec_id, code).await;
+                };
+                pump(io, shim, tty, finish).await;
             }
-            let stream = session.stream.take();
-            match stream {
-                None => {
-                    tokio::spawn(async move {
-                        let code = session.wait().await;
-                        record_exit(code).await;
-                    });
-                    Ok(StatusCode::OK.into_response())
-                }
-                Some(shim) => {
-                    let upgrade = hyper::upgrade::on(&mut req);
-                    tokio::spawn(async move {
-                        let finish = async move {
-                            let code = session.wait().await;
-                            record_exit(code).await;
-                        };
-                        match upgrade.await {
-                            Ok(up) => pump(TokioIo::new(up), shim, tty, finish).await,
-                            Err(_) => finish.await,
-                        }
-                    });
-                    Ok(upgraded_response(tty))
-                }
-            }
-        }
-        Err(ContainerError::Exec { code, message }) => {
-            // As Docker: the runtime's message on the stream, the code in exec inspect.
-            record_exit(code).await;
-            let upgrade = hyper::upgrade::on(&mut req);
-            tokio::spawn(async move {
-                if let Ok(up) = upgrade.await {
-                    let mut io = TokioIo::new(up);
-                    let text = format!("OCI runtime exec failed: {message}\r\n");
-                    let mut b = Vec::new();
-                    if !tty {
-                        b.extend_from_slice(&engine::runtime::attach::frame_header(1, text.len()));
+            Err(e) => {
+                // As Docker: the runtime's message on the stream, the code in exec inspect.
+                let (code, text) = match e {
+                    ContainerError::Exec { code, message } => {
+                        (code, format!("OCI runtime exec failed: {message}\r\n"))
                     }
-                    b.extend_from_slice(text.as_bytes());
-                    let _ = io.write_all(&b).await;
-                    let _ = io.shutdown().await;
+                    other => (126, format!("{other}\r\n")),
+                };
+                record_exit(&st, &exec_id, code).await;
+                let mut b = Vec::new();
+                if !tty {
+                    b.extend_from_slice(&engine::runtime::attach::frame_header(1, text.len()));
                 }
-            });
-            Ok(upgraded_response(tty))
+                b.extend_from_slice(text.as_bytes());
+                let _ = io.write_all(&b).await;
+                let _ = io.shutdown().await;
+            }
         }
-        Err(e) => {
-            record_exit(126).await;
-            Err(e.into())
-        }
+    });
+    Ok(upgraded_response(tty))
+}
+
+async fn set_session(st: &AppState, exec_id: &str, session: &engine::container::ExecSession) {
+    if let Some(r) = st.execs.lock().await.get_mut(exec_id) {
+        r.pid = session.pid;
+        r.session = Some(session.id.clone());
+    }
+}
+
+async fn record_exit(st: &AppState, exec_id: &str, code: i32) {
+    if let Some(r) = st.execs.lock().await.get_mut(exec_id) {
+        r.running = false;
+        r.exit_code = Some(code);
+        r.pid = 0;
     }
 }
 

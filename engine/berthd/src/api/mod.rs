@@ -5,5 +5,6 @@
 pub mod create;
 pub mod error;
 pub mod filters;
+pub mod network;
 pub mod version;
 pub mod views;
