@@ -113,10 +113,17 @@ async fn main() -> anyhow::Result<()> {
         }
         let _ = stop_tx.send(true);
     };
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving")?;
+    let serve = axum::serve(listener, app).with_graceful_shutdown(shutdown);
+    let mut stopping = stop_rx.clone();
+    // Open streams (wait, logs -f, attach) get 5 s after the signal, then berthd stops anyway;
+    // the containers keep running either way.
+    tokio::select! {
+        r = serve => r.context("serving")?,
+        () = async {
+            let _ = stopping.changed().await;
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        } => tracing::warn!("open API streams did not end within 5 s; stopping anyway"),
+    }
     let _ = sup.await;
     let _ = std::fs::remove_file(&sock);
     tracing::info!("berthd stopped; containers keep running");

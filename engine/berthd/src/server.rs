@@ -187,20 +187,30 @@ fn kernel() -> String {
         .unwrap_or_default()
 }
 
+/// The architecture as Go names it (Docker's `Arch`).
+fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        other => other,
+    }
+}
+
 async fn version_info() -> Response {
     let v = env!("CARGO_PKG_VERSION");
     json_response(
         StatusCode::OK,
         json!({
             "Platform": {"Name": "berth"},
-            "Components": [{"Name": "Engine", "Version": v, "Details": {"ApiVersion": version::API_VERSION, "MinAPIVersion": version::MIN_API_VERSION, "Os": "linux", "Arch": "amd64", "KernelVersion": kernel()}}],
+            "Components": [{"Name": "Engine", "Version": v, "Details": {"ApiVersion": version::API_VERSION, "MinAPIVersion": version::MIN_API_VERSION, "Os": "linux", "Arch": go_arch(), "KernelVersion": kernel()}}],
             "Version": v,
             "ApiVersion": version::API_VERSION,
             "MinAPIVersion": version::MIN_API_VERSION,
             "GitCommit": "",
             "GoVersion": "",
             "Os": "linux",
-            "Arch": "amd64",
+            "Arch": go_arch(),
             "KernelVersion": kernel(),
             "BuildTime": "",
         }),
@@ -293,7 +303,8 @@ async fn container_list(State(st): State<AppState>, q: Q) -> ApiResult {
     let mut e = st.engine.lock().await;
     let mut rows: Vec<(String, String)> = e
         .containers()
-        .filter(|c| all || c.state.status.is_live() || f.contains_key("status"))
+        // `-n N`/`-l` list stopped containers too, as Docker's limit implies all.
+        .filter(|c| all || limit.is_some() || c.state.status.is_live() || f.contains_key("status"))
         .filter(|c| filters::container_matches(c, &views::network_names(c), &f))
         .map(|c| (c.created.clone(), c.id.clone()))
         .collect();
@@ -344,24 +355,46 @@ fn timeout(q: &HashMap<String, String>) -> Result<Option<Duration>, ApiError> {
         None => Ok(None),
         Some(t) => t
             .parse::<i64>()
-            .map(|s| Some(Duration::from_secs(s.max(0) as u64)))
+            // -1: Docker waits for ever; a day stands for that.
+            .map(|s| Some(Duration::from_secs(if s < 0 { 86_400 } else { s as u64 })))
             .map_err(|_| ApiError::bad(format!("invalid timeout {t:?}: give whole seconds"))),
     }
 }
 
+/// Stops `id` waiting without the engine: the lock is held to begin and to record the exit,
+/// never for the timeout.
+async fn stop_unlocked(st: &AppState, id: &str, t: Option<Duration>) -> Result<(), ApiError> {
+    let plan = st.engine.lock().await.stop_begin(id, t)?;
+    if let Some(plan) = plan {
+        plan.wait().await?;
+        st.engine
+            .lock()
+            .await
+            .on_exit(&plan.id, Some(plan.shim_pid))
+            .await?;
+    }
+    Ok(())
+}
+
 async fn container_stop(State(st): State<AppState>, Path(id): Path<String>, q: Q) -> ApiResult {
     let t = timeout(&q)?;
-    let mut e = st.engine.lock().await;
-    if !e.get(&id)?.state.status.is_live() && e.get(&id)?.state.status.as_str() != "restarting" {
-        return Ok(StatusCode::NOT_MODIFIED.into_response());
-    }
-    e.stop(&id, t).await?;
+    let id = {
+        let e = st.engine.lock().await;
+        let c = e.get(&id)?;
+        if !c.state.status.is_live() && c.state.status.as_str() != "restarting" {
+            return Ok(StatusCode::NOT_MODIFIED.into_response());
+        }
+        c.id.clone()
+    };
+    stop_unlocked(&st, &id, t).await?;
     Ok(no_content())
 }
 
 async fn container_restart(State(st): State<AppState>, Path(id): Path<String>, q: Q) -> ApiResult {
     let t = timeout(&q)?;
-    st.engine.lock().await.restart(&id, t).await?;
+    let id = st.engine.lock().await.resolve(&id)?;
+    stop_unlocked(&st, &id, t).await?;
+    st.engine.lock().await.start(&id).await?;
     Ok(no_content())
 }
 
@@ -390,15 +423,18 @@ async fn container_rename(State(st): State<AppState>, Path(id): Path<String>, q:
 }
 
 async fn container_delete(State(st): State<AppState>, Path(id): Path<String>, q: Q) -> ApiResult {
-    st.engine
-        .lock()
-        .await
-        .remove(&id, flag(&q, "force"), flag(&q, "v"))
-        .await?;
+    let mut e = st.engine.lock().await;
+    let full = e.resolve(&id)?;
+    e.remove(&full, flag(&q, "force"), flag(&q, "v")).await?;
+    drop(e);
+    // Attachments waiting for it to start end (their senders drop).
+    st.pending.lock().await.remove(&full);
     Ok(no_content())
 }
 
-async fn container_prune(State(st): State<AppState>) -> ApiResult {
+async fn container_prune(State(st): State<AppState>, q: Q) -> ApiResult {
+    // No filter is applied yet: refuse one rather than prune more than asked.
+    filters::parse(q.get("filters").map(String::as_str), &[])?;
     let mut e = st.engine.lock().await;
     let ids: Vec<String> = e
         .containers()
@@ -456,6 +492,7 @@ async fn wait_for(st: &AppState, id: &str, condition: &str) -> Result<i32, ApiEr
             return Ok(e.removed_exit_code(id).unwrap_or(0));
         };
         let live = c.state.status.is_live();
+        let shim_pid = c.state.shim_pid;
         let started = c.state.started_at.clone();
         // A run that began and ended between two looks counts as the next exit.
         let ran_since = first_start.as_ref().is_some_and(|f| *f != started);
@@ -468,15 +505,17 @@ async fn wait_for(st: &AppState, id: &str, condition: &str) -> Result<i32, ApiEr
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         }
+        // on_exit names the shim that ended: a container restarted meanwhile (docker restart,
+        // a restart policy) runs under another one and is left alone.
         match e.exit_watch(id)? {
             Some(w) => {
                 drop(e);
                 w.wait().await;
-                let _ = st.engine.lock().await.on_exit(id, None).await;
+                let _ = st.engine.lock().await.on_exit(id, Some(shim_pid)).await;
             }
             // Its shim has gone already: record the exit now.
             None => {
-                let _ = e.on_exit(id, None).await;
+                let _ = e.on_exit(id, Some(shim_pid)).await;
             }
         }
         waited = true;
@@ -584,7 +623,11 @@ async fn container_logs(State(st): State<AppState>, Path(id): Path<String>, q: Q
                 }
                 return;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            // A client that hung up ends the follower at once, not at its next line.
+            tokio::select! {
+                () = tx.closed() => return,
+                () = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
         }
     });
     let stream = tokio_stream_from(rx);
@@ -728,10 +771,7 @@ async fn volume_create(State(st): State<AppState>, body: Bytes) -> ApiResult {
         None => vs.create(name, req.labels)?,
     };
     let mp = vs.path(&v.name);
-    Ok(json_response(
-        StatusCode::CREATED,
-        volume_json(&v, mp.parent().unwrap_or(&mp)),
-    ))
+    Ok(json_response(StatusCode::CREATED, volume_json(&v, &mp)))
 }
 
 async fn volume_inspect(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult {
@@ -739,10 +779,7 @@ async fn volume_inspect(State(st): State<AppState>, Path(name): Path<String>) ->
     let vs = e.volumes();
     let v = vs.get(&name)?.clone();
     let mp = vs.path(&v.name);
-    Ok(json_response(
-        StatusCode::OK,
-        volume_json(&v, mp.parent().unwrap_or(&mp)),
-    ))
+    Ok(json_response(StatusCode::OK, volume_json(&v, &mp)))
 }
 
 async fn volume_delete(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult {
@@ -755,7 +792,7 @@ async fn volume_delete(State(st): State<AppState>, Path(name): Path<String>) -> 
 /// `POST /volumes/prune`: unused anonymous volumes, and named ones with the filter `all=true`
 /// (Docker's API 1.42 behaviour).
 async fn volume_prune(State(st): State<AppState>, q: Q) -> ApiResult {
-    let f = filters::parse(q.get("filters").map(String::as_str), &["all", "label"])?;
+    let f = filters::parse(q.get("filters").map(String::as_str), &["all"])?;
     let all = f
         .get("all")
         .is_some_and(|v| v.iter().any(|x| x == "true" || x == "1"));
@@ -775,10 +812,7 @@ async fn volume_prune(State(st): State<AppState>, q: Q) -> ApiResult {
 
 /// `POST /images/prune`: dangling images (`dangling=false`: every unused one).
 async fn image_prune(State(st): State<AppState>, q: Q) -> ApiResult {
-    let f = filters::parse(
-        q.get("filters").map(String::as_str),
-        &["dangling", "label", "until"],
-    )?;
+    let f = filters::parse(q.get("filters").map(String::as_str), &["dangling"])?;
     let all = f
         .get("dangling")
         .is_some_and(|v| v.iter().any(|x| x == "false" || x == "0"));
@@ -801,7 +835,8 @@ async fn image_prune(State(st): State<AppState>, q: Q) -> ApiResult {
 }
 
 /// `POST /networks/prune`: user-defined networks without endpoints.
-async fn network_prune(State(st): State<AppState>) -> ApiResult {
+async fn network_prune(State(st): State<AppState>, q: Q) -> ApiResult {
+    filters::parse(q.get("filters").map(String::as_str), &[])?;
     let mut e = st.engine.lock().await;
     let unused: Vec<String> = e
         .networks()

@@ -44,9 +44,15 @@ pub struct ExecRecord {
     pub pid: i32,
     /// The engine's ID of the session (for resize).
     pub session: Option<String>,
+    /// When it was created (the oldest are forgotten first past the cap).
+    pub created: std::time::Instant,
 }
 
-/// Every exec berthd knows (bounded: the oldest ended ones are forgotten past 1024).
+/// At most this many exec records are kept.
+const MAX_EXECS: usize = 1024;
+
+/// Every exec berthd knows (bounded: past [`MAX_EXECS`], the oldest that are not running are
+/// forgotten).
 pub type Execs = Arc<Mutex<HashMap<String, ExecRecord>>>;
 
 type Q = Query<HashMap<String, String>>;
@@ -96,14 +102,15 @@ where
     let output = async move {
         let mut buf = vec![0u8; 32 * 1024];
         let mut pending: Vec<u8> = Vec::new();
-        loop {
+        // Ends at the shim's EOF or the client's write error; either way `before_close` runs.
+        'copy: loop {
             let n = match shim_r.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
             if !tty {
                 if client_w.write_all(&buf[..n]).await.is_err() {
-                    return;
+                    break;
                 }
                 continue;
             }
@@ -112,7 +119,7 @@ where
             while let Ok(Some((_, r))) = next_frame(&pending[used..]) {
                 let (s, e) = (used + r.start, used + r.end);
                 if client_w.write_all(&pending[s..e]).await.is_err() {
-                    return;
+                    break 'copy;
                 }
                 used = e;
             }
@@ -165,12 +172,15 @@ pub async fn container_attach(
     };
     let rx = if shim.is_none() {
         let (tx, rx) = oneshot::channel();
-        st.pending
-            .lock()
-            .await
-            .entry(id.clone())
-            .or_default()
-            .push((areq, tx));
+        let mut pending = st.pending.lock().await;
+        // Attachments whose client went away are dropped here, so the map stays bounded by the
+        // clients that are still waiting.
+        pending.retain(|_, v| {
+            v.retain(|(_, tx)| !tx.is_closed());
+            !v.is_empty()
+        });
+        pending.entry(id.clone()).or_default().push((areq, tx));
+        drop(pending);
         Some(rx)
     } else {
         None
@@ -180,6 +190,7 @@ pub async fn container_attach(
         let Ok(up) = upgrade.await else { return };
         let shim = match (shim, rx) {
             (Some(s), _) => s,
+            // Dropped (the container removed, or the entry pruned) ends the wait.
             (None, Some(rx)) => match rx.await {
                 Ok(s) => s,
                 Err(_) => return,
@@ -270,16 +281,18 @@ pub async fn exec_create(
         exit_code: None,
         pid: 0,
         session: None,
+        created: std::time::Instant::now(),
     };
     let mut execs = st.execs.lock().await;
-    if execs.len() >= 1024 {
-        let ended: Vec<String> = execs
+    if execs.len() >= MAX_EXECS {
+        // Forget the oldest half that is not running: ended first, then never started.
+        let mut idle: Vec<(bool, std::time::Instant, String)> = execs
             .iter()
-            .filter(|(_, r)| r.exit_code.is_some())
-            .map(|(k, _)| k.clone())
-            .take(execs.len() / 2)
+            .filter(|(_, r)| !r.running)
+            .map(|(k, r)| (r.exit_code.is_none(), r.created, k.clone()))
             .collect();
-        for k in ended {
+        idle.sort();
+        for (_, _, k) in idle.into_iter().take(MAX_EXECS / 2) {
             execs.remove(&k);
         }
     }
@@ -373,9 +386,18 @@ pub async fn exec_start(
                 let Some(shim) = session.stream.take() else {
                     return;
                 };
-                let finish = async {
+                // The exit is recorded whatever happens to the client; the stream closes once
+                // it is (the CLI inspects the exec at EOF), or after 2 s (a detached client).
+                let (done_tx, done_rx) = oneshot::channel::<()>();
+                let st2 = st.clone();
+                let id2 = exec_id.clone();
+                tokio::spawn(async move {
                     let code = session.wait().await;
-                    record_exit(&st, &exec_id, code).await;
+                    record_exit(&st2, &id2, code).await;
+                    let _ = done_tx.send(());
+                });
+                let finish = async {
+                    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), done_rx).await;
                 };
                 pump(io, shim, tty, finish).await;
             }

@@ -35,6 +35,45 @@ pub enum AfterExit {
 /// How long `rm -f` and a timed-out `stop` wait for the process after SIGKILL.
 const KILL_WAIT: Duration = Duration::from_secs(30);
 
+/// A stop in progress, waited for without the engine (see [`Engine::stop_begin`]).
+#[derive(Debug)]
+pub struct StopPlan {
+    /// The container.
+    pub id: String,
+    /// Its shim (pass it to [`Engine::on_exit`] once [`StopPlan::wait`] returns).
+    pub shim_pid: i32,
+    timeout: Duration,
+    watch: Option<ExitWatch>,
+    runtime: crate::runtime::oci::RuncLike,
+}
+
+impl StopPlan {
+    /// SIGTERM, the timeout, SIGKILL to every process, and the exit.
+    pub async fn wait(&self) -> Result<(), ContainerError> {
+        let Some(watch) = &self.watch else {
+            return Ok(());
+        };
+        if !self.timeout.is_zero() {
+            let _ = self.runtime.kill(&self.id, "TERM", false);
+            if tokio::time::timeout(self.timeout, watch.wait())
+                .await
+                .is_ok()
+            {
+                return Ok(());
+            }
+        }
+        let _ = self.runtime.kill(&self.id, "KILL", true);
+        if tokio::time::timeout(KILL_WAIT, watch.wait()).await.is_err() {
+            return Err(ContainerError::Conflict(format!(
+                "container {} did not exit {}s after SIGKILL",
+                self.id,
+                KILL_WAIT.as_secs()
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// How many removed containers' exit codes are kept for waiters (`docker run --rm` waits with
 /// `condition=removed` and still wants the code).
 const REMOVED_KEPT: usize = 256;
@@ -453,16 +492,34 @@ impl Engine {
     }
 
     /// `docker stop`: SIGTERM, then SIGKILL after `timeout` (the container's `--stop-timeout`,
-    /// else 10 s). Returns the exit code; stopping a stopped container is a no-op.
+    /// else 10 s); returns the exit code (143 or 137 as Docker). A stopped container is left
+    /// as it is. A daemon that must not hold the engine while it waits uses
+    /// [`Engine::stop_begin`], [`StopPlan::wait`] and [`Engine::on_exit`] instead.
     pub async fn stop(
         &mut self,
         what: &str,
         timeout: Option<Duration>,
     ) -> Result<i32, ContainerError> {
         let id = self.resolve(what)?;
+        if let Some(plan) = self.stop_begin(&id, timeout)? {
+            plan.wait().await?;
+            self.on_exit(&id, Some(plan.shim_pid)).await?;
+        }
+        Ok(self.containers.get(&id).map_or(0, |c| c.state.exit_code))
+    }
+
+    /// The first step of a stop: records that the user stopped it (restart policies hold
+    /// off), thaws a paused container, and returns what to wait for; `None` when there is
+    /// nothing to stop.
+    pub fn stop_begin(
+        &mut self,
+        what: &str,
+        timeout: Option<Duration>,
+    ) -> Result<Option<StopPlan>, ContainerError> {
+        let id = self.resolve(what)?;
         let c = &self.containers[&id];
         if check(Op::Stop, c.state.status, &c.name)? == Verdict::AlreadyDone {
-            return Ok(c.state.exit_code);
+            return Ok(None);
         }
         let timeout = timeout
             .or(c
@@ -473,34 +530,20 @@ impl Engine {
         self.set_state(&id, |s| s.stopped_by_user = true)?;
         if self.containers[&id].state.status == Status::Restarting {
             self.set_state(&id, |s| s.status = Status::Exited)?;
-            return Ok(self.containers[&id].state.exit_code);
+            return Ok(None);
         }
-        self.signal_and_wait(&id, timeout).await?;
-        self.on_exit(&id, None).await?;
-        Ok(self.containers.get(&id).map_or(0, |c| c.state.exit_code))
-    }
-
-    async fn signal_and_wait(&mut self, id: &str, timeout: Duration) -> Result<(), ContainerError> {
-        let watch = self.exit_watch(id)?;
-        if self.containers[id].state.status == Status::Paused {
+        let watch = self.exit_watch(&id)?;
+        if self.containers[&id].state.status == Status::Paused {
             // A frozen process cannot act on SIGTERM.
-            let _ = self.runtime.pause(id, false);
+            let _ = self.runtime.pause(&id, false);
         }
-        let Some(watch) = watch else { return Ok(()) };
-        if !timeout.is_zero() {
-            let _ = self.runtime.kill(id, "TERM", false);
-            if tokio::time::timeout(timeout, watch.wait()).await.is_ok() {
-                return Ok(());
-            }
-        }
-        let _ = self.runtime.kill(id, "KILL", true);
-        if tokio::time::timeout(KILL_WAIT, watch.wait()).await.is_err() {
-            return Err(ContainerError::Conflict(format!(
-                "container {id} did not exit {}s after SIGKILL",
-                KILL_WAIT.as_secs()
-            )));
-        }
-        Ok(())
+        Ok(Some(StopPlan {
+            shim_pid: self.containers[&id].state.shim_pid,
+            id,
+            timeout,
+            watch,
+            runtime: self.runtime.clone(),
+        }))
     }
 
     /// `docker restart`: stop (as [`Engine::stop`]) then start.
@@ -551,8 +594,10 @@ impl Engine {
             &c.name,
         )?;
         if c.state.status.is_live() {
-            self.set_state(&id, |s| s.stopped_by_user = true)?;
-            self.signal_and_wait(&id, Duration::ZERO).await?;
+            // rm -f: SIGKILL at once (a zero timeout), as Docker.
+            if let Some(plan) = self.stop_begin(&id, Some(Duration::ZERO))? {
+                plan.wait().await?;
+            }
         }
         self.set_state(&id, |s| {
             s.status = Status::Removing;

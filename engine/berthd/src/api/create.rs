@@ -1,6 +1,8 @@
 //! `POST /containers/create`: Docker's JSON body (what the docker CLI and SDKs send) turned into
-//! the engine's [`CreateOptions`], which take `docker run`'s flags by name. Pure; every field
-//! that cannot be honoured is refused with its name rather than dropped.
+//! the engine's [`CreateOptions`], which take `docker run`'s flags by name. Pure. Settings that
+//! would change isolation or behaviour and that berth cannot honour yet (Privileged, CapAdd,
+//! CapDrop, SecurityOpt, Devices, Sysctls, a StopSignal other than TERM, a log driver other
+//! than json-file) are refused by name rather than dropped.
 
 use std::collections::BTreeMap;
 
@@ -140,6 +142,16 @@ pub struct HostConfig {
     pub log_config: Option<LogConfig>,
     /// `--privileged` (refused).
     pub privileged: bool,
+    /// `--cap-add` (refused when not empty).
+    pub cap_add: Option<Vec<String>>,
+    /// `--cap-drop` (refused when not empty).
+    pub cap_drop: Option<Vec<String>>,
+    /// `--security-opt` (refused when not empty).
+    pub security_opt: Option<Vec<String>>,
+    /// `--device` (refused when not empty).
+    pub devices: Option<Vec<serde_json::Value>>,
+    /// `--sysctl` (refused when not empty).
+    pub sysctls: Option<BTreeMap<String, String>>,
 }
 
 /// `NetworkingConfig.EndpointsConfig` entry.
@@ -267,6 +279,27 @@ pub fn to_options(body: ContainerCreate, name: Option<String>) -> Result<CreateO
         return Err(ApiError::bad(
             "HostConfig.Privileged is not supported by berth (valid: false)",
         ));
+    }
+    // Settings of isolation berth does not apply yet: refused, never dropped (a container
+    // asked for with --cap-drop ALL must not run with more).
+    for (field, set) in [
+        ("CapAdd", h.cap_add.as_ref().is_some_and(|v| !v.is_empty())),
+        (
+            "CapDrop",
+            h.cap_drop.as_ref().is_some_and(|v| !v.is_empty()),
+        ),
+        (
+            "SecurityOpt",
+            h.security_opt.as_ref().is_some_and(|v| !v.is_empty()),
+        ),
+        ("Devices", h.devices.as_ref().is_some_and(|v| !v.is_empty())),
+        ("Sysctls", h.sysctls.as_ref().is_some_and(|v| !v.is_empty())),
+    ] {
+        if set {
+            return Err(ApiError::bad(format!(
+                "HostConfig.{field} is not supported by berth yet (valid: empty)"
+            )));
+        }
     }
     if !body.stop_signal.is_empty()
         && !matches!(body.stop_signal.as_str(), "SIGTERM" | "TERM" | "15")
@@ -491,6 +524,19 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.message.contains("\"syslog\""), "{e}");
+        let e = to_options(
+            parse(br#"{"Image":"bb","HostConfig":{"CapDrop":["ALL"]}}"#).unwrap(),
+            None,
+        )
+        .unwrap_err();
+        assert!(e.message.contains("CapDrop"), "{e}");
+        assert!(
+            to_options(
+                parse(br#"{"Image":"bb","HostConfig":{"CapDrop":[]}}"#).unwrap(),
+                None
+            )
+            .is_ok()
+        );
         let e =
             to_options(parse(br#"{"Image":"bb","StopTimeout":-3}"#).unwrap(), None).unwrap_err();
         assert!(e.message.contains("StopTimeout -3"), "{e}");
