@@ -695,6 +695,18 @@ async fn image_get(State(st): State<AppState>, Path(rest): Path<String>) -> ApiR
     Ok(json_response(StatusCode::OK, v))
 }
 
+/// The store's "Untagged: X" / "Deleted: X" lines as Docker's JSON items.
+fn removal_json(lines: &[String]) -> Vec<Value> {
+    lines
+        .iter()
+        .map(|l| match l.split_once(": ") {
+            Some(("Untagged", v)) => json!({"Untagged": v}),
+            Some((_, v)) => json!({"Deleted": v}),
+            None => json!({"Deleted": l}),
+        })
+        .collect()
+}
+
 async fn image_delete(State(st): State<AppState>, Path(name): Path<String>, q: Q) -> ApiResult {
     let e = st.engine.lock().await;
     let in_use = e.images_in_use();
@@ -702,14 +714,7 @@ async fn image_delete(State(st): State<AppState>, Path(name): Path<String>, q: Q
     let lines = store.remove(&name, flag(&q, "force"), |id| {
         in_use.contains(&id.to_string())
     })?;
-    let out: Vec<Value> = lines
-        .iter()
-        .map(|l| match l.split_once(": ") {
-            Some(("Untagged", v)) => json!({"Untagged": v}),
-            Some((_, v)) => json!({"Deleted": v}),
-            None => json!({"Deleted": l}),
-        })
-        .collect();
+    let out = removal_json(&lines);
     Ok(json_response(StatusCode::OK, Value::Array(out)))
 }
 
@@ -820,14 +825,7 @@ async fn image_prune(State(st): State<AppState>, q: Q) -> ApiResult {
     let in_use = e.images_in_use();
     let mut store = e.images().lock().unwrap_or_else(|p| p.into_inner());
     let (lines, space) = store.prune(all, |id| in_use.contains(&id.to_string()))?;
-    let deleted: Vec<Value> = lines
-        .iter()
-        .map(|l| match l.split_once(": ") {
-            Some(("Untagged", v)) => json!({"Untagged": v}),
-            Some((_, v)) => json!({"Deleted": v}),
-            None => json!({"Deleted": l}),
-        })
-        .collect();
+    let deleted = removal_json(&lines);
     Ok(json_response(
         StatusCode::OK,
         json!({"ImagesDeleted": deleted, "SpaceReclaimed": space}),
