@@ -4,6 +4,8 @@
 //! engine/README.md).
 
 pub mod container;
+pub mod events;
+pub mod humanize;
 pub mod image;
 pub mod runtime;
 pub mod volume;

@@ -9,6 +9,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use engine::events::Event as EngineEvent;
 use engine::image::registry::progress::{Event, Sink};
 use engine::image::registry::{Registry, pull, push};
 use futures::StreamExt;
@@ -72,16 +73,20 @@ pub async fn image_create(State(st): State<AppState>, q: Q) -> Result<Response, 
         Some(t) => format!("{from}:{t}"),
         None => from.clone(),
     };
-    name.parse::<engine::image::reference::Reference>()
-        .map_err(|e| ApiError::bad(e.to_string()))?;
+    let familiar = name
+        .parse::<engine::image::reference::Reference>()
+        .map_err(|e| ApiError::bad(e.to_string()))?
+        .familiar_name_with_tag();
     let store = st.engine.lock().await.images().clone();
     let registry: Arc<Registry> = st.registry.clone();
+    let events = st.events.clone();
     Ok(progress_stream(move |sink| {
         Box::pin(async move {
             let pulled = pull::pull(&registry, &store, &name, None, sink)
                 .await
                 .map_err(|e| e.to_string())?;
             let _ = pulled;
+            events.publish(EngineEvent::image(&familiar, "pull", &familiar));
             Ok(Vec::new())
         })
     }))
@@ -103,10 +108,13 @@ pub async fn image_post(
             None => repo.clone(),
         };
         let e = st.engine.lock().await;
-        e.images()
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .tag(name, &target)?;
+        let mut store = e.images().lock().unwrap_or_else(|p| p.into_inner());
+        store.tag(name, &target)?;
+        let id = store.resolve(&target)?.id.to_string();
+        let familiar = target
+            .parse::<engine::image::reference::Reference>()
+            .map_or(target, |r| r.familiar_name_with_tag());
+        st.events.publish(EngineEvent::image(&id, "tag", &familiar));
         return Ok(StatusCode::CREATED.into_response());
     }
     let Some(name) = rest.strip_suffix("/push") else {
@@ -124,11 +132,16 @@ pub async fn image_post(
         .unwrap_or_else(|p| p.into_inner())
         .resolve(&name)?;
     let registry = st.registry.clone();
+    let events = st.events.clone();
     Ok(progress_stream(move |sink| {
         Box::pin(async move {
             push::push(&registry, &store, &name, sink)
                 .await
                 .map_err(|e| e.to_string())?;
+            let familiar = name
+                .parse::<engine::image::reference::Reference>()
+                .map_or_else(|_| name.clone(), |r| r.familiar_name_with_tag());
+            events.publish(EngineEvent::image(&familiar, "push", &familiar));
             Ok(Vec::new())
         })
     }))

@@ -72,7 +72,7 @@ async fn main() -> anyhow::Result<()> {
             .map(|d| d.join("berth-shim"))
             .context("finding berth-shim next to berthd")?,
     };
-    let engine = Engine::open(EngineConfig {
+    let mut engine = Engine::open(EngineConfig {
         data_root: cli.data_root.clone(),
         exec_root: cli.exec_root.clone(),
         runtime: cli.runtime.clone(),
@@ -82,6 +82,8 @@ async fn main() -> anyhow::Result<()> {
     })
     .await
     .context("opening the engine")?;
+    let events = berthd::events::Events::new();
+    engine.set_event_sink(events.sink());
     let engine = Arc::new(tokio::sync::Mutex::new(engine));
 
     if let Some(dir) = sock.parent() {
@@ -103,7 +105,7 @@ async fn main() -> anyhow::Result<()> {
             let _ = rx.changed().await;
         }
     }));
-    let app = berthd::server::app(berthd::server::AppState::new(engine.clone()));
+    let app = berthd::server::app(berthd::server::AppState::new(engine.clone(), events));
     let shutdown = async move {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .expect("signal handler");

@@ -13,12 +13,13 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use engine::container::{Engine, LogOptions};
+use engine::events::Event;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use crate::api::error::ApiError;
 use crate::api::views::NetView;
-use crate::api::{create, filters, version, views};
+use crate::api::{create, filters, stats, version, views};
 use crate::streams;
 
 /// What every handler shares.
@@ -32,13 +33,17 @@ pub struct AppState {
     pub execs: crate::streams::Execs,
     /// The registry client (pull, push; credentials from Docker's config file).
     pub registry: Arc<engine::image::registry::Registry>,
+    /// `docker events`: what handlers and the engine report.
+    pub events: crate::events::Events,
 }
 
 impl AppState {
-    /// The state of a server over `engine`.
-    pub fn new(engine: Arc<Mutex<Engine>>) -> AppState {
+    /// The state of a server over `engine`, reporting to `events` (install `events.sink()`
+    /// on the engine too, so its own events reach the same bus).
+    pub fn new(engine: Arc<Mutex<Engine>>, events: crate::events::Events) -> AppState {
         AppState {
             engine,
+            events,
             pending: Default::default(),
             execs: Default::default(),
             registry: {
@@ -98,6 +103,8 @@ pub fn app(state: AppState) -> Router {
         .route("/containers/{id}/wait", post(container_wait))
         .route("/containers/{id}/logs", get(container_logs))
         .route("/containers/{id}/top", get(container_top))
+        .route("/containers/{id}/stats", get(container_stats))
+        .route("/events", get(crate::events::events))
         .route("/images/prune", post(image_prune))
         .route("/networks/prune", post(network_prune))
         .route("/build/prune", post(build_prune))
@@ -367,11 +374,7 @@ async fn stop_unlocked(st: &AppState, id: &str, t: Option<Duration>) -> Result<(
     let plan = st.engine.lock().await.stop_begin(id, t)?;
     if let Some(plan) = plan {
         plan.wait().await?;
-        st.engine
-            .lock()
-            .await
-            .on_exit(&plan.id, Some(plan.shim_pid))
-            .await?;
+        st.engine.lock().await.stop_finish(&plan).await?;
     }
     Ok(())
 }
@@ -394,7 +397,9 @@ async fn container_restart(State(st): State<AppState>, Path(id): Path<String>, q
     let t = timeout(&q)?;
     let id = st.engine.lock().await.resolve(&id)?;
     stop_unlocked(&st, &id, t).await?;
-    st.engine.lock().await.start(&id).await?;
+    let mut e = st.engine.lock().await;
+    e.start(&id).await?;
+    e.emit_container(&id, "restart", &[]);
     Ok(no_content())
 }
 
@@ -695,6 +700,14 @@ async fn image_get(State(st): State<AppState>, Path(rest): Path<String>) -> ApiR
     Ok(json_response(StatusCode::OK, v))
 }
 
+/// Reports the untag and delete events of an image removal (see
+/// [`crate::api::events::image_removal_events`]).
+fn publish_removals(st: &AppState, lines: &[String], image_id: Option<&str>) {
+    for (action, id) in crate::api::events::image_removal_events(lines, image_id) {
+        st.events.publish(Event::image(&id, action, &id));
+    }
+}
+
 /// The store's "Untagged: X" / "Deleted: X" lines as Docker's JSON items.
 fn removal_json(lines: &[String]) -> Vec<Value> {
     lines
@@ -711,9 +724,11 @@ async fn image_delete(State(st): State<AppState>, Path(name): Path<String>, q: Q
     let e = st.engine.lock().await;
     let in_use = e.images_in_use();
     let mut store = e.images().lock().unwrap_or_else(|p| p.into_inner());
+    let image_id = store.resolve(&name)?.id.to_string();
     let lines = store.remove(&name, flag(&q, "force"), |id| {
         in_use.contains(&id.to_string())
     })?;
+    publish_removals(&st, &lines, Some(&image_id));
     let out = removal_json(&lines);
     Ok(json_response(StatusCode::OK, Value::Array(out)))
 }
@@ -773,7 +788,11 @@ async fn volume_create(State(st): State<AppState>, body: Bytes) -> ApiResult {
     // Creating a volume that exists returns it, as Docker.
     let v = match name.and_then(|n| vs.get(n).ok().cloned()) {
         Some(v) => v,
-        None => vs.create(name, req.labels)?,
+        None => {
+            let v = vs.create(name, req.labels)?;
+            st.events.publish(Event::volume(&v.name, "create"));
+            v
+        }
     };
     let mp = vs.path(&v.name);
     Ok(json_response(StatusCode::CREATED, volume_json(&v, &mp)))
@@ -791,6 +810,7 @@ async fn volume_delete(State(st): State<AppState>, Path(name): Path<String>) -> 
     let mut e = st.engine.lock().await;
     let users = e.volume_users(&name);
     e.volumes().remove(&name, &users)?;
+    st.events.publish(Event::volume(&name, "destroy"));
     Ok(no_content())
 }
 
@@ -809,6 +829,9 @@ async fn volume_prune(State(st): State<AppState>, q: Q) -> ApiResult {
         .cloned()
         .collect();
     let (deleted, space) = e.volumes().prune(all, |n| used.contains(n))?;
+    for v in &deleted {
+        st.events.publish(Event::volume(v, "destroy"));
+    }
     Ok(json_response(
         StatusCode::OK,
         json!({"VolumesDeleted": deleted, "SpaceReclaimed": space}),
@@ -825,6 +848,7 @@ async fn image_prune(State(st): State<AppState>, q: Q) -> ApiResult {
     let in_use = e.images_in_use();
     let mut store = e.images().lock().unwrap_or_else(|p| p.into_inner());
     let (lines, space) = store.prune(all, |id| in_use.contains(&id.to_string()))?;
+    publish_removals(&st, &lines, None);
     let deleted = removal_json(&lines);
     Ok(json_response(
         StatusCode::OK,
@@ -845,7 +869,12 @@ async fn network_prune(State(st): State<AppState>, q: Q) -> ApiResult {
         .collect();
     let mut deleted = Vec::new();
     for n in unused {
-        if e.networks().endpoints_of(&n).next().is_none() && e.networks().remove(&n).await.is_ok() {
+        if e.networks().endpoints_of(&n).next().is_some() {
+            continue;
+        }
+        let ev = network_event(e.networks().find(&n)?, "destroy");
+        if e.networks().remove(&n).await.is_ok() {
+            st.events.publish(ev);
             deleted.push(n);
         }
     }
@@ -911,6 +940,68 @@ async fn container_top(State(st): State<AppState>, Path(id): Path<String>) -> Ap
     ))
 }
 
+/// Docker's reading of a boolean parameter: absent gives `default`; empty, `0`, `no`, `false`
+/// and `none` are false, anything else true.
+fn bool_or(q: &HashMap<String, String>, k: &str, default: bool) -> bool {
+    q.get(k).map_or(default, |v| {
+        !matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "" | "0" | "no" | "false" | "none"
+        )
+    })
+}
+
+/// How far apart the samples of a stats stream are (and the two of a single answer).
+const STATS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// `GET /containers/{id}/stats?stream=&one-shot=`. Without `stream` (the default is true), one
+/// object whose `precpu_stats` is a sample taken a second before (so the client can compute
+/// CPU %), or with `one-shot` a single sample at once. With `stream`, one object per second,
+/// each against the one before, until the client goes; a stopped container gives zeroed
+/// objects, and the stream ends when it is removed. The samples are read without the
+/// engine's lock, and the body is produced only as fast as the client reads it.
+async fn container_stats(State(st): State<AppState>, Path(id): Path<String>, q: Q) -> ApiResult {
+    let stream = bool_or(&q, "stream", true);
+    let one_shot = bool_or(&q, "one-shot", false);
+    if stream && one_shot {
+        return Err(ApiError::bad(
+            "cannot have stream=true and one-shot=true (one-shot is a single sample)",
+        ));
+    }
+    let src = st.engine.lock().await.stats_source(&id)?;
+    let id = src.id.clone();
+    if !stream {
+        let first = src.sample();
+        let (cur, pre) = match first {
+            Some(s) if !one_shot => {
+                tokio::time::sleep(STATS_INTERVAL).await;
+                let again = st.engine.lock().await.stats_source(&id).ok();
+                (again.and_then(|a| a.sample()), Some(s))
+            }
+            other => (other, None),
+        };
+        let pre = pre.filter(|_| cur.is_some());
+        let v = stats::stats_json(&id, &src.name, cur.as_ref(), pre.as_ref());
+        return Ok(json_response(StatusCode::OK, v));
+    }
+    let first = src.sample();
+    let body = futures::stream::unfold((st, id, first), |(st, id, prev)| async move {
+        tokio::time::sleep(STATS_INTERVAL).await;
+        // Removed meanwhile: the stream ends.
+        let src = st.engine.lock().await.stats_source(&id).ok()?;
+        let cur = src.sample();
+        let pre = prev.filter(|_| cur.is_some());
+        let v = stats::stats_json(&id, &src.name, cur.as_ref(), pre.as_ref());
+        let line = Ok::<_, std::convert::Infallible>(Bytes::from(format!("{v}\n")));
+        Some((line, (st, id, cur)))
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(body),
+    )
+        .into_response())
+}
+
 async fn network_list(State(st): State<AppState>) -> ApiResult {
     let mut e = st.engine.lock().await;
     let list = e.networks().list();
@@ -932,6 +1023,7 @@ async fn network_inspect(State(st): State<AppState>, Path(id): Path<String>) -> 
 async fn network_create(State(st): State<AppState>, body: Bytes) -> ApiResult {
     let req = crate::api::network::parse_create(&body)?;
     let n = st.engine.lock().await.networks().create(req).await?;
+    st.events.publish(network_event(&n, "create"));
     Ok(json_response(
         StatusCode::CREATED,
         json!({"Id": n.id, "Warning": ""}),
@@ -940,7 +1032,8 @@ async fn network_create(State(st): State<AppState>, body: Bytes) -> ApiResult {
 
 async fn network_delete(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult {
     let mut e = st.engine.lock().await;
-    let name = e.networks().find(&id)?.name.clone();
+    let ev = network_event(e.networks().find(&id)?, "destroy");
+    let name = ev.attributes["name"].clone();
     let users: Vec<String> = e
         .networks()
         .endpoints_of(&name)
@@ -953,7 +1046,12 @@ async fn network_delete(State(st): State<AppState>, Path(id): Path<String>) -> A
         )));
     }
     e.networks().remove(&id).await?;
+    st.events.publish(ev);
     Ok(no_content())
+}
+
+fn network_event(n: &netcore::network::Network, action: &str) -> Event {
+    Event::network(&n.id, action, &n.name, n.driver.name(), None)
 }
 
 #[derive(serde::Deserialize, Default)]

@@ -1,5 +1,6 @@
 //! The real `docker` CLI drives berthd: run -d -p, ps, logs, inspect, stop, rm -f, volumes and
-//! networks, and Docker's errors and exit codes. Privileged: run through scripts/netns-test.sh.
+//! networks, stats and events, and Docker's errors and exit codes. Privileged: run through
+//! scripts/netns-test.sh.
 
 #[path = "../../../portproxy/tests/netns_support/mod.rs"]
 #[allow(dead_code)]
@@ -292,4 +293,201 @@ fn netns_docker_cli_drives_berthd() {
             .any(|l| l == "spare")
     );
     d.ok(&["rm", "-f", "keeper"]);
+
+    // stats: a row with CPU %, memory against the -m limit, network I/O and PIDs; the
+    // --format '{{json .}}' form parses.
+    let since = unix_now();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "capped",
+        "-m",
+        "64m",
+        IMAGE,
+        "sh",
+        "-c",
+        "wget -qO- http://172.17.0.1:1/ 2>/dev/null; exec sleep 1000",
+    ]);
+    let table = d.ok(&["stats", "--no-stream", "capped"]);
+    println!("docker stats --no-stream capped:\n{table}");
+    let header = table.lines().next().unwrap_or_default();
+    for col in ["CPU %", "MEM USAGE / LIMIT", "NET I/O", "PIDS"] {
+        assert!(header.contains(col), "{table}");
+    }
+    assert!(table.contains("/ 64MiB"), "{table}");
+    let json = d.ok(&["stats", "--no-stream", "--format", "{{json .}}", "capped"]);
+    println!("docker stats --no-stream --format '{{{{json .}}}}' capped: {json}");
+    let row: serde_json::Value = serde_json::from_str(json.trim()).expect("stats JSON");
+    assert_eq!(row["Name"], "capped", "{row}");
+    let mem = row["MemUsage"].as_str().unwrap_or_default();
+    assert!(mem.ends_with("/ 64MiB"), "{row}");
+    let pids: u64 = row["PIDs"]
+        .as_str()
+        .unwrap_or_default()
+        .parse()
+        .unwrap_or(0);
+    assert!(pids >= 1, "{row}");
+    assert!(
+        row["CPUPerc"].as_str().unwrap_or_default().ends_with('%'),
+        "{row}"
+    );
+    assert!(
+        row["NetIO"].as_str().unwrap_or_default().contains(" / "),
+        "{row}"
+    );
+    // Streaming (no --no-stream): a new row every second until the client goes.
+    let mut streaming = d.spawn(&["stats", "--format", "{{.MemUsage}}", "capped"]);
+    std::thread::sleep(Duration::from_millis(3500));
+    let _ = streaming.kill();
+    let out = streaming.wait_with_output().unwrap();
+    let rows = String::from_utf8_lossy(&out.stdout)
+        .matches("/ 64MiB")
+        .count();
+    assert!(rows >= 2, "{out:?}");
+    d.ok(&["rm", "-f", "capped"]);
+    let gone = d.docker(&["stats", "--no-stream", "capped"]);
+    assert_ne!(gone.status.code(), Some(0), "{gone:?}");
+
+    // events: a container that exits on its own reports create, start, die (its exit code)
+    // and, once removed, destroy, to a client listening meanwhile and to one asking later
+    // with --since and --until (which ends at --until).
+    let mut live = d.spawn(&[
+        "events",
+        "--format",
+        "{{json .}}",
+        "--filter",
+        "container=brief",
+    ]);
+    std::thread::sleep(Duration::from_millis(300));
+    d.ok(&["run", "-d", "--name", "brief", IMAGE, "sh", "-c", "exit 3"]);
+    let t0 = Instant::now();
+    while d
+        .ok(&["inspect", "-f", "{{.State.Status}}", "brief"])
+        .trim()
+        != "exited"
+    {
+        assert!(t0.elapsed() < Duration::from_secs(10), "brief did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A stopped container's stats are zeros, as Docker's.
+    let zeros = d.ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.MemUsage}} {{.PIDs}}",
+        "brief",
+    ]);
+    assert_eq!(zeros.trim(), "0B / 0B 0", "{zeros}");
+    d.ok(&["rm", "brief"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = live.kill();
+    let heard = live.wait_with_output().unwrap();
+    let heard = String::from_utf8_lossy(&heard.stdout);
+    let actions: Vec<String> = heard
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("an event per line"))
+        .map(|e| e["Action"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(actions, ["create", "start", "die", "destroy"], "{heard}");
+    let until = unix_now() + 1;
+    let (since, until) = (since.to_string(), until.to_string());
+    let lines = d.ok(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--format",
+        "{{json .}}",
+    ]);
+    let events: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("an event per line"))
+        .collect();
+    let of = |name: &str| -> Vec<String> {
+        events
+            .iter()
+            .filter(|e| e["Type"] == "container" && e["Actor"]["Attributes"]["name"] == name)
+            .map(|e| e["Action"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    assert_eq!(
+        of("brief"),
+        ["create", "start", "die", "destroy"],
+        "{lines}"
+    );
+    let die = events
+        .iter()
+        .find(|e| e["Action"] == "die" && e["Actor"]["Attributes"]["name"] == "brief")
+        .unwrap();
+    assert_eq!(die["Actor"]["Attributes"]["exitCode"], "3", "{die}");
+    assert_eq!(die["Actor"]["Attributes"]["image"], IMAGE, "{die}");
+    let capped = of("capped");
+    for a in ["create", "start", "kill", "die", "destroy"] {
+        assert!(
+            capped.iter().any(|x| x == a),
+            "capped: {a} missing in {capped:?}"
+        );
+    }
+    let plain = d.ok(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "container=brief",
+        "--filter",
+        "event=die",
+    ]);
+    println!("docker events --filter container=brief --filter event=die: {plain}");
+    assert_eq!(plain.lines().count(), 1, "{plain}");
+    assert!(
+        plain.contains(" container die ")
+            && plain.contains("exitCode=3")
+            && plain.contains("name=brief"),
+        "{plain}"
+    );
+    let bad = d.docker(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "colour=red",
+    ]);
+    assert_ne!(bad.status.code(), Some(0), "{bad:?}");
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("colour"),
+        "{bad:?}"
+    );
+}
+
+trait Spawn {
+    /// Starts the docker CLI against berthd with its output piped (a streaming command the
+    /// test ends by killing it, by its PID).
+    fn spawn(&self, args: &[&str]) -> std::process::Child;
+}
+
+impl Spawn for Berthd {
+    fn spawn(&self, args: &[&str]) -> std::process::Child {
+        Command::new(DOCKER)
+            .env("DOCKER_HOST", format!("unix://{}", self.sock.display()))
+            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }

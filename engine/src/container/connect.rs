@@ -7,6 +7,7 @@ use super::engine::Engine;
 use super::model::{Connection, NetworkMode};
 use super::state::Status;
 use super::wiring::container_dns;
+use crate::events::Event;
 
 impl Engine {
     /// `docker network connect [--alias A] [--ip IP] NETWORK CONTAINER`.
@@ -19,7 +20,9 @@ impl Engine {
     ) -> Result<(), ContainerError> {
         let id = self.resolve(what)?;
         let c = self.containers[&id].clone();
-        let net = self.net.find(network)?.name.clone();
+        let found = self.net.find(network)?;
+        let net = found.name.clone();
+        let event = Event::network(&found.id, "connect", &net, found.driver.name(), Some(&id));
         if c.state.status == Status::Removing {
             return Err(ContainerError::Conflict(format!(
                 "container {} is marked for removal and cannot be connected",
@@ -79,7 +82,9 @@ impl Engine {
         } else {
             rec.connections.insert(net, conn);
         }
-        self.save(&id)
+        self.save(&id)?;
+        self.emit(|| event);
+        Ok(())
     }
 
     /// `docker network disconnect [-f] NETWORK CONTAINER`. With `force`, a container that is
@@ -92,7 +97,15 @@ impl Engine {
     ) -> Result<(), ContainerError> {
         let id = self.resolve(what)?;
         let c = self.containers[&id].clone();
-        let net = self.net.find(network)?.name.clone();
+        let found = self.net.find(network)?;
+        let net = found.name.clone();
+        let event = Event::network(
+            &found.id,
+            "disconnect",
+            &net,
+            found.driver.name(),
+            Some(&id),
+        );
         let primary = match &c.network_mode {
             NetworkMode::Network(n) => Some(n.clone()),
             NetworkMode::Host | NetworkMode::None if net == "host" || net == "none" => {
@@ -132,6 +145,8 @@ impl Engine {
         } else {
             rec.connections.remove(&net);
         }
-        self.save(&id)
+        self.save(&id)?;
+        self.emit(|| event);
+        Ok(())
     }
 }

@@ -19,6 +19,7 @@ use portproxy::{Proxy, ProxyConfig};
 use super::model::{Container, CreateOptions, NetworkMode, State};
 use super::restart::RestartPolicy;
 use super::{ContainerError, etc, io_err, mounts, names};
+use crate::events::{Event, EventSink};
 use crate::image::store::{ImageRecord, ImageStore};
 use crate::runtime::logs::now_rfc3339_nano;
 use crate::runtime::oci::RuncLike;
@@ -58,6 +59,9 @@ pub struct Engine {
     pub(super) removed: std::collections::VecDeque<(String, i32)>,
     pub(super) runtime: RuncLike,
     pub(super) host_dns: ResolvConf,
+    /// Where container and network events go (`docker events`); none until a daemon installs
+    /// one.
+    pub(super) events: Option<EventSink>,
     _lock: fs::File,
 }
 
@@ -141,10 +145,38 @@ impl Engine {
             removed: Default::default(),
             runtime,
             host_dns,
+            events: None,
             _lock: lock,
         };
         engine.restore().await;
         Ok(engine)
+    }
+
+    /// Reports every container event from now on (and the network connects and disconnects
+    /// the engine makes) to `sink`: a daemon's `docker events`. Exits the engine learns of on
+    /// its own (the supervisor, a wait) are reported too, which a caller could not see.
+    pub fn set_event_sink(&mut self, sink: EventSink) {
+        self.events = Some(sink);
+    }
+
+    pub(super) fn emit(&self, ev: impl FnOnce() -> Event) {
+        if let Some(sink) = &self.events {
+            sink.send(ev());
+        }
+    }
+
+    /// Reports `action` on the container `what` (with its name, image and labels, and `extra`
+    /// attributes), for actions only the daemon sees (`restart`, `attach`). Unknown containers
+    /// are ignored.
+    pub fn emit_container(&self, what: &str, action: &str, extra: &[(&str, String)]) {
+        if let Ok(c) = self.get(what) {
+            self.emit(|| Event::container(c, action, extra));
+        }
+    }
+
+    /// The container's cgroup (`/berth/<id>`), as the runtime creates it.
+    pub(super) fn cgroups_path(&self, id: &str) -> String {
+        format!("/{}/{id}", self.cfg.cgroup_parent)
     }
 
     /// The image store (shared with pulls).
@@ -475,6 +507,10 @@ impl Engine {
             undo_volumes(self);
             return Err(e);
         }
+        for v in &made_volumes {
+            self.emit(|| Event::volume(v, "create"));
+        }
+        self.emit(|| Event::container(&self.containers[&id], "create", &[]));
         Ok(id)
     }
 
@@ -577,6 +613,13 @@ impl Engine {
             self.containers.get_mut(&id).expect("resolved").name = old;
             return Err(e);
         }
+        self.emit(|| {
+            Event::container(
+                &self.containers[&id],
+                "rename",
+                &[("oldName", format!("/{old}"))],
+            )
+        });
         Ok(())
     }
 }

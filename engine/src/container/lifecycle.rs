@@ -13,6 +13,7 @@ use super::restart::next_delay;
 use super::state::{Op, Status, Verdict, check};
 use super::wiring::SpecNet;
 use super::{ContainerError, io_err, mounts, rootfs};
+use crate::events::{Event, EventSink};
 use crate::runtime::attach::{AttachRequest, Request};
 use crate::runtime::logs::{Rotation, now_rfc3339_nano};
 use crate::runtime::oci::OciRuntime;
@@ -45,6 +46,8 @@ pub struct StopPlan {
     timeout: Duration,
     watch: Option<ExitWatch>,
     runtime: crate::runtime::oci::RuncLike,
+    /// Where to report the signals and the stop, with the container's event to report them as.
+    events: Option<(EventSink, Event)>,
 }
 
 impl StopPlan {
@@ -55,6 +58,7 @@ impl StopPlan {
         };
         if !self.timeout.is_zero() {
             let _ = self.runtime.kill(&self.id, "TERM", false);
+            self.report("kill", &[("signal", "15".into())]);
             if tokio::time::timeout(self.timeout, watch.wait())
                 .await
                 .is_ok()
@@ -63,6 +67,7 @@ impl StopPlan {
             }
         }
         let _ = self.runtime.kill(&self.id, "KILL", true);
+        self.report("kill", &[("signal", "9".into())]);
         if tokio::time::timeout(KILL_WAIT, watch.wait()).await.is_err() {
             return Err(ContainerError::Conflict(format!(
                 "container {} did not exit {}s after SIGKILL",
@@ -71,6 +76,17 @@ impl StopPlan {
             )));
         }
         Ok(())
+    }
+
+    /// Reports `action` on the container, with `extra` attributes, as happening now.
+    fn report(&self, action: &str, extra: &[(&str, String)]) {
+        if let Some((sink, ev)) = &self.events {
+            let mut attributes = ev.attributes.clone();
+            for (k, v) in extra {
+                attributes.insert((*k).to_string(), v.clone());
+            }
+            sink.send(Event::new(ev.kind, action, ev.actor_id.clone(), attributes));
+        }
     }
 }
 
@@ -166,7 +182,10 @@ impl Engine {
         attach: Option<&AttachRequest>,
     ) -> Result<Option<UnixStream>, ContainerError> {
         match self.try_start(id, attach).await {
-            Ok(s) => Ok(s),
+            Ok(s) => {
+                self.emit(|| Event::container(&self.containers[id], "start", &[]));
+                Ok(s)
+            }
             Err(e) => {
                 self.teardown_run(id).await;
                 let msg = e.to_string();
@@ -270,7 +289,7 @@ impl Engine {
                 .map(|m| m as i64),
             cpus: c.options.cpus,
             pids: c.options.pids_limit,
-            cgroups_path: format!("/{}/{id}", self.cfg.cgroup_parent),
+            cgroups_path: self.cgroups_path(id),
         };
         let config = bundle.join("config.json");
         fs::write(
@@ -332,7 +351,7 @@ impl Engine {
             tracing::warn!(container = id, error = %e, "unmounting the rootfs");
         }
         let _ = self.runtime.delete(id, true);
-        let cgroup = format!("/{}/{id}", self.cfg.cgroup_parent);
+        let cgroup = self.cgroups_path(id);
         for e in crate::runtime::cgroup::remove(Path::new("/sys/fs/cgroup"), &cgroup) {
             tracing::warn!(container = id, error = %e, "cgroup");
         }
@@ -403,6 +422,20 @@ impl Engine {
                 s.status = Status::Exited;
             }
         })?;
+        let c = &self.containers[&id];
+        if oom {
+            self.emit(|| Event::container(c, "oom", &[]));
+        }
+        self.emit(|| {
+            Event::container(
+                c,
+                "die",
+                &[
+                    ("exitCode", code.to_string()),
+                    ("execDuration", ran_for.as_secs().to_string()),
+                ],
+            )
+        });
         // Recorded first: a crash from here on leaves an exited record whose leftovers the
         // next engine's sweep removes.
         self.teardown_run(&id).await;
@@ -483,6 +516,13 @@ impl Engine {
         }
         self.set_state(&id, |s| s.stopped_by_user = true)?;
         self.runtime.kill(&id, sig, false)?;
+        self.emit(|| {
+            Event::container(
+                &self.containers[&id],
+                "kill",
+                &[("signal", crate::events::signal_number(sig))],
+            )
+        });
         if self.containers[&id].state.status == Status::Paused {
             // A frozen task acts on the signal only once thawed (Docker resumes it too).
             self.runtime.pause(&id, false)?;
@@ -503,9 +543,17 @@ impl Engine {
         let id = self.resolve(what)?;
         if let Some(plan) = self.stop_begin(&id, timeout)? {
             plan.wait().await?;
-            self.on_exit(&id, Some(plan.shim_pid)).await?;
+            self.stop_finish(&plan).await?;
         }
         Ok(self.containers.get(&id).map_or(0, |c| c.state.exit_code))
+    }
+
+    /// The last step of a stop, once [`StopPlan::wait`] has returned: records the exit (as
+    /// [`Engine::on_exit`]) and reports the stop.
+    pub async fn stop_finish(&mut self, plan: &StopPlan) -> Result<AfterExit, ContainerError> {
+        let after = self.on_exit(&plan.id, Some(plan.shim_pid)).await?;
+        plan.report("stop", &[]);
+        Ok(after)
     }
 
     /// The first step of a stop: records that the user stopped it (restart policies hold
@@ -537,12 +585,17 @@ impl Engine {
             // A frozen process cannot act on SIGTERM.
             let _ = self.runtime.pause(&id, false);
         }
+        let events = self
+            .events
+            .clone()
+            .map(|sink| (sink, Event::container(&self.containers[&id], "stop", &[])));
         Ok(Some(StopPlan {
             shim_pid: self.containers[&id].state.shim_pid,
             id,
             timeout,
             watch,
             runtime: self.runtime.clone(),
+            events,
         }))
     }
 
@@ -575,7 +628,10 @@ impl Engine {
             } else {
                 Status::Running
             }
-        })
+        })?;
+        let action = if paused { "pause" } else { "unpause" };
+        self.emit(|| Event::container(&self.containers[&id], action, &[]));
+        Ok(())
     }
 
     /// `docker rm [-f] [-v]`: `force` kills a live container first; `volumes` also removes its
@@ -597,6 +653,9 @@ impl Engine {
             // rm -f: SIGKILL at once (a zero timeout), as Docker.
             if let Some(plan) = self.stop_begin(&id, Some(Duration::ZERO))? {
                 plan.wait().await?;
+                // Its exit is not recorded (the container goes), but it is reported.
+                let code = shim::read_exit(&self.bundle(&id)).map_or(137, |r| r.exit_code);
+                plan.report("die", &[("exitCode", code.to_string())]);
             }
         }
         self.set_state(&id, |s| {
@@ -629,12 +688,16 @@ impl Engine {
             self.removed.pop_front();
         }
         self.removed.push_back((id.clone(), c.state.exit_code));
+        self.emit(|| Event::container(&c, "destroy", &[]));
         if volumes {
             for m in c.mounts.iter().filter(|m| m.anonymous) {
                 if let Some(n) = &m.name {
                     let users = self.volume_users(n);
-                    if let Err(e) = self.volumes.remove(n, &users) {
-                        tracing::warn!(container = %c.name, volume = %n, error = %e, "keeping an anonymous volume");
+                    match self.volumes.remove(n, &users) {
+                        Ok(()) => self.emit(|| Event::volume(n, "destroy")),
+                        Err(e) => {
+                            tracing::warn!(container = %c.name, volume = %n, error = %e, "keeping an anonymous volume")
+                        }
                     }
                 }
             }

@@ -27,6 +27,7 @@ pub mod netns;
 pub mod restart;
 pub mod rootfs;
 pub mod state;
+mod stats;
 mod supervise;
 pub mod top;
 mod wiring;
@@ -38,6 +39,7 @@ pub use logs::{LogFollower, LogOptions};
 pub use model::{Connection, Container, CreateOptions, MountPoint, NetworkMode, State};
 pub use restart::RestartPolicy;
 pub use state::Status;
+pub use stats::StatsSource;
 pub use supervise::supervise;
 
 /// Why a container operation was refused or failed; messages name the container or value.

@@ -72,7 +72,7 @@ impl Engine {
         let id = self.resolve(what)?;
         let c = &self.containers[&id];
         check(Op::Exec, c.state.status, &c.name)?;
-        let rel = format!("/{}/{id}", self.cfg.cgroup_parent);
+        let rel = self.cgroups_path(&id);
         let root = Path::new("/sys/fs/cgroup");
         let procs = crate::runtime::cgroup::dirs(root, &rel)
             .into_iter()

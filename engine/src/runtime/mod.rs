@@ -11,4 +11,5 @@ pub mod logs;
 pub mod oci;
 pub mod shim;
 pub mod spec;
+pub mod stats;
 pub mod user;

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use engine::container::{Container, NetworkMode, Status};
+use engine::humanize::human_duration;
 use netcore::network::Endpoint;
 use serde_json::{Value, json};
 
@@ -17,25 +18,6 @@ pub struct NetView<'a> {
     pub network_id: String,
     /// The network's gateway.
     pub gateway: Option<IpAddr>,
-}
-
-/// Docker's (go-units) human duration: `Less than a second`, `5 seconds`, `About a minute`,
-/// `3 hours`, `2 weeks`.
-pub fn human_duration(secs: u64) -> String {
-    let (m, h) = (secs / 60, (secs as f64 / 3600.0).round() as u64);
-    match secs {
-        0 => "Less than a second".into(),
-        1 => "1 second".into(),
-        s if s < 60 => format!("{s} seconds"),
-        _ if m == 1 => "About a minute".into(),
-        _ if m < 60 => format!("{m} minutes"),
-        _ if h == 1 => "About an hour".into(),
-        _ if h < 48 => format!("{h} hours"),
-        _ if h < 24 * 7 * 2 => format!("{} days", h / 24),
-        _ if h < 24 * 30 * 2 => format!("{} weeks", h / 24 / 7),
-        _ if h < 24 * 365 * 2 => format!("{} months", h / 24 / 30),
-        _ => format!("{} years", h / 24 / 365),
-    }
 }
 
 fn secs_of(rfc3339: &str) -> Option<u64> {
@@ -272,28 +254,4 @@ pub fn network_names(c: &Container) -> Vec<String> {
         _ => {}
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dockers_human_durations() {
-        for (s, want) in [
-            (0, "Less than a second"),
-            (1, "1 second"),
-            (45, "45 seconds"),
-            (90, "About a minute"),
-            (600, "10 minutes"),
-            (3600, "About an hour"),
-            (3 * 3600, "3 hours"),
-            (3 * 86400, "3 days"),
-            (20 * 86400, "2 weeks"),
-            (100 * 86400, "3 months"),
-            (800 * 86400, "2 years"),
-        ] {
-            assert_eq!(human_duration(s), want, "{s}");
-        }
-    }
 }
