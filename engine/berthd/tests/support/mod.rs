@@ -24,6 +24,21 @@ pub struct Berthd {
     /// The API socket.
     pub sock: PathBuf,
     cgroup_parent: String,
+    /// The client `docker()` runs: the docker CLI, or berth's (`with_client`).
+    client: PathBuf,
+}
+
+/// berthd, built with the workspace next to the test binaries (`target/debug/berthd`), so
+/// the tests of other crates (the berth CLI's) find it too.
+pub fn berthd_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("berthd");
+    assert!(
+        bin.exists(),
+        "{} is built with the workspace",
+        bin.display()
+    );
+    bin
 }
 
 impl Berthd {
@@ -36,7 +51,8 @@ impl Berthd {
             .unwrap();
         drop(store);
         std::fs::write(dir.path().join("resolv.conf"), "nameserver 127.0.0.1\n").unwrap();
-        let bin = Path::new(env!("CARGO_BIN_EXE_berthd"));
+        let bin = berthd_bin();
+        let bin = bin.as_path();
         let shim = bin.parent().unwrap().join("berth-shim");
         assert!(
             shim.exists(),
@@ -73,13 +89,21 @@ impl Berthd {
             dir,
             sock,
             cgroup_parent,
+            client: PathBuf::from(DOCKER),
         }
     }
 
-    /// Runs the docker CLI against it.
+    /// `docker()` and `ok()` run `client` (berth's CLI) instead of the docker CLI.
+    pub fn with_client(mut self, client: &Path) -> Berthd {
+        self.client = client.to_path_buf();
+        self
+    }
+
+    /// Runs the client (the docker CLI unless `with_client`) against it.
     pub fn docker(&self, args: &[&str]) -> Output {
-        Command::new(DOCKER)
+        Command::new(&self.client)
             .env("DOCKER_HOST", format!("unix://{}", self.sock.display()))
+            .env("BERTH_HOST", format!("unix://{}", self.sock.display()))
             .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
             .args(args)
             .output()
@@ -91,7 +115,8 @@ impl Berthd {
         let out = self.docker(args);
         assert!(
             out.status.success(),
-            "docker {args:?}: {}{}",
+            "{} {args:?}: {}{}",
+            self.client.display(),
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );

@@ -1,0 +1,519 @@
+//! Image commands: images, pull, push, tag, rmi, save, load, history. Pull and push show
+//! berthd's JSON progress as bars on a terminal and as `ID: Status` lines otherwise.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+
+use berth_cli::client::{Client, ClientError, empty, query, reader_body};
+use berth_cli::output::Format;
+use berth_cli::rows;
+use clap::Subcommand;
+use hyper::Method;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use serde_json::Value;
+
+use super::{filters, for_each, now};
+use crate::Exit;
+
+/// The image commands.
+#[derive(Subcommand, Debug)]
+pub enum ImageCmd {
+    /// List images
+    Images {
+        /// Show all images (default hides intermediate images)
+        #[arg(short, long)]
+        all: bool,
+        /// Only show image IDs
+        #[arg(short, long)]
+        quiet: bool,
+        /// Filter output based on conditions provided
+        #[arg(short, long = "filter")]
+        filter: Vec<String>,
+        /// Format output using a custom template
+        #[arg(long)]
+        format: Option<String>,
+        /// Don't truncate output
+        #[arg(long = "no-trunc")]
+        no_trunc: bool,
+        /// Show digests
+        #[arg(long)]
+        digests: bool,
+        /// The repository (and tag) to list
+        reference: Option<String>,
+    },
+    /// Download an image from a registry
+    Pull {
+        /// Suppress verbose output
+        #[arg(short, long)]
+        quiet: bool,
+        /// NAME[:TAG|@DIGEST]
+        name: String,
+    },
+    /// Upload an image to a registry
+    Push {
+        /// Suppress verbose output
+        #[arg(short, long)]
+        quiet: bool,
+        /// NAME[:TAG]
+        name: String,
+    },
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag {
+        /// SOURCE_IMAGE[:TAG]
+        source: String,
+        /// TARGET_IMAGE[:TAG]
+        target: String,
+    },
+    /// Remove one or more images
+    Rmi {
+        /// Force removal of the image
+        #[arg(short, long)]
+        force: bool,
+        /// Do not delete untagged parents
+        #[arg(long = "no-prune")]
+        no_prune: bool,
+        /// Images
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save {
+        /// Write to a file, instead of STDOUT
+        #[arg(short, long)]
+        output: Option<String>,
+        /// Images
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// Load an image from a tar archive or STDIN
+    Load {
+        /// Read from tar archive file, instead of STDIN
+        #[arg(short, long)]
+        input: Option<String>,
+        /// Suppress the load output
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Show the history of an image
+    History {
+        /// Don't truncate output
+        #[arg(long = "no-trunc")]
+        no_trunc: bool,
+        /// Only show image IDs
+        #[arg(short, long)]
+        quiet: bool,
+        /// Format output using a custom template
+        #[arg(long)]
+        format: Option<String>,
+        /// The image
+        image: String,
+    },
+}
+
+/// `NAME:TAG` split as Docker does (a `:` after the last `/` starts the tag).
+fn split_tag(name: &str) -> (&str, Option<&str>) {
+    match name.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') && !repo.is_empty() => (repo, Some(tag)),
+        _ => (name, None),
+    }
+}
+
+/// Pulls `name`, showing progress on stderr (`run`) or stdout (`pull`).
+pub async fn pull(c: &Client, name: &str, to_stderr: bool) -> anyhow::Result<()> {
+    let (repo, tag) = if let Some((repo, digest)) = name.split_once('@') {
+        (repo, Some(digest))
+    } else {
+        split_tag(name)
+    };
+    let tag = tag.unwrap_or("latest");
+    let path = format!(
+        "/images/create{}",
+        query([("fromImage", repo.to_string()), ("tag", tag.to_string())])
+    );
+    let mut s = c.stream(Method::POST, &path, empty(), &[]).await?;
+    let mut p = Progress::new(to_stderr, false);
+    s.lines(|l| p.line(l)).await?;
+    p.finish()
+}
+
+/// The display of a JSON progress stream.
+struct Progress {
+    bars: Option<(MultiProgress, HashMap<String, ProgressBar>)>,
+    last: HashMap<String, String>,
+    to_stderr: bool,
+    quiet: bool,
+    error: Option<String>,
+}
+
+impl Progress {
+    fn new(to_stderr: bool, quiet: bool) -> Progress {
+        let terminal = if to_stderr {
+            std::io::stderr().is_terminal()
+        } else {
+            std::io::stdout().is_terminal()
+        };
+        let bars = (terminal && !quiet).then(|| {
+            let target = if to_stderr {
+                indicatif::ProgressDrawTarget::stderr()
+            } else {
+                indicatif::ProgressDrawTarget::stdout()
+            };
+            (MultiProgress::with_draw_target(target), HashMap::new())
+        });
+        Progress {
+            bars,
+            last: HashMap::new(),
+            to_stderr,
+            quiet,
+            error: None,
+        }
+    }
+
+    fn print(&self, text: &str) {
+        if self.quiet {
+            return;
+        }
+        if let Some((mp, _)) = &self.bars {
+            let _ = mp.println(text);
+        } else if self.to_stderr {
+            eprintln!("{text}");
+        } else {
+            println!("{text}");
+        }
+    }
+
+    fn line(&mut self, raw: &[u8]) -> Result<(), ClientError> {
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if raw.is_empty() {
+            return Ok(());
+        }
+        let Ok(v) = serde_json::from_slice::<Value>(raw) else {
+            self.print(&String::from_utf8_lossy(raw));
+            return Ok(());
+        };
+        if let Some(e) = v["error"].as_str() {
+            self.error = Some(e.to_string());
+            return Ok(());
+        }
+        if let Some(s) = v["stream"].as_str() {
+            self.print(s.trim_end_matches('\n'));
+            return Ok(());
+        }
+        let status = v["status"].as_str().unwrap_or("");
+        let Some(id) = v["id"].as_str().filter(|i| !i.is_empty()) else {
+            self.print(status);
+            return Ok(());
+        };
+        let current = v["progressDetail"]["current"].as_u64();
+        let total = v["progressDetail"]["total"].as_u64();
+        if let Some((mp, bars)) = &mut self.bars {
+            let bar = bars.entry(id.to_string()).or_insert_with(|| {
+                let b = mp.add(ProgressBar::new(0));
+                b.set_style(
+                    ProgressStyle::with_template(
+                        "{prefix}: {msg:<12} {wide_bar} {bytes}/{total_bytes}",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                );
+                b.set_prefix(id.to_string());
+                b
+            });
+            bar.set_message(status.to_string());
+            if let Some(t) = total {
+                bar.set_length(t);
+            }
+            if let Some(cur) = current {
+                bar.set_position(cur);
+            }
+            if status.ends_with("complete")
+                || status == "Already exists"
+                || status == "Pushed"
+                || status == "Layer already exists"
+            {
+                bar.finish();
+            }
+        } else if self.last.get(id).map(String::as_str) != Some(status) {
+            self.last.insert(id.to_string(), status.to_string());
+            self.print(&format!("{id}: {status}"));
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> anyhow::Result<()> {
+        if let Some((mp, bars)) = &self.bars {
+            for b in bars.values() {
+                b.finish();
+            }
+            let _ = mp.clear();
+        }
+        match self.error {
+            Some(e) => Err(Exit {
+                code: 1,
+                message: e,
+            }
+            .into()),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The image commands.
+pub async fn image(c: &Client, cmd: ImageCmd) -> anyhow::Result<i32> {
+    match cmd {
+        ImageCmd::Images {
+            all,
+            quiet,
+            mut filter,
+            format,
+            no_trunc,
+            digests,
+            reference,
+        } => {
+            if let Some(r) = reference {
+                filter.push(format!("reference={r}"));
+            }
+            let mut q = vec![("all", all.to_string())];
+            q.extend(filters(&filter)?.map(|f| ("filters", f)));
+            let list: Vec<Value> = c.get(&format!("/images/json{}", query(q))).await?;
+            let now = now();
+            let rows: Vec<Value> = list
+                .iter()
+                .flat_map(|i| rows::image_rows(i, now, no_trunc))
+                .collect();
+            let f = if quiet {
+                Format::quiet()
+            } else if digests && format.is_none() {
+                Format::parse(
+                    None,
+                    "{{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}",
+                )?
+            } else {
+                Format::parse(format.as_deref(), rows::IMAGES_TABLE)?
+            };
+            let mut out = Vec::new();
+            f.write(&mut out, &rows, rows::IMAGES_HEADERS)?;
+            if quiet {
+                // One ID per image, not per tag.
+                let mut seen = Vec::new();
+                for l in String::from_utf8_lossy(&out).lines() {
+                    if !seen.iter().any(|s: &String| s == l) {
+                        seen.push(l.to_string());
+                        println!("{l}");
+                    }
+                }
+            } else {
+                std::io::stdout().write_all(&out)?;
+            }
+            Ok(0)
+        }
+        ImageCmd::Pull { quiet, name } => {
+            let (repo, tag) = if let Some((repo, digest)) = name.split_once('@') {
+                (repo, Some(digest))
+            } else {
+                split_tag(&name)
+            };
+            if tag.is_none() {
+                println!("Using default tag: latest");
+            }
+            let path = format!(
+                "/images/create{}",
+                query([
+                    ("fromImage", repo.to_string()),
+                    ("tag", tag.unwrap_or("latest").to_string())
+                ])
+            );
+            let mut s = c.stream(Method::POST, &path, empty(), &[]).await?;
+            let mut p = Progress::new(false, quiet);
+            s.lines(|l| p.line(l)).await?;
+            p.finish()?;
+            match name.split_once('@') {
+                Some(_) => println!("{name}"),
+                None => println!("{repo}:{}", tag.unwrap_or("latest")),
+            }
+            Ok(0)
+        }
+        ImageCmd::Push { quiet, name } => {
+            let (repo, tag) = split_tag(&name);
+            let q = query(tag.map(|t| ("tag", t.to_string())));
+            // No credentials of our own: berthd uses its credential store (`{}` is Docker's
+            // "anonymous").
+            let headers = [("X-Registry-Auth", "e30=")];
+            let mut s = c
+                .stream(
+                    Method::POST,
+                    &format!("/images/{repo}/push{q}"),
+                    empty(),
+                    &headers,
+                )
+                .await?;
+            let mut p = Progress::new(false, quiet);
+            s.lines(|l| p.line(l)).await?;
+            p.finish()?;
+            Ok(0)
+        }
+        ImageCmd::Tag { source, target } => {
+            let (repo, tag) = split_tag(&target);
+            let mut q = vec![("repo", repo.to_string())];
+            q.extend(tag.map(|t| ("tag", t.to_string())));
+            c.call(
+                Method::POST,
+                &format!("/images/{source}/tag{}", query(q)),
+                None,
+            )
+            .await?;
+            Ok(0)
+        }
+        ImageCmd::Rmi {
+            force,
+            no_prune,
+            images,
+        } => {
+            for_each(&images, |n| async move {
+                let out: Vec<Value> = c
+                    .json(
+                        Method::DELETE,
+                        &format!("/images/{n}?force={force}&noprune={no_prune}"),
+                        None,
+                    )
+                    .await?;
+                let lines: Vec<String> = out
+                    .iter()
+                    .flat_map(|o| {
+                        [("Untagged", &o["Untagged"]), ("Deleted", &o["Deleted"])]
+                            .into_iter()
+                            .filter_map(|(k, v)| v.as_str().map(|v| format!("{k}: {v}")))
+                    })
+                    .collect();
+                Ok((!lines.is_empty()).then(|| lines.join("\n")))
+            })
+            .await
+        }
+        ImageCmd::Save { output, images } => {
+            let q = query(images.iter().map(|i| ("names", i.clone())));
+            let mut out: Box<dyn Write> = match &output {
+                Some(path) => Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(path).map_err(|e| Exit {
+                        code: 1,
+                        message: format!(
+                            "Error: failed to save image: invalid output path {path:?}: {e}"
+                        ),
+                    })?,
+                )),
+                None if std::io::stdout().is_terminal() => {
+                    return Err(Exit {
+                        code: 1,
+                        message: "Error: cowardly refusing to save to a terminal. Use the -o flag or redirect".into(),
+                    }
+                    .into());
+                }
+                None => Box::new(std::io::stdout().lock()),
+            };
+            let mut s = c
+                .stream(Method::GET, &format!("/images/get{q}"), empty(), &[])
+                .await;
+            if s.is_err() {
+                if let Some(path) = &output {
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+            let r = berth_cli::client::copy_to(
+                s.as_mut().map_err(|e| anyhow::anyhow!("{e}"))?,
+                &mut out,
+            )
+            .await;
+            if r.is_err() {
+                if let Some(path) = &output {
+                    // No partial archive left behind.
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+            r?;
+            Ok(0)
+        }
+        ImageCmd::Load { input, quiet } => {
+            let body = match &input {
+                Some(path) => reader_body(tokio::fs::File::open(path).await.map_err(|e| Exit {
+                    code: 1,
+                    message: format!("Error: open {path}: {e}"),
+                })?),
+                None => {
+                    if std::io::stdin().is_terminal() {
+                        return Err(Exit {
+                            code: 1,
+                            message: "Error: requested load from stdin, but stdin is empty".into(),
+                        }
+                        .into());
+                    }
+                    reader_body(tokio::io::stdin())
+                }
+            };
+            let mut s = c
+                .stream(
+                    Method::POST,
+                    &format!("/images/load?quiet={quiet}"),
+                    body,
+                    &[("Content-Type", "application/x-tar")],
+                )
+                .await?;
+            let mut p = Progress::new(false, false);
+            s.lines(|l| p.line(l)).await?;
+            p.finish()?;
+            Ok(0)
+        }
+        ImageCmd::History {
+            no_trunc,
+            quiet,
+            format,
+            image,
+        } => {
+            let list: Vec<Value> = c.get(&format!("/images/{image}/history")).await?;
+            let now = now();
+            let rows: Vec<Value> = list
+                .iter()
+                .map(|h| rows::history_row(h, now, no_trunc))
+                .collect();
+            let f = if quiet {
+                Format::quiet()
+            } else {
+                Format::parse(format.as_deref(), rows::HISTORY_TABLE)?
+            };
+            f.write(&mut std::io::stdout().lock(), &rows, rows::HISTORY_HEADERS)?;
+            Ok(0)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_split_as_docker() {
+        assert_eq!(split_tag("busybox"), ("busybox", None));
+        assert_eq!(split_tag("busybox:1.36"), ("busybox", Some("1.36")));
+        assert_eq!(
+            split_tag("localhost:5000/a/b"),
+            ("localhost:5000/a/b", None)
+        );
+        assert_eq!(
+            split_tag("localhost:5000/a/b:v1"),
+            ("localhost:5000/a/b", Some("v1"))
+        );
+    }
+
+    #[test]
+    fn progress_lines_dedupe_and_errors() {
+        let mut p = Progress::new(true, true);
+        p.line(br#"{"status":"Pulling from a/b","id":"v1"}"#)
+            .unwrap();
+        p.line(br#"{"status":"Downloading","id":"abc","progressDetail":{"current":1,"total":9}}"#)
+            .unwrap();
+        p.line(br#"{"status":"Downloading","id":"abc","progressDetail":{"current":5,"total":9}}"#)
+            .unwrap();
+        assert_eq!(p.last["abc"], "Downloading");
+        p.line(b"{\"errorDetail\":{\"message\":\"boom\"},\"error\":\"boom\"}\r")
+            .unwrap();
+        let e = p.finish().unwrap_err();
+        assert_eq!(e.to_string(), "boom");
+    }
+}

@@ -1,0 +1,580 @@
+//! `run`'s and `create`'s flags, and the Docker create body they make. As the docker CLI,
+//! berth parses `-p`, `-e`/`--env-file`, `-v`, `--mount`, `-m` and `--ulimit` itself, so a bad
+//! value is refused before anything reaches berthd; the rest is passed on for berthd to judge
+//! (it refuses what it cannot honour, by name). Pure but for reading env files, which the
+//! caller does.
+
+use std::collections::BTreeMap;
+
+use clap::Args;
+use engine::runtime::env::{parse_env_arg, parse_env_file};
+use engine::volume::spec::{Source, parse_mount, parse_size, parse_volume};
+use portproxy::PortSpec;
+use serde_json::{Map, Value, json};
+
+/// The flags `run` and `create` share, with Docker's names.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ContainerArgs {
+    /// Assign a name to the container
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Set environment variables
+    #[arg(short = 'e', long = "env", value_name = "list")]
+    pub env: Vec<String>,
+    /// Read in a file of environment variables
+    #[arg(long = "env-file", value_name = "list")]
+    pub env_file: Vec<String>,
+    /// Publish a container's port(s) to the host
+    #[arg(short = 'p', long = "publish", value_name = "list")]
+    pub publish: Vec<String>,
+    /// Publish all exposed ports to random ports
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// Expose a port or a range of ports
+    #[arg(long, value_name = "list")]
+    pub expose: Vec<String>,
+    /// Bind mount a volume
+    #[arg(short = 'v', long = "volume", value_name = "list")]
+    pub volume: Vec<String>,
+    /// Attach a filesystem mount to the container
+    #[arg(long, value_name = "mount")]
+    pub mount: Vec<String>,
+    /// Mount volumes from the specified container(s)
+    #[arg(long = "volumes-from", value_name = "list")]
+    pub volumes_from: Vec<String>,
+    /// Connect a container to a network
+    #[arg(long, alias = "net", value_name = "network")]
+    pub network: Option<String>,
+    /// Add network-scoped alias for the container
+    #[arg(long = "network-alias", alias = "net-alias", value_name = "list")]
+    pub network_alias: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// Add link to another container
+    #[arg(long, value_name = "list")]
+    pub link: Vec<String>,
+    /// Set custom DNS servers
+    #[arg(long, value_name = "list")]
+    pub dns: Vec<String>,
+    /// Set custom DNS search domains
+    #[arg(long = "dns-search", value_name = "list")]
+    pub dns_search: Vec<String>,
+    /// Set DNS options
+    #[arg(long = "dns-option", alias = "dns-opt", value_name = "list")]
+    pub dns_option: Vec<String>,
+    /// Add a custom host-to-IP mapping (host:ip)
+    #[arg(long = "add-host", value_name = "list")]
+    pub add_host: Vec<String>,
+    /// Container host name
+    #[arg(short = 'h', long)]
+    pub hostname: Option<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Working directory inside the container
+    #[arg(short = 'w', long)]
+    pub workdir: Option<String>,
+    /// Set meta data on a container
+    #[arg(short = 'l', long = "label", value_name = "list")]
+    pub label: Vec<String>,
+    /// Overwrite the default ENTRYPOINT of the image
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Keep STDIN open even if not attached
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Automatically remove the container and its associated anonymous volumes when it exits
+    #[arg(long)]
+    pub rm: bool,
+    /// Restart policy to apply when a container exits
+    #[arg(long, default_value = "no")]
+    pub restart: String,
+    /// Memory limit
+    #[arg(short = 'm', long, value_name = "bytes")]
+    pub memory: Option<String>,
+    /// Number of CPUs
+    #[arg(long, value_name = "decimal")]
+    pub cpus: Option<f64>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Ulimit options
+    #[arg(long, value_name = "ulimit")]
+    pub ulimit: Vec<String>,
+    /// Logging driver for the container
+    #[arg(long = "log-driver", value_name = "string")]
+    pub log_driver: Option<String>,
+    /// Log driver options
+    #[arg(long = "log-opt", value_name = "list")]
+    pub log_opt: Vec<String>,
+    /// Mount the container's root filesystem as read only
+    #[arg(long = "read-only")]
+    pub read_only: bool,
+    /// Timeout (in seconds) to stop a container
+    #[arg(long = "stop-timeout")]
+    pub stop_timeout: Option<i64>,
+    /// Signal to stop the container
+    #[arg(long = "stop-signal")]
+    pub stop_signal: Option<String>,
+    /// Give extended privileges to this container
+    #[arg(long)]
+    pub privileged: bool,
+    /// Add Linux capabilities
+    #[arg(long = "cap-add", value_name = "list")]
+    pub cap_add: Vec<String>,
+    /// Drop Linux capabilities
+    #[arg(long = "cap-drop", value_name = "list")]
+    pub cap_drop: Vec<String>,
+    /// Security Options
+    #[arg(long = "security-opt", value_name = "list")]
+    pub security_opt: Vec<String>,
+    /// Pull image before creating ("always", "missing", "never")
+    #[arg(long, default_value = "missing")]
+    pub pull: String,
+}
+
+/// Why flags were refused; each message names the value and what would be valid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArgsError {
+    /// A value of a flag.
+    #[error("invalid argument {value:?} for \"{flag}\" flag: {why}")]
+    Flag {
+        /// `--publish`.
+        flag: &'static str,
+        /// What the user wrote.
+        value: String,
+        /// What is wrong and what would be valid.
+        why: String,
+    },
+    /// Flags that cannot go together.
+    #[error("conflicting options: {0}")]
+    Conflict(String),
+}
+
+fn bad(flag: &'static str, value: &str, why: impl ToString) -> ArgsError {
+    ArgsError::Flag {
+        flag,
+        value: value.to_string(),
+        why: why.to_string(),
+    }
+}
+
+/// `PortBindings`: per `80/tcp`, its `{HostIp, HostPort}` bindings.
+pub type Bindings = BTreeMap<String, Vec<Value>>;
+
+/// `-p`: the create body's `ExposedPorts` keys and `PortBindings`.
+pub fn port_bindings(specs: &[String]) -> Result<(Vec<String>, Bindings), ArgsError> {
+    let mut exposed = Vec::new();
+    let mut bindings: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for s in specs {
+        let spec: PortSpec = s.parse().map_err(|e| bad("--publish", s, e))?;
+        let ip = spec.host_ip.map(|i| i.to_string()).unwrap_or_default();
+        for (i, port) in spec.container_ports.iter().enumerate() {
+            let key = format!("{port}/{}", spec.proto);
+            let host = match spec.host_ports {
+                None => String::new(),
+                Some(h) if h.len() == spec.container_ports.len() => {
+                    (u32::from(h.start) + i as u32).to_string()
+                }
+                Some(h) if h.start == h.end => h.start.to_string(),
+                Some(h) => format!("{}-{}", h.start, h.end),
+            };
+            if !exposed.contains(&key) {
+                exposed.push(key.clone());
+            }
+            bindings
+                .entry(key)
+                .or_default()
+                .push(json!({"HostIp": ip, "HostPort": host}));
+        }
+    }
+    Ok((exposed, bindings))
+}
+
+/// `--expose 80`, `--expose 8000-8002/udp`: port keys.
+fn expose(specs: &[String]) -> Result<Vec<String>, ArgsError> {
+    let mut out = Vec::new();
+    for s in specs {
+        let (ports, proto) = s.split_once('/').unwrap_or((s, "tcp"));
+        if !matches!(proto, "tcp" | "udp") {
+            return Err(bad("--expose", s, "the protocol must be tcp or udp"));
+        }
+        let (a, b) = ports.split_once('-').unwrap_or((ports, ports));
+        let why = "valid: PORT[-PORT][/PROTO], ports 1-65535";
+        let a: u16 = a.parse().map_err(|_| bad("--expose", s, why))?;
+        let b: u16 = b.parse().map_err(|_| bad("--expose", s, why))?;
+        if a == 0 || b < a {
+            return Err(bad("--expose", s, why));
+        }
+        out.extend((a..=b).map(|p| format!("{p}/{proto}")));
+    }
+    Ok(out)
+}
+
+/// `--mount`: the body's `Mounts` entry.
+fn mount_json(spec: &str) -> Result<Value, ArgsError> {
+    let m = parse_mount(spec).map_err(|e| bad("--mount", spec, e))?;
+    let mut v = json!({"Target": m.target, "ReadOnly": m.read_only});
+    match m.source {
+        Source::Bind(src) => {
+            v["Type"] = "bind".into();
+            v["Source"] = src.into();
+            v["BindOptions"] = json!({"Propagation": m.propagation.as_str()});
+        }
+        Source::Volume(name) => {
+            v["Type"] = "volume".into();
+            v["Source"] = name.into();
+            v["VolumeOptions"] = json!({"NoCopy": m.no_copy});
+        }
+        Source::Anonymous => {
+            v["Type"] = "volume".into();
+            v["VolumeOptions"] = json!({"NoCopy": m.no_copy});
+        }
+        Source::Tmpfs { size, mode } => {
+            v["Type"] = "tmpfs".into();
+            let mut o = Map::new();
+            if let Some(s) = size {
+                o.insert("SizeBytes".into(), s.into());
+            }
+            if let Some(m) = mode {
+                o.insert("Mode".into(), m.into());
+            }
+            v["TmpfsOptions"] = Value::Object(o);
+        }
+    }
+    Ok(v)
+}
+
+/// `--restart`: the body's `RestartPolicy`.
+fn restart(spec: &str) -> Result<Value, ArgsError> {
+    let why = "valid: no, always, unless-stopped, on-failure[:max-retries]";
+    let (name, count) = spec.split_once(':').unwrap_or((spec, ""));
+    let count: u32 = match (name, count) {
+        (_, "") => 0,
+        ("on-failure", n) => n
+            .parse()
+            .map_err(|_| bad("--restart", spec, "max-retries must be a number"))?,
+        _ => return Err(bad("--restart", spec, why)),
+    };
+    if !matches!(name, "no" | "always" | "unless-stopped" | "on-failure") {
+        return Err(bad("--restart", spec, why));
+    }
+    Ok(json!({"Name": name, "MaximumRetryCount": count}))
+}
+
+/// The create body of `args` for `image` and `cmd`. `lookup` reads the caller's environment
+/// (`-e NAME`), `env_files` are the contents of the `--env-file`s, in order.
+pub fn create_body(
+    args: &ContainerArgs,
+    image: &str,
+    cmd: &[String],
+    lookup: impl Fn(&str) -> Option<String> + Copy,
+    env_files: &[(String, String)],
+) -> Result<Value, ArgsError> {
+    if args.rm && args.restart != "no" {
+        return Err(ArgsError::Conflict(format!(
+            "--restart {} and --rm (a container removed when it exits cannot be restarted)",
+            args.restart
+        )));
+    }
+    let mut env = Vec::new();
+    for (file, text) in env_files {
+        for (k, v) in parse_env_file(file, text, lookup).map_err(|e| bad("--env-file", file, e))? {
+            env.push(format!("{k}={v}"));
+        }
+    }
+    for e in &args.env {
+        if let Some((k, v)) = parse_env_arg(e, lookup).map_err(|err| bad("--env", e, err))? {
+            env.push(format!("{k}={v}"));
+        }
+    }
+    let (mut exposed, bindings) = port_bindings(&args.publish)?;
+    for p in expose(&args.expose)? {
+        if !exposed.contains(&p) {
+            exposed.push(p);
+        }
+    }
+    let mut binds = Vec::new();
+    let mut volumes = Map::new();
+    for v in &args.volume {
+        let m = parse_volume(v).map_err(|e| bad("--volume", v, e))?;
+        if m.source == Source::Anonymous {
+            volumes.insert(m.target, json!({}));
+        } else {
+            binds.push(v.clone());
+        }
+    }
+    let mounts = args
+        .mount
+        .iter()
+        .map(|m| mount_json(m))
+        .collect::<Result<Vec<_>, _>>()?;
+    let memory = match &args.memory {
+        None => 0,
+        Some(m) => parse_size(m)
+            .filter(|b| *b >= 6 << 20 && *b <= i64::MAX as u64)
+            .ok_or_else(|| {
+                bad(
+                    "--memory",
+                    m,
+                    "valid: a size of at least 6m such as 64m, 1g, 512k (binary units)",
+                )
+            })? as i64,
+    };
+    let mut ulimits = Vec::new();
+    for u in &args.ulimit {
+        let l = engine::runtime::spec::parse_ulimit(u, |_| u64::MAX)
+            .map_err(|e| bad("--ulimit", u, e))?;
+        let n = |v: u64| if v == u64::MAX { -1 } else { v as i64 };
+        // Docker's name (`nofile`), not the kernel's (`RLIMIT_NOFILE`).
+        let name = u.split_once('=').map_or(u.as_str(), |(k, _)| k);
+        ulimits.push(json!({"Name": name, "Soft": n(l.soft), "Hard": n(l.hard)}));
+    }
+    let mut log_config = Map::new();
+    for o in &args.log_opt {
+        let (k, v) = o
+            .split_once('=')
+            .ok_or_else(|| bad("--log-opt", o, "valid: KEY=VALUE such as max-size=10m"))?;
+        log_config.insert(k.into(), v.into());
+    }
+    let mut labels = Map::new();
+    for l in &args.label {
+        let (k, v) = l.split_once('=').unwrap_or((l, ""));
+        if k.is_empty() {
+            return Err(bad("--label", l, "valid: KEY[=VALUE]"));
+        }
+        labels.insert(k.into(), v.into());
+    }
+    let network = args.network.clone().unwrap_or_default();
+    let mut endpoints = Map::new();
+    if !args.network_alias.is_empty() || args.ip.is_some() {
+        let net = if network.is_empty() {
+            "bridge"
+        } else {
+            &network
+        };
+        let mut ep = json!({"Aliases": args.network_alias});
+        if let Some(ip) = &args.ip {
+            ep["IPAMConfig"] = json!({"IPv4Address": ip});
+        }
+        endpoints.insert(net.to_string(), ep);
+    }
+    let cpus = match args.cpus {
+        None => 0,
+        Some(c) if c > 0.0 && c <= 1024.0 => (c * 1e9) as i64,
+        Some(c) => return Err(bad("--cpus", &c.to_string(), "valid: a number above 0")),
+    };
+    let exposed: Map<String, Value> = exposed.into_iter().map(|p| (p, json!({}))).collect();
+    let mut body = json!({
+        "Image": image,
+        "Cmd": if cmd.is_empty() { Value::Null } else { json!(cmd) },
+        "Env": env,
+        "Tty": args.tty,
+        "OpenStdin": args.interactive,
+        "AttachStdin": args.interactive,
+        "StdinOnce": args.interactive,
+        "ExposedPorts": exposed,
+        "Volumes": volumes,
+        "Labels": labels,
+        "HostConfig": {
+            "Binds": binds,
+            "Mounts": mounts,
+            "NetworkMode": network,
+            "PortBindings": bindings,
+            "PublishAllPorts": args.publish_all,
+            "RestartPolicy": restart(&args.restart)?,
+            "AutoRemove": args.rm,
+            "VolumesFrom": args.volumes_from,
+            "Dns": args.dns,
+            "DnsSearch": args.dns_search,
+            "DnsOptions": args.dns_option,
+            "ExtraHosts": args.add_host,
+            "Links": args.link,
+            "ReadonlyRootfs": args.read_only,
+            "Memory": memory,
+            "NanoCpus": cpus,
+            "Ulimits": ulimits,
+            "LogConfig": {"Type": args.log_driver.clone().unwrap_or_default(), "Config": log_config},
+            "Privileged": args.privileged,
+            "CapAdd": args.cap_add,
+            "CapDrop": args.cap_drop,
+            "SecurityOpt": args.security_opt,
+        },
+        "NetworkingConfig": {"EndpointsConfig": endpoints},
+    });
+    for (key, v) in [
+        ("Hostname", &args.hostname),
+        ("User", &args.user),
+        ("WorkingDir", &args.workdir),
+        ("StopSignal", &args.stop_signal),
+    ] {
+        if let Some(v) = v {
+            body[key] = v.clone().into();
+        }
+    }
+    if let Some(e) = &args.entrypoint {
+        body["Entrypoint"] = if e.is_empty() { json!([]) } else { json!([e]) };
+    }
+    if let Some(t) = args.stop_timeout {
+        body["StopTimeout"] = t.into();
+    }
+    if let Some(p) = args.pids_limit {
+        body["HostConfig"]["PidsLimit"] = p.into();
+    }
+    Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    #[command(disable_help_flag = true)]
+    struct T {
+        #[command(flatten)]
+        a: ContainerArgs,
+    }
+
+    fn body(args: &[&str]) -> Result<Value, ArgsError> {
+        let t = T::try_parse_from(std::iter::once("run").chain(args.iter().copied())).unwrap();
+        let lookup = |n: &str| (n == "HOME").then(|| "/root".to_string());
+        create_body(
+            &t.a,
+            "busybox",
+            &["sh".into()],
+            lookup,
+            &[("e.env".into(), "A=1\n# c\nB\n".into())],
+        )
+    }
+
+    #[test]
+    fn ports_as_the_docker_cli_sends_them() {
+        let b = body(&[
+            "-p",
+            "8080:80",
+            "-p",
+            "127.0.0.1:5353:53/udp",
+            "-p",
+            "9000-9001:90-91",
+            "-p",
+            "443",
+        ])
+        .unwrap();
+        let pb = &b["HostConfig"]["PortBindings"];
+        assert_eq!(pb["80/tcp"], json!([{"HostIp": "", "HostPort": "8080"}]));
+        assert_eq!(
+            pb["53/udp"],
+            json!([{"HostIp": "127.0.0.1", "HostPort": "5353"}])
+        );
+        assert_eq!(pb["91/tcp"], json!([{"HostIp": "", "HostPort": "9001"}]));
+        assert_eq!(pb["443/tcp"], json!([{"HostIp": "", "HostPort": ""}]));
+        for k in ["80/tcp", "53/udp", "90/tcp", "91/tcp", "443/tcp"] {
+            assert!(b["ExposedPorts"].get(k).is_some(), "{k}");
+        }
+        let e = body(&["-p", "8080:99999"]).unwrap_err().to_string();
+        assert!(e.contains("8080:99999") && e.contains("--publish"), "{e}");
+    }
+
+    #[test]
+    fn env_volumes_and_limits() {
+        let b = body(&[
+            "-e",
+            "X=1",
+            "-e",
+            "HOME",
+            "-e",
+            "UNSET",
+            "--env-file",
+            "e.env",
+            "-v",
+            "/data",
+            "-v",
+            "vol:/v:ro",
+            "-m",
+            "64m",
+            "--ulimit",
+            "nofile=100:200",
+            "--cpus",
+            "1.5",
+            "-l",
+            "a=b",
+            "--restart",
+            "on-failure:3",
+            "--entrypoint",
+            "",
+        ])
+        .unwrap();
+        // --env-file entries come first, then -e, as Docker merges them; unset names drop.
+        assert_eq!(b["Env"], json!(["A=1", "X=1", "HOME=/root"]));
+        assert_eq!(b["Volumes"], json!({"/data": {}}));
+        assert_eq!(b["HostConfig"]["Binds"], json!(["vol:/v:ro"]));
+        assert_eq!(b["HostConfig"]["Memory"], 64 << 20);
+        assert_eq!(b["HostConfig"]["NanoCpus"], 1_500_000_000i64);
+        assert_eq!(
+            b["HostConfig"]["Ulimits"],
+            json!([{"Name": "nofile", "Soft": 100, "Hard": 200}])
+        );
+        assert_eq!(
+            b["HostConfig"]["RestartPolicy"],
+            json!({"Name": "on-failure", "MaximumRetryCount": 3})
+        );
+        assert_eq!(b["Labels"], json!({"a": "b"}));
+        assert_eq!(b["Entrypoint"], json!([]));
+        assert_eq!(b["Cmd"], json!(["sh"]));
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        for (args, needle) in [
+            (vec!["-v", "relative:"], "relative:"),
+            (vec!["-m", "lots"], "lots"),
+            (vec!["-m", "1k"], "at least 6m"),
+            (vec!["--restart", "sometimes"], "sometimes"),
+            (vec!["--restart", "always:3"], "always:3"),
+            (vec!["--mount", "type=nope,target=/x"], "type=nope"),
+            (vec!["--ulimit", "bogus=1"], "bogus=1"),
+            (vec!["-e", "A B=1"], "A B=1"),
+            (vec!["--expose", "70000"], "70000"),
+            (vec!["--rm", "--restart", "always"], "--rm"),
+        ] {
+            let e = body(&args).unwrap_err().to_string();
+            assert!(e.contains(needle), "{args:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn mounts_network_and_aliases() {
+        let b = body(&[
+            "--mount",
+            "type=tmpfs,target=/t,tmpfs-size=1m",
+            "--mount",
+            "type=bind,source=/h,target=/c,readonly",
+            "--network",
+            "net1",
+            "--network-alias",
+            "web",
+            "--ip",
+            "10.1.0.9",
+        ])
+        .unwrap();
+        assert_eq!(b["HostConfig"]["Mounts"][0]["Type"], "tmpfs");
+        assert_eq!(
+            b["HostConfig"]["Mounts"][0]["TmpfsOptions"]["SizeBytes"],
+            1 << 20
+        );
+        assert_eq!(
+            b["HostConfig"]["Mounts"][1],
+            json!({"Type": "bind", "Source": "/h", "Target": "/c", "ReadOnly": true, "BindOptions": {"Propagation": "rprivate"}})
+        );
+        assert_eq!(b["HostConfig"]["NetworkMode"], "net1");
+        assert_eq!(
+            b["NetworkingConfig"]["EndpointsConfig"]["net1"],
+            json!({"Aliases": ["web"], "IPAMConfig": {"IPv4Address": "10.1.0.9"}})
+        );
+    }
+}
