@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# The main job: berthd serving the Docker API, and the real `docker` CLI running a busybox web
-# server with `docker run -d -p 8080:80` on berth's default bridge (image imported into berth's
+# The main job: berthd serving the Docker API, and berth's CLI running a busybox web server with
+# `berth run -d -p 8080:80` on berth's default bridge (the real `docker` CLI lists it too) (image imported into berth's
 # store, rootfs on overlayfs, runc under berth-shim, address, veth and DNAT from netcore, the
 # loopback side through portproxy). A client on another host (an "outside" namespace) reaches it
 # through the kernel's DNAT; the host reaches it on 127.0.0.1:8080. berthd is then killed with
-# SIGKILL and the container keeps serving; a new berthd adopts it and `docker rm -f` removes it.
+# SIGKILL and the container keeps serving; a new berthd adopts it and `berth rm -f` removes it.
 # Runs in a throwaway namespace, so it leaves nothing behind on this machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +15,7 @@ for c in curl ip nft runc; do command -v $c >/dev/null || [ -x /usr/sbin/$c ] ||
 [ -x /bin/busybox ] || need+=(busybox-static)
 command -v docker >/dev/null || need+=(docker.io)
 [ ${#need[@]} -eq 0 ] || { apt-get update -qq && apt-get install -y -qq iproute2 nftables util-linux curl runc busybox-static "${need[@]}" >/dev/null; }
-cargo build --release --quiet -p berthd --bin berthd -p engine --bin berth-shim --bin berth-image
+cargo build --release --quiet -p berthd --bin berthd -p berth-cli --bin berth -p engine --bin berth-shim --bin berth-image
 BIN="$CARGO_TARGET_DIR/release"
 DOCKER=$(command -v docker)
 mkdir -p /run/netns
@@ -27,12 +27,12 @@ exec unshare --net --mount --pid --fork --mount-proc --propagation private -- ba
   mount -t tmpfs demo "$run"
   ip link set lo up
   echo "nameserver 127.0.0.1" > "$run/resolv.conf"
-  export DOCKER_HOST="unix://$run/berth.sock" DOCKER_CONFIG="$run/docker-config"
+  export DOCKER_HOST="unix://$run/berth.sock" DOCKER_CONFIG="$run/docker-config" BERTH_HOST="unix://$run/berth.sock"
   berthd() {
     "$BIN/berthd" --data-root "$run/data" --exec-root "$run/exec" -H "$DOCKER_HOST" \
       --resolv-conf "$run/resolv.conf" --cgroup-parent berth-demo --log-level warn &
     DPID=$!
-    for _ in $(seq 100); do "$DOCKER" version >/dev/null 2>&1 && break; sleep 0.1; done
+    for _ in $(seq 100); do "$BIN/berth" version >/dev/null 2>&1 && break; sleep 0.1; done
   }
 
   # Another host on the LAN: 192.0.2.2, reaching this host at 192.0.2.1.
@@ -52,13 +52,15 @@ exec unshare --net --mount --pid --fork --mount-proc --propagation private -- ba
 
   echo "$ berthd -H unix://.../berth.sock &   # the Docker API"
   berthd
-  echo "$ docker version --format {{.Server.APIVersion}}"
-  "$DOCKER" version --format "{{.Server.APIVersion}}"
-  echo "$ docker run -d --name web -p 8080:80 demo/busybox:1 httpd -f -p 80 -h /www"
-  "$DOCKER" run -d --name web -p 8080:80 demo/busybox:1 httpd -f -p 80 -h /www
+  echo "$ berth version --format {{.Server.APIVersion}}"
+  "$BIN/berth" version --format "{{.Server.APIVersion}}"
+  echo "$ berth run -d --name web -p 8080:80 demo/busybox:1 httpd -f -p 80 -h /www"
+  "$BIN/berth" run -d --name web -p 8080:80 demo/busybox:1 httpd -f -p 80 -h /www
   for _ in $(seq 50); do curl -sf http://127.0.0.1:8080/ >/dev/null && break; sleep 0.1; done
-  echo "$ docker ps"
-  "$DOCKER" ps
+  echo "$ berth ps"
+  "$BIN/berth" ps
+  echo "$ docker ps --format ...   # the real docker CLI against the same berthd"
+  "$DOCKER" ps --format "{{.ID}} {{.Names}} {{.Ports}}"
   echo "$ (outside) curl http://192.0.2.1:8080/"
   ip netns exec outside curl -sS http://192.0.2.1:8080/
   echo "$ curl http://127.0.0.1:8080/"
@@ -66,11 +68,11 @@ exec unshare --net --mount --pid --fork --mount-proc --propagation private -- ba
   echo "$ kill -KILL <berthd>; (outside) curl http://192.0.2.1:8080/"
   kill -KILL $DPID; wait $DPID 2>/dev/null || true
   ip netns exec outside curl -sS http://192.0.2.1:8080/
-  echo "$ berthd &; docker ps --format ...   # a new berthd adopts the running container"
+  echo "$ berthd &; berth ps --format ...   # a new berthd adopts the running container"
   berthd
-  "$DOCKER" ps --format "{{.Names}} {{.Status}} {{.Ports}}"
-  echo "$ docker rm -f web"
-  "$DOCKER" rm -f web
+  "$BIN/berth" ps --format "{{.Names}} {{.Status}} {{.Ports}}"
+  echo "$ berth rm -f web"
+  "$BIN/berth" rm -f web
   kill -TERM $DPID; wait $DPID 2>/dev/null || true
   echo "after rm -f: $(ip -br link | grep -c veth || true) veth, $(grep -c "$run" /proc/self/mountinfo) mounts under the run directory (its own tmpfs)"
   umount "$run"

@@ -22,6 +22,53 @@ pub fn human_duration(secs: u64) -> String {
     }
 }
 
+/// Go's `%.{prec}g` of a non-negative `v` as go-units prints sizes: `prec` significant digits,
+/// trailing zeros dropped (`548`, `1.39`, `64`).
+fn g(v: f64, prec: i32) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return "0".into();
+    }
+    let exp = v.abs().log10().floor() as i32;
+    let decimals = (prec - 1 - exp).max(0) as usize;
+    let mut s = format!("{v:.decimals$}");
+    if s.contains('.') {
+        s = s.trim_end_matches('0').trim_end_matches('.').to_string();
+    }
+    s
+}
+
+fn scaled(n: f64, base: f64, units: &[&str], prec: i32) -> String {
+    let mut v = n;
+    let mut u = 0;
+    while v >= base && u + 1 < units.len() {
+        v /= base;
+        u += 1;
+    }
+    format!("{}{}", g(v, prec), units[u])
+}
+
+/// go-units' `BytesSize`: binary units, four significant digits (`548KiB`, `64MiB`), what
+/// `docker stats` shows memory in.
+pub fn bytes_size(n: u64) -> String {
+    scaled(
+        n as f64,
+        1024.0,
+        &["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"],
+        4,
+    )
+}
+
+/// go-units' `HumanSizeWithPrecision(n, 3)`: decimal units, three significant digits
+/// (`1.39kB`), what `docker stats` shows network and block I/O in.
+pub fn human_size3(n: u64) -> String {
+    scaled(
+        n as f64,
+        1000.0,
+        &["B", "kB", "MB", "GB", "TB", "PB", "EB"],
+        3,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -43,5 +90,16 @@ mod tests {
         ] {
             assert_eq!(human_duration(s), want, "{s}");
         }
+    }
+
+    #[test]
+    fn stats_sizes_as_go_units() {
+        assert_eq!(bytes_size(0), "0B");
+        assert_eq!(bytes_size(548 * 1024), "548KiB");
+        assert_eq!(bytes_size(64 << 20), "64MiB");
+        assert_eq!(bytes_size(1536 << 20), "1.5GiB");
+        assert_eq!(human_size3(890), "890B");
+        assert_eq!(human_size3(1390), "1.39kB");
+        assert_eq!(human_size3(12_345_678), "12.3MB");
     }
 }

@@ -349,11 +349,26 @@ async fn container_start(State(st): State<AppState>, Path(id): Path<String>) -> 
         }
         c.id.clone()
     };
-    // A client attached before the start (docker run): it gets the first output.
-    if streams::start_with_pending(&st, &id).await? {
-        return Ok(no_content());
+    let started: Result<(), ApiError> = async {
+        // A client attached before the start (docker run): it gets the first output.
+        if !streams::start_with_pending(&st, &id).await? {
+            st.engine.lock().await.start(&id).await?;
+        }
+        Ok(())
     }
-    st.engine.lock().await.start(&id).await?;
+    .await;
+    if let Err(err) = started {
+        // As dockerd: an --rm container whose start failed is removed, volumes included.
+        let mut e = st.engine.lock().await;
+        if e.get(&id).is_ok_and(|c| c.options.auto_remove) {
+            if let Err(rm) = e.remove(&id, true, true).await {
+                tracing::warn!(container = %id, error = %rm, "removing the --rm container whose start failed");
+            }
+            drop(e);
+            st.pending.lock().await.remove(&id);
+        }
+        return Err(err);
+    }
     Ok(no_content())
 }
 

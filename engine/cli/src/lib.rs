@@ -3,8 +3,10 @@
 //! human units) are pure and tested here; `main.rs` talks to the socket.
 
 pub mod client;
+pub mod events;
 pub mod output;
 pub mod rows;
 pub mod run_args;
+pub mod stats;
 pub mod stream;
 pub mod template;

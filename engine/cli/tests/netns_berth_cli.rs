@@ -53,7 +53,8 @@ fn netns_berth_cli_containers() {
 
     // run -d -p: the full ID, the server answers on the published port.
     let id = d.ok(&[
-        "run", "-d", "--name", "web", "-p", "8080:80", "-h", "webhost", "-e", "GREETING=hello",
+        "run", "-d", "--name", "web", "-p", "8080:80", "-h", "webhost", "-m", "64m", "-e",
+        "GREETING=hello",
         IMAGE, "sh", "-c",
         "echo $GREETING-from-$HOSTNAME > /tmp/index.html; echo started; echo warn >&2; exec httpd -f -p 80 -h /tmp",
     ]);
@@ -247,6 +248,51 @@ fn netns_berth_cli_containers() {
     ]);
     assert_eq!(d.ok(&["wait", "quick"]).trim(), "5");
 
+    // stats with the memory limit; events replayed with the container's exit.
+    let st = d.ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}} {{.MemUsage}} {{.PIDs}}",
+        "web2",
+    ]);
+    assert!(st.starts_with("web2 ") && st.contains(" / 64MiB "), "{st}");
+    let table = d.ok(&["stats", "--no-stream", "web2"]);
+    assert!(
+        table.starts_with("CONTAINER ID   NAME") && table.contains("MEM USAGE / LIMIT"),
+        "{table}"
+    );
+    let ev = d.ok(&[
+        "events",
+        "--since",
+        "10m",
+        "--until",
+        "0s",
+        "--filter",
+        "container=quick",
+    ]);
+    assert!(
+        ev.contains("container create ") && ev.contains("container die "),
+        "{ev}"
+    );
+    assert!(
+        ev.contains("exitCode=5") && ev.contains("name=quick"),
+        "{ev}"
+    );
+    let evj = d.ok(&[
+        "events",
+        "--since",
+        "10m",
+        "--until",
+        "0s",
+        "--format",
+        "{{json .}}",
+    ]);
+    for l in evj.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert!(v["Type"].is_string(), "{l}");
+    }
+
     // A restart policy brings a failing container back.
     d.ok(&[
         "run",
@@ -308,25 +354,41 @@ fn netns_berth_cli_networks_volumes_images() {
         "-d",
         "--name",
         "peer",
-        "--network",
-        "net1",
-        "--network-alias",
-        "svc",
         IMAGE,
         "sh",
         "-c",
         "echo peer-here > /tmp/index.html; exec httpd -f -p 80 -h /tmp",
     ]);
-    d.ok(&["run", "-d", "--name", "asker", IMAGE, "sleep", "1000"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "asker",
+        "--network",
+        "net1",
+        IMAGE,
+        "sleep",
+        "1000",
+    ]);
     let ask = |host: &str| d.docker(&["exec", "asker", "wget", "-qO-", &format!("http://{host}/")]);
-    assert!(!ask("peer").status.success());
-    d.ok(&["network", "connect", "net1", "asker"]);
+    assert!(!ask("peer").status.success(), "peer is not on net1 yet");
+    d.ok(&["network", "connect", "--alias", "svc", "net1", "peer"]);
     eventually("peer not reachable by name", || {
         text(&ask("peer").stdout) == "peer-here\n"
     });
     assert_eq!(text(&ask("svc").stdout), "peer-here\n");
-    d.ok(&["network", "disconnect", "net1", "asker"]);
-    assert!(!ask("peer").status.success());
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}",
+            "peer"
+        ])
+        .trim(),
+        "bridge net1"
+    );
+    d.ok(&["network", "disconnect", "net1", "peer"]);
+    assert!(!ask("peer").status.success(), "peer was disconnected");
     let busy = d.docker(&["network", "rm", "net1"]);
     assert_eq!(busy.status.code(), Some(1), "{busy:?}");
 

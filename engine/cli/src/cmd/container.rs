@@ -241,6 +241,20 @@ pub enum ContainerCmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         ps_args: Vec<String>,
     },
+    /// Display a live stream of container(s) resource usage statistics
+    Stats {
+        /// Show all containers (default shows just running)
+        #[arg(short, long)]
+        all: bool,
+        /// Disable streaming stats and only pull the first result
+        #[arg(long = "no-stream")]
+        no_stream: bool,
+        /// Format output using a custom template
+        #[arg(long)]
+        format: Option<String>,
+        /// Containers (default: all running)
+        containers: Vec<String>,
+    },
     /// List port mappings or a specific mapping for the container
     Port {
         /// The container
@@ -814,6 +828,12 @@ pub async fn container(c: &Client, cmd: ContainerCmd) -> anyhow::Result<i32> {
             output::write_table(&mut std::io::stdout().lock(), &text)?;
             Ok(0)
         }
+        ContainerCmd::Stats {
+            all,
+            no_stream,
+            format,
+            containers,
+        } => stats(c, all, no_stream, format, containers).await,
         ContainerCmd::Port { container, port } => {
             let i: Value = c
                 .get(&format!("/containers/{}/json", enc(&container)))
@@ -827,6 +847,54 @@ pub async fn container(c: &Client, cmd: ContainerCmd) -> anyhow::Result<i32> {
                 }
                 Err(e) => Err(status_exit(1, format!("Error: {e}"))),
             }
+        }
+    }
+}
+
+/// `stats`: a table of every container named (or every running one, or all with `-a`), once
+/// with `--no-stream`, else redrawn as each round of samples (about a second) comes in.
+async fn stats(
+    c: &Client,
+    all: bool,
+    no_stream: bool,
+    format: Option<String>,
+    containers: Vec<String>,
+) -> anyhow::Result<i32> {
+    use std::io::IsTerminal;
+    let f = Format::parse(format.as_deref(), berth_cli::stats::STATS_TABLE)?;
+    let names = if containers.is_empty() {
+        let list: Vec<Value> = c.get(&format!("/containers/json?all={all}")).await?;
+        list.iter()
+            .filter_map(|i| i["Id"].as_str().map(|s| s[..12.min(s.len())].to_string()))
+            .collect()
+    } else {
+        containers
+    };
+    let terminal = std::io::stdout().is_terminal();
+    loop {
+        let samples = futures::future::join_all(names.iter().map(|n| async move {
+            let v: Result<Value, ClientError> = c
+                .get(&format!("/containers/{}/stats?stream=false", enc(n)))
+                .await;
+            v.map(|v| berth_cli::stats::stats_row(&v, n))
+        }))
+        .await;
+        let mut rows = Vec::new();
+        for s in samples {
+            match s {
+                Ok(r) => rows.push(r),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let mut out = Vec::new();
+        if terminal && !no_stream {
+            // Docker redraws in place.
+            out.extend_from_slice(b"\x1b[2J\x1b[H");
+        }
+        f.write(&mut out, &rows, berth_cli::stats::STATS_HEADERS)?;
+        std::io::Write::write_all(&mut std::io::stdout().lock(), &out)?;
+        if no_stream {
+            return Ok(0);
         }
     }
 }

@@ -9,6 +9,15 @@ use serde_json::{Value, json};
 
 use super::network::{confirm, print_pruned};
 
+/// The architecture as Go (and so Docker) names it.
+fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        a => a,
+    }
+}
+
 /// System commands.
 #[derive(Subcommand, Debug)]
 pub enum SystemCmd {
@@ -19,6 +28,21 @@ pub enum SystemCmd {
     Info {
         /// Format output using a custom template
         #[arg(short, long)]
+        format: Option<String>,
+    },
+    /// Get real time events from the server
+    Events {
+        /// Show all events created since timestamp
+        #[arg(long)]
+        since: Option<String>,
+        /// Stream events until this timestamp
+        #[arg(long)]
+        until: Option<String>,
+        /// Filter output based on conditions provided
+        #[arg(short, long = "filter")]
+        filter: Vec<String>,
+        /// Format output using a custom template
+        #[arg(long)]
         format: Option<String>,
     },
     /// Show the berth version information
@@ -162,11 +186,68 @@ pub async fn system(c: &Client, cmd: SystemCmd) -> anyhow::Result<i32> {
         SystemCmd::Info { format } | SystemCmd::System(System::Info { format }) => {
             info(c, format).await
         }
+        SystemCmd::Events {
+            since,
+            until,
+            filter,
+            format,
+        } => {
+            let now = super::now();
+            let mut q = Vec::new();
+            for (k, v) in [("since", since), ("until", until)] {
+                if let Some(v) = v {
+                    let t = berth_cli::events::timestamp(&v, now).map_err(|e| crate::Exit {
+                        code: 125,
+                        message: format!("berth: {e}"),
+                    })?;
+                    q.push((k, t));
+                }
+            }
+            q.extend(super::filters(&filter)?.map(|f| ("filters", f)));
+            let template = match format.as_deref() {
+                None | Some("") => None,
+                Some(f) => Some(Format::parse(Some(f), "")?),
+            };
+            let mut s = c
+                .stream(
+                    Method::GET,
+                    &format!("/events{}", berth_cli::client::query(q)),
+                    berth_cli::client::empty(),
+                    &[],
+                )
+                .await?;
+            let mut failed = None;
+            s.lines(|l| {
+                let Ok(v) = serde_json::from_slice::<Value>(l) else {
+                    return Ok(());
+                };
+                let mut out = Vec::new();
+                match &template {
+                    None => out = format!("{}\n", berth_cli::events::event_line(&v)).into_bytes(),
+                    Some(t) => {
+                        if let Err(e) = t.write(&mut out, std::slice::from_ref(&v), &[]) {
+                            failed = Some(e);
+                        }
+                    }
+                }
+                let mut so = std::io::stdout().lock();
+                let _ = std::io::Write::write_all(&mut so, &out);
+                let _ = std::io::Write::flush(&mut so);
+                Ok(())
+            })
+            .await?;
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            Ok(0)
+        }
         SystemCmd::Version { format } => {
-            let server: Value = c.get("/version").await?;
+            let mut server: Value = c.get("/version").await?;
+            // Templates name the Go fields (`{{.Server.APIVersion}}`), as with the docker CLI.
+            server["APIVersion"] = server["ApiVersion"].clone();
             let v = json!({
-                "Client": {"Version": env!("CARGO_PKG_VERSION"), "ApiVersion": API_VERSION,
-                           "Os": std::env::consts::OS, "Arch": std::env::consts::ARCH},
+                "Client": {"Version": env!("CARGO_PKG_VERSION"), "APIVersion": API_VERSION,
+                           "Os": std::env::consts::OS, "Arch": go_arch()},
                 "Server": server,
             });
             if let Some(f) = format {
@@ -178,7 +259,7 @@ pub async fn system(c: &Client, cmd: SystemCmd) -> anyhow::Result<i32> {
                 "Client:\n Version:           {}\n API version:       {API_VERSION}\n OS/Arch:           {}/{}\n",
                 env!("CARGO_PKG_VERSION"),
                 std::env::consts::OS,
-                std::env::consts::ARCH
+                go_arch()
             );
             println!(
                 "Server: berthd\n Engine:\n  Version:          {}\n  API version:      {} (minimum version {})\n  OS/Arch:          {}/{}",
