@@ -107,7 +107,7 @@ pub fn ago(created: i64, now: i64) -> String {
     )
 }
 
-/// A list answer's `Ports` as Docker's column: `0.0.0.0:8080->80/tcp, :::8080->80/tcp, 53/udp`
+/// A list answer's `Ports` as Docker's column: `0.0.0.0:8080->80/tcp, [::]:8080->80/tcp, 53/udp`
 /// (consecutive ports folded into ranges as Docker does).
 pub fn ports(list: &Value) -> String {
     struct P {
@@ -168,12 +168,9 @@ pub fn ports(list: &Value) -> String {
                 } else {
                     format!("{pa}-{}", b.public.unwrap_or(pa))
                 };
+                // IPv6 in brackets, as the docker CLI since v27 prints it (`[::]:8080`).
                 let ip = if a.ip.contains(':') {
-                    if a.ip == "::" {
-                        "::".to_string()
-                    } else {
-                        format!("[{}]", a.ip)
-                    }
+                    format!("[{}]", a.ip)
                 } else {
                     a.ip.clone()
                 };
@@ -403,7 +400,7 @@ mod tests {
         ]);
         assert_eq!(
             ports(&p),
-            "0.0.0.0:8080->80/tcp, 127.0.0.1:9000-9001->90-91/tcp, :::8080->80/tcp, 53/udp"
+            "0.0.0.0:8080->80/tcp, 127.0.0.1:9000-9001->90-91/tcp, [::]:8080->80/tcp, 53/udp"
         );
         assert_eq!(ports(&json!(null)), "");
     }

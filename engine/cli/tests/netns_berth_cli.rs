@@ -92,7 +92,7 @@ fn netns_berth_cli_containers() {
     let json: serde_json::Value =
         serde_json::from_str(d.ok(&["ps", "--format", "{{json .}}"]).trim()).unwrap();
     assert_eq!(json["Names"], "web");
-    assert_eq!(json["Ports"], "0.0.0.0:8080->80/tcp, :::8080->80/tcp");
+    assert_eq!(json["Ports"], "0.0.0.0:8080->80/tcp, [::]:8080->80/tcp");
     let table = d.ok(&["ps", "--format", "table {{.ID}}\t{{.Names}}"]);
     assert_eq!(
         table.lines().next().unwrap().trim_end(),
