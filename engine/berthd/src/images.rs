@@ -57,12 +57,20 @@ fn progress_stream(
         .into_response()
 }
 
-/// `POST /images/create?fromImage=NAME&tag=TAG` (pull); `fromSrc` (import) is refused.
-pub async fn image_create(State(st): State<AppState>, q: Q) -> Result<Response, ApiError> {
-    if q.contains_key("fromSrc") {
-        return Err(ApiError::bad(
-            "import through the API (fromSrc) is not supported yet; use docker load",
-        ));
+/// `POST /images/create?fromImage=NAME&tag=TAG` (pull), or `?fromSrc=-&repo=NAME&tag=TAG`
+/// with a root filesystem tarball (plain, gzip or zstd) as the body (import).
+pub async fn image_create(
+    State(st): State<AppState>,
+    q: Q,
+    req: Request,
+) -> Result<Response, ApiError> {
+    if let Some(src) = q.get("fromSrc") {
+        if src != "-" {
+            return Err(ApiError::bad(format!(
+                "fromSrc {src:?} is not supported: berth imports from the request body only (valid: -)"
+            )));
+        }
+        return image_import(st, &q, req).await;
     }
     let from = q
         .get("fromImage")
@@ -298,21 +306,8 @@ fn percent_decode(s: &str) -> String {
 
 /// `POST /images/load` (docker load): the archive body is spooled to a scratch file, then loaded.
 pub async fn image_load(State(st): State<AppState>, req: Request) -> Result<Response, ApiError> {
-    let (store, scratch) = {
-        let e = st.engine.lock().await;
-        (e.images().clone(), e.config().exec_root.join("scratch"))
-    };
-    std::fs::create_dir_all(&scratch).map_err(|e| ApiError::internal(e.to_string()))?;
-    let f = tempfile::tempfile_in(&scratch).map_err(|e| ApiError::internal(e.to_string()))?;
-    let mut out = tokio::fs::File::from_std(f);
-    let mut body = req.into_body().into_data_stream();
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad(format!("reading the archive: {e}")))?;
-        tokio::io::AsyncWriteExt::write_all(&mut out, &chunk)
-            .await
-            .map_err(|e| ApiError::internal(e.to_string()))?;
-    }
-    let mut f = out.into_std().await;
+    let store = st.engine.lock().await.images().clone();
+    let mut f = spool(&st, req).await?;
     let lines = tokio::task::spawn_blocking(move || -> Result<Vec<String>, ApiError> {
         std::io::Seek::rewind(&mut f).map_err(|e| ApiError::internal(e.to_string()))?;
         let mut s = store.lock().unwrap_or_else(|p| p.into_inner());
@@ -326,6 +321,66 @@ pub async fn image_load(State(st): State<AppState>, req: Request) -> Result<Resp
         .map(|l| format!("{}\r\n", json!({"stream": format!("{l}\n")})))
         .collect();
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// The request body in an unlinked scratch file (a crash leaves nothing), rewound.
+async fn spool(st: &AppState, req: Request) -> Result<std::fs::File, ApiError> {
+    let scratch = st.engine.lock().await.config().exec_root.join("scratch");
+    std::fs::create_dir_all(&scratch).map_err(|e| ApiError::internal(e.to_string()))?;
+    let f = tempfile::tempfile_in(&scratch).map_err(|e| ApiError::internal(e.to_string()))?;
+    let mut out = tokio::fs::File::from_std(f);
+    let mut body = req.into_body().into_data_stream();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad(format!("reading the archive: {e}")))?;
+        tokio::io::AsyncWriteExt::write_all(&mut out, &chunk)
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+    }
+    let mut f = out.into_std().await;
+    std::io::Seek::rewind(&mut f).map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(f)
+}
+
+/// `docker import`: the body as the single layer of a new image, tagged `repo[:tag]` when
+/// given; Docker's answer is one status line with the image ID.
+async fn image_import(
+    st: AppState,
+    q: &HashMap<String, String>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let name = match (
+        q.get("repo").filter(|r| !r.is_empty()),
+        q.get("tag").filter(|t| !t.is_empty()),
+    ) {
+        (None, _) => None,
+        (Some(r), None) => Some(r.clone()),
+        (Some(r), Some(t)) => Some(format!("{r}:{t}")),
+    };
+    if let Some(n) = &name {
+        n.parse::<engine::image::reference::Reference>()
+            .map_err(|e| ApiError::bad(e.to_string()))?;
+    }
+    let store = st.engine.lock().await.images().clone();
+    let f = spool(&st, req).await?;
+    let tag = name.clone();
+    let rec = tokio::task::spawn_blocking(move || {
+        let mut s = store.lock().unwrap_or_else(|p| p.into_inner());
+        s.import(std::io::BufReader::new(f), tag.as_deref())
+            .map_err(|e| ApiError::bad(format!("importing the tarball: {e}")))
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))??;
+    let id = rec.id.to_string();
+    st.events.publish(EngineEvent::image(
+        &id,
+        "import",
+        name.as_deref().unwrap_or(&id),
+    ));
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        format!("{}\r\n", json!({"status": id})),
+    )
+        .into_response())
 }
 
 #[cfg(test)]

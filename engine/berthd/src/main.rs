@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
+use berthd::config::{self, Settings};
 use clap::Parser;
 use engine::container::{Engine, EngineConfig, supervise};
 
@@ -14,58 +15,81 @@ use engine::container::{Engine, EngineConfig, supervise};
 #[derive(Parser, Debug)]
 #[command(name = "berthd", version)]
 struct Cli {
-    /// Persistent state: images, containers, volumes, networks.
-    #[arg(long, default_value = "/var/lib/berth")]
-    data_root: PathBuf,
-    /// Runtime state: bundles, namespaces, shims, the socket.
-    #[arg(long, default_value = "/run/berth")]
-    exec_root: PathBuf,
-    /// The API socket (default: EXEC_ROOT/berth.sock).
+    /// Persistent state: images, containers, volumes, networks [default: /var/lib/berth].
+    #[arg(long)]
+    data_root: Option<PathBuf>,
+    /// Runtime state: bundles, namespaces, shims, the socket [default: /run/berth].
+    #[arg(long)]
+    exec_root: Option<PathBuf>,
+    /// The API socket, unix:///path [default: EXEC_ROOT/berth.sock].
     #[arg(long, short = 'H')]
     host: Option<String>,
-    /// The OCI runtime: crun, runc or a path (default: the first installed).
+    /// The OCI runtime: crun, runc or a path [default: the first installed].
     #[arg(long)]
     runtime: Option<String>,
-    /// The berth-shim binary (default: next to berthd).
+    /// The berth-shim binary [default: next to berthd].
     #[arg(long)]
     shim: Option<PathBuf>,
-    /// The host's resolv.conf (upstream DNS of containers).
-    #[arg(long, default_value = "/etc/resolv.conf")]
-    resolv_conf: PathBuf,
-    /// The parent cgroup of every container.
-    #[arg(long, default_value = "berth")]
-    cgroup_parent: String,
-    /// Log filter (error, warn, info, debug, trace).
-    #[arg(long, default_value = "info")]
-    log_level: String,
+    /// The host's resolv.conf (upstream DNS of containers) [default: /etc/resolv.conf].
+    #[arg(long)]
+    resolv_conf: Option<PathBuf>,
+    /// The parent cgroup of every container [default: berth].
+    #[arg(long)]
+    cgroup_parent: Option<String>,
+    /// Log filter: error, warn, info, debug, trace [default: info].
+    #[arg(long)]
+    log_level: Option<String>,
+    /// The daemon config file (dockerd's keys: data-root, exec-root, hosts, default-runtime,
+    /// log-level, cgroup-parent; berth's resolv-conf, shim) [default: /etc/berth/daemon.json,
+    /// when it exists].
+    #[arg(long)]
+    config_file: Option<PathBuf>,
 }
 
-fn socket_path(cli: &Cli) -> anyhow::Result<PathBuf> {
-    match &cli.host {
-        None => Ok(cli.exec_root.join("berth.sock")),
-        Some(h) => match h.strip_prefix("unix://") {
-            Some(p) => Ok(PathBuf::from(p)),
-            None if h.starts_with('/') => Ok(PathBuf::from(h)),
-            None => anyhow::bail!(
-                "invalid -H {h:?}: berthd listens on a Unix socket only (give unix:///path/to.sock)"
-            ),
-        },
-    }
+/// The settings from the flags and the config file.
+fn settings(cli: &Cli) -> anyhow::Result<Settings> {
+    let (path, required) = match &cli.config_file {
+        Some(p) => (p.clone(), true),
+        None => (PathBuf::from("/etc/berth/daemon.json"), false),
+    };
+    let file = match std::fs::read_to_string(&path) {
+        Ok(text) => config::parse_file(&path.display().to_string(), &text)?,
+        Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => Default::default(),
+        Err(e) => {
+            return Err(e).with_context(|| format!("reading the config file {}", path.display()));
+        }
+    };
+    let flags = config::Flags {
+        data_root: cli.data_root.clone(),
+        exec_root: cli.exec_root.clone(),
+        host: cli.host.clone(),
+        runtime: cli.runtime.clone(),
+        log_level: cli.log_level.clone(),
+        cgroup_parent: cli.cgroup_parent.clone(),
+        resolv_conf: cli.resolv_conf.clone(),
+        shim: cli.shim.clone(),
+    };
+    Ok(config::merge(&flags, &file)?)
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let cfg = settings(&cli)?;
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&cli.log_level)
-                .with_context(|| format!("invalid --log-level {:?}", cli.log_level))?,
+            tracing_subscriber::EnvFilter::try_new(&cfg.log_level).with_context(|| {
+                format!(
+                    "invalid log level {:?} (valid: error, warn, info, debug, trace)",
+                    cfg.log_level
+                )
+            })?,
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let sock = socket_path(&cli)?;
-    let shim = match &cli.shim {
+    let sock = cfg.socket.clone();
+    let shim = match &cfg.shim {
         Some(s) => s.clone(),
         None => std::env::current_exe()?
             .parent()
@@ -73,12 +97,12 @@ async fn main() -> anyhow::Result<()> {
             .context("finding berth-shim next to berthd")?,
     };
     let mut engine = Engine::open(EngineConfig {
-        data_root: cli.data_root.clone(),
-        exec_root: cli.exec_root.clone(),
-        runtime: cli.runtime.clone(),
+        data_root: cfg.data_root.clone(),
+        exec_root: cfg.exec_root.clone(),
+        runtime: cfg.runtime.clone(),
         shim,
-        resolv_conf: cli.resolv_conf.clone(),
-        cgroup_parent: cli.cgroup_parent.clone(),
+        resolv_conf: cfg.resolv_conf.clone(),
+        cgroup_parent: cfg.cgroup_parent.clone(),
     })
     .await
     .context("opening the engine")?;

@@ -760,8 +760,14 @@ fn volume_json(v: &engine::volume::store::Volume, mountpoint: &std::path::Path) 
     })
 }
 
-async fn volume_list(State(st): State<AppState>) -> ApiResult {
+async fn volume_list(State(st): State<AppState>, q: Q) -> ApiResult {
+    let f = filters::parse(q.get("filters").map(String::as_str), filters::VOLUME_KEYS)?;
     let mut e = st.engine.lock().await;
+    let names: Vec<String> = e.volumes().list().map(|v| v.name.clone()).collect();
+    let used: std::collections::HashSet<String> = names
+        .into_iter()
+        .filter(|n| !e.volume_users(n).is_empty())
+        .collect();
     let vs = e.volumes();
     let list: Vec<Value> = vs
         .list()
@@ -772,6 +778,12 @@ async fn volume_list(State(st): State<AppState>) -> ApiResult {
                     .parent()
                     .unwrap_or(std::path::Path::new("/")),
             )
+        })
+        .filter(|v| {
+            filters::object_matches(&f, v, |k, want| {
+                let in_use = v["Name"].as_str().is_some_and(|n| used.contains(n));
+                k == "dangling" && matches!(want, "true" | "1") != in_use
+            })
         })
         .collect();
     Ok(json_response(
@@ -1017,13 +1029,28 @@ async fn container_stats(State(st): State<AppState>, Path(id): Path<String>, q: 
         .into_response())
 }
 
-async fn network_list(State(st): State<AppState>) -> ApiResult {
+async fn network_list(State(st): State<AppState>, q: Q) -> ApiResult {
+    let f = filters::parse(q.get("filters").map(String::as_str), filters::NETWORK_KEYS)?;
     let mut e = st.engine.lock().await;
-    let list = e.networks().list();
-    Ok(json_response(
-        StatusCode::OK,
-        serde_json::to_value(list).map_err(|err| ApiError::internal(err.to_string()))?,
-    ))
+    let list = serde_json::to_value(e.networks().list())
+        .map_err(|err| ApiError::internal(err.to_string()))?;
+    let list: Vec<Value> = list
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|n| {
+            filters::object_matches(&f, n, |k, want| match k {
+                "type" => {
+                    let builtin = matches!(n["Name"].as_str(), Some("bridge" | "host" | "none"));
+                    (want == "builtin") == builtin && matches!(want, "builtin" | "custom")
+                }
+                "scope" => n["Scope"].as_str().unwrap_or("local") == want,
+                _ => false,
+            })
+        })
+        .collect();
+    Ok(json_response(StatusCode::OK, Value::Array(list)))
 }
 
 async fn network_inspect(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult {

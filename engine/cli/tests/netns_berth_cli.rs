@@ -484,6 +484,50 @@ fn netns_berth_cli_networks_volumes_images() {
         name
     );
 
+    // import: a rootfs tarball becomes an image that runs.
+    let rootfs = d.dir.path().join("rootfs");
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", rootfs.join("bin/sh")).unwrap();
+    let tarball = d.dir.path().join("rootfs.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tarball)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let imported = d.ok(&["import", tarball.to_str().unwrap(), "imported/bb:1"]);
+    assert!(imported.trim().starts_with("sha256:"), "{imported}");
+    assert_eq!(
+        d.ok(&[
+            "run",
+            "--rm",
+            "imported/bb:1",
+            "sh",
+            "-c",
+            "echo imported-runs"
+        ]),
+        "imported-runs\n"
+    );
+    let vf = d.ok(&["volume", "ls", "-q", "--filter", "dangling=true"]);
+    assert!(vf.trim().is_empty(), "{vf}");
+    let nf = d.ok(&[
+        "network",
+        "ls",
+        "--filter",
+        "type=builtin",
+        "--format",
+        "{{.Name}}",
+    ]);
+    assert_eq!(
+        nf.lines().collect::<Vec<_>>(),
+        ["bridge", "host", "none"],
+        "{nf}"
+    );
+
     // system df / prune; completions.
     let df = d.ok(&["system", "df"]);
     assert!(

@@ -57,6 +57,42 @@ pub fn parse(raw: Option<&str>, valid: &[&str]) -> Result<Filters, ApiError> {
     Ok(out)
 }
 
+/// The keys of `GET /networks`.
+pub const NETWORK_KEYS: &[&str] = &["id", "name", "driver", "label", "type", "scope"];
+/// The keys of `GET /volumes`.
+pub const VOLUME_KEYS: &[&str] = &["name", "driver", "label", "dangling"];
+
+/// `label=key` or `label=key=value` against an object's `Labels`.
+fn label_matches(labels: &serde_json::Value, want: &str) -> bool {
+    match want.split_once('=') {
+        Some((k, v)) => labels[k].as_str() == Some(v),
+        None => labels.get(want).is_some(),
+    }
+}
+
+/// Whether a network or volume, as its API JSON, matches every key (any of its values): `id`
+/// (a prefix), `name` (a substring, as Docker), `driver`, `label`; `extra` judges the keys of
+/// its own kind (`type`, `scope`, `dangling`).
+pub fn object_matches(
+    f: &Filters,
+    v: &serde_json::Value,
+    extra: impl Fn(&str, &str) -> bool,
+) -> bool {
+    f.iter().all(|(k, vals)| {
+        vals.iter().any(|want| match k.as_str() {
+            "id" => v["Id"]
+                .as_str()
+                .is_some_and(|id| id.starts_with(want.as_str())),
+            "name" => v["Name"]
+                .as_str()
+                .is_some_and(|n| n.contains(want.as_str())),
+            "driver" => v["Driver"].as_str() == Some(want.as_str()),
+            "label" => label_matches(&v["Labels"], want),
+            other => extra(other, want),
+        })
+    })
+}
+
 /// Parses the filters of `GET /containers/json`.
 pub fn parse_container_filters(raw: Option<&str>) -> Result<Filters, ApiError> {
     let f = parse(raw, &CONTAINER_KEYS)?;
@@ -104,6 +140,56 @@ pub fn container_matches(c: &Container, networks: &[String], f: &Filters) -> boo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn networks_and_volumes_filter_as_docker() {
+        let v = serde_json::json!({"Id": "abc123", "Name": "app-net", "Driver": "bridge",
+            "Labels": {"team": "a", "flag": ""}});
+        let f = |raw: &str, valid: &[&str]| parse(Some(raw), valid).unwrap();
+        let none = |_: &str, _: &str| false;
+        assert!(object_matches(
+            &f(r#"{"name":["app"]}"#, NETWORK_KEYS),
+            &v,
+            none
+        ));
+        assert!(!object_matches(
+            &f(r#"{"name":["db"]}"#, NETWORK_KEYS),
+            &v,
+            none
+        ));
+        assert!(object_matches(
+            &f(r#"{"id":["abc"],"driver":["bridge"]}"#, NETWORK_KEYS),
+            &v,
+            none
+        ));
+        assert!(object_matches(
+            &f(r#"{"label":["team=a"]}"#, NETWORK_KEYS),
+            &v,
+            none
+        ));
+        assert!(object_matches(
+            &f(r#"{"label":["flag"]}"#, NETWORK_KEYS),
+            &v,
+            none
+        ));
+        assert!(!object_matches(
+            &f(r#"{"label":["team=b"]}"#, NETWORK_KEYS),
+            &v,
+            none
+        ));
+        let custom = |k: &str, want: &str| k == "type" && want == "custom";
+        assert!(object_matches(
+            &f(r#"{"type":["custom"]}"#, NETWORK_KEYS),
+            &v,
+            custom
+        ));
+        assert!(
+            parse(Some(r#"{"bogus":["x"]}"#), VOLUME_KEYS)
+                .unwrap_err()
+                .to_string()
+                .contains("bogus")
+        );
+    }
 
     #[test]
     fn both_forms_and_bad_keys() {

@@ -94,6 +94,13 @@ pub enum ImageCmd {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Import the contents from a tarball to create a filesystem image
+    Import {
+        /// The tarball (plain, gzip or zstd), or - for STDIN
+        file: String,
+        /// REPOSITORY[:TAG] to tag it with
+        reference: Option<String>,
+    },
     /// Show the history of an image
     History {
         /// Don't truncate output
@@ -451,6 +458,34 @@ pub async fn image(c: &Client, cmd: ImageCmd) -> anyhow::Result<i32> {
                 .stream(
                     Method::POST,
                     &format!("/images/load?quiet={quiet}"),
+                    body,
+                    &[("Content-Type", "application/x-tar")],
+                )
+                .await?;
+            let mut p = Progress::new(false, false);
+            s.lines(|l| p.line(l)).await?;
+            p.finish()?;
+            Ok(0)
+        }
+        ImageCmd::Import { file, reference } => {
+            let body = if file == "-" {
+                reader_body(tokio::io::stdin())
+            } else {
+                reader_body(tokio::fs::File::open(&file).await.map_err(|e| Exit {
+                    code: 1,
+                    message: format!("Error: open {file}: {e}"),
+                })?)
+            };
+            let mut q = vec![("fromSrc", "-".to_string())];
+            if let Some(r) = &reference {
+                let (repo, tag) = split_tag(r);
+                q.push(("repo", repo.to_string()));
+                q.extend(tag.map(|t| ("tag", t.to_string())));
+            }
+            let mut s = c
+                .stream(
+                    Method::POST,
+                    &format!("/images/create{}", query(q)),
                     body,
                     &[("Content-Type", "application/x-tar")],
                 )
