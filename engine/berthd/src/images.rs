@@ -323,6 +323,55 @@ pub async fn image_load(State(st): State<AppState>, req: Request) -> Result<Resp
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
+/// `POST /auth` (`docker login`): checks the credentials against the registry and keeps them
+/// in berthd's credentials file (Docker's config.json format, `$DOCKER_CONFIG` of berthd), which
+/// its pulls and pushes then use.
+pub async fn auth(State(st): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    #[derive(serde::Deserialize)]
+    struct AuthBody {
+        username: String,
+        password: String,
+        #[serde(default)]
+        serveraddress: String,
+    }
+    let b: AuthBody = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad(format!("invalid auth request: {e}")))?;
+    let server = b
+        .serveraddress
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .trim_end_matches("/v1")
+        .trim_end_matches("/v2")
+        .to_string();
+    if server.is_empty() {
+        return Err(ApiError::bad(
+            "auth: serveraddress is required (berth has no default registry)",
+        ));
+    }
+    let login = engine::image::registry::credentials::Login {
+        username: b.username,
+        password: b.password,
+    };
+    st.registry.login(&server, &login).await.map_err(|e| {
+        let m = e.to_string();
+        if m.to_ascii_lowercase().contains("unauthorized") || m.contains("401") {
+            ApiError {
+                status: 401,
+                message: m,
+            }
+        } else {
+            ApiError::internal(m)
+        }
+    })?;
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        json!({"Status": "Login Succeeded", "IdentityToken": ""}).to_string(),
+    )
+        .into_response())
+}
+
 /// The request body in an unlinked scratch file (a crash leaves nothing), rewound.
 async fn spool(st: &AppState, req: Request) -> Result<std::fs::File, ApiError> {
     let scratch = st.engine.lock().await.config().exec_root.join("scratch");

@@ -118,6 +118,7 @@ pub fn app(state: AppState) -> Router {
         .route("/containers/{id}", axum::routing::delete(container_delete))
         .route("/images/json", get(image_list))
         .route("/images/create", post(crate::images::image_create))
+        .route("/auth", post(crate::images::auth))
         .route("/images/load", post(crate::images::image_load))
         .route("/images/get", get(crate::images::image_save))
         .route(

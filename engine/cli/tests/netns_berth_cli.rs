@@ -484,6 +484,26 @@ fn netns_berth_cli_networks_volumes_images() {
         name
     );
 
+    // login: a registry asking for a password; wrong ones are refused, then push works.
+    let locked = Registry::start_with(Some(("berth", "s3cret")));
+    let private = format!("127.0.0.1:{}/team/private:1", locked.port);
+    d.ok(&["tag", IMAGE, &private]);
+    let denied = d.docker(&["push", &private]);
+    assert_eq!(denied.status.code(), Some(1), "{denied:?}");
+    let server = format!("127.0.0.1:{}", locked.port);
+    let wrong = d.docker(&["login", "-u", "berth", "-p", "nope", &server]);
+    assert_eq!(wrong.status.code(), Some(1), "{wrong:?}");
+    assert!(
+        text(&wrong.stderr).contains("Error response from daemon"),
+        "{wrong:?}"
+    );
+    assert_eq!(
+        d.ok(&["login", "-u", "berth", "-p", "s3cret", &server])
+            .trim(),
+        "Login Succeeded"
+    );
+    d.ok(&["push", &private]);
+
     // import: a rootfs tarball becomes an image that runs.
     let rootfs = d.dir.path().join("rootfs");
     std::fs::create_dir_all(rootfs.join("bin")).unwrap();

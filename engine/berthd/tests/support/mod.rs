@@ -74,6 +74,8 @@ impl Berthd {
             .arg(dir.path().join("resolv.conf"))
             .arg("--cgroup-parent")
             .arg(&cgroup_parent)
+            // berthd's registry credentials (docker login) stay in the test's directory.
+            .env("DOCKER_CONFIG", dir.path().join("berthd-docker-config"))
             .spawn()
             .unwrap();
         let t0 = Instant::now();
@@ -147,6 +149,11 @@ pub struct Registry {
 impl Registry {
     /// Starts one and waits until it listens.
     pub fn start() -> Registry {
+        Registry::start_with(None)
+    }
+
+    /// Starts one that asks for `user` and `password` (htpasswd, from apache2-utils).
+    pub fn start_with(htpasswd: Option<(&str, &str)>) -> Registry {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -154,14 +161,23 @@ impl Registry {
             .unwrap()
             .port();
         let cfg = dir.path().join("config.yml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                dir.path().join("data").display()
-            ),
-        )
-        .unwrap();
+        let mut config = format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.path().join("data").display()
+        );
+        if let Some((user, pass)) = htpasswd {
+            let out = Command::new("htpasswd")
+                .args(["-Bbn", user, pass])
+                .output()
+                .expect("htpasswd (Debian package apache2-utils)");
+            assert!(out.status.success());
+            std::fs::write(dir.path().join("htpasswd"), out.stdout).unwrap();
+            config.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
+                dir.path().join("htpasswd").display()
+            ));
+        }
+        std::fs::write(&cfg, config).unwrap();
         let child = Command::new("docker-registry")
             .arg("serve")
             .arg(&cfg)

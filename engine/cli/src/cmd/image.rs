@@ -101,6 +101,21 @@ pub enum ImageCmd {
         /// REPOSITORY[:TAG] to tag it with
         reference: Option<String>,
     },
+    /// Log in to a registry (berthd checks the credentials and keeps them for its pulls and
+    /// pushes)
+    Login {
+        /// Username
+        #[arg(short, long)]
+        username: Option<String>,
+        /// Password
+        #[arg(short, long)]
+        password: Option<String>,
+        /// Take the password from stdin
+        #[arg(long = "password-stdin")]
+        password_stdin: bool,
+        /// The registry (host[:port])
+        server: String,
+    },
     /// Show the history of an image
     History {
         /// Don't truncate output
@@ -465,6 +480,38 @@ pub async fn image(c: &Client, cmd: ImageCmd) -> anyhow::Result<i32> {
             let mut p = Progress::new(false, false);
             s.lines(|l| p.line(l)).await?;
             p.finish()?;
+            Ok(0)
+        }
+        ImageCmd::Login {
+            username,
+            password,
+            password_stdin,
+            server,
+        } => {
+            let usage = |m: &str| Exit {
+                code: 1,
+                message: format!("Error: {m}"),
+            };
+            let username = username.ok_or_else(|| usage("give the username with -u"))?;
+            let password = match (password, password_stdin) {
+                (Some(p), false) => p,
+                (None, true) => {
+                    let mut p = String::new();
+                    std::io::stdin().read_line(&mut p)?;
+                    p.trim_end_matches(['\n', '\r']).to_string()
+                }
+                (Some(_), true) => {
+                    return Err(
+                        usage("--password and --password-stdin are mutually exclusive").into(),
+                    );
+                }
+                (None, false) => {
+                    return Err(usage("give the password with -p or --password-stdin").into());
+                }
+            };
+            let body = serde_json::json!({"username": username, "password": password, "serveraddress": server});
+            let v: Value = c.json(Method::POST, "/auth", Some(&body)).await?;
+            println!("{}", v["Status"].as_str().unwrap_or("Login Succeeded"));
             Ok(0)
         }
         ImageCmd::Import { file, reference } => {
