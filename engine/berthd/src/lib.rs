@@ -3,6 +3,7 @@
 //! Docker's JSON, filters, errors to status codes — and [`server`] the routes that apply them.
 
 pub mod api;
+pub mod archive;
 pub mod config;
 pub mod events;
 pub mod images;

@@ -104,6 +104,12 @@ pub fn app(state: AppState) -> Router {
         .route("/containers/{id}/logs", get(container_logs))
         .route("/containers/{id}/top", get(container_top))
         .route("/containers/{id}/stats", get(container_stats))
+        .route(
+            "/containers/{id}/archive",
+            get(crate::archive::archive_get)
+                .head(crate::archive::archive_head)
+                .put(crate::archive::archive_put),
+        )
         .route("/events", get(crate::events::events))
         .route("/images/prune", post(image_prune))
         .route("/networks/prune", post(network_prune))

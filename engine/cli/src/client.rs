@@ -224,6 +224,12 @@ impl Client {
         self.json(Method::GET, path, None).await
     }
 
+    /// `HEAD path`: the answer's headers (an error has no body, so its message is the status).
+    pub async fn head(&self, path: &str) -> Result<hyper::HeaderMap, ClientError> {
+        let resp = self.send(Method::HEAD, path, empty(), &[], false).await?;
+        Ok(resp.headers().clone())
+    }
+
     /// A request whose answer is read as it comes (pull, push, logs -f, save).
     pub async fn stream(
         &self,

@@ -13,6 +13,7 @@
 //! undone by one idempotent cleanup, so a start that fails half-way and a daemon that restarts
 //! after a crash both end consistent.
 
+pub mod archive;
 mod connect;
 mod engine;
 pub mod etc;

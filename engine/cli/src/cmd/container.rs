@@ -262,6 +262,8 @@ pub enum ContainerCmd {
         /// PRIVATE_PORT[/PROTO]
         port: Option<String>,
     },
+    /// Copy files/folders between a container and the local filesystem
+    Cp(super::cp::CpArgs),
 }
 
 fn status_exit(code: i32, e: impl std::fmt::Display) -> anyhow::Error {
@@ -326,7 +328,7 @@ async fn create(
         ));
     }
     if args.pull == "always" {
-        super::image::pull(c, image, true)
+        super::image::pull(c, image, true, false)
             .await
             .map_err(|e| status_exit(125, e))?;
     }
@@ -340,7 +342,7 @@ async fn create(
             message,
         }) if message.contains("No such image") && args.pull == "missing" => {
             eprintln!("Unable to find image '{image}' locally");
-            super::image::pull(c, image, true)
+            super::image::pull(c, image, true, false)
                 .await
                 .map_err(|e| status_exit(125, e))?;
             c.json(Method::POST, &path, Some(&body))
@@ -834,6 +836,7 @@ pub async fn container(c: &Client, cmd: ContainerCmd) -> anyhow::Result<i32> {
             format,
             containers,
         } => stats(c, all, no_stream, format, containers).await,
+        ContainerCmd::Cp(a) => super::cp::cp(c, a).await,
         ContainerCmd::Port { container, port } => {
             let i: Value = c
                 .get(&format!("/containers/{}/json", enc(&container)))

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 
-use berth_cli::client::{Client, ClientError, empty, query, reader_body};
+use berth_cli::client::{Body, Client, ClientError, empty, query, reader_body};
 use berth_cli::output::Format;
 use berth_cli::rows;
 use clap::Subcommand;
@@ -140,23 +140,62 @@ fn split_tag(name: &str) -> (&str, Option<&str>) {
     }
 }
 
-/// Pulls `name`, showing progress on stderr (`run`) or stdout (`pull`).
-pub async fn pull(c: &Client, name: &str, to_stderr: bool) -> anyhow::Result<()> {
-    let (repo, tag) = if let Some((repo, digest)) = name.split_once('@') {
-        (repo, Some(digest))
-    } else {
-        split_tag(name)
+/// Pulls `name`, showing progress on stderr (`run`) or stdout (`pull`); the reference pulled
+/// (`name` with `:latest` when it had no tag).
+pub async fn pull(c: &Client, name: &str, to_stderr: bool, quiet: bool) -> anyhow::Result<String> {
+    let (repo, tag, pulled) = match name.split_once('@') {
+        Some((repo, digest)) => (repo, digest, name.to_string()),
+        None => {
+            let (repo, tag) = split_tag(name);
+            let tag = tag.unwrap_or("latest");
+            (repo, tag, format!("{repo}:{tag}"))
+        }
     };
-    let tag = tag.unwrap_or("latest");
     let path = format!(
         "/images/create{}",
         query([("fromImage", repo.to_string()), ("tag", tag.to_string())])
     );
-    let mut s = c.stream(Method::POST, &path, empty(), &[]).await?;
-    let mut p = Progress::new(to_stderr, false);
+    progress(c, &path, empty(), &[], to_stderr, quiet).await?;
+    Ok(pulled)
+}
+
+/// POSTs to `path` and shows the JSON progress stream it answers with (pull, push, load,
+/// import); an `error` line in it fails the command.
+async fn progress(
+    c: &Client,
+    path: &str,
+    body: Body,
+    headers: &[(&str, &str)],
+    to_stderr: bool,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let mut s = c.stream(Method::POST, path, body, headers).await?;
+    let mut p = Progress::new(to_stderr, quiet);
     s.lines(|l| p.line(l)).await?;
     p.finish()
 }
+
+/// A request body read from `path`, or from stdin for `-`/none (refused on a terminal).
+async fn input_body(path: Option<&str>) -> anyhow::Result<Body> {
+    match path.filter(|p| *p != "-") {
+        Some(path) => Ok(reader_body(tokio::fs::File::open(path).await.map_err(
+            |e| Exit {
+                code: 1,
+                message: format!("Error: open {path}: {e}"),
+            },
+        )?)),
+        None if std::io::stdin().is_terminal() => Err(Exit {
+            code: 1,
+            message: "Error: requested to read an archive from stdin, but stdin is a terminal"
+                .into(),
+        }
+        .into()),
+        None => Ok(reader_body(tokio::io::stdin())),
+    }
+}
+
+/// A tar archive's headers.
+const TAR: &[(&str, &str)] = &[("Content-Type", "application/x-tar")];
 
 /// The display of a JSON progress stream.
 struct Progress {
@@ -329,29 +368,11 @@ pub async fn image(c: &Client, cmd: ImageCmd) -> anyhow::Result<i32> {
             Ok(0)
         }
         ImageCmd::Pull { quiet, name } => {
-            let (repo, tag) = if let Some((repo, digest)) = name.split_once('@') {
-                (repo, Some(digest))
-            } else {
-                split_tag(&name)
-            };
-            if tag.is_none() {
+            if !name.contains('@') && split_tag(&name).1.is_none() {
                 println!("Using default tag: latest");
             }
-            let path = format!(
-                "/images/create{}",
-                query([
-                    ("fromImage", repo.to_string()),
-                    ("tag", tag.unwrap_or("latest").to_string())
-                ])
-            );
-            let mut s = c.stream(Method::POST, &path, empty(), &[]).await?;
-            let mut p = Progress::new(false, quiet);
-            s.lines(|l| p.line(l)).await?;
-            p.finish()?;
-            match name.split_once('@') {
-                Some(_) => println!("{name}"),
-                None => println!("{repo}:{}", tag.unwrap_or("latest")),
-            }
+            let pulled = pull(c, &name, false, quiet).await?;
+            println!("{pulled}");
             Ok(0)
         }
         ImageCmd::Push { quiet, name } => {
@@ -360,17 +381,15 @@ pub async fn image(c: &Client, cmd: ImageCmd) -> anyhow::Result<i32> {
             // No credentials of our own: berthd uses its credential store (`{}` is Docker's
             // "anonymous").
             let headers = [("X-Registry-Auth", "e30=")];
-            let mut s = c
-                .stream(
-                    Method::POST,
-                    &format!("/images/{repo}/push{q}"),
-                    empty(),
-                    &headers,
-                )
-                .await?;
-            let mut p = Progress::new(false, quiet);
-            s.lines(|l| p.line(l)).await?;
-            p.finish()?;
+            progress(
+                c,
+                &format!("/images/{repo}/push{q}"),
+                empty(),
+                &headers,
+                false,
+                quiet,
+            )
+            .await?;
             Ok(0)
         }
         ImageCmd::Tag { source, target } => {
@@ -453,33 +472,16 @@ pub async fn image(c: &Client, cmd: ImageCmd) -> anyhow::Result<i32> {
             Ok(0)
         }
         ImageCmd::Load { input, quiet } => {
-            let body = match &input {
-                Some(path) => reader_body(tokio::fs::File::open(path).await.map_err(|e| Exit {
-                    code: 1,
-                    message: format!("Error: open {path}: {e}"),
-                })?),
-                None => {
-                    if std::io::stdin().is_terminal() {
-                        return Err(Exit {
-                            code: 1,
-                            message: "Error: requested load from stdin, but stdin is empty".into(),
-                        }
-                        .into());
-                    }
-                    reader_body(tokio::io::stdin())
-                }
-            };
-            let mut s = c
-                .stream(
-                    Method::POST,
-                    &format!("/images/load?quiet={quiet}"),
-                    body,
-                    &[("Content-Type", "application/x-tar")],
-                )
-                .await?;
-            let mut p = Progress::new(false, false);
-            s.lines(|l| p.line(l)).await?;
-            p.finish()?;
+            let body = input_body(input.as_deref()).await?;
+            progress(
+                c,
+                &format!("/images/load?quiet={quiet}"),
+                body,
+                TAR,
+                false,
+                false,
+            )
+            .await?;
             Ok(0)
         }
         ImageCmd::Login {
@@ -515,31 +517,22 @@ pub async fn image(c: &Client, cmd: ImageCmd) -> anyhow::Result<i32> {
             Ok(0)
         }
         ImageCmd::Import { file, reference } => {
-            let body = if file == "-" {
-                reader_body(tokio::io::stdin())
-            } else {
-                reader_body(tokio::fs::File::open(&file).await.map_err(|e| Exit {
-                    code: 1,
-                    message: format!("Error: open {file}: {e}"),
-                })?)
-            };
+            let body = input_body(Some(&file)).await?;
             let mut q = vec![("fromSrc", "-".to_string())];
             if let Some(r) = &reference {
                 let (repo, tag) = split_tag(r);
                 q.push(("repo", repo.to_string()));
                 q.extend(tag.map(|t| ("tag", t.to_string())));
             }
-            let mut s = c
-                .stream(
-                    Method::POST,
-                    &format!("/images/create{}", query(q)),
-                    body,
-                    &[("Content-Type", "application/x-tar")],
-                )
-                .await?;
-            let mut p = Progress::new(false, false);
-            s.lines(|l| p.line(l)).await?;
-            p.finish()?;
+            progress(
+                c,
+                &format!("/images/create{}", query(q)),
+                body,
+                TAR,
+                false,
+                false,
+            )
+            .await?;
             Ok(0)
         }
         ImageCmd::History {

@@ -2,6 +2,7 @@
 //! calls and prints what the docker CLI would; the shaping of output is in the library.
 
 pub mod container;
+pub mod cp;
 pub mod image;
 pub mod network;
 pub mod system;

@@ -222,6 +222,29 @@ pub fn print_pruned(v: &Value, key: &str, title: &str) {
     }
 }
 
+/// `inspect` of networks or volumes (`base`: `/networks`, `/volumes`): the ones found are
+/// printed, the others named on stderr, and the command fails if any was missing.
+async fn inspect_each(
+    c: &Client,
+    base: &str,
+    names: &[String],
+    format: Option<&str>,
+) -> anyhow::Result<i32> {
+    let mut items = Vec::new();
+    let mut failed = false;
+    for n in names {
+        match c.get::<Value>(&format!("{base}/{}", enc(n))).await {
+            Ok(v) => items.push(v),
+            Err(e) => {
+                eprintln!("{e}");
+                failed = true;
+            }
+        }
+    }
+    output::inspect(&mut std::io::stdout().lock(), &items, format)?;
+    Ok(i32::from(failed))
+}
+
 /// `network ...`.
 pub async fn network(c: &Client, cmd: NetworkCmd) -> anyhow::Result<i32> {
     match cmd {
@@ -297,19 +320,7 @@ pub async fn network(c: &Client, cmd: NetworkCmd) -> anyhow::Result<i32> {
             Ok(0)
         }
         NetworkCmd::Inspect { format, networks } => {
-            let mut items = Vec::new();
-            let mut failed = false;
-            for n in &networks {
-                match c.get::<Value>(&format!("/networks/{}", enc(n))).await {
-                    Ok(v) => items.push(v),
-                    Err(e) => {
-                        eprintln!("{e}");
-                        failed = true;
-                    }
-                }
-            }
-            output::inspect(&mut std::io::stdout().lock(), &items, format.as_deref())?;
-            Ok(i32::from(failed))
+            inspect_each(c, "/networks", &networks, format.as_deref()).await
         }
         NetworkCmd::Rm { force, networks } => {
             for_each(&networks, |n| async move {
@@ -411,19 +422,7 @@ pub async fn volume(c: &Client, cmd: VolumeCmd) -> anyhow::Result<i32> {
             Ok(0)
         }
         VolumeCmd::Inspect { format, volumes } => {
-            let mut items = Vec::new();
-            let mut failed = false;
-            for n in &volumes {
-                match c.get::<Value>(&format!("/volumes/{}", enc(n))).await {
-                    Ok(v) => items.push(v),
-                    Err(e) => {
-                        eprintln!("{e}");
-                        failed = true;
-                    }
-                }
-            }
-            output::inspect(&mut std::io::stdout().lock(), &items, format.as_deref())?;
-            Ok(i32::from(failed))
+            inspect_each(c, "/volumes", &volumes, format.as_deref()).await
         }
         VolumeCmd::Rm { force, volumes } => {
             for_each(&volumes, |n| async move {
