@@ -3,6 +3,7 @@
 //! both as a flag and in the file is refused by name, and so is an unknown key. Pure: the caller
 //! reads the file.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use serde::Deserialize;
@@ -15,8 +16,16 @@ pub struct FileConfig {
     pub data_root: Option<PathBuf>,
     /// `--exec-root`.
     pub exec_root: Option<PathBuf>,
-    /// `-H` (one Unix socket).
+    /// `-H` (at most one Unix socket and one `tcp://IP:PORT`).
     pub hosts: Option<Vec<String>>,
+    /// `--tlsverify`.
+    pub tlsverify: Option<bool>,
+    /// `--tlscacert`.
+    pub tlscacert: Option<PathBuf>,
+    /// `--tlscert`.
+    pub tlscert: Option<PathBuf>,
+    /// `--tlskey`.
+    pub tlskey: Option<PathBuf>,
     /// `--runtime`.
     pub default_runtime: Option<String>,
     /// `--log-level`.
@@ -36,8 +45,16 @@ pub struct Flags {
     pub data_root: Option<PathBuf>,
     /// `--exec-root`.
     pub exec_root: Option<PathBuf>,
-    /// `-H`.
-    pub host: Option<String>,
+    /// `-H`, as often as given (empty: not given).
+    pub hosts: Vec<String>,
+    /// `--tlsverify` (`None`: not given).
+    pub tlsverify: Option<bool>,
+    /// `--tlscacert`.
+    pub tlscacert: Option<PathBuf>,
+    /// `--tlscert`.
+    pub tlscert: Option<PathBuf>,
+    /// `--tlskey`.
+    pub tlskey: Option<PathBuf>,
     /// `--runtime`.
     pub runtime: Option<String>,
     /// `--log-level`.
@@ -59,6 +76,8 @@ pub struct Settings {
     pub exec_root: PathBuf,
     /// The API socket.
     pub socket: PathBuf,
+    /// The TCP listener, always with mutual TLS (`None`: none).
+    pub tcp: Option<TcpListen>,
     /// The OCI runtime (`None`: the first installed).
     pub runtime: Option<String>,
     /// Log filter.
@@ -69,6 +88,19 @@ pub struct Settings {
     pub resolv_conf: PathBuf,
     /// berth-shim (`None`: next to berthd).
     pub shim: Option<PathBuf>,
+}
+
+/// A TCP listener: its address and the TLS files it requires.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TcpListen {
+    /// `tcp://IP:PORT`'s address.
+    pub addr: SocketAddr,
+    /// The CA that signs the clients' certificates (`--tlscacert`).
+    pub ca: PathBuf,
+    /// berthd's certificate chain (`--tlscert`).
+    pub cert: PathBuf,
+    /// berthd's private key (`--tlskey`).
+    pub key: PathBuf,
 }
 
 /// Why the settings were refused.
@@ -96,9 +128,17 @@ pub enum ConfigError {
     },
     /// A host berthd cannot listen on.
     #[error(
-        "invalid host {0:?}: berthd listens on one Unix socket (valid: unix:///path/to.sock); TCP is not supported"
+        "invalid host {0:?}: berthd listens on at most one Unix socket and one TCP address (valid: unix:///path/to.sock, tcp://IP:PORT)"
     )]
     Host(String),
+    /// A TCP host without the TLS settings that make it safe.
+    #[error("refusing to listen on {host} without {missing}: the API is root on this host")]
+    InsecureTcp {
+        /// The `tcp://` host.
+        host: String,
+        /// The missing flags, as a phrase (`--tlsverify, --tlscacert and --tlskey`).
+        missing: String,
+    },
 }
 
 /// Parses the file's text (`file` names it in errors).
@@ -125,31 +165,89 @@ fn pick<T: Clone + std::fmt::Debug>(
     }
 }
 
-fn socket(host: &str) -> Result<PathBuf, ConfigError> {
-    match host.strip_prefix("unix://") {
-        Some(p) if p.starts_with('/') => Ok(PathBuf::from(p)),
-        None if host.starts_with('/') => Ok(PathBuf::from(host)),
-        _ => Err(ConfigError::Host(host.to_string())),
+/// A host berthd listens on.
+#[derive(Debug, PartialEq)]
+enum Host {
+    Unix(PathBuf),
+    Tcp(SocketAddr),
+}
+
+fn host(h: &str) -> Result<Host, ConfigError> {
+    if let Some(a) = h.strip_prefix("tcp://") {
+        return a
+            .parse()
+            .map(Host::Tcp)
+            .map_err(|_| ConfigError::Host(h.to_string()));
+    }
+    match h.strip_prefix("unix://") {
+        Some(p) if p.starts_with('/') => Ok(Host::Unix(PathBuf::from(p))),
+        None if h.starts_with('/') => Ok(Host::Unix(PathBuf::from(h))),
+        _ => Err(ConfigError::Host(h.to_string())),
+    }
+}
+
+/// "a", "a and b", "a, b and c".
+fn phrase(items: &[&str]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
     }
 }
 
 /// The settings from the flags and the file, with berthd's defaults for what neither gives.
 pub fn merge(flags: &Flags, file: &FileConfig) -> Result<Settings, ConfigError> {
-    let file_host = match file.hosts.as_deref() {
-        None | Some([]) => None,
-        Some([h]) => Some(h.clone()),
-        Some(more) => return Err(ConfigError::Host(more.join(","))),
-    };
+    let flag_hosts = (!flags.hosts.is_empty()).then(|| flags.hosts.clone());
+    let file_hosts = file.hosts.clone().filter(|h| !h.is_empty());
+    let hosts = pick("hosts", &flag_hosts, &file_hosts)?.unwrap_or_default();
+    let (mut unix, mut tcp) = (None, None);
+    for h in &hosts {
+        match host(h)? {
+            Host::Unix(p) if unix.is_none() => unix = Some(p),
+            Host::Tcp(a) if tcp.is_none() => tcp = Some((h, a)),
+            _ => return Err(ConfigError::Host(hosts.join(","))),
+        }
+    }
     let exec_root = pick("exec-root", &flags.exec_root, &file.exec_root)?
         .unwrap_or_else(|| PathBuf::from("/run/berth"));
-    let socket = match pick("hosts", &flags.host, &file_host)? {
-        Some(h) => socket(&h)?,
-        None => exec_root.join("berth.sock"),
+    let socket = unix.unwrap_or_else(|| exec_root.join("berth.sock"));
+    let tlsverify = pick("tlsverify", &flags.tlsverify, &file.tlsverify)?;
+    let ca = pick("tlscacert", &flags.tlscacert, &file.tlscacert)?;
+    let cert = pick("tlscert", &flags.tlscert, &file.tlscert)?;
+    let key = pick("tlskey", &flags.tlskey, &file.tlskey)?;
+    let tcp = match tcp {
+        None => None,
+        Some((h, addr)) => match (tlsverify, ca, cert, key) {
+            (Some(true), Some(ca), Some(cert), Some(key)) => Some(TcpListen {
+                addr,
+                ca,
+                cert,
+                key,
+            }),
+            (verify, ca, cert, key) => {
+                let mut missing = Vec::new();
+                for (name, absent) in [
+                    ("--tlsverify", verify != Some(true)),
+                    ("--tlscacert", ca.is_none()),
+                    ("--tlscert", cert.is_none()),
+                    ("--tlskey", key.is_none()),
+                ] {
+                    if absent {
+                        missing.push(name);
+                    }
+                }
+                return Err(ConfigError::InsecureTcp {
+                    host: h.clone(),
+                    missing: phrase(&missing),
+                });
+            }
+        },
     };
     Ok(Settings {
         data_root: pick("data-root", &flags.data_root, &file.data_root)?
             .unwrap_or_else(|| PathBuf::from("/var/lib/berth")),
         socket,
+        tcp,
         exec_root,
         runtime: pick("default-runtime", &flags.runtime, &file.default_runtime)?,
         log_level: pick("log-level", &flags.log_level, &file.log_level)?
@@ -212,9 +310,14 @@ mod tests {
             "{e}"
         );
         assert!(parse_file("f", "{").is_err());
-        for h in ["tcp://0.0.0.0:2375", "unix://relative", "fd://"] {
+        for h in [
+            "tcp://localhost:2375",
+            "tcp://1.2.3.4",
+            "unix://relative",
+            "fd://",
+        ] {
             let flags = Flags {
-                host: Some(h.into()),
+                hosts: vec![h.into()],
                 ..Flags::default()
             };
             let e = merge(&flags, &FileConfig::default())
@@ -224,5 +327,105 @@ mod tests {
         }
         let two = parse_file("f", r#"{"hosts": ["unix:///a", "unix:///b"]}"#).unwrap();
         assert!(merge(&Flags::default(), &two).is_err());
+        let flags = Flags {
+            hosts: vec!["tcp://127.0.0.1:1".into(), "tcp://127.0.0.1:2".into()],
+            ..tls_flags()
+        };
+        assert!(matches!(
+            merge(&flags, &FileConfig::default()),
+            Err(ConfigError::Host(_))
+        ));
+        let flags = Flags {
+            hosts: vec!["unix:///a".into()],
+            ..Flags::default()
+        };
+        let e = merge(
+            &flags,
+            &parse_file("f", r#"{"hosts": ["unix:///b"]}"#).unwrap(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("hosts"), "{e}");
+    }
+
+    fn tls_flags() -> Flags {
+        Flags {
+            tlsverify: Some(true),
+            tlscacert: Some("/etc/berth/ca.pem".into()),
+            tlscert: Some("/etc/berth/cert.pem".into()),
+            tlskey: Some("/etc/berth/key.pem".into()),
+            ..Flags::default()
+        }
+    }
+
+    #[test]
+    fn tcp_needs_mutual_tls_and_keeps_the_unix_socket() {
+        // A Unix socket and a TCP address, with the four TLS flags.
+        let flags = Flags {
+            hosts: vec!["unix:///tmp/b.sock".into(), "tcp://0.0.0.0:2376".into()],
+            ..tls_flags()
+        };
+        let s = merge(&flags, &FileConfig::default()).unwrap();
+        assert_eq!(s.socket, PathBuf::from("/tmp/b.sock"));
+        assert_eq!(
+            s.tcp,
+            Some(TcpListen {
+                addr: "0.0.0.0:2376".parse().unwrap(),
+                ca: "/etc/berth/ca.pem".into(),
+                cert: "/etc/berth/cert.pem".into(),
+                key: "/etc/berth/key.pem".into(),
+            })
+        );
+        // TCP alone: the default socket too.
+        let flags = Flags {
+            hosts: vec!["tcp://[::1]:2376".into()],
+            ..tls_flags()
+        };
+        let s = merge(&flags, &FileConfig::default()).unwrap();
+        assert_eq!(s.socket, PathBuf::from("/run/berth/berth.sock"));
+        assert_eq!(s.tcp.unwrap().addr, "[::1]:2376".parse().unwrap());
+        // No TCP: no listener, whatever the TLS flags.
+        let s = merge(&tls_flags(), &FileConfig::default()).unwrap();
+        assert_eq!(s.tcp, None);
+        // Without TLS: refused, naming every missing flag.
+        let flags = Flags {
+            hosts: vec!["tcp://0.0.0.0:2376".into()],
+            ..Flags::default()
+        };
+        assert_eq!(
+            merge(&flags, &FileConfig::default())
+                .unwrap_err()
+                .to_string(),
+            "refusing to listen on tcp://0.0.0.0:2376 without --tlsverify, --tlscacert, --tlscert and --tlskey: the API is root on this host"
+        );
+        let flags = Flags {
+            hosts: vec!["tcp://0.0.0.0:2376".into()],
+            tlskey: None,
+            tlsverify: Some(false),
+            ..tls_flags()
+        };
+        let e = merge(&flags, &FileConfig::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("without --tlsverify and --tlskey:") && !e.contains("--tlscert"),
+            "{e}"
+        );
+        // The file's keys (dockerd's), mixed with flags; a key in both is a conflict.
+        let file = parse_file(
+            "f",
+            r#"{"hosts": ["tcp://127.0.0.1:2376"], "tlsverify": true, "tlscacert": "/c/ca.pem", "tlscert": "/c/cert.pem"}"#,
+        )
+        .unwrap();
+        let flags = Flags {
+            tlskey: Some("/c/key.pem".into()),
+            ..Flags::default()
+        };
+        let s = merge(&flags, &file).unwrap();
+        assert_eq!(s.tcp.unwrap().key, PathBuf::from("/c/key.pem"));
+        let e = merge(&tls_flags(), &file).unwrap_err().to_string();
+        assert!(e.contains("tlsverify"), "{e}");
+        let e = merge(&Flags::default(), &file).unwrap_err().to_string();
+        assert!(e.contains("without --tlskey:"), "{e}");
     }
 }

@@ -9,3 +9,4 @@ pub mod events;
 pub mod images;
 pub mod server;
 pub mod streams;
+pub mod tls;

@@ -1,6 +1,7 @@
 //! `berthd`: the Docker Engine API on a Unix socket (`/run/berth/berth.sock`, mode 0660, group
 //! `berth` when it exists) over berth's engine, with the restart-policy supervisor. Containers
-//! outlive it; a new berthd adopts them.
+//! outlive it; a new berthd adopts them. Never on TCP unless asked (`-H tcp://IP:PORT`), and then
+//! only with mutual TLS (`--tlsverify --tlscacert --tlscert --tlskey`).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -21,9 +22,22 @@ struct Cli {
     /// Runtime state: bundles, namespaces, shims, the socket [default: /run/berth].
     #[arg(long)]
     exec_root: Option<PathBuf>,
-    /// The API socket, unix:///path [default: EXEC_ROOT/berth.sock].
-    #[arg(long, short = 'H')]
-    host: Option<String>,
+    /// Where to listen, repeatable: one unix:///path [default: EXEC_ROOT/berth.sock] and at most
+    /// one tcp://IP:PORT (which requires --tlsverify, --tlscacert, --tlscert and --tlskey).
+    #[arg(long = "host", short = 'H')]
+    hosts: Vec<String>,
+    /// Require TLS client certificates signed by --tlscacert on the TCP listener.
+    #[arg(long)]
+    tlsverify: bool,
+    /// The CA that signs the clients' certificates (PEM).
+    #[arg(long)]
+    tlscacert: Option<PathBuf>,
+    /// berthd's TLS certificate (PEM).
+    #[arg(long)]
+    tlscert: Option<PathBuf>,
+    /// berthd's TLS private key (PEM).
+    #[arg(long)]
+    tlskey: Option<PathBuf>,
     /// The OCI runtime: crun, runc or a path [default: the first installed].
     #[arg(long)]
     runtime: Option<String>,
@@ -40,7 +54,7 @@ struct Cli {
     #[arg(long)]
     log_level: Option<String>,
     /// The daemon config file (dockerd's keys: data-root, exec-root, hosts, default-runtime,
-    /// log-level, cgroup-parent; berth's resolv-conf, shim) [default: /etc/berth/daemon.json,
+    /// log-level, cgroup-parent, tlsverify, tlscacert, tlscert, tlskey; berth's resolv-conf, shim) [default: /etc/berth/daemon.json,
     /// when it exists].
     #[arg(long)]
     config_file: Option<PathBuf>,
@@ -62,7 +76,11 @@ fn settings(cli: &Cli) -> anyhow::Result<Settings> {
     let flags = config::Flags {
         data_root: cli.data_root.clone(),
         exec_root: cli.exec_root.clone(),
-        host: cli.host.clone(),
+        hosts: cli.hosts.clone(),
+        tlsverify: cli.tlsverify.then_some(true),
+        tlscacert: cli.tlscacert.clone(),
+        tlscert: cli.tlscert.clone(),
+        tlskey: cli.tlskey.clone(),
         runtime: cli.runtime.clone(),
         log_level: cli.log_level.clone(),
         cgroup_parent: cli.cgroup_parent.clone(),
@@ -89,6 +107,11 @@ async fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let sock = cfg.socket.clone();
+    // The TLS files are read before anything else starts, so a bad one stops berthd at once.
+    let tcp = match &cfg.tcp {
+        Some(t) => Some((t.addr, berthd::tls::server_config(t)?)),
+        None => None,
+    };
     let shim = match &cfg.shim {
         Some(s) => s.clone(),
         None => std::env::current_exe()?
@@ -110,6 +133,17 @@ async fn main() -> anyhow::Result<()> {
     engine.set_event_sink(events.sink());
     let engine = Arc::new(tokio::sync::Mutex::new(engine));
 
+    // TCP first: once the socket exists, both listen.
+    let tcp = match tcp {
+        Some((addr, tls)) => {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listening on tcp://{addr}"))?;
+            tracing::info!(%addr, "berthd serving the Docker API on TCP, mutual TLS");
+            Some((l, tls))
+        }
+        None => None,
+    };
     if let Some(dir) = sock.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -139,7 +173,19 @@ async fn main() -> anyhow::Result<()> {
         }
         let _ = stop_tx.send(true);
     };
-    let serve = axum::serve(listener, app).with_graceful_shutdown(shutdown);
+    let tcp_serve = {
+        let (app, stop) = (app.clone(), stop_rx.clone());
+        async move {
+            if let Some((l, tls)) = tcp {
+                berthd::tls::serve(l, tls, app, stop).await;
+            }
+        }
+    };
+    let unix_serve = axum::serve(listener, app).with_graceful_shutdown(shutdown);
+    let serve = async move {
+        let (r, ()) = tokio::join!(unix_serve, tcp_serve);
+        r
+    };
     let mut stopping = stop_rx.clone();
     // Open streams (wait, logs -f, attach) get 5 s after the signal, then berthd stops anyway;
     // the containers keep running either way.

@@ -1,17 +1,23 @@
 //! The HTTP/1.1 client of berthd's API socket: one connection per request (the socket is
 //! local, so a connection costs microseconds), JSON in and out, streamed bodies for pull,
-//! push, logs -f and load, and the upgrade to a raw stream that attach and exec use.
+//! push, logs -f and load, and the upgrade to a raw stream that attach and exec use. The same
+//! over TCP with mutual TLS (`tcp://host:port`): berthd's certificate is verified against the CA
+//! (its name or IP), and berth presents its own.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
 use hyper::body::{Frame, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use serde::de::DeserializeOwned;
-use tokio::io::AsyncReadExt;
-use tokio::net::UnixStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::net::{TcpStream, UnixStream};
+use tokio_rustls::TlsConnector;
 
 /// The header of a JSON body.
 pub const JSON: &[(&str, &str)] = &[("Content-Type", "application/json")];
@@ -23,10 +29,10 @@ pub const API_VERSION: &str = "1.43";
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The socket is not there or nobody listens.
-    #[error("Cannot connect to the berth daemon at unix://{}: {source}. Is berthd running?", .sock.display())]
+    #[error("Cannot connect to the berth daemon at {host}: {source}. Is berthd running?")]
     Connect {
-        /// The socket tried.
-        sock: PathBuf,
+        /// The host tried (`unix:///path`, `tcp://host:port`).
+        host: String,
         /// What the connect said.
         source: std::io::Error,
     },
@@ -39,10 +45,10 @@ pub enum ClientError {
         message: String,
     },
     /// The connection broke or the answer was not HTTP.
-    #[error("talking to berthd at unix://{}: {message}", .sock.display())]
+    #[error("talking to berthd at {host}: {message}")]
     Transport {
-        /// The socket.
-        sock: PathBuf,
+        /// The host (`unix:///path`, `tcp://host:port`).
+        host: String,
         /// What went wrong.
         message: String,
     },
@@ -102,32 +108,187 @@ pub fn reader_body(reader: impl tokio::io::AsyncRead + Send + Sync + Unpin + 'st
 /// A berthd to talk to.
 #[derive(Debug, Clone)]
 pub struct Client {
-    sock: PathBuf,
+    /// `unix:///path` or `tcp://host:port`, for messages.
+    host: String,
+    transport: Transport,
+}
+
+/// How a request reaches berthd.
+#[derive(Clone)]
+enum Transport {
+    /// Its Unix socket.
+    Unix(PathBuf),
+    /// TCP (`host:port`) with mutual TLS; the server's certificate must name `server_name`.
+    Tls {
+        addr: String,
+        connector: TlsConnector,
+        server_name: ServerName<'static>,
+    },
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Transport::Unix(p) => f.debug_tuple("Unix").field(p).finish(),
+            Transport::Tls {
+                addr, server_name, ..
+            } => f
+                .debug_struct("Tls")
+                .field("addr", addr)
+                .field("server_name", server_name)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// A connection to berthd, either transport's.
+trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+
+/// The TCP address (`host:port`, port 2376 when not given) and the name berthd's certificate
+/// must carry, of `tcp://host[:port]`.
+pub fn tcp_host(host: &str) -> Result<(String, ServerName<'static>), String> {
+    let invalid = |why: &str| format!("invalid host {host:?}: {why} (valid: tcp://host:port)");
+    let rest = host
+        .strip_prefix("tcp://")
+        .ok_or_else(|| invalid("not tcp://"))?;
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    let (name, port) = if let Some(v6) = rest.strip_prefix('[') {
+        let (ip, after) = v6.split_once(']').ok_or_else(|| invalid("no ']'"))?;
+        match after.strip_prefix(':') {
+            Some(p) => (ip, p),
+            None if after.is_empty() => (ip, "2376"),
+            None => return Err(invalid("junk after ']'")),
+        }
+    } else {
+        match rest.rsplit_once(':') {
+            Some((h, p)) => (h, p),
+            None => (rest, "2376"),
+        }
+    };
+    if name.is_empty() {
+        return Err(invalid("no host"));
+    }
+    let port: u16 = port
+        .parse()
+        .map_err(|_| invalid("the port is not a number"))?;
+    let server_name =
+        ServerName::try_from(name.to_string()).map_err(|_| invalid("not a host name or IP"))?;
+    let addr = if name.contains(':') {
+        format!("[{name}]:{port}")
+    } else {
+        format!("{name}:{port}")
+    };
+    Ok((addr, server_name))
 }
 
 impl Client {
-    /// The berthd listening on `host` (`unix:///path` or a path).
+    /// The berthd listening on `host` (`unix:///path` or a path); a `tcp://` host needs TLS
+    /// ([`Client::with_tls`]).
     pub fn new(host: &str) -> Result<Client, String> {
+        if host.starts_with("tcp://") {
+            return Err(format!(
+                "refusing to connect to {host} without --tlsverify, --tlscacert, --tlscert and --tlskey (or BERTH_TLS_VERIFY=1 and BERTH_CERT_PATH): berth speaks TCP to berthd only over TLS with client certificates"
+            ));
+        }
         let path = host.strip_prefix("unix://").unwrap_or(host);
         if path.is_empty() || host.contains("://") && !host.starts_with("unix://") {
             return Err(format!(
-                "invalid host {host:?}: berth reaches berthd over a Unix socket (valid: unix:///run/berth/berth.sock or a path)"
+                "invalid host {host:?}: berth reaches berthd over a Unix socket or TCP with TLS (valid: unix:///run/berth/berth.sock, a path, tcp://host:port)"
             ));
         }
         Ok(Client {
-            sock: PathBuf::from(path),
+            host: format!("unix://{path}"),
+            transport: Transport::Unix(PathBuf::from(path)),
         })
     }
 
-    /// The socket.
-    pub fn sock(&self) -> &Path {
-        &self.sock
+    /// The berthd listening on `tcp://host:port`, over TLS: its certificate verified against
+    /// `ca` (and its name or IP), berth's own certificate `cert` with `key` presented.
+    pub fn with_tls(host: &str, ca: &Path, cert: &Path, key: &Path) -> Result<Client, String> {
+        let (addr, server_name) = tcp_host(host)?;
+        let pems = |file: &Path| {
+            CertificateDer::pem_file_iter(file)
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| format!("reading the certificates of {}: {e}", file.display()))
+                .and_then(|c| match c.is_empty() {
+                    true => Err(format!("{} holds no PEM certificate", file.display())),
+                    false => Ok(c),
+                })
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        for c in pems(ca)? {
+            roots
+                .add(c)
+                .map_err(|e| format!("the CA certificate {}: {e}", ca.display()))?;
+        }
+        let key_der = PrivateKeyDer::from_pem_file(key)
+            .map_err(|e| format!("reading the private key of {}: {e}", key.display()))?;
+        let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS protocol versions: {e}"))?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(pems(cert)?, key_der)
+        .map_err(|e| {
+            format!(
+                "the certificate {} with the key {}: {e}",
+                cert.display(),
+                key.display()
+            )
+        })?;
+        Ok(Client {
+            host: host.to_string(),
+            transport: Transport::Tls {
+                addr,
+                connector: TlsConnector::from(Arc::new(cfg)),
+                server_name,
+            },
+        })
+    }
+
+    /// The socket (`None` over TCP).
+    pub fn sock(&self) -> Option<&Path> {
+        match &self.transport {
+            Transport::Unix(p) => Some(p),
+            Transport::Tls { .. } => None,
+        }
+    }
+
+    /// The host, `unix:///path` or `tcp://host:port`.
+    pub fn host(&self) -> &str {
+        &self.host
     }
 
     fn transport(&self, e: impl std::fmt::Display) -> ClientError {
         ClientError::Transport {
-            sock: self.sock.clone(),
+            host: self.host.clone(),
             message: e.to_string(),
+        }
+    }
+
+    /// A new connection to berthd (TLS handshake done).
+    async fn connect(&self) -> Result<Box<dyn Io>, ClientError> {
+        let refused = |source| ClientError::Connect {
+            host: self.host.clone(),
+            source,
+        };
+        match &self.transport {
+            Transport::Unix(p) => Ok(Box::new(UnixStream::connect(p).await.map_err(refused)?)),
+            Transport::Tls {
+                addr,
+                connector,
+                server_name,
+            } => {
+                let tcp = TcpStream::connect(addr.as_str()).await.map_err(refused)?;
+                let _ = tcp.set_nodelay(true);
+                let tls = connector
+                    .connect(server_name.clone(), tcp)
+                    .await
+                    .map_err(|e| self.transport(format!("TLS handshake: {e}")))?;
+                Ok(Box::new(tls))
+            }
         }
     }
 
@@ -140,13 +301,7 @@ impl Client {
         headers: &[(&str, &str)],
         upgrade: bool,
     ) -> Result<Response<Incoming>, ClientError> {
-        let stream =
-            UnixStream::connect(&self.sock)
-                .await
-                .map_err(|source| ClientError::Connect {
-                    sock: self.sock.clone(),
-                    source,
-                })?;
+        let stream = self.connect().await?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| self.transport(e))?;
@@ -381,18 +536,62 @@ mod tests {
     fn hosts() {
         assert_eq!(
             Client::new("unix:///run/berth/berth.sock").unwrap().sock(),
-            Path::new("/run/berth/berth.sock")
+            Some(Path::new("/run/berth/berth.sock"))
         );
-        assert_eq!(
-            Client::new("/tmp/x.sock").unwrap().sock(),
-            Path::new("/tmp/x.sock")
-        );
+        let c = Client::new("/tmp/x.sock").unwrap();
+        assert_eq!(c.sock(), Some(Path::new("/tmp/x.sock")));
+        assert_eq!(c.host(), "unix:///tmp/x.sock");
         let e = Client::new("tcp://1.2.3.4:2375").unwrap_err();
         assert!(
-            e.contains("tcp://1.2.3.4:2375") && e.contains("valid"),
+            e.contains("tcp://1.2.3.4:2375") && e.contains("--tlscacert"),
             "{e}"
         );
+        let e = Client::new("ssh://box").unwrap_err();
+        assert!(e.contains("ssh://box") && e.contains("valid"), "{e}");
         assert!(Client::new("unix://").is_err());
+    }
+
+    #[test]
+    fn tcp_hosts() {
+        let ok = |h: &str| {
+            let (addr, name) = tcp_host(h).unwrap();
+            (addr, name.to_str().into_owned())
+        };
+        assert_eq!(
+            ok("tcp://127.0.0.1:2376"),
+            ("127.0.0.1:2376".into(), "127.0.0.1".into())
+        );
+        assert_eq!(
+            ok("tcp://berth.example:12376/"),
+            ("berth.example:12376".into(), "berth.example".into())
+        );
+        assert_eq!(ok("tcp://[::1]:2376"), ("[::1]:2376".into(), "::1".into()));
+        assert_eq!(ok("tcp://[::1]"), ("[::1]:2376".into(), "::1".into()));
+        assert_eq!(ok("tcp://box"), ("box:2376".into(), "box".into()));
+        for bad in [
+            "tcp://",
+            "tcp://:2376",
+            "tcp://h:port",
+            "tcp://h:99999",
+            "tcp://[::1",
+            "tcp://[::1]x",
+            "unix:///x",
+        ] {
+            let e = tcp_host(bad).unwrap_err();
+            assert!(e.contains(bad) && e.contains("valid"), "{e}");
+        }
+    }
+
+    #[test]
+    fn tls_files_are_named_when_bad() {
+        let dir = tempfile::tempdir().unwrap();
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "not a pem\n").unwrap();
+        let missing = dir.path().join("missing.pem");
+        let e = Client::with_tls("tcp://127.0.0.1:2376", &missing, &junk, &junk).unwrap_err();
+        assert!(e.contains("missing.pem"), "{e}");
+        let e = Client::with_tls("tcp://127.0.0.1:2376", &junk, &junk, &junk).unwrap_err();
+        assert!(e.contains("junk.pem"), "{e}");
     }
 
     #[test]

@@ -1,11 +1,14 @@
 //! `berth`: Docker's commands, flags, output and exit codes, as a client of berthd's socket
-//! (`-H`, `BERTH_HOST`; default unix:///run/berth/berth.sock). `run` exits with the
+//! (`-H`, `BERTH_HOST`; default unix:///run/berth/berth.sock), or of its TCP listener over TLS
+//! with a client certificate (`-H tcp://host:port --tlsverify --tlscacert --tlscert --tlskey`,
+//! or `BERTH_TLS_VERIFY=1 BERTH_CERT_PATH=dir` with ca.pem, cert.pem and key.pem). `run` exits with the
 //! container's code, 125 when berthd refuses, 126/127 when the command cannot be invoked or
 //! found; other commands exit 1 on error, and usage errors exit 125, as the docker CLI's do.
 
 mod cmd;
 
 use std::io::Write;
+use std::path::PathBuf;
 
 use berth_cli::client::{Client, ClientError};
 use clap::{CommandFactory, Parser, Subcommand};
@@ -28,6 +31,24 @@ struct Cli {
         global = true
     )]
     host: String,
+    /// Use TLS and verify the remote (berth always verifies berthd over TCP)
+    // BERTH_TLS_VERIFY: any value but "", 0, false, no, off (DOCKER_TLS_VERIFY takes any).
+    #[arg(
+        long,
+        env = "BERTH_TLS_VERIFY",
+        value_parser = clap::builder::FalseyValueParser::new(),
+        global = true
+    )]
+    tlsverify: bool,
+    /// Trust certs signed only by this CA [default: BERTH_CERT_PATH/ca.pem]
+    #[arg(long, global = true)]
+    tlscacert: Option<PathBuf>,
+    /// Path to TLS certificate file [default: BERTH_CERT_PATH/cert.pem]
+    #[arg(long, global = true)]
+    tlscert: Option<PathBuf>,
+    /// Path to TLS key file [default: BERTH_CERT_PATH/key.pem]
+    #[arg(long, global = true)]
+    tlskey: Option<PathBuf>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -82,7 +103,7 @@ fn main() {
         clap_complete::generate(shell, &mut Cli::command(), "berth", &mut std::io::stdout());
         return;
     }
-    let code = match Client::new(&cli.host) {
+    let code = match client(&cli) {
         Err(e) => {
             eprintln!("berth: {e}");
             125
@@ -103,6 +124,44 @@ fn main() {
     };
     let _ = std::io::stdout().flush();
     std::process::exit(code);
+}
+
+/// The client of `-H`: a Unix socket, or TCP with TLS (the files from the flags, or
+/// BERTH_CERT_PATH's ca.pem, cert.pem and key.pem; the docker CLI's DOCKER_CERT_PATH).
+fn client(cli: &Cli) -> Result<Client, String> {
+    if !cli.host.starts_with("tcp://") {
+        return Client::new(&cli.host);
+    }
+    let dir = std::env::var_os("BERTH_CERT_PATH")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from);
+    let file = |flag: &Option<PathBuf>, name: &str| {
+        flag.clone().or_else(|| dir.as_ref().map(|d| d.join(name)))
+    };
+    match (
+        cli.tlsverify,
+        file(&cli.tlscacert, "ca.pem"),
+        file(&cli.tlscert, "cert.pem"),
+        file(&cli.tlskey, "key.pem"),
+    ) {
+        (true, Some(ca), Some(cert), Some(key)) => Client::with_tls(&cli.host, &ca, &cert, &key),
+        (verify, ca, cert, key) => {
+            let missing: Vec<&str> = [
+                ("--tlsverify", !verify),
+                ("--tlscacert", ca.is_none()),
+                ("--tlscert", cert.is_none()),
+                ("--tlskey", key.is_none()),
+            ]
+            .into_iter()
+            .filter_map(|(flag, absent)| absent.then_some(flag))
+            .collect();
+            Err(format!(
+                "refusing to connect to {} without {} (or BERTH_TLS_VERIFY=1 and BERTH_CERT_PATH with ca.pem, cert.pem and key.pem): berth speaks TCP to berthd only over TLS with client certificates",
+                cli.host,
+                missing.join(", ")
+            ))
+        }
+    }
 }
 
 /// Prints `e` as the docker CLI does and gives the exit code.
@@ -162,5 +221,45 @@ mod tests {
         let c = Cli::try_parse_from(["berth", "-H", "unix:///tmp/b.sock", "ps", "-aq"]).unwrap();
         assert_eq!(c.host, "unix:///tmp/b.sock");
         assert!(Cli::try_parse_from(["berth", "run", "--bogus", "x"]).is_err());
+    }
+
+    #[test]
+    fn tcp_hosts_need_tls() {
+        let c = Cli::try_parse_from(["berth", "-H", "tcp://127.0.0.1:2376", "ps"]).unwrap();
+        let e = client(&c).unwrap_err();
+        assert!(
+            e.contains("refusing to connect to tcp://127.0.0.1:2376 without --tlsverify, --tlscacert, --tlscert, --tlskey"),
+            "{e}"
+        );
+        let c = Cli::try_parse_from([
+            "berth",
+            "-H",
+            "tcp://127.0.0.1:2376",
+            "--tlsverify",
+            "--tlscacert",
+            "/c/ca.pem",
+            "ps",
+        ])
+        .unwrap();
+        let e = client(&c).unwrap_err();
+        assert!(e.contains(" without --tlscert, --tlskey ("), "{e}");
+        // The flags after the command too (global), and a missing file named.
+        let c = Cli::try_parse_from([
+            "berth",
+            "-H",
+            "tcp://127.0.0.1:2376",
+            "version",
+            "--tlsverify",
+            "--tlscacert",
+            "/nonexistent/ca.pem",
+            "--tlscert",
+            "/nonexistent/cert.pem",
+            "--tlskey",
+            "/nonexistent/key.pem",
+        ])
+        .unwrap();
+        assert!(c.tlsverify);
+        let e = client(&c).unwrap_err();
+        assert!(e.contains("/nonexistent/ca.pem"), "{e}");
     }
 }

@@ -77,26 +77,11 @@ pub fn short_id(id: &str) -> String {
     id.chars().take(12).collect()
 }
 
-/// Go's time format of Docker's `CreatedAt`: `2026-12-02 16:00:00 +0000 UTC`.
+/// Go's time format of Docker's `CreatedAt`: `2026-12-02 16:00:00 +0000 UTC` (from netcore's
+/// RFC 3339 date, `2026-12-02T16:00:00Z`).
 pub fn created_at(secs: i64) -> String {
-    let days = secs.div_euclid(86400);
-    let rem = secs.rem_euclid(86400);
-    // Howard Hinnant's civil-from-days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} +0000 UTC",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
+    let t = netcore::network::rfc3339(u64::try_from(secs).unwrap_or(0));
+    format!("{} {} +0000 UTC", &t[..10], &t[11..19])
 }
 
 /// `5 minutes ago`.

@@ -44,6 +44,11 @@ pub fn berthd_bin() -> PathBuf {
 impl Berthd {
     /// Starts one and waits for its socket.
     pub fn start() -> Berthd {
+        Berthd::start_with_args(&[])
+    }
+
+    /// Starts one with `extra` after its usual arguments and waits for its socket.
+    pub fn start_with_args(extra: &[&str]) -> Berthd {
         let dir = tempfile::tempdir().unwrap();
         let mut store = ImageStore::open(&dir.path().join("data/image")).unwrap();
         store
@@ -74,6 +79,7 @@ impl Berthd {
             .arg(dir.path().join("resolv.conf"))
             .arg("--cgroup-parent")
             .arg(&cgroup_parent)
+            .args(extra)
             // berthd's registry credentials (docker login) stay in the test's directory.
             .env("DOCKER_CONFIG", dir.path().join("berthd-docker-config"))
             .spawn()

@@ -536,82 +536,31 @@ pub async fn container(c: &Client, cmd: ContainerCmd) -> anyhow::Result<i32> {
                 session(c, io, tty, stdin, Resize::Container(id.clone())).await?;
                 return wait_code(c, &id, waiter).await;
             }
-            for_each(&names.containers, |n| async move {
-                c.call(
-                    Method::POST,
-                    &format!("/containers/{}/start", enc(&n)),
-                    None,
-                )
-                .await?;
-                Ok(Some(n))
-            })
-            .await
+            each_container(c, Method::POST, &names, "/start", "").await
         }
         ContainerCmd::Stop { time, names } => {
             let q = query(time.map(|t| ("t", t.to_string())));
-            for_each(&names.containers, |n| {
-                let q = q.clone();
-                async move {
-                    c.call(
-                        Method::POST,
-                        &format!("/containers/{}/stop{q}", enc(&n)),
-                        None,
-                    )
-                    .await?;
-                    Ok(Some(n))
-                }
-            })
-            .await
+            each_container(c, Method::POST, &names, "/stop", &q).await
         }
         ContainerCmd::Restart { time, names } => {
             let q = query(time.map(|t| ("t", t.to_string())));
-            for_each(&names.containers, |n| {
-                let q = q.clone();
-                async move {
-                    c.call(
-                        Method::POST,
-                        &format!("/containers/{}/restart{q}", enc(&n)),
-                        None,
-                    )
-                    .await?;
-                    Ok(Some(n))
-                }
-            })
-            .await
+            each_container(c, Method::POST, &names, "/restart", &q).await
         }
         ContainerCmd::Kill { signal, names } => {
             let q = query(signal.map(|s| ("signal", s)));
-            for_each(&names.containers, |n| {
-                let q = q.clone();
-                async move {
-                    c.call(
-                        Method::POST,
-                        &format!("/containers/{}/kill{q}", enc(&n)),
-                        None,
-                    )
-                    .await?;
-                    Ok(Some(n))
-                }
-            })
-            .await
+            each_container(c, Method::POST, &names, "/kill", &q).await
         }
-        ContainerCmd::Pause(names) => simple(c, &names, "pause").await,
-        ContainerCmd::Unpause(names) => simple(c, &names, "unpause").await,
+        ContainerCmd::Pause(names) => each_container(c, Method::POST, &names, "/pause", "").await,
+        ContainerCmd::Unpause(names) => {
+            each_container(c, Method::POST, &names, "/unpause", "").await
+        }
         ContainerCmd::Rm {
             force,
             volumes,
             names,
         } => {
             let q = format!("?force={force}&v={volumes}");
-            for_each(&names.containers, |n| {
-                let q = q.clone();
-                async move {
-                    c.call(Method::DELETE, &format!("/containers/{}{q}", enc(&n)), None)
-                        .await?;
-                    Ok(Some(n))
-                }
-            })
-            .await
+            each_container(c, Method::DELETE, &names, "", &q).await
         }
         ContainerCmd::Ps {
             all,
@@ -902,15 +851,22 @@ async fn stats(
     }
 }
 
-async fn simple(c: &Client, names: &Names, verb: &str) -> anyhow::Result<i32> {
-    for_each(&names.containers, |n| async move {
-        c.call(
-            Method::POST,
-            &format!("/containers/{}/{verb}", enc(&n)),
-            None,
-        )
-        .await?;
-        Ok(Some(n))
+/// `METHOD /containers/NAME{suffix}{query}` for every name, printing each name done (stop,
+/// restart, kill, pause, unpause, rm).
+async fn each_container(
+    c: &Client,
+    method: Method,
+    names: &Names,
+    suffix: &str,
+    query: &str,
+) -> anyhow::Result<i32> {
+    for_each(&names.containers, |n| {
+        let method = method.clone();
+        async move {
+            let path = format!("/containers/{}{suffix}{query}", enc(&n));
+            c.call(method, &path, None).await?;
+            Ok(Some(n))
+        }
     })
     .await
 }
