@@ -135,6 +135,9 @@ pub struct ContainerArgs {
     /// Pull image before creating ("always", "missing", "never")
     #[arg(long, default_value = "missing")]
     pub pull: String,
+    /// Set by `run -d` and `create` (not a flag): no client attaches at the start.
+    #[arg(skip)]
+    pub detached: bool,
 }
 
 /// Why flags were refused; each message names the value and what would be valid.
@@ -375,8 +378,10 @@ pub fn create_body(
         "Env": env,
         "Tty": args.tty,
         "OpenStdin": args.interactive,
-        "AttachStdin": args.interactive,
-        "StdinOnce": args.interactive,
+        // Detached (`run -d`, `create`): nobody is attached, and stdin stays open for later
+        // attachments, as the docker CLI sets it.
+        "AttachStdin": args.interactive && !args.detached,
+        "StdinOnce": args.interactive && !args.detached,
         "ExposedPorts": exposed,
         "Volumes": volumes,
         "Labels": labels,
@@ -526,6 +531,24 @@ mod tests {
         assert_eq!(b["Labels"], json!({"a": "b"}));
         assert_eq!(b["Entrypoint"], json!([]));
         assert_eq!(b["Cmd"], json!(["sh"]));
+    }
+
+    #[test]
+    fn detached_runs_attach_nothing() {
+        let t = T::try_parse_from(["run", "-i"]).unwrap();
+        let mut a = t.a;
+        let b = create_body(&a, "bb", &[], |_| None, &[]).unwrap();
+        assert_eq!(
+            (b["AttachStdin"].as_bool(), b["StdinOnce"].as_bool()),
+            (Some(true), Some(true))
+        );
+        a.detached = true;
+        let b = create_body(&a, "bb", &[], |_| None, &[]).unwrap();
+        assert_eq!(
+            (b["OpenStdin"].as_bool(), b["StdinOnce"].as_bool()),
+            (Some(true), Some(false))
+        );
+        assert_eq!(b["AttachStdin"], false);
     }
 
     #[test]

@@ -201,6 +201,39 @@ fn netns_berth_cli_containers() {
     assert!(text(&it.stdout).contains("on-a-tty"), "{it:?}");
     assert_eq!(it.status.code(), Some(4), "{it:?}");
 
+    // --sig-proxy (the default): a SIGTERM to berth reaches the container, whose code is berth's.
+    let mut proxied = Command::new(BERTH)
+        .env("BERTH_HOST", format!("unix://{}", d.sock.display()))
+        .args([
+            "run",
+            "--rm",
+            "--name",
+            "sp",
+            IMAGE,
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 9' TERM; echo ready; while :; do sleep 0.1; done",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = [0u8; 6];
+    proxied
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut ready)
+        .unwrap();
+    assert_eq!(&ready, b"ready\n");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(proxied.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = proxied.wait_with_output().unwrap();
+    assert_eq!(text(&out.stdout), "got-term\n");
+    assert_eq!(out.status.code(), Some(9), "{out:?}");
+
     // Docker's exit codes: 127 not found, 126 not executable, 125 refused, 1 other errors.
     let nf = d.docker(&["run", "--rm", IMAGE, "/no/such/cmd"]);
     assert_eq!(nf.status.code(), Some(127), "{nf:?}");

@@ -36,6 +36,9 @@ pub struct RunArgs {
     /// Override the key sequence for detaching a container
     #[arg(long = "detach-keys")]
     pub detach_keys: Option<String>,
+    /// Proxy received signals to the process (non-TTY)
+    #[arg(long = "sig-proxy", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub sig_proxy: bool,
     /// Print help
     #[arg(long, action = clap::ArgAction::Help)]
     help: Option<bool>,
@@ -88,7 +91,7 @@ pub enum ContainerCmd {
     /// Stop one or more running containers
     Stop {
         /// Seconds to wait before killing the container
-        #[arg(short, long, allow_hyphen_values = true)]
+        #[arg(short, long, alias = "timeout", allow_hyphen_values = true)]
         time: Option<i64>,
         #[command(flatten)]
         names: Names,
@@ -96,7 +99,7 @@ pub enum ContainerCmd {
     /// Restart one or more containers
     Restart {
         /// Seconds to wait before killing the container
-        #[arg(short, long, allow_hyphen_values = true)]
+        #[arg(short, long, alias = "timeout", allow_hyphen_values = true)]
         time: Option<i64>,
         #[command(flatten)]
         names: Names,
@@ -283,7 +286,10 @@ fn start_error_code(message: &str) -> i32 {
         || m.contains("not found in $path")
     {
         127
-    } else if m.contains("permission denied") || m.contains("cannot be invoked") {
+    } else if m.contains("permission denied")
+        || m.contains("cannot be invoked")
+        || m.contains("is a directory")
+    {
         126
     } else {
         125
@@ -366,7 +372,9 @@ async fn create(
         .ok_or_else(|| status_exit(125, "berthd's create answer has no Id"))
 }
 
-async fn run(c: &Client, r: RunArgs) -> anyhow::Result<i32> {
+async fn run(c: &Client, mut r: RunArgs) -> anyhow::Result<i32> {
+    super::image::check_ref(&r.image).map_err(|e| status_exit(125, e))?;
+    r.args.detached = r.detach;
     let id = create(c, &r.args, &r.image, &r.command).await?;
     let start = format!("/containers/{id}/start");
     if r.detach {
@@ -402,8 +410,37 @@ async fn run(c: &Client, r: RunArgs) -> anyhow::Result<i32> {
         waiter.abort();
         return Err(status_exit(start_error_code(&e.to_string()), e));
     }
+    if r.sig_proxy && !tty {
+        proxy_signals(c, &id);
+    }
     session(c, io, tty, stdin, Resize::Container(id.clone())).await?;
     wait_code(c, &id, waiter).await
+}
+
+/// Forwards the signals a user sends berth (ctrl-c, kill) to the container, as the docker
+/// CLI's `--sig-proxy` does; with a TTY the terminal carries them instead.
+fn proxy_signals(c: &Client, id: &str) {
+    use tokio::signal::unix::{SignalKind, signal};
+    for (kind, num) in [
+        (SignalKind::interrupt(), 2),
+        (SignalKind::terminate(), 15),
+        (SignalKind::hangup(), 1),
+        (SignalKind::quit(), 3),
+        (SignalKind::user_defined1(), 10),
+        (SignalKind::user_defined2(), 12),
+    ] {
+        let Ok(mut sig) = signal(kind) else {
+            continue;
+        };
+        let c = c.clone();
+        let path = format!("/containers/{id}/kill?signal={num}");
+        tokio::spawn(async move {
+            while sig.recv().await.is_some() {
+                // A container already gone has nothing to receive it.
+                let _ = c.call(Method::POST, &path, None).await;
+            }
+        });
+    }
 }
 
 type Waiter = tokio::task::JoinHandle<Result<Value, ClientError>>;
@@ -428,8 +465,10 @@ async fn waiter(c: &Client, id: &str, condition: &str) -> Result<Waiter, ClientE
 /// The exit code once the attached stream has ended: the waiter's, or 0 when the container is
 /// still running (the user detached).
 async fn wait_code(c: &Client, id: &str, mut waiter: Waiter) -> anyhow::Result<i32> {
+    // Detached (ctrl-p ctrl-q): the container still runs; say so without a delay.
+    let mut grace = Duration::from_millis(200);
     loop {
-        match tokio::time::timeout(Duration::from_secs(2), &mut waiter).await {
+        match tokio::time::timeout(grace, &mut waiter).await {
             Ok(r) => {
                 let v = r.context("waiting for the container")??;
                 if let Some(m) = v["Error"]["Message"].as_str().filter(|m| !m.is_empty()) {
@@ -438,10 +477,16 @@ async fn wait_code(c: &Client, id: &str, mut waiter: Waiter) -> anyhow::Result<i
                 return Ok(v["StatusCode"].as_i64().unwrap_or(0) as i32);
             }
             Err(_) => {
-                let i: Value = c.get(&format!("/containers/{id}/json")).await?;
-                if i["State"]["Running"].as_bool() == Some(true) {
-                    waiter.abort();
-                    return Ok(0);
+                grace = Duration::from_secs(2);
+                match c.get::<Value>(&format!("/containers/{id}/json")).await {
+                    Ok(i) if i["State"]["Running"].as_bool() == Some(true) => {
+                        waiter.abort();
+                        return Ok(0);
+                    }
+                    // Gone (--rm) or exited: the waiter has the code; keep waiting for it.
+                    Ok(_) => {}
+                    Err(e) if e.status() == 404 => {}
+                    Err(e) => return Err(e.into()),
                 }
             }
         }
@@ -612,8 +657,13 @@ pub async fn container(c: &Client, cmd: ContainerCmd) -> anyhow::Result<i32> {
                 ("tail", tail),
                 ("timestamps", timestamps.to_string()),
             ];
-            q.extend(since.map(|s| ("since", s)));
-            q.extend(until.map(|s| ("until", s)));
+            for (k, v) in [("since", since), ("until", until)] {
+                if let Some(v) = v {
+                    let t =
+                        berth_cli::events::timestamp(&v, now()).map_err(|e| status_exit(1, e))?;
+                    q.push((k, t));
+                }
+            }
             let path = format!("/containers/{}/logs{}", enc(&container), query(q));
             let mut s = c
                 .stream(Method::GET, &path, berth_cli::client::empty(), &[])
@@ -817,13 +867,15 @@ async fn stats(
     let names = if containers.is_empty() {
         let list: Vec<Value> = c.get(&format!("/containers/json?all={all}")).await?;
         list.iter()
-            .filter_map(|i| i["Id"].as_str().map(|s| s[..12.min(s.len())].to_string()))
+            .filter_map(|i| i["Id"].as_str().map(rows::short_id))
             .collect()
     } else {
         containers
     };
     let terminal = std::io::stdout().is_terminal();
     loop {
+        // A round lasts at least a second, even when berthd answers at once (stopped ones).
+        let pace = tokio::time::sleep(Duration::from_secs(1));
         let samples = futures::future::join_all(names.iter().map(|n| async move {
             let v: Result<Value, ClientError> = c
                 .get(&format!("/containers/{}/stats?stream=false", enc(n)))
@@ -835,6 +887,8 @@ async fn stats(
         for s in samples {
             match s {
                 Ok(r) => rows.push(r),
+                // A container removed while streaming drops out, as in Docker.
+                Err(e) if e.status() == 404 && !no_stream => {}
                 Err(e) => return Err(e.into()),
             }
         }
@@ -848,6 +902,7 @@ async fn stats(
         if no_stream {
             return Ok(0);
         }
+        pace.await;
     }
 }
 
@@ -901,6 +956,7 @@ async fn inspect(
         for k in kinds {
             let path = match *k {
                 "container" => format!("/containers/{}/json", enc(n)),
+                "image" if super::image::check_ref(n).is_err() => continue,
                 "image" => format!("/images/{n}/json"),
                 "network" => format!("/networks/{}", enc(n)),
                 _ => format!("/volumes/{}", enc(n)),

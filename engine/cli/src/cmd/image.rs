@@ -194,6 +194,26 @@ async fn input_body(path: Option<&str>) -> anyhow::Result<Body> {
     }
 }
 
+/// Refuses an image reference that cannot go into a request path as it is (dockerd takes
+/// `localhost:5000/a/b:v1` unescaped; `?`, `#`, spaces would change the request).
+pub fn check_ref(name: &str) -> anyhow::Result<()> {
+    let ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._:/@-+".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(Exit {
+            code: 1,
+            message: format!(
+                "Error: invalid reference format: {name:?} (valid: [HOST[:PORT]/]NAME[:TAG|@DIGEST] with letters, digits, . _ - / : @)"
+            ),
+        }
+        .into())
+    }
+}
+
 /// A tar archive's headers.
 const TAR: &[(&str, &str)] = &[("Content-Type", "application/x-tar")];
 
@@ -376,6 +396,7 @@ pub async fn image(c: &Client, cmd: ImageCmd) -> anyhow::Result<i32> {
             Ok(0)
         }
         ImageCmd::Push { quiet, name } => {
+            check_ref(&name)?;
             let (repo, tag) = split_tag(&name);
             let q = query(tag.map(|t| ("tag", t.to_string())));
             // No credentials of our own: berthd uses its credential store (`{}` is Docker's
@@ -393,6 +414,8 @@ pub async fn image(c: &Client, cmd: ImageCmd) -> anyhow::Result<i32> {
             Ok(0)
         }
         ImageCmd::Tag { source, target } => {
+            check_ref(&source)?;
+            check_ref(&target)?;
             let (repo, tag) = split_tag(&target);
             let mut q = vec![("repo", repo.to_string())];
             q.extend(tag.map(|t| ("tag", t.to_string())));
@@ -409,6 +432,9 @@ pub async fn image(c: &Client, cmd: ImageCmd) -> anyhow::Result<i32> {
             no_prune,
             images,
         } => {
+            for i in &images {
+                check_ref(i)?;
+            }
             for_each(&images, |n| async move {
                 let out: Vec<Value> = c
                     .json(
@@ -430,45 +456,42 @@ pub async fn image(c: &Client, cmd: ImageCmd) -> anyhow::Result<i32> {
             .await
         }
         ImageCmd::Save { output, images } => {
+            for i in &images {
+                check_ref(i)?;
+            }
             let q = query(images.iter().map(|i| ("names", i.clone())));
-            let mut out: Box<dyn Write> = match &output {
-                Some(path) => Box::new(std::io::BufWriter::new(
-                    std::fs::File::create(path).map_err(|e| Exit {
+            if output.is_none() && std::io::stdout().is_terminal() {
+                return Err(Exit {
+                    code: 1,
+                    message: "Error: cowardly refusing to save to a terminal. Use the -o flag or redirect".into(),
+                }
+                .into());
+            }
+            let mut s = c
+                .stream(Method::GET, &format!("/images/get{q}"), empty(), &[])
+                .await?;
+            match &output {
+                None => berth_cli::client::copy_to(&mut s, &mut std::io::stdout().lock()).await?,
+                Some(path) => {
+                    // Written beside the target and renamed at the end: a failure leaves the
+                    // old file (if any) as it was and no partial archive.
+                    let dir = std::path::Path::new(path)
+                        .parent()
+                        .filter(|d| !d.as_os_str().is_empty())
+                        .unwrap_or(std::path::Path::new("."));
+                    let bad = |e: &dyn std::fmt::Display| Exit {
                         code: 1,
                         message: format!(
                             "Error: failed to save image: invalid output path {path:?}: {e}"
                         ),
-                    })?,
-                )),
-                None if std::io::stdout().is_terminal() => {
-                    return Err(Exit {
-                        code: 1,
-                        message: "Error: cowardly refusing to save to a terminal. Use the -o flag or redirect".into(),
-                    }
-                    .into());
-                }
-                None => Box::new(std::io::stdout().lock()),
-            };
-            let mut s = c
-                .stream(Method::GET, &format!("/images/get{q}"), empty(), &[])
-                .await;
-            if s.is_err() {
-                if let Some(path) = &output {
-                    let _ = std::fs::remove_file(path);
+                    };
+                    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| bad(&e))?;
+                    let mut out = std::io::BufWriter::new(tmp);
+                    berth_cli::client::copy_to(&mut s, &mut out).await?;
+                    let tmp = out.into_inner().map_err(|e| bad(&e.error().to_string()))?;
+                    tmp.persist(path).map_err(|e| bad(&e.error))?;
                 }
             }
-            let r = berth_cli::client::copy_to(
-                s.as_mut().map_err(|e| anyhow::anyhow!("{e}"))?,
-                &mut out,
-            )
-            .await;
-            if r.is_err() {
-                if let Some(path) = &output {
-                    // No partial archive left behind.
-                    let _ = std::fs::remove_file(path);
-                }
-            }
-            r?;
             Ok(0)
         }
         ImageCmd::Load { input, quiet } => {
@@ -541,6 +564,7 @@ pub async fn image(c: &Client, cmd: ImageCmd) -> anyhow::Result<i32> {
             format,
             image,
         } => {
+            check_ref(&image)?;
             let list: Vec<Value> = c.get(&format!("/images/{image}/history")).await?;
             let now = now();
             let rows: Vec<Value> = list
@@ -561,6 +585,22 @@ pub async fn image(c: &Client, cmd: ImageCmd) -> anyhow::Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn references_that_would_change_the_request_are_refused() {
+        for ok in [
+            "busybox",
+            "localhost:5000/a/b:v1",
+            "bb@sha256:abc",
+            "sha256:ff",
+        ] {
+            assert!(check_ref(ok).is_ok(), "{ok}");
+        }
+        for bad in ["alpine?x", "a b", "a#b", "", "é"] {
+            let e = check_ref(bad).unwrap_err().to_string();
+            assert!(e.contains("invalid reference format"), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn tags_split_as_docker() {

@@ -190,12 +190,8 @@ fn pairs(flag: &str, list: &[String]) -> anyhow::Result<Map<String, Value>> {
 
 /// Asks for confirmation on a terminal (prune without `-f`).
 pub fn confirm(what: &str) -> bool {
-    use std::io::{BufRead, IsTerminal};
+    use std::io::BufRead;
     eprint!("WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ");
-    if !std::io::stdin().is_terminal() {
-        eprintln!();
-        return false;
-    }
     let mut line = String::new();
     let _ = std::io::stdin().lock().read_line(&mut line);
     matches!(line.trim(), "y" | "Y" | "yes")

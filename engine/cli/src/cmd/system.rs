@@ -217,28 +217,38 @@ pub async fn system(c: &Client, cmd: SystemCmd) -> anyhow::Result<i32> {
                 )
                 .await?;
             let mut failed = None;
-            s.lines(|l| {
-                let Ok(v) = serde_json::from_slice::<Value>(l) else {
-                    return Ok(());
-                };
-                let mut out = Vec::new();
-                match &template {
-                    None => out = format!("{}\n", berth_cli::events::event_line(&v)).into_bytes(),
-                    Some(t) => {
-                        if let Err(e) = t.write(&mut out, std::slice::from_ref(&v), &[]) {
-                            failed = Some(e);
+            let r = s
+                .lines(|l| {
+                    let Ok(v) = serde_json::from_slice::<Value>(l) else {
+                        return Ok(());
+                    };
+                    let mut out = Vec::new();
+                    match &template {
+                        None => {
+                            out = format!("{}\n", berth_cli::events::event_line(&v)).into_bytes()
+                        }
+                        Some(t) => {
+                            if let Err(e) = t.write(&mut out, std::slice::from_ref(&v), &[]) {
+                                // Stop at the first: without --until the stream never ends.
+                                let message = e.to_string();
+                                failed = Some(e);
+                                return Err(berth_cli::client::ClientError::Decode {
+                                    path: "/events".into(),
+                                    message,
+                                });
+                            }
                         }
                     }
-                }
-                let mut so = std::io::stdout().lock();
-                let _ = std::io::Write::write_all(&mut so, &out);
-                let _ = std::io::Write::flush(&mut so);
-                Ok(())
-            })
-            .await?;
+                    let mut so = std::io::stdout().lock();
+                    let _ = std::io::Write::write_all(&mut so, &out);
+                    let _ = std::io::Write::flush(&mut so);
+                    Ok(())
+                })
+                .await;
             if let Some(e) = failed {
                 return Err(e);
             }
+            r?;
             Ok(0)
         }
         SystemCmd::Version { format } => {
