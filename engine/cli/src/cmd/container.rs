@@ -630,13 +630,13 @@ pub async fn container(c: &Client, cmd: ContainerCmd) -> anyhow::Result<i32> {
                 .iter()
                 .map(|i| rows::ps_row(i, now, no_trunc))
                 .collect();
-            let f = if quiet {
-                Format::quiet()
-            } else {
-                Format::parse(format.as_deref(), rows::PS_TABLE)?
-            };
-            f.write(&mut std::io::stdout().lock(), &rows, rows::PS_HEADERS)?;
-            Ok(0)
+            super::print_rows(
+                &rows,
+                quiet,
+                format.as_deref(),
+                rows::PS_TABLE,
+                rows::PS_HEADERS,
+            )
         }
         ContainerCmd::Logs {
             follow,

@@ -571,13 +571,13 @@ pub async fn image(c: &Client, cmd: ImageCmd) -> anyhow::Result<i32> {
                 .iter()
                 .map(|h| rows::history_row(h, now, no_trunc))
                 .collect();
-            let f = if quiet {
-                Format::quiet()
-            } else {
-                Format::parse(format.as_deref(), rows::HISTORY_TABLE)?
-            };
-            f.write(&mut std::io::stdout().lock(), &rows, rows::HISTORY_HEADERS)?;
-            Ok(0)
+            super::print_rows(
+                &rows,
+                quiet,
+                format.as_deref(),
+                rows::HISTORY_TABLE,
+                rows::HISTORY_HEADERS,
+            )
         }
     }
 }

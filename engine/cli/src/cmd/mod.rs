@@ -10,6 +10,7 @@ pub mod system;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use berth_cli::client::ClientError;
+use berth_cli::output::Format;
 use serde_json::Value;
 
 use crate::Exit;
@@ -40,6 +41,24 @@ pub fn filters(list: &[String]) -> anyhow::Result<Option<String>> {
             .insert(v.to_string(), Value::Bool(true));
     }
     Ok(Some(Value::Object(m).to_string()))
+}
+
+/// Prints list rows: their IDs with `-q`, else as `--format` says over the command's default
+/// `table` and `headers`.
+pub fn print_rows(
+    rows: &[Value],
+    quiet: bool,
+    format: Option<&str>,
+    table: &str,
+    headers: &[(&str, &str)],
+) -> anyhow::Result<i32> {
+    let f = if quiet {
+        Format::quiet()
+    } else {
+        Format::parse(format, table)?
+    };
+    f.write(&mut std::io::stdout().lock(), rows, headers)?;
+    Ok(0)
 }
 
 /// Runs `each` for every name, printing what it returns; errors are printed as they come and

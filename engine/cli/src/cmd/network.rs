@@ -307,13 +307,13 @@ pub async fn network(c: &Client, cmd: NetworkCmd) -> anyhow::Result<i32> {
                 .map(|n| rows::network_row(n, no_trunc))
                 .collect();
             rows.sort_by(|a, b| a["Name"].as_str().cmp(&b["Name"].as_str()));
-            let f = if quiet {
-                Format::quiet()
-            } else {
-                Format::parse(format.as_deref(), rows::NETWORKS_TABLE)?
-            };
-            f.write(&mut std::io::stdout().lock(), &rows, rows::NETWORKS_HEADERS)?;
-            Ok(0)
+            super::print_rows(
+                &rows,
+                quiet,
+                format.as_deref(),
+                rows::NETWORKS_TABLE,
+                rows::NETWORKS_HEADERS,
+            )
         }
         NetworkCmd::Inspect { format, networks } => {
             inspect_each(c, "/networks", &networks, format.as_deref()).await
