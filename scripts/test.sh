@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/cache/berth/target}"
+# One-shot builds gain nothing from incremental artifacts, which grew the cache past the disk.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 FUZZ_SECONDS="${FUZZ_SECONDS:-20}"
 
 step() { printf '\n=== %s\n' "$*"; }

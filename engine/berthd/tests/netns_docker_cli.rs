@@ -72,6 +72,47 @@ fn netns_docker_cli_drives_berthd() {
     let out = d.docker(&["logs", "web"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "started\n");
     assert_eq!(String::from_utf8_lossy(&out.stderr), "warn\n");
+    // logs -f follows what comes after.
+    let mut follow = Command::new(DOCKER)
+        .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
+        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
+        .args(["logs", "-f", "web"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    d.ok(&["exec", "web", "sh", "-c", "echo later > /proc/1/fd/1"]);
+    let mut seen = Vec::new();
+    let mut so = follow.stdout.take().unwrap();
+    let mut buf = [0u8; 256];
+    while !String::from_utf8_lossy(&seen).contains("later") {
+        let n = so.read(&mut buf).unwrap();
+        assert!(
+            n > 0,
+            "docker logs -f ended: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buf[..n]);
+    }
+    follow.kill().unwrap();
+    follow.wait().unwrap();
+    // exec -it under a pty: a terminal inside, the exec's code outside.
+    let it = Command::new("script")
+        .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
+        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
+        .args([
+            "-qec",
+            &format!("{DOCKER} exec -it web sh -c '[ -t 0 ] && echo exec-on-a-tty; exit 6'"),
+            "/dev/null",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&it.stdout).contains("exec-on-a-tty"),
+        "{it:?}"
+    );
+    assert_eq!(it.status.code(), Some(6), "{it:?}");
 
     // exec: output, exit codes (127 for a missing command, as Docker), -d.
     assert_eq!(
