@@ -386,19 +386,7 @@ async fn run(c: &Client, mut r: RunArgs) -> anyhow::Result<i32> {
     }
     let tty = r.args.tty;
     let stdin = r.args.interactive;
-    let mut q = vec![
-        ("stream", "1".to_string()),
-        ("stdout", "1".to_string()),
-        ("stderr", "1".to_string()),
-    ];
-    if stdin {
-        q.push(("stdin", "1".into()));
-    }
-    if let Some(k) = &r.detach_keys {
-        q.push(("detachKeys", k.clone()));
-    }
-    let io = c
-        .upgrade(&format!("/containers/{id}/attach{}", query(q)), None)
+    let io = attach_streams(c, &id, stdin, r.detach_keys.clone())
         .await
         .map_err(|e| status_exit(125, e))?;
     // Waiting starts before the start, so a quick exit is not missed.
@@ -441,6 +429,27 @@ fn proxy_signals(c: &Client, id: &str) {
             }
         });
     }
+}
+
+/// Attaches to `id`'s output (and its stdin when `stdin`), upgraded to a raw stream; the
+/// attachment `run`, `start -a` and `attach` share.
+async fn attach_streams(
+    c: &Client,
+    id: &str,
+    stdin: bool,
+    detach_keys: Option<String>,
+) -> Result<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>, ClientError> {
+    let mut q = vec![
+        ("stream", "1".to_string()),
+        ("stdout", "1".to_string()),
+        ("stderr", "1".to_string()),
+    ];
+    if stdin {
+        q.push(("stdin", "1".into()));
+    }
+    q.extend(detach_keys.map(|k| ("detachKeys", k)));
+    c.upgrade(&format!("/containers/{id}/attach{}", query(q)), None)
+        .await
 }
 
 type Waiter = tokio::task::JoinHandle<Result<Value, ClientError>>;
@@ -568,13 +577,7 @@ pub async fn container(c: &Client, cmd: ContainerCmd) -> anyhow::Result<i32> {
                 let id = i["Id"].as_str().unwrap_or(name).to_string();
                 let tty = i["Config"]["Tty"].as_bool().unwrap_or(false);
                 let stdin = interactive && i["Config"]["OpenStdin"].as_bool().unwrap_or(false);
-                let q = if stdin { "&stdin=1" } else { "" };
-                let io = c
-                    .upgrade(
-                        &format!("/containers/{id}/attach?stream=1&stdout=1&stderr=1{q}"),
-                        None,
-                    )
-                    .await?;
+                let io = attach_streams(c, &id, stdin, None).await?;
                 let waiter = waiter(c, &id, "next-exit").await?;
                 c.call(Method::POST, &format!("/containers/{id}/start"), None)
                     .await?;
@@ -751,18 +754,7 @@ pub async fn container(c: &Client, cmd: ContainerCmd) -> anyhow::Result<i32> {
             }
             let tty = i["Config"]["Tty"].as_bool().unwrap_or(false);
             let stdin = !no_stdin && i["Config"]["OpenStdin"].as_bool().unwrap_or(false);
-            let mut q = vec![
-                ("stream", "1".to_string()),
-                ("stdout", "1".to_string()),
-                ("stderr", "1".to_string()),
-            ];
-            if stdin {
-                q.push(("stdin", "1".into()));
-            }
-            q.extend(detach_keys.map(|k| ("detachKeys", k)));
-            let io = c
-                .upgrade(&format!("/containers/{id}/attach{}", query(q)), None)
-                .await?;
+            let io = attach_streams(c, &id, stdin, detach_keys).await?;
             let waiter = waiter(c, &id, "next-exit").await?;
             session(c, io, tty, stdin, Resize::Container(id.clone())).await?;
             wait_code(c, &id, waiter).await
