@@ -185,12 +185,24 @@ pub async fn archive_put(
         e.emit_container(&id, "extract-to-dir", &[]);
         root
     };
-    let reader = BodyReader {
+    let mut reader = BodyReader {
         stream: body.into_data_stream(),
         handle: tokio::runtime::Handle::current(),
         cur: Bytes::new(),
     };
-    blocking(move || root.extract(&path, reader, preserve).map_err(api_error)).await?;
+    blocking(move || {
+        root.extract(&path, &mut reader, preserve)
+            .map_err(api_error)?;
+        // The tar ends at its end-of-archive blocks, but the client still sends the record's
+        // padding after them: read it (bounded) before answering, or the answer and close
+        // race the client's last writes and it sees "error writing a body".
+        let _ = std::io::copy(
+            &mut std::io::Read::take(&mut reader, 1 << 20),
+            &mut std::io::sink(),
+        );
+        Ok(())
+    })
+    .await?;
     Ok(StatusCode::OK.into_response())
 }
 
