@@ -115,6 +115,7 @@ impl Engine {
             ..ResolverConfig::default()
         });
         let runtime = RuncLike::find(cfg.runtime.as_deref(), &cfg.exec_root.join("runtime"))?;
+        tracing::info!(runtime = %runtime.binary().display(), "OCI runtime");
         let mut containers = BTreeMap::new();
         let dir = cfg.data_root.join("containers");
         for e in fs::read_dir(&dir).map_err(io_err(format!("reading {}", dir.display())))? {

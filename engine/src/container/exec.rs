@@ -16,9 +16,9 @@ use super::exit::ExitWatch;
 use super::state::{Op, check};
 use super::{ContainerError, io_err};
 use crate::runtime::attach::{self, AttachRequest, Request};
+use crate::runtime::env;
 use crate::runtime::logs::Rotation;
 use crate::runtime::shim::{self, ShimConfig, ShimIo};
-use crate::runtime::{env, user};
 
 /// `docker exec` options.
 #[derive(Debug, Clone, Default)]
@@ -139,17 +139,11 @@ impl Engine {
         )
         .map_err(|e| ContainerError::Invalid(format!("container {}: its spec: {e}", c.name)))?;
         let rootfs = bundle.join("rootfs");
-        let read = |p: &str| {
-            super::mounts::inside(&rootfs, p)
-                .and_then(|f| fs::read_to_string(f).ok())
-                .unwrap_or_default()
-        };
-        let ids = user::resolve(
+        let ids = super::confined::resolve_user(
+            &rootfs,
             opts.user.as_deref().unwrap_or(&c.user),
-            &read("etc/passwd"),
-            &read("etc/group"),
-        )
-        .map_err(|e| ContainerError::Invalid(format!("container {}: {e}", c.name)))?;
+            &c.name,
+        )?;
         let mut extra = Vec::new();
         for e in &opts.env {
             if let Some(kv) = env::parse_env_arg(e, |_| None)

@@ -7,6 +7,7 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
+use super::confined::resolve_user;
 use super::engine::{Engine, host_hard_limit};
 use super::exit::{ExitWatch, is_shim_of};
 use super::restart::next_delay;
@@ -19,7 +20,6 @@ use crate::runtime::logs::{Rotation, now_rfc3339_nano};
 use crate::runtime::oci::OciRuntime;
 use crate::runtime::shim::{self, ShimConfig, ShimIo};
 use crate::runtime::spec::{SpecInput, parse_ulimit, spec};
-use crate::runtime::user;
 use crate::volume::spec::parse_size;
 
 /// What happened after a container's process ended.
@@ -248,13 +248,7 @@ impl Engine {
                 self.volumes.path(n).display().to_string()
             }));
         }
-        let read = |p: &str| {
-            mounts::inside(&rootfs, p)
-                .and_then(|f| fs::read_to_string(f).ok())
-                .unwrap_or_default()
-        };
-        let ids = user::resolve(&c.user, &read("etc/passwd"), &read("etc/group"))
-            .map_err(|e| ContainerError::Invalid(format!("container {}: {e}", c.name)))?;
+        let ids = resolve_user(&rootfs, &c.user, &c.name)?;
 
         let (net, etc_dir) = self.setup_network(id).await?;
         let mut rlimits = Vec::new();

@@ -14,6 +14,7 @@
 //! after a crash both end consistent.
 
 pub mod archive;
+pub mod confined;
 mod connect;
 mod engine;
 pub mod etc;

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     /// No runtime program was found.
-    #[error("no OCI runtime found: install crun or runc (looked for {0})")]
+    #[error("no OCI runtime found: install runc or crun (looked for {0})")]
     NotFound(String),
     /// It could not be started.
     #[error("{runtime}: {source}")]
@@ -101,10 +101,10 @@ pub struct RuncLike {
 }
 
 const SEARCH: [&str; 4] = [
-    "/usr/bin/crun",
-    "/usr/sbin/crun",
     "/usr/bin/runc",
     "/usr/sbin/runc",
+    "/usr/bin/crun",
+    "/usr/sbin/crun",
 ];
 
 impl RuncLike {
@@ -168,7 +168,9 @@ impl RuncLike {
         Ok(())
     }
 
-    /// `--runtime NAME` (`crun`, `runc` or a path), or the first installed (crun, then runc).
+    /// `--runtime NAME` (`crun`, `runc` or a path), or the first installed: runc, as Docker
+    /// defaults to it, then crun (Debian's crun refuses hosts with cgroup v1 plus a v2 mount
+    /// holding controllers, "cgroups in hybrid mode not supported", where runc works).
     pub fn find(wanted: Option<&str>, root: &Path) -> Result<RuncLike, RuntimeError> {
         let candidates: Vec<PathBuf> = match wanted {
             Some(w) if w.contains('/') => vec![PathBuf::from(w)],
@@ -351,7 +353,7 @@ mod tests {
         let e = RuncLike::find(Some("/nonexistent/youki"), Path::new("/tmp")).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "no OCI runtime found: install crun or runc (looked for /nonexistent/youki)"
+            "no OCI runtime found: install runc or crun (looked for /nonexistent/youki)"
         );
         let e = RuncLike::find(Some("no-such-runtime"), Path::new("/tmp")).unwrap_err();
         assert!(e.to_string().contains("/usr/sbin/no-such-runtime"), "{e}");
