@@ -338,7 +338,13 @@ async fn netns_containers_web_dns_volumes_logs_exec_stop() {
     let mut while_running = None;
     let watch = e.exit_watch("talker").unwrap().expect("running");
     while !seen.iter().any(|l| l == "three\n") {
-        seen.extend(follower.poll().unwrap().into_iter().map(|l| l.log));
+        seen.extend(
+            follower
+                .poll(usize::MAX)
+                .unwrap()
+                .into_iter()
+                .map(|l| l.log),
+        );
         if while_running.is_none() && !seen.is_empty() && !watch.exited() {
             while_running = Some(seen.clone());
         }

@@ -12,8 +12,9 @@ use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use engine::container::{Engine, LogOptions};
+use engine::container::{ContainerError, Engine, LogFollower, LogOptions, LogWatch};
 use engine::events::Event;
+use engine::runtime::logs::LogLine;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
@@ -509,43 +510,34 @@ async fn container_wait(State(st): State<AppState>, Path(what): Path<String>, q:
         .into_response())
 }
 
+/// Waits on the container's published state (the supervisor records every exit): no lock is
+/// held while waiting and nothing polls. `next-exit` counts an exit recorded after the wait
+/// began (a run that began and ended meanwhile included); `removed` ends when the container's
+/// channel closes.
 async fn wait_for(st: &AppState, id: &str, condition: &str) -> Result<i32, ApiError> {
-    let mut waited = false;
-    let mut first_start: Option<String> = None;
+    let mut rx = match st.engine.lock().await.subscribe(id) {
+        Ok(rx) => rx,
+        // Removed already (by --rm or a client): its last exit code was kept for us.
+        Err(ContainerError::NotFound(_)) => {
+            return Ok(st.engine.lock().await.removed_exit_code(id).unwrap_or(0));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let first_finish = rx.borrow().finished_at.clone();
     loop {
-        let mut e = st.engine.lock().await;
-        let Ok(c) = e.get(id) else {
-            // Removed (by --rm or a client): its last exit code was kept for us.
-            return Ok(e.removed_exit_code(id).unwrap_or(0));
+        let (exit_code, exited_since) = {
+            let s = rx.borrow_and_update();
+            let done = !s.status.is_live()
+                && (condition == "not-running" || s.finished_at != first_finish);
+            (s.exit_code, done)
         };
-        let live = c.state.status.is_live();
-        let shim_pid = c.state.shim_pid;
-        let started = c.state.started_at.clone();
-        // A run that began and ended between two looks counts as the next exit.
-        let ran_since = first_start.as_ref().is_some_and(|f| *f != started);
-        first_start.get_or_insert(started);
-        if !live && (condition == "not-running" || waited || ran_since) && condition != "removed" {
-            return Ok(c.state.exit_code);
+        if exited_since && condition != "removed" {
+            return Ok(exit_code);
         }
-        if !live {
-            drop(e);
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
+        if rx.changed().await.is_err() {
+            let kept = st.engine.lock().await.removed_exit_code(id);
+            return Ok(kept.unwrap_or(exit_code));
         }
-        // on_exit names the shim that ended: a container restarted meanwhile (docker restart,
-        // a restart policy) runs under another one and is left alone.
-        match e.exit_watch(id)? {
-            Some(w) => {
-                drop(e);
-                w.wait().await;
-                let _ = st.engine.lock().await.on_exit(id, Some(shim_pid)).await;
-            }
-            // Its shim has gone already: record the exit now.
-            None => {
-                let _ = e.on_exit(id, Some(shim_pid)).await;
-            }
-        }
-        waited = true;
     }
 }
 
@@ -570,10 +562,26 @@ async fn container_logs(State(st): State<AppState>, Path(id): Path<String>, q: Q
     }
     let timestamps = flag(&q, "timestamps");
     let follow = flag(&q, "follow");
-    let e = st.engine.lock().await;
-    let c = e.get(&id)?.clone();
-    let tty = c.options.tty;
-    let frame = move |l: &engine::runtime::logs::LogLine| -> Bytes {
+    // The engine only says where the log is; reading happens outside it.
+    let (tty, path, max_file, state, watch, follower) = {
+        let e = st.engine.lock().await;
+        let tty = e.get(&id)?.options.tty;
+        let (path, max_file) = e.log_source(&id)?;
+        // For --follow, the watch and the follower's place come before the read of what is
+        // there, so nothing written meanwhile is missed.
+        let follow_parts = if follow {
+            let watch = LogWatch::new(&path)
+                .map_err(|err| ApiError::internal(format!("watching the log of {id}: {err}")))?;
+            Some((e.subscribe(&id)?, watch, LogFollower::from_end(&path)))
+        } else {
+            None
+        };
+        match follow_parts {
+            Some((s, w, f)) => (tty, path, max_file, Some(s), Some(w), Some(f)),
+            None => (tty, path, max_file, None, None, None),
+        }
+    };
+    let frame = move |l: &LogLine| -> Bytes {
         let text = if timestamps {
             format!("{} {}", l.time, l.log)
         } else {
@@ -592,75 +600,71 @@ async fn container_logs(State(st): State<AppState>, Path(id): Path<String>, q: Q
     } else {
         "application/vnd.docker.multiplexed-stream"
     };
-    if !follow {
-        let lines = e.logs(&c.id, &opts)?;
-        let mut body = Vec::new();
-        for l in &lines {
-            body.extend_from_slice(&frame(l));
-        }
-        return Ok(([(header::CONTENT_TYPE, content_type)], body).into_response());
-    }
-    let (lines, mut follower) = e.follow_logs(&c.id, &opts)?;
-    drop(e);
+    // Bounded: a slow client holds at most this many frames, however fast the log grows.
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(64);
-    let engine = st.engine.clone();
-    let cid = c.id.clone();
-    let (want_out, want_err) = (opts.stdout, opts.stderr);
-    tokio::spawn(async move {
-        for l in &lines {
-            if tx.send(Ok(frame(l))).await.is_err() {
+    let past = {
+        let tx = tx.clone();
+        let opts = opts.clone();
+        tokio::task::spawn_blocking(move || {
+            let r = engine::container::logs::read(&path, max_file, &opts, |l| {
+                tx.blocking_send(Ok(frame(&l))).is_ok()
+            });
+            if let Err(err) = r {
+                let _ = tx.blocking_send(Err(err));
+            }
+        })
+    };
+    if let (Some(mut state), Some(watch), Some(mut follower)) = (state, watch, follower) {
+        let (want_out, want_err) = (opts.stdout, opts.stderr);
+        tokio::spawn(async move {
+            if past.await.is_err() || tx.is_closed() {
                 return;
             }
-        }
-        loop {
-            let new = match follower.poll() {
-                Ok(n) => n,
-                Err(err) => {
-                    let _ = tx.send(Err(err)).await;
-                    return;
-                }
-            };
-            for l in new.iter().filter(|l| {
-                if l.stream == "stderr" {
-                    want_err
-                } else {
-                    want_out
-                }
-            }) {
-                if tx.send(Ok(frame(l))).await.is_err() {
-                    return;
-                }
-            }
-            let live =
-                engine.lock().await.get(&cid).is_ok_and(|c| {
-                    c.state.status.is_live() || c.state.status.as_str() == "restarting"
-                });
-            if !live {
-                // The last lines the shim wrote before it ended.
-                if let Ok(rest) = follower.poll() {
-                    for l in rest.iter().filter(|l| {
+            loop {
+                // What was appended, a bounded batch at a time.
+                loop {
+                    let batch = match follower.poll(256) {
+                        Ok(b) => b,
+                        Err(err) => {
+                            let _ = tx.send(Err(err)).await;
+                            return;
+                        }
+                    };
+                    if batch.is_empty() {
+                        break;
+                    }
+                    for l in batch.iter().filter(|l| {
                         if l.stream == "stderr" {
                             want_err
                         } else {
                             want_out
                         }
                     }) {
-                        let _ = tx.send(Ok(frame(l))).await;
+                        if tx.send(Ok(frame(l))).await.is_err() {
+                            return;
+                        }
                     }
                 }
-                return;
+                let live = {
+                    let s = state.borrow_and_update();
+                    s.status.is_live() || s.status == engine::container::Status::Restarting
+                };
+                if !live {
+                    return;
+                }
+                // Woken by the log, by the container's state, or by the client leaving.
+                tokio::select! {
+                    () = tx.closed() => return,
+                    r = watch.changed() => if r.is_err() { return },
+                    // Removed: one last look at the log.
+                    r = state.changed() => if r.is_err() { continue },
+                }
             }
-            // A client that hung up ends the follower at once, not at its next line.
-            tokio::select! {
-                () = tx.closed() => return,
-                () = tokio::time::sleep(Duration::from_millis(100)) => {}
-            }
-        }
-    });
-    let stream = tokio_stream_from(rx);
+        });
+    }
     Ok((
         [(header::CONTENT_TYPE, content_type)],
-        Body::from_stream(stream),
+        Body::from_stream(tokio_stream_from(rx)),
     )
         .into_response())
 }

@@ -15,6 +15,7 @@ use netcore::link::RtNetlink;
 use netcore::network::{NetworkManager, Sysctl, random_id};
 use netcore::persist;
 use portproxy::{Proxy, ProxyConfig};
+use tokio::sync::{Notify, watch};
 
 use super::model::{Container, CreateOptions, NetworkMode, State};
 use super::restart::RestartPolicy;
@@ -62,6 +63,12 @@ pub struct Engine {
     /// Where container and network events go (`docker events`); none until a daemon installs
     /// one.
     pub(super) events: Option<EventSink>,
+    /// Each container's state, published on every change (see [`Engine::subscribe`]); the
+    /// sender goes with the container, which tells waiters it was removed.
+    pub(super) states: HashMap<String, watch::Sender<State>>,
+    /// Woken when a container starts running or is left restarting: the supervisor then
+    /// watches it at once (it never rescans on a timer).
+    pub(super) supervise_wake: Arc<Notify>,
     _lock: fs::File,
 }
 
@@ -134,6 +141,10 @@ impl Engine {
                 }
             }
         }
+        let states = containers
+            .values()
+            .map(|c: &Container| (c.id.clone(), watch::Sender::new(c.state.clone())))
+            .collect();
         let mut engine = Engine {
             cfg,
             images: Arc::new(Mutex::new(images)),
@@ -147,6 +158,8 @@ impl Engine {
             runtime,
             host_dns,
             events: None,
+            states,
+            supervise_wake: Arc::new(Notify::new()),
             _lock: lock,
         };
         engine.restore().await;
@@ -248,12 +261,9 @@ impl Engine {
         self.dir(id).join(format!("{id}-json.log"))
     }
 
-    /// `docker logs` without `--follow`: the records `opts` selects.
-    pub fn logs(
-        &self,
-        what: &str,
-        opts: &super::LogOptions,
-    ) -> Result<Vec<crate::runtime::logs::LogLine>, ContainerError> {
+    /// Where container `what` logs: its json-file path and how many files rotation keeps.
+    /// Reading happens outside the engine (see [`super::logs::read`]).
+    pub fn log_source(&self, what: &str) -> Result<(PathBuf, u32), ContainerError> {
         let c = self.get(what)?;
         let max_file = c
             .options
@@ -261,10 +271,24 @@ impl Engine {
             .get("max-file")
             .and_then(|s| s.parse().ok())
             .unwrap_or(1);
-        let path = self.log_path(&c.id);
-        let lines = crate::runtime::logs::read_all(&path, max_file)
-            .map_err(io_err(format!("reading {}", path.display())))?;
-        Ok(super::logs::select(lines, opts))
+        Ok((self.log_path(&c.id), max_file))
+    }
+
+    /// `docker logs` without `--follow`: the records `opts` selects (all of them in memory:
+    /// for the command line; berthd streams with [`super::logs::read`]).
+    pub fn logs(
+        &self,
+        what: &str,
+        opts: &super::LogOptions,
+    ) -> Result<Vec<crate::runtime::logs::LogLine>, ContainerError> {
+        let (path, max_file) = self.log_source(what)?;
+        let mut lines = Vec::new();
+        super::logs::read(&path, max_file, opts, |l| {
+            lines.push(l);
+            true
+        })
+        .map_err(io_err(format!("reading {}", path.display())))?;
+        Ok(lines)
     }
 
     /// `docker logs --follow`: what is there now (as [`Engine::logs`]), then a follower for
@@ -279,11 +303,41 @@ impl Engine {
         Ok((self.logs(what, opts)?, follower))
     }
 
-    /// Writes a container's record atomically.
+    /// Writes a container's record atomically and publishes its state to subscribers.
     pub(super) fn save(&self, id: &str) -> Result<(), ContainerError> {
         let c = &self.containers[id];
         persist::save(&self.dir(id).join(RECORD), c)?;
+        match self.states.get(id) {
+            Some(tx) => {
+                let changed = tx.send_if_modified(|s| {
+                    let changed = *s != c.state;
+                    if changed {
+                        *s = c.state.clone();
+                    }
+                    changed
+                });
+                let status = c.state.status;
+                if changed && (status.is_live() || status == super::Status::Restarting) {
+                    self.supervise_wake.notify_one();
+                }
+            }
+            None => tracing::error!(container = %id, "a container without a state channel"),
+        }
         Ok(())
+    }
+
+    /// Container `what`'s state as it changes: the receiver sees every change the engine
+    /// records (`wait`, `logs -f` and the supervisor wake on it instead of polling) and
+    /// reports the sender closed once the container is removed.
+    pub fn subscribe(&self, what: &str) -> Result<watch::Receiver<State>, ContainerError> {
+        let id = self.resolve(what)?;
+        Ok(self.states[&id].subscribe())
+    }
+
+    /// Notified when a container starts running or is left restarting (the supervisor
+    /// waits on it between its looks).
+    pub fn supervise_wake(&self) -> Arc<Notify> {
+        self.supervise_wake.clone()
     }
 
     /// Changes a container's state and records it.
@@ -499,11 +553,14 @@ impl Engine {
         let saved = fs::create_dir_all(&dir)
             .map_err(io_err(format!("creating {}", dir.display())))
             .and_then(|()| {
+                self.states
+                    .insert(id.clone(), watch::Sender::new(c.state.clone()));
                 self.containers.insert(id.clone(), c);
                 self.save(&id)
             });
         if let Err(e) = saved {
             self.containers.remove(&id);
+            self.states.remove(&id);
             let _ = fs::remove_dir_all(&dir);
             undo_volumes(self);
             return Err(e);

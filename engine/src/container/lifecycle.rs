@@ -682,6 +682,8 @@ impl Engine {
             self.removed.pop_front();
         }
         self.removed.push_back((id.clone(), c.state.exit_code));
+        // Closes every subscriber's channel: `wait --condition removed` ends here.
+        self.states.remove(&id);
         self.emit(|| Event::container(&c, "destroy", &[]));
         if volumes {
             for m in c.mounts.iter().filter(|m| m.anonymous) {

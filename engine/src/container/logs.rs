@@ -1,12 +1,17 @@
-//! `docker logs`: `--tail`, `--since`, `--until` over the json-file records (pure), and
-//! `--follow` by reading what the shim appends, across rotations.
+//! `docker logs`: `--tail` (read from the end), `--since`, `--until` over the json-file
+//! records, and `--follow` by reading what the shim appends, across rotations, woken by
+//! inotify rather than a timer.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Seek, SeekFrom};
+use std::io::{self, BufReader, Seek, SeekFrom};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use crate::runtime::logs::LogLine;
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use tokio::io::unix::AsyncFd;
+
+use crate::runtime::logs::{self, LogLine};
 
 /// Which records to show.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -78,34 +83,65 @@ pub fn parse_time(s: &str) -> Option<(i64, u32)> {
     ))
 }
 
-/// The records `opts` selects, in order.
-pub fn select(lines: Vec<LogLine>, opts: &LogOptions) -> Vec<LogLine> {
+/// Reads the records of the json-file log at `path` (with `max_file` files) that `opts`
+/// selects, oldest first, into `each` until it returns false. `--tail N` reads the files
+/// backwards and holds the N records; everything else streams a record at a time. Records are
+/// in time order, so a backward read stops at the first record before `--since` and a forward
+/// one at the first at or after `--until`.
+pub fn read(
+    path: &Path,
+    max_file: u32,
+    opts: &LogOptions,
+    mut each: impl FnMut(LogLine) -> bool,
+) -> io::Result<()> {
     let since = opts.since.as_deref().and_then(parse_time);
     let until = opts.until.as_deref().and_then(parse_time);
-    let mut out: Vec<LogLine> = lines
-        .into_iter()
-        .filter(|l| (l.stream == "stdout" && opts.stdout) || (l.stream == "stderr" && opts.stderr))
-        .filter(|l| {
+    let stream = |l: &LogLine| {
+        (l.stream == "stdout" && opts.stdout) || (l.stream == "stderr" && opts.stderr)
+    };
+    match opts.tail {
+        Some(0) => Ok(()),
+        Some(n) => {
+            let mut last = Vec::new();
+            logs::for_each_rev(path, max_file, |l| {
+                let t = parse_time(&l.time);
+                if since.is_some_and(|s| t.is_none_or(|t| t < s)) {
+                    return false;
+                }
+                if stream(&l) && until.is_none_or(|u| t.is_some_and(|t| t < u)) {
+                    last.push(l);
+                }
+                last.len() < n
+            })?;
+            for l in last.into_iter().rev() {
+                if !each(l) {
+                    break;
+                }
+            }
+            Ok(())
+        }
+        None => logs::for_each(path, max_file, |l| {
             let t = parse_time(&l.time);
-            since.is_none_or(|s| t.is_some_and(|t| t >= s))
-                && until.is_none_or(|u| t.is_some_and(|t| t < u))
-        })
-        .collect();
-    if let Some(n) = opts.tail {
-        let skip = out.len().saturating_sub(n);
-        out.drain(..skip);
+            if until.is_some_and(|u| t.is_none_or(|t| t >= u)) {
+                return false;
+            }
+            if !stream(&l) || since.is_some_and(|s| t.is_none_or(|t| t < s)) {
+                return true;
+            }
+            each(l)
+        }),
     }
-    out
 }
 
 /// Reads records appended to a json-file log after a point, following it through rotation
-/// (a new file under the name starts over from its beginning).
+/// (a new file under the name starts over from its beginning) and truncation (`max-file=1`
+/// rotates by emptying the file in place), a bounded batch at a time.
 #[derive(Debug)]
 pub struct LogFollower {
     path: PathBuf,
     reader: Option<BufReader<File>>,
     inode: u64,
-    partial: String,
+    partial: Vec<u8>,
 }
 
 impl LogFollower {
@@ -115,59 +151,120 @@ impl LogFollower {
             path: path.to_path_buf(),
             reader: None,
             inode: 0,
-            partial: String::new(),
+            partial: Vec::new(),
         };
         if let Ok(mut file) = File::open(path) {
             let _ = file.seek(SeekFrom::End(0));
             f.inode = file.metadata().map_or(0, |m| m.ino());
-            f.reader = Some(BufReader::new(file));
+            f.reader = Some(BufReader::with_capacity(64 << 10, file));
         }
         f
     }
 
-    /// Records appended since the last call.
-    pub fn poll(&mut self) -> io::Result<Vec<LogLine>> {
+    /// Records appended since the last call, at most `max` of them (more wait for the next
+    /// call; a file rotated away twice between calls is read whole, at most `max-size`).
+    pub fn poll(&mut self, max: usize) -> io::Result<Vec<LogLine>> {
         let mut out = Vec::new();
-        let current = std::fs::metadata(&self.path).map_or(0, |m| m.ino());
-        if let Some(r) = self.reader.as_mut() {
-            Self::read_lines(r, &mut self.partial, &mut out)?;
-        }
-        if current != 0 && current != self.inode {
-            // Rotated (or created): the rest of the old file is read above. When it was rotated
-            // twice since the last poll, the file in between is now `NAME.1`: read it whole.
+        loop {
+            if let Some(r) = self.reader.as_mut() {
+                if Self::read_lines(r, &mut self.partial, &mut out, max)? {
+                    return Ok(out);
+                }
+            }
+            // At the end of what the current file holds.
+            let Ok(meta) = std::fs::metadata(&self.path) else {
+                return Ok(out);
+            };
+            let current = meta.ino();
+            if current == self.inode {
+                let r = self.reader.as_mut().expect("a reader for the known inode");
+                if meta.len() < r.stream_position()? {
+                    // Emptied in place (max-file=1): start over from its beginning.
+                    r.seek(SeekFrom::Start(0))?;
+                    self.partial.clear();
+                    continue;
+                }
+                return Ok(out);
+            }
+            // Rotated (or created). When it was rotated twice since the last look, the file in
+            // between is now `NAME.1`: read it whole.
             let first = PathBuf::from(format!("{}.1", self.path.display()));
             if let Ok(file) = File::open(&first) {
                 if file.metadata().map_or(0, |m| m.ino()) != self.inode && self.inode != 0 {
-                    let mut partial = String::new();
-                    Self::read_lines(&mut BufReader::new(file), &mut partial, &mut out)?;
+                    let mut partial = Vec::new();
+                    Self::read_lines(
+                        &mut BufReader::new(file),
+                        &mut partial,
+                        &mut out,
+                        usize::MAX,
+                    )?;
                 }
             }
             let file = File::open(&self.path)?;
-            self.inode = current;
+            self.inode = file.metadata()?.ino();
             self.partial.clear();
-            let mut r = BufReader::new(file);
-            let mut tmp = Vec::new();
-            Self::read_lines(&mut r, &mut self.partial, &mut tmp)?;
-            out.extend(tmp);
-            self.reader = Some(r);
+            self.reader = Some(BufReader::with_capacity(64 << 10, file));
         }
-        Ok(out)
     }
 
+    /// Reads complete records into `out` until the file's end (false) or `out` holds `max`
+    /// (true). A partial last line is kept in `partial` for the next call.
     fn read_lines(
         r: &mut BufReader<File>,
-        partial: &mut String,
+        partial: &mut Vec<u8>,
         out: &mut Vec<LogLine>,
-    ) -> io::Result<()> {
+        max: usize,
+    ) -> io::Result<bool> {
         loop {
-            let n = r.read_line(partial)?;
-            if n == 0 || !partial.ends_with('\n') {
-                return Ok(());
+            if out.len() >= max {
+                return Ok(true);
             }
-            if let Ok(l) = serde_json::from_str::<LogLine>(partial.trim_end()) {
+            let mut line = std::mem::take(partial);
+            if !logs::read_record(r, &mut line)? {
+                *partial = line;
+                return Ok(false);
+            }
+            if let Ok(l) = serde_json::from_slice::<LogLine>(&line) {
                 out.push(l);
             }
-            partial.clear();
+        }
+    }
+}
+
+/// Wakes a follower when its log may have changed: an inotify watch on the log's directory
+/// (writes, and the new file a rotation creates). Made before the follower reads, it misses
+/// nothing written after.
+#[derive(Debug)]
+pub struct LogWatch {
+    fd: AsyncFd<OwnedFd>,
+}
+
+impl LogWatch {
+    /// Watches the directory of the log at `path`.
+    pub fn new(path: &Path) -> io::Result<LogWatch> {
+        let ino = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        ino.add_watch(
+            dir,
+            AddWatchFlags::IN_MODIFY | AddWatchFlags::IN_CREATE | AddWatchFlags::IN_MOVED_TO,
+        )?;
+        // SAFETY: the descriptor is the inotify instance's, which the AsyncFd owns from here
+        // for its whole life.
+        let fd = unsafe { AsyncFd::register(OwnedFd::from(ino))? };
+        Ok(LogWatch { fd })
+    }
+
+    /// Resolves once something changed since the last call (or since the watch was made).
+    pub async fn changed(&self) -> io::Result<()> {
+        // The events themselves do not matter: the follower looks at the files.
+        let mut buf = [0u8; 4096];
+        loop {
+            let mut guard = self.fd.readable().await?;
+            match nix::unistd::read(self.fd.get_ref(), &mut buf) {
+                Ok(_) => return Ok(()),
+                Err(nix::errno::Errno::EAGAIN) => guard.clear_ready(),
+                Err(e) => return Err(e.into()),
+            }
         }
     }
 }
@@ -176,14 +273,6 @@ impl LogFollower {
 mod tests {
     use super::*;
     use crate::runtime::logs::{JsonFileWriter, Rotation};
-
-    fn line(t: &str, s: &str, text: &str) -> LogLine {
-        LogLine {
-            log: text.into(),
-            stream: s.into(),
-            time: t.into(),
-        }
-    }
 
     #[test]
     fn times() {
@@ -209,59 +298,73 @@ mod tests {
 
     #[test]
     fn tail_since_until_and_streams() {
-        let lines = vec![
-            line("2026-11-23T10:00:00.000000000Z", "stdout", "a\n"),
-            line("2026-11-23T10:00:01.000000000Z", "stderr", "b\n"),
-            line("2026-11-23T10:00:02.000000000Z", "stdout", "c\n"),
-            line("2026-11-23T10:00:03.000000000Z", "stdout", "d\n"),
-        ];
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c-json.log");
+        // Two files, so the tail and the forward read both cross a rotation.
+        let rot = Rotation {
+            max_size: Some(200),
+            max_file: 2,
+        };
+        let mut w = JsonFileWriter::open(&path, rot).unwrap();
+        for (t, s, text) in [
+            ("2026-11-23T10:00:00.000000000Z", "stdout", "a\n"),
+            ("2026-11-23T10:00:01.000000000Z", "stderr", "b\n"),
+            ("2026-11-23T10:00:02.000000000Z", "stdout", "c\n"),
+            ("2026-11-23T10:00:03.000000000Z", "stdout", "d\n"),
+        ] {
+            w.write(s, text.as_bytes(), t).unwrap();
+        }
+        assert!(dir.path().join("c-json.log.1").exists());
         let all = LogOptions {
             stdout: true,
             stderr: true,
             ..Default::default()
         };
         let texts = |o: &LogOptions| {
-            select(lines.clone(), o)
-                .into_iter()
-                .map(|l| l.log)
-                .collect::<Vec<_>>()
-                .concat()
+            let mut v = Vec::new();
+            read(&path, 2, o, |l| {
+                v.push(l.log);
+                true
+            })
+            .unwrap();
+            v.concat()
+        };
+        let with = |f: &dyn Fn(&mut LogOptions)| {
+            let mut o = all.clone();
+            f(&mut o);
+            texts(&o)
         };
         assert_eq!(texts(&all), "a\nb\nc\nd\n");
+        assert_eq!(with(&|o| o.tail = Some(2)), "c\nd\n");
+        assert_eq!(with(&|o| o.tail = Some(9)), "a\nb\nc\nd\n");
+        assert_eq!(with(&|o| o.tail = Some(0)), "");
+        let since = Some("2026-11-23T10:00:01Z".to_string());
+        assert_eq!(with(&|o| o.since = since.clone()), "b\nc\nd\n");
+        let until = Some("2026-11-23T10:00:02Z".to_string());
+        assert_eq!(with(&|o| o.until = until.clone()), "a\nb\n");
+        assert_eq!(with(&|o| o.stderr = false), "a\nc\nd\n");
+        // --tail counts the records the other filters keep.
         assert_eq!(
-            texts(&LogOptions {
-                tail: Some(2),
-                ..all.clone()
+            with(&|o| {
+                o.tail = Some(2);
+                o.stdout = false;
+            }),
+            "b\n"
+        );
+        assert_eq!(
+            with(&|o| {
+                o.tail = Some(1);
+                o.until = until.clone();
+            }),
+            "b\n"
+        );
+        assert_eq!(
+            with(&|o| {
+                o.tail = Some(3);
+                o.since = since.clone();
+                o.stderr = false;
             }),
             "c\nd\n"
-        );
-        assert_eq!(
-            texts(&LogOptions {
-                tail: Some(0),
-                ..all.clone()
-            }),
-            ""
-        );
-        assert_eq!(
-            texts(&LogOptions {
-                since: Some("2026-11-23T10:00:01Z".into()),
-                ..all.clone()
-            }),
-            "b\nc\nd\n"
-        );
-        assert_eq!(
-            texts(&LogOptions {
-                until: Some("2026-11-23T10:00:02Z".into()),
-                ..all.clone()
-            }),
-            "a\nb\n"
-        );
-        assert_eq!(
-            texts(&LogOptions {
-                stderr: false,
-                ..all.clone()
-            }),
-            "a\nc\nd\n"
         );
     }
 
@@ -277,7 +380,7 @@ mod tests {
         w.write("stdout", b"before\n", "2026-11-23T10:00:00.000000000Z")
             .unwrap();
         let mut f = LogFollower::from_end(&path);
-        assert!(f.poll().unwrap().is_empty());
+        assert!(f.poll(usize::MAX).unwrap().is_empty());
         let mut want = Vec::new();
         for i in 0..10 {
             let t = format!("line {i}\n");
@@ -286,12 +389,85 @@ mod tests {
             want.push(t);
             // Two records per file: two rotations between some polls.
             if i % 3 == 0 {
-                let got: Vec<String> = f.poll().unwrap().into_iter().map(|l| l.log).collect();
+                let got: Vec<String> = f
+                    .poll(usize::MAX)
+                    .unwrap()
+                    .into_iter()
+                    .map(|l| l.log)
+                    .collect();
                 assert_eq!(got, want, "after line {i}");
                 want.clear();
             }
         }
-        let got: Vec<String> = f.poll().unwrap().into_iter().map(|l| l.log).collect();
+        let got: Vec<String> = f
+            .poll(usize::MAX)
+            .unwrap()
+            .into_iter()
+            .map(|l| l.log)
+            .collect();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn follow_survives_truncation_and_returns_bounded_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c-json.log");
+        // max-file=1: rotation empties the file in place (same inode).
+        let rot = Rotation {
+            max_size: Some(400),
+            max_file: 1,
+        };
+        let mut w = JsonFileWriter::open(&path, rot).unwrap();
+        let t = "2026-11-23T10:00:00.000000000Z";
+        let mut f = LogFollower::from_end(&path);
+        let mut got = Vec::new();
+        for i in 0..40 {
+            w.write("stdout", format!("line {i}\n").as_bytes(), t)
+                .unwrap();
+            // A batch of at most 2 per call.
+            loop {
+                let batch = f.poll(2).unwrap();
+                assert!(batch.len() <= 2);
+                if batch.is_empty() {
+                    break;
+                }
+                got.extend(batch.into_iter().map(|l| l.log));
+            }
+        }
+        assert!(std::fs::metadata(&path).unwrap().len() <= 400);
+        let want: Vec<String> = (0..40).map(|i| format!("line {i}\n")).collect();
+        assert_eq!(got, want);
+    }
+
+    #[tokio::test]
+    async fn the_watch_wakes_on_writes_and_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c-json.log");
+        let rot = Rotation {
+            max_size: Some(100),
+            max_file: 2,
+        };
+        let mut w = JsonFileWriter::open(&path, rot).unwrap();
+        let watch = LogWatch::new(&path).unwrap();
+        let mut f = LogFollower::from_end(&path);
+        let t = "2026-11-23T10:00:00.000000000Z";
+        let never = tokio::time::timeout(std::time::Duration::from_millis(50), watch.changed());
+        assert!(never.await.is_err(), "no change, no wake-up");
+        for i in 0..6 {
+            w.write("stdout", format!("line {i}\n").as_bytes(), t)
+                .unwrap();
+            tokio::time::timeout(std::time::Duration::from_secs(5), watch.changed())
+                .await
+                .expect("woken by the write")
+                .unwrap();
+            let got: Vec<String> = f
+                .poll(usize::MAX)
+                .unwrap()
+                .into_iter()
+                .map(|l| l.log)
+                .collect();
+            assert_eq!(got, [format!("line {i}\n")]);
+        }
+        assert!(dir.path().join("c-json.log.1").exists(), "it rotated");
     }
 }

@@ -37,7 +37,7 @@ mod wiring;
 pub use engine::{Engine, EngineConfig};
 pub use exec::{ExecOptions, ExecOutput, ExecSession};
 pub use lifecycle::{AfterExit, StopPlan};
-pub use logs::{LogFollower, LogOptions};
+pub use logs::{LogFollower, LogOptions, LogWatch};
 pub use model::{Connection, Container, CreateOptions, MountPoint, NetworkMode, State};
 pub use restart::RestartPolicy;
 pub use state::Status;

@@ -1,6 +1,8 @@
 //! The daemon's supervisor: waits for every live container's shim (by pidfd, adopted ones
 //! included), records each exit, and brings containers back by their restart policy after
-//! Docker's back-off. It holds the engine's lock only to record and restart, never to wait.
+//! Docker's back-off. It holds the engine's lock only to record and restart, never to wait,
+//! and looks for new containers to watch when the engine wakes it (a start, a container left
+//! restarting), never on a timer.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -13,9 +15,6 @@ use tokio::task::JoinSet;
 use super::engine::Engine;
 use super::lifecycle::AfterExit;
 
-/// How often the supervisor looks for containers started since its last look.
-const RESCAN: Duration = Duration::from_millis(250);
-
 /// Runs until `shutdown` resolves. Containers keep running when it stops.
 pub async fn supervise(engine: Arc<Mutex<Engine>>, shutdown: impl Future<Output = ()>) {
     tokio::pin!(shutdown);
@@ -24,6 +23,7 @@ pub async fn supervise(engine: Arc<Mutex<Engine>>, shutdown: impl Future<Output 
     let mut restarts: JoinSet<String> = JoinSet::new();
     // Containers with a restart loop running.
     let mut restarting: HashSet<String> = HashSet::new();
+    let wake = engine.lock().await.supervise_wake();
     loop {
         {
             let e = engine.lock().await;
@@ -80,7 +80,7 @@ pub async fn supervise(engine: Arc<Mutex<Engine>>, shutdown: impl Future<Output 
                     restarting.remove(&id);
                 }
             }
-            () = tokio::time::sleep(RESCAN) => {}
+            () = wake.notified() => {}
         }
     }
 }

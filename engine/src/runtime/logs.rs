@@ -111,23 +111,143 @@ impl JsonFileWriter {
     }
 }
 
-/// Every record of the log at `path`, oldest first (rotated files included); lines that are
-/// not records (a torn last line after a crash) are skipped.
-pub fn read_all(path: &Path, max_file: u32) -> io::Result<Vec<LogLine>> {
+/// The longest record a reader accepts; a longer line (none the writer makes: the shim writes
+/// reads of at most 32 KiB, a few times that once escaped) is skipped, so a corrupt or hostile
+/// log cannot make a reader hold more than this.
+pub const MAX_RECORD: usize = 1 << 20;
+
+/// The files of the log at `path`, oldest first: `NAME.(max_file - 1)` .. `NAME.1`, `NAME`.
+pub fn files(path: &Path, max_file: u32) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = (1..max_file.max(1))
         .rev()
         .map(|n| PathBuf::from(format!("{}.{n}", path.display())))
         .collect();
     files.push(path.to_path_buf());
-    let mut out = Vec::new();
-    for f in files {
-        let Ok(file) = File::open(&f) else { continue };
-        for line in BufReader::new(file).lines() {
-            if let Ok(rec) = serde_json::from_str::<LogLine>(&line?) {
-                out.push(rec);
+    files
+}
+
+/// Reads one newline-ended line into `buf` (cleared first), holding at most [`MAX_RECORD`]
+/// bytes: a longer line is consumed and skipped. `Ok(false)` at the end of what is there (a
+/// partial last line stays in `buf` for the caller to keep).
+pub fn read_record(r: &mut impl BufRead, buf: &mut Vec<u8>) -> io::Result<bool> {
+    let mut skipping = false;
+    loop {
+        let chunk = r.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok(false);
+        }
+        let (take, done) = match chunk.iter().position(|b| *b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (chunk.len(), false),
+        };
+        if !skipping {
+            if buf.len() + take > MAX_RECORD + 1 {
+                skipping = true;
+                buf.clear();
+            } else {
+                buf.extend_from_slice(&chunk[..take]);
             }
         }
+        r.consume(take);
+        if done {
+            if skipping {
+                skipping = false;
+                continue;
+            }
+            return Ok(true);
+        }
     }
+}
+
+/// Calls `each` with every record of the log, oldest first (rotated files included), until it
+/// returns false. Memory: one record. Lines that are not records (a torn last line after a
+/// crash) are skipped.
+pub fn for_each(
+    path: &Path,
+    max_file: u32,
+    mut each: impl FnMut(LogLine) -> bool,
+) -> io::Result<()> {
+    let mut buf = Vec::new();
+    for f in files(path, max_file) {
+        let Ok(file) = File::open(&f) else { continue };
+        let mut r = BufReader::with_capacity(64 << 10, file);
+        while read_record(&mut r, &mut buf)? {
+            if let Ok(rec) = serde_json::from_slice::<LogLine>(&buf) {
+                if !each(rec) {
+                    return Ok(());
+                }
+            }
+            buf.clear();
+        }
+    }
+    Ok(())
+}
+
+/// Calls `each` with the records of the log newest first, reading the files backwards in
+/// blocks, until it returns false: `--tail N` of a log of any size costs the N records and a
+/// block, not the log.
+pub fn for_each_rev(
+    path: &Path,
+    max_file: u32,
+    mut each: impl FnMut(LogLine) -> bool,
+) -> io::Result<()> {
+    for f in files(path, max_file).into_iter().rev() {
+        let Ok(file) = File::open(&f) else { continue };
+        if !rev_file(&file, &mut each)? {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+const BLOCK: u64 = 64 << 10;
+
+fn rev_file(file: &File, each: &mut impl FnMut(LogLine) -> bool) -> io::Result<bool> {
+    use std::os::unix::fs::FileExt;
+    let mut pos = file.metadata()?.len();
+    // The start of the line the blocks read so far end in (its end is known, its start not).
+    let mut carry: Vec<u8> = Vec::new();
+    // The line being read is longer than MAX_RECORD: drop it up to its start.
+    let mut skipping = false;
+    let mut emit = |line: &[u8], skipping: &mut bool| -> bool {
+        if std::mem::take(skipping) {
+            return true;
+        }
+        match serde_json::from_slice::<LogLine>(line) {
+            Ok(rec) => each(rec),
+            Err(_) => true,
+        }
+    };
+    while pos > 0 {
+        let n = BLOCK.min(pos);
+        pos -= n;
+        let mut buf = vec![0; n as usize];
+        file.read_exact_at(&mut buf, pos)?;
+        buf.extend_from_slice(&carry);
+        let mut end = buf.len();
+        while let Some(i) = buf[..end].iter().rposition(|b| *b == b'\n') {
+            if !emit(&buf[i + 1..end], &mut skipping) {
+                return Ok(false);
+            }
+            end = i;
+        }
+        carry = buf[..end].to_vec();
+        if carry.len() > MAX_RECORD {
+            carry.clear();
+            skipping = true;
+        }
+    }
+    Ok(carry.is_empty() || emit(&carry, &mut skipping))
+}
+
+/// Every record of the log at `path`, oldest first (for tests and small logs: it holds them
+/// all; [`for_each`] streams).
+pub fn read_all(path: &Path, max_file: u32) -> io::Result<Vec<LogLine>> {
+    let mut out = Vec::new();
+    for_each(path, max_file, |l| {
+        out.push(l);
+        true
+    })?;
     Ok(out)
 }
 
@@ -183,5 +303,78 @@ mod tests {
             "oldest first, none lost between kept files: {nums:?}"
         );
         assert!(now_rfc3339_nano().len() == 30 && now_rfc3339_nano().ends_with('Z'));
+    }
+
+    #[test]
+    fn reading_backwards_sees_every_record_newest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c-json.log");
+        let rot = Rotation {
+            max_size: Some(300 << 10),
+            max_file: 3,
+        };
+        let mut w = JsonFileWriter::open(&path, rot).unwrap();
+        let t = "2026-11-23T16:43:20.000000001Z";
+        // Records of many lengths, some across 64 KiB block edges, over two files.
+        let mut want = Vec::new();
+        for i in 0..3000 {
+            let text = format!("{i} {}\n", "x".repeat(i % 300));
+            w.write("stdout", text.as_bytes(), t).unwrap();
+            want.push(text);
+        }
+        assert!(dir.path().join("c-json.log.1").exists());
+        let mut got = Vec::new();
+        for_each_rev(&path, 3, |l| {
+            got.push(l.log);
+            true
+        })
+        .unwrap();
+        got.reverse();
+        let kept = &want[want.len() - got.len()..];
+        assert_eq!(got, kept);
+        assert_eq!(read_all(&path, 3).unwrap().len(), got.len());
+        // Stopping early reads no further.
+        let mut n = 0;
+        for_each_rev(&path, 3, |_| {
+            n += 1;
+            n < 5
+        })
+        .unwrap();
+        assert_eq!(n, 5);
+    }
+
+    #[test]
+    fn overlong_and_torn_lines_are_skipped_both_ways() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c-json.log");
+        let rec = |s: &str| {
+            let mut v = serde_json::to_vec(&LogLine {
+                log: s.into(),
+                stream: "stdout".into(),
+                time: "2026-11-23T16:43:20.000000001Z".into(),
+            })
+            .unwrap();
+            v.push(b'\n');
+            v
+        };
+        let mut data = rec("first\n");
+        data.extend(vec![b'z'; MAX_RECORD + 10]);
+        data.push(b'\n');
+        data.extend(rec("last\n"));
+        data.extend(b"{\"log\":\"torn");
+        fs::write(&path, &data).unwrap();
+        let fwd: Vec<String> = read_all(&path, 1)
+            .unwrap()
+            .into_iter()
+            .map(|l| l.log)
+            .collect();
+        assert_eq!(fwd, ["first\n", "last\n"]);
+        let mut rev = Vec::new();
+        for_each_rev(&path, 1, |l| {
+            rev.push(l.log);
+            true
+        })
+        .unwrap();
+        assert_eq!(rev, ["last\n", "first\n"]);
     }
 }
