@@ -266,7 +266,7 @@ async fn push_then_pull_back_gives_the_same_digests_and_stores_shared_layers_onc
     // In the first store: remove the app, pull it back by digest.
     {
         let mut st = a.store.lock().unwrap();
-        st.remove(&app_ref, false, |_| false).unwrap();
+        st.remove(&app_ref, false, |_| None).unwrap();
         assert!(st.resolve(&app_ref).is_err());
     }
     let by_digest = format!("{}@{}", reg.name("team/app"), app.manifest);

@@ -748,12 +748,11 @@ fn removal_json(lines: &[String]) -> Vec<Value> {
 
 async fn image_delete(State(st): State<AppState>, Path(name): Path<String>, q: Q) -> ApiResult {
     let e = st.engine.lock().await;
-    let in_use = e.images_in_use();
-    let mut store = e.images().lock().unwrap_or_else(|p| p.into_inner());
-    let image_id = store.resolve(&name)?.id.to_string();
-    let lines = store.remove(&name, flag(&q, "force"), |id| {
-        in_use.contains(&id.to_string())
-    })?;
+    let image_id = {
+        let store = e.images().lock().unwrap_or_else(|p| p.into_inner());
+        store.resolve(&name)?.id.to_string()
+    };
+    let lines = e.remove_image(&name, flag(&q, "force"))?;
     publish_removals(&st, &lines, Some(&image_id));
     let out = removal_json(&lines);
     Ok(json_response(StatusCode::OK, Value::Array(out)))

@@ -283,7 +283,7 @@ async fn main() -> Result<()> {
         Cmd::Rmi { force, names } => {
             let mut s = store.lock().unwrap();
             for n in names {
-                for line in s.remove(n, *force, |_| false)? {
+                for line in s.remove(n, *force, |_| None)? {
                     println!("{line}");
                 }
             }

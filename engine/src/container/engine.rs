@@ -21,7 +21,7 @@ use super::model::{Container, CreateOptions, NetworkMode, State};
 use super::restart::RestartPolicy;
 use super::{ContainerError, etc, io_err, mounts, names};
 use crate::events::{Event, EventSink};
-use crate::image::store::{ImageRecord, ImageStore};
+use crate::image::store::{ImageRecord, ImageStore, ImageUser};
 use crate::runtime::logs::now_rfc3339_nano;
 use crate::runtime::oci::RuncLike;
 use crate::runtime::{command, env, spec};
@@ -352,7 +352,30 @@ impl Engine {
         self.save(id)
     }
 
-    /// Image IDs in use by containers (`rmi` and `image prune` refuse or skip them).
+    /// `docker rmi NAME [-f]` with Docker's rules for images containers use (see
+    /// [`ImageStore::remove`]); the image store is held only for the removal itself.
+    pub fn remove_image(&self, name: &str, force: bool) -> Result<Vec<String>, ContainerError> {
+        let mut users: HashMap<&str, ImageUser> = HashMap::new();
+        for c in self.containers.values() {
+            let running = c.state.status.is_live();
+            let known = users.get(c.image_id.as_str()).is_some_and(|u| u.running);
+            if !known {
+                users.insert(
+                    &c.image_id,
+                    ImageUser {
+                        container: c.id[..12].to_string(),
+                        running,
+                    },
+                );
+            }
+        }
+        let mut store = self.images.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(store.remove(name, force, |id| {
+            users.get(id.to_string().as_str()).cloned()
+        })?)
+    }
+
+    /// Image IDs in use by containers (`image prune` skips them).
     pub fn images_in_use(&self) -> BTreeSet<String> {
         self.containers
             .values()

@@ -64,7 +64,9 @@ impl std::fmt::Display for ApiError {
 fn status_of_image(e: &ImageError) -> u16 {
     match e {
         ImageError::NotFound(_) => 404,
-        ImageError::InUse { .. } | ImageError::MultipleTags { .. } => 409,
+        ImageError::InUse { .. }
+        | ImageError::ReferenceInUse { .. }
+        | ImageError::MultipleTags { .. } => 409,
         ImageError::Ambiguous(_) | ImageError::Reference(_) => 400,
         _ => 500,
     }

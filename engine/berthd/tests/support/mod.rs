@@ -26,6 +26,47 @@ pub struct Berthd {
     cgroup_parent: String,
     /// The client `docker()` runs: the docker CLI, or berth's (`with_client`).
     client: PathBuf,
+    /// Arguments after the usual ones.
+    extra: Vec<String>,
+}
+
+/// Starts berthd on the roots under `dir` and waits for its socket.
+fn spawn(dir: &Path, sock: &Path, cgroup_parent: &str, extra: &[String]) -> Child {
+    let bin = berthd_bin();
+    let bin = bin.as_path();
+    let shim = bin.parent().unwrap().join("berth-shim");
+    assert!(
+        shim.exists(),
+        "{} is built with the workspace",
+        shim.display()
+    );
+    let child = Command::new(bin)
+        .arg("--data-root")
+        .arg(dir.join("data"))
+        .arg("--exec-root")
+        .arg(dir.join("run"))
+        .arg("-H")
+        .arg(format!("unix://{}", sock.display()))
+        .arg("--shim")
+        .arg(&shim)
+        .arg("--resolv-conf")
+        .arg(dir.join("resolv.conf"))
+        .arg("--cgroup-parent")
+        .arg(cgroup_parent)
+        .args(extra)
+        // berthd's registry credentials (docker login) stay in the test's directory.
+        .env("DOCKER_CONFIG", dir.join("berthd-docker-config"))
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while !sock.exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "berthd did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
 }
 
 /// berthd, built with the workspace next to the test binaries (`target/debug/berthd`), so
@@ -56,49 +97,37 @@ impl Berthd {
             .unwrap();
         drop(store);
         std::fs::write(dir.path().join("resolv.conf"), "nameserver 127.0.0.1\n").unwrap();
-        let bin = berthd_bin();
-        let bin = bin.as_path();
-        let shim = bin.parent().unwrap().join("berth-shim");
-        assert!(
-            shim.exists(),
-            "{} is built with the workspace",
-            shim.display()
-        );
         let sock = dir.path().join("berth.sock");
         let cgroup_parent = format!("berthd-test-{}", std::process::id());
-        let child = Command::new(bin)
-            .arg("--data-root")
-            .arg(dir.path().join("data"))
-            .arg("--exec-root")
-            .arg(dir.path().join("run"))
-            .arg("-H")
-            .arg(format!("unix://{}", sock.display()))
-            .arg("--shim")
-            .arg(&shim)
-            .arg("--resolv-conf")
-            .arg(dir.path().join("resolv.conf"))
-            .arg("--cgroup-parent")
-            .arg(&cgroup_parent)
-            .args(extra)
-            // berthd's registry credentials (docker login) stay in the test's directory.
-            .env("DOCKER_CONFIG", dir.path().join("berthd-docker-config"))
-            .spawn()
-            .unwrap();
-        let t0 = Instant::now();
-        while !sock.exists() {
-            assert!(
-                t0.elapsed() < Duration::from_secs(20),
-                "berthd did not listen"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let child = spawn(dir.path(), &sock, &cgroup_parent, &extra);
         Berthd {
             child,
             dir,
             sock,
             cgroup_parent,
             client: PathBuf::from(DOCKER),
+            extra,
         }
+    }
+
+    /// berthd's PID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills berthd with SIGKILL (its containers keep running) and starts a new one on the
+    /// same roots, waiting for its socket.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.sock);
+        self.child = spawn(
+            self.dir.path(),
+            &self.sock,
+            &self.cgroup_parent,
+            &self.extra,
+        );
     }
 
     /// `docker()` and `ok()` run `client` (berth's CLI) instead of the docker CLI.
@@ -211,5 +240,108 @@ impl Drop for Registry {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Debian's dockerd on its own roots (no bridge, no iptables: the peer of berthd's checks
+/// inside the test's namespace), with the busybox image imported as [`IMAGE`]; stopped (by
+/// PID) when dropped.
+pub struct Dockerd {
+    child: Child,
+    /// Its roots and socket.
+    pub dir: tempfile::TempDir,
+    /// `unix://...` for DOCKER_HOST.
+    pub host: String,
+    cgroup_parent: String,
+}
+
+impl Dockerd {
+    /// Starts one and waits until it answers; `None` when dockerd is not installed.
+    pub fn start() -> Option<Dockerd> {
+        let bin = ["/usr/sbin/dockerd", "/usr/bin/dockerd"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())?;
+        let dir = tempfile::tempdir().unwrap();
+        let host = format!("unix://{}", dir.path().join("docker.sock").display());
+        let cgroup_parent = format!("dockerd-test-{}", std::process::id());
+        let child = Command::new(bin)
+            .args([
+                "--host",
+                &host,
+                "--bridge=none",
+                "--iptables=false",
+                "--ip6tables=false",
+            ])
+            .arg("--data-root")
+            .arg(dir.path().join("data"))
+            .arg("--exec-root")
+            .arg(dir.path().join("exec"))
+            .arg("--pidfile")
+            .arg(dir.path().join("dockerd.pid"))
+            .args(["--cgroup-parent", &cgroup_parent])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("dockerd.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let d = Dockerd {
+            child,
+            dir,
+            host,
+            cgroup_parent,
+        };
+        let t0 = Instant::now();
+        while !d.docker(&["version"]).status.success() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "dockerd did not answer: {}",
+                std::fs::read_to_string(d.dir.path().join("dockerd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let tar = busybox_rootfs().unwrap();
+        let mut import = Command::new(DOCKER)
+            .env("DOCKER_HOST", &d.host)
+            .args(["import", "-", IMAGE])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        import.stdin.take().unwrap().write_all(&tar).unwrap();
+        assert!(
+            import.wait().unwrap().success(),
+            "docker import into dockerd"
+        );
+        Some(d)
+    }
+
+    /// Runs the docker CLI against it.
+    pub fn docker(&self, args: &[&str]) -> Output {
+        Command::new(DOCKER)
+            .env("DOCKER_HOST", &self.host)
+            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        let ids = self.docker(&["ps", "-aq"]);
+        for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
+            let _ = self.docker(&["rm", "-f", id]);
+        }
+        // SIGTERM, so it unmounts and leaves its roots removable.
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = self.child.wait();
+        if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
+            for h in rd.flatten() {
+                let _ = std::fs::remove_dir(h.path().join(&self.cgroup_parent));
+            }
+        }
     }
 }

@@ -42,6 +42,15 @@ pub struct LayerRecord {
     pub chain_id: Digest,
 }
 
+/// A container that uses an image, as `rmi`'s conflicts name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageUser {
+    /// The container's short ID (12 digits).
+    pub container: String,
+    /// Whether it runs (or is paused): its image can then never be deleted.
+    pub running: bool,
+}
+
 /// One image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageRecord {
@@ -76,13 +85,32 @@ pub enum ImageError {
     /// An ID prefix matches several images.
     #[error("image ID prefix {0:?} is ambiguous; give more digits")]
     Ambiguous(String),
-    /// A container uses it.
+    /// `rmi TAG` of an image's last tag while a container uses the image, without force.
     #[error(
-        "conflict: unable to remove image {image}: it is used by a container; stop and remove the container or use --force"
+        "conflict: unable to remove repository reference \"{reference}\" (must force) - container {container} is using its referenced image {image}"
+    )]
+    ReferenceInUse {
+        /// The reference as the user named it.
+        reference: String,
+        /// The container's short ID.
+        container: String,
+        /// The image's short ID.
+        image: String,
+    },
+    /// `rmi ID` of an image a container uses: never for a running one, only with force for
+    /// a stopped one.
+    #[error(
+        "conflict: unable to delete {image} ({}) - image is being used by {} container {container}",
+        if *running { "cannot be forced" } else { "must be forced" },
+        if *running { "running" } else { "stopped" }
     )]
     InUse {
-        /// What the user named.
+        /// The image's short ID.
         image: String,
+        /// The container's short ID.
+        container: String,
+        /// Whether that container runs.
+        running: bool,
     },
     /// Several tags and no force.
     #[error(
@@ -513,24 +541,28 @@ impl ImageStore {
         rows
     }
 
-    /// `docker rmi NAME`: a name with other tags left only loses that tag; the last name (or an
-    /// ID) removes the image, refused while `in_use` says a container uses it unless `force`.
-    /// Unreferenced blobs and snapshots are collected. Returns Docker's "Untagged:" and
-    /// "Deleted:" lines.
+    /// `docker rmi NAME` with Docker's rules. A tag with other tags left only loses that
+    /// tag. Otherwise `user_of` says which container uses the image (a running one first):
+    /// the last tag of an image in use is refused without `force`, and with it only untagged
+    /// (the image stays, dangling, while its container runs); an image named by ID is never
+    /// removed under a running container, and under a stopped one only with `force`, which
+    /// untags it and keeps its record and layers until the container is gone (the container
+    /// starts from them). Unreferenced blobs and snapshots are collected. Returns Docker's
+    /// "Untagged:" and "Deleted:" lines.
     pub fn remove(
         &mut self,
         name: &str,
         force: bool,
-        in_use: impl Fn(&Digest) -> bool,
+        user_of: impl Fn(&Digest) -> Option<ImageUser>,
     ) -> Result<Vec<String>, ImageError> {
         let id = self.resolve(name)?.id.clone();
+        let short = id.hex[..12].to_string();
         let tags: Vec<String> = self.tags_of(&id).into_iter().map(String::from).collect();
         let by_tag = name
             .parse::<Reference>()
             .ok()
             .map(|r| r.to_string())
             .filter(|r| tags.contains(r));
-        let mut out = Vec::new();
         if let Some(t) = &by_tag {
             if tags.len() > 1 {
                 self.records.tags.remove(t);
@@ -538,24 +570,39 @@ impl ImageStore {
                 return Ok(vec![format!("Untagged: {t}")]);
             }
         } else if tags.len() > 1 && !force {
-            return Err(ImageError::MultipleTags {
-                id: id.hex[..12].to_string(),
-            });
+            return Err(ImageError::MultipleTags { id: short });
         }
-        if in_use(&id) && !force {
-            return Err(ImageError::InUse {
-                image: name.to_string(),
-            });
+        let untag_all = |s: &mut ImageStore| -> Result<Vec<String>, ImageError> {
+            let mut out = Vec::new();
+            for t in &tags {
+                s.records.tags.remove(t);
+                out.push(format!("Untagged: {t}"));
+            }
+            s.save()?;
+            Ok(out)
+        };
+        match (by_tag.is_some(), user_of(&id)) {
+            (true, Some(u)) if !force => Err(ImageError::ReferenceInUse {
+                reference: name.to_string(),
+                container: u.container,
+                image: short,
+            }),
+            (false, Some(u)) if u.running || !force => Err(ImageError::InUse {
+                image: short,
+                container: u.container,
+                running: u.running,
+            }),
+            // Forced, in use: the names go, the image stays for its containers.
+            (_, Some(_)) => untag_all(self),
+            (_, None) => {
+                let mut out = untag_all(self)?;
+                self.records.images.remove(&id.hex);
+                self.save()?;
+                out.push(format!("Deleted: {id}"));
+                self.collect()?;
+                Ok(out)
+            }
         }
-        for t in &tags {
-            self.records.tags.remove(t);
-            out.push(format!("Untagged: {t}"));
-        }
-        self.records.images.remove(&id.hex);
-        self.save()?;
-        out.push(format!("Deleted: {id}"));
-        self.collect()?;
-        Ok(out)
     }
 
     /// `docker image prune [-a]`: removes untagged images (with `all`, every image) that no
@@ -719,19 +766,17 @@ mod tests {
         // Records survive a reopen.
         let mut s = ImageStore::open(dir.path()).unwrap();
         assert_eq!(s.resolve("box:1").unwrap().id, img.id);
-        let e = s.remove(&img.id.hex, false, |_| false).unwrap_err();
+        let e = s.remove(&img.id.hex, false, |_| None).unwrap_err();
         assert!(
             e.to_string()
                 .contains("referenced in multiple repositories"),
             "{e}"
         );
         assert_eq!(
-            s.remove("box:1", false, |_| false).unwrap(),
+            s.remove("box:1", false, |_| None).unwrap(),
             ["Untagged: docker.io/library/box:1"]
         );
-        let e = s.remove("localhost:5000/box", false, |_| true).unwrap_err();
-        assert!(matches!(e, ImageError::InUse { .. }), "{e}");
-        let out = s.remove("localhost:5000/box", false, |_| false).unwrap();
+        let out = s.remove("localhost:5000/box", false, |_| None).unwrap();
         assert_eq!(out.last().unwrap(), &format!("Deleted: {}", img.id));
         assert!(s.blobs().list().unwrap().is_empty(), "blobs left after rmi");
         assert!(!s.snapshots().has(&img.layers[0].chain_id));
@@ -745,7 +790,7 @@ mod tests {
         let a = s.import(&rootfs()[..], Some("a")).unwrap();
         let b = s.import(&rootfs()[..], Some("b")).unwrap();
         assert_eq!(a.layers[0].chain_id, b.layers[0].chain_id);
-        s.remove("a", false, |_| false).unwrap();
+        s.remove("a", false, |_| None).unwrap();
         assert!(
             s.snapshots().has(&b.layers[0].chain_id),
             "a layer in use was collected"
@@ -784,5 +829,72 @@ mod tests {
             s.import(&b"x"[..], Some("Bad:Tag")),
             Err(ImageError::Reference(_))
         ));
+    }
+
+    #[test]
+    fn rmi_follows_dockers_rules_for_images_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = ImageStore::open(dir.path()).unwrap();
+        let img = s.import(&rootfs()[..], Some("bb:1")).unwrap();
+        s.tag("bb:1", "bb:2").unwrap();
+        let short = img.id.hex[..12].to_string();
+        let user = |running| {
+            move |_: &Digest| {
+                Some(ImageUser {
+                    container: "d3234c944fe3".into(),
+                    running,
+                })
+            }
+        };
+        // A tag with another left: untagged even while in use.
+        assert_eq!(
+            s.remove("bb:2", false, user(true)).unwrap(),
+            ["Untagged: docker.io/library/bb:2"]
+        );
+        // The last tag, in use, no force (Docker's message, checked against dockerd 20.10).
+        let e = s.remove("bb:1", false, user(false)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "conflict: unable to remove repository reference \"bb:1\" (must force) - container d3234c944fe3 is using its referenced image {short}"
+            )
+        );
+        // By ID: a running user can never be forced away.
+        for force in [false, true] {
+            let e = s.remove(&img.id.hex, force, user(true)).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "conflict: unable to delete {short} (cannot be forced) - image is being used by running container d3234c944fe3"
+                )
+            );
+        }
+        let e = s.remove(&short, false, user(false)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "conflict: unable to delete {short} (must be forced) - image is being used by stopped container d3234c944fe3"
+            )
+        );
+        assert_eq!(s.resolve("bb:1").unwrap().id, img.id, "nothing changed");
+        // Forced under a running container: untagged, the image and its layers stay.
+        assert_eq!(
+            s.remove("bb:1", true, user(true)).unwrap(),
+            ["Untagged: docker.io/library/bb:1"]
+        );
+        assert!(s.snapshots().has(&img.layers[0].chain_id));
+        assert_eq!(s.resolve(&short).unwrap().id, img.id);
+        // Forced under a stopped one: the same; with no user left the image goes.
+        s.tag(&short, "bb:3").unwrap();
+        assert_eq!(
+            s.remove(&short, true, user(false)).unwrap(),
+            ["Untagged: docker.io/library/bb:3"]
+        );
+        assert!(s.snapshots().has(&img.layers[0].chain_id));
+        assert_eq!(
+            s.remove(&short, false, |_| None).unwrap(),
+            [format!("Deleted: {}", img.id)]
+        );
+        assert!(!s.snapshots().has(&img.layers[0].chain_id));
     }
 }

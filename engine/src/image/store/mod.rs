@@ -6,5 +6,5 @@ pub mod images;
 pub mod snapshots;
 
 pub use blobs::{BlobError, Blobs, sha256};
-pub use images::{ImageError, ImageRecord, ImageStore, LayerRecord, ListRow};
+pub use images::{ImageError, ImageRecord, ImageStore, ImageUser, LayerRecord, ListRow};
 pub use snapshots::{OverlaySpec, SnapshotError, Snapshots};
