@@ -35,7 +35,7 @@ struct Roots {
 impl Roots {
     fn new() -> Roots {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = ImageStore::open(&dir.path().join("data/image")).unwrap();
+        let store = ImageStore::open(&dir.path().join("data/image")).unwrap();
         store
             .import(&busybox_rootfs().unwrap()[..], Some(IMAGE))
             .unwrap();

@@ -156,7 +156,7 @@ fn netns_runtime_runs_the_busybox_image_with_berths_spec() {
     }
     let _cgroups = CgroupParent;
     let dir = tempfile::tempdir().unwrap();
-    let mut store = ImageStore::open(&dir.path().join("image")).unwrap();
+    let store = ImageStore::open(&dir.path().join("image")).unwrap();
     store
         .import(&busybox_rootfs().unwrap()[..], Some("berth-test/busybox"))
         .unwrap();
@@ -294,7 +294,7 @@ fn netns_runtime_shim_keeps_logs_exit_codes_and_docker_stop_semantics() {
     }
     let _cgroups = CgroupParent;
     let dir = tempfile::tempdir().unwrap();
-    let mut store = ImageStore::open(&dir.path().join("image")).unwrap();
+    let store = ImageStore::open(&dir.path().join("image")).unwrap();
     store
         .import(&busybox_rootfs().unwrap()[..], Some("berth-test/busybox"))
         .unwrap();

@@ -91,12 +91,12 @@ impl Drop for TestRegistry {
 
 struct Store {
     dir: tempfile::TempDir,
-    store: Mutex<ImageStore>,
+    store: ImageStore,
 }
 
 fn store() -> Store {
     let dir = tempfile::tempdir().unwrap();
-    let store = Mutex::new(ImageStore::open(&dir.path().join("image")).unwrap());
+    let store = ImageStore::open(&dir.path().join("image")).unwrap();
     Store { dir, store }
 }
 
@@ -128,9 +128,10 @@ fn statuses(events: &Mutex<Vec<Event>>, layer: &str) -> Vec<LayerStatus> {
 
 /// The base image (busybox) and an app image on it with one more layer of `extra` bytes.
 fn build(s: &Store, base_tag: &str, app_tag: &str, extra: usize) -> (ImageRecord, ImageRecord) {
-    let mut st = s.store.lock().unwrap();
+    let st = &s.store;
+    let lease = st.lease();
     let base_layer = st
-        .store_layer(&busybox_rootfs().unwrap()[..], None)
+        .store_layer(&lease, &busybox_rootfs().unwrap()[..], None)
         .unwrap();
     let base = st
         .commit(
@@ -142,6 +143,7 @@ fn build(s: &Store, base_tag: &str, app_tag: &str, extra: usize) -> (ImageRecord
         .unwrap();
     let top = st
         .store_layer(
+            &lease,
             &random_layer("data.bin", extra, 7)[..],
             Some(&base_layer.chain_id),
         )
@@ -158,7 +160,7 @@ fn build(s: &Store, base_tag: &str, app_tag: &str, extra: usize) -> (ImageRecord
 }
 
 fn blob_count(s: &Store) -> usize {
-    s.store.lock().unwrap().blobs().list().unwrap().len()
+    s.store.blobs().list().unwrap().len()
 }
 
 fn skopeo(args: &[&str]) -> String {
@@ -237,7 +239,7 @@ async fn push_then_pull_back_gives_the_same_digests_and_stores_shared_layers_onc
     // 2 layers + 2 configs + 2 manifests, each once; two snapshots.
     assert_eq!(blob_count(&b), 6);
     {
-        let st = b.store.lock().unwrap();
+        let st = &(b.store);
         let img = st.resolve(&app_ref).unwrap();
         assert_eq!(
             img.layers, app.layers,
@@ -265,7 +267,7 @@ async fn push_then_pull_back_gives_the_same_digests_and_stores_shared_layers_onc
 
     // In the first store: remove the app, pull it back by digest.
     {
-        let mut st = a.store.lock().unwrap();
+        let st = &(a.store);
         st.remove(&app_ref, false, |_| None).unwrap();
         assert!(st.resolve(&app_ref).is_err());
     }
@@ -328,15 +330,7 @@ async fn chunked_uploads_work_and_an_index_gives_the_hosts_platform() {
     } else {
         "arm64"
     };
-    let manifest_size = |img: &ImageRecord| {
-        a.store
-            .lock()
-            .unwrap()
-            .blobs()
-            .read(&img.manifest)
-            .unwrap()
-            .len()
-    };
+    let manifest_size = |img: &ImageRecord| a.store.blobs().read(&img.manifest).unwrap().len();
     let index = json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.index.v1+json",
@@ -448,7 +442,7 @@ async fn skopeo_reads_what_berth_pushed_and_berth_pulls_what_skopeo_pushed() {
             .unwrap_or_else(|e| panic!("{repo}: {e}"));
         // Same layer contents, so the same diff IDs and (config unchanged) the same image ID.
         assert_eq!(pulled.id, app.id, "{repo}");
-        let st = b.store.lock().unwrap();
+        let st = &(b.store);
         let img = st.resolve(&reg.name(repo)).unwrap();
         let types: Vec<&str> = img.layers.iter().map(|l| l.media_type.as_str()).collect();
         match format {
@@ -466,8 +460,6 @@ async fn skopeo_reads_what_berth_pushed_and_berth_pulls_what_skopeo_pushed() {
             sha256(
                 &std::fs::read(
                     a.store
-                        .lock()
-                        .unwrap()
                         .snapshots()
                         .path(&app.layers[1].chain_id)
                         .join("data.bin")
@@ -595,15 +587,15 @@ async fn an_interrupted_pull_leaves_the_store_consistent_and_the_next_one_resume
     let had = std::fs::metadata(&partial).unwrap().len();
     assert!((2 << 20..8 << 20).contains(&had), "{had}");
     {
-        let st = b.store.lock().unwrap();
+        let st = &(b.store);
         assert!(st.resolve(&name).is_err(), "no image recorded");
         assert!(!st.blobs().has(&big), "no half blob under its final name");
-        assert!(st.list().is_empty());
+        assert!(st.snapshot().list().is_empty());
     }
     // A restarted daemon resumes the download.
     drop(b.store);
     let b = Store {
-        store: Mutex::new(ImageStore::open(&b.dir.path().join("image")).unwrap()),
+        store: ImageStore::open(&b.dir.path().join("image")).unwrap(),
         dir: b.dir,
     };
     let (sink, events) = recorder();
@@ -624,7 +616,7 @@ async fn an_interrupted_pull_leaves_the_store_consistent_and_the_next_one_resume
         events.lock().unwrap()
     );
     assert!(!partial.exists());
-    assert!(b.store.lock().unwrap().blobs().has(&big));
+    assert!(b.store.blobs().has(&big));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -726,7 +718,7 @@ async fn a_hostile_layer_from_a_registry_is_refused_and_leaves_nothing() {
         );
         if !refused {
             let img = got.unwrap();
-            let st = s.store.lock().unwrap();
+            let st = &(s.store);
             let chain = &st.resolve(&img.id.to_string()).unwrap().layers[0].chain_id;
             let inside = st
                 .snapshots()
@@ -747,6 +739,6 @@ async fn a_hostile_layer_from_a_registry_is_refused_and_leaves_nothing() {
             .map(|e| e.unwrap().path())
             .collect();
         assert!(snaps.is_empty(), "{repo}: leftovers {snaps:?}");
-        assert!(s.store.lock().unwrap().list().is_empty(), "{repo}");
+        assert!(s.store.snapshot().list().is_empty(), "{repo}");
     }
 }

@@ -85,7 +85,7 @@ pub async fn image_create(
         .parse::<engine::image::reference::Reference>()
         .map_err(|e| ApiError::bad(e.to_string()))?
         .familiar_name_with_tag();
-    let store = st.engine.lock().await.images().clone();
+    let store = st.images.clone();
     let registry: Arc<Registry> = st.registry.clone();
     let events = st.events.clone();
     Ok(progress_stream(move |sink| {
@@ -115,10 +115,8 @@ pub async fn image_post(
             Some(t) => format!("{repo}:{t}"),
             None => repo.clone(),
         };
-        let e = st.engine.lock().await;
-        let mut store = e.images().lock().unwrap_or_else(|p| p.into_inner());
-        store.tag(name, &target)?;
-        let id = store.resolve(&target)?.id.to_string();
+        st.images.tag(name, &target)?;
+        let id = st.images.resolve(&target)?.id.to_string();
         let familiar = target
             .parse::<engine::image::reference::Reference>()
             .map_or(target, |r| r.familiar_name_with_tag());
@@ -134,11 +132,8 @@ pub async fn image_post(
         Some(t) => format!("{name}:{t}"),
         None => name.to_string(),
     };
-    let store = st.engine.lock().await.images().clone();
-    store
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .resolve(&name)?;
+    let store = st.images.clone();
+    store.resolve(&name)?;
     let registry = st.registry.clone();
     let events = st.events.clone();
     Ok(progress_stream(move |sink| {
@@ -171,11 +166,10 @@ pub fn image_config(
 
 /// `GET /images/{name}/history`.
 pub async fn image_history(st: &AppState, name: &str) -> Result<Response, ApiError> {
-    let e = st.engine.lock().await;
-    let store = e.images().lock().unwrap_or_else(|p| p.into_inner());
+    let store = &st.images;
     let img = store.resolve(name)?;
-    let config = image_config(&store, img, name)?;
-    let rows: Vec<Value> = engine::image::inspect::history(img, &config)
+    let config = image_config(store, &img, name)?;
+    let rows: Vec<Value> = engine::image::inspect::history(&img, &config)
         .into_iter()
         .map(|r| {
             json!({
@@ -208,17 +202,13 @@ pub async fn image_save(
     if names.is_empty() {
         return Err(ApiError::bad("save: give at least one image (names=...)"));
     }
-    let (store, scratch) = {
-        let e = st.engine.lock().await;
-        (e.images().clone(), e.config().exec_root.join("scratch"))
-    };
+    let (store, scratch) = (st.images.clone(), st.scratch.clone());
     let file = tokio::task::spawn_blocking(move || -> Result<std::fs::File, ApiError> {
         std::fs::create_dir_all(&scratch).map_err(|e| ApiError::internal(e.to_string()))?;
         let f = tempfile::tempfile_in(&scratch).map_err(|e| ApiError::internal(e.to_string()))?;
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let s = store.lock().unwrap_or_else(|p| p.into_inner());
         let mut w = std::io::BufWriter::new(f);
-        engine::image::archive::save(&s, &refs, &mut w).map_err(|e| match e.to_string() {
+        engine::image::archive::save(&store, &refs, &mut w).map_err(|e| match e.to_string() {
             m if m.contains("No such image") || m.contains("no such image") => {
                 ApiError::not_found(m)
             }
@@ -306,12 +296,11 @@ fn percent_decode(s: &str) -> String {
 
 /// `POST /images/load` (docker load): the archive body is spooled to a scratch file, then loaded.
 pub async fn image_load(State(st): State<AppState>, req: Request) -> Result<Response, ApiError> {
-    let store = st.engine.lock().await.images().clone();
+    let store = st.images.clone();
     let mut f = spool(&st, req).await?;
     let lines = tokio::task::spawn_blocking(move || -> Result<Vec<String>, ApiError> {
         std::io::Seek::rewind(&mut f).map_err(|e| ApiError::internal(e.to_string()))?;
-        let mut s = store.lock().unwrap_or_else(|p| p.into_inner());
-        engine::image::archive::load(&mut s, std::io::BufReader::new(f))
+        engine::image::archive::load(&store, std::io::BufReader::new(f))
             .map_err(|e| ApiError::bad(e.to_string()))
     })
     .await
@@ -374,9 +363,9 @@ pub async fn auth(State(st): State<AppState>, body: Bytes) -> Result<Response, A
 
 /// The request body in an unlinked scratch file (a crash leaves nothing), rewound.
 async fn spool(st: &AppState, req: Request) -> Result<std::fs::File, ApiError> {
-    let scratch = st.engine.lock().await.config().exec_root.join("scratch");
-    std::fs::create_dir_all(&scratch).map_err(|e| ApiError::internal(e.to_string()))?;
-    let f = tempfile::tempfile_in(&scratch).map_err(|e| ApiError::internal(e.to_string()))?;
+    let scratch = &st.scratch;
+    std::fs::create_dir_all(scratch).map_err(|e| ApiError::internal(e.to_string()))?;
+    let f = tempfile::tempfile_in(scratch).map_err(|e| ApiError::internal(e.to_string()))?;
     let mut out = tokio::fs::File::from_std(f);
     let mut body = req.into_body().into_data_stream();
     while let Some(chunk) = body.next().await {
@@ -409,12 +398,12 @@ async fn image_import(
         n.parse::<engine::image::reference::Reference>()
             .map_err(|e| ApiError::bad(e.to_string()))?;
     }
-    let store = st.engine.lock().await.images().clone();
+    let store = st.images.clone();
     let f = spool(&st, req).await?;
     let tag = name.clone();
     let rec = tokio::task::spawn_blocking(move || {
-        let mut s = store.lock().unwrap_or_else(|p| p.into_inner());
-        s.import(std::io::BufReader::new(f), tag.as_deref())
+        store
+            .import(std::io::BufReader::new(f), tag.as_deref())
             .map_err(|e| ApiError::bad(format!("importing the tarball: {e}")))
     })
     .await

@@ -131,6 +131,10 @@ async fn main() -> anyhow::Result<()> {
     .context("opening the engine")?;
     let events = berthd::events::Events::new();
     engine.set_event_sink(events.sink());
+    let (images, scratch) = (
+        engine.images().clone(),
+        engine.config().exec_root.join("scratch"),
+    );
     let engine = Arc::new(tokio::sync::Mutex::new(engine));
 
     // TCP first: once the socket exists, both listen.
@@ -163,7 +167,12 @@ async fn main() -> anyhow::Result<()> {
             let _ = rx.changed().await;
         }
     }));
-    let app = berthd::server::app(berthd::server::AppState::new(engine.clone(), events));
+    let app = berthd::server::app(berthd::server::AppState::new(
+        engine.clone(),
+        images,
+        scratch,
+        events,
+    ));
     let shutdown = async move {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .expect("signal handler");

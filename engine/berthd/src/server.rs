@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use engine::container::{ContainerError, Engine, LogFollower, LogOptions, LogWatch};
 use engine::events::Event;
+use engine::image::store::ImageStore;
 use engine::runtime::logs::LogLine;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
@@ -28,6 +29,10 @@ use crate::streams;
 pub struct AppState {
     /// The engine, behind one lock.
     pub engine: Arc<Mutex<Engine>>,
+    /// The image store, synchronized inside: image routes never take the engine's lock.
+    pub images: Arc<ImageStore>,
+    /// Where request bodies are spooled (`<exec-root>/scratch`).
+    pub scratch: std::path::PathBuf,
     /// Attachments waiting for their container to start.
     pub pending: crate::streams::Pending,
     /// Execs by ID.
@@ -41,9 +46,16 @@ pub struct AppState {
 impl AppState {
     /// The state of a server over `engine`, reporting to `events` (install `events.sink()`
     /// on the engine too, so its own events reach the same bus).
-    pub fn new(engine: Arc<Mutex<Engine>>, events: crate::events::Events) -> AppState {
+    pub fn new(
+        engine: Arc<Mutex<Engine>>,
+        images: Arc<ImageStore>,
+        scratch: std::path::PathBuf,
+        events: crate::events::Events,
+    ) -> AppState {
         AppState {
             engine,
+            images,
+            scratch,
             events,
             pending: Default::default(),
             execs: Default::default(),
@@ -242,7 +254,7 @@ async fn info(State(st): State<AppState>) -> Response {
             _ => stopped += 1,
         }
     }
-    let images = e.images().lock().map(|s| s.images().count()).unwrap_or(0);
+    let images = st.images.snapshot().images().count();
     let cfg = e.config();
     let cgroup_v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
     json_response(
@@ -676,8 +688,7 @@ fn tokio_stream_from(
 }
 
 async fn image_list(State(st): State<AppState>) -> ApiResult {
-    let e = st.engine.lock().await;
-    let store = e.images().lock().unwrap_or_else(|p| p.into_inner());
+    let store = st.images.snapshot();
     let mut out = Vec::new();
     for img in store.images() {
         let tags: Vec<String> = store
@@ -711,10 +722,9 @@ async fn image_get(State(st): State<AppState>, Path(rest): Path<String>) -> ApiR
             "page not found: GET /images/{rest}"
         )));
     };
-    let e = st.engine.lock().await;
-    let store = e.images().lock().unwrap_or_else(|p| p.into_inner());
+    let store = st.images.snapshot();
     let img = store.resolve(name)?;
-    let config = crate::images::image_config(&store, img, name)?;
+    let config = crate::images::image_config(&st.images, img, name)?;
     let tags = store
         .tags_of(&img.id)
         .into_iter()
@@ -747,12 +757,13 @@ fn removal_json(lines: &[String]) -> Vec<Value> {
 }
 
 async fn image_delete(State(st): State<AppState>, Path(name): Path<String>, q: Q) -> ApiResult {
-    let e = st.engine.lock().await;
-    let image_id = {
-        let store = e.images().lock().unwrap_or_else(|p| p.into_inner());
-        store.resolve(&name)?.id.to_string()
-    };
-    let lines = e.remove_image(&name, flag(&q, "force"))?;
+    let image_id = st.images.resolve(&name)?.id.to_string();
+    // Who uses which image, then the removal with the engine let go: the store applies
+    // Docker's rules, and layers of containers created meanwhile are held by them.
+    let users = st.engine.lock().await.image_users();
+    let lines = st.images.remove(&name, flag(&q, "force"), |id| {
+        users.get(&id.to_string()).cloned()
+    })?;
     publish_removals(&st, &lines, Some(&image_id));
     let out = removal_json(&lines);
     Ok(json_response(StatusCode::OK, Value::Array(out)))
@@ -881,10 +892,10 @@ async fn image_prune(State(st): State<AppState>, q: Q) -> ApiResult {
     let all = f
         .get("dangling")
         .is_some_and(|v| v.iter().any(|x| x == "false" || x == "0"));
-    let e = st.engine.lock().await;
-    let in_use = e.images_in_use();
-    let mut store = e.images().lock().unwrap_or_else(|p| p.into_inner());
-    let (lines, space) = store.prune(all, |id| in_use.contains(&id.to_string()))?;
+    let in_use = st.engine.lock().await.images_in_use();
+    let (lines, space) = st
+        .images
+        .prune(all, |id| in_use.contains(&id.to_string()))?;
     publish_removals(&st, &lines, None);
     let deleted = removal_json(&lines);
     Ok(json_response(
@@ -931,37 +942,45 @@ async fn build_prune() -> ApiResult {
 
 /// `GET /system/df`.
 async fn system_df(State(st): State<AppState>) -> ApiResult {
-    let mut e = st.engine.lock().await;
-    let in_use = e.images_in_use();
-    let (images, layers) = {
-        let store = e.images().lock().unwrap_or_else(|p| p.into_inner());
-        let images: Vec<Value> = store
-            .images()
-            .map(|img| {
-                json!({
-                    "Id": img.id.to_string(),
-                    "RepoTags": store.tags_of(&img.id),
-                    "Size": img.size,
-                    "SharedSize": -1,
-                    "Containers": i64::from(in_use.contains(&img.id.to_string())),
-                    "Created": engine::container::logs::parse_time(&img.created).map_or(0, |(s, _)| s),
-                })
-            })
+    // What containers and volumes there are, under the engine's lock; the walk of the image
+    // store on disk after it is let go.
+    let (in_use, containers, volumes) = {
+        let mut e = st.engine.lock().await;
+        let in_use = e.images_in_use();
+        let containers: Vec<Value> = e
+            .containers()
+            .map(|c| json!({"Id": c.id, "Names": [format!("/{}", c.name)], "Image": c.options.image, "State": c.state.status.as_str(), "SizeRw": 0}))
             .collect();
-        (images, store.disk_usage())
+        let names: Vec<String> = e.volumes().list().map(|v| v.name.clone()).collect();
+        let mut volumes = Vec::new();
+        for n in names {
+            let users = e.volume_users(&n).len();
+            volumes.push(
+                json!({"Name": n, "Driver": "local", "UsageData": {"Size": -1, "RefCount": users}}),
+            );
+        }
+        (in_use, containers, volumes)
     };
-    let containers: Vec<Value> = e
-        .containers()
-        .map(|c| json!({"Id": c.id, "Names": [format!("/{}", c.name)], "Image": c.options.image, "State": c.state.status.as_str(), "SizeRw": 0}))
+    let store = st.images.snapshot();
+    let images: Vec<Value> = store
+        .images()
+        .map(|img| {
+            json!({
+                "Id": img.id.to_string(),
+                "RepoTags": store.tags_of(&img.id),
+                "Size": img.size,
+                "SharedSize": -1,
+                "Containers": i64::from(in_use.contains(&img.id.to_string())),
+                "Created": engine::container::logs::parse_time(&img.created).map_or(0, |(s, _)| s),
+            })
+        })
         .collect();
-    let names: Vec<String> = e.volumes().list().map(|v| v.name.clone()).collect();
-    let mut volumes = Vec::new();
-    for n in names {
-        let users = e.volume_users(&n).len();
-        volumes.push(
-            json!({"Name": n, "Driver": "local", "UsageData": {"Size": -1, "RefCount": users}}),
-        );
-    }
+    let layers = tokio::task::spawn_blocking({
+        let images = st.images.clone();
+        move || images.disk_usage()
+    })
+    .await
+    .unwrap_or(0);
     Ok(json_response(
         StatusCode::OK,
         json!({"LayersSize": layers, "Images": images, "Containers": containers, "Volumes": volumes, "BuildCache": []}),

@@ -7,7 +7,7 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -182,7 +182,7 @@ async fn main() -> Result<()> {
         return Ok(());
     }
     let root = cli.data_root.join("image");
-    let store = Mutex::new(
+    let store = Arc::new(
         ImageStore::open(&root)
             .with_context(|| format!("opening the image store {}", root.display()))?,
     );
@@ -240,18 +240,18 @@ async fn main() -> Result<()> {
             } else {
                 Box::new(std::fs::File::open(file).with_context(|| format!("opening {file}"))?)
             };
-            let img = store.lock().unwrap().import(input, tag.as_deref())?;
+            let img = store.import(input, tag.as_deref())?;
             println!("{}", img.id);
         }
         Cmd::Save { output, names } => {
             let names: Vec<&str> = names.iter().map(String::as_str).collect();
-            let s = store.lock().unwrap();
+            let s = &store;
             match output {
                 Some(path) => {
                     let tmp = path.with_extension("partial");
                     let f = std::fs::File::create(&tmp)
                         .with_context(|| format!("creating {}", tmp.display()))?;
-                    if let Err(e) = archive::save(&s, &names, std::io::BufWriter::new(f)) {
+                    if let Err(e) = archive::save(s, &names, std::io::BufWriter::new(f)) {
                         let _ = std::fs::remove_file(&tmp);
                         return Err(e.into());
                     }
@@ -263,7 +263,7 @@ async fn main() -> Result<()> {
                             "refusing to write an archive to a terminal: use -o FILE or redirect"
                         );
                     }
-                    archive::save(&s, &names, std::io::stdout().lock())?;
+                    archive::save(s, &names, std::io::stdout().lock())?;
                 }
             }
         }
@@ -274,22 +274,20 @@ async fn main() -> Result<()> {
                 ),
                 None => Box::new(std::io::stdin()),
             };
-            for line in archive::load(&mut store.lock().unwrap(), std::io::BufReader::new(reader))?
-            {
+            for line in archive::load(&store, std::io::BufReader::new(reader))? {
                 println!("{line}");
             }
         }
-        Cmd::Tag { source, target } => store.lock().unwrap().tag(source, target)?,
+        Cmd::Tag { source, target } => store.tag(source, target)?,
         Cmd::Rmi { force, names } => {
-            let mut s = store.lock().unwrap();
             for n in names {
-                for line in s.remove(n, *force, |_| None)? {
+                for line in store.remove(n, *force, |_| None)? {
                     println!("{line}");
                 }
             }
         }
         Cmd::Images { quiet } => {
-            let s = store.lock().unwrap();
+            let s = store.snapshot();
             if *quiet {
                 for r in s.list() {
                     println!("{}", short(&r.id.hex));
@@ -312,11 +310,12 @@ async fn main() -> Result<()> {
             }
         }
         Cmd::Inspect { names } => {
-            let s = store.lock().unwrap();
+            let s = store.snapshot();
             let mut out = Vec::new();
             for n in names {
                 let img = s.resolve(n)?;
-                let config: serde_json::Value = serde_json::from_slice(&s.blobs().read(&img.id)?)?;
+                let config: serde_json::Value =
+                    serde_json::from_slice(&store.blobs().read(&img.id)?)?;
                 let tags = s
                     .tags_of(&img.id)
                     .into_iter()
@@ -328,14 +327,13 @@ async fn main() -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&out)?);
         }
         Cmd::History { name } => {
-            let s = store.lock().unwrap();
-            let img = s.resolve(name)?;
-            let config: serde_json::Value = serde_json::from_slice(&s.blobs().read(&img.id)?)?;
+            let img = store.resolve(name)?;
+            let config: serde_json::Value = serde_json::from_slice(&store.blobs().read(&img.id)?)?;
             println!(
                 "{:<14} {:<22} {:<45} {:<10} COMMENT",
                 "IMAGE", "CREATED", "CREATED BY", "SIZE"
             );
-            for r in inspect::history(img, &config) {
+            for r in inspect::history(&img, &config) {
                 let by: String = r.created_by.chars().take(45).collect();
                 let image = r
                     .image
@@ -352,7 +350,7 @@ async fn main() -> Result<()> {
             }
         }
         Cmd::Prune { all } => {
-            let (lines, freed) = store.lock().unwrap().prune(*all, |_| false)?;
+            let (lines, freed) = store.prune(*all, |_| false)?;
             if !lines.is_empty() {
                 println!("Deleted Images:");
                 for l in lines {

@@ -133,15 +133,7 @@ impl Engine {
                 c.name
             )))?
         } else {
-            let overlay = {
-                let store = self.images.lock().unwrap_or_else(|e| e.into_inner());
-                let img = store.resolve(&c.image_id)?;
-                let chains: Vec<_> = img.layers.iter().map(|l| l.chain_id.clone()).collect();
-                store
-                    .snapshots()
-                    .overlay(&chains, &self.dir(&id))
-                    .map_err(|e| ContainerError::Invalid(format!("container {}: {e}", c.name)))?
-            };
+            let overlay = self.overlay_of(c)?;
             let target = self
                 .cfg
                 .exec_root

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use netcore::dns::{ResolvConf, Resolver, ResolverConfig};
 use netcore::firewall::nft::NftCommand;
@@ -21,6 +21,7 @@ use super::model::{Container, CreateOptions, NetworkMode, State};
 use super::restart::RestartPolicy;
 use super::{ContainerError, etc, io_err, mounts, names};
 use crate::events::{Event, EventSink};
+use crate::image::reference::Digest;
 use crate::image::store::{ImageRecord, ImageStore, ImageUser};
 use crate::runtime::logs::now_rfc3339_nano;
 use crate::runtime::oci::RuncLike;
@@ -48,7 +49,7 @@ pub struct EngineConfig {
 /// Holds every container of one data root. One per data root at a time (a lock file).
 pub struct Engine {
     pub(super) cfg: EngineConfig,
-    pub(super) images: Arc<Mutex<ImageStore>>,
+    pub(super) images: Arc<ImageStore>,
     pub(super) volumes: VolumeStore,
     pub(super) containers: BTreeMap<String, Container>,
     pub(super) net: NetworkManager<RtNetlink, NftCommand>,
@@ -141,13 +142,22 @@ impl Engine {
                 }
             }
         }
+        for c in containers.values_mut() {
+            if c.layers.is_empty() {
+                // A record from before containers kept their layers: its image names them.
+                if let Ok(img) = images.resolve(&c.image_id) {
+                    c.layers = img.layers.iter().map(|l| l.chain_id.clone()).collect();
+                }
+            }
+            images.hold(&c.id, c.layers.clone());
+        }
         let states = containers
             .values()
             .map(|c: &Container| (c.id.clone(), watch::Sender::new(c.state.clone())))
             .collect();
         let mut engine = Engine {
             cfg,
-            images: Arc::new(Mutex::new(images)),
+            images: Arc::new(images),
             volumes,
             containers,
             net,
@@ -193,9 +203,30 @@ impl Engine {
         format!("/{}/{id}", self.cfg.cgroup_parent)
     }
 
-    /// The image store (shared with pulls).
-    pub fn images(&self) -> &Arc<Mutex<ImageStore>> {
+    /// The image store (shared with pulls, loads and builds, which need no engine lock).
+    pub fn images(&self) -> &Arc<ImageStore> {
         &self.images
+    }
+
+    /// The layers container `c` runs on (see [`Container::layers`]).
+    pub(super) fn layers_of(&self, c: &Container) -> Result<Vec<Digest>, ContainerError> {
+        if !c.layers.is_empty() {
+            return Ok(c.layers.clone());
+        }
+        let img = self.images.resolve(&c.image_id)?;
+        Ok(img.layers.iter().map(|l| l.chain_id.clone()).collect())
+    }
+
+    /// The overlay of container `c`'s root file system, its writable layer in its directory.
+    pub(super) fn overlay_of(
+        &self,
+        c: &Container,
+    ) -> Result<crate::image::store::OverlaySpec, ContainerError> {
+        let chains = self.layers_of(c)?;
+        self.images
+            .snapshots()
+            .overlay(&chains, &self.dir(&c.id))
+            .map_err(|e| ContainerError::Invalid(format!("container {}: {e}", c.name)))
     }
 
     /// The volume store.
@@ -352,27 +383,24 @@ impl Engine {
         self.save(id)
     }
 
-    /// `docker rmi NAME [-f]` with Docker's rules for images containers use (see
-    /// [`ImageStore::remove`]); the image store is held only for the removal itself.
-    pub fn remove_image(&self, name: &str, force: bool) -> Result<Vec<String>, ContainerError> {
-        let mut users: HashMap<&str, ImageUser> = HashMap::new();
+    /// Which container uses each image (by image ID), a running one where there is one:
+    /// what `rmi` needs to apply Docker's rules ([`ImageStore::remove`]).
+    pub fn image_users(&self) -> HashMap<String, ImageUser> {
+        let mut users: HashMap<String, ImageUser> = HashMap::new();
         for c in self.containers.values() {
             let running = c.state.status.is_live();
-            let known = users.get(c.image_id.as_str()).is_some_and(|u| u.running);
-            if !known {
-                users.insert(
-                    &c.image_id,
-                    ImageUser {
-                        container: c.id[..12].to_string(),
-                        running,
-                    },
-                );
+            if users.get(&c.image_id).is_some_and(|u| u.running) {
+                continue;
             }
+            users.insert(
+                c.image_id.clone(),
+                ImageUser {
+                    container: c.id[..12].to_string(),
+                    running,
+                },
+            );
         }
-        let mut store = self.images.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(store.remove(name, force, |id| {
-            users.get(id.to_string().as_str()).cloned()
-        })?)
+        users
     }
 
     /// Image IDs in use by containers (`image prune` skips them).
@@ -418,8 +446,8 @@ impl Engine {
     /// container (status created). Returns its ID. Nothing is left when it fails.
     pub fn create(&mut self, opts: CreateOptions) -> Result<String, ContainerError> {
         let (image, config) = {
-            let store = self.images.lock().unwrap_or_else(|e| e.into_inner());
-            let image: ImageRecord = store.resolve(&opts.image)?.clone();
+            let store = &self.images;
+            let image: ImageRecord = store.resolve(&opts.image)?;
             let bytes = store.blobs().read(&image.id).map_err(|e| {
                 ContainerError::Invalid(format!("image {}: config: {e}", opts.image))
             })?;
@@ -549,6 +577,7 @@ impl Engine {
             name,
             created: now_rfc3339_nano(),
             image_id: image.id.to_string(),
+            layers: image.layers.iter().map(|l| l.chain_id.clone()).collect(),
             args,
             env,
             workdir: opts
@@ -573,6 +602,7 @@ impl Engine {
             state: State::default(),
         };
         let dir = self.dir(&id);
+        self.images.hold(&id, c.layers.clone());
         let saved = fs::create_dir_all(&dir)
             .map_err(io_err(format!("creating {}", dir.display())))
             .and_then(|()| {
@@ -584,6 +614,7 @@ impl Engine {
         if let Err(e) = saved {
             self.containers.remove(&id);
             self.states.remove(&id);
+            self.images.release(&id);
             let _ = fs::remove_dir_all(&dir);
             undo_volumes(self);
             return Err(e);

@@ -211,20 +211,11 @@ impl Engine {
     ) -> Result<Option<UnixStream>, ContainerError> {
         let c = self.containers[id].clone();
         let bundle = self.bundle(id);
-        let dir = self.dir(id);
         if bundle.exists() {
             self.teardown_run(id).await;
         }
         fs::create_dir_all(&bundle).map_err(io_err(format!("creating {}", bundle.display())))?;
-        let overlay = {
-            let store = self.images.lock().unwrap_or_else(|e| e.into_inner());
-            let img = store.resolve(&c.image_id)?;
-            let chains: Vec<_> = img.layers.iter().map(|l| l.chain_id.clone()).collect();
-            store
-                .snapshots()
-                .overlay(&chains, &dir)
-                .map_err(|e| ContainerError::Invalid(format!("container {}: {e}", c.name)))?
-        };
+        let overlay = self.overlay_of(&c)?;
         let rootfs = bundle.join("rootfs");
         rootfs::mount_overlay(&overlay, &rootfs)
             .map_err(io_err(format!("container {}", c.name)))?;
@@ -684,6 +675,7 @@ impl Engine {
         self.removed.push_back((id.clone(), c.state.exit_code));
         // Closes every subscriber's channel: `wait --condition removed` ends here.
         self.states.remove(&id);
+        self.images.release(&id);
         self.emit(|| Event::container(&c, "destroy", &[]));
         if volumes {
             for m in c.mounts.iter().filter(|m| m.anonymous) {

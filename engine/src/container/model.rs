@@ -192,6 +192,12 @@ pub struct Container {
     pub created: String,
     /// The image ID (`sha256:...`).
     pub image_id: String,
+    /// The layers it runs on (chain IDs, bottom first), held in the image store for as long
+    /// as the container exists: an `rmi -f` of its image under a stopped container leaves it
+    /// startable, as in Docker. Empty in records written before berth kept them; taken from
+    /// the image then.
+    #[serde(default)]
+    pub layers: Vec<crate::image::reference::Digest>,
     /// The process: entrypoint and command resolved.
     pub args: Vec<String>,
     /// Merged environment.

@@ -19,7 +19,7 @@ use crate::image::layer::{ExtractOptions, decompress, extract::clean};
 use crate::image::manifest::{self, Document};
 use crate::image::reference::{Digest, Reference};
 use crate::image::store::images::NewImage;
-use crate::image::store::{ImageError, ImageStore, LayerRecord, sha256};
+use crate::image::store::{ImageError, ImageStore, LayerRecord, Lease, sha256};
 
 /// Why a save or load failed.
 #[derive(Debug, thiserror::Error)]
@@ -91,17 +91,21 @@ pub fn save(store: &ImageStore, names: &[&str], out: impl Write) -> Result<(), A
     let mut written = BTreeSet::new();
     let mut index = Vec::new();
     let mut docker = Vec::new();
+    // Keeps what is being written out from an `rmi` meanwhile.
+    let lease = store.lease();
+    let records = store.snapshot();
     for name in names {
-        let img = store.resolve(name)?;
+        let img = records.resolve(name)?;
         // Named by a tag: that tag goes in; named by ID: none, as Docker.
         let tag = name
             .parse::<Reference>()
             .ok()
-            .filter(|r| store.tags_of(&img.id).contains(&r.to_string().as_str()));
+            .filter(|r| records.tags_of(&img.id).contains(&r.to_string().as_str()));
         for d in [&img.id, &img.manifest]
             .into_iter()
             .chain(img.layers.iter().map(|l| &l.blob))
         {
+            lease.protect(d);
             if written.insert(d.clone()) {
                 let path = store.blobs().path(d);
                 let mut f = store.blobs().open_blob(d)?;
@@ -193,15 +197,19 @@ fn unpack_archive(input: impl Read, dir: &Path) -> Result<(), ArchiveError> {
 }
 
 /// `docker load`: reads an archive from `input`, returns Docker's "Loaded image: ..." lines.
-pub fn load(store: &mut ImageStore, input: impl Read) -> Result<Vec<String>, ArchiveError> {
+///
+/// No lock is held while the layers are stored: a lease keeps them until each image is
+/// recorded; what a failed load wrote is collected once its lease is gone.
+pub fn load(store: &ImageStore, input: impl Read) -> Result<Vec<String>, ArchiveError> {
     let scratch = store.blobs().scratch("load");
+    let lease = store.lease();
     let result = (|| {
         fs::create_dir_all(&scratch).map_err(io("creating the load directory"))?;
         unpack_archive(input, &scratch)?;
         if scratch.join("index.json").is_file() && scratch.join("blobs").is_dir() {
-            load_oci(store, &scratch)
+            load_oci(store, &lease, &scratch)
         } else if scratch.join("manifest.json").is_file() {
-            load_docker(store, &scratch)
+            load_docker(store, &lease, &scratch)
         } else {
             Err(ArchiveError::Invalid(
                 "neither manifest.json (docker save) nor index.json (OCI layout) found".into(),
@@ -209,6 +217,7 @@ pub fn load(store: &mut ImageStore, input: impl Read) -> Result<Vec<String>, Arc
         }
     })();
     let _ = fs::remove_dir_all(&scratch);
+    drop(lease);
     if result.is_err() {
         let _ = store.collect();
     }
@@ -251,7 +260,7 @@ fn loaded(img_id: &Digest, tags: &[Reference]) -> Vec<String> {
     }
 }
 
-fn load_docker(store: &mut ImageStore, dir: &Path) -> Result<Vec<String>, ArchiveError> {
+fn load_docker(store: &ImageStore, lease: &Lease, dir: &Path) -> Result<Vec<String>, ArchiveError> {
     let entries: Vec<DockerEntry> = read_json(&dir.join("manifest.json"), "manifest.json")?;
     let mut out = Vec::new();
     for e in entries {
@@ -260,7 +269,8 @@ fn load_docker(store: &mut ImageStore, dir: &Path) -> Result<Vec<String>, Archiv
         let mut layers: Vec<LayerRecord> = Vec::new();
         for (i, rel) in e.layers.iter().enumerate() {
             let f = File::open(member(dir, rel)?).map_err(io(format!("reading {rel}")))?;
-            let layer = store.store_layer(f, layers.last().map(|l: &LayerRecord| &l.chain_id))?;
+            let parent = layers.last().map(|l: &LayerRecord| &l.chain_id);
+            let layer = store.store_layer(lease, f, parent)?;
             if layer.diff_id != diff_ids[i] {
                 return Err(ArchiveError::Invalid(format!(
                     "layer {rel} is {} but the config says {}",
@@ -301,7 +311,7 @@ fn load_docker(store: &mut ImageStore, dir: &Path) -> Result<Vec<String>, Archiv
     Ok(out)
 }
 
-fn load_oci(store: &mut ImageStore, dir: &Path) -> Result<Vec<String>, ArchiveError> {
+fn load_oci(store: &ImageStore, lease: &Lease, dir: &Path) -> Result<Vec<String>, ArchiveError> {
     let blob_path = |d: &Digest| dir.join("blobs").join(&d.algorithm).join(&d.hex);
     let index_bytes = fs::read(dir.join("index.json")).map_err(io("reading index.json"))?;
     let Document::Index(index) = manifest::parse(&index_bytes, Some(OCI_INDEX))? else {
@@ -331,6 +341,8 @@ fn load_oci(store: &mut ImageStore, dir: &Path) -> Result<Vec<String>, ArchiveEr
         let mut layers = Vec::new();
         for (i, l) in m.layers().iter().enumerate() {
             let blob = manifest::descriptor_digest("layer", l)?;
+            lease.protect(&blob);
+            lease.protect(&chains[i]);
             let f = File::open(blob_path(&blob)).map_err(io(format!("reading layer {blob}")))?;
             store.blobs().put(Some(&blob), Some(l.size()), f)?;
             let tar = decompress(store.blobs().open_blob(&blob)?).map_err(io("reading a layer"))?;
@@ -410,12 +422,13 @@ mod tests {
         (dir, s)
     }
 
-    fn two_layer(s: &mut ImageStore, tag: &str) -> crate::image::store::ImageRecord {
+    fn two_layer(s: &ImageStore, tag: &str) -> crate::image::store::ImageRecord {
+        let lease = s.lease();
         let a = s
-            .store_layer(&tarball(&[("bin/a", b"a")])[..], None)
+            .store_layer(&lease, &tarball(&[("bin/a", b"a")])[..], None)
             .unwrap();
         let b = s
-            .store_layer(&tarball(&[("bin/b", b"b")])[..], Some(&a.chain_id))
+            .store_layer(&lease, &tarball(&[("bin/b", b"b")])[..], Some(&a.chain_id))
             .unwrap();
         s.commit(
             vec![a, b],
@@ -428,14 +441,14 @@ mod tests {
 
     #[test]
     fn save_then_load_keeps_ids_digests_and_tags() {
-        let (_d1, mut a) = store();
-        let img = two_layer(&mut a, "app:1");
+        let (_d1, a) = store();
+        let img = two_layer(&a, "app:1");
         a.tag("app:1", "localhost:5000/app:2").unwrap();
         let mut tar = Vec::new();
         save(&a, &["app:1", "localhost:5000/app:2"], &mut tar).unwrap();
 
-        let (d2, mut b) = store();
-        let lines = load(&mut b, &tar[..]).unwrap();
+        let (d2, b) = store();
+        let lines = load(&b, &tar[..]).unwrap();
         assert_eq!(
             lines,
             ["Loaded image: app:1", "Loaded image: localhost:5000/app:2"]
@@ -471,8 +484,8 @@ mod tests {
             legacy.append_data(&mut h, &p, &data[..]).unwrap();
         }
         let legacy = legacy.into_inner().unwrap();
-        let (_d3, mut c) = store();
-        let lines = load(&mut c, &legacy[..]).unwrap();
+        let (_d3, c) = store();
+        let lines = load(&c, &legacy[..]).unwrap();
         assert_eq!(lines.len(), 2);
         let got = c.resolve("app:1").unwrap();
         assert_eq!(got.id, img.id);
@@ -484,11 +497,11 @@ mod tests {
 
     #[test]
     fn a_bad_archive_is_refused_and_leaves_nothing() {
-        let (d, mut s) = store();
-        let e = load(&mut s, &tarball(&[("hello.txt", b"hi")])[..]).unwrap_err();
+        let (d, s) = store();
+        let e = load(&s, &tarball(&[("hello.txt", b"hi")])[..]).unwrap_err();
         assert!(e.to_string().contains("manifest.json"), "{e}");
         let e = load(
-            &mut s,
+            &s,
             &raw_tarball(&[("../escape", tar::EntryType::Regular, None, b"x")])[..],
         )
         .unwrap_err();
@@ -510,9 +523,9 @@ mod tests {
             ("l/layer.tar", &layer),
             ("manifest.json", &manifest),
         ]);
-        let e = load(&mut s, &archive[..]).unwrap_err();
+        let e = load(&s, &archive[..]).unwrap_err();
         assert!(e.to_string().contains("l/layer.tar"), "{e}");
-        assert!(s.list().is_empty());
+        assert!(s.snapshot().list().is_empty());
         assert!(
             s.blobs().list().unwrap().is_empty(),
             "nothing half-loaded stays"

@@ -91,7 +91,7 @@ impl Berthd {
     /// Starts one with `extra` after its usual arguments and waits for its socket.
     pub fn start_with_args(extra: &[&str]) -> Berthd {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = ImageStore::open(&dir.path().join("data/image")).unwrap();
+        let store = ImageStore::open(&dir.path().join("data/image")).unwrap();
         store
             .import(&busybox_rootfs().unwrap()[..], Some(IMAGE))
             .unwrap();

@@ -4,7 +4,7 @@
 //! record is written last, so an interrupted pull leaves the store as it was plus verified
 //! blobs and resumable downloads.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -53,11 +53,13 @@ fn send(sink: &Sink, id: &str, status: LayerStatus, current: u64, total: u64) {
     });
 }
 
-/// Pulls `name` for `platform` (`(os, arch)`; the host's when `None`) into `store`, which is
-/// locked only briefly; returns the image and what happened.
+/// Pulls `name` for `platform` (`(os, arch)`; the host's when `None`) into `store`; returns
+/// the image and what happened. No lock is held while it downloads and unpacks: a lease keeps
+/// what it writes, and every blob and layer it will refer to, from the collector until the
+/// image is recorded.
 pub async fn pull(
     registry: &Registry,
-    store: &Mutex<ImageStore>,
+    store: &ImageStore,
     name: &str,
     platform: Option<(&str, &str)>,
     sink: Sink,
@@ -66,10 +68,8 @@ pub async fn pull(
     let reg = r.registry.clone();
     let oref = oci_reference(&r);
     let (client, auth) = registry.authenticate(&r, RegistryOperation::Pull).await?;
-    let (blobs, snapshots) = {
-        let s = store.lock().unwrap_or_else(|e| e.into_inner());
-        (s.blobs().clone(), s.snapshots().clone())
-    };
+    let lease = store.lease();
+    let (blobs, snapshots) = (store.blobs().clone(), store.snapshots().clone());
     sink(Event::Status {
         id: Some(
             r.tag
@@ -129,6 +129,8 @@ pub async fn pull(
         });
     };
     let config_digest = manifest::descriptor_digest("config", m.config())?;
+    lease.protect(&config_digest);
+    lease.protect(&manifest_digest);
     if !blobs.has(&config_digest) {
         fetch_blob(
             &client,
@@ -144,7 +146,7 @@ pub async fn pull(
     let (config, diff_ids) = manifest::parse_config(&config_bytes, m.layers().len())?;
     let chains = manifest::chain_ids(&diff_ids);
     let known = {
-        let s = store.lock().unwrap_or_else(|e| e.into_inner());
+        let s = store.snapshot();
         let mut known = std::collections::HashMap::new();
         for img in s.images() {
             for l in &img.layers {
@@ -174,6 +176,9 @@ pub async fn pull(
             chain_id: chains[i].clone(),
         };
         let id = short(&blob.hex);
+        // Before looking: what is there now stays until the image is recorded.
+        lease.protect(&blob);
+        lease.protect(&chains[i]);
         if blobs.has(&blob) && snapshots.has(&chains[i]) && known.contains_key(&chains[i]) {
             send(&sink, &id, LayerStatus::AlreadyExists, 0, 0);
             layers[i] = Some(record);
@@ -233,8 +238,8 @@ pub async fn pull(
         .unwrap_or_else(|| "1970-01-01T00:00:00Z".into());
     let tag = r.digest.is_none().then_some(&r);
     let record = {
-        let mut s = store.lock().unwrap_or_else(|e| e.into_inner());
-        let before = tag.and_then(|t| s.resolve(&t.to_string()).ok().map(|i| i.id.clone()));
+        let s = store;
+        let before = tag.and_then(|t| s.resolve(&t.to_string()).ok().map(|i| i.id));
         let record = s.add(
             NewImage {
                 config: config_digest,

@@ -6,8 +6,8 @@
 
 use std::fs::File;
 use std::io::Read;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use futures::Stream;
 use oci_client::errors::OciDistributionError;
@@ -62,16 +62,27 @@ fn send(
 /// Pushes image `name` (`localhost:5000/app:1`) from `store` to its registry.
 pub async fn push(
     registry: &Registry,
-    store: &Mutex<ImageStore>,
+    store: &ImageStore,
     name: &str,
     sink: Sink,
 ) -> Result<Pushed, RegistryError> {
     let r: Reference = name.parse()?;
     let reg = r.registry.clone();
     let oref = oci_reference(&r);
+    // Kept for the push's length: an `rmi` meanwhile cannot take the blobs it reads.
+    let lease = store.lease();
     let (blobs, record, uploads) = {
-        let s = store.lock().unwrap_or_else(|e| e.into_inner());
+        let s = store.snapshot();
         let record = s.resolve(&r.to_string())?.clone();
+        for d in [&record.id, &record.manifest]
+            .into_iter()
+            .chain(record.layers.iter().map(|l| &l.blob))
+        {
+            lease.protect(d);
+            if !store.blobs().has(d) {
+                return Err(crate::image::store::BlobError::NotFound(d.clone()).into());
+            }
+        }
         // Which repositories of this registry hold which blobs, as far as the store knows.
         let mut holders: std::collections::BTreeMap<&Digest, Vec<String>> = Default::default();
         for img in s.images() {
@@ -101,7 +112,7 @@ pub async fn push(
                 mount_from: holders.get(&l.blob).cloned().unwrap_or_default(),
             })
             .collect();
-        (s.blobs().clone(), record, uploads)
+        (store.blobs().clone(), record, uploads)
     };
     sink(Event::Status {
         id: None,
@@ -183,10 +194,8 @@ pub async fn push(
         digest: record.manifest.to_string(),
         size,
     });
-    store
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .add_repo_digest(&record.id, format!("{}@{}", r.name(), record.manifest))?;
+    store.add_repo_digest(&record.id, format!("{}@{}", r.name(), record.manifest))?;
+    drop(lease);
     Ok(Pushed {
         digest: record.manifest,
         size,

@@ -258,16 +258,17 @@ impl Blobs {
         })
     }
 
-    /// Removes downloads left by interrupted pulls (prune).
-    pub fn clear_partial(&self) -> Result<u64, BlobError> {
+    /// Downloads in the partial directory (interrupted pulls, and pulls in flight: the
+    /// collector's leases decide), with when each last changed.
+    pub fn partials(&self) -> Result<Vec<(PathBuf, std::time::SystemTime)>, BlobError> {
         let dir = self.root.join("partial");
-        let mut n = 0;
+        let mut out = Vec::new();
         for e in fs::read_dir(&dir).map_err(io_at(&dir))? {
             let path = e.map_err(io_at(&dir))?.path();
-            fs::remove_file(&path).map_err(io_at(&path))?;
-            n += 1;
+            let ctime = super::leases::ctime_of(&path);
+            out.push((path, ctime));
         }
-        Ok(n)
+        Ok(out)
     }
 
     /// Removes blob `digest`; absent is fine.
@@ -448,7 +449,10 @@ mod tests {
         w.write(b" world").unwrap();
         assert_eq!(w.commit(Some(11)).unwrap(), want);
         assert_eq!(blobs.read(&want).unwrap(), b"hello world");
-        assert_eq!(blobs.clear_partial().unwrap(), 0);
+        assert!(
+            blobs.partials().unwrap().is_empty(),
+            "the download was committed"
+        );
     }
 
     #[test]

@@ -1,17 +1,19 @@
-//! Image records and tags, over the blob and snapshot stores: what `docker images`, `tag`,
-//! `rmi` and `import` work on. Records live in one JSON file replaced atomically; blobs and
-//! snapshots no record refers to are collected after a removal.
+//! The image store: records and tags over the blob and snapshot stores, what `docker images`,
+//! `tag`, `rmi`, `import` and `commit` work on. Records live in one JSON file replaced
+//! atomically; blobs and snapshots that no record, container or lease keeps are collected
+//! after a removal.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, HashMap};
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use super::blobs::{BlobError, Blobs};
+use super::leases::{Lease, Leases, ctime_of};
+use super::records::{ImageRecord, ImageUser, LayerRecord, Records};
 use super::snapshots::{SnapshotError, Snapshots};
 use crate::image::layer::{ExtractOptions, decompress};
 use crate::image::manifest::{chain_ids, host_platform};
@@ -23,58 +25,6 @@ const RECORDS: &str = "images.json";
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-
-/// One layer of an image.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LayerRecord {
-    /// The blob as stored (compressed).
-    pub blob: Digest,
-    /// Its media type.
-    pub media_type: String,
-    /// Compressed size.
-    pub size: u64,
-    /// Uncompressed size (the tar stream).
-    #[serde(default)]
-    pub unpacked: u64,
-    /// Digest of the uncompressed tar (the config's diff ID).
-    pub diff_id: Digest,
-    /// The snapshot it is unpacked in.
-    pub chain_id: Digest,
-}
-
-/// A container that uses an image, as `rmi`'s conflicts name it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageUser {
-    /// The container's short ID (12 digits).
-    pub container: String,
-    /// Whether it runs (or is paused): its image can then never be deleted.
-    pub running: bool,
-}
-
-/// One image.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ImageRecord {
-    /// The image ID: the config blob's digest.
-    pub id: Digest,
-    /// The manifest blob's digest.
-    pub manifest: Digest,
-    /// Layers, bottom first.
-    pub layers: Vec<LayerRecord>,
-    /// When it was made (RFC 3339), from its config.
-    pub created: String,
-    /// Uncompressed size of its layers.
-    pub size: u64,
-    /// `repo@sha256:...` names it is known by in registries.
-    pub repo_digests: BTreeSet<String>,
-}
-
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct Records {
-    /// By image ID hex.
-    images: BTreeMap<String, ImageRecord>,
-    /// Fully qualified `registry/repo:tag` to image ID.
-    tags: BTreeMap<String, Digest>,
-}
 
 /// Why an image operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -148,28 +98,22 @@ impl From<SnapshotError> for ImageError {
     }
 }
 
-/// A row of `docker images`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListRow {
-    /// `busybox`, `localhost:5000/app`, or `<none>`.
-    pub repository: String,
-    /// The tag, or `<none>`.
-    pub tag: String,
-    /// The image ID.
-    pub id: Digest,
-    /// RFC 3339.
-    pub created: String,
-    /// Bytes.
-    pub size: u64,
-}
-
-/// The image store.
+/// The image store, shared as `Arc<ImageStore>` and synchronized inside: readers take an
+/// immutable [`Records`] snapshot and never wait on I/O; writers of records are serialized by
+/// one writer lock held for the change and its atomic save (and by a running collection);
+/// long operations (pull, load, import, commit) write blobs and snapshots under a [`Lease`]
+/// with no lock held, and take the writer lock only to record the result.
 #[derive(Debug)]
 pub struct ImageStore {
     root: PathBuf,
     blobs: Arc<Blobs>,
     snapshots: Arc<Snapshots>,
-    records: Records,
+    leases: Arc<Leases>,
+    records: RwLock<Arc<Records>>,
+    writer: Mutex<()>,
+    /// Layers (chain IDs) containers run on, by container ID: kept by the collector even
+    /// after their image is deleted (`rmi -f` under a stopped container).
+    holds: Mutex<HashMap<String, Vec<Digest>>>,
 }
 
 /// An image whose blobs and snapshots are in the store, about to get its record (a pull or a
@@ -225,12 +169,15 @@ impl ImageStore {
     pub fn open(root: &Path) -> Result<ImageStore, ImageError> {
         let blobs = Arc::new(Blobs::open(root)?);
         let snapshots = Arc::new(Snapshots::open(root)?);
-        let records = netcore::persist::load(&root.join(RECORDS))?.unwrap_or_default();
+        let records: Records = netcore::persist::load(&root.join(RECORDS))?.unwrap_or_default();
         Ok(ImageStore {
             root: root.to_path_buf(),
             blobs,
             snapshots,
-            records,
+            leases: Arc::new(Leases::default()),
+            records: RwLock::new(Arc::new(records)),
+            writer: Mutex::new(()),
+            holds: Mutex::new(HashMap::new()),
         })
     }
 
@@ -244,130 +191,138 @@ impl ImageStore {
         &self.snapshots
     }
 
+    /// Begins a lease: what the caller writes from now on, and what it protects, is kept from
+    /// the collector until the lease is dropped.
+    pub fn lease(&self) -> Lease {
+        self.leases.begin()
+    }
+
+    /// The records as they are now; later changes do not touch the snapshot.
+    pub fn snapshot(&self) -> Arc<Records> {
+        self.records
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Finds an image by reference, ID or ID prefix (see [`Records::resolve`]).
+    pub fn resolve(&self, name: &str) -> Result<ImageRecord, ImageError> {
+        self.snapshot().resolve(name).cloned()
+    }
+
+    /// Keeps the layers `chains` for container `owner` until [`ImageStore::release`].
+    pub fn hold(&self, owner: &str, chains: Vec<Digest>) {
+        self.holds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(owner.to_string(), chains);
+    }
+
+    /// Lets the collector have what `owner` held.
+    pub fn release(&self, owner: &str) {
+        self.holds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(owner);
+    }
+
+    fn write_lock(&self) -> MutexGuard<'_, ()> {
+        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Changes the records with `f` and saves them atomically; readers see the change only
+    /// once it is saved, and nothing of it when `f` or the save fails.
+    fn update<T>(
+        &self,
+        f: impl FnOnce(&mut Records) -> Result<T, ImageError>,
+    ) -> Result<T, ImageError> {
+        let _w = self.write_lock();
+        let mut next = (*self.snapshot()).clone();
+        let out = f(&mut next)?;
+        netcore::persist::save(&self.root.join(RECORDS), &next)?;
+        *self.records.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
+        Ok(out)
+    }
+
     /// Records an image whose blobs and snapshots are stored, tagging it `tag` (which moves
     /// off any image that had it; that one stays, untagged, as Docker's dangling images do).
-    pub fn add(
-        &mut self,
-        new: NewImage,
-        tag: Option<&Reference>,
-    ) -> Result<ImageRecord, ImageError> {
-        for d in [&new.config, &new.manifest]
-            .into_iter()
-            .chain(new.layers.iter().map(|l| &l.blob))
-        {
-            if !self.blobs.has(d) {
-                return Err(BlobError::NotFound(d.clone()).into());
+    /// The caller's lease keeps the content until this returns.
+    pub fn add(&self, new: NewImage, tag: Option<&Reference>) -> Result<ImageRecord, ImageError> {
+        self.update(|records| {
+            // Checked under the writer lock: no collection runs between here and the save.
+            for d in [&new.config, &new.manifest]
+                .into_iter()
+                .chain(new.layers.iter().map(|l| &l.blob))
+            {
+                if !self.blobs.has(d) {
+                    return Err(BlobError::NotFound(d.clone()).into());
+                }
             }
-        }
-        let size = new.layers.iter().map(|l| l.unpacked).sum();
-        let record = match self.records.images.get_mut(&new.config.hex) {
-            Some(old) => {
-                old.repo_digests.extend(new.repo_digest);
-                old.clone()
+            for l in &new.layers {
+                if !self.snapshots.has(&l.chain_id) {
+                    return Err(ImageError::Io {
+                        what: format!("recording image {}", new.config),
+                        source: io::Error::new(
+                            io::ErrorKind::NotFound,
+                            format!("layer snapshot {} is missing", l.chain_id),
+                        ),
+                    });
+                }
             }
-            None => {
-                let record = ImageRecord {
-                    id: new.config.clone(),
-                    manifest: new.manifest,
-                    layers: new.layers,
-                    created: new.created,
-                    size,
-                    repo_digests: new.repo_digest.into_iter().collect(),
-                };
-                self.records
-                    .images
-                    .insert(new.config.hex.clone(), record.clone());
-                record
+            let size = new.layers.iter().map(|l| l.unpacked).sum();
+            let record = match records.images.get_mut(&new.config.hex) {
+                Some(old) => {
+                    old.repo_digests.extend(new.repo_digest);
+                    old.clone()
+                }
+                None => {
+                    let record = ImageRecord {
+                        id: new.config.clone(),
+                        manifest: new.manifest,
+                        layers: new.layers,
+                        created: new.created,
+                        size,
+                        repo_digests: new.repo_digest.into_iter().collect(),
+                    };
+                    records
+                        .images
+                        .insert(new.config.hex.clone(), record.clone());
+                    record
+                }
+            };
+            if let Some(t) = tag {
+                records.tags.insert(t.to_string(), record.id.clone());
             }
-        };
-        if let Some(t) = tag {
-            self.records.tags.insert(t.to_string(), record.id.clone());
-        }
-        self.save()?;
-        Ok(record)
+            Ok(record)
+        })
     }
 
     /// Notes that image `id` is known to a registry as `repo_digest` (after a push).
-    pub fn add_repo_digest(&mut self, id: &Digest, repo_digest: String) -> Result<(), ImageError> {
-        if let Some(img) = self.records.images.get_mut(&id.hex) {
-            if img.repo_digests.insert(repo_digest) {
-                self.save()?;
+    pub fn add_repo_digest(&self, id: &Digest, repo_digest: String) -> Result<(), ImageError> {
+        self.update(|records| {
+            if let Some(img) = records.images.get_mut(&id.hex) {
+                img.repo_digests.insert(repo_digest);
             }
-        }
-        Ok(())
-    }
-
-    /// Every image record.
-    pub fn images(&self) -> impl Iterator<Item = &ImageRecord> {
-        self.records.images.values()
-    }
-
-    /// Every tag with the image it names.
-    pub fn tags(&self) -> impl Iterator<Item = (&str, &Digest)> {
-        self.records.tags.iter().map(|(k, v)| (k.as_str(), v))
-    }
-
-    fn save(&self) -> Result<(), ImageError> {
-        Ok(netcore::persist::save(
-            &self.root.join(RECORDS),
-            &self.records,
-        )?)
-    }
-
-    /// Finds an image by reference (`busybox`, `localhost:5000/a:1`), full ID (`sha256:...`) or
-    /// an ID prefix of at least one hex digit.
-    pub fn resolve(&self, name: &str) -> Result<&ImageRecord, ImageError> {
-        if let Ok(r) = name.parse::<Reference>() {
-            if let Some(id) = self.records.tags.get(&r.to_string()) {
-                if let Some(img) = self.records.images.get(&id.hex) {
-                    return Ok(img);
-                }
-            }
-        }
-        let hex = name.strip_prefix("sha256:").unwrap_or(name);
-        if !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            let mut found = self
-                .records
-                .images
-                .range(hex.to_string()..)
-                .take_while(|(k, _)| k.starts_with(hex));
-            if let Some((_, img)) = found.next() {
-                if found.next().is_some() {
-                    return Err(ImageError::Ambiguous(name.to_string()));
-                }
-                return Ok(img);
-            }
-        }
-        Err(ImageError::NotFound(name.to_string()))
-    }
-
-    /// Tags of image `id`, fully qualified.
-    pub fn tags_of(&self, id: &Digest) -> Vec<&str> {
-        self.records
-            .tags
-            .iter()
-            .filter(|(_, v)| *v == id)
-            .map(|(k, _)| k.as_str())
-            .collect()
+            Ok(())
+        })
     }
 
     /// `docker tag SOURCE TARGET`.
-    pub fn tag(&mut self, source: &str, target: &str) -> Result<(), ImageError> {
-        let id = self.resolve(source)?.id.clone();
+    pub fn tag(&self, source: &str, target: &str) -> Result<(), ImageError> {
         let target: Reference = target.parse()?;
-        self.records.tags.insert(target.to_string(), id);
-        self.save()
+        self.update(|records| {
+            let id = records.resolve(source)?.id.clone();
+            records.tags.insert(target.to_string(), id);
+            Ok(())
+        })
     }
 
     /// `docker import`: a root file system tarball (plain, gzip or zstd) becomes a one-layer
-    /// image, tagged `tag` when given.
-    pub fn import(
-        &mut self,
-        input: impl Read,
-        tag: Option<&str>,
-    ) -> Result<ImageRecord, ImageError> {
+    /// image, tagged `tag` when given. No lock is held while the layer is stored.
+    pub fn import(&self, input: impl Read, tag: Option<&str>) -> Result<ImageRecord, ImageError> {
         let tag: Option<Reference> = tag.map(str::parse).transpose()?;
-        let result = self.store_layer(input, None).and_then(|layer| {
+        let lease = self.lease();
+        let result = self.store_layer(&lease, input, None).and_then(|layer| {
             self.commit(
                 vec![layer],
                 serde_json::json!({}),
@@ -375,8 +330,9 @@ impl ImageStore {
                 tag.as_ref(),
             )
         });
+        drop(lease);
         if result.is_err() {
-            // Blobs stored before the failure belong to no image: drop them now.
+            // What the failed import stored belongs to no image: drop it now.
             let _ = self.collect();
         }
         result
@@ -384,19 +340,22 @@ impl ImageStore {
 
     /// Stores a layer tarball (plain, gzip or zstd) as a gzip blob and unpacks its snapshot on
     /// top of the stack whose chain ID is `parent`.
+    /// `lease` keeps both until the caller records them.
     pub fn store_layer(
         &self,
+        lease: &Lease,
         input: impl Read,
         parent: Option<&Digest>,
     ) -> Result<LayerRecord, ImageError> {
         let scratch = self.blobs.scratch("layer");
-        let result = self.store_layer_via(&scratch, input, parent);
+        let result = self.store_layer_via(lease, &scratch, input, parent);
         let _ = fs::remove_file(&scratch);
         result
     }
 
     fn store_layer_via(
         &self,
+        lease: &Lease,
         scratch: &Path,
         input: impl Read,
         parent: Option<&Digest>,
@@ -426,7 +385,9 @@ impl ImageStore {
         );
         let mut file = tee.inner.finish().map_err(io("compressing the layer"))?;
         file.rewind().map_err(io("compressing the layer"))?;
+        // Written now (its fresh ctime is under the lease); protected by name too.
         let blob = self.blobs.put(None, None, &mut file)?;
+        lease.protect(&blob);
         let blob_size = fs::metadata(self.blobs.path(&blob))
             .map_err(io("sizing the layer"))?
             .len();
@@ -436,6 +397,8 @@ impl ImageStore {
                 .pop()
                 .expect("two chain IDs"),
         };
+        // Before looking whether the snapshot exists: an existing one then stays.
+        lease.protect(&chain_id);
         self.snapshots.unpack_verified(
             &chain_id,
             &diff_id,
@@ -459,7 +422,7 @@ impl ImageStore {
     /// configuration (`Env`, `Cmd`, ... as in an image config's `config` object) and one
     /// history entry per layer (`created_by`), and records it tagged `tag`.
     pub fn commit(
-        &mut self,
+        &self,
         layers: Vec<LayerRecord>,
         config: serde_json::Value,
         created_by: &[&str],
@@ -483,12 +446,14 @@ impl ImageStore {
     /// Records an image of stored `layers` with `config_bytes` as its config, kept byte for byte
     /// (so its ID is kept, as `docker load` does), under a new OCI manifest.
     pub fn commit_config(
-        &mut self,
+        &self,
         config_bytes: &[u8],
         layers: Vec<LayerRecord>,
         created: String,
         tag: Option<&Reference>,
     ) -> Result<ImageRecord, ImageError> {
+        // Keeps the two blobs written here until the record is saved.
+        let _lease = self.lease();
         let id = self.blobs.put_bytes(None, config_bytes)?;
         let manifest = serde_json::json!({
             "schemaVersion": 2, "mediaType": OCI_MANIFEST,
@@ -513,34 +478,6 @@ impl ImageStore {
         )
     }
 
-    /// `docker images`: one row per tag, and a `<none>` row for untagged images.
-    pub fn list(&self) -> Vec<ListRow> {
-        let mut rows = Vec::new();
-        for img in self.records.images.values() {
-            let tags = self.tags_of(&img.id);
-            let row = |repository: String, tag: String| ListRow {
-                repository,
-                tag,
-                id: img.id.clone(),
-                created: img.created.clone(),
-                size: img.size,
-            };
-            if tags.is_empty() {
-                rows.push(row("<none>".into(), "<none>".into()));
-            }
-            for t in tags {
-                let r: Reference = t.parse().expect("stored tags are valid references");
-                rows.push(row(r.familiar_name(), r.tag.unwrap_or_default()));
-            }
-        }
-        rows.sort_by(|a, b| {
-            b.created
-                .cmp(&a.created)
-                .then(a.repository.cmp(&b.repository))
-        });
-        rows
-    }
-
     /// `docker rmi NAME` with Docker's rules. A tag with other tags left only loses that
     /// tag. Otherwise `user_of` says which container uses the image (a running one first):
     /// the last tag of an image in use is refused without `force`, and with it only untagged
@@ -550,90 +487,107 @@ impl ImageStore {
     /// starts from them). Unreferenced blobs and snapshots are collected. Returns Docker's
     /// "Untagged:" and "Deleted:" lines.
     pub fn remove(
-        &mut self,
+        &self,
         name: &str,
         force: bool,
         user_of: impl Fn(&Digest) -> Option<ImageUser>,
     ) -> Result<Vec<String>, ImageError> {
-        let id = self.resolve(name)?.id.clone();
-        let short = id.hex[..12].to_string();
-        let tags: Vec<String> = self.tags_of(&id).into_iter().map(String::from).collect();
-        let by_tag = name
-            .parse::<Reference>()
-            .ok()
-            .map(|r| r.to_string())
-            .filter(|r| tags.contains(r));
-        if let Some(t) = &by_tag {
-            if tags.len() > 1 {
-                self.records.tags.remove(t);
-                self.save()?;
-                return Ok(vec![format!("Untagged: {t}")]);
+        let (out, deleted) = self.update(|records| {
+            let id = records.resolve(name)?.id.clone();
+            let short = id.hex[..12].to_string();
+            let tags: Vec<String> = records.tags_of(&id).into_iter().map(String::from).collect();
+            let by_tag = name
+                .parse::<Reference>()
+                .ok()
+                .map(|r| r.to_string())
+                .filter(|r| tags.contains(r));
+            if let Some(t) = &by_tag {
+                if tags.len() > 1 {
+                    records.tags.remove(t);
+                    return Ok((vec![format!("Untagged: {t}")], false));
+                }
+            } else if tags.len() > 1 && !force {
+                return Err(ImageError::MultipleTags { id: short });
             }
-        } else if tags.len() > 1 && !force {
-            return Err(ImageError::MultipleTags { id: short });
+            let mut untag_all = || {
+                tags.iter()
+                    .map(|t| {
+                        records.tags.remove(t);
+                        format!("Untagged: {t}")
+                    })
+                    .collect::<Vec<_>>()
+            };
+            match (by_tag.is_some(), user_of(&id)) {
+                (true, Some(u)) if !force => Err(ImageError::ReferenceInUse {
+                    reference: name.to_string(),
+                    container: u.container,
+                    image: short,
+                }),
+                (false, Some(u)) if u.running || !force => Err(ImageError::InUse {
+                    image: short,
+                    container: u.container,
+                    running: u.running,
+                }),
+                // Forced under a running container: the names go, the image stays.
+                (_, Some(u)) if u.running => Ok((untag_all(), false)),
+                // Forced under a stopped one, or unused: the image goes; layers its
+                // containers hold stay (see `hold`).
+                _ => {
+                    let mut out = untag_all();
+                    records.images.remove(&id.hex);
+                    out.push(format!("Deleted: {id}"));
+                    Ok((out, true))
+                }
+            }
+        })?;
+        if deleted {
+            self.collect()?;
         }
-        let untag_all = |s: &mut ImageStore| -> Result<Vec<String>, ImageError> {
-            let mut out = Vec::new();
-            for t in &tags {
-                s.records.tags.remove(t);
-                out.push(format!("Untagged: {t}"));
-            }
-            s.save()?;
-            Ok(out)
-        };
-        match (by_tag.is_some(), user_of(&id)) {
-            (true, Some(u)) if !force => Err(ImageError::ReferenceInUse {
-                reference: name.to_string(),
-                container: u.container,
-                image: short,
-            }),
-            (false, Some(u)) if u.running || !force => Err(ImageError::InUse {
-                image: short,
-                container: u.container,
-                running: u.running,
-            }),
-            // Forced, in use: the names go, the image stays for its containers.
-            (_, Some(_)) => untag_all(self),
-            (_, None) => {
-                let mut out = untag_all(self)?;
-                self.records.images.remove(&id.hex);
-                self.save()?;
-                out.push(format!("Deleted: {id}"));
-                self.collect()?;
-                Ok(out)
-            }
-        }
+        Ok(out)
     }
 
     /// `docker image prune [-a]`: removes untagged images (with `all`, every image) that no
-    /// container uses, then unreferenced blobs, snapshots and interrupted downloads. Returns
-    /// Docker's "Deleted:"/"Untagged:" lines and the bytes reclaimed.
+    /// container uses, then unreferenced blobs, snapshots and interrupted downloads (none
+    /// that a live lease keeps). Returns Docker's "Deleted:"/"Untagged:" lines and the bytes
+    /// reclaimed.
     pub fn prune(
-        &mut self,
+        &self,
         all: bool,
         in_use: impl Fn(&Digest) -> bool,
     ) -> Result<(Vec<String>, u64), ImageError> {
         let before = self.disk_usage();
-        let mut out = Vec::new();
-        let doomed: Vec<Digest> = self
-            .records
-            .images
-            .values()
-            .filter(|img| (all || self.tags_of(&img.id).is_empty()) && !in_use(&img.id))
-            .map(|img| img.id.clone())
-            .collect();
-        for id in doomed {
-            let tags: Vec<String> = self.tags_of(&id).into_iter().map(String::from).collect();
-            for t in tags {
-                self.records.tags.remove(&t);
-                out.push(format!("Untagged: {t}"));
+        let out = self.update(|records| {
+            let mut out = Vec::new();
+            let doomed: Vec<Digest> = records
+                .images
+                .values()
+                .filter(|img| (all || records.tags_of(&img.id).is_empty()) && !in_use(&img.id))
+                .map(|img| img.id.clone())
+                .collect();
+            for id in doomed {
+                let tags: Vec<String> =
+                    records.tags_of(&id).into_iter().map(String::from).collect();
+                for t in tags {
+                    records.tags.remove(&t);
+                    out.push(format!("Untagged: {t}"));
+                }
+                records.images.remove(&id.hex);
+                out.push(format!("Deleted: {id}"));
             }
-            self.records.images.remove(&id.hex);
-            out.push(format!("Deleted: {id}"));
-        }
-        self.save()?;
+            Ok(out)
+        })?;
         self.collect()?;
-        self.blobs.clear_partial()?;
+        for (path, ctime) in self.blobs.partials()? {
+            self.leases.sweep(None, ctime, || {
+                fs::remove_file(&path).or_else(|e| match e.kind() {
+                    io::ErrorKind::NotFound => Ok(()),
+                    _ => Err(ImageError::Io {
+                        what: format!("removing {}", path.display()),
+                        source: e,
+                    }),
+                })
+            })?;
+        }
         Ok((out, before.saturating_sub(self.disk_usage())))
     }
 
@@ -657,24 +611,54 @@ impl ImageStore {
             .sum()
     }
 
-    /// Removes blobs and snapshots no image record refers to.
+    /// Removes blobs and snapshots that no record refers to, no container holds and no live
+    /// lease keeps. Runs under the writer lock (no record can gain a reference between the
+    /// mark and the sweep); snapshots are moved into a trash directory there and deleted
+    /// after the lock is released.
     pub fn collect(&self) -> Result<(), ImageError> {
-        let mut blobs = BTreeSet::new();
-        let mut chains = BTreeSet::new();
-        for img in self.records.images.values() {
-            blobs.insert(img.id.clone());
-            blobs.insert(img.manifest.clone());
-            for l in &img.layers {
-                blobs.insert(l.blob.clone());
-                chains.insert(l.chain_id.clone());
+        let trash = {
+            let _w = self.write_lock();
+            let records = self.snapshot();
+            let mut blobs = BTreeSet::new();
+            let mut chains = BTreeSet::new();
+            for img in records.images() {
+                blobs.insert(img.id.clone());
+                blobs.insert(img.manifest.clone());
+                for l in &img.layers {
+                    blobs.insert(l.blob.clone());
+                    chains.insert(l.chain_id.clone());
+                }
+            }
+            for held in self
+                .holds
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+            {
+                chains.extend(held.iter().cloned());
+            }
+            for d in self.blobs.list()? {
+                if blobs.contains(&d) {
+                    continue;
+                }
+                let ctime = ctime_of(&self.blobs.path(&d));
+                self.leases
+                    .sweep(Some(&d), ctime, || self.blobs.remove(&d))?;
+            }
+            let mut trash = Vec::new();
+            for c in self.snapshots.candidates(&chains)? {
+                self.leases.sweep(c.chain_id.as_ref(), c.ctime, || {
+                    trash.push(self.snapshots.trash(&c.path)?);
+                    Ok::<_, SnapshotError>(())
+                })?;
+            }
+            trash
+        };
+        for t in trash {
+            if let Err(e) = fs::remove_dir_all(&t) {
+                tracing::warn!(path = %t.display(), error = %e, "removing a collected snapshot");
             }
         }
-        for d in self.blobs.list()? {
-            if !blobs.contains(&d) {
-                self.blobs.remove(&d)?;
-            }
-        }
-        self.snapshots.collect(&chains)?;
         Ok(())
     }
 }
@@ -693,7 +677,7 @@ mod tests {
     #[test]
     fn prune_removes_dangling_images_then_unused_ones_with_all() {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = ImageStore::open(dir.path()).unwrap();
+        let s = ImageStore::open(dir.path()).unwrap();
         let old = s.import(&rootfs()[..], Some("app:1")).unwrap();
         // Re-importing different content under the same tag leaves the old image dangling.
         let tar = crate::image::layer::fixtures::tarball(&[("bin/new", b"2")]);
@@ -719,14 +703,14 @@ mod tests {
                 format!("Deleted: {}", new.id)
             ]
         );
-        assert_eq!(s.list().len(), 1);
+        assert_eq!(s.snapshot().list().len(), 1);
         assert!(s.snapshots().has(&kept.layers[0].chain_id));
     }
 
     #[test]
     fn import_tag_list_and_remove_round_trip() {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = ImageStore::open(dir.path()).unwrap();
+        let s = ImageStore::open(dir.path()).unwrap();
         let tar = rootfs();
         let img = s.import(&tar[..], Some("box:1")).unwrap();
         assert_eq!(img.size, tar.len() as u64);
@@ -755,7 +739,7 @@ mod tests {
         assert!(matches!(m, crate::image::manifest::Document::Manifest(_)));
 
         s.tag("box:1", "localhost:5000/box:latest").unwrap();
-        let rows = s.list();
+        let rows = s.snapshot().list();
         let names: Vec<_> = rows
             .iter()
             .map(|r| format!("{}:{}", r.repository, r.tag))
@@ -764,7 +748,7 @@ mod tests {
         assert_eq!(s.resolve(&img.id.hex[..6]).unwrap().id, img.id);
 
         // Records survive a reopen.
-        let mut s = ImageStore::open(dir.path()).unwrap();
+        let s = ImageStore::open(dir.path()).unwrap();
         assert_eq!(s.resolve("box:1").unwrap().id, img.id);
         let e = s.remove(&img.id.hex, false, |_| None).unwrap_err();
         assert!(
@@ -786,7 +770,7 @@ mod tests {
     #[test]
     fn two_imports_of_one_rootfs_share_their_layer() {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = ImageStore::open(dir.path()).unwrap();
+        let s = ImageStore::open(dir.path()).unwrap();
         let a = s.import(&rootfs()[..], Some("a")).unwrap();
         let b = s.import(&rootfs()[..], Some("b")).unwrap();
         assert_eq!(a.layers[0].chain_id, b.layers[0].chain_id);
@@ -800,7 +784,7 @@ mod tests {
     #[test]
     fn a_bad_tarball_leaves_no_image_and_no_scratch() {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = ImageStore::open(dir.path()).unwrap();
+        let s = ImageStore::open(dir.path()).unwrap();
         let mut evil = tar::Builder::new(Vec::new());
         let mut h = tar::Header::new_gnu();
         h.as_old_mut().name[..9].copy_from_slice(b"../escape");
@@ -815,7 +799,7 @@ mod tests {
             .import(&evil.into_inner().unwrap()[..], Some("evil"))
             .unwrap_err();
         assert!(e.to_string().contains("../escape"), "{e}");
-        assert!(s.list().is_empty());
+        assert!(s.snapshot().list().is_empty());
         assert_eq!(fs::read_dir(dir.path().join("ingest")).unwrap().count(), 0);
         assert!(
             s.blobs().list().unwrap().is_empty(),
@@ -834,7 +818,7 @@ mod tests {
     #[test]
     fn rmi_follows_dockers_rules_for_images_in_use() {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = ImageStore::open(dir.path()).unwrap();
+        let s = ImageStore::open(dir.path()).unwrap();
         let img = s.import(&rootfs()[..], Some("bb:1")).unwrap();
         s.tag("bb:1", "bb:2").unwrap();
         let short = img.id.hex[..12].to_string();
@@ -884,17 +868,78 @@ mod tests {
         );
         assert!(s.snapshots().has(&img.layers[0].chain_id));
         assert_eq!(s.resolve(&short).unwrap().id, img.id);
-        // Forced under a stopped one: the same; with no user left the image goes.
+        // Forced under a stopped one: untagged and deleted, as Docker; the layers the
+        // container holds stay until it lets them go.
         s.tag(&short, "bb:3").unwrap();
+        let chains: Vec<Digest> = img.layers.iter().map(|l| l.chain_id.clone()).collect();
+        s.hold("c1", chains);
         assert_eq!(
             s.remove(&short, true, user(false)).unwrap(),
-            ["Untagged: docker.io/library/bb:3"]
+            [
+                "Untagged: docker.io/library/bb:3".to_string(),
+                format!("Deleted: {}", img.id)
+            ]
         );
+        assert!(matches!(s.resolve(&short), Err(ImageError::NotFound(_))));
         assert!(s.snapshots().has(&img.layers[0].chain_id));
-        assert_eq!(
-            s.remove(&short, false, |_| None).unwrap(),
-            [format!("Deleted: {}", img.id)]
-        );
+        s.release("c1");
+        s.collect().unwrap();
         assert!(!s.snapshots().has(&img.layers[0].chain_id));
+    }
+
+    #[test]
+    fn a_collection_keeps_what_a_live_lease_wrote_and_drops_it_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = ImageStore::open(dir.path()).unwrap();
+        let kept = s.import(&rootfs()[..], Some("kept:1")).unwrap();
+        // A load or build in flight: a layer stored, no record yet.
+        let lease = s.lease();
+        let tar = crate::image::layer::fixtures::tarball(&[("bin/new", b"new")]);
+        let layer = s.store_layer(&lease, &tar[..], None).unwrap();
+        // The layer it stacks on, which an rmi meanwhile makes unreferenced.
+        lease.protect(&kept.layers[0].chain_id);
+        s.remove("kept:1", false, |_| None).unwrap();
+        let (_, _) = s.prune(true, |_| false).unwrap();
+        assert!(s.blobs().has(&layer.blob), "the lease's blob was collected");
+        assert!(s.snapshots().has(&layer.chain_id));
+        assert!(
+            s.snapshots().has(&kept.layers[0].chain_id),
+            "a protected layer went"
+        );
+        // Recording it works, and then the record keeps it.
+        let img = s
+            .commit(vec![layer.clone()], serde_json::json!({}), &["x"], None)
+            .unwrap();
+        drop(lease);
+        s.collect().unwrap();
+        assert!(s.snapshots().has(&layer.chain_id));
+        assert!(!s.snapshots().has(&kept.layers[0].chain_id));
+        // Abandoned: what a dropped lease wrote goes with the next collection.
+        let lease = s.lease();
+        let tar = crate::image::layer::fixtures::tarball(&[("bin/other", b"o")]);
+        let orphan = s.store_layer(&lease, &tar[..], None).unwrap();
+        drop(lease);
+        s.collect().unwrap();
+        assert!(!s.blobs().has(&orphan.blob) && !s.snapshots().has(&orphan.chain_id));
+        assert_eq!(s.resolve(&img.id.hex).unwrap().id, img.id);
+    }
+
+    #[test]
+    fn readers_keep_their_snapshot_while_the_store_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = ImageStore::open(dir.path()).unwrap();
+        let a = s.import(&rootfs()[..], Some("a:1")).unwrap();
+        let before = s.snapshot();
+        s.tag("a:1", "b:1").unwrap();
+        s.remove("a:1", false, |_| None).unwrap();
+        assert_eq!(before.tags_of(&a.id), ["docker.io/library/a:1"]);
+        assert_eq!(s.snapshot().tags_of(&a.id), ["docker.io/library/b:1"]);
+        // A failed change leaves the records as they were, on disk too.
+        assert!(s.tag("nope:1", "c:1").is_err());
+        let reopened = ImageStore::open(dir.path()).unwrap();
+        assert_eq!(
+            reopened.snapshot().tags_of(&a.id),
+            ["docker.io/library/b:1"]
+        );
     }
 }

@@ -9,6 +9,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
 
 use sha2::{Digest as _, Sha256};
 
@@ -221,26 +222,69 @@ impl Snapshots {
         Ok(spec)
     }
 
-    /// Removes every snapshot not in `in_use` (and leftovers of interrupted unpacks); returns
-    /// what it removed.
-    pub fn collect(&self, in_use: &BTreeSet<Digest>) -> Result<Vec<String>, SnapshotError> {
+    /// Entries the collector may remove: snapshots not in `in_use`, leftovers of interrupted
+    /// unpacks (and unpacks in flight: the caller's leases decide) and trash not yet deleted.
+    pub fn candidates(&self, in_use: &BTreeSet<Digest>) -> Result<Vec<Candidate>, SnapshotError> {
         let keep: BTreeSet<&str> = in_use.iter().map(|d| d.hex.as_str()).collect();
-        let mut removed = Vec::new();
         let io_at = |path: &Path| {
             let path = path.to_path_buf();
             move |source| SnapshotError::Io { path, source }
         };
+        let mut out = Vec::new();
         for e in fs::read_dir(&self.root).map_err(io_at(&self.root))? {
             let e = e.map_err(io_at(&self.root))?;
             let name = e.file_name().to_string_lossy().into_owned();
-            if !keep.contains(name.as_str()) {
-                fs::remove_dir_all(e.path()).map_err(io_at(&e.path()))?;
-                removed.push(name);
+            if keep.contains(name.as_str()) {
+                continue;
             }
+            let path = e.path();
+            let (chain_id, ctime) = if name.starts_with(TRASH) {
+                // Always removable: nobody can refer to trash.
+                (None, SystemTime::UNIX_EPOCH)
+            } else {
+                (Digest::sha256(&name).ok(), super::leases::ctime_of(&path))
+            };
+            out.push(Candidate {
+                chain_id,
+                path,
+                ctime,
+            });
         }
-        removed.sort();
-        Ok(removed)
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
     }
+
+    /// Moves a candidate out of the way at once (one rename: the collector does it under its
+    /// locks) and returns where it went, for deletion after them.
+    pub fn trash(&self, path: &Path) -> Result<PathBuf, SnapshotError> {
+        if path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with(TRASH))
+        {
+            return Ok(path.to_path_buf());
+        }
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let to = self.root.join(format!("{TRASH}{}-{n}", std::process::id()));
+        fs::rename(path, &to).map_err(|source| SnapshotError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(to)
+    }
+}
+
+/// The name prefix of snapshots on their way out.
+const TRASH: &str = ".trash-";
+
+/// An entry of the snapshot directory that nothing recorded keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// The snapshot's chain ID; `None` for leftovers and trash.
+    pub chain_id: Option<Digest>,
+    /// Where it is.
+    pub path: PathBuf,
+    /// When it last changed (the epoch for trash).
+    pub ctime: SystemTime,
 }
 
 #[cfg(test)]
@@ -274,9 +318,24 @@ mod tests {
         s.unpack(&b, &layer("top", b"3")[..], opts).unwrap();
         assert_eq!(fs::read(s.path(&a).join("base")).unwrap(), b"1");
         fs::create_dir(dir.path().join("snapshots/.x.partial-1")).unwrap();
-        let removed = s.collect(&[a.clone()].into()).unwrap();
-        assert_eq!(removed, vec![".x.partial-1".to_string(), b.hex.clone()]);
+        let found = s.candidates(&[a.clone()].into()).unwrap();
+        let names: Vec<String> = found
+            .iter()
+            .map(|c| c.path.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, vec![".x.partial-1".to_string(), b.hex.clone()]);
+        assert_eq!(found[0].chain_id, None);
+        assert_eq!(found[1].chain_id, Some(b.clone()));
+        let t = s.trash(&found[1].path).unwrap();
         assert!(s.has(&a) && !s.has(&b));
+        // Trash is always a candidate, with nothing to keep it.
+        let again = s.candidates(&[a.clone()].into()).unwrap();
+        let trash = again.iter().find(|c| c.path == t).unwrap();
+        assert_eq!(
+            (trash.chain_id.clone(), trash.ctime),
+            (None, SystemTime::UNIX_EPOCH)
+        );
+        assert_eq!(s.trash(&t).unwrap(), t);
     }
 
     #[test]
