@@ -164,6 +164,15 @@ fn now() -> String {
     netcore::network::rfc3339(secs)
 }
 
+/// Docker's "Untagged: REF" line, with the reference as Docker prints it (`app:1`, not
+/// `docker.io/library/app:1`).
+fn untagged(stored: &str) -> String {
+    let shown = stored
+        .parse::<Reference>()
+        .map_or_else(|_| stored.to_string(), |r| r.familiar_name_with_tag());
+    format!("Untagged: {shown}")
+}
+
 impl ImageStore {
     /// Opens (creating) the store under `root` (`<data-root>/image`).
     pub fn open(root: &Path) -> Result<ImageStore, ImageError> {
@@ -504,7 +513,7 @@ impl ImageStore {
             if let Some(t) = &by_tag {
                 if tags.len() > 1 {
                     records.tags.remove(t);
-                    return Ok((vec![format!("Untagged: {t}")], false));
+                    return Ok((vec![untagged(t)], false));
                 }
             } else if tags.len() > 1 && !force {
                 return Err(ImageError::MultipleTags { id: short });
@@ -513,7 +522,7 @@ impl ImageStore {
                 tags.iter()
                     .map(|t| {
                         records.tags.remove(t);
-                        format!("Untagged: {t}")
+                        untagged(t)
                     })
                     .collect::<Vec<_>>()
             };
@@ -569,7 +578,7 @@ impl ImageStore {
                     records.tags_of(&id).into_iter().map(String::from).collect();
                 for t in tags {
                     records.tags.remove(&t);
-                    out.push(format!("Untagged: {t}"));
+                    out.push(untagged(&t));
                 }
                 records.images.remove(&id.hex);
                 out.push(format!("Deleted: {id}"));
@@ -699,7 +708,7 @@ mod tests {
         assert_eq!(
             lines,
             vec![
-                "Untagged: docker.io/library/app:1".to_string(),
+                "Untagged: app:1".to_string(),
                 format!("Deleted: {}", new.id)
             ]
         );
@@ -758,7 +767,7 @@ mod tests {
         );
         assert_eq!(
             s.remove("box:1", false, |_| None).unwrap(),
-            ["Untagged: docker.io/library/box:1"]
+            ["Untagged: box:1"]
         );
         let out = s.remove("localhost:5000/box", false, |_| None).unwrap();
         assert_eq!(out.last().unwrap(), &format!("Deleted: {}", img.id));
@@ -833,7 +842,7 @@ mod tests {
         // A tag with another left: untagged even while in use.
         assert_eq!(
             s.remove("bb:2", false, user(true)).unwrap(),
-            ["Untagged: docker.io/library/bb:2"]
+            ["Untagged: bb:2"]
         );
         // The last tag, in use, no force (Docker's message, checked against dockerd 20.10).
         let e = s.remove("bb:1", false, user(false)).unwrap_err();
@@ -864,7 +873,7 @@ mod tests {
         // Forced under a running container: untagged, the image and its layers stay.
         assert_eq!(
             s.remove("bb:1", true, user(true)).unwrap(),
-            ["Untagged: docker.io/library/bb:1"]
+            ["Untagged: bb:1"]
         );
         assert!(s.snapshots().has(&img.layers[0].chain_id));
         assert_eq!(s.resolve(&short).unwrap().id, img.id);
@@ -875,10 +884,7 @@ mod tests {
         s.hold("c1", chains);
         assert_eq!(
             s.remove(&short, true, user(false)).unwrap(),
-            [
-                "Untagged: docker.io/library/bb:3".to_string(),
-                format!("Deleted: {}", img.id)
-            ]
+            ["Untagged: bb:3".to_string(), format!("Deleted: {}", img.id)]
         );
         assert!(matches!(s.resolve(&short), Err(ImageError::NotFound(_))));
         assert!(s.snapshots().has(&img.layers[0].chain_id));
