@@ -278,3 +278,177 @@ fn netns_engine_core_logs_tail_of_a_huge_log_reads_from_the_end() {
     assert!(took < Duration::from_secs(5), "--tail 1 took {took:?}");
     d.ok(&["rm", "-f", "talker"]);
 }
+
+/// What this berthd has in the kernel and the process table: veth pairs, rootfs mounts under
+/// its run directory, shims serving it, cgroups under its parent, and nft lines naming the
+/// test's published port.
+#[derive(Debug, PartialEq, Eq)]
+struct Footprint {
+    veths: usize,
+    mounts: usize,
+    shims: usize,
+    cgroups: usize,
+    nft_port: usize,
+}
+
+fn footprint(d: &Berthd) -> Footprint {
+    let run = d.dir.path().join("run");
+    let run = run.to_string_lossy().into_owned();
+    let veths = String::from_utf8_lossy(
+        &Command::new("ip")
+            .args(["-o", "link", "show", "type", "veth"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .lines()
+    .count();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(&run) && l.contains("rootfs"))
+        .count();
+    let shims = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).into_owned())
+        // The shims themselves (argv[0]), not berthd, whose arguments name them too.
+        .filter(|c| {
+            c.split('\0')
+                .next()
+                .is_some_and(|a| a.ends_with("berth-shim"))
+        })
+        .filter(|c| c.contains(&run))
+        .count();
+    let mut cgroups = 0;
+    for h in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        if let Ok(rd) = std::fs::read_dir(h.path().join(d.cgroup_parent())) {
+            cgroups += rd.flatten().filter(|e| e.path().is_dir()).count();
+        }
+    }
+    let nft = Command::new("nft")
+        .args(["list", "table", "inet", "berth"])
+        .output()
+        .unwrap();
+    let nft_port = String::from_utf8_lossy(&nft.stdout)
+        .lines()
+        .filter(|l| l.contains("18081"))
+        .count();
+    Footprint {
+        veths,
+        mounts,
+        shims,
+        cgroups,
+        nft_port,
+    }
+}
+
+/// Runs `args` with berthd armed to die at `failpoint`, checks that it died there, and starts
+/// it again unarmed.
+fn crash_at(d: &mut Berthd, failpoint: &str, args: &[&str]) {
+    d.set_env(&[("BERTH_FAILPOINTS", failpoint)]);
+    d.restart();
+    let o = docker_within(&d.sock, 30, args);
+    match d.wait_exit(30) {
+        Some(st) => assert!(!st.success(), "{failpoint}: berthd exited with {st}"),
+        None => panic!(
+            "{failpoint}: berthd did not die; {args:?} said {:?}",
+            text(&o)
+        ),
+    }
+    d.set_env(&[]);
+    d.restart();
+}
+
+fn state(d: &Berthd, name: &str) -> String {
+    let o = docker_within(&d.sock, 15, &["inspect", "-f", "{{.State.Status}}", name]);
+    let (code, out, err) = text(&o);
+    if code != 0 {
+        assert!(
+            err.contains("No such object") || err.contains("No such container"),
+            "{err}"
+        );
+        return "gone".into();
+    }
+    out
+}
+
+#[test]
+fn netns_engine_core_a_crash_at_any_step_leaves_things_consistent() {
+    if !netns_support::enabled("netns_engine_core_a_crash_at_any_step_leaves_things_consistent") {
+        return;
+    }
+    let mut d = Berthd::start();
+    let empty = footprint(&d);
+    assert_eq!(
+        empty.mounts + empty.shims + empty.cgroups + empty.nft_port,
+        0,
+        "{empty:?}"
+    );
+    let run = [
+        "run", "-d", "--name", "crashy", "-p", "18081:80", IMAGE, "sleep", "1000",
+    ];
+
+    // create: before the record nothing is left; after it, a created container.
+    crash_at(&mut d, "create:before-record", &run);
+    assert_eq!(state(&d, "crashy"), "gone");
+    assert_eq!(footprint(&d), empty);
+    crash_at(&mut d, "create:after-record", &run);
+    assert_eq!(state(&d, "crashy"), "created");
+    assert_eq!(footprint(&d), empty);
+
+    // start: a crash before the shim runs leaves it not running and its network gone; a
+    // crash after the shim runs leaves it running, adopted by the next berthd.
+    crash_at(&mut d, "start:after-network", &["start", "crashy"]);
+    assert_eq!(state(&d, "crashy"), "created");
+    assert_eq!(footprint(&d), empty);
+    crash_at(&mut d, "start:after-spawn", &["start", "crashy"]);
+    assert_eq!(state(&d, "crashy"), "running");
+    d.ok(&["exec", "crashy", "true"]);
+    let live = footprint(&d);
+    assert_eq!(
+        (live.veths, live.mounts, live.shims),
+        (empty.veths + 1, 1, 1),
+        "{live:?}"
+    );
+    assert!(live.nft_port > 0, "{live:?}");
+
+    // stop: killed, not recorded; the next berthd records the exit.
+    crash_at(&mut d, "stop:before-record", &["stop", "-t", "0", "crashy"]);
+    assert_eq!(state(&d, "crashy"), "exited");
+    assert_eq!(footprint(&d), empty);
+
+    // rm -f of a running container: a crash at either step, and the next berthd finishes it.
+    for fp in ["rm:after-marking", "rm:after-teardown"] {
+        d.ok(&["start", "crashy"]);
+        crash_at(&mut d, fp, &["rm", "-f", "crashy"]);
+        assert_eq!(state(&d, "crashy"), "gone", "{fp}");
+        assert_eq!(footprint(&d), empty, "{fp}");
+        d.ok(&run);
+    }
+    d.ok(&["rm", "-f", "crashy"]);
+
+    // An image load cut short before its record: no image, nothing of it left in the store.
+    let saved = d.dir.path().join("saved.tar");
+    d.ok(&["tag", IMAGE, "crash/img:1"]);
+    d.ok(&["save", "-o", &saved.to_string_lossy(), "crash/img:1"]);
+    d.ok(&["rmi", "crash/img:1"]);
+    let blob_dir = d.dir.path().join("data/image/blobs/sha256");
+    let blobs = || std::fs::read_dir(&blob_dir).unwrap().count();
+    let before = blobs();
+    d.ok(&["rmi", IMAGE]);
+    let without = blobs();
+    assert!(without < before);
+    crash_at(
+        &mut d,
+        "image:before-record",
+        &["load", "-i", &saved.to_string_lossy()],
+    );
+    let o = d.docker(&["image", "inspect", "crash/img:1"]);
+    assert!(!o.status.success(), "a load cut short left an image");
+    assert_eq!(blobs(), without, "a load cut short left blobs");
+    let loaded = d.ok(&["load", "-i", &saved.to_string_lossy()]);
+    assert!(loaded.contains("crash/img:1"), "{loaded}");
+    assert_eq!(footprint(&d), empty);
+}

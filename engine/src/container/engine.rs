@@ -151,6 +151,11 @@ impl Engine {
             }
             images.hold(&c.id, c.layers.clone());
         }
+        // What a crash left between writing content and recording it (a pull, a load) goes
+        // now that every container's layers are held; partial downloads stay for resuming.
+        if let Err(e) = images.collect() {
+            tracing::warn!(error = %e, "collecting the image store");
+        }
         let states = containers
             .values()
             .map(|c: &Container| (c.id.clone(), watch::Sender::new(c.state.clone())))
@@ -601,6 +606,7 @@ impl Engine {
             options: opts,
             state: State::default(),
         };
+        crate::failpoint::hit("create:before-record");
         let dir = self.dir(&id);
         self.images.hold(&id, c.layers.clone());
         let saved = fs::create_dir_all(&dir)
@@ -623,6 +629,7 @@ impl Engine {
             self.emit(|| Event::volume(v, "create"));
         }
         self.emit(|| Event::container(&self.containers[&id], "create", &[]));
+        crate::failpoint::hit("create:after-record");
         Ok(id)
     }
 

@@ -242,6 +242,7 @@ impl Engine {
         let ids = resolve_user(&rootfs, &c.user, &c.name)?;
 
         let (net, etc_dir) = self.setup_network(id).await?;
+        crate::failpoint::hit("start:after-network");
         let mut rlimits = Vec::new();
         for u in &c.options.ulimits {
             rlimits.push(
@@ -312,6 +313,7 @@ impl Engine {
             exec: None,
         };
         let spawned = shim::spawn(&self.cfg.shim, &shim_cfg, attach)?;
+        crate::failpoint::hit("start:after-spawn");
         let (init, shim_pid) = (spawned.pid, spawned.shim_pid);
         self.set_state(id, |s| {
             s.status = Status::Running;
@@ -536,6 +538,7 @@ impl Engine {
     /// The last step of a stop, once [`StopPlan::wait`] has returned: records the exit (as
     /// [`Engine::on_exit`]) and reports the stop.
     pub async fn stop_finish(&mut self, plan: &StopPlan) -> Result<AfterExit, ContainerError> {
+        crate::failpoint::hit("stop:before-record");
         let after = self.on_exit(&plan.id, Some(plan.shim_pid)).await?;
         plan.report("stop", &[]);
         Ok(after)
@@ -647,7 +650,9 @@ impl Engine {
             s.status = Status::Removing;
             s.remove_volumes = volumes;
         })?;
+        crate::failpoint::hit("rm:after-marking");
         self.teardown_run(&id).await;
+        crate::failpoint::hit("rm:after-teardown");
         let c = self.containers[&id].clone();
         let dir = self.dir(&id);
         if let Err(e) = rootfs::unmount(&dir) {
@@ -718,6 +723,7 @@ impl Engine {
                     }
                     continue;
                 }
+                _ if self.adopt_started(id) => continue,
                 Status::Restarting => {
                     let _ = self.set_state(id, |s| s.status = Status::Exited);
                 }
@@ -759,6 +765,45 @@ impl Engine {
             }
         }
         let _ = self.resolver.update(self.net.state()).await;
+    }
+
+    /// A container recorded as not running whose shim is alive: an engine died between
+    /// spawning the shim and recording the start. Its process runs, so it is adopted and
+    /// recorded running (its start time is when this engine found it) rather than torn down.
+    fn adopt_started(&mut self, id: &str) -> bool {
+        let bundle = self.bundle(id);
+        let read = |f: &str| {
+            fs::read_to_string(bundle.join(f))
+                .ok()
+                .and_then(|s| s.trim().parse::<i32>().ok())
+        };
+        let Some(shim_pid) = read("shim.pid") else {
+            return false;
+        };
+        if !is_shim_of(shim_pid, id) || shim::read_exit(&bundle).is_some() {
+            return false;
+        }
+        let pid = read("init.pid").unwrap_or(0);
+        let adopted = self.set_state(id, |s| {
+            s.status = Status::Running;
+            s.pid = pid;
+            s.shim_pid = shim_pid;
+            s.exit_code = 0;
+            s.error.clear();
+            s.started_at = now_rfc3339_nano();
+            s.started_ms = now_ms();
+            s.finished_at.clear();
+        });
+        if adopted.is_err() {
+            return false;
+        }
+        self.republish(id);
+        tracing::info!(
+            container = id,
+            shim = shim_pid,
+            "adopted a start an earlier engine did not record"
+        );
+        true
     }
 
     /// Removes endpoints, namespace files and bundles of containers that are not live (a crash

@@ -87,6 +87,7 @@ fn append(
 
 /// `docker save NAME...`: writes the images `names` (references or IDs) to `out`.
 pub fn save(store: &ImageStore, names: &[&str], out: impl Write) -> Result<(), ArchiveError> {
+    let _bg = super::background::enter();
     let mut b = tar::Builder::new(out);
     let mut written = BTreeSet::new();
     let mut index = Vec::new();
@@ -201,6 +202,7 @@ fn unpack_archive(input: impl Read, dir: &Path) -> Result<(), ArchiveError> {
 /// No lock is held while the layers are stored: a lease keeps them until each image is
 /// recorded; what a failed load wrote is collected once its lease is gone.
 pub fn load(store: &ImageStore, input: impl Read) -> Result<Vec<String>, ArchiveError> {
+    let _bg = super::background::enter();
     let scratch = store.blobs().scratch("load");
     let lease = store.lease();
     let result = (|| {

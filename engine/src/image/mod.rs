@@ -4,6 +4,7 @@
 //! ([`inspect`]).
 
 pub mod archive;
+pub mod background;
 pub mod inspect;
 pub mod layer;
 pub mod manifest;

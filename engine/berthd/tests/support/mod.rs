@@ -28,10 +28,18 @@ pub struct Berthd {
     client: PathBuf,
     /// Arguments after the usual ones.
     extra: Vec<String>,
+    /// Environment of the next start (failpoints).
+    env: Vec<(String, String)>,
 }
 
 /// Starts berthd on the roots under `dir` and waits for its socket.
-fn spawn(dir: &Path, sock: &Path, cgroup_parent: &str, extra: &[String]) -> Child {
+fn spawn(
+    dir: &Path,
+    sock: &Path,
+    cgroup_parent: &str,
+    extra: &[String],
+    env: &[(String, String)],
+) -> Child {
     let bin = berthd_bin();
     let bin = bin.as_path();
     let shim = bin.parent().unwrap().join("berth-shim");
@@ -56,6 +64,7 @@ fn spawn(dir: &Path, sock: &Path, cgroup_parent: &str, extra: &[String]) -> Chil
         .args(extra)
         // berthd's registry credentials (docker login) stay in the test's directory.
         .env("DOCKER_CONFIG", dir.join("berthd-docker-config"))
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .spawn()
         .unwrap();
     let t0 = Instant::now();
@@ -100,7 +109,7 @@ impl Berthd {
         let sock = dir.path().join("berth.sock");
         let cgroup_parent = format!("berthd-test-{}", std::process::id());
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let child = spawn(dir.path(), &sock, &cgroup_parent, &extra);
+        let child = spawn(dir.path(), &sock, &cgroup_parent, &extra, &[]);
         Berthd {
             child,
             dir,
@@ -108,6 +117,36 @@ impl Berthd {
             cgroup_parent,
             client: PathBuf::from(DOCKER),
             extra,
+            env: Vec::new(),
+        }
+    }
+
+    /// The cgroup parent its containers run under.
+    pub fn cgroup_parent(&self) -> &str {
+        &self.cgroup_parent
+    }
+
+    /// Sets the environment berthd gets at its next [`Berthd::restart`] (e.g.
+    /// `BERTH_FAILPOINTS`); an empty list clears it.
+    pub fn set_env(&mut self, env: &[(&str, &str)]) {
+        self.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+    }
+
+    /// Waits (at most `secs`) for berthd to end by itself (a failpoint killed it); its
+    /// status, `None` when it still runs.
+    pub fn wait_exit(&mut self, secs: u64) -> Option<std::process::ExitStatus> {
+        let t0 = Instant::now();
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return Some(st);
+            }
+            if t0.elapsed() > Duration::from_secs(secs) {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
@@ -127,6 +166,7 @@ impl Berthd {
             &self.sock,
             &self.cgroup_parent,
             &self.extra,
+            &self.env,
         );
     }
 

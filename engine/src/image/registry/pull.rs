@@ -308,6 +308,7 @@ async fn unpack(
     send(sink, id, LayerStatus::Extracting, 0, layer.size);
     let (blobs, snapshots, layer) = (blobs.clone(), snapshots.clone(), layer.clone());
     tokio::task::spawn_blocking(move || {
+        let _bg = crate::image::background::enter();
         let file = blobs.open_blob(&layer.blob)?;
         let tar = decompress(file).map_err(|source| BlobError::Io {
             path: blobs.path(&layer.blob),

@@ -257,6 +257,7 @@ impl ImageStore {
     /// off any image that had it; that one stays, untagged, as Docker's dangling images do).
     /// The caller's lease keeps the content until this returns.
     pub fn add(&self, new: NewImage, tag: Option<&Reference>) -> Result<ImageRecord, ImageError> {
+        crate::failpoint::hit("image:before-record");
         self.update(|records| {
             // Checked under the writer lock: no collection runs between here and the save.
             for d in [&new.config, &new.manifest]
@@ -329,6 +330,7 @@ impl ImageStore {
     /// `docker import`: a root file system tarball (plain, gzip or zstd) becomes a one-layer
     /// image, tagged `tag` when given. No lock is held while the layer is stored.
     pub fn import(&self, input: impl Read, tag: Option<&str>) -> Result<ImageRecord, ImageError> {
+        let _bg = crate::image::background::enter();
         let tag: Option<Reference> = tag.map(str::parse).transpose()?;
         let lease = self.lease();
         let result = self.store_layer(&lease, input, None).and_then(|layer| {
