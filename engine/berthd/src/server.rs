@@ -12,7 +12,7 @@ use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use engine::container::{ContainerError, Engine, LogFollower, LogOptions, LogWatch};
+use engine::container::{Engine, LogFollower, LogOptions, LogWatch, Published};
 use engine::events::Event;
 use engine::image::store::ImageStore;
 use engine::runtime::logs::LogLine;
@@ -507,12 +507,22 @@ async fn container_wait(State(st): State<AppState>, Path(what): Path<String>, q:
             "invalid condition {condition:?} (valid: not-running, next-exit, removed)"
         )));
     }
-    let id = st.engine.lock().await.resolve(&what)?;
+    // Subscribed before the headers go out: the client starts the container only after it
+    // has them, so no exit can come before the wait looks.
+    let (id, rx) = {
+        let e = st.engine.lock().await;
+        let id = e.resolve(&what)?;
+        let rx = e.subscribe(&id)?;
+        (id, rx)
+    };
     let body = futures::stream::once(async move {
-        let v = match wait_for(&st, &id, &condition).await {
-            Ok(code) => json!({"StatusCode": code, "Error": null}),
-            Err(e) => json!({"StatusCode": -1, "Error": {"Message": e.message}}),
+        let code = wait_for(rx, &condition).await;
+        let code = match code {
+            Some(code) => code,
+            // Removed (by --rm or a client): its last exit code was kept for us.
+            None => st.engine.lock().await.removed_exit_code(&id).unwrap_or(0),
         };
+        let v = json!({"StatusCode": code, "Error": null});
         Ok::<_, std::convert::Infallible>(Bytes::from(format!("{v}\n")))
     });
     Ok((
@@ -523,32 +533,24 @@ async fn container_wait(State(st): State<AppState>, Path(what): Path<String>, q:
 }
 
 /// Waits on the container's published state (the supervisor records every exit): no lock is
-/// held while waiting and nothing polls. `next-exit` counts an exit recorded after the wait
-/// began (a run that began and ended meanwhile included); `removed` ends when the container's
-/// channel closes.
-async fn wait_for(st: &AppState, id: &str, condition: &str) -> Result<i32, ApiError> {
-    let mut rx = match st.engine.lock().await.subscribe(id) {
-        Ok(rx) => rx,
-        // Removed already (by --rm or a client): its last exit code was kept for us.
-        Err(ContainerError::NotFound(_)) => {
-            return Ok(st.engine.lock().await.removed_exit_code(id).unwrap_or(0));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let first_finish = rx.borrow().finished_at.clone();
+/// held and nothing polls. `not-running` ends at once for a container that does not run;
+/// `next-exit` at the first exit after the wait began (counted, so one whose exited state was
+/// replaced by a restart before the wait looked still counts); `removed` when the channel
+/// closes. The exit code, or `None` when the container was removed first.
+async fn wait_for(mut rx: tokio::sync::watch::Receiver<Published>, condition: &str) -> Option<i32> {
+    let first_exits = rx.borrow().exits;
     loop {
-        let (exit_code, exited_since) = {
-            let s = rx.borrow_and_update();
-            let done = !s.status.is_live()
-                && (condition == "not-running" || s.finished_at != first_finish);
-            (s.exit_code, done)
-        };
-        if exited_since && condition != "removed" {
-            return Ok(exit_code);
+        {
+            let p = rx.borrow_and_update();
+            let exited = p.exits != first_exits;
+            match condition {
+                "not-running" if !p.state.status.is_live() => return Some(p.state.exit_code),
+                "not-running" | "next-exit" if exited => return Some(p.last_exit_code),
+                _ => {}
+            }
         }
         if rx.changed().await.is_err() {
-            let kept = st.engine.lock().await.removed_exit_code(id);
-            return Ok(kept.unwrap_or(exit_code));
+            return None;
         }
     }
 }
@@ -614,11 +616,13 @@ async fn container_logs(State(st): State<AppState>, Path(id): Path<String>, q: Q
     };
     // Bounded: a slow client holds at most this many frames, however fast the log grows.
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(64);
+    // The history ends where the follower begins: no line twice.
+    let mark = follower.as_ref().and_then(LogFollower::mark);
     let past = {
         let tx = tx.clone();
         let opts = opts.clone();
         tokio::task::spawn_blocking(move || {
-            let r = engine::container::logs::read(&path, max_file, &opts, |l| {
+            let r = engine::container::logs::read(&path, max_file, &opts, mark, |l| {
                 tx.blocking_send(Ok(frame(&l))).is_ok()
             });
             if let Err(err) = r {
@@ -633,6 +637,13 @@ async fn container_logs(State(st): State<AppState>, Path(id): Path<String>, q: Q
                 return;
             }
             loop {
+                // Looked at before the drain: once it is seen ended, the drain that follows
+                // reads everything it wrote.
+                let live = {
+                    let s = state.borrow_and_update();
+                    s.state.status.is_live()
+                        || s.state.status == engine::container::Status::Restarting
+                };
                 // What was appended, a bounded batch at a time.
                 loop {
                     let batch = match follower.poll(256) {
@@ -657,10 +668,6 @@ async fn container_logs(State(st): State<AppState>, Path(id): Path<String>, q: Q
                         }
                     }
                 }
-                let live = {
-                    let s = state.borrow_and_update();
-                    s.status.is_live() || s.status == engine::container::Status::Restarting
-                };
                 if !live {
                     return;
                 }
@@ -761,9 +768,13 @@ async fn image_delete(State(st): State<AppState>, Path(name): Path<String>, q: Q
     // Who uses which image, then the removal with the engine let go: the store applies
     // Docker's rules, and layers of containers created meanwhile are held by them.
     let users = st.engine.lock().await.image_users();
-    let lines = st.images.remove(&name, flag(&q, "force"), |id| {
-        users.get(&id.to_string()).cloned()
-    })?;
+    let (images, force) = (st.images.clone(), flag(&q, "force"));
+    // The removal and its collection touch the disk: off the async workers.
+    let lines = tokio::task::spawn_blocking(move || {
+        images.remove(&name, force, |id| users.get(&id.to_string()).cloned())
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))??;
     publish_removals(&st, &lines, Some(&image_id));
     let out = removal_json(&lines);
     Ok(json_response(StatusCode::OK, Value::Array(out)))
@@ -893,9 +904,12 @@ async fn image_prune(State(st): State<AppState>, q: Q) -> ApiResult {
         .get("dangling")
         .is_some_and(|v| v.iter().any(|x| x == "false" || x == "0"));
     let in_use = st.engine.lock().await.images_in_use();
-    let (lines, space) = st
-        .images
-        .prune(all, |id| in_use.contains(&id.to_string()))?;
+    let images = st.images.clone();
+    let (lines, space) = tokio::task::spawn_blocking(move || {
+        images.prune(all, |id| in_use.contains(&id.to_string()))
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))??;
     publish_removals(&st, &lines, None);
     let deleted = removal_json(&lines);
     Ok(json_response(

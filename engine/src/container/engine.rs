@@ -29,6 +29,42 @@ use crate::runtime::{command, env, spec};
 use crate::volume::spec::{Source, parse_mount, parse_size, parse_volume};
 use crate::volume::store::VolumeStore;
 
+/// What a container's state channel carries: its state, and a count of its exits that only
+/// goes up, so a waiter that was not scheduled while the container was exited (a `docker
+/// restart`, a restart policy) still sees that it exited, and with which code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    /// The state as last recorded.
+    pub state: State,
+    /// Exits recorded since this engine opened.
+    pub exits: u64,
+    /// The exit code of the last of them.
+    pub last_exit_code: i32,
+}
+
+impl Published {
+    fn new(state: &State) -> Published {
+        Published {
+            state: state.clone(),
+            exits: 0,
+            last_exit_code: state.exit_code,
+        }
+    }
+
+    /// Takes `state` in; false when nothing changed. Leaving a live status counts an exit.
+    fn update(&mut self, state: &State) -> bool {
+        if self.state == *state {
+            return false;
+        }
+        if self.state.status.is_live() && !state.status.is_live() {
+            self.exits += 1;
+            self.last_exit_code = state.exit_code;
+        }
+        self.state = state.clone();
+        true
+    }
+}
+
 /// Where an engine keeps things and what it runs.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -66,7 +102,7 @@ pub struct Engine {
     pub(super) events: Option<EventSink>,
     /// Each container's state, published on every change (see [`Engine::subscribe`]); the
     /// sender goes with the container, which tells waiters it was removed.
-    pub(super) states: HashMap<String, watch::Sender<State>>,
+    pub(super) states: HashMap<String, watch::Sender<Published>>,
     /// Woken when a container starts running or is left restarting: the supervisor then
     /// watches it at once (it never rescans on a timer).
     pub(super) supervise_wake: Arc<Notify>,
@@ -125,6 +161,7 @@ impl Engine {
         let runtime = RuncLike::find(cfg.runtime.as_deref(), &cfg.exec_root.join("runtime"))?;
         tracing::info!(runtime = %runtime.binary().display(), "OCI runtime");
         let mut containers = BTreeMap::new();
+        let mut unreadable = false;
         let dir = cfg.data_root.join("containers");
         for e in fs::read_dir(&dir).map_err(io_err(format!("reading {}", dir.display())))? {
             let e = e.map_err(io_err(format!("reading {}", dir.display())))?;
@@ -138,6 +175,7 @@ impl Engine {
                 }
                 Ok(None) => {}
                 Err(err) => {
+                    unreadable = true;
                     tracing::error!(record = %e.path().display(), error = %err, "skipping an unreadable container record")
                 }
             }
@@ -153,12 +191,15 @@ impl Engine {
         }
         // What a crash left between writing content and recording it (a pull, a load) goes
         // now that every container's layers are held; partial downloads stay for resuming.
-        if let Err(e) = images.collect() {
+        // Not when a record could not be read: its container's layers are not held.
+        if unreadable {
+            tracing::warn!("not collecting the image store: a container record is unreadable");
+        } else if let Err(e) = images.collect() {
             tracing::warn!(error = %e, "collecting the image store");
         }
         let states = containers
             .values()
-            .map(|c: &Container| (c.id.clone(), watch::Sender::new(c.state.clone())))
+            .map(|c: &Container| (c.id.clone(), watch::Sender::new(Published::new(&c.state))))
             .collect();
         let mut engine = Engine {
             cfg,
@@ -319,7 +360,7 @@ impl Engine {
     ) -> Result<Vec<crate::runtime::logs::LogLine>, ContainerError> {
         let (path, max_file) = self.log_source(what)?;
         let mut lines = Vec::new();
-        super::logs::read(&path, max_file, opts, |l| {
+        super::logs::read(&path, max_file, opts, None, |l| {
             lines.push(l);
             true
         })
@@ -345,13 +386,7 @@ impl Engine {
         persist::save(&self.dir(id).join(RECORD), c)?;
         match self.states.get(id) {
             Some(tx) => {
-                let changed = tx.send_if_modified(|s| {
-                    let changed = *s != c.state;
-                    if changed {
-                        *s = c.state.clone();
-                    }
-                    changed
-                });
+                let changed = tx.send_if_modified(|p| p.update(&c.state));
                 let status = c.state.status;
                 if changed && (status.is_live() || status == super::Status::Restarting) {
                     self.supervise_wake.notify_one();
@@ -363,9 +398,9 @@ impl Engine {
     }
 
     /// Container `what`'s state as it changes: the receiver sees every change the engine
-    /// records (`wait`, `logs -f` and the supervisor wake on it instead of polling) and
-    /// reports the sender closed once the container is removed.
-    pub fn subscribe(&self, what: &str) -> Result<watch::Receiver<State>, ContainerError> {
+    /// records (`wait` and `logs -f` wake on it instead of polling) and reports the sender
+    /// closed once the container is removed.
+    pub fn subscribe(&self, what: &str) -> Result<watch::Receiver<Published>, ContainerError> {
         let id = self.resolve(what)?;
         Ok(self.states[&id].subscribe())
     }
@@ -450,21 +485,35 @@ impl Engine {
     /// `docker create`: validates every option, creates the volumes it names, and records the
     /// container (status created). Returns its ID. Nothing is left when it fails.
     pub fn create(&mut self, opts: CreateOptions) -> Result<String, ContainerError> {
-        let (image, config) = {
-            let store = &self.images;
-            let image: ImageRecord = store.resolve(&opts.image)?;
-            let bytes = store.blobs().read(&image.id).map_err(|e| {
-                ContainerError::Invalid(format!("image {}: config: {e}", opts.image))
-            })?;
-            let config =
-                oci_spec::image::ImageConfiguration::from_reader(&bytes[..]).map_err(|e| {
-                    ContainerError::Invalid(format!("image {}: config: {e}", opts.image))
-                })?;
-            (image, config)
+        let id = random_id();
+        // Its layers are held from the moment the image is found (one step under the store's
+        // writer lock): an `rmi` meanwhile cannot take them.
+        let image = self.images.resolve_and_hold(&id, &opts.image)?;
+        let created = self.create_held(id.clone(), image, opts);
+        if created.is_err() {
+            self.images.release(&id);
+        }
+        created
+    }
+
+    fn create_held(
+        &mut self,
+        id: String,
+        image: ImageRecord,
+        opts: CreateOptions,
+    ) -> Result<String, ContainerError> {
+        let bad_config = |e: &dyn std::fmt::Display| {
+            ContainerError::Invalid(format!("image {}: config: {e}", opts.image))
         };
+        let bytes = self
+            .images
+            .blobs()
+            .read(&image.id)
+            .map_err(|e| bad_config(&e))?;
+        let config = oci_spec::image::ImageConfiguration::from_reader(&bytes[..])
+            .map_err(|e| bad_config(&e))?;
         let ic = config.config().clone().unwrap_or_default();
         let name = self.unique_name(opts.name.as_deref())?;
-        let id = random_id();
         let hostname = etc::hostname(opts.hostname.as_deref(), &id)?;
         let args = command::resolve(
             ic.entrypoint().as_deref().unwrap_or_default(),
@@ -608,19 +657,17 @@ impl Engine {
         };
         crate::failpoint::hit("create:before-record");
         let dir = self.dir(&id);
-        self.images.hold(&id, c.layers.clone());
         let saved = fs::create_dir_all(&dir)
             .map_err(io_err(format!("creating {}", dir.display())))
             .and_then(|()| {
                 self.states
-                    .insert(id.clone(), watch::Sender::new(c.state.clone()));
+                    .insert(id.clone(), watch::Sender::new(Published::new(&c.state)));
                 self.containers.insert(id.clone(), c);
                 self.save(&id)
             });
         if let Err(e) = saved {
             self.containers.remove(&id);
             self.states.remove(&id);
-            self.images.release(&id);
             let _ = fs::remove_dir_all(&dir);
             undo_volumes(self);
             return Err(e);
@@ -796,4 +843,40 @@ pub(super) fn host_hard_limit(name: &str) -> u64 {
         _ => return u64::MAX,
     };
     getrlimit(r).map_or(u64::MAX, |(_, hard)| hard)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::container::Status;
+
+    fn st(status: Status, code: i32) -> State {
+        State {
+            status,
+            exit_code: code,
+            ..State::default()
+        }
+    }
+
+    #[test]
+    fn published_state_counts_every_exit_even_when_a_restart_follows() {
+        let mut p = Published::new(&st(Status::Created, 0));
+        assert!(
+            !p.update(&st(Status::Created, 0)),
+            "no change, no publication"
+        );
+        assert!(p.update(&st(Status::Running, 0)));
+        assert_eq!(p.exits, 0);
+        // Exited with 3, then restarted before any waiter looked: the count remembers.
+        assert!(p.update(&st(Status::Exited, 3)));
+        assert!(p.update(&st(Status::Running, 0)));
+        assert_eq!((p.exits, p.last_exit_code), (1, 3));
+        // A restart policy's exit counts too; a failed start of a stopped one does not.
+        p.update(&st(Status::Restarting, 1));
+        p.update(&st(Status::Exited, 1));
+        assert_eq!((p.exits, p.last_exit_code), (2, 1));
+        p.update(&st(Status::Paused, 0));
+        p.update(&st(Status::Exited, 137));
+        assert_eq!((p.exits, p.last_exit_code), (3, 137));
+    }
 }

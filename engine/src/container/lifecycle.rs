@@ -789,6 +789,7 @@ impl Engine {
             s.pid = pid;
             s.shim_pid = shim_pid;
             s.exit_code = 0;
+            s.oom_killed = false;
             s.error.clear();
             s.started_at = now_rfc3339_nano();
             s.started_ms = now_ms();

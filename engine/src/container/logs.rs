@@ -88,10 +88,13 @@ pub fn parse_time(s: &str) -> Option<(i64, u32)> {
 /// backwards and holds the N records; everything else streams a record at a time. Records are
 /// in time order, so a backward read stops at the first record before `--since` and a forward
 /// one at the first at or after `--until`.
+///
+/// With `mark` (a follower's [`LogFollower::mark`]) the read ends where the follower begins.
 pub fn read(
     path: &Path,
     max_file: u32,
     opts: &LogOptions,
+    mark: Option<logs::Mark>,
     mut each: impl FnMut(LogLine) -> bool,
 ) -> io::Result<()> {
     let since = opts.since.as_deref().and_then(parse_time);
@@ -103,7 +106,7 @@ pub fn read(
         Some(0) => Ok(()),
         Some(n) => {
             let mut last = Vec::new();
-            logs::for_each_rev(path, max_file, |l| {
+            logs::for_each_rev(path, max_file, mark, |l| {
                 let t = parse_time(&l.time);
                 if since.is_some_and(|s| t.is_none_or(|t| t < s)) {
                     return false;
@@ -120,7 +123,7 @@ pub fn read(
             }
             Ok(())
         }
-        None => logs::for_each(path, max_file, |l| {
+        None => logs::for_each(path, max_file, mark, |l| {
             let t = parse_time(&l.time);
             if until.is_some_and(|u| t.is_none_or(|t| t >= u)) {
                 return false;
@@ -142,6 +145,7 @@ pub struct LogFollower {
     reader: Option<BufReader<File>>,
     inode: u64,
     partial: Vec<u8>,
+    start: Option<logs::Mark>,
 }
 
 impl LogFollower {
@@ -152,17 +156,28 @@ impl LogFollower {
             reader: None,
             inode: 0,
             partial: Vec::new(),
+            start: None,
         };
         if let Ok(mut file) = File::open(path) {
-            let _ = file.seek(SeekFrom::End(0));
+            let offset = file.seek(SeekFrom::End(0)).unwrap_or(0);
             f.inode = file.metadata().map_or(0, |m| m.ino());
+            f.start = Some(logs::Mark {
+                inode: f.inode,
+                offset,
+            });
             f.reader = Some(BufReader::with_capacity(64 << 10, file));
         }
         f
     }
 
+    /// Where this follower begins: what a history read must stop at (`None` when the log did
+    /// not exist yet: the follower reads it whole).
+    pub fn mark(&self) -> Option<logs::Mark> {
+        self.start
+    }
+
     /// Records appended since the last call, at most `max` of them (more wait for the next
-    /// call; a file rotated away twice between calls is read whole, at most `max-size`).
+    /// call), across rotations: the old file is drained before the new one is opened.
     pub fn poll(&mut self, max: usize) -> io::Result<Vec<LogLine>> {
         let mut out = Vec::new();
         loop {
@@ -186,23 +201,29 @@ impl LogFollower {
                 }
                 return Ok(out);
             }
-            // Rotated (or created). When it was rotated twice since the last look, the file in
-            // between is now `NAME.1`: read it whole.
+            // Rotated (or created). The writer may have appended to the old file between the
+            // read above and its rename: drain it once more before leaving it.
+            if let Some(r) = self.reader.as_mut() {
+                if Self::read_lines(r, &mut self.partial, &mut out, max)? {
+                    return Ok(out);
+                }
+            }
+            self.partial.clear();
+            // Rotated twice since the last look: the file in between is now `NAME.1`; read it
+            // (in bounded batches, as any file) before the current one.
             let first = PathBuf::from(format!("{}.1", self.path.display()));
-            if let Ok(file) = File::open(&first) {
-                if file.metadata().map_or(0, |m| m.ino()) != self.inode && self.inode != 0 {
-                    let mut partial = Vec::new();
-                    Self::read_lines(
-                        &mut BufReader::new(file),
-                        &mut partial,
-                        &mut out,
-                        usize::MAX,
-                    )?;
+            if self.inode != 0 {
+                if let Ok(file) = File::open(&first) {
+                    let ino = file.metadata().map_or(0, |m| m.ino());
+                    if ino != self.inode && ino != current {
+                        self.inode = ino;
+                        self.reader = Some(BufReader::with_capacity(64 << 10, file));
+                        continue;
+                    }
                 }
             }
             let file = File::open(&self.path)?;
             self.inode = file.metadata()?.ino();
-            self.partial.clear();
             self.reader = Some(BufReader::with_capacity(64 << 10, file));
         }
     }
@@ -322,7 +343,7 @@ mod tests {
         };
         let texts = |o: &LogOptions| {
             let mut v = Vec::new();
-            read(&path, 2, o, |l| {
+            read(&path, 2, o, None, |l| {
                 v.push(l.log);
                 true
             })
@@ -469,5 +490,58 @@ mod tests {
             assert_eq!(got, [format!("line {i}\n")]);
         }
         assert!(dir.path().join("c-json.log.1").exists(), "it rotated");
+    }
+
+    #[test]
+    fn history_stops_where_the_follower_begins() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c-json.log");
+        let rot = Rotation {
+            max_size: Some(300),
+            max_file: 3,
+        };
+        let mut w = JsonFileWriter::open(&path, rot).unwrap();
+        let t = "2026-11-23T10:00:00.000000000Z";
+        for i in 0..3 {
+            w.write("stdout", format!("old {i}\n").as_bytes(), t)
+                .unwrap();
+        }
+        let mut f = LogFollower::from_end(&path);
+        let mark = f.mark();
+        assert!(mark.is_some());
+        // Written after the follower began, before the history is read (and across a
+        // rotation): the follower's, never the history's.
+        for i in 0..6 {
+            w.write("stdout", format!("new {i}\n").as_bytes(), t)
+                .unwrap();
+        }
+        let all = LogOptions {
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        };
+        for tail in [None, Some(2), Some(100)] {
+            let mut past = Vec::new();
+            read(
+                &path,
+                3,
+                &LogOptions {
+                    tail,
+                    ..all.clone()
+                },
+                mark,
+                |l| {
+                    past.push(l.log);
+                    true
+                },
+            )
+            .unwrap();
+            let want: Vec<String> = (0..3).map(|i| format!("old {i}\n")).collect();
+            let skip = want.len().saturating_sub(tail.unwrap_or(usize::MAX));
+            assert_eq!(past, want[skip..], "tail {tail:?}");
+        }
+        let followed: Vec<String> = f.poll(100).unwrap().into_iter().map(|l| l.log).collect();
+        let want: Vec<String> = (0..6).map(|i| format!("new {i}\n")).collect();
+        assert_eq!(followed, want);
     }
 }

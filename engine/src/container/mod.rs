@@ -34,7 +34,7 @@ mod supervise;
 pub mod top;
 mod wiring;
 
-pub use engine::{Engine, EngineConfig};
+pub use engine::{Engine, EngineConfig, Published};
 pub use exec::{ExecOptions, ExecOutput, ExecSession};
 pub use lifecycle::{AfterExit, StopPlan};
 pub use logs::{LogFollower, LogOptions, LogWatch};

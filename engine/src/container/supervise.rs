@@ -55,7 +55,15 @@ pub async fn supervise(engine: Arc<Mutex<Engine>>, shutdown: impl Future<Output 
                         watching.insert(key);
                         watches.spawn(async move { key2 });
                     }
-                    Err(err) => tracing::warn!(container = %c.id, error = %err, "cannot watch"),
+                    Err(err) => {
+                        // Not watched, so looked at again: after a pause, not in a spin.
+                        tracing::warn!(container = %c.id, error = %err, "cannot watch; retrying in 1 s");
+                        let wake = wake.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            wake.notify_one();
+                        });
+                    }
                 }
             }
         }

@@ -3,7 +3,7 @@
 //! - 1)`. The writer is used by the shim; reading (tail, since, follow) by the engine.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -159,18 +159,58 @@ pub fn read_record(r: &mut impl BufRead, buf: &mut Vec<u8>) -> io::Result<bool> 
     }
 }
 
+/// Where a follower took over a log: the file (by inode) and the offset it starts reading at.
+/// A history read bounded by it stops there, so no record is shown twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mark {
+    /// The inode of the file the follower reads.
+    pub inode: u64,
+    /// Its offset in that file.
+    pub offset: u64,
+}
+
+/// The log's files oldest first, opened, with their inodes; with `mark`, cut after the marked
+/// file (newer ones are the follower's) and with the byte count to read from each (`None`:
+/// all). A mark no file matches (rotated away meanwhile) bounds nothing.
+fn bounded_files(path: &Path, max_file: u32, mark: Option<Mark>) -> Vec<(File, Option<u64>)> {
+    use std::os::unix::fs::MetadataExt;
+    let opened: Vec<(File, u64)> = files(path, max_file)
+        .into_iter()
+        .filter_map(|f| File::open(f).ok())
+        .map(|f| {
+            let ino = f.metadata().map_or(0, |m| m.ino());
+            (f, ino)
+        })
+        .collect();
+    let cut = mark.and_then(|m| {
+        opened
+            .iter()
+            .position(|(_, ino)| *ino == m.inode)
+            .map(|i| (i, m.offset))
+    });
+    match cut {
+        Some((i, offset)) => opened
+            .into_iter()
+            .take(i + 1)
+            .enumerate()
+            .map(|(j, (f, _))| (f, (j == i).then_some(offset)))
+            .collect(),
+        None => opened.into_iter().map(|(f, _)| (f, None)).collect(),
+    }
+}
+
 /// Calls `each` with every record of the log, oldest first (rotated files included), until it
-/// returns false. Memory: one record. Lines that are not records (a torn last line after a
-/// crash) are skipped.
+/// returns false, stopping at `mark` when given. Memory: one record. Lines that are not
+/// records (a torn last line after a crash) are skipped.
 pub fn for_each(
     path: &Path,
     max_file: u32,
+    mark: Option<Mark>,
     mut each: impl FnMut(LogLine) -> bool,
 ) -> io::Result<()> {
     let mut buf = Vec::new();
-    for f in files(path, max_file) {
-        let Ok(file) = File::open(&f) else { continue };
-        let mut r = BufReader::with_capacity(64 << 10, file);
+    for (file, limit) in bounded_files(path, max_file, mark) {
+        let mut r = BufReader::with_capacity(64 << 10, Read::take(file, limit.unwrap_or(u64::MAX)));
         while read_record(&mut r, &mut buf)? {
             if let Ok(rec) = serde_json::from_slice::<LogLine>(&buf) {
                 if !each(rec) {
@@ -179,21 +219,22 @@ pub fn for_each(
             }
             buf.clear();
         }
+        buf.clear();
     }
     Ok(())
 }
 
-/// Calls `each` with the records of the log newest first, reading the files backwards in
-/// blocks, until it returns false: `--tail N` of a log of any size costs the N records and a
-/// block, not the log.
+/// Calls `each` with the records of the log newest first (from `mark` back, when given),
+/// reading the files backwards in blocks, until it returns false: `--tail N` of a log of any
+/// size costs the N records and a block, not the log.
 pub fn for_each_rev(
     path: &Path,
     max_file: u32,
+    mark: Option<Mark>,
     mut each: impl FnMut(LogLine) -> bool,
 ) -> io::Result<()> {
-    for f in files(path, max_file).into_iter().rev() {
-        let Ok(file) = File::open(&f) else { continue };
-        if !rev_file(&file, &mut each)? {
+    for (file, limit) in bounded_files(path, max_file, mark).into_iter().rev() {
+        if !rev_file(&file, limit, &mut each)? {
             return Ok(());
         }
     }
@@ -202,9 +243,14 @@ pub fn for_each_rev(
 
 const BLOCK: u64 = 64 << 10;
 
-fn rev_file(file: &File, each: &mut impl FnMut(LogLine) -> bool) -> io::Result<bool> {
+fn rev_file(
+    file: &File,
+    limit: Option<u64>,
+    each: &mut impl FnMut(LogLine) -> bool,
+) -> io::Result<bool> {
     use std::os::unix::fs::FileExt;
-    let mut pos = file.metadata()?.len();
+    let len = file.metadata()?.len();
+    let mut pos = limit.map_or(len, |l| l.min(len));
     // The start of the line the blocks read so far end in (its end is known, its start not).
     let mut carry: Vec<u8> = Vec::new();
     // The line being read is longer than MAX_RECORD: drop it up to its start.
@@ -244,7 +290,7 @@ fn rev_file(file: &File, each: &mut impl FnMut(LogLine) -> bool) -> io::Result<b
 /// all; [`for_each`] streams).
 pub fn read_all(path: &Path, max_file: u32) -> io::Result<Vec<LogLine>> {
     let mut out = Vec::new();
-    for_each(path, max_file, |l| {
+    for_each(path, max_file, None, |l| {
         out.push(l);
         true
     })?;
@@ -324,7 +370,7 @@ mod tests {
         }
         assert!(dir.path().join("c-json.log.1").exists());
         let mut got = Vec::new();
-        for_each_rev(&path, 3, |l| {
+        for_each_rev(&path, 3, None, |l| {
             got.push(l.log);
             true
         })
@@ -335,7 +381,7 @@ mod tests {
         assert_eq!(read_all(&path, 3).unwrap().len(), got.len());
         // Stopping early reads no further.
         let mut n = 0;
-        for_each_rev(&path, 3, |_| {
+        for_each_rev(&path, 3, None, |_| {
             n += 1;
             n < 5
         })
@@ -370,7 +416,7 @@ mod tests {
             .collect();
         assert_eq!(fwd, ["first\n", "last\n"]);
         let mut rev = Vec::new();
-        for_each_rev(&path, 1, |l| {
+        for_each_rev(&path, 1, None, |l| {
             rev.push(l.log);
             true
         })

@@ -258,17 +258,32 @@ impl Blobs {
         })
     }
 
-    /// Downloads in the partial directory (interrupted pulls, and pulls in flight: the
-    /// collector's leases decide), with when each last changed.
-    pub fn partials(&self) -> Result<Vec<(PathBuf, std::time::SystemTime)>, BlobError> {
+    /// Downloads in the partial directory: interrupted pulls, and pulls in flight (see
+    /// [`Blobs::remove_partial_if_idle`]).
+    pub fn partials(&self) -> Result<Vec<PathBuf>, BlobError> {
         let dir = self.root.join("partial");
         let mut out = Vec::new();
         for e in fs::read_dir(&dir).map_err(io_at(&dir))? {
-            let path = e.map_err(io_at(&dir))?.path();
-            let ctime = super::leases::ctime_of(&path);
-            out.push((path, ctime));
+            out.push(e.map_err(io_at(&dir))?.path());
         }
         Ok(out)
+    }
+
+    /// Removes the partial download at `path` unless a pull is writing it (its [`Ingest`]
+    /// holds the file's lock).
+    pub fn remove_partial_if_idle(&self, path: &Path) -> Result<(), BlobError> {
+        let file = match File::options().write(true).open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_at(path)(e)),
+        };
+        let Ok(_locked) = Flock::lock(file, FlockArg::LockExclusiveNonblock) else {
+            return Ok(());
+        };
+        match fs::remove_file(path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_at(path)(e)),
+            _ => Ok(()),
+        }
     }
 
     /// Removes blob `digest`; absent is fine.

@@ -227,6 +227,20 @@ impl ImageStore {
             .insert(owner.to_string(), chains);
     }
 
+    /// Finds image `name` and holds its layers for container `owner` in one step: no
+    /// collection can run between the two (both happen under the writer lock), so an `rmi`
+    /// racing a `create` either finds the container holding the layers or removes the image
+    /// before the create finds it.
+    pub fn resolve_and_hold(&self, owner: &str, name: &str) -> Result<ImageRecord, ImageError> {
+        let _w = self.write_lock();
+        let img = self.resolve(name)?;
+        self.hold(
+            owner,
+            img.layers.iter().map(|l| l.chain_id.clone()).collect(),
+        );
+        Ok(img)
+    }
+
     /// Lets the collector have what `owner` held.
     pub fn release(&self, owner: &str) {
         self.holds
@@ -588,16 +602,13 @@ impl ImageStore {
             Ok(out)
         })?;
         self.collect()?;
-        for (path, ctime) in self.blobs.partials()? {
-            self.leases.sweep(None, ctime, || {
-                fs::remove_file(&path).or_else(|e| match e.kind() {
-                    io::ErrorKind::NotFound => Ok(()),
-                    _ => Err(ImageError::Io {
-                        what: format!("removing {}", path.display()),
-                        source: e,
-                    }),
-                })
-            })?;
+        for path in self.blobs.partials()? {
+            // A download in progress holds its file's lock and is skipped; an old one goes.
+            self.leases.sweep(
+                None,
+                || ctime_of(&path),
+                || self.blobs.remove_partial_if_idle(&path),
+            )?;
         }
         Ok((out, before.saturating_sub(self.disk_usage())))
     }
@@ -652,16 +663,20 @@ impl ImageStore {
                 if blobs.contains(&d) {
                     continue;
                 }
-                let ctime = ctime_of(&self.blobs.path(&d));
+                let path = self.blobs.path(&d);
                 self.leases
-                    .sweep(Some(&d), ctime, || self.blobs.remove(&d))?;
+                    .sweep(Some(&d), || ctime_of(&path), || self.blobs.remove(&d))?;
             }
             let mut trash = Vec::new();
             for c in self.snapshots.candidates(&chains)? {
-                self.leases.sweep(c.chain_id.as_ref(), c.ctime, || {
-                    trash.push(self.snapshots.trash(&c.path)?);
-                    Ok::<_, SnapshotError>(())
-                })?;
+                self.leases.sweep(
+                    c.chain_id.as_ref(),
+                    || c.ctime(),
+                    || {
+                        trash.push(self.snapshots.trash(&c.path)?);
+                        Ok::<_, SnapshotError>(())
+                    },
+                )?;
             }
             trash
         };

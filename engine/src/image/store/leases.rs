@@ -86,16 +86,19 @@ impl Leases {
         self.table().live.len()
     }
 
-    /// Runs `remove` on candidate `digest` (`None` for scratch entries that have no digest),
-    /// last changed at `ctime`, unless a live lease keeps it. Decided and run under the
-    /// table's lock; `remove` should be short (an unlink or a rename into a trash directory).
+    /// Runs `remove` on candidate `digest` (`None` for scratch entries that have no digest)
+    /// unless a live lease keeps it. `ctime` says when the candidate last changed; it is read
+    /// under the table's lock, so content renamed over a stale candidate meanwhile is seen as
+    /// new. Decided and run under that lock; `remove` should be short (an unlink or a rename
+    /// into a trash directory).
     pub fn sweep<E>(
         &self,
         digest: Option<&Digest>,
-        ctime: SystemTime,
+        ctime: impl FnOnce() -> SystemTime,
         remove: impl FnOnce() -> Result<(), E>,
     ) -> Result<Swept, E> {
         let t = self.table();
+        let ctime = ctime();
         let oldest = t.live.values().map(|e| e.started).min();
         let recent = oldest.is_some_and(|o| ctime + CLOCK_MARGIN >= o);
         let protected = digest.is_some_and(|d| t.live.values().any(|e| e.protected.contains(d)));
@@ -144,7 +147,7 @@ mod tests {
     }
 
     fn sweep(l: &Leases, digest: char, ctime: SystemTime) -> Swept {
-        l.sweep(Some(&d(digest)), ctime, || Ok::<_, ()>(()))
+        l.sweep(Some(&d(digest)), || ctime, || Ok::<_, ()>(()))
             .unwrap()
     }
 
@@ -195,7 +198,7 @@ mod tests {
     #[test]
     fn a_failed_removal_is_reported() {
         let l = Arc::new(Leases::default());
-        let r = l.sweep(Some(&d('a')), SystemTime::now(), || Err("busy"));
+        let r = l.sweep(Some(&d('a')), SystemTime::now, || Err("busy"));
         assert_eq!(r, Err("busy"));
     }
 }

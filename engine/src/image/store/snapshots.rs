@@ -237,17 +237,15 @@ impl Snapshots {
             if keep.contains(name.as_str()) {
                 continue;
             }
-            let path = e.path();
-            let (chain_id, ctime) = if name.starts_with(TRASH) {
-                // Always removable: nobody can refer to trash.
-                (None, SystemTime::UNIX_EPOCH)
-            } else {
-                (Digest::sha256(&name).ok(), super::leases::ctime_of(&path))
-            };
+            let trash = name.starts_with(TRASH);
             out.push(Candidate {
-                chain_id,
-                path,
-                ctime,
+                chain_id: if trash {
+                    None
+                } else {
+                    Digest::sha256(&name).ok()
+                },
+                path: e.path(),
+                trash,
             });
         }
         out.sort_by(|a, b| a.path.cmp(&b.path));
@@ -283,8 +281,19 @@ pub struct Candidate {
     pub chain_id: Option<Digest>,
     /// Where it is.
     pub path: PathBuf,
-    /// When it last changed (the epoch for trash).
-    pub ctime: SystemTime,
+    /// Already on its way out: nothing can refer to it.
+    pub trash: bool,
+}
+
+impl Candidate {
+    /// When it last changed, read now (the epoch for trash, which is always removable).
+    pub fn ctime(&self) -> SystemTime {
+        if self.trash {
+            SystemTime::UNIX_EPOCH
+        } else {
+            super::leases::ctime_of(&self.path)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -332,7 +341,7 @@ mod tests {
         let again = s.candidates(&[a.clone()].into()).unwrap();
         let trash = again.iter().find(|c| c.path == t).unwrap();
         assert_eq!(
-            (trash.chain_id.clone(), trash.ctime),
+            (trash.chain_id.clone(), trash.ctime()),
             (None, SystemTime::UNIX_EPOCH)
         );
         assert_eq!(s.trash(&t).unwrap(), t);
