@@ -71,8 +71,11 @@ benches/image-transfer-compare.sh --short
 step "run --rm latency and 10 published containers vs Docker and podman (short)"
 benches/run-compare.sh --short
 
-step "Docker API under load: berthd vs dockerd (short)"
+step "Docker API under load, idle and while loading and pulling images: berthd vs dockerd (short)"
 benches/api-compare.sh --short
+
+step "concurrent docker run -d: berthd vs dockerd (short)"
+benches/concurrent-run-compare.sh --short
 
 echo
 echo "all berth tests passed"

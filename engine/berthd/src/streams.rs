@@ -130,11 +130,25 @@ where
         let _ = client_w.shutdown().await;
     };
     // Output ends the session (the process ended, or the client detached); input may not.
-    tokio::select! {
-        () = output => {}
-        () = async { input.await; std::future::pending::<()>().await } => {}
+    let mut input = std::pin::pin!(input);
+    let mut output = std::pin::pin!(output);
+    let input_first = tokio::select! {
+        () = &mut output => false,
+        () = &mut input => true,
+    };
+    if input_first {
+        output.await;
+    } else {
+        // A lingering close: the output's end (FIN) is out; what the client still sends (a
+        // last keystroke, an EOF from its terminal) is read until it closes, as it does on
+        // that FIN. Dropping the connection with those bytes unread would reset it, and the
+        // client would report the reset instead of the container's exit.
+        let _ = tokio::time::timeout(LINGER, input).await;
     }
 }
+
+/// How long a closing attach waits for its client to close too.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// `POST /containers/{id}/attach?stream=1&stdin=1&stdout=1&stderr=1&detachKeys=...`.
 pub async fn container_attach(
