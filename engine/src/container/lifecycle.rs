@@ -316,15 +316,7 @@ impl Engine {
         crate::failpoint::hit("start:after-spawn");
         let (init, shim_pid) = (spawned.pid, spawned.shim_pid);
         self.set_state(id, |s| {
-            s.status = Status::Running;
-            s.pid = init;
-            s.shim_pid = shim_pid;
-            s.exit_code = 0;
-            s.oom_killed = false;
-            s.error.clear();
-            s.started_at = now_rfc3339_nano();
-            s.started_ms = now_ms();
-            s.finished_at.clear();
+            s.running(init, shim_pid, now_rfc3339_nano(), now_ms())
         })?;
         Ok(spawned.attached)
     }
@@ -785,15 +777,7 @@ impl Engine {
         }
         let pid = read("init.pid").unwrap_or(0);
         let adopted = self.set_state(id, |s| {
-            s.status = Status::Running;
-            s.pid = pid;
-            s.shim_pid = shim_pid;
-            s.exit_code = 0;
-            s.oom_killed = false;
-            s.error.clear();
-            s.started_at = now_rfc3339_nano();
-            s.started_ms = now_ms();
-            s.finished_at.clear();
+            s.running(pid, shim_pid, now_rfc3339_nano(), now_ms())
         });
         if adopted.is_err() {
             return false;

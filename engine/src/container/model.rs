@@ -181,6 +181,23 @@ pub struct State {
     pub remove_volumes: bool,
 }
 
+impl State {
+    /// Records a run that began at `started_at` (RFC 3339; `started_ms` since the epoch)
+    /// with init `pid` under shim `shim_pid`: what the last run left (code, OOM, error,
+    /// finish) is cleared.
+    pub fn running(&mut self, pid: i32, shim_pid: i32, started_at: String, started_ms: u64) {
+        self.status = super::Status::Running;
+        self.pid = pid;
+        self.shim_pid = shim_pid;
+        self.exit_code = 0;
+        self.oom_killed = false;
+        self.error.clear();
+        self.started_at = started_at;
+        self.started_ms = started_ms;
+        self.finished_at.clear();
+    }
+}
+
 /// One container.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Container {
