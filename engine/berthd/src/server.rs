@@ -41,6 +41,8 @@ pub struct AppState {
     pub registry: Arc<engine::image::registry::Registry>,
     /// `docker events`: what handlers and the engine report.
     pub events: crate::events::Events,
+    /// Per-container locks ordering requests on one container (see [`AppState::container_op`]).
+    ops: Arc<std::sync::Mutex<HashMap<String, std::sync::Weak<Mutex<()>>>>>,
 }
 
 impl AppState {
@@ -56,6 +58,7 @@ impl AppState {
             engine,
             images,
             scratch,
+            ops: Default::default(),
             events,
             pending: Default::default(),
             execs: Default::default(),
@@ -65,6 +68,51 @@ impl AppState {
             },
         }
     }
+}
+
+impl AppState {
+    /// Orders requests on container `id` as Docker's container lock does: start, stop,
+    /// restart, kill, pause, unpause and rm hold it for their whole length, so an `rm -f`
+    /// waits for a start to finish, while requests on other containers never wait for it.
+    /// The engine's lock is taken only inside, briefly (never the other way round).
+    pub async fn container_op(&self, id: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut ops = self.ops.lock().unwrap_or_else(|p| p.into_inner());
+            ops.retain(|_, w| w.strong_count() > 0);
+            match ops.get(id).and_then(std::sync::Weak::upgrade) {
+                Some(l) => l,
+                None => {
+                    let l = Arc::new(Mutex::new(()));
+                    ops.insert(id.to_string(), Arc::downgrade(&l));
+                    l
+                }
+            }
+        };
+        lock.lock_owned().await
+    }
+}
+
+/// Starts container `id` holding the engine only to prepare and to record: the shim and the
+/// OCI runtime run without it, so other containers' requests go on meanwhile. With `attach`,
+/// the attachment joined before the process runs (`None` back when it was running already).
+pub async fn start_unlocked(
+    st: &AppState,
+    id: &str,
+    attach: Option<engine::runtime::attach::AttachRequest>,
+) -> Result<Option<std::os::unix::net::UnixStream>, ApiError> {
+    let (st, id) = (st.clone(), id.to_string());
+    // A task of its own: a client hanging up mid-start drops the handler, never a start
+    // between its first and last step.
+    tokio::spawn(async move {
+        let plan = st.engine.lock().await.start_prepare(&id, attach).await?;
+        let Some(plan) = plan else {
+            return Ok(None);
+        };
+        let spawned = plan.spawn().await;
+        Ok(st.engine.lock().await.start_finish(plan, spawned).await?)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("starting {e}")))?
 }
 
 type Q = Query<HashMap<String, String>>;
@@ -361,18 +409,15 @@ async fn container_inspect(State(st): State<AppState>, Path(id): Path<String>) -
 }
 
 async fn container_start(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult {
-    let id = {
-        let e = st.engine.lock().await;
-        let c = e.get(&id)?;
-        if c.state.status.as_str() == "running" {
-            return Ok(StatusCode::NOT_MODIFIED.into_response());
-        }
-        c.id.clone()
-    };
+    let id = st.engine.lock().await.resolve(&id)?;
+    let _op = st.container_op(&id).await;
+    if st.engine.lock().await.get(&id)?.state.status.as_str() == "running" {
+        return Ok(StatusCode::NOT_MODIFIED.into_response());
+    }
     let started: Result<(), ApiError> = async {
         // A client attached before the start (docker run): it gets the first output.
         if !streams::start_with_pending(&st, &id).await? {
-            st.engine.lock().await.start(&id).await?;
+            start_unlocked(&st, &id, None).await?;
         }
         Ok(())
     }
@@ -416,14 +461,15 @@ async fn stop_unlocked(st: &AppState, id: &str, t: Option<Duration>) -> Result<(
 
 async fn container_stop(State(st): State<AppState>, Path(id): Path<String>, q: Q) -> ApiResult {
     let t = timeout(&q)?;
-    let id = {
+    let id = st.engine.lock().await.resolve(&id)?;
+    let _op = st.container_op(&id).await;
+    {
         let e = st.engine.lock().await;
         let c = e.get(&id)?;
         if !c.state.status.is_live() && c.state.status.as_str() != "restarting" {
             return Ok(StatusCode::NOT_MODIFIED.into_response());
         }
-        c.id.clone()
-    };
+    }
     stop_unlocked(&st, &id, t).await?;
     Ok(no_content())
 }
@@ -431,25 +477,31 @@ async fn container_stop(State(st): State<AppState>, Path(id): Path<String>, q: Q
 async fn container_restart(State(st): State<AppState>, Path(id): Path<String>, q: Q) -> ApiResult {
     let t = timeout(&q)?;
     let id = st.engine.lock().await.resolve(&id)?;
+    let _op = st.container_op(&id).await;
     stop_unlocked(&st, &id, t).await?;
-    let mut e = st.engine.lock().await;
-    e.start(&id).await?;
-    e.emit_container(&id, "restart", &[]);
+    start_unlocked(&st, &id, None).await?;
+    st.engine.lock().await.emit_container(&id, "restart", &[]);
     Ok(no_content())
 }
 
 async fn container_kill(State(st): State<AppState>, Path(id): Path<String>, q: Q) -> ApiResult {
     let sig = q.get("signal").cloned().unwrap_or_else(|| "KILL".into());
+    let id = st.engine.lock().await.resolve(&id)?;
+    let _op = st.container_op(&id).await;
     st.engine.lock().await.kill(&id, &sig)?;
     Ok(no_content())
 }
 
 async fn container_pause(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult {
+    let id = st.engine.lock().await.resolve(&id)?;
+    let _op = st.container_op(&id).await;
     st.engine.lock().await.pause(&id, true)?;
     Ok(no_content())
 }
 
 async fn container_unpause(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult {
+    let id = st.engine.lock().await.resolve(&id)?;
+    let _op = st.container_op(&id).await;
     st.engine.lock().await.pause(&id, false)?;
     Ok(no_content())
 }
@@ -463,8 +515,9 @@ async fn container_rename(State(st): State<AppState>, Path(id): Path<String>, q:
 }
 
 async fn container_delete(State(st): State<AppState>, Path(id): Path<String>, q: Q) -> ApiResult {
+    let full = st.engine.lock().await.resolve(&id)?;
+    let _op = st.container_op(&full).await;
     let mut e = st.engine.lock().await;
-    let full = e.resolve(&id)?;
     e.remove(&full, flag(&q, "force"), flag(&q, "v")).await?;
     drop(e);
     // Attachments waiting for it to start end (their senders drop).

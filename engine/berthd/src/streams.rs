@@ -224,8 +224,13 @@ pub async fn start_with_pending(st: &AppState, id: &str) -> Result<bool, ApiErro
     let Some((first, tx)) = waiting.next() else {
         return Ok(false);
     };
-    let mut e = st.engine.lock().await;
-    let s = e.start_attached(id, first).await?;
+    let started = crate::server::start_unlocked(st, id, Some(first.clone())).await?;
+    let e = st.engine.lock().await;
+    let s = match started {
+        Some(s) => s,
+        // Running already: attached to as it is.
+        None => e.attach(id, first)?,
+    };
     let _ = tx.send(s);
     for (req, tx) in waiting {
         if let Ok(s) = e.attach(id, req) {

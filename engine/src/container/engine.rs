@@ -106,6 +106,8 @@ pub struct Engine {
     /// Woken when a container starts running or is left restarting: the supervisor then
     /// watches it at once (it never rescans on a timer).
     pub(super) supervise_wake: Arc<Notify>,
+    /// Containers between the first and the last step of a start (see `start.rs`).
+    pub(super) starting: BTreeSet<String>,
     _lock: fs::File,
 }
 
@@ -216,6 +218,7 @@ impl Engine {
             events: None,
             states,
             supervise_wake: Arc::new(Notify::new()),
+            starting: BTreeSet::new(),
             _lock: lock,
         };
         engine.restore().await;

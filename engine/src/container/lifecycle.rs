@@ -7,20 +7,16 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
-use super::confined::resolve_user;
-use super::engine::{Engine, host_hard_limit};
+use super::engine::Engine;
 use super::exit::{ExitWatch, is_shim_of};
 use super::restart::next_delay;
 use super::state::{Op, Status, Verdict, check};
-use super::wiring::SpecNet;
-use super::{ContainerError, io_err, mounts, rootfs};
+use super::{ContainerError, io_err, rootfs};
 use crate::events::{Event, EventSink};
 use crate::runtime::attach::{AttachRequest, Request};
-use crate::runtime::logs::{Rotation, now_rfc3339_nano};
+use crate::runtime::logs::now_rfc3339_nano;
 use crate::runtime::oci::OciRuntime;
-use crate::runtime::shim::{self, ShimConfig, ShimIo};
-use crate::runtime::spec::{SpecInput, parse_ulimit, spec};
-use crate::volume::spec::parse_size;
+use crate::runtime::shim;
 
 /// What happened after a container's process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,51 +90,13 @@ impl StopPlan {
 /// `condition=removed` and still wants the code).
 const REMOVED_KEPT: usize = 256;
 
-fn now_ms() -> u64 {
+pub(super) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Engine {
-    /// `docker start`. Starting a running container is a no-op, as Docker's 304.
-    pub async fn start(&mut self, what: &str) -> Result<(), ContainerError> {
-        self.start_with(what, None).await.map(drop)
-    }
-
-    /// `docker start -a` / `docker run` without `-d`: starts the container with `req`
-    /// attached before its process runs, so no output is missed. A running container is
-    /// attached to as it is.
-    pub async fn start_attached(
-        &mut self,
-        what: &str,
-        req: AttachRequest,
-    ) -> Result<UnixStream, ContainerError> {
-        let id = self.resolve(what)?;
-        match self.start_with(&id, Some(&req)).await? {
-            Some(s) => Ok(s),
-            None => self.attach(&id, req),
-        }
-    }
-
-    async fn start_with(
-        &mut self,
-        what: &str,
-        attach: Option<&AttachRequest>,
-    ) -> Result<Option<UnixStream>, ContainerError> {
-        let id = self.resolve(what)?;
-        let c = &self.containers[&id];
-        if check(Op::Start, c.state.status, &c.name)? == Verdict::AlreadyDone {
-            return Ok(None);
-        }
-        self.set_state(&id, |s| {
-            s.stopped_by_user = false;
-            s.restart_count = 0;
-            s.backoff_ms = 0;
-        })?;
-        self.start_id(&id, attach).await
-    }
-
     /// The last exit code of a container removed lately (bounded memory of the last 256).
     pub fn removed_exit_code(&self, id: &str) -> Option<i32> {
         self.removed
@@ -174,151 +132,6 @@ impl Engine {
                 "resizing the terminal of container {}",
                 c.name
             )))
-    }
-
-    async fn start_id(
-        &mut self,
-        id: &str,
-        attach: Option<&AttachRequest>,
-    ) -> Result<Option<UnixStream>, ContainerError> {
-        match self.try_start(id, attach).await {
-            Ok(s) => {
-                self.emit(|| Event::container(&self.containers[id], "start", &[]));
-                Ok(s)
-            }
-            Err(e) => {
-                self.teardown_run(id).await;
-                let msg = e.to_string();
-                self.set_state(id, |s| {
-                    s.status = if s.started_at.is_empty() {
-                        Status::Created
-                    } else {
-                        Status::Exited
-                    };
-                    s.error = msg;
-                    s.pid = 0;
-                    s.shim_pid = 0;
-                })?;
-                Err(e)
-            }
-        }
-    }
-
-    async fn try_start(
-        &mut self,
-        id: &str,
-        attach: Option<&AttachRequest>,
-    ) -> Result<Option<UnixStream>, ContainerError> {
-        let c = self.containers[id].clone();
-        let bundle = self.bundle(id);
-        if bundle.exists() {
-            self.teardown_run(id).await;
-        }
-        fs::create_dir_all(&bundle).map_err(io_err(format!("creating {}", bundle.display())))?;
-        let overlay = self.overlay_of(&c)?;
-        let rootfs = bundle.join("rootfs");
-        rootfs::mount_overlay(&overlay, &rootfs)
-            .map_err(io_err(format!("container {}", c.name)))?;
-
-        let mut oci_mounts = Vec::new();
-        for m in &c.mounts {
-            if m.kind == "volume" && !m.no_copy {
-                let name = m.name.clone().unwrap_or_default();
-                let data = self.volumes.path(&name);
-                let src = mounts::inside(&rootfs, &m.destination).filter(|s| {
-                    s.is_dir() && !mounts::is_empty_dir(s) && mounts::is_empty_dir(&data)
-                });
-                if let Some(src) = src {
-                    mounts::copy_tree(&src, &data).map_err(io_err(format!(
-                        "copying {} of container {} into volume {name}",
-                        m.destination, c.name
-                    )))?;
-                }
-            }
-            oci_mounts.push(mounts::oci_mount(m, |n| {
-                self.volumes.path(n).display().to_string()
-            }));
-        }
-        let ids = resolve_user(&rootfs, &c.user, &c.name)?;
-
-        let (net, etc_dir) = self.setup_network(id).await?;
-        crate::failpoint::hit("start:after-network");
-        let mut rlimits = Vec::new();
-        for u in &c.options.ulimits {
-            rlimits.push(
-                parse_ulimit(u, host_hard_limit)
-                    .map_err(|e| ContainerError::Invalid(e.to_string()))?,
-            );
-        }
-        let input = SpecInput {
-            args: c.args.clone(),
-            env: c.env.clone(),
-            cwd: c.workdir.clone(),
-            user: ids,
-            hostname: c.hostname.clone(),
-            terminal: c.options.tty,
-            read_only_root: c.options.read_only,
-            netns: match &net {
-                SpecNet::Path(p) => Some(p.clone()),
-                SpecNet::Host => None,
-            },
-            host_network: net == SpecNet::Host,
-            etc_dir: Some(etc_dir.display().to_string()),
-            mounts: oci_mounts,
-            rlimits,
-            host_nofile_hard: host_hard_limit("nofile"),
-            memory: c
-                .options
-                .memory
-                .as_deref()
-                .and_then(parse_size)
-                .map(|m| m as i64),
-            cpus: c.options.cpus,
-            pids: c.options.pids_limit,
-            cgroups_path: self.cgroups_path(id),
-        };
-        let config = bundle.join("config.json");
-        fs::write(
-            &config,
-            serde_json::to_vec_pretty(&spec(&input)).expect("specs serialise"),
-        )
-        .map_err(io_err(format!("writing {}", config.display())))?;
-        let rotation = Rotation {
-            max_size: c
-                .options
-                .log_opts
-                .get("max-size")
-                .and_then(|s| parse_size(s)),
-            max_file: c
-                .options
-                .log_opts
-                .get("max-file")
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(1),
-        };
-        let shim_cfg = ShimConfig {
-            id: id.to_string(),
-            bundle: bundle.clone(),
-            state_dir: bundle.clone(),
-            runtime: self.runtime.binary().to_path_buf(),
-            runtime_root: self.cfg.exec_root.join("runtime"),
-            log_path: Some(self.log_path(id)),
-            rotation,
-            io: ShimIo {
-                tty: c.options.tty,
-                stdin: c.options.open_stdin,
-                stdin_once: c.options.stdin_once,
-                wait_attach: false,
-            },
-            exec: None,
-        };
-        let spawned = shim::spawn(&self.cfg.shim, &shim_cfg, attach)?;
-        crate::failpoint::hit("start:after-spawn");
-        let (init, shim_pid) = (spawned.pid, spawned.shim_pid);
-        self.set_state(id, |s| {
-            s.running(init, shim_pid, now_rfc3339_nano(), now_ms())
-        })?;
-        Ok(spawned.attached)
     }
 
     /// Removes what a run made: network, rootfs mount, the runtime's container, the bundle.
@@ -437,7 +250,7 @@ impl Engine {
         let Some(c) = self.containers.get(id) else {
             return Ok(None);
         };
-        if c.state.status != Status::Restarting || c.state.stopped_by_user {
+        if c.state.status != Status::Restarting || c.state.stopped_by_user || self.is_starting(id) {
             return Ok(None);
         }
         self.set_state(id, |s| s.restart_count += 1)?;

@@ -1,0 +1,314 @@
+//! Starting a container, in three steps so that a daemon holds its engine only for the first
+//! and the last: [`Engine::start_prepare`] (checks, the root file system, the network, the OCI
+//! spec), [`StartPlan::spawn`] (the shim and the OCI runtime: the slow part, on the blocking
+//! pool, with the engine let go) and [`Engine::start_finish`] (the run recorded, or everything
+//! the start made undone). A container being started is marked so that the supervisor's
+//! restarts leave it alone; callers order requests on one container themselves (berthd holds
+//! a per-container lock around them). [`Engine::start`] runs the three in a row.
+
+use std::fs;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+
+use super::confined::resolve_user;
+use super::engine::{Engine, host_hard_limit};
+use super::state::{Op, Status, Verdict, check};
+use super::wiring::SpecNet;
+use super::{ContainerError, io_err, mounts, rootfs};
+use crate::events::Event;
+use crate::runtime::attach::AttachRequest;
+use crate::runtime::logs::{Rotation, now_rfc3339_nano};
+use crate::runtime::shim::{self, ShimConfig, ShimIo, Spawned};
+use crate::runtime::spec::{SpecInput, parse_ulimit, spec};
+use crate::volume::spec::parse_size;
+
+/// A start whose container is ready to run: what its shim is spawned with.
+#[derive(Debug)]
+pub struct StartPlan {
+    id: String,
+    shim: PathBuf,
+    cfg: ShimConfig,
+    attach: Option<AttachRequest>,
+}
+
+impl StartPlan {
+    /// The container's ID.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Spawns the shim, which runs the container through the OCI runtime and returns once its
+    /// process has started (blocking work, done on the blocking pool).
+    pub async fn spawn(&self) -> Result<Spawned, ContainerError> {
+        let (shim, cfg, attach) = (self.shim.clone(), self.cfg.clone(), self.attach.clone());
+        tokio::task::spawn_blocking(move || shim::spawn(&shim, &cfg, attach.as_ref()))
+            .await
+            .map_err(|e| ContainerError::Invalid(format!("spawning the shim: {e}")))?
+            .map_err(ContainerError::from)
+    }
+}
+
+impl Engine {
+    /// `docker start`. Starting a running container is a no-op, as Docker's 304.
+    pub async fn start(&mut self, what: &str) -> Result<(), ContainerError> {
+        self.start_now(what, None).await.map(drop)
+    }
+
+    /// `docker start -a` / `docker run` without `-d`: starts the container with `req`
+    /// attached before its process runs, so no output is missed. A running container is
+    /// attached to as it is.
+    pub async fn start_attached(
+        &mut self,
+        what: &str,
+        req: AttachRequest,
+    ) -> Result<UnixStream, ContainerError> {
+        let id = self.resolve(what)?;
+        match self.start_now(&id, Some(req.clone())).await? {
+            Some(s) => Ok(s),
+            None => self.attach(&id, req),
+        }
+    }
+
+    /// The three steps in a row, the engine held throughout.
+    async fn start_now(
+        &mut self,
+        what: &str,
+        attach: Option<AttachRequest>,
+    ) -> Result<Option<UnixStream>, ContainerError> {
+        match self.start_prepare(what, attach).await? {
+            Some(plan) => {
+                let spawned = plan.spawn().await;
+                self.start_finish(plan, spawned).await
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The first step of a user's start (`docker start`, `docker run`): `None` when the
+    /// container runs already (Docker's 304). The restart policy's count and back-off start
+    /// over, as a user's start does in Docker.
+    pub async fn start_prepare(
+        &mut self,
+        what: &str,
+        attach: Option<AttachRequest>,
+    ) -> Result<Option<StartPlan>, ContainerError> {
+        let id = self.resolve(what)?;
+        let c = &self.containers[&id];
+        if check(Op::Start, c.state.status, &c.name)? == Verdict::AlreadyDone {
+            return Ok(None);
+        }
+        if self.starting.contains(&id) {
+            return Err(ContainerError::Conflict(format!(
+                "container {} is being started",
+                c.name
+            )));
+        }
+        self.set_state(&id, |s| {
+            s.stopped_by_user = false;
+            s.restart_count = 0;
+            s.backoff_ms = 0;
+        })?;
+        self.prepare_run(&id, attach).await.map(Some)
+    }
+
+    /// A start the engine decides on (a restart policy, a daemon start), in a row.
+    pub(super) async fn start_id(
+        &mut self,
+        id: &str,
+        attach: Option<AttachRequest>,
+    ) -> Result<Option<UnixStream>, ContainerError> {
+        let plan = self.prepare_run(id, attach).await?;
+        let spawned = plan.spawn().await;
+        self.start_finish(plan, spawned).await
+    }
+
+    /// Whether a start of `id` is between its first and last step.
+    pub fn is_starting(&self, id: &str) -> bool {
+        self.starting.contains(id)
+    }
+
+    /// Prepares a run (failing cleanly: what it made is undone and the error recorded) and
+    /// marks the container starting.
+    async fn prepare_run(
+        &mut self,
+        id: &str,
+        attach: Option<AttachRequest>,
+    ) -> Result<StartPlan, ContainerError> {
+        match self.try_prepare(id, attach).await {
+            Ok(plan) => {
+                self.starting.insert(id.to_string());
+                Ok(plan)
+            }
+            Err(e) => Err(self.start_failed(id, e).await),
+        }
+    }
+
+    /// The last step: records the run the shim started, or undoes the start when it failed.
+    /// A container removed meanwhile (a caller that did not order its requests) has its new
+    /// process ended and its run torn down.
+    pub async fn start_finish(
+        &mut self,
+        plan: StartPlan,
+        spawned: Result<Spawned, ContainerError>,
+    ) -> Result<Option<UnixStream>, ContainerError> {
+        let id = plan.id;
+        self.starting.remove(&id);
+        if !self.containers.contains_key(&id) {
+            self.teardown_run(&id).await;
+            return Err(ContainerError::NotFound(id));
+        }
+        match spawned {
+            Ok(spawned) => {
+                crate::failpoint::hit("start:after-spawn");
+                let (init, shim_pid) = (spawned.pid, spawned.shim_pid);
+                self.set_state(&id, |s| {
+                    s.running(
+                        init,
+                        shim_pid,
+                        now_rfc3339_nano(),
+                        super::lifecycle::now_ms(),
+                    )
+                })?;
+                self.emit(|| Event::container(&self.containers[&id], "start", &[]));
+                Ok(spawned.attached)
+            }
+            Err(e) => Err(self.start_failed(&id, e).await),
+        }
+    }
+
+    /// Undoes a start that failed and records why; returns the error.
+    async fn start_failed(&mut self, id: &str, e: ContainerError) -> ContainerError {
+        self.teardown_run(id).await;
+        let msg = e.to_string();
+        let recorded = self.set_state(id, |s| {
+            s.status = if s.started_at.is_empty() {
+                Status::Created
+            } else {
+                Status::Exited
+            };
+            s.error = msg;
+            s.pid = 0;
+            s.shim_pid = 0;
+        });
+        match recorded {
+            Ok(()) => e,
+            Err(save) => save,
+        }
+    }
+
+    async fn try_prepare(
+        &mut self,
+        id: &str,
+        attach: Option<AttachRequest>,
+    ) -> Result<StartPlan, ContainerError> {
+        let c = self.containers[id].clone();
+        let bundle = self.bundle(id);
+        if bundle.exists() {
+            self.teardown_run(id).await;
+        }
+        fs::create_dir_all(&bundle).map_err(io_err(format!("creating {}", bundle.display())))?;
+        let overlay = self.overlay_of(&c)?;
+        let rootfs = bundle.join("rootfs");
+        rootfs::mount_overlay(&overlay, &rootfs)
+            .map_err(io_err(format!("container {}", c.name)))?;
+
+        let mut oci_mounts = Vec::new();
+        for m in &c.mounts {
+            if m.kind == "volume" && !m.no_copy {
+                let name = m.name.clone().unwrap_or_default();
+                let data = self.volumes.path(&name);
+                let src = mounts::inside(&rootfs, &m.destination).filter(|s| {
+                    s.is_dir() && !mounts::is_empty_dir(s) && mounts::is_empty_dir(&data)
+                });
+                if let Some(src) = src {
+                    mounts::copy_tree(&src, &data).map_err(io_err(format!(
+                        "copying {} of container {} into volume {name}",
+                        m.destination, c.name
+                    )))?;
+                }
+            }
+            oci_mounts.push(mounts::oci_mount(m, |n| {
+                self.volumes.path(n).display().to_string()
+            }));
+        }
+        let ids = resolve_user(&rootfs, &c.user, &c.name)?;
+
+        let (net, etc_dir) = self.setup_network(id).await?;
+        crate::failpoint::hit("start:after-network");
+        let mut rlimits = Vec::new();
+        for u in &c.options.ulimits {
+            rlimits.push(
+                parse_ulimit(u, host_hard_limit)
+                    .map_err(|e| ContainerError::Invalid(e.to_string()))?,
+            );
+        }
+        let input = SpecInput {
+            args: c.args.clone(),
+            env: c.env.clone(),
+            cwd: c.workdir.clone(),
+            user: ids,
+            hostname: c.hostname.clone(),
+            terminal: c.options.tty,
+            read_only_root: c.options.read_only,
+            netns: match &net {
+                SpecNet::Path(p) => Some(p.clone()),
+                SpecNet::Host => None,
+            },
+            host_network: net == SpecNet::Host,
+            etc_dir: Some(etc_dir.display().to_string()),
+            mounts: oci_mounts,
+            rlimits,
+            host_nofile_hard: host_hard_limit("nofile"),
+            memory: c
+                .options
+                .memory
+                .as_deref()
+                .and_then(parse_size)
+                .map(|m| m as i64),
+            cpus: c.options.cpus,
+            pids: c.options.pids_limit,
+            cgroups_path: self.cgroups_path(id),
+        };
+        let config = bundle.join("config.json");
+        fs::write(
+            &config,
+            serde_json::to_vec_pretty(&spec(&input)).expect("specs serialise"),
+        )
+        .map_err(io_err(format!("writing {}", config.display())))?;
+        let rotation = Rotation {
+            max_size: c
+                .options
+                .log_opts
+                .get("max-size")
+                .and_then(|s| parse_size(s)),
+            max_file: c
+                .options
+                .log_opts
+                .get("max-file")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(1),
+        };
+        let shim_cfg = ShimConfig {
+            id: id.to_string(),
+            bundle: bundle.clone(),
+            state_dir: bundle.clone(),
+            runtime: self.runtime.binary().to_path_buf(),
+            runtime_root: self.cfg.exec_root.join("runtime"),
+            log_path: Some(self.log_path(id)),
+            rotation,
+            io: ShimIo {
+                tty: c.options.tty,
+                stdin: c.options.open_stdin,
+                stdin_once: c.options.stdin_once,
+                wait_attach: false,
+            },
+            exec: None,
+        };
+        Ok(StartPlan {
+            id: id.to_string(),
+            shim: self.cfg.shim.clone(),
+            cfg: shim_cfg,
+            attach,
+        })
+    }
+}
