@@ -413,6 +413,15 @@ fn netns_engine_core_a_crash_at_any_step_leaves_things_consistent() {
         "{live:?}"
     );
     assert!(live.nft_port > 0, "{live:?}");
+    // The adopted container's port is served on both families again, as `-p 18081:80` was.
+    for addr in ["127.0.0.1:18081", "[::1]:18081"] {
+        let a: std::net::SocketAddr = addr.parse().unwrap();
+        let c = std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2));
+        assert!(
+            c.is_ok(),
+            "nothing listens on {addr} after the adoption: {c:?}"
+        );
+    }
 
     // stop: killed, not recorded; the next berthd records the exit.
     crash_at(&mut d, "stop:before-record", &["stop", "-t", "0", "crashy"]);

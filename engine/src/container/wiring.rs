@@ -286,7 +286,7 @@ impl Engine {
     }
 
     /// Publishes the ports of an adopted container again (the proxy lives in the engine's
-    /// process; the kernel's DNAT rules survived it).
+    /// process; the kernel's DNAT rules survived it), on the addresses it had.
     pub(super) fn republish(&mut self, id: &str) {
         let eps: Vec<_> = self
             .net
@@ -301,13 +301,14 @@ impl Engine {
                 if !m.host.ip().is_ipv4() {
                     continue;
                 }
-                let spec = format!(
-                    "{}:{}:{}/{}",
-                    m.host.ip(),
-                    m.host.port(),
-                    m.container.port(),
-                    m.proto
-                );
+                // Published on every address (`-p 8080:80`, `-P`): again on both families, as
+                // the first publication was; a bound address (`127.0.0.1:8080:80`) as it was.
+                let host = if m.host.ip().is_unspecified() {
+                    String::new()
+                } else {
+                    format!("{}:", m.host.ip())
+                };
+                let spec = format!("{host}{}:{}/{}", m.host.port(), m.container.port(), m.proto);
                 match spec
                     .parse::<PortSpec>()
                     .map_err(|e| e.to_string())
