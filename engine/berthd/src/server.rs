@@ -425,7 +425,10 @@ async fn container_start(State(st): State<AppState>, Path(id): Path<String>) -> 
     if let Err(err) = started {
         // As dockerd: an --rm container whose start failed is removed, volumes included.
         let mut e = st.engine.lock().await;
-        if e.get(&id).is_ok_and(|c| c.options.auto_remove) {
+        // Not one the start refused because it runs (paused): that one is left alone.
+        if e.get(&id)
+            .is_ok_and(|c| c.options.auto_remove && !c.state.status.is_live())
+        {
             if let Err(rm) = e.remove(&id, true, true).await {
                 tracing::warn!(container = %id, error = %rm, "removing the --rm container whose start failed");
             }
@@ -533,6 +536,8 @@ async fn container_prune(State(st): State<AppState>, q: Q) -> ApiResult {
         .containers()
         .filter(|c| matches!(c.state.status.as_str(), "exited" | "created" | "dead"))
         .map(|c| c.id.clone())
+        // One being started is not stopped (and `remove` refuses it).
+        .filter(|id| !e.is_starting(id))
         .collect();
     let mut deleted = Vec::new();
     for id in ids {

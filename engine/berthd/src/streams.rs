@@ -165,9 +165,13 @@ pub async fn container_attach(
         stderr: flag(&q, "stderr"),
         detach_keys: keys,
     };
+    // The container's status is looked at, and the attachment queued, in order with its
+    // starts: one begun meanwhile either takes this attachment or is seen running.
+    let full = st.engine.lock().await.resolve(&what)?;
+    let op = st.container_op(&full).await;
     let (id, tty, running) = {
         let e = st.engine.lock().await;
-        let c = e.get(&what)?;
+        let c = e.get(&full)?;
         let status = c.state.status.as_str();
         if !matches!(status, "running" | "created" | "exited") {
             return Err(ContainerError::Conflict(format!(
@@ -199,6 +203,7 @@ pub async fn container_attach(
     } else {
         None
     };
+    drop(op);
     let upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         let Ok(up) = upgrade.await else { return };

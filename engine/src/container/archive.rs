@@ -127,7 +127,9 @@ impl Engine {
         let id = self.resolve(what)?;
         let c = &self.containers[&id];
         let running = self.bundle(&id).join("rootfs");
-        let root = if c.state.status.is_live() && rootfs::is_mounted(&running) {
+        // Mounted by a run, or by a start under way: that mount, never a second one on the
+        // same upper and work directories.
+        let root = if rootfs::is_mounted(&running) {
             open_dir_path(&running).map_err(io_err(format!(
                 "opening the root file system of container {}",
                 c.name

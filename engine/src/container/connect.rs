@@ -19,6 +19,7 @@ impl Engine {
         ip: Option<String>,
     ) -> Result<(), ContainerError> {
         let id = self.resolve(what)?;
+        self.refuse_while_starting(&id, "connected to a network")?;
         let c = self.containers[&id].clone();
         let found = self.net.find(network)?;
         let net = found.name.clone();
@@ -96,6 +97,7 @@ impl Engine {
         force: bool,
     ) -> Result<(), ContainerError> {
         let id = self.resolve(what)?;
+        self.refuse_while_starting(&id, "disconnected from a network")?;
         let c = self.containers[&id].clone();
         let found = self.net.find(network)?;
         let net = found.name.clone();

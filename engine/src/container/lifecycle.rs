@@ -442,6 +442,7 @@ impl Engine {
             c.state.status,
             &c.name,
         )?;
+        self.refuse_while_starting(&id, "removed")?;
         if c.state.status.is_live() {
             // rm -f: SIGKILL at once (a zero timeout), as Docker.
             if let Some(plan) = self.stop_begin(&id, Some(Duration::ZERO))? {

@@ -127,6 +127,20 @@ impl Engine {
         self.starting.contains(id)
     }
 
+    /// Refuses what cannot happen to container `id` while a start of it is between its first
+    /// and last step (its network and rootfs are being handed to the runtime): a caller that
+    /// does not order its requests on the container (prune, network connect) gets a conflict
+    /// rather than half a container.
+    pub(super) fn refuse_while_starting(&self, id: &str, what: &str) -> Result<(), ContainerError> {
+        if self.is_starting(id) {
+            let name = self.containers.get(id).map_or(id, |c| c.name.as_str());
+            return Err(ContainerError::Conflict(format!(
+                "container {name} is being started and cannot be {what} now; try again"
+            )));
+        }
+        Ok(())
+    }
+
     /// Prepares a run (failing cleanly: what it made is undone and the error recorded) and
     /// marks the container starting.
     async fn prepare_run(

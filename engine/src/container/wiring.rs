@@ -288,6 +288,12 @@ impl Engine {
     /// Publishes the ports of an adopted container again (the proxy lives in the engine's
     /// process; the kernel's DNAT rules survived it), on the addresses it had.
     pub(super) fn republish(&mut self, id: &str) {
+        // Specs published on every address of both families (`-p 8080:80`, `-p 80`, `-P`),
+        // as opposed to `-p 0.0.0.0:8080:80` (IPv4 only): (protocol, container port).
+        let wildcard: Vec<(portproxy::Protocol, u16)> = match self.containers.get(id) {
+            Some(c) => wildcard_ports(&c.options.publish, c.options.publish_all, &c.exposed_ports),
+            None => Vec::new(),
+        };
         let eps: Vec<_> = self
             .net
             .state()
@@ -303,7 +309,9 @@ impl Engine {
                 }
                 // Published on every address (`-p 8080:80`, `-P`): again on both families, as
                 // the first publication was; a bound address (`127.0.0.1:8080:80`) as it was.
-                let host = if m.host.ip().is_unspecified() {
+                let both = m.host.ip().is_unspecified()
+                    && wildcard.contains(&(m.proto, m.container.port()));
+                let host = if both {
                     String::new()
                 } else {
                     format!("{}:", m.host.ip())
@@ -359,5 +367,59 @@ impl Engine {
         if let Err(e) = netns::remove(&self.netns_path(id)) {
             tracing::warn!(container = id, error = %e, "removing the network namespace");
         }
+    }
+}
+
+/// The (protocol, container port) pairs of `publish` specs without a host address, and of
+/// every exposed port with `-P`: those a first publication bound on both address families.
+fn wildcard_ports(
+    publish: &[String],
+    publish_all: bool,
+    exposed: &std::collections::BTreeSet<String>,
+) -> Vec<(portproxy::Protocol, u16)> {
+    let mut out = Vec::new();
+    for spec in publish.iter().filter_map(|p| p.parse::<PortSpec>().ok()) {
+        if spec.host_ip.is_none() {
+            out.extend(spec.container_ports.iter().map(|p| (spec.proto, p)));
+        }
+    }
+    if publish_all {
+        for e in exposed {
+            let (port, proto) = e.split_once('/').unwrap_or((e, "tcp"));
+            if let Ok(spec) = format!("{port}/{proto}").parse::<PortSpec>() {
+                out.extend(spec.container_ports.iter().map(|p| (spec.proto, p)));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portproxy::Protocol;
+
+    #[test]
+    fn only_specs_without_a_host_address_come_back_on_both_families() {
+        let publish: Vec<String> = [
+            "8080:80",
+            "0.0.0.0:8081:81",
+            "127.0.0.1:8082:82",
+            "9000-9001:90-91/udp",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let exposed = ["443/tcp".to_string(), "53/udp".to_string()].into();
+        assert_eq!(
+            wildcard_ports(&publish, false, &exposed),
+            [
+                (Protocol::Tcp, 80),
+                (Protocol::Udp, 90),
+                (Protocol::Udp, 91)
+            ]
+        );
+        let all = wildcard_ports(&[], true, &exposed);
+        assert!(all.contains(&(Protocol::Tcp, 443)) && all.contains(&(Protocol::Udp, 53)));
     }
 }
