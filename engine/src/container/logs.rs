@@ -295,6 +295,18 @@ mod tests {
     use super::*;
     use crate::runtime::logs::{JsonFileWriter, Rotation};
 
+    /// A json-file log in a new directory, rotated at `max_size` bytes into `max_file` files.
+    fn log(max_size: u64, max_file: u32) -> (tempfile::TempDir, PathBuf, JsonFileWriter) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c-json.log");
+        let rot = Rotation {
+            max_size: Some(max_size),
+            max_file,
+        };
+        let w = JsonFileWriter::open(&path, rot).unwrap();
+        (dir, path, w)
+    }
+
     #[test]
     fn times() {
         assert_eq!(parse_time("1970-01-01T00:00:10Z"), Some((10, 0)));
@@ -319,14 +331,8 @@ mod tests {
 
     #[test]
     fn tail_since_until_and_streams() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c-json.log");
         // Two files, so the tail and the forward read both cross a rotation.
-        let rot = Rotation {
-            max_size: Some(200),
-            max_file: 2,
-        };
-        let mut w = JsonFileWriter::open(&path, rot).unwrap();
+        let (dir, path, mut w) = log(200, 2);
         for (t, s, text) in [
             ("2026-11-23T10:00:00.000000000Z", "stdout", "a\n"),
             ("2026-11-23T10:00:01.000000000Z", "stderr", "b\n"),
@@ -391,13 +397,7 @@ mod tests {
 
     #[test]
     fn follow_sees_appends_and_rotation() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c-json.log");
-        let rot = Rotation {
-            max_size: Some(160),
-            max_file: 3,
-        };
-        let mut w = JsonFileWriter::open(&path, rot).unwrap();
+        let (_dir, path, mut w) = log(160, 3);
         w.write("stdout", b"before\n", "2026-11-23T10:00:00.000000000Z")
             .unwrap();
         let mut f = LogFollower::from_end(&path);
@@ -431,14 +431,8 @@ mod tests {
 
     #[test]
     fn follow_survives_truncation_and_returns_bounded_batches() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c-json.log");
         // max-file=1: rotation empties the file in place (same inode).
-        let rot = Rotation {
-            max_size: Some(400),
-            max_file: 1,
-        };
-        let mut w = JsonFileWriter::open(&path, rot).unwrap();
+        let (_dir, path, mut w) = log(400, 1);
         let t = "2026-11-23T10:00:00.000000000Z";
         let mut f = LogFollower::from_end(&path);
         let mut got = Vec::new();
@@ -462,13 +456,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_watch_wakes_on_writes_and_rotation() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c-json.log");
-        let rot = Rotation {
-            max_size: Some(100),
-            max_file: 2,
-        };
-        let mut w = JsonFileWriter::open(&path, rot).unwrap();
+        let (dir, path, mut w) = log(100, 2);
         let watch = LogWatch::new(&path).unwrap();
         let mut f = LogFollower::from_end(&path);
         let t = "2026-11-23T10:00:00.000000000Z";
@@ -494,13 +482,7 @@ mod tests {
 
     #[test]
     fn history_stops_where_the_follower_begins() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c-json.log");
-        let rot = Rotation {
-            max_size: Some(300),
-            max_file: 3,
-        };
-        let mut w = JsonFileWriter::open(&path, rot).unwrap();
+        let (_dir, path, mut w) = log(300, 3);
         let t = "2026-11-23T10:00:00.000000000Z";
         for i in 0..3 {
             w.write("stdout", format!("old {i}\n").as_bytes(), t)
