@@ -368,14 +368,7 @@ fn netns_berth_tls() {
         .args(["--tlskey", &f("server-key.pem")])
         .spawn()
         .unwrap();
-    let t0 = Instant::now();
-    while !sock.exists() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "berthd did not listen"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    support::wait_for_socket(&sock);
     let idle = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let out = berth_tls(certs, port, "ca", "client", &["version"]);
     assert!(out.status.success(), "{}", text(&out.stderr));

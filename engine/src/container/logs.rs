@@ -295,6 +295,11 @@ mod tests {
     use super::*;
     use crate::runtime::logs::{JsonFileWriter, Rotation};
 
+    /// The texts of a batch of records.
+    fn texts(lines: Vec<LogLine>) -> Vec<String> {
+        lines.into_iter().map(|l| l.log).collect()
+    }
+
     /// A json-file log in a new directory, rotated at `max_size` bytes into `max_file` files.
     fn log(max_size: u64, max_file: u32) -> (tempfile::TempDir, PathBuf, JsonFileWriter) {
         let dir = tempfile::tempdir().unwrap();
@@ -410,22 +415,12 @@ mod tests {
             want.push(t);
             // Two records per file: two rotations between some polls.
             if i % 3 == 0 {
-                let got: Vec<String> = f
-                    .poll(usize::MAX)
-                    .unwrap()
-                    .into_iter()
-                    .map(|l| l.log)
-                    .collect();
+                let got = texts(f.poll(usize::MAX).unwrap());
                 assert_eq!(got, want, "after line {i}");
                 want.clear();
             }
         }
-        let got: Vec<String> = f
-            .poll(usize::MAX)
-            .unwrap()
-            .into_iter()
-            .map(|l| l.log)
-            .collect();
+        let got = texts(f.poll(usize::MAX).unwrap());
         assert_eq!(got, want);
     }
 
@@ -446,7 +441,7 @@ mod tests {
                 if batch.is_empty() {
                     break;
                 }
-                got.extend(batch.into_iter().map(|l| l.log));
+                got.extend(texts(batch));
             }
         }
         assert!(std::fs::metadata(&path).unwrap().len() <= 400);
@@ -522,7 +517,7 @@ mod tests {
             let skip = want.len().saturating_sub(tail.unwrap_or(usize::MAX));
             assert_eq!(past, want[skip..], "tail {tail:?}");
         }
-        let followed: Vec<String> = f.poll(100).unwrap().into_iter().map(|l| l.log).collect();
+        let followed = texts(f.poll(100).unwrap());
         let want: Vec<String> = (0..6).map(|i| format!("new {i}\n")).collect();
         assert_eq!(followed, want);
     }

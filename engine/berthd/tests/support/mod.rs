@@ -67,6 +67,12 @@ fn spawn(
         .envs(env.iter().map(|(k, v)| (k, v)))
         .spawn()
         .unwrap();
+    wait_for_socket(sock);
+    child
+}
+
+/// Waits (at most 20 s) for berthd's API socket to appear.
+pub fn wait_for_socket(sock: &Path) {
     let t0 = Instant::now();
     while !sock.exists() {
         assert!(
@@ -75,7 +81,6 @@ fn spawn(
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    child
 }
 
 /// berthd, built with the workspace next to the test binaries (`target/debug/berthd`), so
