@@ -16,7 +16,7 @@ command -v podman >/dev/null || need+=(podman)
 command -v runc >/dev/null || [ -x /usr/sbin/runc ] || need+=(runc)
 command -v nft >/dev/null || need+=(nftables)
 [ ${#need[@]} -eq 0 ] || { apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null; }
-cargo build --release --quiet -p berth-benches --bin run-latency -p engine --bin berth-shim
+cargo build --release --quiet -p berth-benches --bin run-latency -p engine --bin berth-shim -p portproxy --bin berth-proxy
 BIN="$(realpath "$CARGO_TARGET_DIR/release/run-latency")"
 SHORT=0; [ "${1:-}" = "--short" ] && SHORT=1
 

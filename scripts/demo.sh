@@ -15,7 +15,7 @@ for c in curl ip nft runc; do command -v $c >/dev/null || [ -x /usr/sbin/$c ] ||
 [ -x /bin/busybox ] || need+=(busybox-static)
 command -v docker >/dev/null || need+=(docker.io)
 [ ${#need[@]} -eq 0 ] || { apt-get update -qq && apt-get install -y -qq iproute2 nftables util-linux curl runc busybox-static "${need[@]}" >/dev/null; }
-cargo build --release --quiet -p berthd --bin berthd -p berth-cli --bin berth -p engine --bin berth-shim --bin berth-image
+cargo build --release --quiet -p berthd --bin berthd -p berth-cli --bin berth -p engine --bin berth-shim --bin berth-image -p portproxy --bin berth-proxy
 BIN="$CARGO_TARGET_DIR/release"
 DOCKER=$(command -v docker)
 mkdir -p /run/netns

@@ -53,6 +53,8 @@ impl Roots {
             exec_root: self.dir.path().join("run"),
             runtime: None,
             shim: PathBuf::from(env!("CARGO_BIN_EXE_berth-shim")),
+            // Built by the workspace's test build (scripts/netns-test.sh) beside the shim.
+            proxy: PathBuf::from(env!("CARGO_BIN_EXE_berth-shim")).with_file_name("berth-proxy"),
             resolv_conf: self.dir.path().join("resolv.conf"),
             cgroup_parent: self.cgroup_parent.clone(),
         }
@@ -87,6 +89,8 @@ impl Roots {
 
 impl Drop for Roots {
     fn drop(&mut self) {
+        // The proxy outlives engines by design; the test's goes with its roots.
+        engine::container::stop_proxy(&self.dir.path().join("run/proxy.pid"));
         if let Ok(rd) = fs::read_dir("/sys/fs/cgroup") {
             for h in rd.flatten() {
                 let _ = fs::remove_dir(h.path().join(&self.cgroup_parent));

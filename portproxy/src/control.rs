@@ -222,8 +222,16 @@ pub async fn serve(listener: UnixListener, proxy: Proxy, shutdown: impl Future<O
 /// Binds the control socket at `path` (mode 0600), replacing a stale socket file that nothing
 /// listens on. Refuses when another proxy is live there.
 pub async fn bind(path: &Path) -> io::Result<UnixListener> {
+    let l = bind_blocking(path)?;
+    l.set_nonblocking(true)?;
+    UnixListener::from_std(l)
+}
+
+/// [`bind`] without a runtime: what `berth-proxy serve --detach` does before it forks, so the
+/// socket listens by the time the process that started it sees it exit.
+pub fn bind_blocking(path: &Path) -> io::Result<std::os::unix::net::UnixListener> {
     if path.exists() {
-        if UnixStream::connect(path).await.is_ok() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
             return Err(io::Error::new(
                 io::ErrorKind::AddrInUse,
                 format!("a proxy already listens on {}", path.display()),
@@ -237,7 +245,7 @@ pub async fn bind(path: &Path) -> io::Result<UnixListener> {
     // Created with umask 0177 so the socket is never reachable by others, not even between
     // bind and a chmod. umask is process-wide; bind runs before the proxy creates anything else.
     let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
-    let l = UnixListener::bind(path);
+    let l = std::os::unix::net::UnixListener::bind(path);
     nix::sys::stat::umask(old);
     l
 }

@@ -53,6 +53,7 @@ async fn main() -> Result<()> {
         exec_root: root.join("run"),
         runtime: None,
         shim,
+        proxy: me.with_file_name("berth-proxy"),
         resolv_conf: root.join("resolv.conf"),
         cgroup_parent: "berth-bench".into(),
     })

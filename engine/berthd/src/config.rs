@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-/// The file's keys (dockerd's names; `resolv-conf` and `shim` are berth's own).
+/// The file's keys (dockerd's names; `resolv-conf`, `shim` and `proxy` are berth's own).
 #[derive(Debug, Default, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct FileConfig {
@@ -36,6 +36,8 @@ pub struct FileConfig {
     pub resolv_conf: Option<PathBuf>,
     /// `--shim`.
     pub shim: Option<PathBuf>,
+    /// `--proxy`.
+    pub proxy: Option<PathBuf>,
 }
 
 /// What the flags said (`None`: not given).
@@ -65,6 +67,8 @@ pub struct Flags {
     pub resolv_conf: Option<PathBuf>,
     /// `--shim`.
     pub shim: Option<PathBuf>,
+    /// `--proxy`.
+    pub proxy: Option<PathBuf>,
 }
 
 /// The settings berthd runs with.
@@ -88,6 +92,8 @@ pub struct Settings {
     pub resolv_conf: PathBuf,
     /// berth-shim (`None`: next to berthd).
     pub shim: Option<PathBuf>,
+    /// berth-proxy (`None`: next to berthd).
+    pub proxy: Option<PathBuf>,
 }
 
 /// A TCP listener: its address and the TLS files it requires.
@@ -257,6 +263,7 @@ pub fn merge(flags: &Flags, file: &FileConfig) -> Result<Settings, ConfigError> 
         resolv_conf: pick("resolv-conf", &flags.resolv_conf, &file.resolv_conf)?
             .unwrap_or_else(|| PathBuf::from("/etc/resolv.conf")),
         shim: pick("shim", &flags.shim, &file.shim)?,
+        proxy: pick("proxy", &flags.proxy, &file.proxy)?,
     })
 }
 

@@ -44,6 +44,9 @@ struct Cli {
     /// The berth-shim binary [default: next to berthd].
     #[arg(long)]
     shim: Option<PathBuf>,
+    /// The berth-proxy binary, the host-local side of `-p` [default: next to berthd].
+    #[arg(long)]
+    proxy: Option<PathBuf>,
     /// The host's resolv.conf (upstream DNS of containers) [default: /etc/resolv.conf].
     #[arg(long)]
     resolv_conf: Option<PathBuf>,
@@ -54,7 +57,7 @@ struct Cli {
     #[arg(long)]
     log_level: Option<String>,
     /// The daemon config file (dockerd's keys: data-root, exec-root, hosts, default-runtime,
-    /// log-level, cgroup-parent, tlsverify, tlscacert, tlscert, tlskey; berth's resolv-conf, shim) [default: /etc/berth/daemon.json,
+    /// log-level, cgroup-parent, tlsverify, tlscacert, tlscert, tlskey; berth's resolv-conf, shim, proxy) [default: /etc/berth/daemon.json,
     /// when it exists].
     #[arg(long)]
     config_file: Option<PathBuf>,
@@ -86,6 +89,7 @@ fn settings(cli: &Cli) -> anyhow::Result<Settings> {
         cgroup_parent: cli.cgroup_parent.clone(),
         resolv_conf: cli.resolv_conf.clone(),
         shim: cli.shim.clone(),
+        proxy: cli.proxy.clone(),
     };
     Ok(config::merge(&flags, &file)?)
 }
@@ -112,18 +116,26 @@ async fn main() -> anyhow::Result<()> {
         Some(t) => Some((t.addr, berthd::tls::server_config(t)?)),
         None => None,
     };
+    let beside = |name: &str| -> anyhow::Result<PathBuf> {
+        std::env::current_exe()?
+            .parent()
+            .map(|d| d.join(name))
+            .with_context(|| format!("finding {name} next to berthd"))
+    };
     let shim = match &cfg.shim {
         Some(s) => s.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .map(|d| d.join("berth-shim"))
-            .context("finding berth-shim next to berthd")?,
+        None => beside("berth-shim")?,
+    };
+    let proxy = match &cfg.proxy {
+        Some(p) => p.clone(),
+        None => beside("berth-proxy")?,
     };
     let mut engine = Engine::open(EngineConfig {
         data_root: cfg.data_root.clone(),
         exec_root: cfg.exec_root.clone(),
         runtime: cfg.runtime.clone(),
         shim,
+        proxy,
         resolv_conf: cfg.resolv_conf.clone(),
         cgroup_parent: cfg.cgroup_parent.clone(),
     })

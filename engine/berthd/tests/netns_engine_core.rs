@@ -289,6 +289,7 @@ struct Footprint {
     shims: usize,
     cgroups: usize,
     nft_port: usize,
+    proxied: usize,
 }
 
 fn footprint(d: &Berthd) -> Footprint {
@@ -341,7 +342,157 @@ fn footprint(d: &Berthd) -> Footprint {
         shims,
         cgroups,
         nft_port,
+        proxied: proxied(d).len(),
     }
+}
+
+/// The publications of berthd's port proxy (`{"op":"list"}` on its control socket); none
+/// when no proxy runs.
+fn proxied(d: &Berthd) -> Vec<serde_json::Value> {
+    use std::io::BufRead;
+    let Ok(mut s) = std::os::unix::net::UnixStream::connect(d.dir.path().join("run/proxy.sock"))
+    else {
+        return Vec::new();
+    };
+    s.write_all(b"{\"op\":\"list\"}\n").unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(s).read_line(&mut line).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["ok"], true, "{line}");
+    v["published"].as_array().cloned().unwrap_or_default()
+}
+
+fn proxy_pid(d: &Berthd) -> Option<i32> {
+    std::fs::read_to_string(d.dir.path().join("run/proxy.pid"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+}
+
+/// Writes `n` bytes through `c` (an echo service) and reads them back.
+fn echo(c: &mut std::net::TcpStream, n: usize) -> std::io::Result<()> {
+    use std::io::Read;
+    let chunk: Vec<u8> = (0..64 * 1024).map(|i| (i % 251) as u8).collect();
+    let mut back = vec![0u8; chunk.len()];
+    let mut done = 0;
+    while done < n {
+        c.write_all(&chunk)?;
+        c.read_exact(&mut back)?;
+        if back != chunk {
+            return Err(std::io::Error::other("echoed bytes differ"));
+        }
+        done += chunk.len();
+    }
+    Ok(())
+}
+
+fn connect(port: u16) -> std::io::Result<std::net::TcpStream> {
+    let c = std::net::TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_secs(2),
+    )?;
+    c.set_read_timeout(Some(Duration::from_secs(10)))?;
+    Ok(c)
+}
+
+/// Runs an echo service named `name` published on 127.0.0.1:`port` (and every address).
+fn serve(d: &Berthd, name: &str, port: u16) {
+    let p = format!("{port}:80");
+    let args = [
+        "run", "-d", "--name", name, "-p", &p, IMAGE, "busybox", "nc", "-ll", "-p", "80", "-e",
+        "busybox", "cat",
+    ];
+    d.ok(&args);
+}
+
+#[test]
+fn netns_engine_core_the_port_proxy_outlives_berthd() {
+    if !netns_support::enabled("netns_engine_core_the_port_proxy_outlives_berthd") {
+        return;
+    }
+    let mut d = Berthd::start();
+    assert_eq!(
+        proxy_pid(&d),
+        None,
+        "a proxy started with nothing to publish"
+    );
+    serve(&d, "echo1", 18082);
+    let pid = proxy_pid(&d).expect("berthd started its proxy for -p");
+    let mut c = None;
+    wait_until("127.0.0.1:18082 echoes", 30, || {
+        c = connect(18082)
+            .ok()
+            .filter(|c| echo(&mut c.try_clone().unwrap(), 64 * 1024).is_ok());
+        c.is_some()
+    });
+    let mut c = c.unwrap();
+    echo(&mut c, 4 << 20).unwrap();
+
+    // berthd dies mid-transfer: the connection goes on, and new ones are served.
+    d.kill();
+    echo(&mut c, 4 << 20).expect("the transfer stopped with berthd");
+    let mut fresh = connect(18082).expect("127.0.0.1:18082 refused while berthd was down");
+    echo(&mut fresh, 64 * 1024).unwrap();
+
+    // The next berthd adopts the same proxy and its publication (no second one, no restart).
+    d.start_again();
+    echo(&mut c, 1 << 20).expect("the transfer stopped when berthd came back");
+    assert_eq!(proxy_pid(&d), Some(pid), "the proxy was replaced");
+    assert_eq!(proxied(&d).len(), 1, "{:?}", proxied(&d));
+    assert_eq!(
+        d.ok(&["port", "echo1", "80"]).lines().next(),
+        Some("0.0.0.0:18082")
+    );
+
+    // A container that exited while no berthd ran: its publication is withdrawn at the next
+    // start, the live one's kept.
+    serve(&d, "echo2", 18083);
+    let init: i32 = d
+        .ok(&["inspect", "-f", "{{.State.Pid}}", "echo2"])
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(proxied(&d).len(), 2);
+    d.kill();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(init),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    d.start_again();
+    assert_eq!(state(&d, "echo2"), "exited");
+    assert_eq!(proxied(&d).len(), 1, "{:?}", proxied(&d));
+    assert!(connect(18083).is_err(), "127.0.0.1:18083 still served");
+    echo(&mut c, 1 << 20).unwrap();
+    drop(fresh);
+
+    // The proxy itself killed: the next publication starts a new one, which serves every live
+    // container's ports again.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_until("the proxy dies", 10, || connect(18082).is_err());
+    serve(&d, "echo3", 18084);
+    let again = proxy_pid(&d).unwrap();
+    assert_ne!(again, pid);
+    for port in [18082, 18084] {
+        wait_until(
+            &format!("127.0.0.1:{port} echoes on the new proxy"),
+            30,
+            || connect(port).is_ok_and(|mut c| echo(&mut c, 64 * 1024).is_ok()),
+        );
+    }
+    assert_eq!(proxied(&d).len(), 2, "{:?}", proxied(&d));
+    assert!(
+        connect(18083).is_err(),
+        "the exited container's port came back"
+    );
+
+    // rm -f withdraws its publication; nothing is left once every container is gone.
+    d.ok(&["rm", "-f", "echo1", "echo2", "echo3"]);
+    assert!(connect(18082).is_err(), "127.0.0.1:18082 still served");
+    assert_eq!(proxied(&d), Vec::<serde_json::Value>::new());
 }
 
 /// Runs `args` with berthd armed to die at `failpoint`, checks that it died there, and starts

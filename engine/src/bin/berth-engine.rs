@@ -93,13 +93,14 @@ enum Cmd {
     },
 }
 
-fn shim_path() -> Result<PathBuf> {
+/// `name` (berth-shim, berth-proxy) beside this binary.
+fn beside(name: &str) -> Result<PathBuf> {
     let me = std::env::current_exe().context("locating berth-engine")?;
-    let shim = me.with_file_name("berth-shim");
-    if !shim.exists() {
-        bail!("berth-shim not found beside {}", me.display());
+    let path = me.with_file_name(name);
+    if !path.exists() {
+        bail!("{name} not found beside {}", me.display());
     }
-    Ok(shim)
+    Ok(path)
 }
 
 #[tokio::main]
@@ -116,7 +117,8 @@ async fn main() -> Result<()> {
         data_root: cli.data_root,
         exec_root: cli.exec_root,
         runtime: cli.runtime,
-        shim: shim_path()?,
+        shim: beside("berth-shim")?,
+        proxy: beside("berth-proxy")?,
         resolv_conf: cli.resolv_conf,
         cgroup_parent: cli.cgroup_parent,
     };

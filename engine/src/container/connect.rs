@@ -132,7 +132,12 @@ impl Engine {
             if is_primary {
                 // Its published ports went through that endpoint.
                 for pid in self.published.remove(&id).unwrap_or_default() {
-                    let _ = self.proxy.unpublish(pid).await;
+                    let _ = self
+                        .proxy_call(
+                            &portproxy::control::Request::Unpublish { id: pid },
+                            Some(id.as_str()),
+                        )
+                        .await;
                 }
             }
             match self.net.detach(&net, &id).await {

@@ -14,7 +14,6 @@ use netcore::firewall::nft::NftCommand;
 use netcore::link::RtNetlink;
 use netcore::network::{NetworkManager, Sysctl, random_id};
 use netcore::persist;
-use portproxy::{Proxy, ProxyConfig};
 use tokio::sync::{Notify, watch};
 
 use super::model::{Container, CreateOptions, NetworkMode, State};
@@ -76,6 +75,9 @@ pub struct EngineConfig {
     pub runtime: Option<String>,
     /// The `berth-shim` binary.
     pub shim: PathBuf,
+    /// The `berth-proxy` binary: the host-local side of `-p`, started when none runs for
+    /// this exec root and left running, as the shims are.
+    pub proxy: PathBuf,
     /// The host's resolv.conf (upstreams of the embedded DNS, default-bridge resolv.conf).
     pub resolv_conf: PathBuf,
     /// Parent cgroup of every container (`berth`).
@@ -90,8 +92,8 @@ pub struct Engine {
     pub(super) containers: BTreeMap<String, Container>,
     pub(super) net: NetworkManager<RtNetlink, NftCommand>,
     pub(super) resolver: Resolver,
-    pub(super) proxy: Proxy,
-    /// Container ID to its portproxy publications.
+    pub(super) proxy: super::proxy::ProxyLink,
+    /// Container ID to its publications in the proxy.
     pub(super) published: HashMap<String, Vec<u64>>,
     /// Exit codes of the containers removed last, oldest first.
     pub(super) removed: std::collections::VecDeque<(String, i32)>,
@@ -203,6 +205,7 @@ impl Engine {
             .values()
             .map(|c: &Container| (c.id.clone(), watch::Sender::new(Published::new(&c.state))))
             .collect();
+        let proxy = super::proxy::ProxyLink::new(cfg.proxy.clone(), cfg.exec_root.clone());
         let mut engine = Engine {
             cfg,
             images: Arc::new(images),
@@ -210,7 +213,7 @@ impl Engine {
             containers,
             net,
             resolver,
-            proxy: Proxy::new(ProxyConfig::default()),
+            proxy,
             published: HashMap::new(),
             removed: Default::default(),
             runtime,

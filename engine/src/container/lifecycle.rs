@@ -515,7 +515,6 @@ impl Engine {
             match s.status {
                 Status::Running | Status::Paused => {
                     if s.shim_pid > 0 && is_shim_of(s.shim_pid, id) {
-                        self.republish(id);
                         tracing::info!(container = id, shim = s.shim_pid, "adopted");
                         continue;
                     }
@@ -544,6 +543,20 @@ impl Engine {
             }
         }
         self.sweep().await;
+        // The proxy outlives engines: its publications of live containers are adopted (their
+        // connections never dropped), those of containers gone meanwhile withdrawn.
+        // None runs (first start, reboot): one is started once a port is to be served.
+        match self
+            .proxy
+            .call_live(&portproxy::control::Request::List)
+            .await
+        {
+            Ok(Some(resp)) => self.restore_publications(resp.published, None).await,
+            Ok(None) => self.restore_publications(Vec::new(), None).await,
+            Err(e) => {
+                tracing::error!(error = %e, "the port proxy: host-local published ports are not served")
+            }
+        }
         for id in &ids {
             let Some(c) = self.containers.get(id) else {
                 continue;
@@ -596,7 +609,6 @@ impl Engine {
         if adopted.is_err() {
             return false;
         }
-        self.republish(id);
         tracing::info!(
             container = id,
             shim = shim_pid,

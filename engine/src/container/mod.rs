@@ -26,6 +26,7 @@ pub mod model;
 pub mod mounts;
 pub mod names;
 pub mod netns;
+mod proxy;
 pub mod restart;
 pub mod rootfs;
 mod start;
@@ -40,6 +41,7 @@ pub use exec::{ExecOptions, ExecOutput, ExecSession};
 pub use lifecycle::{AfterExit, StopPlan};
 pub use logs::{LogFollower, LogOptions, LogWatch};
 pub use model::{Connection, Container, CreateOptions, MountPoint, NetworkMode, State};
+pub use proxy::stop_proxy;
 pub use restart::RestartPolicy;
 pub use start::StartPlan;
 pub use state::Status;
@@ -83,9 +85,9 @@ pub enum ContainerError {
     /// The network manager.
     #[error(transparent)]
     Network(#[from] netcore::network::NetworkError),
-    /// The port proxy.
-    #[error(transparent)]
-    Proxy(#[from] portproxy::ProxyError),
+    /// The port proxy (`berth-proxy`) refused a publication; its message.
+    #[error("{0}")]
+    PortProxy(String),
     /// The shim.
     #[error(transparent)]
     Shim(#[from] crate::runtime::shim::ShimError),

@@ -9,10 +9,12 @@ use std::path::PathBuf;
 
 use netcore::dns::{ContainerDns, container_resolv_conf};
 use netcore::network::{AttachRequest, ContainerLink};
-use portproxy::{PortSpec, PublishRequest};
+use portproxy::PortSpec;
+use portproxy::control::Request;
 
 use super::engine::Engine;
 use super::model::NetworkMode;
+use super::proxy::{Reached, Wanted, reconcile};
 use super::{ContainerError, etc, io_err, netns};
 
 /// How the spec joins a network namespace.
@@ -130,7 +132,7 @@ impl Engine {
                     let ep = self.net.attach(&network, req).await?;
                     own.extend([ep.ipv4, ep.ipv6].into_iter().flatten().map(|a| a.addr()));
                     if let Some(ip) = own.first().copied() {
-                        self.publish_ports(id, &ep.id, ip, &ports)?;
+                        self.publish_ports(id, &ep.id, ip, &ports).await?;
                     }
                 }
                 // Networks joined with `docker network connect` are joined again.
@@ -250,10 +252,10 @@ impl Engine {
         }
     }
 
-    /// Publishes `ports` of endpoint `ep_id` through portproxy (the host's own clients:
+    /// Publishes `ports` of endpoint `ep_id` through the proxy (the host's own clients:
     /// 127.0.0.1 and ::1, which the kernel's DNAT does not see), and records the host ports the
     /// kernel chose for `-p 80` and `-P` in the endpoint so the firewall serves them too.
-    fn publish_ports(
+    async fn publish_ports(
         &mut self,
         id: &str,
         ep_id: &str,
@@ -264,20 +266,23 @@ impl Engine {
         let mut any_ephemeral = false;
         for spec in ports {
             any_ephemeral |= spec.host_ports.is_none();
-            let info = self.proxy.publish(&PublishRequest {
-                spec: spec.clone(),
+            let req = Request::Publish {
+                spec: spec.to_string(),
                 container_ip: ip,
                 transparent: false,
-            })?;
-            self.published
-                .entry(id.to_string())
-                .or_default()
-                .push(info.id);
-            chosen.extend(
-                info.mappings
-                    .into_iter()
-                    .filter(|m| m.host.is_ipv4() == m.container.is_ipv4()),
-            );
+            };
+            let info = self.proxy_call(&req, Some(id)).await?;
+            for info in info {
+                self.published
+                    .entry(id.to_string())
+                    .or_default()
+                    .push(info.id);
+                chosen.extend(
+                    info.mappings
+                        .into_iter()
+                        .filter(|m| m.host.is_ipv4() == m.container.is_ipv4()),
+                );
+            }
         }
         if any_ephemeral {
             self.net.set_published(ep_id, chosen)?;
@@ -285,58 +290,92 @@ impl Engine {
         Ok(())
     }
 
-    /// Publishes the ports of an adopted container again (the proxy lives in the engine's
-    /// process; the kernel's DNAT rules survived it), on the addresses it had.
-    pub(super) fn republish(&mut self, id: &str) {
-        // Specs published on every address of both families (`-p 8080:80`, `-p 80`, `-P`),
-        // as opposed to `-p 0.0.0.0:8080:80` (IPv4 only): (protocol, container port).
-        let wildcard: Vec<(portproxy::Protocol, u16)> = match self.containers.get(id) {
-            Some(c) => wildcard_ports(&c.options.publish, c.options.publish_all, &c.exposed_ports),
-            None => Vec::new(),
-        };
-        let eps: Vec<_> = self
-            .net
-            .state()
-            .endpoints
-            .values()
-            .filter(|e| e.container == id)
-            .cloned()
-            .collect();
-        for ep in eps {
+    /// Sends `req` to the proxy. When none answered and a new one was started, it publishes
+    /// nothing: every live container's ports (but `busy`'s, which its caller is publishing) are
+    /// published on it again first.
+    pub(super) async fn proxy_call(
+        &mut self,
+        req: &Request,
+        busy: Option<&str>,
+    ) -> Result<Vec<portproxy::PublishedInfo>, ContainerError> {
+        let (resp, reached) = self.proxy.call(req).await?;
+        if reached == Reached::Started {
+            self.published.retain(|c, _| Some(c.as_str()) == busy);
+            self.restore_publications(Vec::new(), busy).await;
+        }
+        Ok(resp.published)
+    }
+
+    /// What the proxy should serve for every live container but `busy`: the mappings recorded
+    /// in its endpoints (real host ports, also those the kernel chose).
+    fn wanted_publications(&self, busy: Option<&str>) -> Vec<Wanted> {
+        let mut out = Vec::new();
+        for ep in self.net.state().endpoints.values() {
+            let Some(c) = self.containers.get(&ep.container) else {
+                continue;
+            };
+            if !c.state.status.is_live() || Some(c.id.as_str()) == busy {
+                continue;
+            }
+            // Specs published on every address of both families (`-p 8080:80`, `-p 80`, `-P`),
+            // as opposed to `-p 0.0.0.0:8080:80` (IPv4 only): (protocol, container port).
+            let wildcard =
+                wildcard_ports(&c.options.publish, c.options.publish_all, &c.exposed_ports);
             for m in &ep.published {
-                if !m.host.ip().is_ipv4() {
+                if !m.host.is_ipv4() || m.host.port() == 0 {
                     continue;
                 }
-                // Published on every address (`-p 8080:80`, `-P`): again on both families, as
-                // the first publication was; a bound address (`127.0.0.1:8080:80`) as it was.
-                let both = m.host.ip().is_unspecified()
-                    && wildcard.contains(&(m.proto, m.container.port()));
-                let host = if both {
-                    String::new()
-                } else {
-                    format!("{}:", m.host.ip())
-                };
-                let spec = format!("{host}{}:{}/{}", m.host.port(), m.container.port(), m.proto);
-                match spec
-                    .parse::<PortSpec>()
-                    .map_err(|e| e.to_string())
-                    .and_then(|spec| {
-                        self.proxy
-                            .publish(&PublishRequest {
-                                spec,
-                                container_ip: m.container.ip(),
-                                transparent: false,
-                            })
-                            .map_err(|e| e.to_string())
-                    }) {
-                    Ok(info) => self
-                        .published
-                        .entry(id.to_string())
-                        .or_default()
-                        .push(info.id),
-                    Err(e) => {
-                        tracing::warn!(container = id, %spec, error = %e, "republishing a port")
-                    }
+                out.push(Wanted {
+                    container: c.id.clone(),
+                    mapping: *m,
+                    both_families: m.host.ip().is_unspecified()
+                        && wildcard.contains(&(m.proto, m.container.port())),
+                });
+            }
+        }
+        out
+    }
+
+    /// Brings the proxy's publications in line with the live containers (after an engine
+    /// start: `live` is what the proxy lists; after the proxy was started anew: nothing):
+    /// publications a container still wants are adopted, stale ones withdrawn, missing ones
+    /// published again on the addresses they had.
+    pub(super) async fn restore_publications(
+        &mut self,
+        live: Vec<portproxy::PublishedInfo>,
+        busy: Option<&str>,
+    ) {
+        let wanted = self.wanted_publications(busy);
+        let plan = reconcile(&wanted, &live);
+        if !plan.publish.is_empty() {
+            tracing::info!(
+                ports = plan.publish.len(),
+                "publishing live containers' ports on the proxy again"
+            );
+        }
+        for id in plan.withdraw {
+            if let Err(e) = self.proxy.call(&Request::Unpublish { id }).await {
+                tracing::warn!(publication = id, error = %e, "withdrawing a stale publication");
+            }
+        }
+        for (c, ids) in plan.adopt {
+            self.published.entry(c).or_default().extend(ids);
+        }
+        for i in plan.publish {
+            let w = &wanted[i];
+            let req = Request::Publish {
+                spec: w.spec(),
+                container_ip: w.container_ip(),
+                transparent: false,
+            };
+            match self.proxy.call(&req).await {
+                Ok((resp, _)) => self
+                    .published
+                    .entry(w.container.clone())
+                    .or_default()
+                    .extend(resp.published.iter().map(|p| p.id)),
+                Err(e) => {
+                    tracing::warn!(container = %w.container, spec = %w.spec(), error = %e, "publishing a port again")
                 }
             }
         }
@@ -346,7 +385,9 @@ impl Engine {
     /// treats "already gone" as done.
     pub(super) async fn teardown_network(&mut self, id: &str) {
         for pid in self.published.remove(id).unwrap_or_default() {
-            let _ = self.proxy.unpublish(pid).await;
+            let _ = self
+                .proxy_call(&Request::Unpublish { id: pid }, Some(id))
+                .await;
         }
         let networks: Vec<String> = self
             .net

@@ -65,6 +65,13 @@ enum Cmd {
         /// Seconds to wait for open connections on shutdown (0-3600).
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3600))]
         drain_timeout: u64,
+        /// Bind the control socket, then go on in a new session in the background; the
+        /// command returns once the socket listens (how berthd starts its proxy).
+        #[arg(long)]
+        detach: bool,
+        /// Write the serving process's PID to this file before the command returns.
+        #[arg(long)]
+        pid_file: Option<PathBuf>,
     },
     /// Talk to a running proxy.
     Ctl {
@@ -151,6 +158,7 @@ fn parse_publish(arg: &str) -> Result<PublishRequest> {
 
 async fn serve(
     control_path: PathBuf,
+    bound: Option<std::os::unix::net::UnixListener>,
     publish: Vec<String>,
     transparent: bool,
     config: ProxyConfig,
@@ -165,9 +173,15 @@ async fn serve(
             println!("{m}");
         }
     }
-    let listener = control::bind(&control_path)
-        .await
-        .with_context(|| format!("cannot open control socket {}", control_path.display()))?;
+    let listener = match bound {
+        Some(l) => {
+            l.set_nonblocking(true)?;
+            tokio::net::UnixListener::from_std(l)?
+        }
+        None => control::bind(&control_path)
+            .await
+            .with_context(|| format!("cannot open control socket {}", control_path.display()))?,
+    };
     info!(control = %control_path.display(), "berth-proxy ready");
     control::serve(listener, proxy.clone(), terminated()).await;
     info!("draining");
@@ -272,6 +286,32 @@ fn docker_proxy_main(args: &[String]) -> Result<()> {
     })
 }
 
+/// `serve --detach`: binds the control socket, forks, and returns in the parent (after writing
+/// the child's PID to `pid_file`) once the socket listens; the child goes on in its own session.
+/// Runs before any runtime or thread exists, so the fork copies a single-threaded process.
+fn detach(
+    control_path: &std::path::Path,
+    pid_file: Option<&std::path::Path>,
+) -> Result<std::os::unix::net::UnixListener> {
+    let listener = control::bind_blocking(control_path)
+        .with_context(|| format!("cannot open control socket {}", control_path.display()))?;
+    // SAFETY: no other thread exists yet (no runtime has been built), so the child may go on
+    // running ordinary code.
+    match unsafe { nix::unistd::fork() }.context("fork")? {
+        nix::unistd::ForkResult::Parent { child } => {
+            if let Some(p) = pid_file {
+                std::fs::write(p, format!("{child}\n"))
+                    .with_context(|| format!("writing {}", p.display()))?;
+            }
+            std::process::exit(0)
+        }
+        nix::unistd::ForkResult::Child => {
+            nix::unistd::setsid().context("setsid")?;
+            Ok(listener)
+        }
+    }
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     raise_fd_limit();
@@ -284,6 +324,21 @@ fn main() -> Result<()> {
     let control_path = cli
         .control
         .unwrap_or_else(|| cli.exec_root.join("proxy.sock"));
+    let bound = match &cli.cmd {
+        Cmd::Serve {
+            detach: true,
+            pid_file,
+            ..
+        } => Some(detach(&control_path, pid_file.as_deref())?),
+        Cmd::Serve {
+            pid_file: Some(p), ..
+        } => {
+            std::fs::write(p, format!("{}\n", std::process::id()))
+                .with_context(|| format!("writing {}", p.display()))?;
+            None
+        }
+        _ => None,
+    };
     let rt = if cli.threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -303,6 +358,7 @@ fn main() -> Result<()> {
             udp_max_flows_total,
             max_connections,
             drain_timeout,
+            ..
         } => {
             let config = ProxyConfig {
                 max_connections,
@@ -313,6 +369,7 @@ fn main() -> Result<()> {
             };
             rt.block_on(serve(
                 control_path,
+                bound,
                 publish,
                 transparent,
                 config,

@@ -104,7 +104,9 @@ impl From<ContainerError> for ApiError {
             ContainerError::Volume(v) => status_of_volume(v),
             ContainerError::Network(n) => status_of_network(n),
             // The runtime refused what the user asked (a command it cannot run, a port taken).
-            ContainerError::Exec { .. } | ContainerError::Proxy(_) | ContainerError::Shim(_) => 400,
+            ContainerError::Exec { .. }
+            | ContainerError::PortProxy(_)
+            | ContainerError::Shim(_) => 400,
             _ => 500,
         };
         let message = match &e {

@@ -163,8 +163,18 @@ impl Berthd {
     /// Kills berthd with SIGKILL (its containers keep running) and starts a new one on the
     /// same roots, waiting for its socket.
     pub fn restart(&mut self) {
+        self.kill();
+        self.start_again();
+    }
+
+    /// Kills berthd with SIGKILL; its containers (and its port proxy) keep running.
+    pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Starts berthd again on the same roots after [`Berthd::kill`], waiting for its socket.
+    pub fn start_again(&mut self) {
         let _ = std::fs::remove_file(&self.sock);
         self.child = spawn(
             self.dir.path(),
@@ -210,6 +220,8 @@ impl Drop for Berthd {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // The proxy outlives berthd by design; the test's goes with it.
+        engine::container::stop_proxy(&self.dir.path().join("run/proxy.pid"));
         if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
             for h in rd.flatten() {
                 let _ = std::fs::remove_dir(h.path().join(&self.cgroup_parent));
