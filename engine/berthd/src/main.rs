@@ -5,7 +5,6 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context;
 use berthd::config::{self, Settings};
@@ -143,11 +142,9 @@ async fn main() -> anyhow::Result<()> {
     .context("opening the engine")?;
     let events = berthd::events::Events::new();
     engine.set_event_sink(events.sink());
-    let (images, scratch) = (
-        engine.images().clone(),
-        engine.config().exec_root.join("scratch"),
-    );
-    let engine = Arc::new(tokio::sync::Mutex::new(engine));
+    let scratch = engine.config().exec_root.join("scratch");
+    let state = berthd::server::AppState::new(engine, scratch, events);
+    let engine = state.engine.clone();
 
     // TCP first: once the socket exists, both listen.
     let tcp = match tcp {
@@ -179,12 +176,7 @@ async fn main() -> anyhow::Result<()> {
             let _ = rx.changed().await;
         }
     }));
-    let app = berthd::server::app(berthd::server::AppState::new(
-        engine.clone(),
-        images,
-        scratch,
-        events,
-    ));
+    let app = berthd::server::app(state);
     let shutdown = async move {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .expect("signal handler");

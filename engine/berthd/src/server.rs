@@ -12,7 +12,7 @@ use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use engine::container::{Engine, LogFollower, LogOptions, LogWatch, Published};
+use engine::container::{Engine, Index, LogFollower, LogOptions, LogWatch, Published};
 use engine::events::Event;
 use engine::image::store::ImageStore;
 use engine::runtime::logs::LogLine;
@@ -20,7 +20,6 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use crate::api::error::ApiError;
-use crate::api::views::NetView;
 use crate::api::{create, filters, stats, version, views};
 use crate::streams;
 
@@ -29,8 +28,13 @@ use crate::streams;
 pub struct AppState {
     /// The engine, behind one lock.
     pub engine: Arc<Mutex<Engine>>,
+    /// The containers as last recorded: `ps`, `inspect` and name lookups read it without the
+    /// engine's lock.
+    pub index: tokio::sync::watch::Receiver<Arc<Index>>,
     /// The image store, synchronized inside: image routes never take the engine's lock.
     pub images: Arc<ImageStore>,
+    /// What `/info` reports of the daemon's configuration (fixed at start).
+    pub daemon: Arc<DaemonInfo>,
     /// Where request bodies are spooled (`<exec-root>/scratch`).
     pub scratch: std::path::PathBuf,
     /// Attachments waiting for their container to start.
@@ -45,18 +49,38 @@ pub struct AppState {
     ops: Arc<std::sync::Mutex<HashMap<String, std::sync::Weak<Mutex<()>>>>>,
 }
 
+/// The daemon's configuration as `/info` reports it.
+#[derive(Debug, Clone)]
+pub struct DaemonInfo {
+    /// `DockerRootDir`.
+    pub data_root: String,
+    /// `DefaultRuntime`.
+    pub runtime: String,
+}
+
 impl AppState {
     /// The state of a server over `engine`, reporting to `events` (install `events.sink()`
     /// on the engine too, so its own events reach the same bus).
     pub fn new(
-        engine: Arc<Mutex<Engine>>,
-        images: Arc<ImageStore>,
+        engine: Engine,
         scratch: std::path::PathBuf,
         events: crate::events::Events,
     ) -> AppState {
+        let daemon = DaemonInfo {
+            data_root: engine.config().data_root.display().to_string(),
+            runtime: engine
+                .runtime()
+                .binary()
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        };
+        let (index, images) = (engine.index(), engine.images().clone());
         AppState {
-            engine,
+            engine: Arc::new(Mutex::new(engine)),
+            index,
             images,
+            daemon: Arc::new(daemon),
             scratch,
             ops: Default::default(),
             events,
@@ -71,6 +95,16 @@ impl AppState {
 }
 
 impl AppState {
+    /// The containers now (never waits on the engine).
+    pub fn containers(&self) -> Arc<Index> {
+        self.index.borrow().clone()
+    }
+
+    /// The full ID of container `what` (name, ID or unique prefix), from the index.
+    pub fn resolve(&self, what: &str) -> Result<String, ApiError> {
+        Ok(self.containers().resolve(what)?.to_string())
+    }
+
     /// Orders requests on container `id` as Docker's container lock does: start, stop,
     /// restart, kill, pause, unpause and rm hold it for their whole length, so an `rm -f`
     /// waits for a start to finish, while requests on other containers never wait for it.
@@ -293,17 +327,15 @@ async fn version_info() -> Response {
 }
 
 async fn info(State(st): State<AppState>) -> Response {
-    let e = st.engine.lock().await;
     let (mut running, mut paused, mut stopped) = (0, 0, 0);
-    for c in e.containers() {
-        match c.state.status.as_str() {
+    for e in st.containers().entries() {
+        match e.container.state.status.as_str() {
             "running" => running += 1,
             "paused" => paused += 1,
             _ => stopped += 1,
         }
     }
     let images = st.images.snapshot().images().count();
-    let cfg = e.config();
     let cgroup_v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
     json_response(
         StatusCode::OK,
@@ -315,7 +347,7 @@ async fn info(State(st): State<AppState>) -> Response {
             "ContainersStopped": stopped,
             "Images": images,
             "Driver": "overlay2",
-            "DockerRootDir": cfg.data_root.display().to_string(),
+            "DockerRootDir": st.daemon.data_root,
             "LoggingDriver": "json-file",
             "CgroupDriver": "cgroupfs",
             "CgroupVersion": if cgroup_v2 { "2" } else { "1" },
@@ -326,7 +358,7 @@ async fn info(State(st): State<AppState>) -> Response {
             "NCPU": std::thread::available_parallelism().map_or(1, |n| n.get()),
             "Name": nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
             "ServerVersion": env!("CARGO_PKG_VERSION"),
-            "DefaultRuntime": e.runtime().binary().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            "DefaultRuntime": st.daemon.runtime,
             "Runtimes": {},
             "SecurityOptions": [],
             "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "macvlan", "null"], "Log": ["json-file"]},
@@ -334,27 +366,6 @@ async fn info(State(st): State<AppState>) -> Response {
             "Warnings": [],
         }),
     )
-}
-
-fn net_views<'a>(e: &'a mut Engine, id: &str) -> Vec<NetView<'a>> {
-    let state = e.networks().state();
-    state
-        .endpoints
-        .values()
-        .filter(|ep| ep.container == id)
-        .map(|ep| NetView {
-            ep,
-            network_id: state
-                .networks
-                .get(&ep.network)
-                .map(|n| n.id.clone())
-                .unwrap_or_default(),
-            gateway: state
-                .ipam
-                .network(&ep.network)
-                .and_then(|i| i.subnets.first().map(|s| s.gateway)),
-        })
-        .collect()
 }
 
 async fn container_create(State(st): State<AppState>, q: Q, body: Bytes) -> ApiResult {
@@ -375,41 +386,48 @@ async fn container_list(State(st): State<AppState>, q: Q) -> ApiResult {
         .get("limit")
         .and_then(|l| l.parse().ok())
         .filter(|l| *l > 0);
-    let mut e = st.engine.lock().await;
-    let mut rows: Vec<(String, String)> = e
-        .containers()
+    let index = st.containers();
+    let mut rows: Vec<&engine::container::Entry> = index
+        .entries()
+        .map(|e| &**e)
         // `-n N`/`-l` list stopped containers too, as Docker's limit implies all.
-        .filter(|c| all || limit.is_some() || c.state.status.is_live() || f.contains_key("status"))
-        .filter(|c| filters::container_matches(c, &views::network_names(c), &f))
-        .map(|c| (c.created.clone(), c.id.clone()))
+        .filter(|e| {
+            let c = &e.container;
+            all || limit.is_some() || c.state.status.is_live() || f.contains_key("status")
+        })
+        .filter(|e| {
+            filters::container_matches(&e.container, &views::network_names(&e.container), &f)
+        })
         .collect();
-    rows.sort_by(|a, b| b.cmp(a));
+    rows.sort_by(|a, b| {
+        (&b.container.created, &b.container.id).cmp(&(&a.container.created, &a.container.id))
+    });
     if let Some(l) = limit {
         rows.truncate(l);
     }
     let now = now_secs();
-    let mut out = Vec::new();
-    for (_, id) in rows {
-        let c = e.get(&id)?.clone();
-        let nets = net_views(&mut e, &id);
-        out.push(views::summary(&c, &nets, now));
-    }
+    let out = rows
+        .into_iter()
+        .map(|e| views::summary(&e.container, &e.endpoints, now))
+        .collect();
     Ok(json_response(StatusCode::OK, Value::Array(out)))
 }
 
 async fn container_inspect(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult {
-    let mut e = st.engine.lock().await;
-    let c = e.get(&id)?.clone();
-    let log = e.log_path(&c.id).display().to_string();
-    let nets = net_views(&mut e, &c.id);
+    let index = st.containers();
+    let e = index.get(&id)?;
     Ok(json_response(
         StatusCode::OK,
-        views::inspect(&c, &nets, &log),
+        views::inspect(
+            &e.container,
+            &e.endpoints,
+            &e.log_path.display().to_string(),
+        ),
     ))
 }
 
 async fn container_start(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult {
-    let id = st.engine.lock().await.resolve(&id)?;
+    let id = st.resolve(&id)?;
     let _op = st.container_op(&id).await;
     if st.engine.lock().await.get(&id)?.state.status.as_str() == "running" {
         return Ok(StatusCode::NOT_MODIFIED.into_response());
@@ -464,7 +482,7 @@ async fn stop_unlocked(st: &AppState, id: &str, t: Option<Duration>) -> Result<(
 
 async fn container_stop(State(st): State<AppState>, Path(id): Path<String>, q: Q) -> ApiResult {
     let t = timeout(&q)?;
-    let id = st.engine.lock().await.resolve(&id)?;
+    let id = st.resolve(&id)?;
     let _op = st.container_op(&id).await;
     {
         let e = st.engine.lock().await;
@@ -479,7 +497,7 @@ async fn container_stop(State(st): State<AppState>, Path(id): Path<String>, q: Q
 
 async fn container_restart(State(st): State<AppState>, Path(id): Path<String>, q: Q) -> ApiResult {
     let t = timeout(&q)?;
-    let id = st.engine.lock().await.resolve(&id)?;
+    let id = st.resolve(&id)?;
     let _op = st.container_op(&id).await;
     stop_unlocked(&st, &id, t).await?;
     start_unlocked(&st, &id, None).await?;
@@ -489,21 +507,21 @@ async fn container_restart(State(st): State<AppState>, Path(id): Path<String>, q
 
 async fn container_kill(State(st): State<AppState>, Path(id): Path<String>, q: Q) -> ApiResult {
     let sig = q.get("signal").cloned().unwrap_or_else(|| "KILL".into());
-    let id = st.engine.lock().await.resolve(&id)?;
+    let id = st.resolve(&id)?;
     let _op = st.container_op(&id).await;
     st.engine.lock().await.kill(&id, &sig)?;
     Ok(no_content())
 }
 
 async fn container_pause(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult {
-    let id = st.engine.lock().await.resolve(&id)?;
+    let id = st.resolve(&id)?;
     let _op = st.container_op(&id).await;
     st.engine.lock().await.pause(&id, true)?;
     Ok(no_content())
 }
 
 async fn container_unpause(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult {
-    let id = st.engine.lock().await.resolve(&id)?;
+    let id = st.resolve(&id)?;
     let _op = st.container_op(&id).await;
     st.engine.lock().await.pause(&id, false)?;
     Ok(no_content())
@@ -518,7 +536,7 @@ async fn container_rename(State(st): State<AppState>, Path(id): Path<String>, q:
 }
 
 async fn container_delete(State(st): State<AppState>, Path(id): Path<String>, q: Q) -> ApiResult {
-    let full = st.engine.lock().await.resolve(&id)?;
+    let full = st.resolve(&id)?;
     let _op = st.container_op(&full).await;
     let mut e = st.engine.lock().await;
     e.remove(&full, flag(&q, "force"), flag(&q, "v")).await?;

@@ -167,7 +167,7 @@ pub async fn container_attach(
     };
     // The container's status is looked at, and the attachment queued, in order with its
     // starts: one begun meanwhile either takes this attachment or is seen running.
-    let full = st.engine.lock().await.resolve(&what)?;
+    let full = st.resolve(&what)?;
     let op = st.container_op(&full).await;
     let (id, tty, running) = {
         let e = st.engine.lock().await;

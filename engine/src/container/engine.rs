@@ -16,6 +16,7 @@ use netcore::network::{NetworkManager, Sysctl, random_id};
 use netcore::persist;
 use tokio::sync::{Notify, watch};
 
+use super::index::{EndpointView, Entry, Index};
 use super::model::{Container, CreateOptions, NetworkMode, State};
 use super::restart::RestartPolicy;
 use super::{ContainerError, etc, io_err, mounts, names};
@@ -110,6 +111,8 @@ pub struct Engine {
     pub(super) supervise_wake: Arc<Notify>,
     /// Containers between the first and the last step of a start (see `start.rs`).
     pub(super) starting: BTreeSet<String>,
+    /// What readers see of the containers, published after every change (see [`Index`]).
+    pub(super) index: watch::Sender<Arc<Index>>,
     _lock: fs::File,
 }
 
@@ -222,8 +225,13 @@ impl Engine {
             states,
             supervise_wake: Arc::new(Notify::new()),
             starting: BTreeSet::new(),
+            index: watch::Sender::new(Arc::default()),
             _lock: lock,
         };
+        let ids: Vec<String> = engine.containers.keys().cloned().collect();
+        for id in &ids {
+            engine.reindex(id);
+        }
         engine.restore().await;
         Ok(engine)
     }
@@ -390,6 +398,7 @@ impl Engine {
     pub(super) fn save(&self, id: &str) -> Result<(), ContainerError> {
         let c = &self.containers[id];
         persist::save(&self.dir(id).join(RECORD), c)?;
+        self.reindex(id);
         match self.states.get(id) {
             Some(tx) => {
                 let changed = tx.send_if_modified(|p| p.update(&c.state));
@@ -415,6 +424,44 @@ impl Engine {
     /// waits on it between its looks).
     pub fn supervise_wake(&self) -> Arc<Notify> {
         self.supervise_wake.clone()
+    }
+
+    /// The containers as readers see them: the latest [`Index`] is `borrow().clone()` away, and
+    /// never waits on the engine.
+    pub fn index(&self) -> watch::Receiver<Arc<Index>> {
+        self.index.subscribe()
+    }
+
+    /// Publishes container `id` as it is now (its record and endpoints), or its removal.
+    pub(super) fn reindex(&self, id: &str) {
+        let entry = self.containers.get(id).map(|c| {
+            let state = self.net.state();
+            let mut endpoints: Vec<EndpointView> = state
+                .endpoints
+                .values()
+                .filter(|ep| ep.container == id)
+                .map(|ep| EndpointView {
+                    ep: ep.clone(),
+                    network_id: state
+                        .networks
+                        .get(&ep.network)
+                        .map(|n| n.id.clone())
+                        .unwrap_or_default(),
+                    gateway: state
+                        .ipam
+                        .network(&ep.network)
+                        .and_then(|i| i.subnets.first().map(|s| s.gateway)),
+                })
+                .collect();
+            endpoints.sort_by(|a, b| a.ep.network.cmp(&b.ep.network));
+            Entry {
+                container: c.clone(),
+                endpoints,
+                log_path: self.log_path(id),
+            }
+        });
+        self.index
+            .send_modify(|ix| *ix = Arc::new(ix.with(id, entry)));
     }
 
     /// Changes a container's state and records it.
@@ -673,6 +720,7 @@ impl Engine {
             });
         if let Err(e) = saved {
             self.containers.remove(&id);
+            self.reindex(&id);
             self.states.remove(&id);
             let _ = fs::remove_dir_all(&dir);
             undo_volumes(self);

@@ -480,6 +480,7 @@ impl Engine {
                 }
             })?;
         self.containers.remove(&id);
+        self.reindex(&id);
         if self.removed.len() >= REMOVED_KEPT {
             self.removed.pop_front();
         }

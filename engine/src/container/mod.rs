@@ -20,6 +20,7 @@ mod engine;
 pub mod etc;
 mod exec;
 pub mod exit;
+pub mod index;
 mod lifecycle;
 pub mod logs;
 pub mod model;
@@ -38,6 +39,7 @@ mod wiring;
 
 pub use engine::{Engine, EngineConfig, Published};
 pub use exec::{ExecOptions, ExecOutput, ExecSession};
+pub use index::{EndpointView, Entry, Index};
 pub use lifecycle::{AfterExit, StopPlan};
 pub use logs::{LogFollower, LogOptions, LogWatch};
 pub use model::{Connection, Container, CreateOptions, MountPoint, NetworkMode, State};

@@ -408,6 +408,7 @@ impl Engine {
         if let Err(e) = netns::remove(&self.netns_path(id)) {
             tracing::warn!(container = id, error = %e, "removing the network namespace");
         }
+        self.reindex(id);
     }
 }
 

@@ -2,23 +2,10 @@
 //! `GET /containers/{id}/json`, built from the engine's record and netcore's endpoints. Pure.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 
-use engine::container::{Container, NetworkMode, Status};
+use engine::container::{Container, EndpointView, NetworkMode, Status};
 use engine::humanize::human_duration;
-use netcore::network::Endpoint;
 use serde_json::{Value, json};
-
-/// A container's endpoint on one network, with what the network adds.
-#[derive(Debug, Clone)]
-pub struct NetView<'a> {
-    /// The endpoint.
-    pub ep: &'a Endpoint,
-    /// The network's ID.
-    pub network_id: String,
-    /// The network's gateway.
-    pub gateway: Option<IpAddr>,
-}
 
 fn secs_of(rfc3339: &str) -> Option<u64> {
     engine::container::logs::parse_time(rfc3339).and_then(|(s, _)| u64::try_from(s).ok())
@@ -47,7 +34,7 @@ fn port_proto(p: &str) -> (u16, String) {
 }
 
 /// The `Ports` list of a `ps` row: published mappings, then exposed ports that are not.
-pub fn ports(c: &Container, nets: &[NetView<'_>]) -> Vec<Value> {
+pub fn ports(c: &Container, nets: &[EndpointView]) -> Vec<Value> {
     let mut out = Vec::new();
     let mut published = Vec::new();
     for n in nets {
@@ -70,7 +57,7 @@ pub fn ports(c: &Container, nets: &[NetView<'_>]) -> Vec<Value> {
     out
 }
 
-fn networks_json(nets: &[NetView<'_>]) -> Value {
+fn networks_json(nets: &[EndpointView]) -> Value {
     let mut m = serde_json::Map::new();
     for n in nets {
         let (ip, prefix) =
@@ -121,7 +108,7 @@ fn mounts_json(c: &Container) -> Vec<Value> {
 }
 
 /// A `GET /containers/json` row.
-pub fn summary(c: &Container, nets: &[NetView<'_>], now: u64) -> Value {
+pub fn summary(c: &Container, nets: &[EndpointView], now: u64) -> Value {
     json!({
         "Id": c.id,
         "Names": [format!("/{}", c.name)],
@@ -140,7 +127,7 @@ pub fn summary(c: &Container, nets: &[NetView<'_>], now: u64) -> Value {
 }
 
 /// `GET /containers/{id}/json`.
-pub fn inspect(c: &Container, nets: &[NetView<'_>], log_path: &str) -> Value {
+pub fn inspect(c: &Container, nets: &[EndpointView], log_path: &str) -> Value {
     let s = &c.state;
     let mut port_map: BTreeMap<String, Value> = BTreeMap::new();
     for e in &c.exposed_ports {

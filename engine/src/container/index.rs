@@ -1,0 +1,153 @@
+//! [`Index`]: what readers see of the containers (`ps`, `inspect`, name and ID-prefix lookups),
+//! published whole by the engine after every change on a watch channel. Readers take the
+//! latest [`Arc<Index>`] and never wait on the engine, whatever it is doing; an index is never
+//! changed once published (a change makes a new one sharing the untouched entries).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use netcore::network::Endpoint;
+
+use super::model::Container;
+use super::{ContainerError, names};
+
+/// One of a container's endpoints, with what inspect shows of its network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointView {
+    /// The endpoint.
+    pub ep: Endpoint,
+    /// The network's ID.
+    pub network_id: String,
+    /// The network's gateway.
+    pub gateway: Option<IpAddr>,
+}
+
+/// One container as last recorded, with its endpoints and log path.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// The record.
+    pub container: Container,
+    /// Its endpoints, in the order of their networks' names.
+    pub endpoints: Vec<EndpointView>,
+    /// Its json-file log.
+    pub log_path: PathBuf,
+}
+
+/// Every container at one moment.
+#[derive(Debug, Clone, Default)]
+pub struct Index {
+    /// ID to name: what [`names::resolve`] looks through.
+    names: BTreeMap<String, String>,
+    entries: BTreeMap<String, Arc<Entry>>,
+}
+
+impl Index {
+    /// The ID of the container named `what` (full ID, name, `/name` or unique ID prefix).
+    pub fn resolve(&self, what: &str) -> Result<&str, ContainerError> {
+        names::resolve(&self.names, what)
+    }
+
+    /// The container named `what`.
+    pub fn get(&self, what: &str) -> Result<&Arc<Entry>, ContainerError> {
+        let id = self.resolve(what)?;
+        Ok(&self.entries[id])
+    }
+
+    /// Every container, by ID.
+    pub fn entries(&self) -> impl Iterator<Item = &Arc<Entry>> {
+        self.entries.values()
+    }
+
+    /// How many containers there are.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// This index with container `id` set to `entry` (or gone, with `None`); the other
+    /// entries are shared, not copied.
+    pub(super) fn with(&self, id: &str, entry: Option<Entry>) -> Index {
+        let mut next = self.clone();
+        match entry {
+            Some(e) => {
+                next.names.insert(id.to_string(), e.container.name.clone());
+                next.entries.insert(id.to_string(), Arc::new(e));
+            }
+            None => {
+                next.names.remove(id);
+                next.entries.remove(id);
+            }
+        }
+        next
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: &str, name: &str) -> Entry {
+        Entry {
+            container: Container {
+                id: id.into(),
+                name: name.into(),
+                created: String::new(),
+                image_id: String::new(),
+                layers: Vec::new(),
+                args: Vec::new(),
+                env: Vec::new(),
+                workdir: String::new(),
+                user: String::new(),
+                hostname: String::new(),
+                network_mode: super::super::model::NetworkMode::None,
+                mounts: Vec::new(),
+                exposed_ports: Default::default(),
+                connections: Default::default(),
+                primary_disconnected: false,
+                restart_policy: Default::default(),
+                options: Default::default(),
+                state: Default::default(),
+            },
+            endpoints: Vec::new(),
+            log_path: PathBuf::from(format!("/logs/{id}")),
+        }
+    }
+
+    #[test]
+    fn a_change_makes_a_new_index_and_leaves_the_published_one_alone() {
+        let a = "a".repeat(64);
+        let b = "b".repeat(64);
+        let one = Index::default().with(&a, Some(entry(&a, "web")));
+        let two = one.with(&b, Some(entry(&b, "db")));
+        assert_eq!(one.len(), 1);
+        assert_eq!(two.len(), 2);
+        // Entries not changed are shared between the two.
+        assert!(Arc::ptr_eq(
+            one.get("web").unwrap(),
+            two.get("web").unwrap()
+        ));
+        assert_eq!(two.resolve("db").unwrap(), b);
+        assert_eq!(two.resolve("/db").unwrap(), b);
+        assert_eq!(two.resolve("bbbb").unwrap(), b);
+        let renamed = two.with(&b, Some(entry(&b, "store")));
+        assert!(renamed.get("db").is_err());
+        assert_eq!(renamed.get("store").unwrap().container.id, b);
+        let gone = renamed.with(&a, None);
+        assert!(matches!(gone.get("web"), Err(ContainerError::NotFound(_))));
+        assert!(matches!(
+            gone.resolve(&a[..12]),
+            Err(ContainerError::NotFound(_))
+        ));
+        assert_eq!(
+            two.get("web").unwrap().container.id,
+            a,
+            "a published index changed"
+        );
+    }
+}
