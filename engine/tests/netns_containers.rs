@@ -208,8 +208,7 @@ async fn netns_containers_web_dns_volumes_logs_exec_stop() {
         );
         let id = c.id.clone();
         assert!(
-            !e.networks()
-                .state()
+            !e.network_state()
                 .endpoints
                 .values()
                 .any(|ep| ep.container == id),
@@ -266,6 +265,7 @@ async fn netns_containers_web_dns_volumes_logs_exec_stop() {
 
     // Two containers on a user network reach each other by name and alias.
     e.networks()
+        .await
         .create(CreateRequest {
             name: "appnet".into(),
             ..Default::default()
@@ -767,6 +767,7 @@ async fn netns_containers_tty_stdin_attach_detach_and_exec() {
 
     // network connect/disconnect while running; the connection is kept across a restart.
     e.networks()
+        .await
         .create(CreateRequest {
             name: "cnet".into(),
             ..Default::default()
@@ -825,8 +826,7 @@ async fn netns_containers_tty_stdin_attach_detach_and_exec() {
     // Off its own network too, and back.
     let srv_id = e.resolve("srv").unwrap();
     let on_bridge = |e: &mut Engine| {
-        e.networks()
-            .state()
+        e.network_state()
             .endpoints
             .values()
             .any(|ep| ep.container == srv_id && ep.network == "bridge")
@@ -840,6 +840,6 @@ async fn netns_containers_tty_stdin_attach_detach_and_exec() {
     for id in ids {
         e.remove(&id, true, true).await.unwrap();
     }
-    e.networks().remove("cnet").await.unwrap();
+    e.networks().await.remove("cnet").await.unwrap();
     roots.assert_clean();
 }

@@ -33,6 +33,9 @@ pub struct AppState {
     pub index: tokio::sync::watch::Receiver<Arc<Index>>,
     /// The image store, synchronized inside: image routes never take the engine's lock.
     pub images: Arc<ImageStore>,
+    /// Every container's networking and the network manager, behind their own lock: network
+    /// routes never take the engine's.
+    pub wiring: Arc<Mutex<engine::container::Wiring>>,
     /// What `/info` reports of the daemon's configuration (fixed at start).
     pub daemon: Arc<DaemonInfo>,
     /// Where request bodies are spooled (`<exec-root>/scratch`).
@@ -75,8 +78,9 @@ impl AppState {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
         };
-        let (index, images) = (engine.index(), engine.images().clone());
+        let (index, images, wiring) = (engine.index(), engine.images().clone(), engine.wiring());
         AppState {
+            wiring,
             engine: Arc::new(Mutex::new(engine)),
             index,
             images,
@@ -997,8 +1001,8 @@ async fn image_prune(State(st): State<AppState>, q: Q) -> ApiResult {
 /// `POST /networks/prune`: user-defined networks without endpoints.
 async fn network_prune(State(st): State<AppState>, q: Q) -> ApiResult {
     filters::parse(q.get("filters").map(String::as_str), &[])?;
-    let mut e = st.engine.lock().await;
-    let unused: Vec<String> = e
+    let mut w = st.wiring.lock().await;
+    let unused: Vec<String> = w
         .networks()
         .list()
         .into_iter()
@@ -1007,11 +1011,11 @@ async fn network_prune(State(st): State<AppState>, q: Q) -> ApiResult {
         .collect();
     let mut deleted = Vec::new();
     for n in unused {
-        if e.networks().endpoints_of(&n).next().is_some() {
+        if w.networks().endpoints_of(&n).next().is_some() {
             continue;
         }
-        let ev = network_event(e.networks().find(&n)?, "destroy");
-        if e.networks().remove(&n).await.is_ok() {
+        let ev = network_event(w.networks().find(&n)?, "destroy");
+        if w.networks().remove(&n).await.is_ok() {
             st.events.publish(ev);
             deleted.push(n);
         }
@@ -1150,8 +1154,8 @@ async fn container_stats(State(st): State<AppState>, Path(id): Path<String>, q: 
 
 async fn network_list(State(st): State<AppState>, q: Q) -> ApiResult {
     let f = filters::parse(q.get("filters").map(String::as_str), filters::NETWORK_KEYS)?;
-    let mut e = st.engine.lock().await;
-    let list = serde_json::to_value(e.networks().list())
+    let mut w = st.wiring.lock().await;
+    let list = serde_json::to_value(w.networks().list())
         .map_err(|err| ApiError::internal(err.to_string()))?;
     let list: Vec<Value> = list
         .as_array()
@@ -1173,8 +1177,8 @@ async fn network_list(State(st): State<AppState>, q: Q) -> ApiResult {
 }
 
 async fn network_inspect(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult {
-    let mut e = st.engine.lock().await;
-    let n = e.networks().inspect(&id)?;
+    let mut w = st.wiring.lock().await;
+    let n = w.networks().inspect(&id)?;
     Ok(json_response(
         StatusCode::OK,
         serde_json::to_value(n).map_err(|err| ApiError::internal(err.to_string()))?,
@@ -1183,7 +1187,7 @@ async fn network_inspect(State(st): State<AppState>, Path(id): Path<String>) -> 
 
 async fn network_create(State(st): State<AppState>, body: Bytes) -> ApiResult {
     let req = crate::api::network::parse_create(&body)?;
-    let n = st.engine.lock().await.networks().create(req).await?;
+    let n = st.wiring.lock().await.networks().create(req).await?;
     st.events.publish(network_event(&n, "create"));
     Ok(json_response(
         StatusCode::CREATED,
@@ -1192,10 +1196,10 @@ async fn network_create(State(st): State<AppState>, body: Bytes) -> ApiResult {
 }
 
 async fn network_delete(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult {
-    let mut e = st.engine.lock().await;
-    let ev = network_event(e.networks().find(&id)?, "destroy");
+    let mut w = st.wiring.lock().await;
+    let ev = network_event(w.networks().find(&id)?, "destroy");
     let name = ev.attributes["name"].clone();
-    let users: Vec<String> = e
+    let users: Vec<String> = w
         .networks()
         .endpoints_of(&name)
         .map(|ep| ep.container_name.clone())
@@ -1206,7 +1210,7 @@ async fn network_delete(State(st): State<AppState>, Path(id): Path<String>) -> A
             users.join(", ")
         )));
     }
-    e.networks().remove(&id).await?;
+    w.networks().remove(&id).await?;
     st.events.publish(ev);
     Ok(no_content())
 }

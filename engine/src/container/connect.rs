@@ -21,7 +21,8 @@ impl Engine {
         let id = self.resolve(what)?;
         self.refuse_while_starting(&id, "connected to a network")?;
         let c = self.containers[&id].clone();
-        let found = self.net.find(network)?;
+        let nets = self.network_state();
+        let found = nets.find(network)?;
         let net = found.name.clone();
         let event = Event::network(&found.id, "connect", &net, found.driver.name(), Some(&id));
         if c.state.status == Status::Removing {
@@ -74,8 +75,7 @@ impl Engine {
                 &container_dns(&c),
                 net != "bridge",
             );
-            self.net.attach(&net, req).await?;
-            let _ = self.resolver.update(self.net.state()).await;
+            self.wiring.lock().await.attach(&net, req).await?;
         }
         let rec = self.containers.get_mut(&id).expect("resolved");
         if net == primary {
@@ -99,7 +99,8 @@ impl Engine {
         let id = self.resolve(what)?;
         self.refuse_while_starting(&id, "disconnected from a network")?;
         let c = self.containers[&id].clone();
-        let found = self.net.find(network)?;
+        let nets = self.network_state();
+        let found = nets.find(network)?;
         let net = found.name.clone();
         let event = Event::network(
             &found.id,
@@ -129,22 +130,12 @@ impl Engine {
             )));
         }
         if c.state.status.is_live() {
-            if is_primary {
-                // Its published ports went through that endpoint.
-                for pid in self.published.remove(&id).unwrap_or_default() {
-                    let _ = self
-                        .proxy_call(
-                            &portproxy::control::Request::Unpublish { id: pid },
-                            Some(id.as_str()),
-                        )
-                        .await;
-                }
-            }
-            match self.net.detach(&net, &id).await {
-                Ok(()) | Err(netcore::network::NetworkError::NotAttached { .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
-            let _ = self.resolver.update(self.net.state()).await;
+            // Its published ports went through its primary endpoint.
+            self.wiring
+                .lock()
+                .await
+                .detach(&net, &id, is_primary)
+                .await?;
         }
         let rec = self.containers.get_mut(&id).expect("resolved");
         if is_primary {

@@ -19,6 +19,7 @@ use tokio::sync::{Notify, watch};
 use super::index::{EndpointView, Entry, Index};
 use super::model::{Container, CreateOptions, NetworkMode, State};
 use super::restart::RestartPolicy;
+use super::wiring::Wiring;
 use super::{ContainerError, etc, io_err, mounts, names};
 use crate::events::{Event, EventSink};
 use crate::image::reference::Digest;
@@ -91,11 +92,10 @@ pub struct Engine {
     pub(super) images: Arc<ImageStore>,
     pub(super) volumes: VolumeStore,
     pub(super) containers: BTreeMap<String, Container>,
-    pub(super) net: NetworkManager<RtNetlink, NftCommand>,
-    pub(super) resolver: Resolver,
-    pub(super) proxy: super::proxy::ProxyLink,
-    /// Container ID to its publications in the proxy.
-    pub(super) published: HashMap<String, Vec<u64>>,
+    /// The networking of every container, behind a lock of its own (see [`Wiring`]).
+    pub(super) wiring: Arc<tokio::sync::Mutex<Wiring>>,
+    /// The network records as last committed: what reads of them use.
+    pub(super) nets: watch::Receiver<Arc<netcore::network::State>>,
     /// Exit codes of the containers removed last, oldest first.
     pub(super) removed: std::collections::VecDeque<(String, i32)>,
     pub(super) runtime: RuncLike,
@@ -208,16 +208,20 @@ impl Engine {
             .values()
             .map(|c: &Container| (c.id.clone(), watch::Sender::new(Published::new(&c.state))))
             .collect();
-        let proxy = super::proxy::ProxyLink::new(cfg.proxy.clone(), cfg.exec_root.clone());
+        let wiring = Wiring {
+            proxy: super::proxy::ProxyLink::new(cfg.proxy.clone(), cfg.exec_root.clone()),
+            net,
+            resolver,
+            published: HashMap::new(),
+            serving: HashMap::new(),
+        };
         let mut engine = Engine {
             cfg,
             images: Arc::new(images),
             volumes,
             containers,
-            net,
-            resolver,
-            proxy,
-            published: HashMap::new(),
+            nets: wiring.net.watch(),
+            wiring: Arc::new(tokio::sync::Mutex::new(wiring)),
             removed: Default::default(),
             runtime,
             host_dns,
@@ -294,9 +298,22 @@ impl Engine {
         &mut self.volumes
     }
 
-    /// The network manager.
-    pub fn networks(&mut self) -> &mut NetworkManager<RtNetlink, NftCommand> {
-        &mut self.net
+    /// The networking of every container, with the network manager (`docker network create`,
+    /// `ls`, `inspect`, `rm`): lock it without holding the engine.
+    pub fn wiring(&self) -> Arc<tokio::sync::Mutex<Wiring>> {
+        self.wiring.clone()
+    }
+
+    /// The network manager, locked (with the engine held: tests and tools).
+    pub async fn networks(
+        &self,
+    ) -> tokio::sync::OwnedMappedMutexGuard<Wiring, NetworkManager<RtNetlink, NftCommand>> {
+        tokio::sync::OwnedMutexGuard::map(self.wiring.clone().lock_owned().await, |w| &mut w.net)
+    }
+
+    /// The network records as last committed (never waits).
+    pub fn network_state(&self) -> Arc<netcore::network::State> {
+        self.nets.borrow().clone()
     }
 
     /// The OCI runtime in use.
@@ -434,8 +451,8 @@ impl Engine {
 
     /// Publishes container `id` as it is now (its record and endpoints), or its removal.
     pub(super) fn reindex(&self, id: &str) {
+        let state = self.network_state();
         let entry = self.containers.get(id).map(|c| {
-            let state = self.net.state();
             let mut endpoints: Vec<EndpointView> = state
                 .endpoints
                 .values()
@@ -743,7 +760,7 @@ impl Engine {
                 let other = &n["container:".len()..];
                 NetworkMode::Container(self.resolve(other)?)
             }
-            n => match self.net.find(n)?.name.as_str() {
+            n => match self.network_state().find(n)?.name.as_str() {
                 // Named by ID: the predefined networks keep their meaning.
                 "host" => NetworkMode::Host,
                 "none" => NetworkMode::None,

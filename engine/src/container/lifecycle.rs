@@ -547,15 +547,28 @@ impl Engine {
         // The proxy outlives engines: its publications of live containers are adopted (their
         // connections never dropped), those of containers gone meanwhile withdrawn.
         // None runs (first start, reboot): one is started once a port is to be served.
-        match self
-            .proxy
-            .call_live(&portproxy::control::Request::List)
-            .await
         {
-            Ok(Some(resp)) => self.restore_publications(resp.published, None).await,
-            Ok(None) => self.restore_publications(Vec::new(), None).await,
-            Err(e) => {
-                tracing::error!(error = %e, "the port proxy: host-local published ports are not served")
+            let mut w = self.wiring.lock().await;
+            for c in self
+                .containers
+                .values()
+                .filter(|c| c.state.status.is_live())
+            {
+                w.serving.insert(
+                    c.id.clone(),
+                    super::wiring::wildcard_ports(
+                        &c.options.publish,
+                        c.options.publish_all,
+                        &c.exposed_ports,
+                    ),
+                );
+            }
+            match w.proxy.call_live(&portproxy::control::Request::List).await {
+                Ok(Some(resp)) => w.restore_publications(resp.published, None).await,
+                Ok(None) => w.restore_publications(Vec::new(), None).await,
+                Err(e) => {
+                    tracing::error!(error = %e, "the port proxy: host-local published ports are not served")
+                }
             }
         }
         for id in &ids {
@@ -584,7 +597,7 @@ impl Engine {
                 }
             }
         }
-        let _ = self.resolver.update(self.net.state()).await;
+        self.wiring.lock().await.refresh_resolver().await;
     }
 
     /// A container recorded as not running whose shim is alive: an engine died between
@@ -627,8 +640,7 @@ impl Engine {
                 .is_some_and(|c| c.state.status.is_live())
         };
         let mut stale: Vec<String> = self
-            .net
-            .state()
+            .network_state()
             .endpoints
             .values()
             .map(|e| e.container.clone())

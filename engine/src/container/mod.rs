@@ -49,6 +49,7 @@ pub use start::StartPlan;
 pub use state::Status;
 pub use stats::StatsSource;
 pub use supervise::supervise;
+pub use wiring::Wiring;
 
 /// Why a container operation was refused or failed; messages name the container or value.
 #[derive(Debug, thiserror::Error)]

@@ -3,6 +3,9 @@
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::sync::watch;
 
 use ipnet::IpNet;
 use portproxy::spec::{Mapping, PortSpec, Protocol};
@@ -30,7 +33,10 @@ const PREDEFINED: [&str; 3] = ["bridge", "host", "none"];
 #[derive(Debug)]
 pub struct NetworkManager<L: Netlink, N: Nft> {
     state_file: PathBuf,
-    state: State,
+    /// The records; replaced whole by every change, never changed in place.
+    state: Arc<State>,
+    /// The records as last committed, for readers that do not hold the manager.
+    published: watch::Sender<Arc<State>>,
     nl: L,
     pub(super) fw: Firewall<N>,
     sysctl: Sysctl,
@@ -188,8 +194,10 @@ impl<L: Netlink, N: Nft> NetworkManager<L, N> {
             Some(s) => s,
             None => predefined_state(),
         };
+        let state = Arc::new(state);
         let mut mgr = NetworkManager {
             state_file,
+            published: watch::Sender::new(state.clone()),
             state,
             nl,
             fw: Firewall::new(nft),
@@ -206,7 +214,7 @@ impl<L: Netlink, N: Nft> NetworkManager<L, N> {
             mgr.setup_network(net).await?;
         }
         mgr.fw.apply(mgr.firewall_state())?;
-        persist::save(&mgr.state_file, &mgr.state)?;
+        persist::save(&mgr.state_file, &*mgr.state)?;
         Ok(mgr)
     }
 
@@ -253,21 +261,13 @@ impl<L: Netlink, N: Nft> NetworkManager<L, N> {
 
     /// Finds a network by name, full ID or unique ID prefix.
     pub fn find(&self, name_or_id: &str) -> Result<&Network, NetworkError> {
-        if let Some(n) = self.state.networks.get(name_or_id) {
-            return Ok(n);
-        }
-        let mut hits = self
-            .state
-            .networks
-            .values()
-            .filter(|n| !name_or_id.is_empty() && n.id.starts_with(name_or_id));
-        match (hits.next(), hits.next()) {
-            (Some(n), None) => Ok(n),
-            (Some(_), Some(_)) => Err(NetworkError::Invalid(format!(
-                "network ID prefix {name_or_id:?} is ambiguous: give more digits"
-            ))),
-            _ => Err(NetworkError::NoSuchNetwork(name_or_id.to_string())),
-        }
+        self.state.find(name_or_id)
+    }
+
+    /// The records as they are after every change from now on: readers that must not wait on
+    /// the manager (it is held across netlink and nft calls) look here.
+    pub fn watch(&self) -> watch::Receiver<Arc<State>> {
+        self.published.subscribe()
     }
 
     /// Endpoints of a network.
@@ -288,7 +288,8 @@ impl<L: Netlink, N: Nft> NetworkManager<L, N> {
             }
             return Err(e.into());
         }
-        self.state = next;
+        self.state = Arc::new(next);
+        self.published.send_replace(self.state.clone());
         Ok(())
     }
 
@@ -329,7 +330,7 @@ impl<L: Netlink, N: Nft> NetworkManager<L, N> {
             labels: req.labels.clone(),
             created: now(),
         };
-        let mut next = self.state.clone();
+        let mut next = (*self.state).clone();
         next.ipam.create(&req.name, &req.ipv4, req.ipv6.as_ref())?;
         next.networks.insert(net.name.clone(), net.clone());
         let driver = driver_of(&net, next.ipam.network(&net.name));
@@ -362,7 +363,7 @@ impl<L: Netlink, N: Nft> NetworkManager<L, N> {
                 attached.join(", ")
             )));
         }
-        let mut next = self.state.clone();
+        let mut next = (*self.state).clone();
         next.ipam.remove(&net.name)?;
         next.networks.remove(&net.name);
         self.commit(next)?;
@@ -414,7 +415,7 @@ impl<L: Netlink, N: Nft> NetworkManager<L, N> {
             .expect("an unused ethN exists");
         let has_gateway = mine.iter().any(|e| e.gateway);
 
-        let mut next = self.state.clone();
+        let mut next = (*self.state).clone();
         let (ipv4, ipv6) = if net.driver.has_ipam() {
             let a = next.ipam.allocate(&net.name, req.ipv4, req.ipv6)?;
             let ipam = next.ipam.network(&net.name);
@@ -504,7 +505,7 @@ impl<L: Netlink, N: Nft> NetworkManager<L, N> {
         endpoint_id: &str,
         published: Vec<Mapping>,
     ) -> Result<(), NetworkError> {
-        let mut next = self.state.clone();
+        let mut next = (*self.state).clone();
         let ep = next
             .endpoints
             .get_mut(endpoint_id)
@@ -531,7 +532,7 @@ impl<L: Netlink, N: Nft> NetworkManager<L, N> {
                 container: container.to_string(),
                 network: net.name.clone(),
             })?;
-        let mut next = self.state.clone();
+        let mut next = (*self.state).clone();
         for ip in [ep.ipv4, ep.ipv6].into_iter().flatten() {
             next.ipam.release(&net.name, ip.addr());
         }

@@ -211,3 +211,23 @@ pub struct State {
     /// Endpoints by ID.
     pub endpoints: BTreeMap<String, Endpoint>,
 }
+
+impl State {
+    /// Finds a network by name, full ID or unique ID prefix.
+    pub fn find(&self, name_or_id: &str) -> Result<&Network, super::NetworkError> {
+        if let Some(n) = self.networks.get(name_or_id) {
+            return Ok(n);
+        }
+        let mut hits = self
+            .networks
+            .values()
+            .filter(|n| !name_or_id.is_empty() && n.id.starts_with(name_or_id));
+        match (hits.next(), hits.next()) {
+            (Some(n), None) => Ok(n),
+            (Some(_), Some(_)) => Err(super::NetworkError::Invalid(format!(
+                "network ID prefix {name_or_id:?} is ambiguous: give more digits"
+            ))),
+            _ => Err(super::NetworkError::NoSuchNetwork(name_or_id.to_string())),
+        }
+    }
+}
