@@ -162,6 +162,15 @@ pub struct Proxy {
     inner: Arc<Inner>,
 }
 
+/// Where a proxy's publication IDs start: random (below 2^52, so JSON clients keep them exact),
+/// so an ID a client kept from an earlier proxy process never names a publication of this one.
+fn first_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    (h.finish() & ((1 << 52) - 1)).max(1)
+}
+
 impl Proxy {
     /// A proxy whose tasks run on the current tokio runtime.
     ///
@@ -179,7 +188,7 @@ impl Proxy {
                     udp_flows: AtomicU64::new(0),
                 }),
                 handle: Handle::current(),
-                next_id: AtomicU64::new(1),
+                next_id: AtomicU64::new(first_id()),
                 draining: AtomicBool::new(false),
                 publications: Mutex::new(BTreeMap::new()),
             }),

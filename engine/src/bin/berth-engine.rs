@@ -118,7 +118,8 @@ async fn main() -> Result<()> {
         exec_root: cli.exec_root,
         runtime: cli.runtime,
         shim: beside("berth-shim")?,
-        proxy: beside("berth-proxy")?,
+        // Needed only once a port is published; the error then names it.
+        proxy: std::env::current_exe()?.with_file_name("berth-proxy"),
         resolv_conf: cli.resolv_conf,
         cgroup_parent: cli.cgroup_parent,
     };

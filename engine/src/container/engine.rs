@@ -214,6 +214,7 @@ impl Engine {
             resolver,
             published: HashMap::new(),
             serving: HashMap::new(),
+            reconciled: false,
         };
         let mut engine = Engine {
             cfg,

@@ -554,20 +554,30 @@ impl Engine {
                 .values()
                 .filter(|c| c.state.status.is_live())
             {
-                w.serving.insert(
-                    c.id.clone(),
-                    super::wiring::wildcard_ports(
-                        &c.options.publish,
-                        c.options.publish_all,
-                        &c.exposed_ports,
-                    ),
-                );
+                if let (super::model::NetworkMode::Network(n), false) =
+                    (&c.network_mode, c.primary_disconnected)
+                {
+                    let specs = super::wiring::published_specs(c).unwrap_or_default();
+                    if !specs.is_empty() {
+                        w.serving.insert(
+                            c.id.clone(),
+                            super::wiring::Serving {
+                                network: n.clone(),
+                                specs,
+                            },
+                        );
+                    }
+                }
             }
             match w.proxy.call_live(&portproxy::control::Request::List).await {
-                Ok(Some(resp)) => w.restore_publications(resp.published, None).await,
-                Ok(None) => w.restore_publications(Vec::new(), None).await,
+                Ok(live) => {
+                    w.reconciled = true;
+                    w.restore_publications(live.map(|r| r.published).unwrap_or_default(), None)
+                        .await;
+                }
                 Err(e) => {
-                    tracing::error!(error = %e, "the port proxy: host-local published ports are not served")
+                    // Tried again before the next call to the proxy.
+                    tracing::error!(error = %e, "listing the port proxy's publications")
                 }
             }
         }

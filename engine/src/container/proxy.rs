@@ -53,52 +53,39 @@ impl ProxyLink {
         self.exec_root.join("proxy.pid")
     }
 
-    /// Connects to the proxy, starting one when nothing answers at the socket.
+    /// Connects to the proxy, starting one when nothing listens at the socket (no socket file,
+    /// or one nothing listens on). Any other failure is an error: a proxy that is there but
+    /// slow is never replaced.
     async fn connect(&self) -> Result<(Client, Reached), ContainerError> {
         let socket = self.socket();
-        if let Ok(c) = Client::connect(&socket).await {
-            return Ok((c, Reached::Live));
+        let what = || format!("connecting to berth-proxy at {}", socket.display());
+        match Client::connect(&socket).await {
+            Ok(c) => return Ok((c, Reached::Live)),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                ) => {}
+            Err(e) => return Err(io_err(what())(e)),
         }
-        self.start()?;
-        let c = Client::connect(&socket).await.map_err(io_err(format!(
-            "connecting to berth-proxy at {}",
-            socket.display()
-        )))?;
+        let (binary, exec_root, pid_file) =
+            (self.binary.clone(), self.exec_root.clone(), self.pid_file());
+        tokio::task::spawn_blocking(move || start(&binary, &exec_root, &pid_file))
+            .await
+            .map_err(|e| ContainerError::Invalid(format!("starting berth-proxy: {e}")))??;
+        let c = Client::connect(&socket).await.map_err(io_err(what()))?;
         Ok((c, Reached::Started))
     }
 
-    /// Starts `berth-proxy serve --detach`, which returns once its socket listens (a stale
-    /// socket file is replaced). Blocking, but short: the command only binds and forks.
-    fn start(&self) -> Result<(), ContainerError> {
-        let log = self.exec_root.join("proxy.log");
-        let stderr =
-            fs::File::create(&log).map_err(io_err(format!("creating {}", log.display())))?;
-        let out = Command::new(&self.binary)
-            .arg("--exec-root")
-            .arg(&self.exec_root)
-            .args(["--log-level", "warn", "serve", "--detach", "--pid-file"])
-            .arg(self.pid_file())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .status()
-            .map_err(io_err(format!("running {}", self.binary.display())))?;
-        if !out.success() {
-            return Err(ContainerError::Invalid(format!(
-                "{} did not start ({out}): {}",
-                self.binary.display(),
-                fs::read_to_string(&log).unwrap_or_default().trim()
-            )));
-        }
-        tracing::info!(proxy = %self.binary.display(), socket = %self.socket().display(), "started the port proxy");
-        Ok(())
-    }
-
-    /// Sends `req`, starting the proxy first when none answers. The answer comes with whether
-    /// the proxy was just started (the caller then publishes again what it had published).
-    pub(super) async fn call(&self, req: &Request) -> Result<(Response, Reached), ContainerError> {
+    /// Sends `req`, starting the proxy first when none runs. Once a proxy answered, whether it
+    /// was just started comes back with its answer, a refusal too: a new proxy publishes
+    /// nothing, and the caller publishes again what it had published.
+    pub(super) async fn call(
+        &self,
+        req: &Request,
+    ) -> Result<(Reached, Result<Response, ContainerError>), ContainerError> {
         let (c, reached) = self.connect().await?;
-        Ok((self.exchange(c, req).await?, reached))
+        Ok((reached, self.exchange(c, req).await))
     }
 
     /// Sends `req` to a proxy that runs already; `None` when none answers.
@@ -138,33 +125,86 @@ impl ProxyLink {
     }
 }
 
-/// A mapping an engine wants served for one of its containers: the endpoint's recorded
-/// mapping (real host port) and the `-p` text that publishes exactly it.
+/// Starts `berth-proxy serve --detach` for `exec_root`, which returns once its socket listens
+/// (a stale socket file is replaced). Blocking (run it on the blocking pool), but short: the
+/// command only binds and forks.
+fn start(binary: &Path, exec_root: &Path, pid_file: &Path) -> Result<(), ContainerError> {
+    let log = exec_root.join("proxy.log");
+    let stderr = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .map_err(io_err(format!("opening {}", log.display())))?;
+    let out = Command::new(binary)
+        .arg("--exec-root")
+        .arg(exec_root)
+        .args(["--log-level", "warn", "serve", "--detach", "--pid-file"])
+        .arg(pid_file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .status()
+        .map_err(io_err(format!("running {}", binary.display())))?;
+    if !out.success() {
+        return Err(ContainerError::Invalid(format!(
+            "{} did not start ({out}); see {}",
+            binary.display(),
+            log.display()
+        )));
+    }
+    tracing::info!(proxy = %binary.display(), exec_root = %exec_root.display(), "started the port proxy");
+    Ok(())
+}
+
+/// One listener of a publication: protocol, host address and port, container address and port.
+type Key = (Protocol, SocketAddr, SocketAddr);
+
+fn key(m: &Mapping) -> Key {
+    (m.proto, m.host, m.container)
+}
+
+/// A publication an engine wants served for one of its containers: the `-p` text that makes
+/// it and the listeners it has once made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Wanted {
     /// The container.
     pub container: String,
-    /// What the proxy serves.
-    pub mapping: Mapping,
-    /// Publishes it on both families (`-p 8080:80`, `-P`), not only the address recorded.
-    pub both_families: bool,
+    /// The `-p` text, with real host ports.
+    pub spec: String,
+    /// Where it forwards to.
+    pub container_ip: IpAddr,
+    /// Its listeners (an IPv6 one of a wildcard publication is optional: a host without IPv6
+    /// has none).
+    pub keys: Vec<Key>,
 }
 
 impl Wanted {
-    /// The `-p` text that publishes this mapping again.
-    pub(super) fn spec(&self) -> String {
-        let m = &self.mapping;
-        let host = if self.both_families {
-            String::new()
+    /// The mapping recorded in an endpoint (`m`, real host port), published on both families
+    /// when the container's `-p` had no host address (`both`).
+    pub(super) fn recorded(container: &str, m: &Mapping, both: bool) -> Wanted {
+        let mut keys = vec![key(m)];
+        let spec = if both {
+            let v6 = SocketAddr::new(std::net::Ipv6Addr::UNSPECIFIED.into(), m.host.port());
+            keys.push((m.proto, v6, m.container));
+            format!("{}:{}/{}", m.host.port(), m.container.port(), m.proto)
         } else {
-            format!("{}:", m.host.ip())
+            let host = match m.host.ip() {
+                IpAddr::V4(ip) => ip.to_string(),
+                IpAddr::V6(ip) => format!("[{ip}]"),
+            };
+            format!(
+                "{host}:{}:{}/{}",
+                m.host.port(),
+                m.container.port(),
+                m.proto
+            )
         };
-        format!("{host}{}:{}/{}", m.host.port(), m.container.port(), m.proto)
-    }
-
-    /// Where it forwards to.
-    pub(super) fn container_ip(&self) -> IpAddr {
-        self.mapping.container.ip()
+        Wanted {
+            container: container.to_string(),
+            spec,
+            container_ip: m.container.ip(),
+            keys,
+        }
     }
 }
 
@@ -173,47 +213,35 @@ impl Wanted {
 pub(super) struct Reconciled {
     /// Publications kept, by container.
     pub adopt: BTreeMap<String, Vec<u64>>,
-    /// Indexes into the wanted list of mappings no kept publication serves.
+    /// Indexes into the wanted list of publications no kept one serves.
     pub publish: Vec<usize>,
-    /// Publications no container wants (removed while no engine ran).
+    /// Publications no container wants (of containers gone while no engine ran).
     pub withdraw: Vec<u64>,
 }
 
-/// The key of a mapping: IPv4 listeners only (an IPv6 listener of a wildcard publication goes
-/// with its IPv4 one; the engine's records hold the IPv4 side).
-fn key(m: &Mapping) -> Option<(Protocol, SocketAddr, SocketAddr)> {
-    m.host.is_ipv4().then_some((m.proto, m.host, m.container))
-}
-
-/// Matches `live` publications against `wanted` mappings: a publication is kept for a
-/// container when every IPv4 mapping it serves is wanted by that container; wanted mappings
-/// no kept publication serves are published; the rest of the publications are withdrawn.
+/// Matches `live` publications against `wanted` ones: a publication is kept for a container
+/// when every listener it has is one that container wants; wanted publications whose first
+/// listener no kept publication has are published; the rest are withdrawn.
 pub(super) fn reconcile(wanted: &[Wanted], live: &[PublishedInfo]) -> Reconciled {
-    let owner: BTreeMap<_, (&str, usize)> = wanted
+    let owner: BTreeMap<Key, &str> = wanted
         .iter()
-        .enumerate()
-        .filter_map(|(i, w)| key(&w.mapping).map(|k| (k, (w.container.as_str(), i))))
+        .flat_map(|w| w.keys.iter().map(|k| (*k, w.container.as_str())))
         .collect();
     let mut out = Reconciled::default();
     let mut served = BTreeSet::new();
     for p in live {
-        let keys: Vec<_> = p.mappings.iter().filter_map(key).collect();
-        let owners: BTreeSet<&str> = keys
-            .iter()
-            .filter_map(|k| owner.get(k).map(|(c, _)| *c))
-            .collect();
-        let all_wanted = !keys.is_empty() && keys.iter().all(|k| owner.contains_key(k));
-        match (all_wanted, owners.len()) {
-            (true, 1) => {
-                let c = owners.into_iter().next().expect("one owner");
+        let keys: Vec<Key> = p.mappings.iter().map(key).collect();
+        let owners: BTreeSet<Option<&&str>> = keys.iter().map(|k| owner.get(k)).collect();
+        match owners.into_iter().collect::<Vec<_>>().as_slice() {
+            [Some(c)] if !keys.is_empty() => {
                 out.adopt.entry(c.to_string()).or_default().push(p.id);
-                served.extend(keys.iter().map(|k| owner[k].1));
+                served.extend(keys);
             }
             _ => out.withdraw.push(p.id),
         }
     }
     out.publish = (0..wanted.len())
-        .filter(|i| !served.contains(i) && key(&wanted[*i].mapping).is_some())
+        .filter(|i| !served.contains(&wanted[*i].keys[0]))
         .collect();
     out
 }
@@ -227,10 +255,14 @@ pub fn stop_proxy(pid_file: &Path) -> bool {
     else {
         return false;
     };
+    // That proxy: `berth-proxy --exec-root DIR ...` for the directory holding the PID file.
+    let root = pid_file
+        .parent()
+        .map(|d| d.as_os_str().as_encoded_bytes().to_vec());
     let is_proxy = fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
-        c.split(|b| *b == 0)
-            .next()
-            .is_some_and(|a| a.ends_with(b"berth-proxy"))
+        let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
+        args.first().is_some_and(|a| a.ends_with(b"berth-proxy"))
+            && root.as_deref().is_some_and(|r| args.contains(&r))
     });
     is_proxy
         && nix::sys::signal::kill(
@@ -253,12 +285,8 @@ mod tests {
         }
     }
 
-    fn want(c: &str, host: &str, container: &str) -> Wanted {
-        Wanted {
-            container: c.into(),
-            mapping: m(host, container),
-            both_families: true,
-        }
+    fn want(c: &str, host: &str, container: &str, both: bool) -> Wanted {
+        Wanted::recorded(c, &m(host, container), both)
     }
 
     fn live(id: u64, mappings: Vec<Mapping>) -> PublishedInfo {
@@ -274,9 +302,9 @@ mod tests {
     #[test]
     fn keeps_what_is_wanted_publishes_what_is_missing_withdraws_the_rest() {
         let wanted = [
-            want("a", "0.0.0.0:8080", "172.17.0.2:80"),
-            want("a", "0.0.0.0:8081", "172.17.0.2:81"),
-            want("b", "127.0.0.1:9000", "172.17.0.3:90"),
+            want("a", "0.0.0.0:8080", "172.17.0.2:80", true),
+            want("a", "0.0.0.0:8081", "172.17.0.2:81", true),
+            want("b", "127.0.0.1:9000", "172.17.0.3:90", false),
         ];
         let listed = [
             // a's first port, on both families: kept.
@@ -305,8 +333,30 @@ mod tests {
     }
 
     #[test]
+    fn a_wildcard_publication_without_its_ipv6_listener_is_kept() {
+        let wanted = [want("a", "0.0.0.0:8080", "172.17.0.2:80", true)];
+        let r = reconcile(
+            &wanted,
+            &[live(4, vec![m("0.0.0.0:8080", "172.17.0.2:80")])],
+        );
+        assert_eq!(r.adopt, BTreeMap::from([("a".to_string(), vec![4])]));
+        assert!(r.publish.is_empty() && r.withdraw.is_empty());
+    }
+
+    #[test]
+    fn ipv6_only_publications_are_kept_and_published_again() {
+        let wanted = [want("a", "[::1]:8080", "172.17.0.2:80", false)];
+        assert_eq!(wanted[0].spec, "[::1]:8080:80/tcp");
+        let listed = [live(5, vec![m("[::1]:8080", "172.17.0.2:80")])];
+        let r = reconcile(&wanted, &listed);
+        assert_eq!(r.adopt, BTreeMap::from([("a".to_string(), vec![5])]));
+        assert!(r.publish.is_empty() && r.withdraw.is_empty());
+        assert_eq!(reconcile(&wanted, &[]).publish, vec![0]);
+    }
+
+    #[test]
     fn a_fresh_proxy_gets_everything_and_nothing_is_withdrawn() {
-        let wanted = [want("a", "0.0.0.0:8080", "172.17.0.2:80")];
+        let wanted = [want("a", "0.0.0.0:8080", "172.17.0.2:80", true)];
         let r = reconcile(&wanted, &[]);
         assert_eq!(r.publish, vec![0]);
         assert!(r.adopt.is_empty() && r.withdraw.is_empty());
@@ -315,8 +365,8 @@ mod tests {
     #[test]
     fn a_publication_shared_by_two_containers_is_not_adopted() {
         let wanted = [
-            want("a", "0.0.0.0:8080", "172.17.0.2:80"),
-            want("b", "0.0.0.0:8081", "172.17.0.3:80"),
+            want("a", "0.0.0.0:8080", "172.17.0.2:80", false),
+            want("b", "0.0.0.0:8081", "172.17.0.3:80", false),
         ];
         let listed = [live(
             7,
@@ -332,11 +382,24 @@ mod tests {
 
     #[test]
     fn specs_bind_the_recorded_address_unless_published_on_both_families() {
-        let mut w = want("a", "0.0.0.0:8080", "172.17.0.2:80");
-        assert_eq!(w.spec(), "8080:80/tcp");
-        w.both_families = false;
-        assert_eq!(w.spec(), "0.0.0.0:8080:80/tcp");
-        w.mapping = m("127.0.0.1:9000", "172.17.0.2:90");
-        assert_eq!(w.spec(), "127.0.0.1:9000:90/tcp");
+        assert_eq!(
+            want("a", "0.0.0.0:8080", "172.17.0.2:80", true).spec,
+            "8080:80/tcp"
+        );
+        assert_eq!(
+            want("a", "0.0.0.0:8080", "172.17.0.2:80", false).spec,
+            "0.0.0.0:8080:80/tcp"
+        );
+        assert_eq!(
+            want("a", "127.0.0.1:9000", "172.17.0.2:90", false).spec,
+            "127.0.0.1:9000:90/tcp"
+        );
+        // Each spec parses as Docker's -p text.
+        for w in [
+            want("a", "0.0.0.0:8080", "172.17.0.2:80", true),
+            want("a", "[::1]:8080", "172.17.0.2:80", false),
+        ] {
+            assert!(w.spec.parse::<portproxy::PortSpec>().is_ok(), "{}", w.spec);
+        }
     }
 }

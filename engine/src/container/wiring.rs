@@ -19,6 +19,7 @@ use super::engine::Engine;
 use super::model::NetworkMode;
 use super::proxy::{ProxyLink, Reached, Wanted, reconcile};
 use super::{ContainerError, etc, io_err, netns};
+use portproxy::Mapping;
 
 /// How the spec joins a network namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,8 +71,6 @@ struct OwnNet {
     ns_path: PathBuf,
     network: String,
     ports: Vec<PortSpec>,
-    /// What `ports` publish on both families (see [`wildcard_ports`]).
-    wildcard: Vec<(portproxy::Protocol, u16)>,
     /// Its endpoint on `network` (none after `docker network disconnect`).
     primary: Option<AttachRequest>,
     /// Networks joined with `docker network connect`.
@@ -96,8 +95,20 @@ pub struct Wiring {
     pub(super) proxy: ProxyLink,
     /// Container ID to its publications in the proxy.
     pub(super) published: HashMap<String, Vec<u64>>,
-    /// Containers whose ports the proxy serves, with what they publish on both families.
-    pub(super) serving: HashMap<String, Vec<(portproxy::Protocol, u16)>>,
+    /// Containers whose ports the proxy serves: the network of their `-p` and the specs.
+    pub(super) serving: HashMap<String, Serving>,
+    /// Whether `published` is known to match the proxy's publications (an engine that could
+    /// not list them at its start does so before its next call).
+    pub(super) reconciled: bool,
+}
+
+/// What the proxy serves for one container.
+#[derive(Debug, Clone)]
+pub(super) struct Serving {
+    /// The network whose endpoint's address the ports forward to.
+    pub network: String,
+    /// Its `-p` specs (and `-P`'s).
+    pub specs: Vec<PortSpec>,
 }
 
 impl Wiring {
@@ -145,7 +156,13 @@ impl Wiring {
         if let Some(req) = own.primary {
             let ep = self.net.attach(&own.network, req).await?;
             addrs.extend([ep.ipv4, ep.ipv6].into_iter().flatten().map(|a| a.addr()));
-            self.serving.insert(id.to_string(), own.wildcard.clone());
+            self.serving.insert(
+                id.to_string(),
+                Serving {
+                    network: own.network.clone(),
+                    specs: own.ports.clone(),
+                },
+            );
             if let Some(ip) = addrs.first().copied() {
                 self.publish_ports(id, &ep.id, ip, &own.ports).await?;
             }
@@ -196,10 +213,7 @@ impl Wiring {
     /// Removes everything [`Wiring::setup`] made for container `id` (its namespace file at
     /// `ns_path`); keeps going past errors and treats "already gone" as done.
     pub(super) async fn teardown(&mut self, id: &str, ns_path: &std::path::Path) {
-        self.serving.remove(id);
-        for pid in self.published.remove(id).unwrap_or_default() {
-            let _ = self.proxy_call(&Request::Unpublish { id: pid }).await;
-        }
+        self.withdraw(id).await;
         let networks: Vec<String> = self
             .net
             .state()
@@ -241,10 +255,7 @@ impl Wiring {
         primary: bool,
     ) -> Result<(), ContainerError> {
         if primary {
-            self.serving.remove(id);
-            for pid in self.published.remove(id).unwrap_or_default() {
-                let _ = self.proxy_call(&Request::Unpublish { id: pid }).await;
-            }
+            self.withdraw(id).await;
         }
         match self.net.detach(network, id).await {
             Ok(()) | Err(netcore::network::NetworkError::NotAttached { .. }) => {}
@@ -259,6 +270,17 @@ impl Wiring {
         let _ = self.resolver.update(self.net.state()).await;
     }
 
+    /// Stops serving container `id`'s ports. Never starts a proxy: with none running there is
+    /// nothing to withdraw.
+    async fn withdraw(&mut self, id: &str) {
+        self.serving.remove(id);
+        for pid in self.published.remove(id).unwrap_or_default() {
+            if let Err(e) = self.proxy.call_live(&Request::Unpublish { id: pid }).await {
+                tracing::warn!(container = id, publication = pid, error = %e, "withdrawing a publication");
+            }
+        }
+    }
+
     /// Publishes `ports` of endpoint `ep_id` through the proxy (the host's own clients:
     /// 127.0.0.1 and ::1, which the kernel's DNAT does not see), and records the host ports the
     /// kernel chose for `-p 80` and `-P` in the endpoint so the firewall serves them too.
@@ -270,15 +292,25 @@ impl Wiring {
         ports: &[PortSpec],
     ) -> Result<(), ContainerError> {
         let mut chosen = Vec::new();
-        let mut any_ephemeral = false;
-        for spec in ports {
-            any_ephemeral |= spec.host_ports.is_none();
+        let mut done = 0;
+        while done < ports.len() {
+            let spec = &ports[done];
             let req = Request::Publish {
                 spec: spec.to_string(),
                 container_ip: ip,
                 transparent: false,
             };
-            let info = self.proxy_call(&req).await?;
+            let (reached, info) = self.proxy_call(&req, Some(id)).await?;
+            if reached == Reached::Started && done > 0 {
+                // The proxy that had this container's first specs is gone: all of them again.
+                for pid in info.iter().map(|p| p.id) {
+                    let _ = self.proxy.call_live(&Request::Unpublish { id: pid }).await;
+                }
+                self.published.remove(id);
+                chosen.clear();
+                done = 0;
+                continue;
+            }
             for info in info {
                 self.published
                     .entry(id.to_string())
@@ -290,64 +322,63 @@ impl Wiring {
                         .filter(|m| m.host.is_ipv4() == m.container.is_ipv4()),
                 );
             }
+            done += 1;
         }
-        if any_ephemeral {
+        if ports.iter().any(|p| p.host_ports.is_none()) {
             self.net.set_published(ep_id, chosen)?;
         }
         Ok(())
     }
 
-    /// Sends `req` to the proxy. When none answered and a new one was started, it publishes
-    /// nothing: the ports of every container whose publications were complete are published on
-    /// it again first (a container whose ports are being published now is left to its caller).
+    /// Sends `req` to the proxy for container `busy` (whose ports are being published, or
+    /// none). A proxy that was just started publishes nothing: the ports of every other
+    /// container served are published on it again first, whatever it answered to `req`.
     async fn proxy_call(
         &mut self,
         req: &Request,
-    ) -> Result<Vec<portproxy::PublishedInfo>, ContainerError> {
-        let (resp, reached) = self.proxy.call(req).await?;
-        if reached == Reached::Started {
-            let busy = match req {
-                Request::Publish { container_ip, .. } => self
-                    .net
-                    .state()
-                    .endpoints
-                    .values()
-                    .find(|e| {
-                        [e.ipv4, e.ipv6]
-                            .into_iter()
-                            .flatten()
-                            .any(|a| a.addr() == *container_ip)
-                    })
-                    .map(|e| e.container.clone()),
-                _ => None,
-            };
-            self.published.retain(|c, _| Some(c) == busy.as_ref());
-            self.restore_publications(Vec::new(), busy.as_deref()).await;
+        busy: Option<&str>,
+    ) -> Result<(Reached, Vec<portproxy::PublishedInfo>), ContainerError> {
+        if !self.reconciled {
+            match self.proxy.call_live(&Request::List).await {
+                Ok(Some(resp)) => {
+                    self.reconciled = true;
+                    self.restore_publications(resp.published, busy).await;
+                }
+                Ok(None) => self.reconciled = true,
+                Err(e) => tracing::warn!(error = %e, "listing the proxy's publications"),
+            }
         }
-        Ok(resp.published)
+        let (reached, resp) = self.proxy.call(req).await?;
+        if reached == Reached::Started {
+            // Every ID kept belongs to the proxy that is gone.
+            self.published.clear();
+            self.reconciled = true;
+            self.restore_publications(Vec::new(), busy).await;
+        }
+        Ok((reached, resp?.published))
     }
 
-    /// What the proxy should serve for every container it serves but `busy`: the mappings
-    /// recorded in their endpoints (real host ports, also those the kernel chose).
+    /// What the proxy should serve for every container it serves but `busy`: each `-p` spec,
+    /// with the host ports the endpoint recorded where the kernel chose them.
     fn wanted_publications(&self, busy: Option<&str>) -> Vec<Wanted> {
+        let state = self.net.state();
         let mut out = Vec::new();
-        for ep in self.net.state().endpoints.values() {
-            let Some(wildcard) = self.serving.get(&ep.container) else {
-                continue;
-            };
-            if Some(ep.container.as_str()) == busy {
+        for (id, serving) in &self.serving {
+            if Some(id.as_str()) == busy {
                 continue;
             }
-            for m in &ep.published {
-                if !m.host.is_ipv4() || m.host.port() == 0 {
-                    continue;
-                }
-                out.push(Wanted {
-                    container: ep.container.clone(),
-                    mapping: *m,
-                    both_families: m.host.ip().is_unspecified()
-                        && wildcard.contains(&(m.proto, m.container.port())),
-                });
+            let Some(ep) = state
+                .endpoints
+                .values()
+                .find(|e| e.container == *id && e.network == serving.network)
+            else {
+                continue;
+            };
+            let Some(ip) = [ep.ipv4, ep.ipv6].into_iter().flatten().next() else {
+                continue;
+            };
+            for spec in &serving.specs {
+                out.extend(wanted_of(id, spec, ip.addr(), &ep.published));
             }
         }
         out
@@ -371,7 +402,7 @@ impl Wiring {
             );
         }
         for id in plan.withdraw {
-            if let Err(e) = self.proxy.call(&Request::Unpublish { id }).await {
+            if let Err(e) = self.proxy.call_live(&Request::Unpublish { id }).await {
                 tracing::warn!(publication = id, error = %e, "withdrawing a stale publication");
             }
         }
@@ -381,18 +412,18 @@ impl Wiring {
         for i in plan.publish {
             let w = &wanted[i];
             let req = Request::Publish {
-                spec: w.spec(),
-                container_ip: w.container_ip(),
+                spec: w.spec.clone(),
+                container_ip: w.container_ip,
                 transparent: false,
             };
-            match self.proxy.call(&req).await {
-                Ok((resp, _)) => self
+            match self.proxy.call(&req).await.and_then(|(_, r)| r) {
+                Ok(resp) => self
                     .published
                     .entry(w.container.clone())
                     .or_default()
                     .extend(resp.published.iter().map(|p| p.id)),
                 Err(e) => {
-                    tracing::warn!(container = %w.container, spec = %w.spec(), error = %e, "publishing a port again")
+                    tracing::warn!(container = %w.container, spec = %w.spec, error = %e, "publishing a port again")
                 }
             }
         }
@@ -435,24 +466,7 @@ impl Engine {
                     NetworkMode::Network(n) => n.clone(),
                     _ => "none".into(),
                 };
-                let mut ports = Vec::new();
-                for p in &c.options.publish {
-                    ports.push(p.parse::<PortSpec>().map_err(|e| {
-                        ContainerError::Invalid(format!("invalid publish spec {p:?}: {e}"))
-                    })?);
-                }
-                if c.options.publish_all {
-                    for e in &c.exposed_ports {
-                        let (port, proto) = e.split_once('/').unwrap_or((e, "tcp"));
-                        if let Ok(spec) = format!("{port}/{proto}").parse::<PortSpec>() {
-                            if !ports.iter().any(|p| {
-                                p.container_ports == spec.container_ports && p.proto == spec.proto
-                            }) {
-                                ports.push(spec);
-                            }
-                        }
-                    }
-                }
+                let ports = published_specs(c)?;
                 let dns = container_dns(c);
                 let embedded = network != "bridge" && network != "none";
                 let primary = (!c.primary_disconnected).then(|| {
@@ -504,11 +518,6 @@ impl Engine {
                 PlanKind::Own(Box::new(OwnNet {
                     ns_path,
                     network,
-                    wildcard: wildcard_ports(
-                        &c.options.publish,
-                        c.options.publish_all,
-                        &c.exposed_ports,
-                    ),
                     ports,
                     primary,
                     connections,
@@ -599,28 +608,96 @@ impl Engine {
     }
 }
 
-/// The (protocol, container port) pairs of `publish` specs without a host address, and of
-/// every exposed port with `-P`: those a first publication bound on both address families.
-pub(super) fn wildcard_ports(
-    publish: &[String],
-    publish_all: bool,
-    exposed: &std::collections::BTreeSet<String>,
-) -> Vec<(portproxy::Protocol, u16)> {
-    let mut out = Vec::new();
-    for spec in publish.iter().filter_map(|p| p.parse::<PortSpec>().ok()) {
-        if spec.host_ip.is_none() {
-            out.extend(spec.container_ports.iter().map(|p| (spec.proto, p)));
-        }
+/// Container `c`'s `-p` specs, and with `-P` one for each exposed port no `-p` names.
+pub(super) fn published_specs(
+    c: &super::model::Container,
+) -> Result<Vec<PortSpec>, ContainerError> {
+    let mut ports = Vec::new();
+    for p in &c.options.publish {
+        ports
+            .push(p.parse::<PortSpec>().map_err(|e| {
+                ContainerError::Invalid(format!("invalid publish spec {p:?}: {e}"))
+            })?);
     }
-    if publish_all {
-        for e in exposed {
+    if c.options.publish_all {
+        for e in &c.exposed_ports {
             let (port, proto) = e.split_once('/').unwrap_or((e, "tcp"));
             if let Ok(spec) = format!("{port}/{proto}").parse::<PortSpec>() {
-                out.extend(spec.container_ports.iter().map(|p| (spec.proto, p)));
+                if !ports
+                    .iter()
+                    .any(|p| p.container_ports == spec.container_ports && p.proto == spec.proto)
+                {
+                    ports.push(spec);
+                }
             }
         }
     }
-    out
+    Ok(ports)
+}
+
+/// The publications that serve `spec` of container `id` forwarding to `ip`: the spec itself
+/// when it names every host port, else one per mapping the endpoint `recorded` for it (the
+/// host ports the kernel chose for `-p 80`, `-P`).
+pub(super) fn wanted_of(
+    id: &str,
+    spec: &PortSpec,
+    ip: IpAddr,
+    recorded: &[Mapping],
+) -> Vec<Wanted> {
+    let cports: Vec<u16> = spec.container_ports.iter().collect();
+    match spec.host_ports {
+        Some(h) if h.len() as usize == cports.len() => {
+            let host = spec
+                .host_ip
+                .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+            let pairs: Vec<(u16, u16)> = h.iter().zip(cports).collect();
+            let mut keys: Vec<_> = pairs
+                .iter()
+                .map(|(hp, cp)| {
+                    (
+                        spec.proto,
+                        SocketAddr::new(host, *hp),
+                        SocketAddr::new(ip, *cp),
+                    )
+                })
+                .collect();
+            if spec.host_ip.is_none() {
+                let any6 = IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED);
+                keys.extend(pairs.iter().map(|(hp, cp)| {
+                    (
+                        spec.proto,
+                        SocketAddr::new(any6, *hp),
+                        SocketAddr::new(ip, *cp),
+                    )
+                }));
+            }
+            vec![Wanted {
+                container: id.to_string(),
+                spec: spec.to_string(),
+                container_ip: ip,
+                keys,
+            }]
+        }
+        _ => {
+            let host = spec
+                .host_ip
+                .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+            recorded
+                .iter()
+                .filter(|m| {
+                    m.proto == spec.proto
+                        && m.host.port() != 0
+                        && m.host.ip() == host
+                        && m.container.ip() == ip
+                        && spec.container_ports.iter().any(|p| p == m.container.port())
+                        && spec
+                            .host_ports
+                            .is_none_or(|h| h.iter().any(|p| p == m.host.port()))
+                })
+                .map(|m| Wanted::recorded(id, m, spec.host_ip.is_none()))
+                .collect()
+        }
+    }
 }
 
 #[cfg(test)]
@@ -628,27 +705,55 @@ mod tests {
     use super::*;
     use portproxy::Protocol;
 
+    fn spec(s: &str) -> PortSpec {
+        s.parse().unwrap()
+    }
+
+    fn m(host: &str, container: &str) -> Mapping {
+        Mapping {
+            proto: Protocol::Tcp,
+            host: host.parse().unwrap(),
+            container: container.parse().unwrap(),
+        }
+    }
+
     #[test]
-    fn only_specs_without_a_host_address_come_back_on_both_families() {
-        let publish: Vec<String> = [
-            "8080:80",
-            "0.0.0.0:8081:81",
-            "127.0.0.1:8082:82",
-            "9000-9001:90-91/udp",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let exposed = ["443/tcp".to_string(), "53/udp".to_string()].into();
+    fn a_spec_with_every_host_port_is_wanted_as_it_was_given() {
+        let ip: IpAddr = "172.17.0.2".parse().unwrap();
+        let w = wanted_of("a", &spec("8080-8081:80-81"), ip, &[]);
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].spec, "8080-8081:80-81/tcp");
+        // Both families, IPv4 first: what a kept publication must have.
+        assert_eq!(w[0].keys.len(), 4);
+        assert_eq!(w[0].keys[0].1, "0.0.0.0:8080".parse().unwrap());
+        let w = wanted_of("a", &spec("[::1]:9000:90"), ip, &[]);
+        assert_eq!(w[0].spec, "[::1]:9000:90/tcp");
         assert_eq!(
-            wildcard_ports(&publish, false, &exposed),
-            [
-                (Protocol::Tcp, 80),
-                (Protocol::Udp, 90),
-                (Protocol::Udp, 91)
-            ]
+            w[0].keys,
+            vec![(
+                Protocol::Tcp,
+                "[::1]:9000".parse().unwrap(),
+                "172.17.0.2:90".parse().unwrap()
+            )]
         );
-        let all = wildcard_ports(&[], true, &exposed);
-        assert!(all.contains(&(Protocol::Tcp, 443)) && all.contains(&(Protocol::Udp, 53)));
+    }
+
+    #[test]
+    fn kernel_chosen_ports_come_from_the_endpoint() {
+        let ip: IpAddr = "172.17.0.2".parse().unwrap();
+        let recorded = [
+            m("0.0.0.0:32768", "172.17.0.2:80"),
+            m("127.0.0.1:32769", "172.17.0.2:81"),
+            m("0.0.0.0:0", "172.17.0.2:82"),
+        ];
+        let w = wanted_of("a", &spec("80"), ip, &recorded);
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].spec, "32768:80/tcp");
+        let w = wanted_of("a", &spec("127.0.0.1::81"), ip, &recorded);
+        assert_eq!(w[0].spec, "127.0.0.1:32769:81/tcp");
+        // Not chosen yet (port 0): nothing to publish again.
+        assert!(wanted_of("a", &spec("82"), ip, &recorded).is_empty());
+        // Another spec's port is not this one's.
+        assert!(wanted_of("a", &spec("83"), ip, &recorded).is_empty());
     }
 }

@@ -300,16 +300,28 @@ fn detach(
     match unsafe { nix::unistd::fork() }.context("fork")? {
         nix::unistd::ForkResult::Parent { child } => {
             if let Some(p) = pid_file {
-                std::fs::write(p, format!("{child}\n"))
-                    .with_context(|| format!("writing {}", p.display()))?;
+                if let Err(e) = write_pid(p, child.as_raw()) {
+                    let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+                    return Err(e);
+                }
             }
             std::process::exit(0)
         }
         nix::unistd::ForkResult::Child => {
             nix::unistd::setsid().context("setsid")?;
+            // Pins no directory of whoever started it.
+            std::env::set_current_dir("/").context("chdir /")?;
             Ok(listener)
         }
     }
+}
+
+/// Writes `pid` to `path` whole (beside it, then renamed), so a reader never sees half of it.
+fn write_pid(path: &std::path::Path, pid: i32) -> Result<()> {
+    let tmp = path.with_extension("pid.tmp");
+    std::fs::write(&tmp, format!("{pid}\n"))
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 fn main() -> Result<()> {
@@ -324,6 +336,8 @@ fn main() -> Result<()> {
     let control_path = cli
         .control
         .unwrap_or_else(|| cli.exec_root.join("proxy.sock"));
+    // Absolute: `serve --detach` leaves the working directory for `/`.
+    let control_path = std::path::absolute(&control_path).unwrap_or(control_path);
     let bound = match &cli.cmd {
         Cmd::Serve {
             detach: true,
@@ -333,8 +347,7 @@ fn main() -> Result<()> {
         Cmd::Serve {
             pid_file: Some(p), ..
         } => {
-            std::fs::write(p, format!("{}\n", std::process::id()))
-                .with_context(|| format!("writing {}", p.display()))?;
+            write_pid(p, std::process::id() as i32)?;
             None
         }
         _ => None,
