@@ -130,9 +130,10 @@ impl AppState {
     }
 }
 
-/// Starts container `id` holding the engine only to prepare and to record: the shim and the
-/// OCI runtime run without it, so other containers' requests go on meanwhile. With `attach`,
-/// the attachment joined before the process runs (`None` back when it was running already).
+/// Starts container `id` holding the engine only to plan and to record: the rootfs, the
+/// network, the shim and the OCI runtime run without it, so other containers' requests go on
+/// meanwhile. With `attach`, the attachment joined before the process runs (`None` back when
+/// it was running already).
 pub async fn start_unlocked(
     st: &AppState,
     id: &str,
@@ -146,8 +147,8 @@ pub async fn start_unlocked(
         let Some(plan) = plan else {
             return Ok(None);
         };
-        let spawned = plan.spawn().await;
-        Ok(st.engine.lock().await.start_finish(plan, spawned).await?)
+        let outcome = plan.run().await;
+        Ok(st.engine.lock().await.start_finish(outcome).await?)
     })
     .await
     .map_err(|e| ApiError::internal(format!("starting {e}")))?

@@ -625,8 +625,12 @@ fn netns_engine_core_a_crash_at_any_step_leaves_things_consistent() {
     for addr in ["127.0.0.1:18081", "[::1]:18081"] {
         let a: std::net::SocketAddr = addr.parse().unwrap();
         let c = std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2));
+        // The proxy accepts and, nothing listening in the container (`sleep`), resets the
+        // connection, which can come before the connect returns; refused is nothing there.
         assert!(
-            c.is_ok(),
+            c.is_ok()
+                || c.as_ref()
+                    .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
             "nothing listens on {addr} after the adoption: {c:?}"
         );
     }

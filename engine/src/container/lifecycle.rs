@@ -4,7 +4,8 @@
 
 use std::fs;
 use std::os::unix::net::UnixStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::engine::Engine;
@@ -15,7 +16,7 @@ use super::{ContainerError, io_err, rootfs};
 use crate::events::{Event, EventSink};
 use crate::runtime::attach::{AttachRequest, Request};
 use crate::runtime::logs::now_rfc3339_nano;
-use crate::runtime::oci::OciRuntime;
+use crate::runtime::oci::{OciRuntime, RuncLike};
 use crate::runtime::shim;
 
 /// What happened after a container's process ended.
@@ -137,23 +138,20 @@ impl Engine {
     /// Removes what a run made: network, rootfs mount, the runtime's container, the bundle.
     /// Idempotent, best effort.
     pub(super) async fn teardown_run(&mut self, id: &str) {
-        self.teardown_network(id).await;
-        let bundle = self.bundle(id);
-        if let Err(e) = rootfs::unmount(&bundle.join("rootfs")) {
-            tracing::warn!(container = id, error = %e, "unmounting the rootfs");
-        }
-        let _ = self.runtime.delete(id, true);
-        let cgroup = self.cgroups_path(id);
-        for e in crate::runtime::cgroup::remove(Path::new("/sys/fs/cgroup"), &cgroup) {
-            tracing::warn!(container = id, error = %e, "cgroup");
-        }
-        for dir in [bundle, self.execs_dir(id)] {
-            match fs::remove_dir_all(&dir) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    tracing::warn!(container = id, error = %e, dir = %dir.display(), "removing run state");
-                }
-                _ => {}
-            }
+        self.run_teardown(id).run().await;
+        self.reindex(id);
+    }
+
+    /// How to remove what a run of `id` made, without the engine (see [`RunTeardown`]).
+    pub(super) fn run_teardown(&self, id: &str) -> RunTeardown {
+        RunTeardown {
+            id: id.to_string(),
+            ns: self.netns_path(id),
+            bundle: self.bundle(id),
+            execs: self.execs_dir(id),
+            cgroup: self.cgroups_path(id),
+            runtime: self.runtime.clone(),
+            wiring: self.wiring.clone(),
         }
     }
 
@@ -245,19 +243,61 @@ impl Engine {
     /// Starts a container whose restart back-off has elapsed, unless the user stopped or
     /// removed it meanwhile. A start that fails counts as a run that failed at once (exit code
     /// 128, the error recorded): the policy decides again, as Docker's restart manager does,
-    /// and `Some(delay)` says when to try next; `None` when it runs or is given up.
+    /// and `Some(delay)` says when to try next; `None` when it runs or is given up. The engine
+    /// is held throughout; a daemon uses [`Engine::restart_begin`] and [`Engine::restart_end`]
+    /// and lets it go in between.
     pub async fn restart_due(&mut self, id: &str) -> Result<Option<Duration>, ContainerError> {
+        match self.restart_begin(id).await? {
+            RestartStep::NotDue => Ok(None),
+            RestartStep::Retry(delay) => Ok(Some(delay)),
+            RestartStep::Run(plan) => {
+                let outcome = plan.run().await;
+                self.restart_end(outcome).await
+            }
+        }
+    }
+
+    /// The first step of a restart by policy: `None` when it is no longer due (the user
+    /// stopped, started or removed the container meanwhile).
+    pub async fn restart_begin(&mut self, id: &str) -> Result<RestartStep, ContainerError> {
+        let Some(c) = self.containers.get(id) else {
+            return Ok(RestartStep::NotDue);
+        };
+        if c.state.status != Status::Restarting || c.state.stopped_by_user || self.is_starting(id) {
+            return Ok(RestartStep::NotDue);
+        }
+        self.set_state(id, |s| s.restart_count += 1)?;
+        match self.prepare_run(id, None).await {
+            Ok(plan) => Ok(RestartStep::Run(Box::new(plan))),
+            Err(e) => Ok(match self.restart_failed(id, e)? {
+                Some(delay) => RestartStep::Retry(delay),
+                None => RestartStep::NotDue,
+            }),
+        }
+    }
+
+    /// The last step of a restart by policy (see [`Engine::restart_due`]).
+    pub async fn restart_end(
+        &mut self,
+        outcome: super::start::StartOutcome,
+    ) -> Result<Option<Duration>, ContainerError> {
+        let id = outcome.id().to_string();
+        match self.start_finish(outcome).await {
+            Ok(_) => Ok(None),
+            Err(ContainerError::NotFound(_)) => Ok(None),
+            Err(e) => self.restart_failed(&id, e),
+        }
+    }
+
+    /// A restart by policy failed with `e`: retried after a back-off while the policy says so.
+    fn restart_failed(
+        &mut self,
+        id: &str,
+        e: ContainerError,
+    ) -> Result<Option<Duration>, ContainerError> {
         let Some(c) = self.containers.get(id) else {
             return Ok(None);
         };
-        if c.state.status != Status::Restarting || c.state.stopped_by_user || self.is_starting(id) {
-            return Ok(None);
-        }
-        self.set_state(id, |s| s.restart_count += 1)?;
-        let Err(e) = self.start_id(id, None).await else {
-            return Ok(None);
-        };
-        let c = &self.containers[id];
         if !c.restart_policy.restarts_after_exit(
             128,
             c.state.restart_count,
@@ -684,6 +724,68 @@ impl Engine {
                     let _ = fs::remove_dir_all(e.path());
                 }
             }
+        }
+    }
+}
+
+/// The first step of a restart by policy.
+#[derive(Debug)]
+pub enum RestartStep {
+    /// Not due any more (stopped, started or removed by the user meanwhile).
+    NotDue,
+    /// Its start failed before anything ran: try again after this back-off.
+    Retry(Duration),
+    /// Run this plan without the engine, then [`Engine::restart_end`].
+    Run(Box<super::start::StartPlan>),
+}
+
+/// What undoes a run of one container: its network (through the wiring's own lock), its
+/// rootfs mount, the runtime's container, its cgroup and its run directories. Runs without the
+/// engine; only the owner of the container's run (a start between its steps, the engine
+/// holding itself) runs it.
+#[derive(Debug)]
+pub(super) struct RunTeardown {
+    id: String,
+    ns: PathBuf,
+    bundle: PathBuf,
+    execs: PathBuf,
+    cgroup: String,
+    runtime: RuncLike,
+    wiring: Arc<tokio::sync::Mutex<super::wiring::Wiring>>,
+}
+
+impl RunTeardown {
+    /// Idempotent, best effort: keeps going past errors, "already gone" is done.
+    pub(super) async fn run(&self) {
+        self.wiring.lock().await.teardown(&self.id, &self.ns).await;
+        let (id, bundle, execs, cgroup, runtime) = (
+            self.id.clone(),
+            self.bundle.clone(),
+            self.execs.clone(),
+            self.cgroup.clone(),
+            self.runtime.clone(),
+        );
+        // Unmounting, the runtime's delete (a process) and removing directories block.
+        let done = tokio::task::spawn_blocking(move || {
+            if let Err(e) = rootfs::unmount(&bundle.join("rootfs")) {
+                tracing::warn!(container = %id, error = %e, "unmounting the rootfs");
+            }
+            let _ = runtime.delete(&id, true);
+            for e in crate::runtime::cgroup::remove(Path::new("/sys/fs/cgroup"), &cgroup) {
+                tracing::warn!(container = %id, error = %e, "cgroup");
+            }
+            for dir in [bundle, execs] {
+                match fs::remove_dir_all(&dir) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        tracing::warn!(container = %id, error = %e, dir = %dir.display(), "removing run state");
+                    }
+                    _ => {}
+                }
+            }
+        })
+        .await;
+        if let Err(e) = done {
+            tracing::warn!(container = %self.id, error = %e, "tearing a run down");
         }
     }
 }

@@ -1,34 +1,69 @@
 //! Starting a container, in three steps so that a daemon holds its engine only for the first
-//! and the last: [`Engine::start_prepare`] (checks, the root file system, the network, the OCI
-//! spec), [`StartPlan::spawn`] (the shim and the OCI runtime: the slow part, on the blocking
-//! pool, with the engine let go) and [`Engine::start_finish`] (the run recorded, or everything
-//! the start made undone). A container being started is marked so that the supervisor's
-//! restarts leave it alone; callers order requests on one container themselves (berthd holds
-//! a per-container lock around them). [`Engine::start`] runs the three in a row.
+//! and the last: [`Engine::start_prepare`] (checks, and the plan: what the run needs, taken
+//! from the records), [`StartPlan::run`] (the root file system, volumes, the user, the network,
+//! the OCI spec, then the shim and the OCI runtime: everything slow, with the engine let go,
+//! and everything undone when a step fails) and [`Engine::start_finish`] (the run recorded, or
+//! why it failed). A container being started is marked so, and nothing else changes its run
+//! meanwhile: the supervisor's restarts, prune and network connect leave it alone, and callers
+//! order their own requests on one container (berthd holds a per-container lock around
+//! them). [`Engine::start`] runs the three in a row.
 
 use std::fs;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use super::confined::resolve_user;
 use super::engine::{Engine, host_hard_limit};
+use super::lifecycle::RunTeardown;
 use super::state::{Op, Status, Verdict, check};
-use super::wiring::SpecNet;
+use super::wiring::{NetPlan, SpecNet, Wiring};
 use super::{ContainerError, io_err, mounts, rootfs};
 use crate::events::Event;
+use crate::image::store::OverlaySpec;
 use crate::runtime::attach::AttachRequest;
 use crate::runtime::logs::{Rotation, now_rfc3339_nano};
 use crate::runtime::shim::{self, ShimConfig, ShimIo, Spawned};
 use crate::runtime::spec::{SpecInput, parse_ulimit, spec};
 use crate::volume::spec::parse_size;
 
-/// A start whose container is ready to run: what its shim is spawned with.
+/// A start between its first and its last step: everything the run needs, taken from the
+/// records, so [`StartPlan::run`] needs no engine.
 #[derive(Debug)]
 pub struct StartPlan {
     id: String,
+    name: String,
+    /// A run of an earlier engine left its bundle: undone first.
+    stale: bool,
+    undo: RunTeardown,
+    bundle: PathBuf,
+    overlay: OverlaySpec,
+    /// Volumes filled from the image's content at their mount point on first use:
+    /// (destination in the container, the volume's data directory, its name).
+    copies: Vec<(String, PathBuf, String)>,
+    /// The spec, but for what the run finds out (user, namespace, /etc files).
+    input: SpecInput,
+    user: String,
+    net: Option<NetPlan>,
+    wiring: Arc<tokio::sync::Mutex<Wiring>>,
     shim: PathBuf,
     cfg: ShimConfig,
     attach: Option<AttachRequest>,
+}
+
+/// How a [`StartPlan`] ended: the shim's answer, or why nothing runs (everything the plan
+/// made is undone then).
+#[derive(Debug)]
+pub struct StartOutcome {
+    id: String,
+    result: Result<Spawned, ContainerError>,
+}
+
+impl StartOutcome {
+    /// The container's ID.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
 }
 
 impl StartPlan {
@@ -37,14 +72,81 @@ impl StartPlan {
         &self.id
     }
 
-    /// Spawns the shim, which runs the container through the OCI runtime and returns once its
-    /// process has started (blocking work, done on the blocking pool).
-    pub async fn spawn(&self) -> Result<Spawned, ContainerError> {
-        let (shim, cfg, attach) = (self.shim.clone(), self.cfg.clone(), self.attach.clone());
-        tokio::task::spawn_blocking(move || shim::spawn(&shim, &cfg, attach.as_ref()))
-            .await
-            .map_err(|e| ContainerError::Invalid(format!("spawning the shim: {e}")))?
-            .map_err(ContainerError::from)
+    /// Prepares the run and spawns the shim, which runs the container through the OCI runtime
+    /// and returns once its process has started. Blocking work goes to the blocking pool, the
+    /// network through the wiring's own lock; on failure everything made is undone.
+    pub async fn run(mut self) -> StartOutcome {
+        let result = match self.prepare().await {
+            Ok(()) => {
+                let (shim, cfg, attach) = (self.shim.clone(), self.cfg.clone(), self.attach.take());
+                tokio::task::spawn_blocking(move || {
+                    shim::spawn(&shim, &cfg, attach.as_ref()).map_err(ContainerError::from)
+                })
+                .await
+                .unwrap_or_else(|e| Err(ContainerError::Invalid(format!("spawning the shim: {e}"))))
+            }
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
+            self.undo.run().await;
+        }
+        StartOutcome {
+            id: self.id,
+            result,
+        }
+    }
+
+    /// Everything before the shim: the rootfs, volumes, the user, the network, the spec.
+    async fn prepare(&mut self) -> Result<(), ContainerError> {
+        if self.stale {
+            self.undo.run().await;
+        }
+        let (bundle, overlay, copies, user, name) = (
+            self.bundle.clone(),
+            self.overlay.clone(),
+            std::mem::take(&mut self.copies),
+            self.user.clone(),
+            self.name.clone(),
+        );
+        // Mounting and reading the container's files block (and the files are the container's:
+        // read confined, never under a lock).
+        let ids = tokio::task::spawn_blocking(move || {
+            fs::create_dir_all(&bundle)
+                .map_err(io_err(format!("creating {}", bundle.display())))?;
+            let rootfs = bundle.join("rootfs");
+            rootfs::mount_overlay(&overlay, &rootfs)
+                .map_err(io_err(format!("container {name}")))?;
+            for (dest, data, volume) in copies {
+                let src = mounts::inside(&rootfs, &dest).filter(|s| {
+                    s.is_dir() && !mounts::is_empty_dir(s) && mounts::is_empty_dir(&data)
+                });
+                if let Some(src) = src {
+                    mounts::copy_tree(&src, &data).map_err(io_err(format!(
+                        "copying {dest} of container {name} into volume {volume}"
+                    )))?;
+                }
+            }
+            resolve_user(&rootfs, &user, &name)
+        })
+        .await
+        .map_err(|e| ContainerError::Invalid(format!("preparing the root file system: {e}")))??;
+        let net = self.net.take().expect("a plan is run once");
+        let (net, etc_dir) = self.wiring.lock().await.setup(net).await?;
+        crate::failpoint::hit("start:after-network");
+        let input = &mut self.input;
+        input.user = ids;
+        input.netns = match &net {
+            SpecNet::Path(p) => Some(p.clone()),
+            SpecNet::Host => None,
+        };
+        input.host_network = net == SpecNet::Host;
+        input.etc_dir = Some(etc_dir.display().to_string());
+        let config = self.bundle.join("config.json");
+        fs::write(
+            &config,
+            serde_json::to_vec_pretty(&spec(input)).expect("specs serialise"),
+        )
+        .map_err(io_err(format!("writing {}", config.display())))
     }
 }
 
@@ -77,8 +179,8 @@ impl Engine {
     ) -> Result<Option<UnixStream>, ContainerError> {
         match self.start_prepare(what, attach).await? {
             Some(plan) => {
-                let spawned = plan.spawn().await;
-                self.start_finish(plan, spawned).await
+                let outcome = plan.run().await;
+                self.start_finish(outcome).await
             }
             None => Ok(None),
         }
@@ -118,8 +220,8 @@ impl Engine {
         attach: Option<AttachRequest>,
     ) -> Result<Option<UnixStream>, ContainerError> {
         let plan = self.prepare_run(id, attach).await?;
-        let spawned = plan.spawn().await;
-        self.start_finish(plan, spawned).await
+        let outcome = plan.run().await;
+        self.start_finish(outcome).await
     }
 
     /// Whether a start of `id` is between its first and last step.
@@ -141,37 +243,35 @@ impl Engine {
         Ok(())
     }
 
-    /// Prepares a run (failing cleanly: what it made is undone and the error recorded) and
-    /// marks the container starting.
-    async fn prepare_run(
+    /// Plans a run (failing cleanly: the error recorded) and marks the container starting.
+    pub(super) async fn prepare_run(
         &mut self,
         id: &str,
         attach: Option<AttachRequest>,
     ) -> Result<StartPlan, ContainerError> {
-        match self.try_prepare(id, attach).await {
+        match self.plan_run(id, attach) {
             Ok(plan) => {
                 self.starting.insert(id.to_string());
                 Ok(plan)
             }
-            Err(e) => Err(self.start_failed(id, e).await),
+            Err(e) => Err(self.record_failed_start(id, e)),
         }
     }
 
-    /// The last step: records the run the shim started, or undoes the start when it failed.
-    /// A container removed meanwhile (a caller that did not order its requests) has its new
-    /// process ended and its run torn down.
+    /// The last step: records the run the shim started, or why the start failed (the plan
+    /// undid what it made). A container removed meanwhile (a caller that did not order its
+    /// requests) has its new process ended and its run torn down.
     pub async fn start_finish(
         &mut self,
-        plan: StartPlan,
-        spawned: Result<Spawned, ContainerError>,
+        outcome: StartOutcome,
     ) -> Result<Option<UnixStream>, ContainerError> {
-        let id = plan.id;
+        let id = outcome.id;
         self.starting.remove(&id);
         if !self.containers.contains_key(&id) {
             self.teardown_run(&id).await;
             return Err(ContainerError::NotFound(id));
         }
-        match spawned {
+        match outcome.result {
             Ok(spawned) => {
                 crate::failpoint::hit("start:after-spawn");
                 let (init, shim_pid) = (spawned.pid, spawned.shim_pid);
@@ -186,13 +286,15 @@ impl Engine {
                 self.emit(|| Event::container(&self.containers[&id], "start", &[]));
                 Ok(spawned.attached)
             }
-            Err(e) => Err(self.start_failed(&id, e).await),
+            Err(e) => {
+                self.reindex(&id);
+                Err(self.record_failed_start(&id, e))
+            }
         }
     }
 
-    /// Undoes a start that failed and records why; returns the error.
-    async fn start_failed(&mut self, id: &str, e: ContainerError) -> ContainerError {
-        self.teardown_run(id).await;
+    /// Records why a start failed (nothing of it is left); returns the error.
+    fn record_failed_start(&mut self, id: &str, e: ContainerError) -> ContainerError {
         let msg = e.to_string();
         let recorded = self.set_state(id, |s| {
             s.status = if s.started_at.is_empty() {
@@ -210,45 +312,27 @@ impl Engine {
         }
     }
 
-    async fn try_prepare(
+    /// What a run of `id` needs, from the records (no I/O but the small lookups of paths).
+    fn plan_run(
         &mut self,
         id: &str,
         attach: Option<AttachRequest>,
     ) -> Result<StartPlan, ContainerError> {
         let c = self.containers[id].clone();
         let bundle = self.bundle(id);
-        if bundle.exists() {
-            self.teardown_run(id).await;
-        }
-        fs::create_dir_all(&bundle).map_err(io_err(format!("creating {}", bundle.display())))?;
         let overlay = self.overlay_of(&c)?;
-        let rootfs = bundle.join("rootfs");
-        rootfs::mount_overlay(&overlay, &rootfs)
-            .map_err(io_err(format!("container {}", c.name)))?;
-
+        let mut copies = Vec::new();
         let mut oci_mounts = Vec::new();
         for m in &c.mounts {
             if m.kind == "volume" && !m.no_copy {
                 let name = m.name.clone().unwrap_or_default();
-                let data = self.volumes.path(&name);
-                let src = mounts::inside(&rootfs, &m.destination).filter(|s| {
-                    s.is_dir() && !mounts::is_empty_dir(s) && mounts::is_empty_dir(&data)
-                });
-                if let Some(src) = src {
-                    mounts::copy_tree(&src, &data).map_err(io_err(format!(
-                        "copying {} of container {} into volume {name}",
-                        m.destination, c.name
-                    )))?;
-                }
+                copies.push((m.destination.clone(), self.volumes.path(&name), name));
             }
             oci_mounts.push(mounts::oci_mount(m, |n| {
                 self.volumes.path(n).display().to_string()
             }));
         }
-        let ids = resolve_user(&rootfs, &c.user, &c.name)?;
-
-        let (net, etc_dir) = self.setup_network(id).await?;
-        crate::failpoint::hit("start:after-network");
+        let net = self.net_plan(id)?;
         let mut rlimits = Vec::new();
         for u in &c.options.ulimits {
             rlimits.push(
@@ -260,16 +344,13 @@ impl Engine {
             args: c.args.clone(),
             env: c.env.clone(),
             cwd: c.workdir.clone(),
-            user: ids,
+            user: Default::default(),
             hostname: c.hostname.clone(),
             terminal: c.options.tty,
             read_only_root: c.options.read_only,
-            netns: match &net {
-                SpecNet::Path(p) => Some(p.clone()),
-                SpecNet::Host => None,
-            },
-            host_network: net == SpecNet::Host,
-            etc_dir: Some(etc_dir.display().to_string()),
+            netns: None,
+            host_network: false,
+            etc_dir: None,
             mounts: oci_mounts,
             rlimits,
             host_nofile_hard: host_hard_limit("nofile"),
@@ -283,12 +364,6 @@ impl Engine {
             pids: c.options.pids_limit,
             cgroups_path: self.cgroups_path(id),
         };
-        let config = bundle.join("config.json");
-        fs::write(
-            &config,
-            serde_json::to_vec_pretty(&spec(&input)).expect("specs serialise"),
-        )
-        .map_err(io_err(format!("writing {}", config.display())))?;
         let rotation = Rotation {
             max_size: c
                 .options
@@ -302,7 +377,7 @@ impl Engine {
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(1),
         };
-        let shim_cfg = ShimConfig {
+        let cfg = ShimConfig {
             id: id.to_string(),
             bundle: bundle.clone(),
             state_dir: bundle.clone(),
@@ -320,8 +395,18 @@ impl Engine {
         };
         Ok(StartPlan {
             id: id.to_string(),
+            name: c.name.clone(),
+            stale: bundle.exists(),
+            undo: self.run_teardown(id),
+            bundle,
+            overlay,
+            copies,
+            input,
+            user: c.user.clone(),
+            net: Some(net),
+            wiring: self.wiring.clone(),
             shim: self.cfg.shim.clone(),
-            cfg: shim_cfg,
+            cfg,
             attach,
         })
     }

@@ -1,6 +1,7 @@
 //! The daemon's supervisor: waits for every live container's shim (by pidfd, adopted ones
 //! included), records each exit, and brings containers back by their restart policy after
-//! Docker's back-off. It holds the engine's lock only to record and restart, never to wait,
+//! Docker's back-off. It holds the engine's lock only to record and to plan a restart, never to
+//! wait or to prepare and spawn a run,
 //! and looks for new containers to watch when the engine wakes it (a start, a container left
 //! restarting), never on a timer.
 
@@ -13,7 +14,7 @@ use tokio::sync::Mutex;
 use tokio::task::JoinSet;
 
 use super::engine::Engine;
-use super::lifecycle::AfterExit;
+use super::lifecycle::{AfterExit, RestartStep};
 
 /// Runs until `shutdown` resolves. Containers keep running when it stops.
 pub async fn supervise(engine: Arc<Mutex<Engine>>, shutdown: impl Future<Output = ()>) {
@@ -99,7 +100,18 @@ async fn restart_loop(engine: Arc<Mutex<Engine>>, id: String, delay: Duration) -
     let mut delay = delay;
     loop {
         tokio::time::sleep(delay).await;
-        match engine.lock().await.restart_due(&id).await {
+        // The engine is held to plan and to record, not while the run is prepared and spawned.
+        let step = engine.lock().await.restart_begin(&id).await;
+        let ended = match step {
+            Ok(RestartStep::NotDue) => Ok(None),
+            Ok(RestartStep::Retry(next)) => Ok(Some(next)),
+            Ok(RestartStep::Run(plan)) => {
+                let outcome = plan.run().await;
+                engine.lock().await.restart_end(outcome).await
+            }
+            Err(e) => Err(e),
+        };
+        match ended {
             Ok(Some(next)) => delay = next,
             Ok(None) => return id,
             Err(e) => {

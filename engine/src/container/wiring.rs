@@ -1,7 +1,7 @@
 //! A container's network, wired through netcore before its process starts: its namespace
 //! file, the endpoint on its network (address, veth, routes, firewall DNAT), the host-local
 //! path of its published ports through portproxy, the embedded resolver's listener, and the
-//! /etc files it sees. [`Engine::teardown_network`] undoes all of it and is idempotent.
+//! /etc files it sees. [`Wiring::teardown`] undoes all of it and is idempotent.
 
 use std::collections::HashMap;
 use std::fs;
@@ -538,18 +538,6 @@ impl Engine {
         })
     }
 
-    /// Sets up `id`'s network with the engine held (a start the engine makes on its own). On
-    /// error the caller runs [`Engine::teardown_network`].
-    pub(super) async fn setup_network(
-        &mut self,
-        id: &str,
-    ) -> Result<(SpecNet, PathBuf), ContainerError> {
-        let plan = self.net_plan(id)?;
-        let out = self.wiring.lock().await.setup(plan).await;
-        self.reindex(id);
-        out
-    }
-
     /// What netcore is asked when container `c` joins a network from its namespace at `ns`.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn attach_request(
@@ -597,14 +585,6 @@ impl Engine {
             mac: None,
             ports,
         }
-    }
-
-    /// Removes everything [`Engine::setup_network`] made for `id`; keeps going past errors and
-    /// treats "already gone" as done.
-    pub(super) async fn teardown_network(&mut self, id: &str) {
-        let ns = self.netns_path(id);
-        self.wiring.lock().await.teardown(id, &ns).await;
-        self.reindex(id);
     }
 }
 

@@ -3,7 +3,7 @@
 //! list the user. Pure: the files' text comes in.
 
 /// The process's identity.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Ids {
     /// User ID.
     pub uid: u32,
