@@ -16,7 +16,7 @@ use tokio::sync::broadcast;
 
 use crate::api::error::ApiError;
 use crate::api::events::{EventFilter, parse_timestamp, to_json};
-use crate::server::AppState;
+use crate::routes::AppState;
 
 /// Events kept for replay (`since`).
 pub const RING: usize = 1024;

@@ -1,12 +1,9 @@
 //! berthd: serves the Docker Engine API (version 1.43, minimum 1.24) on a Unix socket over
 //! berth's engine. [`api`] holds the pure parts — request bodies to engine options, records to
-//! Docker's JSON, filters, errors to status codes — and [`server`] the routes that apply them.
+//! Docker's JSON, filters, errors to status codes — and [`routes`] the routes that apply them.
 
 pub mod api;
-pub mod archive;
 pub mod config;
 pub mod events;
-pub mod images;
-pub mod server;
-pub mod streams;
+pub mod routes;
 pub mod tls;

@@ -143,7 +143,7 @@ async fn main() -> anyhow::Result<()> {
     let events = berthd::events::Events::new();
     engine.set_event_sink(events.sink());
     let scratch = engine.config().exec_root.join("scratch");
-    let state = berthd::server::AppState::new(engine, scratch, events);
+    let state = berthd::routes::AppState::new(engine, scratch, events);
     let engine = state.engine.clone();
 
     // TCP first: once the socket exists, both listen.
@@ -176,7 +176,7 @@ async fn main() -> anyhow::Result<()> {
             let _ = rx.changed().await;
         }
     }));
-    let app = berthd::server::app(state);
+    let app = berthd::routes::app(state);
     let shutdown = async move {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .expect("signal handler");

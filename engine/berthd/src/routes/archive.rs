@@ -15,7 +15,7 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 
 use crate::api::error::ApiError;
-use crate::server::AppState;
+use crate::routes::AppState;
 
 /// Docker's header carrying the stat of the path.
 pub const STAT_HEADER: &str = "X-Docker-Container-Path-Stat";
@@ -37,10 +37,7 @@ fn path_param(q: &HashMap<String, String>) -> Result<String, ApiError> {
     }
 }
 
-fn flag(q: &HashMap<String, String>, k: &str) -> bool {
-    q.get(k)
-        .is_some_and(|v| matches!(v.as_str(), "1" | "true" | "True" | "yes"))
-}
+use super::query::flag;
 
 fn with_stat(mut resp: Response, stat: &PathStat) -> Response {
     if let Ok(v) = HeaderValue::from_str(&stat.header()) {
@@ -135,10 +132,7 @@ pub async fn archive_get(
             let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
         }
     });
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
-    let mut resp = Response::new(Body::from_stream(stream));
+    let mut resp = Response::new(super::body::channel_body(rx));
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/x-tar"),

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use engine::events::Event as EngineEvent;
@@ -16,9 +16,9 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 
 use crate::api::error::ApiError;
-use crate::server::AppState;
+use crate::routes::AppState;
 
-type Q = Query<HashMap<String, String>>;
+use super::Q;
 
 /// Progress lines kept in flight per operation; past it, byte-count updates are dropped (the
 /// status lines are few and always fit).
@@ -43,16 +43,9 @@ fn progress_stream(
             let _ = tx.send(l).await;
         }
     });
-    let lines = futures::stream::unfold(rx, |mut rx| async move {
-        let v = rx.recv().await?;
-        Some((
-            Ok::<_, std::convert::Infallible>(Bytes::from(format!("{v}\r\n"))),
-            rx,
-        ))
-    });
     (
         [(header::CONTENT_TYPE, "application/json")],
-        Body::from_stream(lines),
+        super::body::json_lines_body(rx),
     )
         .into_response()
 }
@@ -222,19 +215,18 @@ pub async fn image_save(
     })
     .await
     .map_err(|e| ApiError::internal(e.to_string()))??;
-    let stream = tokio_util_like(tokio::fs::File::from_std(file));
     Ok((
         [(header::CONTENT_TYPE, "application/x-tar")],
-        Body::from_stream(stream),
+        file_body(tokio::fs::File::from_std(file)),
     )
         .into_response())
 }
 
-fn tokio_util_like(
-    mut f: tokio::fs::File,
-) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
+/// The bytes of `f` as a body, read in 256 KiB chunks by a task as the client takes them.
+fn file_body(mut f: tokio::fs::File) -> Body {
     use tokio::io::AsyncReadExt;
-    async_stream(move |tx| async move {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
         let mut buf = vec![0u8; 256 * 1024];
         loop {
             match f.read(&mut buf).await {
@@ -254,17 +246,8 @@ fn tokio_util_like(
                 }
             }
         }
-    })
-}
-
-fn async_stream<F, Fut>(f: F) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>>
-where
-    F: FnOnce(tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
-    tokio::spawn(f(tx));
-    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|v| (v, rx)) })
+    });
+    super::body::channel_body(rx)
 }
 
 fn percent_decode(s: &str) -> String {

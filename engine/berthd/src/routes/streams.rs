@@ -8,7 +8,7 @@ use std::os::unix::net::UnixStream as StdUnixStream;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use engine::container::{ContainerError, ExecOptions};
@@ -19,7 +19,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{Mutex, oneshot};
 
 use crate::api::error::ApiError;
-use crate::server::AppState;
+use crate::routes::AppState;
 
 /// Attachments made before their container started (the docker CLI attaches, then starts).
 pub type Pending =
@@ -55,12 +55,9 @@ const MAX_EXECS: usize = 1024;
 /// forgotten).
 pub type Execs = Arc<Mutex<HashMap<String, ExecRecord>>>;
 
-type Q = Query<HashMap<String, String>>;
+use super::Q;
 
-fn flag(q: &HashMap<String, String>, k: &str) -> bool {
-    q.get(k)
-        .is_some_and(|v| matches!(v.as_str(), "1" | "true" | "True" | "yes"))
-}
+use super::query::flag;
 
 fn upgraded_response(tty: bool) -> Response {
     let ct = if tty {
@@ -229,7 +226,7 @@ pub async fn start_with_pending(st: &AppState, id: &str) -> Result<bool, ApiErro
     let Some((first, tx)) = waiting.next() else {
         return Ok(false);
     };
-    let started = crate::server::start_unlocked(st, id, Some(first.clone())).await?;
+    let started = crate::routes::containers::start_unlocked(st, id, Some(first.clone())).await?;
     let e = st.engine.lock().await;
     let s = match started {
         Some(s) => s,

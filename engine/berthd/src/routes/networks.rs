@@ -1,0 +1,157 @@
+//! Network routes: the network manager through the wiring's lock (never the engine's), and
+//! connect/disconnect through the engine.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use engine::events::Event;
+use serde_json::{Value, json};
+
+use super::{ApiResult, AppState, Q, json_response, no_content};
+use crate::api::error::ApiError;
+use crate::api::{create, filters};
+
+/// `POST /networks/prune`: user-defined networks without endpoints.
+pub(crate) async fn network_prune(State(st): State<AppState>, q: Q) -> ApiResult {
+    filters::parse(q.get("filters").map(String::as_str), &[])?;
+    let mut w = st.wiring.lock().await;
+    let unused: Vec<String> = w
+        .networks()
+        .list()
+        .into_iter()
+        .map(|n| n.name)
+        .filter(|n| !matches!(n.as_str(), "bridge" | "host" | "none"))
+        .collect();
+    let mut deleted = Vec::new();
+    for n in unused {
+        if w.networks().endpoints_of(&n).next().is_some() {
+            continue;
+        }
+        let ev = network_event(w.networks().find(&n)?, "destroy");
+        if w.networks().remove(&n).await.is_ok() {
+            st.events.publish(ev);
+            deleted.push(n);
+        }
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        json!({"NetworksDeleted": deleted}),
+    ))
+}
+
+pub(crate) async fn network_list(State(st): State<AppState>, q: Q) -> ApiResult {
+    let f = filters::parse(q.get("filters").map(String::as_str), filters::NETWORK_KEYS)?;
+    let mut w = st.wiring.lock().await;
+    let list = serde_json::to_value(w.networks().list())
+        .map_err(|err| ApiError::internal(err.to_string()))?;
+    let list: Vec<Value> = list
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|n| {
+            filters::object_matches(&f, n, |k, want| match k {
+                "type" => {
+                    let builtin = matches!(n["Name"].as_str(), Some("bridge" | "host" | "none"));
+                    (want == "builtin") == builtin && matches!(want, "builtin" | "custom")
+                }
+                "scope" => n["Scope"].as_str().unwrap_or("local") == want,
+                _ => false,
+            })
+        })
+        .collect();
+    Ok(json_response(StatusCode::OK, Value::Array(list)))
+}
+
+pub(crate) async fn network_inspect(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let mut w = st.wiring.lock().await;
+    let n = w.networks().inspect(&id)?;
+    Ok(json_response(
+        StatusCode::OK,
+        serde_json::to_value(n).map_err(|err| ApiError::internal(err.to_string()))?,
+    ))
+}
+
+pub(crate) async fn network_create(State(st): State<AppState>, body: Bytes) -> ApiResult {
+    let req = crate::api::network::parse_create(&body)?;
+    let n = st.wiring.lock().await.networks().create(req).await?;
+    st.events.publish(network_event(&n, "create"));
+    Ok(json_response(
+        StatusCode::CREATED,
+        json!({"Id": n.id, "Warning": ""}),
+    ))
+}
+
+pub(crate) async fn network_delete(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let mut w = st.wiring.lock().await;
+    let ev = network_event(w.networks().find(&id)?, "destroy");
+    let name = ev.attributes["name"].clone();
+    let users: Vec<String> = w
+        .networks()
+        .endpoints_of(&name)
+        .map(|ep| ep.container_name.clone())
+        .collect();
+    if !users.is_empty() {
+        return Err(ApiError::conflict(format!(
+            "error while removing network: network {name} has active endpoints ({})",
+            users.join(", ")
+        )));
+    }
+    w.networks().remove(&id).await?;
+    st.events.publish(ev);
+    Ok(no_content())
+}
+
+pub(crate) fn network_event(n: &netcore::network::Network, action: &str) -> Event {
+    Event::network(&n.id, action, &n.name, n.driver.name(), None)
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default, rename_all = "PascalCase")]
+pub(crate) struct Connect {
+    container: String,
+    endpoint_config: Option<create::EndpointConfig>,
+    force: bool,
+}
+
+pub(crate) async fn network_connect(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let req: Connect = serde_json::from_slice(&body)
+        .map_err(|err| ApiError::bad(format!("invalid connect request: {err}")))?;
+    let ep = req.endpoint_config.unwrap_or_default();
+    let ip = ep
+        .ipam_config
+        .map(|i| i.ipv4_address)
+        .filter(|s| !s.is_empty());
+    st.engine
+        .lock()
+        .await
+        .connect(&req.container, &id, ep.aliases.unwrap_or_default(), ip)
+        .await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+pub(crate) async fn network_disconnect(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let req: Connect = serde_json::from_slice(&body)
+        .map_err(|err| ApiError::bad(format!("invalid disconnect request: {err}")))?;
+    st.engine
+        .lock()
+        .await
+        .disconnect(&req.container, &id, req.force)
+        .await?;
+    Ok(StatusCode::OK.into_response())
+}
