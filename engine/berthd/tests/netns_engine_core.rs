@@ -552,6 +552,70 @@ fn netns_engine_core_the_port_proxy_outlives_berthd() {
     assert_eq!(proxied(&d), Vec::<serde_json::Value>::new());
 }
 
+fn inspect(d: &Berthd, name: &str, format: &str) -> String {
+    let o = docker_within(&d.sock, 15, &["inspect", "-f", format, name]);
+    text(&o).1
+}
+
+/// Waits until `name` is in the middle of a restart by its policy: counted, not yet running
+/// (berthd holds each restart 1.5 s between its network and its process).
+fn in_restart_window(d: &Berthd, name: &str) {
+    wait_until(&format!("{name} is being restarted"), 30, || {
+        inspect(d, name, "{{.RestartCount}} {{.State.Status}}")
+            .split_once(' ')
+            .is_some_and(|(n, st)| n.parse::<u32>().is_ok_and(|n| n >= 1) && st == "restarting")
+    });
+}
+
+#[test]
+fn netns_engine_core_stop_and_rm_are_ordered_with_a_restart_by_policy() {
+    if !netns_support::enabled("netns_engine_core_stop_and_rm_are_ordered_with_a_restart_by_policy")
+    {
+        return;
+    }
+    let mut d = Berthd::start();
+    let empty = footprint(&d);
+    d.set_env(&[("BERTH_FAILPOINTS", "start:after-network=sleep(1500)")]);
+    d.restart();
+    // Fails its first run, then (restarted) runs on: a restart that is not undone shows.
+    let looper = |name: &str| {
+        d.ok(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--restart",
+            "always",
+            IMAGE,
+            "sh",
+            "-c",
+            "[ -e /ran ] && exec sleep 1000; : > /ran; exit 1",
+        ]);
+    };
+
+    // docker stop while a restart is under way: the container stays stopped once the
+    // restart's run is ready (Docker's stop wins over its restart manager).
+    looper("looper");
+    in_restart_window(&d, "looper");
+    d.ok(&["stop", "looper"]);
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(state(&d, "looper"), "exited");
+    let count = inspect(&d, "looper", "{{.RestartCount}}");
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(state(&d, "looper"), "exited", "restarted after a stop");
+    assert_eq!(inspect(&d, "looper", "{{.RestartCount}}"), count);
+
+    // docker rm -f while a restart is under way: it waits for the restart, then removes
+    // (no conflict), and nothing of either is left.
+    looper("looper2");
+    in_restart_window(&d, "looper2");
+    let o = docker_within(&d.sock, 20, &["rm", "-f", "looper2"]);
+    assert!(o.status.success(), "rm -f during a restart: {:?}", text(&o));
+    assert_eq!(state(&d, "looper2"), "gone");
+    d.ok(&["rm", "-f", "looper"]);
+    assert_eq!(footprint(&d), empty);
+}
+
 /// Runs `args` with berthd armed to die at `failpoint`, checks that it died there, and starts
 /// it again unarmed.
 fn crash_at(d: &mut Berthd, failpoint: &str, args: &[&str]) {
@@ -671,5 +735,19 @@ fn netns_engine_core_a_crash_at_any_step_leaves_things_consistent() {
     assert_eq!(blobs(), without, "a load cut short left blobs");
     let loaded = d.ok(&["load", "-i", &saved.to_string_lossy()]);
     assert!(loaded.contains("crash/img:1"), "{loaded}");
+
+    // A pull cut short after its blobs were written, before its record: the same.
+    let reg = Registry::start();
+    let pulled = format!("127.0.0.1:{}/crash/pulled:1", reg.port);
+    d.ok(&["tag", "crash/img:1", &pulled]);
+    d.ok(&["push", &pulled]);
+    d.ok(&["rmi", &pulled, "crash/img:1"]);
+    assert_eq!(blobs(), without);
+    crash_at(&mut d, "image:before-record", &["pull", "-q", &pulled]);
+    let o = d.docker(&["image", "inspect", &pulled]);
+    assert!(!o.status.success(), "a pull cut short left an image");
+    assert_eq!(blobs(), without, "a pull cut short left blobs");
+    d.ok(&["pull", "-q", &pulled]);
+    d.ok(&["image", "inspect", &pulled]);
     assert_eq!(footprint(&d), empty);
 }

@@ -438,6 +438,17 @@ impl Engine {
         Ok(self.states[&id].subscribe())
     }
 
+    /// While container `what` is between the first and last step of a start: a receiver of its
+    /// state, which changes when the start is recorded (succeeded or failed). Callers that must
+    /// not act on a container being started wait on it without the engine, then look again.
+    pub fn starting_watch(&self, what: &str) -> Option<watch::Receiver<Published>> {
+        let id = self.resolve(what).ok()?;
+        if !self.starting.contains(&id) {
+            return None;
+        }
+        self.states.get(&id).map(watch::Sender::subscribe)
+    }
+
     /// Notified when a container starts running or is left restarting (the supervisor
     /// waits on it between its looks).
     pub fn supervise_wake(&self) -> Arc<Notify> {

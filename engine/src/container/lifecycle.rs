@@ -76,7 +76,7 @@ impl StopPlan {
     }
 
     /// Reports `action` on the container, with `extra` attributes, as happening now.
-    fn report(&self, action: &str, extra: &[(&str, String)]) {
+    pub(super) fn report(&self, action: &str, extra: &[(&str, String)]) {
         if let Some((sink, ev)) = &self.events {
             let mut attributes = ev.attributes.clone();
             for (k, v) in extra {
@@ -146,6 +146,7 @@ impl Engine {
     pub(super) fn run_teardown(&self, id: &str) -> RunTeardown {
         RunTeardown {
             id: id.to_string(),
+            container_dir: None,
             ns: self.netns_path(id),
             bundle: self.bundle(id),
             execs: self.execs_dir(id),
@@ -468,13 +469,33 @@ impl Engine {
     }
 
     /// `docker rm [-f] [-v]`: `force` kills a live container first; `volumes` also removes its
-    /// anonymous volumes. Leaves no mount, namespace, link, rule, cgroup or process behind.
+    /// anonymous volumes. Leaves no mount, namespace, link, rule, cgroup or process behind. The
+    /// engine is held throughout; a daemon takes the steps ([`Engine::remove_begin`],
+    /// [`RemovePlan::stop`], [`Engine::remove_mark`], [`RunTeardown::run`],
+    /// [`Engine::remove_finish`]) and lets it go while the process dies and the run is undone.
     pub async fn remove(
         &mut self,
         what: &str,
         force: bool,
         volumes: bool,
     ) -> Result<(), ContainerError> {
+        let plan = self.remove_begin(what, force, volumes)?;
+        if let Some(stop) = plan.stop() {
+            stop.wait().await?;
+        }
+        let undo = self.remove_mark(&plan)?;
+        let removed = undo.run_and_remove().await;
+        self.remove_finish(plan, removed)
+    }
+
+    /// The first step of a removal: Docker's checks, and with `force` a live container's
+    /// SIGKILL planned (wait for it with [`RemovePlan::stop`]).
+    pub fn remove_begin(
+        &mut self,
+        what: &str,
+        force: bool,
+        volumes: bool,
+    ) -> Result<RemovePlan, ContainerError> {
         let id = self.resolve(what)?;
         let c = &self.containers[&id];
         check(
@@ -483,42 +504,58 @@ impl Engine {
             &c.name,
         )?;
         self.refuse_while_starting(&id, "removed")?;
-        if c.state.status.is_live() {
-            // rm -f: SIGKILL at once (a zero timeout), as Docker.
-            if let Some(plan) = self.stop_begin(&id, Some(Duration::ZERO))? {
-                plan.wait().await?;
-                // Its exit is not recorded (the container goes), but it is reported.
-                let code = shim::read_exit(&self.bundle(&id)).map_or(137, |r| r.exit_code);
-                plan.report("die", &[("exitCode", code.to_string())]);
-            }
+        // rm -f: SIGKILL at once (a zero timeout), as Docker.
+        let stop = if c.state.status.is_live() {
+            self.stop_begin(&id, Some(Duration::ZERO))?
+        } else {
+            None
+        };
+        Ok(RemovePlan { id, stop, volumes })
+    }
+
+    /// The second step, once the process is gone: its death reported, the container marked
+    /// for removal (recorded: an engine that dies from here on finishes the removal when it
+    /// starts again, and nothing starts or connects it meanwhile), and how to undo its run.
+    pub fn remove_mark(&mut self, plan: &RemovePlan) -> Result<RunTeardown, ContainerError> {
+        let id = &plan.id;
+        if !self.containers.contains_key(id) {
+            return Err(ContainerError::NotFound(id.clone()));
         }
-        self.set_state(&id, |s| {
+        if let Some(stop) = &plan.stop {
+            // Its exit is not recorded (the container goes), but it is reported.
+            let code = shim::read_exit(&self.bundle(id)).map_or(137, |r| r.exit_code);
+            stop.report("die", &[("exitCode", code.to_string())]);
+        }
+        self.set_state(id, |s| {
             s.status = Status::Removing;
-            s.remove_volumes = volumes;
+            s.remove_volumes = plan.volumes;
         })?;
         crate::failpoint::hit("rm:after-marking");
-        self.teardown_run(&id).await;
+        let mut undo = self.run_teardown(id);
+        undo.container_dir = Some(self.dir(id));
+        Ok(undo)
+    }
+
+    /// The last step, after [`RunTeardown::run_and_remove`]: the record dropped (waiters
+    /// told), the layers released, anonymous volumes removed with `-v`. When the container's
+    /// directory could not be removed, it is recorded dead and the error returned.
+    pub fn remove_finish(
+        &mut self,
+        plan: RemovePlan,
+        removed: std::io::Result<()>,
+    ) -> Result<(), ContainerError> {
         crate::failpoint::hit("rm:after-teardown");
-        let c = self.containers[&id].clone();
-        let dir = self.dir(&id);
-        if let Err(e) = rootfs::unmount(&dir) {
-            tracing::warn!(container = %c.name, error = %e, "unmounting");
+        let id = plan.id;
+        let Some(c) = self.containers.get(&id).cloned() else {
+            return Err(ContainerError::NotFound(id));
+        };
+        if let Err(e) = removed {
+            let _ = self.set_state(&id, |s| s.status = Status::Dead);
+            return Err(ContainerError::Io {
+                what: format!("removing container {}: {}", c.name, self.dir(&id).display()),
+                source: e,
+            });
         }
-        fs::remove_dir_all(&dir)
-            .or_else(|e| {
-                if e.kind() == std::io::ErrorKind::NotFound {
-                    Ok(())
-                } else {
-                    Err(e)
-                }
-            })
-            .map_err(|e| {
-                let _ = self.set_state(&id, |s| s.status = Status::Dead);
-                ContainerError::Io {
-                    what: format!("removing container {}: {}", c.name, dir.display()),
-                    source: e,
-                }
-            })?;
         self.containers.remove(&id);
         self.reindex(&id);
         if self.removed.len() >= REMOVED_KEPT {
@@ -529,7 +566,7 @@ impl Engine {
         self.states.remove(&id);
         self.images.release(&id);
         self.emit(|| Event::container(&c, "destroy", &[]));
-        if volumes {
+        if plan.volumes {
             for m in c.mounts.iter().filter(|m| m.anonymous) {
                 if let Some(n) = &m.name {
                     let users = self.volume_users(n);
@@ -728,6 +765,26 @@ impl Engine {
     }
 }
 
+/// A removal between its steps (see [`Engine::remove`]).
+#[derive(Debug)]
+pub struct RemovePlan {
+    id: String,
+    stop: Option<StopPlan>,
+    volumes: bool,
+}
+
+impl RemovePlan {
+    /// The container.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The SIGKILL of a live container, to wait for before [`Engine::remove_mark`].
+    pub fn stop(&self) -> Option<&StopPlan> {
+        self.stop.as_ref()
+    }
+}
+
 /// The first step of a restart by policy.
 #[derive(Debug)]
 pub enum RestartStep {
@@ -744,8 +801,10 @@ pub enum RestartStep {
 /// engine; only the owner of the container's run (a start between its steps, the engine
 /// holding itself) runs it.
 #[derive(Debug)]
-pub(super) struct RunTeardown {
+pub struct RunTeardown {
     id: String,
+    /// With a removal: the container's own directory (record, logs, /etc files) goes too.
+    container_dir: Option<PathBuf>,
     ns: PathBuf,
     bundle: PathBuf,
     execs: PathBuf,
@@ -755,8 +814,29 @@ pub(super) struct RunTeardown {
 }
 
 impl RunTeardown {
+    /// [`RunTeardown::run`], then (for a removal) the container's directory; whether that
+    /// could be removed.
+    pub async fn run_and_remove(&self) -> std::io::Result<()> {
+        self.run().await;
+        let Some(dir) = self.container_dir.clone() else {
+            return Ok(());
+        };
+        let name = self.id.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = rootfs::unmount(&dir) {
+                tracing::warn!(container = %name, error = %e, "unmounting");
+            }
+            match fs::remove_dir_all(&dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            }
+        })
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))?
+    }
+
     /// Idempotent, best effort: keeps going past errors, "already gone" is done.
-    pub(super) async fn run(&self) {
+    pub async fn run(&self) {
         self.wiring.lock().await.teardown(&self.id, &self.ns).await;
         let (id, bundle, execs, cgroup, runtime) = (
             self.id.clone(),

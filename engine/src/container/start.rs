@@ -117,6 +117,11 @@ impl StartPlan {
             rootfs::mount_overlay(&overlay, &rootfs)
                 .map_err(io_err(format!("container {name}")))?;
             for (dest, data, volume) in copies {
+                // Two containers starting on one new volume: one copies, the other finds it
+                // filled (the check and the copy under the volume's lock).
+                let _lock = lock_dir(&data).map_err(io_err(format!(
+                    "locking volume {volume} of container {name}"
+                )))?;
                 let src = mounts::inside(&rootfs, &dest).filter(|s| {
                     s.is_dir() && !mounts::is_empty_dir(s) && mounts::is_empty_dir(&data)
                 });
@@ -132,7 +137,7 @@ impl StartPlan {
         .map_err(|e| ContainerError::Invalid(format!("preparing the root file system: {e}")))??;
         let net = self.net.take().expect("a plan is run once");
         let (net, etc_dir) = self.wiring.lock().await.setup(net).await?;
-        crate::failpoint::hit("start:after-network");
+        crate::failpoint::pause("start:after-network").await;
         let input = &mut self.input;
         input.user = ids;
         input.netns = match &net {
@@ -270,6 +275,20 @@ impl Engine {
         if !self.containers.contains_key(&id) {
             self.teardown_run(&id).await;
             return Err(ContainerError::NotFound(id));
+        }
+        if outcome.result.is_ok() && self.containers[&id].state.stopped_by_user {
+            // Stopped by its user while a restart by policy was under way (`docker stop` of a
+            // restarting container): the new run is ended, the container stays stopped.
+            self.teardown_run(&id).await;
+            let _ = self.set_state(&id, |s| {
+                s.status = Status::Exited;
+                s.pid = 0;
+                s.shim_pid = 0;
+            });
+            return Err(ContainerError::Conflict(format!(
+                "container {} was stopped while it was being restarted",
+                self.containers[&id].name
+            )));
         }
         match outcome.result {
             Ok(spawned) => {
@@ -410,4 +429,15 @@ impl Engine {
             attach,
         })
     }
+}
+
+/// An exclusive flock on directory `dir`, held until the file is dropped (blocking).
+fn lock_dir(dir: &std::path::Path) -> std::io::Result<fs::File> {
+    use std::os::fd::AsRawFd;
+    let f = fs::File::open(dir)?;
+    // SAFETY: flock on a descriptor this function owns; no memory is passed.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(f)
 }

@@ -292,7 +292,7 @@ impl Wiring {
         ports: &[PortSpec],
     ) -> Result<(), ContainerError> {
         let mut chosen = Vec::new();
-        let mut done = 0;
+        let (mut done, mut restarts) = (0, 0);
         while done < ports.len() {
             let spec = &ports[done];
             let req = Request::Publish {
@@ -302,6 +302,12 @@ impl Wiring {
             };
             let (reached, info) = self.proxy_call(&req, Some(id)).await?;
             if reached == Reached::Started && done > 0 {
+                restarts += 1;
+                if restarts > 2 {
+                    return Err(ContainerError::PortProxy(
+                        "the port proxy keeps exiting; see proxy.log in the exec root".into(),
+                    ));
+                }
                 // The proxy that had this container's first specs is gone: all of them again.
                 for pid in info.iter().map(|p| p.id) {
                     let _ = self.proxy.call_live(&Request::Unpublish { id: pid }).await;

@@ -61,7 +61,7 @@ pub async fn archive_head(
     q: Q,
 ) -> Result<Response, ApiError> {
     let path = path_param(&q)?;
-    let root = st.engine.lock().await.archive_root(&id)?;
+    let root = st.engine_unless_starting(&id).await.archive_root(&id)?;
     let stat = blocking(move || root.stat(&path).map_err(api_error)).await?;
     Ok(with_stat(StatusCode::OK.into_response(), &stat))
 }
@@ -109,7 +109,7 @@ pub async fn archive_get(
 ) -> Result<Response, ApiError> {
     let path = path_param(&q)?;
     let root = {
-        let e = st.engine.lock().await;
+        let e = st.engine_unless_starting(&id).await;
         let root = e.archive_root(&id)?;
         e.emit_container(&id, "archive-path", &[]);
         root
@@ -174,7 +174,7 @@ pub async fn archive_put(
     let path = path_param(&q)?;
     let preserve = flag(&q, "copyUIDGID");
     let root = {
-        let e = st.engine.lock().await;
+        let e = st.engine_unless_starting(&id).await;
         let root = e.archive_root(&id)?;
         e.emit_container(&id, "extract-to-dir", &[]);
         root

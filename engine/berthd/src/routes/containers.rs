@@ -245,12 +245,31 @@ pub(crate) async fn container_delete(
     q: Q,
 ) -> ApiResult {
     let full = st.resolve(&id)?;
-    let _op = st.container_op(&full).await;
-    let mut e = st.engine.lock().await;
-    e.remove(&full, flag(&q, "force"), flag(&q, "v")).await?;
-    drop(e);
-    // Attachments waiting for it to start end (their senders drop).
-    st.pending.lock().await.remove(&full);
+    let (force, volumes) = (flag(&q, "force"), flag(&q, "v"));
+    let task = {
+        let (st, full) = (st.clone(), full.clone());
+        // A task of its own: a client hanging up never leaves a removal half done. The engine
+        // is held only for each step's bookkeeping, not while the process dies or the run is
+        // undone.
+        tokio::spawn(async move {
+            let _op = st.container_op(&full).await;
+            let plan = st
+                .engine_unless_starting(&full)
+                .await
+                .remove_begin(&full, force, volumes)?;
+            if let Some(stop) = plan.stop() {
+                stop.wait().await?;
+            }
+            let undo = st.engine.lock().await.remove_mark(&plan)?;
+            let removed = undo.run_and_remove().await;
+            st.engine.lock().await.remove_finish(plan, removed)?;
+            // Attachments waiting for it to start end (their senders drop).
+            st.pending.lock().await.remove(&full);
+            Ok::<_, ApiError>(())
+        })
+    };
+    task.await
+        .map_err(|e| ApiError::internal(format!("removing {e}")))??;
     Ok(no_content())
 }
 

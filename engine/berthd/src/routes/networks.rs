@@ -133,8 +133,7 @@ pub(crate) async fn network_connect(
         .ipam_config
         .map(|i| i.ipv4_address)
         .filter(|s| !s.is_empty());
-    st.engine
-        .lock()
+    st.engine_unless_starting(&req.container)
         .await
         .connect(&req.container, &id, ep.aliases.unwrap_or_default(), ip)
         .await?;
@@ -148,8 +147,7 @@ pub(crate) async fn network_disconnect(
 ) -> ApiResult {
     let req: Connect = serde_json::from_slice(&body)
         .map_err(|err| ApiError::bad(format!("invalid disconnect request: {err}")))?;
-    st.engine
-        .lock()
+    st.engine_unless_starting(&req.container)
         .await
         .disconnect(&req.container, &id, req.force)
         .await?;

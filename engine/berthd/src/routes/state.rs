@@ -96,6 +96,22 @@ impl AppState {
         Ok(self.containers().resolve(what)?.to_string())
     }
 
+    /// The engine, once container `id` is not between the steps of a start (a restart by its
+    /// policy, which does not take [`AppState::container_op`]): removal, connect and `cp` wait
+    /// for the start to be recorded, as they would behind Docker's container lock, instead of
+    /// being refused. Waits on the container's state, never polls.
+    pub async fn engine_unless_starting(&self, id: &str) -> tokio::sync::MutexGuard<'_, Engine> {
+        loop {
+            let e = self.engine.lock().await;
+            let Some(mut rx) = e.starting_watch(id) else {
+                return e;
+            };
+            drop(e);
+            // A change is the start recorded; a closed channel is the container removed.
+            let _ = rx.changed().await;
+        }
+    }
+
     /// Orders requests on container `id` as Docker's container lock does: start, stop,
     /// restart, kill, pause, unpause and rm hold it for their whole length, so an `rm -f`
     /// waits for a start to finish, while requests on other containers never wait for it.

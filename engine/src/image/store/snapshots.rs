@@ -32,12 +32,15 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
+/// Numbers the temporary directories of unpacks: process-wide, so two stores open on one root
+/// in one process (a store reopened while a cancelled pull's unpack still runs on the
+/// blocking pool) never share one.
+static NEXT: AtomicU64 = AtomicU64::new(0);
+
 /// The snapshot directories.
 #[derive(Debug)]
 pub struct Snapshots {
     root: PathBuf,
-    /// Makes verify directories unique within the process.
-    next: AtomicU64,
 }
 
 /// Why a snapshot operation failed.
@@ -105,10 +108,7 @@ impl Snapshots {
             path: dir.clone(),
             source,
         })?;
-        Ok(Snapshots {
-            root: dir,
-            next: AtomicU64::new(0),
-        })
+        Ok(Snapshots { root: dir })
     }
 
     /// The directory of snapshot `chain_id`.
@@ -152,7 +152,7 @@ impl Snapshots {
         if self.has(chain_id) {
             return Ok(None);
         }
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let tmp = self.root.join(format!(
             ".{}.verify-{}-{n}",
             chain_id.hex,
@@ -261,7 +261,7 @@ impl Snapshots {
         {
             return Ok(path.to_path_buf());
         }
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let to = self.root.join(format!("{TRASH}{}-{n}", std::process::id()));
         fs::rename(path, &to).map_err(|source| SnapshotError::Io {
             path: path.to_path_buf(),
