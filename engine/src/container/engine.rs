@@ -109,8 +109,10 @@ pub struct Engine {
     /// Woken when a container starts running or is left restarting: the supervisor then
     /// watches it at once (it never rescans on a timer).
     pub(super) supervise_wake: Arc<Notify>,
-    /// Containers between the first and the last step of a start (see `start.rs`).
-    pub(super) starting: BTreeSet<String>,
+    /// Containers whose run is being set up (between the first and the last step of a start,
+    /// see `start.rs`) or undone after an exit (`Engine::exit_begin`): busy, nothing else
+    /// changes their run meanwhile.
+    pub(super) busy: BTreeSet<String>,
     /// What readers see of the containers, published after every change (see [`Index`]).
     pub(super) index: watch::Sender<Arc<Index>>,
     _lock: fs::File,
@@ -229,7 +231,7 @@ impl Engine {
             events: None,
             states,
             supervise_wake: Arc::new(Notify::new()),
-            starting: BTreeSet::new(),
+            busy: BTreeSet::new(),
             index: watch::Sender::new(Arc::default()),
             _lock: lock,
         };
@@ -438,12 +440,23 @@ impl Engine {
         Ok(self.states[&id].subscribe())
     }
 
-    /// While container `what` is between the first and last step of a start: a receiver of its
+    /// Ends a start's or an exit's busy window on `id` and tells whoever waits for it
+    /// ([`Engine::starting_watch`]), also when its state did not change.
+    pub(super) fn end_busy(&mut self, id: &str) {
+        if self.busy.remove(id) {
+            if let Some(tx) = self.states.get(id) {
+                tx.send_modify(|_| {});
+            }
+        }
+    }
+
+    /// While container `what` is between the first and last step of a start, or an exit's run
+    /// is being undone: a receiver of its
     /// state, which changes when the start is recorded (succeeded or failed). Callers that must
     /// not act on a container being started wait on it without the engine, then look again.
     pub fn starting_watch(&self, what: &str) -> Option<watch::Receiver<Published>> {
         let id = self.resolve(what).ok()?;
-        if !self.starting.contains(&id) {
+        if !self.busy.contains(&id) {
             return None;
         }
         self.states.get(&id).map(watch::Sender::subscribe)

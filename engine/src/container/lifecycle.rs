@@ -38,7 +38,8 @@ const KILL_WAIT: Duration = Duration::from_secs(30);
 pub struct StopPlan {
     /// The container.
     pub id: String,
-    /// Its shim (pass it to [`Engine::on_exit`] once [`StopPlan::wait`] returns).
+    /// Its shim (pass the plan to [`Engine::stop_finish`] or [`Engine::stop_record`] once
+    /// [`StopPlan::wait`] returns).
     pub shim_pid: i32,
     timeout: Duration,
     watch: Option<ExitWatch>,
@@ -167,19 +168,36 @@ impl Engine {
         ExitWatch::new(s.shim_pid).map_err(io_err(format!("watching the shim of {id}")))
     }
 
-    /// Records that a container's process ended (its shim has exited): reads the exit record,
-    /// records it, cleans up, and applies `--rm` or the restart policy. `shim_pid`: the shim
-    /// that ended, when known; a container already running again under another shim (a restart
-    /// that raced the caller) is left alone.
+    /// Records the exit of container `id` (whose shim was `shim_pid`, when known: a later run
+    /// is not mistaken for it), undoes its run and applies `--rm` or the restart policy. The
+    /// engine is held throughout; a daemon takes the steps ([`Engine::exit_begin`],
+    /// [`RunTeardown::run`], [`Engine::exit_finish`]) and lets it go while the run is undone.
     pub async fn on_exit(
         &mut self,
         id: &str,
         shim_pid: Option<i32>,
     ) -> Result<AfterExit, ContainerError> {
+        match self.exit_begin(id, shim_pid)? {
+            ExitStep::Done(after) => Ok(after),
+            ExitStep::Teardown(plan) => {
+                plan.undo.run().await;
+                self.exit_finish(*plan).await
+            }
+        }
+    }
+
+    /// The first step of an exit: the exit code, OOM kill and end recorded (a crash from here
+    /// on leaves an exited record whose leftovers the next engine's sweep removes), `die`
+    /// reported, and the container marked busy until [`Engine::exit_finish`] (a start waits).
+    pub fn exit_begin(
+        &mut self,
+        id: &str,
+        shim_pid: Option<i32>,
+    ) -> Result<ExitStep, ContainerError> {
         let id = self.resolve(id)?;
         let s = &self.containers[&id].state;
         if !s.status.is_live() || shim_pid.is_some_and(|p| p != s.shim_pid) {
-            return Ok(AfterExit::Exited(s.exit_code));
+            return Ok(ExitStep::Done(AfterExit::Exited(s.exit_code)));
         }
         let record = shim::read_exit(&self.bundle(&id));
         let (code, oom, finished) = match &record {
@@ -197,7 +215,9 @@ impl Engine {
         let auto_remove = c.options.auto_remove;
         let prev = (c.state.backoff_ms > 0).then(|| Duration::from_millis(c.state.backoff_ms));
         let delay = next_delay(prev, ran_for);
-        self.set_state(&id, |s| {
+        // Busy before the record is published: whoever the record wakes sees it busy.
+        self.busy.insert(id.clone());
+        let recorded = self.set_state(&id, |s| {
             s.exit_code = code;
             s.oom_killed = oom;
             s.finished_at = finished;
@@ -212,7 +232,12 @@ impl Engine {
             } else {
                 s.status = Status::Exited;
             }
-        })?;
+        });
+        if let Err(e) = recorded {
+            // Known in memory all the same: the run is undone; the next engine reads the record
+            // it could not write as live and finds the shim gone.
+            tracing::error!(container = %id, error = %e, "recording an exit");
+        }
         let c = &self.containers[&id];
         if oom {
             self.emit(|| Event::container(c, "oom", &[]));
@@ -227,18 +252,32 @@ impl Engine {
                 ],
             )
         });
-        // Recorded first: a crash from here on leaves an exited record whose leftovers the
-        // next engine's sweep removes.
-        self.teardown_run(&id).await;
-        if auto_remove {
-            self.remove(&id, true, true).await?;
-            return Ok(AfterExit::Removed(code));
+        Ok(ExitStep::Teardown(Box::new(ExitPlan {
+            undo: self.run_teardown(&id),
+            id,
+            code,
+            auto_remove,
+            after: if restart {
+                AfterExit::Restart(delay)
+            } else {
+                AfterExit::Exited(code)
+            },
+        })))
+    }
+
+    /// The last step of an exit, once its run is undone: the container is no longer busy, and
+    /// `--rm` removes it.
+    pub async fn exit_finish(&mut self, plan: ExitPlan) -> Result<AfterExit, ContainerError> {
+        self.end_busy(&plan.id);
+        if !self.containers.contains_key(&plan.id) {
+            return Ok(plan.after);
         }
-        Ok(if restart {
-            AfterExit::Restart(delay)
-        } else {
-            AfterExit::Exited(code)
-        })
+        self.reindex(&plan.id);
+        if plan.auto_remove {
+            self.remove(&plan.id, true, true).await?;
+            return Ok(AfterExit::Removed(plan.code));
+        }
+        Ok(plan.after)
     }
 
     /// Starts a container whose restart back-off has elapsed, unless the user stopped or
@@ -388,6 +427,15 @@ impl Engine {
         let after = self.on_exit(&plan.id, Some(plan.shim_pid)).await?;
         plan.report("stop", &[]);
         Ok(after)
+    }
+
+    /// [`Engine::stop_finish`]'s first step, for a daemon: the exit recorded and the stop
+    /// reported; undo the run without the engine, then [`Engine::exit_finish`].
+    pub fn stop_record(&mut self, plan: &StopPlan) -> Result<ExitStep, ContainerError> {
+        crate::failpoint::hit("stop:before-record");
+        let step = self.exit_begin(&plan.id, Some(plan.shim_pid))?;
+        plan.report("stop", &[]);
+        Ok(step)
     }
 
     /// The first step of a stop: records that the user stopped it (restart policies hold
@@ -782,6 +830,32 @@ impl RemovePlan {
     /// The SIGKILL of a live container, to wait for before [`Engine::remove_mark`].
     pub fn stop(&self) -> Option<&StopPlan> {
         self.stop.as_ref()
+    }
+}
+
+/// What an exit leaves to do once recorded (see [`Engine::exit_begin`]).
+#[derive(Debug)]
+pub enum ExitStep {
+    /// Nothing: it was recorded already (by the supervisor or a stop, whichever came first).
+    Done(AfterExit),
+    /// Undo the run without the engine ([`ExitPlan::undo`]), then [`Engine::exit_finish`].
+    Teardown(Box<ExitPlan>),
+}
+
+/// An exit recorded, its run not yet undone.
+#[derive(Debug)]
+pub struct ExitPlan {
+    id: String,
+    code: i32,
+    auto_remove: bool,
+    after: AfterExit,
+    undo: RunTeardown,
+}
+
+impl ExitPlan {
+    /// What undoes the run.
+    pub fn undo(&self) -> &RunTeardown {
+        &self.undo
     }
 }
 

@@ -40,7 +40,9 @@ mod wiring;
 pub use engine::{Engine, EngineConfig, Published};
 pub use exec::{ExecOptions, ExecOutput, ExecSession};
 pub use index::{EndpointView, Entry, Index};
-pub use lifecycle::{AfterExit, RemovePlan, RestartStep, RunTeardown, StopPlan};
+pub use lifecycle::{
+    AfterExit, ExitPlan, ExitStep, RemovePlan, RestartStep, RunTeardown, StopPlan,
+};
 pub use logs::{LogFollower, LogOptions, LogWatch};
 pub use model::{Connection, Container, CreateOptions, MountPoint, NetworkMode, State};
 pub use proxy::stop_proxy;

@@ -204,9 +204,9 @@ impl Engine {
         if check(Op::Start, c.state.status, &c.name)? == Verdict::AlreadyDone {
             return Ok(None);
         }
-        if self.starting.contains(&id) {
+        if self.busy.contains(&id) {
             return Err(ContainerError::Conflict(format!(
-                "container {} is being started",
+                "container {} is being started or stopped",
                 c.name
             )));
         }
@@ -231,7 +231,7 @@ impl Engine {
 
     /// Whether a start of `id` is between its first and last step.
     pub fn is_starting(&self, id: &str) -> bool {
-        self.starting.contains(id)
+        self.busy.contains(id)
     }
 
     /// Refuses what cannot happen to container `id` while a start of it is between its first
@@ -242,7 +242,7 @@ impl Engine {
         if self.is_starting(id) {
             let name = self.containers.get(id).map_or(id, |c| c.name.as_str());
             return Err(ContainerError::Conflict(format!(
-                "container {name} is being started and cannot be {what} now; try again"
+                "container {name} is being started or stopped and cannot be {what} now; try again"
             )));
         }
         Ok(())
@@ -256,7 +256,7 @@ impl Engine {
     ) -> Result<StartPlan, ContainerError> {
         match self.plan_run(id, attach) {
             Ok(plan) => {
-                self.starting.insert(id.to_string());
+                self.busy.insert(id.to_string());
                 Ok(plan)
             }
             Err(e) => Err(self.record_failed_start(id, e)),
@@ -271,7 +271,7 @@ impl Engine {
         outcome: StartOutcome,
     ) -> Result<Option<UnixStream>, ContainerError> {
         let id = outcome.id;
-        self.starting.remove(&id);
+        self.end_busy(&id);
         if !self.containers.contains_key(&id) {
             self.teardown_run(&id).await;
             return Err(ContainerError::NotFound(id));

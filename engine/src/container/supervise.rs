@@ -14,7 +14,7 @@ use tokio::sync::Mutex;
 use tokio::task::JoinSet;
 
 use super::engine::Engine;
-use super::lifecycle::{AfterExit, RestartStep};
+use super::lifecycle::{AfterExit, ExitStep, RestartStep};
 
 /// Runs until `shutdown` resolves. Containers keep running when it stops.
 pub async fn supervise(engine: Arc<Mutex<Engine>>, shutdown: impl Future<Output = ()>) {
@@ -72,7 +72,16 @@ pub async fn supervise(engine: Arc<Mutex<Engine>>, shutdown: impl Future<Output 
             () = &mut shutdown => return,
             Some(Ok(key)) = watches.join_next() => {
                 watching.remove(&key);
-                let after = engine.lock().await.on_exit(&key.0, Some(key.1)).await;
+                // Recorded and finished with the engine; the run undone without it.
+                let step = engine.lock().await.exit_begin(&key.0, Some(key.1));
+                let after = match step {
+                    Ok(ExitStep::Done(after)) => Ok(after),
+                    Ok(ExitStep::Teardown(plan)) => {
+                        plan.undo().run().await;
+                        engine.lock().await.exit_finish(*plan).await
+                    }
+                    Err(e) => Err(e),
+                };
                 match after {
                     Ok(AfterExit::Restart(delay)) => {
                         if restarting.insert(key.0.clone()) {

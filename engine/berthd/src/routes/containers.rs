@@ -29,7 +29,11 @@ pub async fn start_unlocked(
     // A task of its own: a client hanging up mid-start drops the handler, never a start
     // between its first and last step.
     tokio::spawn(async move {
-        let plan = st.engine.lock().await.start_prepare(&id, attach).await?;
+        let plan = st
+            .engine_unless_starting(&id)
+            .await
+            .start_prepare(&id, attach)
+            .await?;
         let Some(plan) = plan else {
             return Ok(None);
         };
@@ -154,12 +158,27 @@ pub(crate) async fn stop_unlocked(
     id: &str,
     t: Option<Duration>,
 ) -> Result<(), ApiError> {
-    let plan = st.engine.lock().await.stop_begin(id, t)?;
-    if let Some(plan) = plan {
-        plan.wait().await?;
-        st.engine.lock().await.stop_finish(&plan).await?;
-    }
-    Ok(())
+    let (st, id) = (st.clone(), id.to_string());
+    // A task of its own: a client hanging up never leaves an exit half handled (its
+    // container busy). The engine is held to begin and to record, not while the process
+    // stops or the run is undone.
+    tokio::spawn(async move {
+        let plan = st.engine.lock().await.stop_begin(&id, t)?;
+        if let Some(plan) = plan {
+            plan.wait().await?;
+            let step = st.engine.lock().await.stop_record(&plan)?;
+            if let engine::container::ExitStep::Teardown(exit) = step {
+                exit.undo().run().await;
+                st.engine.lock().await.exit_finish(*exit).await?;
+            }
+            // The supervisor may have recorded the exit first and still be undoing the run
+            // (or removing a --rm container): the stop answers once that is done too.
+            drop(st.engine_unless_starting(&id).await);
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("stopping {e}")))?
 }
 
 pub(crate) async fn container_stop(
@@ -260,7 +279,9 @@ pub(crate) async fn container_delete(
             if let Some(stop) = plan.stop() {
                 stop.wait().await?;
             }
-            let undo = st.engine.lock().await.remove_mark(&plan)?;
+            // The supervisor may be recording the SIGKILLed process's exit and undoing its run:
+            // the removal goes on once that is done.
+            let undo = st.engine_unless_starting(&full).await.remove_mark(&plan)?;
             let removed = undo.run_and_remove().await;
             st.engine.lock().await.remove_finish(plan, removed)?;
             // Attachments waiting for it to start end (their senders drop).
@@ -281,7 +302,7 @@ pub(crate) async fn container_prune(State(st): State<AppState>, q: Q) -> ApiResu
         .containers()
         .filter(|c| matches!(c.state.status.as_str(), "exited" | "created" | "dead"))
         .map(|c| c.id.clone())
-        // One being started is not stopped (and `remove` refuses it).
+        // One being started or stopped is left alone (and `remove` refuses it).
         .filter(|id| !e.is_starting(id))
         .collect();
     let mut deleted = Vec::new();

@@ -96,10 +96,11 @@ impl AppState {
         Ok(self.containers().resolve(what)?.to_string())
     }
 
-    /// The engine, once container `id` is not between the steps of a start (a restart by its
-    /// policy, which does not take [`AppState::container_op`]): removal, connect and `cp` wait
-    /// for the start to be recorded, as they would behind Docker's container lock, instead of
-    /// being refused. Waits on the container's state, never polls.
+    /// The engine, once container `id` is not busy: between the steps of a start (a restart by
+    /// its policy, which does not take [`AppState::container_op`]) or while the supervisor
+    /// undoes the run of an exit. Start, stop, removal, connect and `cp` wait for it, as they
+    /// would behind Docker's container lock, instead of being refused. Waits on the
+    /// container's state channel, never polls.
     pub async fn engine_unless_starting(&self, id: &str) -> tokio::sync::MutexGuard<'_, Engine> {
         loop {
             let e = self.engine.lock().await;
