@@ -371,8 +371,18 @@ impl Engine {
         Ok((code, after))
     }
 
-    /// `docker kill -s SIGNAL` (the name with or without `SIG`, or its number).
+    /// `docker kill -s SIGNAL` (the name with or without `SIG`, or its number), the engine
+    /// held throughout; a daemon takes the steps ([`Engine::kill_begin`], [`RuntimeCall::run`],
+    /// [`Engine::runtime_call_finish`]) and lets it go while the runtime runs.
     pub fn kill(&mut self, what: &str, signal: &str) -> Result<(), ContainerError> {
+        let call = self.kill_begin(what, signal)?;
+        let done = call.run_blocking();
+        self.runtime_call_finish(&call, done)
+    }
+
+    /// The first step of a kill: Docker's checks, the signal checked, the stop recorded as the
+    /// user's (restart policies hold off) and the kill reported.
+    pub fn kill_begin(&mut self, what: &str, signal: &str) -> Result<RuntimeCall, ContainerError> {
         let id = self.resolve(what)?;
         let c = &self.containers[&id];
         check(Op::Kill, c.state.status, &c.name)?;
@@ -387,7 +397,6 @@ impl Engine {
             )));
         }
         self.set_state(&id, |s| s.stopped_by_user = true)?;
-        self.runtime.kill(&id, sig, false)?;
         self.emit(|| {
             Event::container(
                 &self.containers[&id],
@@ -395,10 +404,73 @@ impl Engine {
                 &[("signal", crate::events::signal_number(sig))],
             )
         });
-        if self.containers[&id].state.status == Status::Paused {
-            // A frozen task acts on the signal only once thawed (Docker resumes it too).
-            self.runtime.pause(&id, false)?;
-            self.set_state(&id, |s| s.status = Status::Running)?;
+        // A frozen task acts on the signal only once thawed (Docker resumes it too).
+        let thaw = self.containers[&id].state.status == Status::Paused;
+        Ok(RuntimeCall {
+            runtime: self.runtime.clone(),
+            op: CallOp::Kill {
+                signal: sig.to_string(),
+                thaw,
+            },
+            id,
+        })
+    }
+
+    /// `docker pause` / `unpause` through the freezer, the engine held throughout (see
+    /// [`Engine::kill`] for a daemon's steps).
+    pub fn pause(&mut self, what: &str, paused: bool) -> Result<(), ContainerError> {
+        let call = self.pause_begin(what, paused)?;
+        let done = call.run_blocking();
+        self.runtime_call_finish(&call, done)
+    }
+
+    /// The first step of a pause or unpause: Docker's checks.
+    pub fn pause_begin(&mut self, what: &str, paused: bool) -> Result<RuntimeCall, ContainerError> {
+        let id = self.resolve(what)?;
+        let c = &self.containers[&id];
+        check(
+            if paused { Op::Pause } else { Op::Unpause },
+            c.state.status,
+            &c.name,
+        )?;
+        Ok(RuntimeCall {
+            runtime: self.runtime.clone(),
+            op: CallOp::Pause(paused),
+            id,
+        })
+    }
+
+    /// The last step of a kill or a pause: what the runtime did recorded (a container that
+    /// exited meanwhile stays as its exit left it).
+    pub fn runtime_call_finish(
+        &mut self,
+        call: &RuntimeCall,
+        done: Result<(), ContainerError>,
+    ) -> Result<(), ContainerError> {
+        done?;
+        let id = &call.id;
+        let Some(c) = self.containers.get(id) else {
+            return Ok(());
+        };
+        if !c.state.status.is_live() {
+            return Ok(());
+        }
+        match call.op {
+            CallOp::Kill { thaw: true, .. } => {
+                self.set_state(id, |s| s.status = Status::Running)?;
+            }
+            CallOp::Kill { .. } => {}
+            CallOp::Pause(paused) => {
+                self.set_state(id, |s| {
+                    s.status = if paused {
+                        Status::Paused
+                    } else {
+                        Status::Running
+                    }
+                })?;
+                let action = if paused { "pause" } else { "unpause" };
+                self.emit(|| Event::container(&self.containers[id], action, &[]));
+            }
         }
         Ok(())
     }
@@ -492,28 +564,6 @@ impl Engine {
         check(Op::Restart, c.state.status, &c.name)?;
         self.stop(&id, timeout).await?;
         self.start(&id).await
-    }
-
-    /// `docker pause` / `docker unpause` (the cgroup freezer, through the runtime).
-    pub fn pause(&mut self, what: &str, paused: bool) -> Result<(), ContainerError> {
-        let id = self.resolve(what)?;
-        let c = &self.containers[&id];
-        check(
-            if paused { Op::Pause } else { Op::Unpause },
-            c.state.status,
-            &c.name,
-        )?;
-        self.runtime.pause(&id, paused)?;
-        self.set_state(&id, |s| {
-            s.status = if paused {
-                Status::Paused
-            } else {
-                Status::Running
-            }
-        })?;
-        let action = if paused { "pause" } else { "unpause" };
-        self.emit(|| Event::container(&self.containers[&id], action, &[]));
-        Ok(())
     }
 
     /// `docker rm [-f] [-v]`: `force` kills a live container first; `volumes` also removes its
@@ -856,6 +906,43 @@ impl ExitPlan {
     /// What undoes the run.
     pub fn undo(&self) -> &RunTeardown {
         &self.undo
+    }
+}
+
+/// A runtime call on one container (kill, pause, unpause), made without the engine.
+#[derive(Debug, Clone)]
+pub struct RuntimeCall {
+    id: String,
+    runtime: RuncLike,
+    op: CallOp,
+}
+
+#[derive(Debug, Clone)]
+enum CallOp {
+    Kill { signal: String, thaw: bool },
+    Pause(bool),
+}
+
+impl RuntimeCall {
+    /// Runs it on the blocking pool (the runtime is a process).
+    pub async fn run(&self) -> Result<(), ContainerError> {
+        let call = self.clone();
+        tokio::task::spawn_blocking(move || call.run_blocking())
+            .await
+            .map_err(|e| ContainerError::Invalid(format!("calling the runtime: {e}")))?
+    }
+
+    fn run_blocking(&self) -> Result<(), ContainerError> {
+        match &self.op {
+            CallOp::Kill { signal, thaw } => {
+                self.runtime.kill(&self.id, signal, false)?;
+                if *thaw {
+                    self.runtime.pause(&self.id, false)?;
+                }
+            }
+            CallOp::Pause(paused) => self.runtime.pause(&self.id, *paused)?,
+        }
+        Ok(())
     }
 }
 

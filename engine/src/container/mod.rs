@@ -41,7 +41,7 @@ pub use engine::{Engine, EngineConfig, Published};
 pub use exec::{ExecOptions, ExecOutput, ExecSession};
 pub use index::{EndpointView, Entry, Index};
 pub use lifecycle::{
-    AfterExit, ExitPlan, ExitStep, RemovePlan, RestartStep, RunTeardown, StopPlan,
+    AfterExit, ExitPlan, ExitStep, RemovePlan, RestartStep, RunTeardown, RuntimeCall, StopPlan,
 };
 pub use logs::{LogFollower, LogOptions, LogWatch};
 pub use model::{Connection, Container, CreateOptions, MountPoint, NetworkMode, State};

@@ -222,7 +222,9 @@ pub(crate) async fn container_kill(
     let sig = q.get("signal").cloned().unwrap_or_else(|| "KILL".into());
     let id = st.resolve(&id)?;
     let _op = st.container_op(&id).await;
-    st.engine.lock().await.kill(&id, &sig)?;
+    let call = st.engine.lock().await.kill_begin(&id, &sig)?;
+    let done = call.run().await;
+    st.engine.lock().await.runtime_call_finish(&call, done)?;
     Ok(no_content())
 }
 
@@ -232,7 +234,9 @@ pub(crate) async fn container_pause(
 ) -> ApiResult {
     let id = st.resolve(&id)?;
     let _op = st.container_op(&id).await;
-    st.engine.lock().await.pause(&id, true)?;
+    let call = st.engine.lock().await.pause_begin(&id, true)?;
+    let done = call.run().await;
+    st.engine.lock().await.runtime_call_finish(&call, done)?;
     Ok(no_content())
 }
 
@@ -242,7 +246,9 @@ pub(crate) async fn container_unpause(
 ) -> ApiResult {
     let id = st.resolve(&id)?;
     let _op = st.container_op(&id).await;
-    st.engine.lock().await.pause(&id, false)?;
+    let call = st.engine.lock().await.pause_begin(&id, false)?;
+    let done = call.run().await;
+    st.engine.lock().await.runtime_call_finish(&call, done)?;
     Ok(no_content())
 }
 
