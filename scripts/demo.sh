@@ -4,7 +4,8 @@
 # store, rootfs on overlayfs, runc under berth-shim, address, veth and DNAT from netcore, the
 # loopback side through portproxy). A client on another host (an "outside" namespace) reaches it
 # through the kernel's DNAT; the host reaches it on 127.0.0.1:8080. berthd is then killed with
-# SIGKILL and the container keeps serving; a new berthd adopts it and `berth rm -f` removes it.
+# SIGKILL and the container keeps serving (127.0.0.1:8080 too: berth-proxy outlives berthd); a new
+# berthd adopts it and `berth rm -f` removes it.
 # Runs in a throwaway namespace, so it leaves nothing behind on this machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -68,6 +69,8 @@ exec unshare --net --mount --pid --fork --mount-proc --propagation private -- ba
   echo "$ kill -KILL <berthd>; (outside) curl http://192.0.2.1:8080/"
   kill -KILL $DPID; wait $DPID 2>/dev/null || true
   ip netns exec outside curl -sS http://192.0.2.1:8080/
+  echo "$ curl http://127.0.0.1:8080/   # berth-proxy outlives berthd too"
+  curl -sS http://127.0.0.1:8080/
   echo "$ berthd &; berth ps --format ...   # a new berthd adopts the running container"
   berthd
   "$BIN/berth" ps --format "{{.Names}} {{.Status}} {{.Ports}}"

@@ -210,6 +210,7 @@ async fn main() -> anyhow::Result<()> {
         } => tracing::warn!("open API streams did not end within 5 s; stopping anyway"),
     }
     let _ = sup.await;
+    engine.lock().await.shutdown().await;
     let _ = std::fs::remove_file(&sock);
     tracing::info!("berthd stopped; containers keep running");
     Ok(())

@@ -550,6 +550,22 @@ fn netns_engine_core_the_port_proxy_outlives_berthd() {
     d.ok(&["rm", "-f", "echo1", "echo2", "echo3"]);
     assert!(connect(18082).is_err(), "127.0.0.1:18082 still served");
     assert_eq!(proxied(&d), Vec::<serde_json::Value>::new());
+
+    // A berthd that stops (SIGTERM) with nothing published leaves no proxy behind.
+    assert!(proxy_pid(&d).is_some());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(d.pid() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(
+        d.wait_exit(20).is_some_and(|st| st.success()),
+        "berthd did not stop"
+    );
+    assert!(
+        !d.dir.path().join("run/proxy.sock").exists() && proxy_pid(&d).is_none(),
+        "an idle proxy outlived a berthd that stopped"
+    );
 }
 
 fn inspect(d: &Berthd, name: &str, format: &str) -> String {

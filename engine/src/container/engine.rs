@@ -307,6 +307,12 @@ impl Engine {
         self.wiring.clone()
     }
 
+    /// What a daemon does as it stops (its containers keep running): the port proxy is
+    /// stopped when it publishes nothing, so no process is left behind for nothing.
+    pub async fn shutdown(&self) {
+        self.wiring.lock().await.proxy.stop_if_idle().await;
+    }
+
     /// The network manager, locked (with the engine held: tests and tools).
     pub async fn networks(
         &self,

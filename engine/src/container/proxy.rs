@@ -88,6 +88,39 @@ impl ProxyLink {
         Ok((reached, self.exchange(c, req).await))
     }
 
+    /// Stops the proxy when it publishes nothing (an engine shutting down with no container
+    /// publishing a port leaves no process behind), and waits (at most 5 s) for it to exit.
+    pub(super) async fn stop_if_idle(&self) {
+        let Ok(Some(resp)) = self.call_live(&Request::List).await else {
+            return;
+        };
+        if !resp.published.is_empty() {
+            return;
+        }
+        let Some(pid) = proxy_pid(&self.pid_file()) else {
+            return;
+        };
+        let watch = super::exit::ExitWatch::new(pid).ok().flatten();
+        if nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .is_err()
+        {
+            return;
+        }
+        if let Some(w) = watch {
+            if tokio::time::timeout(std::time::Duration::from_secs(5), w.wait())
+                .await
+                .is_err()
+            {
+                tracing::warn!(pid, "the idle port proxy did not exit within 5 s");
+            }
+        }
+        let _ = fs::remove_file(self.pid_file());
+        tracing::info!("stopped the idle port proxy");
+    }
+
     /// Sends `req` to a proxy that runs already; `None` when none answers.
     pub(super) async fn call_live(
         &self,
@@ -249,13 +282,21 @@ pub(super) fn reconcile(wanted: &[Wanted], live: &[PublishedInfo]) -> Reconciled
 /// Ends the proxy whose PID `pid_file` holds, when that process is a `berth-proxy` (tests and
 /// tools tearing an exec root down; an engine never stops its proxy).
 pub fn stop_proxy(pid_file: &Path) -> bool {
-    let Some(pid) = fs::read_to_string(pid_file)
+    proxy_pid(pid_file).is_some_and(|pid| {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .is_ok()
+    })
+}
+
+/// The PID in `pid_file` when that process is the `berth-proxy` of the directory holding the
+/// file (`berth-proxy --exec-root DIR ...`), not a process that reused the PID.
+fn proxy_pid(pid_file: &Path) -> Option<i32> {
+    let pid = fs::read_to_string(pid_file)
         .ok()
-        .and_then(|s| s.trim().parse::<i32>().ok())
-    else {
-        return false;
-    };
-    // That proxy: `berth-proxy --exec-root DIR ...` for the directory holding the PID file.
+        .and_then(|s| s.trim().parse::<i32>().ok())?;
     let root = pid_file
         .parent()
         .map(|d| d.as_os_str().as_encoded_bytes().to_vec());
@@ -264,12 +305,7 @@ pub fn stop_proxy(pid_file: &Path) -> bool {
         args.first().is_some_and(|a| a.ends_with(b"berth-proxy"))
             && root.as_deref().is_some_and(|r| args.contains(&r))
     });
-    is_proxy
-        && nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        )
-        .is_ok()
+    is_proxy.then_some(pid)
 }
 
 #[cfg(test)]
