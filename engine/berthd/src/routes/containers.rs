@@ -9,7 +9,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use engine::container::Published;
+use engine::container::{ContainerError, Engine, Published, RuntimeCall};
 use serde_json::{Value, json};
 
 use super::{ApiResult, AppState, Q, flag, json_response, no_content, now_secs};
@@ -214,42 +214,46 @@ pub(crate) async fn container_restart(
     Ok(no_content())
 }
 
+/// Kill, pause and unpause: planned and recorded under the engine's lock, the runtime called
+/// without it, in a task of its own so a client hanging up never leaves the call unrecorded.
+async fn runtime_call(
+    st: AppState,
+    what: &str,
+    begin: impl FnOnce(&mut Engine, &str) -> Result<RuntimeCall, ContainerError> + Send + 'static,
+) -> ApiResult {
+    let id = st.resolve(what)?;
+    tokio::spawn(async move {
+        let _op = st.container_op(&id).await;
+        let call = begin(&mut *st.engine.lock().await, &id)?;
+        let done = call.run().await;
+        st.engine.lock().await.runtime_call_finish(&call, done)?;
+        Ok(no_content())
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("calling the runtime: {e}")))?
+}
+
 pub(crate) async fn container_kill(
     State(st): State<AppState>,
     Path(id): Path<String>,
     q: Q,
 ) -> ApiResult {
     let sig = q.get("signal").cloned().unwrap_or_else(|| "KILL".into());
-    let id = st.resolve(&id)?;
-    let _op = st.container_op(&id).await;
-    let call = st.engine.lock().await.kill_begin(&id, &sig)?;
-    let done = call.run().await;
-    st.engine.lock().await.runtime_call_finish(&call, done)?;
-    Ok(no_content())
+    runtime_call(st, &id, move |e, id| e.kill_begin(id, &sig)).await
 }
 
 pub(crate) async fn container_pause(
     State(st): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let id = st.resolve(&id)?;
-    let _op = st.container_op(&id).await;
-    let call = st.engine.lock().await.pause_begin(&id, true)?;
-    let done = call.run().await;
-    st.engine.lock().await.runtime_call_finish(&call, done)?;
-    Ok(no_content())
+    runtime_call(st, &id, |e, id| e.pause_begin(id, true)).await
 }
 
 pub(crate) async fn container_unpause(
     State(st): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let id = st.resolve(&id)?;
-    let _op = st.container_op(&id).await;
-    let call = st.engine.lock().await.pause_begin(&id, false)?;
-    let done = call.run().await;
-    st.engine.lock().await.runtime_call_finish(&call, done)?;
-    Ok(no_content())
+    runtime_call(st, &id, |e, id| e.pause_begin(id, false)).await
 }
 
 pub(crate) async fn container_rename(
