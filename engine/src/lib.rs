@@ -5,7 +5,6 @@
 pub mod container;
 pub mod events;
 pub mod failpoint;
-pub mod humanize;
 pub mod image;
 pub mod runtime;
 pub mod volume;

@@ -1,12 +1,12 @@
 //! Any text as the small `docker run` parsers: `-v`, `--mount`, `-e`, `--env-file`,
-//! `--add-host`, `--restart`, `--volumes-from`, `--name`, `--hostname`, `logs --since`. They
+//! `--add-host`, `--restart`, `--volumes-from`, `--name`, `--hostname`, `logs --since` (as the
+//! CLI reads it and as berthd does). They
 //! never panic, and what they accept is well formed (absolute targets other than `/`, env names
 //! without whitespace, names Docker would take).
 #![no_main]
 
 use engine::container::RestartPolicy;
 use engine::container::etc::{hostname, parse_add_host};
-use engine::container::logs::parse_time;
 use engine::container::mounts::parse_volumes_from;
 use engine::container::names::validate_name;
 use engine::runtime::env::{parse_env_arg, parse_env_file};
@@ -40,7 +40,10 @@ fuzz_target!(|data: &[u8]| {
         assert!(name.len() >= 2 && !name.contains('/'));
     }
     let _ = hostname(Some(s), "0123456789abcdef0123456789abcdef");
-    if let Some((_, nanos)) = parse_time(s) {
+    if let Some((_, nanos)) = berth_common::time::parse(s) {
         assert!(nanos < 1_000_000_000);
+    }
+    if let Ok(t) = berth_common::time::docker_timestamp_from_now(s) {
+        assert!(berth_common::time::parse_unix(&t).is_some(), "{t}");
     }
 });

@@ -9,4 +9,3 @@ pub mod link;
 pub mod netns;
 pub mod network;
 pub mod options;
-pub mod persist;

@@ -3,7 +3,8 @@
 //! .Networks`; `images`: `.ID .Repository .Tag .Digest .CreatedSince .CreatedAt .Size`, ...),
 //! with the default tables of the docker CLI. Pure: `now` is a parameter.
 
-use engine::humanize::{human_duration, human_size};
+use berth_common::humanize::{human_duration, human_size};
+use berth_common::id::short_id;
 use serde_json::{Value, json};
 
 /// `ps`'s default table.
@@ -71,16 +72,10 @@ pub const HISTORY_HEADERS: &[(&str, &str)] = &[
     ("Comment", "COMMENT"),
 ];
 
-/// The first 12 hex digits of an ID (without `sha256:`), as Docker's tables show them.
-pub fn short_id(id: &str) -> String {
-    let id = id.strip_prefix("sha256:").unwrap_or(id);
-    id.chars().take(12).collect()
-}
-
-/// Go's time format of Docker's `CreatedAt`: `2026-12-02 16:00:00 +0000 UTC` (from netcore's
-/// RFC 3339 date, `2026-12-02T16:00:00Z`).
+/// Go's time format of Docker's `CreatedAt`: `2026-12-02 16:00:00 +0000 UTC` (from the RFC 3339
+/// date, `2026-12-02T16:00:00Z`).
 pub fn created_at(secs: i64) -> String {
-    let t = netcore::network::rfc3339(u64::try_from(secs).unwrap_or(0));
+    let t = berth_common::time::rfc3339(secs.max(0));
     format!("{} {} +0000 UTC", &t[..10], &t[11..19])
 }
 

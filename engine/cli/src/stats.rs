@@ -2,7 +2,7 @@
 //! delta over the system delta times the CPUs, memory without the inactive page cache, I/O in
 //! Docker's units. Pure.
 
-use engine::humanize::{bytes_size, human_size3};
+use berth_common::humanize::{bytes_size, human_size3};
 use serde_json::{Value, json};
 
 /// `stats`' default table.

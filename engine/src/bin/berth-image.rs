@@ -10,12 +10,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
+use berth_common::humanize::human_size as human;
+use berth_common::id::short_id as short;
 use clap::{Parser, Subcommand};
 use engine::image::archive;
 use engine::image::inspect;
 use engine::image::layer::{ExtractOptions, extract_layer};
 use engine::image::registry::credentials::{self, Login};
-use engine::image::registry::progress::{human, short};
 use engine::image::registry::{Event, LayerStatus, Registry, RegistryOptions, Sink, pull, push};
 use engine::image::store::ImageStore;
 

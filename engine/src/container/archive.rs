@@ -140,7 +140,7 @@ impl Engine {
                 .cfg
                 .exec_root
                 .join("archive")
-                .join(format!("{id}-{}", &netcore::network::random_id()[..12]));
+                .join(format!("{id}-{}", &berth_common::id::random_id()[..12]));
             rootfs::mount_overlay(&overlay, &target)
                 .map_err(io_err(format!("container {}", c.name)))?;
             let opened = open_dir_path(&target);
@@ -296,20 +296,6 @@ pub fn go_mode(st_mode: u32) -> u32 {
         m |= STICKY;
     }
     m
-}
-
-/// Go's RFC 3339 with nanoseconds (trailing zeros of the fraction dropped).
-pub fn rfc3339_nano(secs: i64, nanos: i64) -> String {
-    let base = netcore::network::rfc3339(secs.max(0) as u64);
-    if nanos <= 0 {
-        return base;
-    }
-    let frac = format!("{nanos:09}");
-    format!(
-        "{}.{}Z",
-        base.trim_end_matches('Z'),
-        frac.trim_end_matches('0')
-    )
 }
 
 impl PathStat {
@@ -485,7 +471,10 @@ impl ArchiveRoot {
             name: r.name.clone(),
             size: st.st_size,
             mode: go_mode(st.st_mode),
-            mtime: rfc3339_nano(st.st_mtime, st.st_mtime_nsec),
+            mtime: berth_common::time::rfc3339_nano(
+                st.st_mtime,
+                u32::try_from(st.st_mtime_nsec).unwrap_or(0),
+            ),
             link_target,
         })
     }
@@ -754,8 +743,6 @@ mod tests {
             go_mode(libc::S_IFCHR | 0o600),
             (1 << 26) | (1 << 21) | 0o600
         );
-        assert_eq!(rfc3339_nano(0, 0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339_nano(86400, 500_000_000), "1970-01-02T00:00:00.5Z");
         let s = PathStat {
             name: "f".into(),
             size: 3,

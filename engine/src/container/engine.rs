@@ -9,11 +9,13 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use berth_common::id::random_id;
+use berth_common::persist;
+use berth_common::time::now_rfc3339_nano;
 use netcore::dns::{ResolvConf, Resolver, ResolverConfig};
 use netcore::firewall::nft::NftCommand;
 use netcore::link::RtNetlink;
-use netcore::network::{NetworkManager, Sysctl, random_id};
-use netcore::persist;
+use netcore::network::{NetworkManager, Sysctl};
 use tokio::sync::{Notify, watch};
 
 use super::index::{EndpointView, Entry, Index};
@@ -24,7 +26,6 @@ use super::{ContainerError, etc, io_err, mounts, names};
 use crate::events::{Event, EventSink};
 use crate::image::reference::Digest;
 use crate::image::store::{ImageRecord, ImageStore, ImageUser};
-use crate::runtime::logs::now_rfc3339_nano;
 use crate::runtime::oci::RuncLike;
 use crate::runtime::{command, env, spec};
 use crate::volume::spec::{Source, parse_mount, parse_size, parse_volume};

@@ -163,7 +163,7 @@ impl Engine {
         process["cwd"] = serde_json::json!(opts.workdir.as_deref().unwrap_or(&c.workdir));
         process["user"] =
             serde_json::json!({"uid": ids.uid, "gid": ids.gid, "additionalGids": ids.additional});
-        let exec_id = netcore::network::random_id();
+        let exec_id = berth_common::id::random_id();
         // Outside the bundle: a container's teardown never races an exec writing its exit.
         let state_dir = self.execs_dir(&id).join(&exec_id[..12]);
         fs::create_dir_all(&state_dir)

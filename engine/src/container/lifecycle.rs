@@ -15,7 +15,6 @@ use super::state::{Op, Status, Verdict, check};
 use super::{ContainerError, io_err, rootfs};
 use crate::events::{Event, EventSink};
 use crate::runtime::attach::{AttachRequest, Request};
-use crate::runtime::logs::now_rfc3339_nano;
 use crate::runtime::oci::{OciRuntime, RuncLike};
 use crate::runtime::shim;
 
@@ -203,7 +202,7 @@ impl Engine {
         let (code, oom, finished) = match &record {
             Some(r) => (r.exit_code, r.oom_killed, r.finished_at.clone()),
             // The shim died without recording (killed itself): unknown, as Docker's 255.
-            None => (255, false, now_rfc3339_nano()),
+            None => (255, false, berth_common::time::now_rfc3339_nano()),
         };
         let c = &self.containers[&id];
         let ran_for = Duration::from_millis(now_ms().saturating_sub(c.state.started_ms));
@@ -803,7 +802,12 @@ impl Engine {
         }
         let pid = read("init.pid").unwrap_or(0);
         let adopted = self.set_state(id, |s| {
-            s.running(pid, shim_pid, now_rfc3339_nano(), now_ms())
+            s.running(
+                pid,
+                shim_pid,
+                berth_common::time::now_rfc3339_nano(),
+                now_ms(),
+            )
         });
         if adopted.is_err() {
             return false;

@@ -109,7 +109,7 @@ pub enum ContainerError {
     },
     /// The record file.
     #[error(transparent)]
-    Persist(#[from] netcore::persist::PersistError),
+    Persist(#[from] berth_common::persist::PersistError),
     /// A file system or process call.
     #[error("{what}: {source}")]
     Io {

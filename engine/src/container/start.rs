@@ -22,7 +22,9 @@ use super::{ContainerError, io_err, mounts, rootfs};
 use crate::events::Event;
 use crate::image::store::OverlaySpec;
 use crate::runtime::attach::AttachRequest;
-use crate::runtime::logs::{Rotation, now_rfc3339_nano};
+use berth_common::time::now_rfc3339_nano;
+
+use crate::runtime::logs::Rotation;
 use crate::runtime::shim::{self, ShimConfig, ShimIo, Spawned};
 use crate::runtime::spec::{SpecInput, parse_ulimit, spec};
 use crate::volume::spec::parse_size;

@@ -21,7 +21,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::attach::{AttachRequest, DetachMatcher, Request, STDERR, STDOUT, frame_header};
-use super::logs::{JsonFileWriter, Rotation, now_rfc3339_nano};
+use berth_common::time::now_rfc3339_nano;
+
+use super::logs::{JsonFileWriter, Rotation};
 use super::oci::{OciRuntime, RuncLike, RuntimeError};
 
 /// How the shim wires the container's stdio.

@@ -45,7 +45,7 @@ pub enum VolumeError {
     },
     /// The records file.
     #[error(transparent)]
-    Records(#[from] netcore::persist::PersistError),
+    Records(#[from] berth_common::persist::PersistError),
     /// The file system.
     #[error("volume store {path}: {source}")]
     Io {
@@ -74,7 +74,7 @@ impl VolumeStore {
     /// Opens (creating) the store under `root`.
     pub fn open(root: &Path) -> Result<VolumeStore, VolumeError> {
         fs::create_dir_all(root).map_err(io_at(root))?;
-        let volumes = netcore::persist::load(&root.join(RECORDS))?.unwrap_or_default();
+        let volumes = berth_common::persist::load(&root.join(RECORDS))?.unwrap_or_default();
         Ok(VolumeStore {
             root: root.to_path_buf(),
             volumes,
@@ -82,7 +82,7 @@ impl VolumeStore {
     }
 
     fn save(&self) -> Result<(), VolumeError> {
-        Ok(netcore::persist::save(
+        Ok(berth_common::persist::save(
             &self.root.join(RECORDS),
             &self.volumes,
         )?)
@@ -110,12 +110,11 @@ impl VolumeStore {
         }
         let data = self.path(&name);
         fs::create_dir_all(&data).map_err(io_at(&data))?;
-        let secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
         let v = Volume {
             name: name.clone(),
-            created: netcore::network::rfc3339(secs),
+            created: berth_common::time::rfc3339(
+                berth_common::time::unix(std::time::SystemTime::now()).0,
+            ),
             labels,
             anonymous,
         };

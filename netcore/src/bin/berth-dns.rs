@@ -68,7 +68,7 @@ impl AsRawFd for Watch {
 }
 
 fn load(path: &Path) -> Result<State> {
-    Ok(netcore::persist::load::<State>(path)?.unwrap_or_default())
+    Ok(berth_common::persist::load::<State>(path)?.unwrap_or_default())
 }
 
 #[tokio::main(flavor = "current_thread")]

@@ -148,16 +148,6 @@ pub fn driver_config(
     })
 }
 
-/// 64 random hex digits, as Docker's IDs.
-pub fn random_id() -> String {
-    use std::io::Read;
-    let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .expect("/dev/urandom is readable");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,13 +241,5 @@ mod tests {
                 .to_string()
                 .contains("\"a b\"")
         );
-    }
-
-    #[test]
-    fn ids_are_64_hex_and_differ() {
-        let (a, b) = (random_id(), random_id());
-        assert_eq!(a.len(), 64);
-        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
-        assert_ne!(a, b);
     }
 }

@@ -11,7 +11,7 @@ use ipnet::IpNet;
 use portproxy::spec::{Mapping, PortSpec, Protocol};
 
 use super::NetworkError;
-use super::config::{driver_config, random_id, validate_name};
+use super::config::{driver_config, validate_name};
 use super::model::{
     AttachRequest, CreateRequest, DEFAULT_BRIDGE, DriverConfig, Endpoint, Network, State,
 };
@@ -23,7 +23,8 @@ use crate::link::{
     Bridge, BridgeNet, EndpointLink, HostMode, Ipvlan, IpvlanNet, LinkDriver, LinkOp, MacAddr,
     Macvlan, MacvlanNet, Netlink, NoneMode, NsRef, apply_all, apply_best_effort,
 };
-use crate::persist;
+use berth_common::id::random_id;
+use berth_common::persist;
 
 /// The state file in the manager's directory; the standalone resolver (berth-dns) watches it.
 pub const STATE_FILE: &str = "networks.json";
@@ -571,7 +572,7 @@ impl<L: Netlink, N: Nft> NetworkManager<L, N> {
         self.fw.remove()?;
         match std::fs::remove_file(&self.state_file) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(crate::persist::PersistError::Io {
+                return Err(persist::PersistError::Io {
                     path: self.state_file.display().to_string(),
                     source: e,
                 }

@@ -14,8 +14,8 @@ mod manager;
 mod model;
 mod sysctl;
 
-pub use config::{driver_config, random_id, validate_ifname, validate_name};
-pub use inspect::{EndpointInspect, IpamConfig, IpamInspect, NetworkInspect, rfc3339};
+pub use config::{driver_config, validate_ifname, validate_name};
+pub use inspect::{EndpointInspect, IpamConfig, IpamInspect, NetworkInspect};
 pub use manager::{NetworkManager, STATE_FILE};
 pub use model::{
     AttachRequest, ContainerLink, CreateRequest, DEFAULT_BRIDGE, DriverConfig, Endpoint, Network,
@@ -58,7 +58,7 @@ pub enum NetworkError {
     Firewall(#[from] crate::firewall::FirewallError),
     /// The state file could not be read or written.
     #[error(transparent)]
-    Persist(#[from] crate::persist::PersistError),
+    Persist(#[from] berth_common::persist::PersistError),
     /// A sysctl could not be set.
     #[error("{0}")]
     Sysctl(std::io::Error),

@@ -31,17 +31,8 @@ pub fn parse_timestamp(raw: Option<&str>, what: &str) -> Result<Option<i64>, Api
             "invalid {what} {raw:?}: expected seconds since the epoch (SECONDS[.NANOSECONDS])"
         ))
     };
-    let (secs, frac) = raw.split_once('.').unwrap_or((raw, ""));
-    let secs: i64 = secs.parse().map_err(|_| bad())?;
-    if frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad());
-    }
-    // "1.5" is half a second: the fraction is scaled to nanoseconds.
-    let nanos: i64 = if frac.is_empty() {
-        0
-    } else {
-        frac.parse::<i64>().map_err(|_| bad())? * 10i64.pow(9 - frac.len() as u32)
-    };
+    let (secs, nanos) = berth_common::time::parse_unix(raw).ok_or_else(bad)?;
+    let nanos = i64::from(nanos);
     secs.checked_mul(1_000_000_000)
         .and_then(|n| n.checked_add(if secs < 0 { -nanos } else { nanos }))
         .map(Some)

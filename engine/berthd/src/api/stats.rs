@@ -12,11 +12,13 @@ const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
 /// A time as Docker writes it: RFC 3339 with nanoseconds, UTC.
 pub fn rfc3339_nano(t: Option<SystemTime>) -> String {
-    let Some(d) = t.and_then(|t| t.duration_since(UNIX_EPOCH).ok()) else {
-        return ZERO_TIME.to_string();
-    };
-    let secs = netcore::network::rfc3339(d.as_secs());
-    format!("{}.{:09}Z", secs.trim_end_matches('Z'), d.subsec_nanos())
+    match t {
+        Some(t) if t >= UNIX_EPOCH => {
+            let (secs, nanos) = berth_common::time::unix(t);
+            berth_common::time::rfc3339_nano_fixed(secs, nanos)
+        }
+        _ => ZERO_TIME.to_string(),
+    }
 }
 
 fn cpu(s: &Sample) -> Value {

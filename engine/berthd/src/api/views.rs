@@ -3,12 +3,12 @@
 
 use std::collections::BTreeMap;
 
+use berth_common::humanize::human_duration;
 use engine::container::{Container, EndpointView, NetworkMode, Status};
-use engine::humanize::human_duration;
 use serde_json::{Value, json};
 
 fn secs_of(rfc3339: &str) -> Option<u64> {
-    engine::container::logs::parse_time(rfc3339).and_then(|(s, _)| u64::try_from(s).ok())
+    berth_common::time::parse(rfc3339).and_then(|(s, _)| u64::try_from(s).ok())
 }
 
 /// The `STATUS` column: `Up 5 seconds`, `Up 2 minutes (Paused)`, `Exited (0) 3 seconds ago`,

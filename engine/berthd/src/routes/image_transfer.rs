@@ -167,7 +167,7 @@ pub async fn image_history(st: &AppState, name: &str) -> Result<Response, ApiErr
         .map(|r| {
             json!({
                 "Id": r.image,
-                "Created": engine::container::logs::parse_time(&r.created).map_or(0, |(s, _)| s),
+                "Created": berth_common::time::parse(&r.created).map_or(0, |(s, _)| s),
                 "CreatedBy": r.created_by,
                 "Tags": null,
                 "Size": r.size,

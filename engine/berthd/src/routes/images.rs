@@ -25,7 +25,7 @@ pub(crate) async fn image_list(State(st): State<AppState>) -> ApiResult {
             "ParentId": "",
             "RepoTags": tags,
             "RepoDigests": img.repo_digests,
-            "Created": engine::container::logs::parse_time(&img.created).map_or(0, |(s, _)| s),
+            "Created": berth_common::time::parse(&img.created).map_or(0, |(s, _)| s),
             "Size": img.size,
             "SharedSize": -1,
             "VirtualSize": img.size,

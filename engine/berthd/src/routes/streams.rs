@@ -285,7 +285,7 @@ pub async fn exec_create(
         }
         c.id.clone()
     };
-    let id = netcore::network::random_id();
+    let id = berth_common::id::random_id();
     let rec = ExecRecord {
         container,
         opts: ExecOptions {

@@ -129,7 +129,7 @@ pub(crate) async fn system_df(State(st): State<AppState>) -> ApiResult {
                 "Size": img.size,
                 "SharedSize": -1,
                 "Containers": i64::from(in_use.contains(&img.id.to_string())),
-                "Created": engine::container::logs::parse_time(&img.created).map_or(0, |(s, _)| s),
+                "Created": berth_common::time::parse(&img.created).map_or(0, |(s, _)| s),
             })
         })
         .collect();

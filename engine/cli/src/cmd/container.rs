@@ -662,8 +662,8 @@ pub async fn container(c: &Client, cmd: ContainerCmd) -> anyhow::Result<i32> {
             ];
             for (k, v) in [("since", since), ("until", until)] {
                 if let Some(v) = v {
-                    let t =
-                        berth_cli::events::timestamp(&v, now()).map_err(|e| status_exit(1, e))?;
+                    let t = berth_common::time::docker_timestamp_from_now(&v)
+                        .map_err(|e| status_exit(1, e.to_string()))?;
                     q.push((k, t));
                 }
             }
@@ -859,7 +859,7 @@ async fn stats(
     let names = if containers.is_empty() {
         let list: Vec<Value> = c.get(&format!("/containers/json?all={all}")).await?;
         list.iter()
-            .filter_map(|i| i["Id"].as_str().map(rows::short_id))
+            .filter_map(|i| i["Id"].as_str().map(berth_common::id::short_id))
             .collect()
     } else {
         containers

@@ -447,7 +447,7 @@ pub async fn volume(c: &Client, cmd: VolumeCmd) -> anyhow::Result<i32> {
             print_pruned(&v, "VolumesDeleted", "Deleted Volumes");
             println!(
                 "Total reclaimed space: {}",
-                engine::humanize::human_size(v["SpaceReclaimed"].as_u64().unwrap_or(0))
+                berth_common::humanize::human_size(v["SpaceReclaimed"].as_u64().unwrap_or(0))
             );
             Ok(0)
         }

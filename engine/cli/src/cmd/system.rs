@@ -2,8 +2,8 @@
 
 use berth_cli::client::{API_VERSION, Client};
 use berth_cli::output::Format;
+use berth_common::humanize::human_size;
 use clap::Subcommand;
-use engine::humanize::human_size;
 use hyper::Method;
 use serde_json::{Value, json};
 
@@ -192,13 +192,14 @@ pub async fn system(c: &Client, cmd: SystemCmd) -> anyhow::Result<i32> {
             filter,
             format,
         } => {
-            let now = super::now();
             let mut q = Vec::new();
             for (k, v) in [("since", since), ("until", until)] {
                 if let Some(v) = v {
-                    let t = berth_cli::events::timestamp(&v, now).map_err(|e| crate::Exit {
-                        code: 125,
-                        message: format!("berth: {e}"),
+                    let t = berth_common::time::docker_timestamp_from_now(&v).map_err(|e| {
+                        crate::Exit {
+                            code: 125,
+                            message: format!("berth: {e}"),
+                        }
                     })?;
                     q.push((k, t));
                 }

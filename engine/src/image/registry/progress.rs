@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use berth_common::humanize::human_size;
 use serde_json::{Value, json};
 
 /// What is happening to one layer.
@@ -111,30 +112,7 @@ fn bar(current: u64, total: u64) -> String {
             std::cmp::Ordering::Greater => ' ',
         });
     }
-    format!("{s}] {}/{}", human(current), human(total))
-}
-
-/// Sizes as Docker prints them: decimal units, four significant digits (Go's `%.4g`).
-pub fn human(n: u64) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB", "PB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1000.0 && u + 1 < units.len() {
-        v /= 1000.0;
-        u += 1;
-    }
-    let decimals = if v >= 100.0 {
-        1
-    } else if v >= 10.0 {
-        2
-    } else {
-        3
-    };
-    let mut s = format!("{v:.decimals$}");
-    if s.contains('.') {
-        s = s.trim_end_matches('0').trim_end_matches('.').to_string();
-    }
-    format!("{s}{}", units[u])
+    format!("{s}] {}/{}", human_size(current), human_size(total))
 }
 
 impl Event {
@@ -174,11 +152,6 @@ impl Event {
             }),
         }
     }
-}
-
-/// The 12-digit short form Docker shows for a layer.
-pub fn short(hex: &str) -> String {
-    hex.chars().take(12).collect()
 }
 
 #[cfg(test)]
@@ -231,11 +204,6 @@ mod tests {
 
     #[test]
     fn sizes_print_as_dockers() {
-        assert_eq!(human(0), "0B");
-        assert_eq!(human(999), "999B");
-        assert_eq!(human(1_000), "1kB");
-        assert_eq!(human(1_234_567), "1.235MB");
-        assert_eq!(human(2_500_000_000), "2.5GB");
         // A bar never overflows, even when a server sends more than it announced.
         assert!(bar(10, 5).starts_with(&format!("[{}]", "=".repeat(50))));
         assert!(bar(1, 0).contains("1B/0B"));

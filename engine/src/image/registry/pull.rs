@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::client::oci_reference;
-use super::progress::{Event, LayerStatus, Sink, short};
+use super::progress::{Event, LayerStatus, Sink};
 use super::{Registry, RegistryError};
 use crate::image::layer::{ExtractOptions, decompress};
 use crate::image::manifest::{self, Document, host_platform};
@@ -175,7 +175,7 @@ pub async fn pull(
             diff_id: diff_ids[i].clone(),
             chain_id: chains[i].clone(),
         };
-        let id = short(&blob.hex);
+        let id = berth_common::id::short_id(&blob.hex);
         // Before looking: what is there now stays until the image is recorded.
         lease.protect(&blob);
         lease.protect(&chains[i]);

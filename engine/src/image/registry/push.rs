@@ -16,7 +16,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::client::oci_reference;
-use super::progress::{Event, LayerStatus, Sink, short};
+use super::progress::{Event, LayerStatus, Sink};
 use super::{Registry, RegistryError};
 use crate::image::reference::{Digest, Reference};
 use crate::image::store::{Blobs, ImageStore};
@@ -124,7 +124,7 @@ pub async fn push(
     let permits = Arc::new(Semaphore::new(registry.options().concurrency.max(1)));
     let mut tasks = JoinSet::new();
     for up in uploads.into_iter().rev() {
-        let id = short(&up.blob.hex);
+        let id = berth_common::id::short_id(&up.blob.hex);
         send(&sink, &id, LayerStatus::Preparing, 0, 0, None);
         let (client, oref, r, blobs, sink, permits) = (
             client.clone(),

@@ -81,7 +81,7 @@ pub enum ImageError {
     Snapshot(Box<SnapshotError>),
     /// The records file.
     #[error(transparent)]
-    Records(#[from] netcore::persist::PersistError),
+    Records(#[from] berth_common::persist::PersistError),
     /// Reading the input or writing scratch files.
     #[error("{what}: {source}")]
     Io {
@@ -158,10 +158,7 @@ impl<W: Write> Write for Hashing<W> {
 }
 
 fn now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    netcore::network::rfc3339(secs)
+    berth_common::time::rfc3339(berth_common::time::unix(std::time::SystemTime::now()).0)
 }
 
 /// Docker's "Untagged: REF" line, with the reference as Docker prints it (`app:1`, not
@@ -178,7 +175,8 @@ impl ImageStore {
     pub fn open(root: &Path) -> Result<ImageStore, ImageError> {
         let blobs = Arc::new(Blobs::open(root)?);
         let snapshots = Arc::new(Snapshots::open(root)?);
-        let records: Records = netcore::persist::load(&root.join(RECORDS))?.unwrap_or_default();
+        let records: Records =
+            berth_common::persist::load(&root.join(RECORDS))?.unwrap_or_default();
         Ok(ImageStore {
             root: root.to_path_buf(),
             blobs,
@@ -262,7 +260,7 @@ impl ImageStore {
         let _w = self.write_lock();
         let mut next = (*self.snapshot()).clone();
         let out = f(&mut next)?;
-        netcore::persist::save(&self.root.join(RECORDS), &next)?;
+        berth_common::persist::save(&self.root.join(RECORDS), &next)?;
         *self.records.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
         Ok(out)
     }

@@ -1,7 +1,28 @@
 //! Numbers as Docker prints them for people: `3 minutes` (go-units' HumanDuration) and
 //! `4.194MB` (decimal sizes). berthd's `Status` column and the berth CLI's tables share them.
 
-pub use crate::image::registry::progress::human as human_size;
+/// Sizes as Docker prints them: decimal units, four significant digits (Go's `%.4g`).
+pub fn human_size(n: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB", "PB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u + 1 < units.len() {
+        v /= 1000.0;
+        u += 1;
+    }
+    let decimals = if v >= 100.0 {
+        1
+    } else if v >= 10.0 {
+        2
+    } else {
+        3
+    };
+    let mut s = format!("{v:.decimals$}");
+    if s.contains('.') {
+        s = s.trim_end_matches('0').trim_end_matches('.').to_string();
+    }
+    format!("{s}{}", units[u])
+}
 
 /// Docker's (go-units) human duration: `Less than a second`, `5 seconds`, `About a minute`,
 /// `3 hours`, `2 weeks`.
@@ -72,6 +93,15 @@ pub fn human_size3(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_as_docker_prints_them() {
+        assert_eq!(human_size(0), "0B");
+        assert_eq!(human_size(999), "999B");
+        assert_eq!(human_size(1_000), "1kB");
+        assert_eq!(human_size(1_234_567), "1.235MB");
+        assert_eq!(human_size(2_500_000_000), "2.5GB");
+    }
 
     #[test]
     fn dockers_human_durations() {
