@@ -637,7 +637,7 @@ fn read_until(s: &mut std::os::unix::net::UnixStream, needle: &str) -> String {
 /// The payload of every whole frame in `raw`.
 fn payload(mut raw: &[u8]) -> String {
     let mut out = Vec::new();
-    while let Ok(Some((_, r))) = engine::runtime::attach::next_frame(raw) {
+    while let Ok(Some((_, r))) = berth_api::stream::next_frame(raw) {
         out.extend_from_slice(&raw[r.clone()]);
         raw = &raw[r.end..];
     }
@@ -646,7 +646,8 @@ fn payload(mut raw: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn netns_containers_tty_stdin_attach_detach_and_exec() {
-    use engine::runtime::attach::{AttachRequest, demux};
+    use berth_api::stream::demux;
+    use engine::runtime::attach::AttachRequest;
     if !enabled("netns_containers_tty_stdin_attach_detach_and_exec") {
         return;
     }

@@ -1,6 +1,7 @@
 //! Any bytes as what a Docker API client sends berthd: a container-create body, a
-//! network-create body, a `filters` parameter, a versioned path. Nothing panics; a body that is accepted names an image; a
-//! versioned path loses exactly its prefix.
+//! network-create body, a `filters` parameter, a versioned path. Nothing panics; a create body
+//! reads back the same once written; a body that is accepted names an image; a versioned path
+//! loses exactly its prefix.
 #![no_main]
 
 use berthd::api::{create, filters, network, version};
@@ -8,6 +9,9 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(body) = create::parse(data) {
+        // The typed model loses nothing it read: what berth sends reads back the same.
+        let again = berth_api::container_create::parse(&serde_json::to_vec(&body).unwrap());
+        assert_eq!(again.ok().as_ref(), Some(&body));
         if let Ok(opts) = create::to_options(body, Some("fuzz".into())) {
             assert!(!opts.image.is_empty());
         }

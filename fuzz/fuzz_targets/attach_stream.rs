@@ -3,7 +3,8 @@
 //! request that parses prints as a line that parses to itself; the matcher never invents bytes.
 #![no_main]
 
-use engine::runtime::attach::{DetachMatcher, Request, demux, parse_detach_keys};
+use berth_api::stream::demux;
+use engine::runtime::attach::{DetachMatcher, Request, parse_detach_keys};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -9,8 +9,8 @@ use engine::container::RestartPolicy;
 use engine::container::etc::{hostname, parse_add_host};
 use engine::container::mounts::parse_volumes_from;
 use engine::container::names::validate_name;
-use engine::runtime::env::{parse_env_arg, parse_env_file};
-use engine::volume::spec::{parse_mount, parse_volume};
+use berth_api::opts::env::{parse_env_arg, parse_env_file};
+use berth_api::opts::mount::{parse_mount, parse_volume};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -6,11 +6,16 @@
 
 use std::collections::BTreeMap;
 
+use berth_api::container_create::{
+    BindOptions, ContainerCreate, EndpointConfig, HostConfig, IpamConfig, LogConfig, Mount,
+    NetworkingConfig, PortBinding, RestartPolicy, Strings, TmpfsOptions, Ulimit, VolumeOptions,
+};
+use berth_api::opts::env::{parse_env_arg, parse_env_file};
+use berth_api::opts::mount::{Source, parse_mount, parse_size, parse_volume};
+use berth_api::opts::ulimit::parse_ulimit;
 use clap::Args;
-use engine::runtime::env::{parse_env_arg, parse_env_file};
-use engine::volume::spec::{Source, parse_mount, parse_size, parse_volume};
 use portproxy::PortSpec;
-use serde_json::{Map, Value, json};
+use serde_json::json;
 
 /// The flags `run` and `create` share, with Docker's names.
 #[derive(Args, Debug, Clone, Default)]
@@ -167,12 +172,12 @@ fn bad(flag: &'static str, value: &str, why: impl ToString) -> ArgsError {
 }
 
 /// `PortBindings`: per `80/tcp`, its `{HostIp, HostPort}` bindings.
-pub type Bindings = BTreeMap<String, Vec<Value>>;
+pub type Bindings = BTreeMap<String, Vec<PortBinding>>;
 
 /// `-p`: the create body's `ExposedPorts` keys and `PortBindings`.
 pub fn port_bindings(specs: &[String]) -> Result<(Vec<String>, Bindings), ArgsError> {
     let mut exposed = Vec::new();
-    let mut bindings: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    let mut bindings = Bindings::new();
     for s in specs {
         let spec: PortSpec = s.parse().map_err(|e| bad("--publish", s, e))?;
         let ip = spec.host_ip.map(|i| i.to_string()).unwrap_or_default();
@@ -189,10 +194,10 @@ pub fn port_bindings(specs: &[String]) -> Result<(Vec<String>, Bindings), ArgsEr
             if !exposed.contains(&key) {
                 exposed.push(key.clone());
             }
-            bindings
-                .entry(key)
-                .or_default()
-                .push(json!({"HostIp": ip, "HostPort": host}));
+            bindings.entry(key).or_default().push(PortBinding {
+                host_ip: ip.clone(),
+                host_port: host,
+            });
         }
     }
     Ok((exposed, bindings))
@@ -219,41 +224,43 @@ fn expose(specs: &[String]) -> Result<Vec<String>, ArgsError> {
 }
 
 /// `--mount`: the body's `Mounts` entry.
-fn mount_json(spec: &str) -> Result<Value, ArgsError> {
+fn mount(spec: &str) -> Result<Mount, ArgsError> {
     let m = parse_mount(spec).map_err(|e| bad("--mount", spec, e))?;
-    let mut v = json!({"Target": m.target, "ReadOnly": m.read_only});
+    let mut out = Mount {
+        target: m.target,
+        read_only: m.read_only,
+        ..Mount::default()
+    };
     match m.source {
         Source::Bind(src) => {
-            v["Type"] = "bind".into();
-            v["Source"] = src.into();
-            v["BindOptions"] = json!({"Propagation": m.propagation.as_str()});
+            out.kind = "bind".into();
+            out.source = src;
+            out.bind_options = Some(BindOptions {
+                propagation: m.propagation.as_str().into(),
+            });
         }
         Source::Volume(name) => {
-            v["Type"] = "volume".into();
-            v["Source"] = name.into();
-            v["VolumeOptions"] = json!({"NoCopy": m.no_copy});
+            out.kind = "volume".into();
+            out.source = name;
+            out.volume_options = Some(VolumeOptions { no_copy: m.no_copy });
         }
         Source::Anonymous => {
-            v["Type"] = "volume".into();
-            v["VolumeOptions"] = json!({"NoCopy": m.no_copy});
+            out.kind = "volume".into();
+            out.volume_options = Some(VolumeOptions { no_copy: m.no_copy });
         }
         Source::Tmpfs { size, mode } => {
-            v["Type"] = "tmpfs".into();
-            let mut o = Map::new();
-            if let Some(s) = size {
-                o.insert("SizeBytes".into(), s.into());
-            }
-            if let Some(m) = mode {
-                o.insert("Mode".into(), m.into());
-            }
-            v["TmpfsOptions"] = Value::Object(o);
+            out.kind = "tmpfs".into();
+            out.tmpfs_options = Some(TmpfsOptions {
+                size_bytes: size.map_or(0, |s| i64::try_from(s).unwrap_or(i64::MAX)),
+                mode,
+            });
         }
     }
-    Ok(v)
+    Ok(out)
 }
 
 /// `--restart`: the body's `RestartPolicy`.
-fn restart(spec: &str) -> Result<Value, ArgsError> {
+fn restart(spec: &str) -> Result<RestartPolicy, ArgsError> {
     let why = "valid: no, always, unless-stopped, on-failure[:max-retries]";
     let (name, count) = spec.split_once(':').unwrap_or((spec, ""));
     let count: u32 = match (name, count) {
@@ -266,7 +273,10 @@ fn restart(spec: &str) -> Result<Value, ArgsError> {
     if !matches!(name, "no" | "always" | "unless-stopped" | "on-failure") {
         return Err(bad("--restart", spec, why));
     }
-    Ok(json!({"Name": name, "MaximumRetryCount": count}))
+    Ok(RestartPolicy {
+        name: name.into(),
+        maximum_retry_count: count,
+    })
 }
 
 /// The create body of `args` for `image` and `cmd`. `lookup` reads the caller's environment
@@ -277,7 +287,7 @@ pub fn create_body(
     cmd: &[String],
     lookup: impl Fn(&str) -> Option<String> + Copy,
     env_files: &[(String, String)],
-) -> Result<Value, ArgsError> {
+) -> Result<ContainerCreate, ArgsError> {
     if args.rm && args.restart != "no" {
         return Err(ArgsError::Conflict(format!(
             "--restart {} and --rm (a container removed when it exits cannot be restarted)",
@@ -302,7 +312,7 @@ pub fn create_body(
         }
     }
     let mut binds = Vec::new();
-    let mut volumes = Map::new();
+    let mut volumes = BTreeMap::new();
     for v in &args.volume {
         let m = parse_volume(v).map_err(|e| bad("--volume", v, e))?;
         if m.source == Source::Anonymous {
@@ -314,7 +324,7 @@ pub fn create_body(
     let mounts = args
         .mount
         .iter()
-        .map(|m| mount_json(m))
+        .map(|m| mount(m))
         .collect::<Result<Vec<_>, _>>()?;
     let memory = match &args.memory {
         None => 0,
@@ -330,21 +340,22 @@ pub fn create_body(
     };
     let mut ulimits = Vec::new();
     for u in &args.ulimit {
-        let l = engine::runtime::spec::parse_ulimit(u, |_| u64::MAX)
-            .map_err(|e| bad("--ulimit", u, e))?;
+        let l = parse_ulimit(u).map_err(|e| bad("--ulimit", u, e))?;
         let n = |v: u64| if v == u64::MAX { -1 } else { v as i64 };
-        // Docker's name (`nofile`), not the kernel's (`RLIMIT_NOFILE`).
-        let name = u.split_once('=').map_or(u.as_str(), |(k, _)| k);
-        ulimits.push(json!({"Name": name, "Soft": n(l.soft), "Hard": n(l.hard)}));
+        ulimits.push(Ulimit {
+            name: l.name,
+            soft: n(l.soft),
+            hard: n(l.hard),
+        });
     }
-    let mut log_config = Map::new();
+    let mut log_config = BTreeMap::new();
     for o in &args.log_opt {
         let (k, v) = o
             .split_once('=')
             .ok_or_else(|| bad("--log-opt", o, "valid: KEY=VALUE such as max-size=10m"))?;
         log_config.insert(k.into(), v.into());
     }
-    let mut labels = Map::new();
+    let mut labels = BTreeMap::new();
     for l in &args.label {
         let (k, v) = l.split_once('=').unwrap_or((l, ""));
         if k.is_empty() {
@@ -353,90 +364,96 @@ pub fn create_body(
         labels.insert(k.into(), v.into());
     }
     let network = args.network.clone().unwrap_or_default();
-    let mut endpoints = Map::new();
+    let mut endpoints = BTreeMap::new();
     if !args.network_alias.is_empty() || args.ip.is_some() {
         let net = if network.is_empty() {
             "bridge"
         } else {
             &network
         };
-        let mut ep = json!({"Aliases": args.network_alias});
-        if let Some(ip) = &args.ip {
-            ep["IPAMConfig"] = json!({"IPv4Address": ip});
-        }
-        endpoints.insert(net.to_string(), ep);
+        endpoints.insert(
+            net.to_string(),
+            EndpointConfig {
+                aliases: Some(args.network_alias.clone()),
+                ipam_config: args.ip.as_ref().map(|ip| IpamConfig {
+                    ipv4_address: ip.clone(),
+                }),
+            },
+        );
     }
     let cpus = match args.cpus {
         None => 0,
         Some(c) if c > 0.0 && c <= 1024.0 => (c * 1e9) as i64,
         Some(c) => return Err(bad("--cpus", &c.to_string(), "valid: a number above 0")),
     };
-    let exposed: Map<String, Value> = exposed.into_iter().map(|p| (p, json!({}))).collect();
-    let mut body = json!({
-        "Image": image,
-        "Cmd": if cmd.is_empty() { Value::Null } else { json!(cmd) },
-        "Env": env,
-        "Tty": args.tty,
-        "OpenStdin": args.interactive,
+    let string = |v: &Option<String>| v.clone().unwrap_or_default();
+    Ok(ContainerCreate {
+        image: image.into(),
+        cmd: if cmd.is_empty() {
+            Strings::None
+        } else {
+            Strings::List(cmd.to_vec())
+        },
+        entrypoint: match args.entrypoint.as_deref() {
+            None => Strings::None,
+            Some("") => Strings::List(Vec::new()),
+            Some(e) => Strings::List(vec![e.into()]),
+        },
+        env: Some(env),
+        tty: args.tty,
+        open_stdin: args.interactive,
         // Detached (`run -d`, `create`): nobody is attached, and stdin stays open for later
         // attachments, as the docker CLI sets it.
-        "AttachStdin": args.interactive && !args.detached,
-        "StdinOnce": args.interactive && !args.detached,
-        "ExposedPorts": exposed,
-        "Volumes": volumes,
-        "Labels": labels,
-        "HostConfig": {
-            "Binds": binds,
-            "Mounts": mounts,
-            "NetworkMode": network,
-            "PortBindings": bindings,
-            "PublishAllPorts": args.publish_all,
-            "RestartPolicy": restart(&args.restart)?,
-            "AutoRemove": args.rm,
-            "VolumesFrom": args.volumes_from,
-            "Dns": args.dns,
-            "DnsSearch": args.dns_search,
-            "DnsOptions": args.dns_option,
-            "ExtraHosts": args.add_host,
-            "Links": args.link,
-            "ReadonlyRootfs": args.read_only,
-            "Memory": memory,
-            "NanoCpus": cpus,
-            "Ulimits": ulimits,
-            "LogConfig": {"Type": args.log_driver.clone().unwrap_or_default(), "Config": log_config},
-            "Privileged": args.privileged,
-            "CapAdd": args.cap_add,
-            "CapDrop": args.cap_drop,
-            "SecurityOpt": args.security_opt,
+        attach_stdin: args.interactive && !args.detached,
+        stdin_once: args.interactive && !args.detached,
+        exposed_ports: Some(exposed.into_iter().map(|p| (p, json!({}))).collect()),
+        volumes: Some(volumes),
+        labels: Some(labels),
+        hostname: string(&args.hostname),
+        user: string(&args.user),
+        working_dir: string(&args.workdir),
+        stop_signal: string(&args.stop_signal),
+        stop_timeout: args.stop_timeout,
+        host_config: HostConfig {
+            binds: Some(binds),
+            mounts: Some(mounts),
+            network_mode: network,
+            port_bindings: Some(bindings.into_iter().map(|(k, v)| (k, Some(v))).collect()),
+            publish_all_ports: args.publish_all,
+            restart_policy: Some(restart(&args.restart)?),
+            auto_remove: args.rm,
+            volumes_from: Some(args.volumes_from.clone()),
+            dns: Some(args.dns.clone()),
+            dns_search: Some(args.dns_search.clone()),
+            dns_options: Some(args.dns_option.clone()),
+            extra_hosts: Some(args.add_host.clone()),
+            links: Some(args.link.clone()),
+            readonly_rootfs: args.read_only,
+            memory,
+            nano_cpus: cpus,
+            pids_limit: args.pids_limit,
+            ulimits: Some(ulimits),
+            log_config: Some(LogConfig {
+                kind: string(&args.log_driver),
+                config: log_config,
+            }),
+            privileged: args.privileged,
+            cap_add: Some(args.cap_add.clone()),
+            cap_drop: Some(args.cap_drop.clone()),
+            security_opt: Some(args.security_opt.clone()),
+            ..HostConfig::default()
         },
-        "NetworkingConfig": {"EndpointsConfig": endpoints},
-    });
-    for (key, v) in [
-        ("Hostname", &args.hostname),
-        ("User", &args.user),
-        ("WorkingDir", &args.workdir),
-        ("StopSignal", &args.stop_signal),
-    ] {
-        if let Some(v) = v {
-            body[key] = v.clone().into();
-        }
-    }
-    if let Some(e) = &args.entrypoint {
-        body["Entrypoint"] = if e.is_empty() { json!([]) } else { json!([e]) };
-    }
-    if let Some(t) = args.stop_timeout {
-        body["StopTimeout"] = t.into();
-    }
-    if let Some(p) = args.pids_limit {
-        body["HostConfig"]["PidsLimit"] = p.into();
-    }
-    Ok(body)
+        networking_config: NetworkingConfig {
+            endpoints_config: Some(endpoints),
+        },
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::Parser;
+    use serde_json::Value;
 
     #[derive(Parser)]
     #[command(disable_help_flag = true)]
@@ -455,6 +472,7 @@ mod tests {
             lookup,
             &[("e.env".into(), "A=1\n# c\nB\n".into())],
         )
+        .map(|b| serde_json::to_value(b).unwrap())
     }
 
     #[test]
@@ -537,13 +555,13 @@ mod tests {
     fn detached_runs_attach_nothing() {
         let t = T::try_parse_from(["run", "-i"]).unwrap();
         let mut a = t.a;
-        let b = create_body(&a, "bb", &[], |_| None, &[]).unwrap();
+        let b = serde_json::to_value(create_body(&a, "bb", &[], |_| None, &[]).unwrap()).unwrap();
         assert_eq!(
             (b["AttachStdin"].as_bool(), b["StdinOnce"].as_bool()),
             (Some(true), Some(true))
         );
         a.detached = true;
-        let b = create_body(&a, "bb", &[], |_| None, &[]).unwrap();
+        let b = serde_json::to_value(create_body(&a, "bb", &[], |_| None, &[]).unwrap()).unwrap();
         assert_eq!(
             (b["OpenStdin"].as_bool(), b["StdinOnce"].as_bool()),
             (Some(true), Some(false))

@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd};
 
-use engine::runtime::attach::next_frame;
+use berth_api::stream::next_frame;
 use nix::sys::termios::{self, SetArg, Termios};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -135,7 +135,7 @@ pub fn stdin_is_terminal() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use engine::runtime::attach::frame_header;
+    use berth_api::stream::frame_header;
 
     #[test]
     fn demux_splits_frames_across_chunks() {

@@ -3,7 +3,7 @@
 //!
 //! Pure parts: [`clean`] (Docker's lexical path clean, keeping a trailing `/.`), [`locate`]
 //! (which root a container path lives under: the rootfs or the mount whose destination is its
-//! longest prefix) and [`PathStat`] (Docker's `X-Docker-Container-Path-Stat` JSON).
+//! longest prefix) and [`PathStat`]s (Docker's `X-Docker-Container-Path-Stat` JSON).
 //!
 //! Nothing here follows a link out of the container: lookups go through `openat2` with
 //! `RESOLVE_IN_ROOT` from a descriptor of the root (a link to `/../../etc` resolves to the
@@ -22,6 +22,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use berth_api::archive::PathStat;
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat, openat2, readlinkat};
 use nix::sys::stat::{FileStat, Mode, SFlag, fstat, fstatat};
@@ -248,22 +249,6 @@ pub fn locate(destinations: &[&str], path: &str) -> (Option<usize>, String) {
     )
 }
 
-/// Docker's `X-Docker-Container-Path-Stat` (`container.PathStat`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct PathStat {
-    /// The base name (`.` for a directory's contents).
-    pub name: String,
-    /// Size in bytes.
-    pub size: i64,
-    /// Go's `os.FileMode` bits.
-    pub mode: u32,
-    /// Modification time, RFC 3339 with nanoseconds.
-    pub mtime: String,
-    /// Where a symlink points, as an absolute container path; empty otherwise.
-    #[serde(rename = "linkTarget")]
-    pub link_target: String,
-}
-
 /// Go's `os.FileMode` of a `st_mode`: type bits (directory `1<<31`, symlink `1<<27`, ...),
 /// setuid/setgid/sticky and the permission bits.
 pub fn go_mode(st_mode: u32) -> u32 {
@@ -296,34 +281,6 @@ pub fn go_mode(st_mode: u32) -> u32 {
         m |= STICKY;
     }
     m
-}
-
-impl PathStat {
-    /// The header value: base64 of the JSON.
-    pub fn header(&self) -> String {
-        use base64::Engine as _;
-        base64::engine::general_purpose::STANDARD
-            .encode(serde_json::to_vec(self).expect("a stat serialises"))
-    }
-
-    /// Parses a header value (what a client receives); `None` when it is not one.
-    pub fn from_header(v: &str) -> Option<PathStat> {
-        use base64::Engine as _;
-        let json = base64::engine::general_purpose::STANDARD
-            .decode(v.trim())
-            .ok()?;
-        serde_json::from_slice(&json).ok()
-    }
-
-    /// Whether it is a symlink.
-    pub fn is_symlink(&self) -> bool {
-        self.mode & (1 << 27) != 0
-    }
-
-    /// Whether it is a directory.
-    pub fn is_dir(&self) -> bool {
-        self.mode & (1 << 31) != 0
-    }
 }
 
 /// A container path looked up: the directory holding it and its name there (`None`: the
@@ -735,7 +692,7 @@ mod tests {
     }
 
     #[test]
-    fn go_modes_and_header() {
+    fn go_modes() {
         assert_eq!(go_mode(libc::S_IFDIR | 0o755), (1 << 31) | 0o755);
         assert_eq!(go_mode(libc::S_IFLNK | 0o777), (1 << 27) | 0o777);
         assert_eq!(go_mode(libc::S_IFREG | 0o4644), (1 << 23) | 0o644);
@@ -743,23 +700,6 @@ mod tests {
             go_mode(libc::S_IFCHR | 0o600),
             (1 << 26) | (1 << 21) | 0o600
         );
-        let s = PathStat {
-            name: "f".into(),
-            size: 3,
-            mode: 0o644,
-            mtime: "1970-01-01T00:00:00Z".into(),
-            link_target: String::new(),
-        };
-        use base64::Engine as _;
-        let json = base64::engine::general_purpose::STANDARD
-            .decode(s.header())
-            .unwrap();
-        assert_eq!(
-            String::from_utf8(json).unwrap(),
-            r#"{"name":"f","size":3,"mode":420,"mtime":"1970-01-01T00:00:00Z","linkTarget":""}"#
-        );
-        assert!(!s.is_dir());
-        assert_eq!(PathStat::from_header(&s.header()), Some(s));
     }
 
     fn root_at(dir: &Path, mounts: Vec<(&str, &Path)>) -> ArchiveRoot {

@@ -28,8 +28,8 @@ use crate::image::reference::Digest;
 use crate::image::store::{ImageRecord, ImageStore, ImageUser};
 use crate::runtime::oci::RuncLike;
 use crate::runtime::{command, env, spec};
-use crate::volume::spec::{Source, parse_mount, parse_size, parse_volume};
 use crate::volume::store::VolumeStore;
+use berth_api::opts::mount::{Source, parse_mount, parse_size, parse_volume};
 
 /// What a container's state channel carries: its state, and a count of its exits that only
 /// goes up, so a waiter that was not scheduled while the container was exited (a `docker
@@ -626,7 +626,7 @@ impl Engine {
         .map_err(|e| ContainerError::Invalid(e.to_string()))?;
         let mut run_env = Vec::new();
         for e in &opts.env {
-            if let Some(kv) = env::parse_env_arg(e, |_| None)
+            if let Some(kv) = berth_api::opts::env::parse_env_arg(e, |_| None)
                 .map_err(|e| ContainerError::Invalid(e.to_string()))?
             {
                 run_env.push(kv);

@@ -15,7 +15,7 @@ use super::engine::Engine;
 use super::exit::ExitWatch;
 use super::state::{Op, check};
 use super::{ContainerError, io_err};
-use crate::runtime::attach::{self, AttachRequest, Request};
+use crate::runtime::attach::{AttachRequest, Request};
 use crate::runtime::env;
 use crate::runtime::logs::Rotation;
 use crate::runtime::shim::{self, ShimConfig, ShimIo};
@@ -91,7 +91,7 @@ impl ExecSession {
             let _ = i;
         }
         // Framed by the shim (a TTY's output is all stream 1).
-        let (stdout, stderr) = attach::demux(&raw).map_err(std::io::Error::other)?;
+        let (stdout, stderr) = berth_api::stream::demux(&raw).map_err(std::io::Error::other)?;
         Ok(ExecOutput {
             exit_code: self.wait().await,
             stdout,
@@ -146,7 +146,7 @@ impl Engine {
         )?;
         let mut extra = Vec::new();
         for e in &opts.env {
-            if let Some(kv) = env::parse_env_arg(e, |_| None)
+            if let Some(kv) = berth_api::opts::env::parse_env_arg(e, |_| None)
                 .map_err(|e| ContainerError::Invalid(e.to_string()))?
             {
                 extra.push(kv);

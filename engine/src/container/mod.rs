@@ -86,7 +86,7 @@ pub enum ContainerError {
     Volume(#[from] crate::volume::store::VolumeError),
     /// A `-v`/`--mount` spec.
     #[error(transparent)]
-    Mount(#[from] crate::volume::spec::MountSpecError),
+    Mount(#[from] berth_api::opts::mount::MountSpecError),
     /// The network manager.
     #[error(transparent)]
     Network(#[from] netcore::network::NetworkError),

@@ -12,7 +12,7 @@ use std::path::Path;
 use super::ContainerError;
 use super::model::MountPoint;
 use crate::runtime::spec::OciMount;
-use crate::volume::spec::{MountSpec, Source};
+use berth_api::opts::mount::{MountSpec, Source};
 
 /// `--volumes-from NAME[:ro|rw]` into the container and the access override.
 pub fn parse_volumes_from(s: &str) -> Result<(String, Option<bool>), ContainerError> {
@@ -188,7 +188,7 @@ pub fn copy_tree(src: &Path, dst: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::volume::spec::{parse_mount, parse_volume};
+    use berth_api::opts::mount::{parse_mount, parse_volume};
 
     fn from_of(dest: &str, name: &str) -> MountPoint {
         point(&parse_volume(&format!("{name}:{dest}")).unwrap())

@@ -27,7 +27,7 @@ use berth_common::time::now_rfc3339_nano;
 use crate::runtime::logs::Rotation;
 use crate::runtime::shim::{self, ShimConfig, ShimIo, Spawned};
 use crate::runtime::spec::{SpecInput, parse_ulimit, spec};
-use crate::volume::spec::parse_size;
+use berth_api::opts::mount::parse_size;
 
 /// A start between its first and its last step: everything the run needs, taken from the
 /// records, so [`StartPlan::run`] needs no engine.

@@ -20,7 +20,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::attach::{AttachRequest, DetachMatcher, Request, STDERR, STDOUT, frame_header};
+use berth_api::stream::{STDERR, STDOUT, frame_header};
+
+use super::attach::{AttachRequest, DetachMatcher, Request};
 use berth_common::time::now_rfc3339_nano;
 
 use super::logs::{JsonFileWriter, Rotation};

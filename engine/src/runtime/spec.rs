@@ -209,25 +209,12 @@ pub fn spec(i: &SpecInput) -> Value {
     })
 }
 
-/// Why a `--ulimit` was refused.
+/// A `--ulimit` berth cannot apply.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UlimitError {
-    /// Not `name=soft[:hard]`.
-    #[error("invalid ulimit {0:?}: expected NAME=SOFT[:HARD], e.g. nofile=1024:2048")]
-    Syntax(String),
-    /// An unknown name.
-    #[error("invalid ulimit {spec:?}: unknown name {name:?} (valid: {valid})")]
-    Name {
-        /// What the user wrote.
-        spec: String,
-        /// The bad name.
-        name: String,
-        /// Valid names.
-        valid: String,
-    },
-    /// Soft above hard.
-    #[error("invalid ulimit {0:?}: the soft limit is above the hard limit")]
-    SoftAboveHard(String),
+    /// Not Docker's syntax, an unknown name, or soft above hard.
+    #[error(transparent)]
+    Spec(#[from] berth_api::opts::ulimit::UlimitError),
     /// Above what the host allows (berth has no CAP_SYS_RESOURCE to raise it).
     #[error("ulimit {spec:?}: hard limit {hard} is above the host's hard limit {host} for {name}")]
     AboveHost {
@@ -242,67 +229,23 @@ pub enum UlimitError {
     },
 }
 
-const ULIMITS: [&str; 16] = [
-    "core",
-    "cpu",
-    "data",
-    "fsize",
-    "locks",
-    "memlock",
-    "msgqueue",
-    "nice",
-    "nofile",
-    "nproc",
-    "rss",
-    "rtprio",
-    "rttime",
-    "sigpending",
-    "stack",
-    "as",
-];
-
 /// Parses `--ulimit NAME=SOFT[:HARD]` and checks it against `host_hard(name)`, the host's hard
 /// limit (never ask the kernel for more than it allows: the request would fail at start).
 pub fn parse_ulimit(spec: &str, host_hard: impl Fn(&str) -> u64) -> Result<Rlimit, UlimitError> {
-    let (name, vals) = spec
-        .split_once('=')
-        .ok_or_else(|| UlimitError::Syntax(spec.into()))?;
-    if !ULIMITS.contains(&name) {
-        return Err(UlimitError::Name {
-            spec: spec.into(),
-            name: name.into(),
-            valid: ULIMITS.join(", "),
-        });
-    }
-    let num = |s: &str| -> Result<u64, UlimitError> {
-        if s == "-1" || s == "unlimited" {
-            return Ok(u64::MAX);
-        }
-        s.parse().map_err(|_| UlimitError::Syntax(spec.into()))
-    };
-    let (soft, hard) = match vals.split_once(':') {
-        Some((s, h)) => (num(s)?, num(h)?),
-        None => {
-            let v = num(vals)?;
-            (v, v)
-        }
-    };
-    if soft > hard {
-        return Err(UlimitError::SoftAboveHard(spec.into()));
-    }
-    let host = host_hard(name);
-    if hard > host {
+    let u = berth_api::opts::ulimit::parse_ulimit(spec)?;
+    let host = host_hard(&u.name);
+    if u.hard > host {
         return Err(UlimitError::AboveHost {
             spec: spec.into(),
-            name: name.into(),
-            hard,
+            name: u.name,
+            hard: u.hard,
             host,
         });
     }
     Ok(Rlimit {
-        kind: format!("RLIMIT_{}", name.to_ascii_uppercase()),
-        soft,
-        hard,
+        kind: format!("RLIMIT_{}", u.name.to_ascii_uppercase()),
+        soft: u.soft,
+        hard: u.hard,
     })
 }
 
@@ -404,7 +347,9 @@ mod tests {
         );
         assert!(matches!(
             parse_ulimit("nofile=10:5", host),
-            Err(UlimitError::SoftAboveHard(_))
+            Err(UlimitError::Spec(
+                berth_api::opts::ulimit::UlimitError::SoftAboveHard(_)
+            ))
         ));
         assert!(
             parse_ulimit("files=1", host)
@@ -414,7 +359,9 @@ mod tests {
         );
         assert!(matches!(
             parse_ulimit("nofile", host),
-            Err(UlimitError::Syntax(_))
+            Err(UlimitError::Spec(
+                berth_api::opts::ulimit::UlimitError::Syntax(_)
+            ))
         ));
         // The spec with an explicit nofile keeps it and adds no default.
         let mut i = input();

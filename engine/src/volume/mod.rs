@@ -1,5 +1,4 @@
 //! Volumes: what `-v` and `--mount` ask for ([`spec`]) and the local volume store
 //! ([`store`]).
 
-pub mod spec;
 pub mod store;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::spec::valid_volume_name;
+use berth_api::opts::mount::valid_volume_name;
 
 const RECORDS: &str = "volumes.json";
 

@@ -4,228 +4,14 @@
 //! CapDrop, SecurityOpt, Devices, Sysctls, a StopSignal other than TERM, a log driver other
 //! than json-file) are refused by name rather than dropped.
 
-use std::collections::BTreeMap;
-
+use berth_api::container_create::{self as create, ContainerCreate, Mount};
 use engine::container::CreateOptions;
-use serde::Deserialize;
 
 use super::error::ApiError;
 
-/// `Entrypoint` and `Cmd` come as an array, a string, or null.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(untagged)]
-pub enum Strings {
-    /// `["sh", "-c", "..."]`.
-    List(Vec<String>),
-    /// `"sh"` (old clients).
-    One(String),
-    /// `null`.
-    #[default]
-    None,
-}
-
-impl Strings {
-    fn into_vec(self) -> Option<Vec<String>> {
-        match self {
-            Strings::List(v) => Some(v),
-            Strings::One(s) => Some(vec![s]),
-            Strings::None => None,
-        }
-    }
-}
-
-/// `HostConfig.PortBindings` entry.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(default, rename_all = "PascalCase")]
-pub struct PortBinding {
-    /// `HostIp`.
-    pub host_ip: String,
-    /// `HostPort` (empty: any).
-    pub host_port: String,
-}
-
-/// `HostConfig.RestartPolicy`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(default, rename_all = "PascalCase")]
-pub struct RestartPolicy {
-    /// `no`, `always`, `unless-stopped`, `on-failure`.
-    pub name: String,
-    /// For `on-failure`.
-    pub maximum_retry_count: u32,
-}
-
-/// `HostConfig.Ulimits` entry.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(default, rename_all = "PascalCase")]
-pub struct Ulimit {
-    /// `nofile`.
-    pub name: String,
-    /// Soft limit.
-    pub soft: i64,
-    /// Hard limit.
-    pub hard: i64,
-}
-
-/// `HostConfig.Mounts` entry.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(default, rename_all = "PascalCase")]
-pub struct Mount {
-    /// `bind`, `volume`, `tmpfs`.
-    #[serde(rename = "Type")]
-    pub kind: String,
-    /// Host path or volume name.
-    pub source: String,
-    /// Path in the container.
-    pub target: String,
-    /// Read-only.
-    pub read_only: bool,
-    /// `VolumeOptions.NoCopy`.
-    pub volume_options: Option<serde_json::Value>,
-    /// `BindOptions.Propagation`.
-    pub bind_options: Option<serde_json::Value>,
-    /// `TmpfsOptions.SizeBytes`, `Mode`.
-    pub tmpfs_options: Option<serde_json::Value>,
-}
-
-/// `HostConfig.LogConfig`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(default, rename_all = "PascalCase")]
-pub struct LogConfig {
-    /// `json-file` (or empty).
-    #[serde(rename = "Type")]
-    pub kind: String,
-    /// `max-size`, `max-file`.
-    pub config: BTreeMap<String, String>,
-}
-
-/// The part of `HostConfig` berth reads.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(default, rename_all = "PascalCase")]
-pub struct HostConfig {
-    /// `-v` (binds and named volumes).
-    pub binds: Option<Vec<String>>,
-    /// `--network`.
-    pub network_mode: String,
-    /// `-p`.
-    pub port_bindings: Option<BTreeMap<String, Option<Vec<PortBinding>>>>,
-    /// `--restart`.
-    pub restart_policy: Option<RestartPolicy>,
-    /// `--rm`.
-    pub auto_remove: bool,
-    /// `--volumes-from`.
-    pub volumes_from: Option<Vec<String>>,
-    /// `--mount`.
-    pub mounts: Option<Vec<Mount>>,
-    /// `--dns`.
-    pub dns: Option<Vec<String>>,
-    /// `--dns-option`.
-    pub dns_options: Option<Vec<String>>,
-    /// `--dns-search`.
-    pub dns_search: Option<Vec<String>>,
-    /// `--add-host`.
-    pub extra_hosts: Option<Vec<String>>,
-    /// `--link`.
-    pub links: Option<Vec<String>>,
-    /// `-P`.
-    pub publish_all_ports: bool,
-    /// `--read-only`.
-    pub readonly_rootfs: bool,
-    /// `-m`, bytes.
-    pub memory: i64,
-    /// `--cpus` × 10⁹.
-    pub nano_cpus: i64,
-    /// `--pids-limit`.
-    pub pids_limit: Option<i64>,
-    /// `--ulimit`.
-    pub ulimits: Option<Vec<Ulimit>>,
-    /// `--log-driver`, `--log-opt`.
-    pub log_config: Option<LogConfig>,
-    /// `--privileged` (refused).
-    pub privileged: bool,
-    /// `--cap-add` (refused when not empty).
-    pub cap_add: Option<Vec<String>>,
-    /// `--cap-drop` (refused when not empty).
-    pub cap_drop: Option<Vec<String>>,
-    /// `--security-opt` (refused when not empty).
-    pub security_opt: Option<Vec<String>>,
-    /// `--device` (refused when not empty).
-    pub devices: Option<Vec<serde_json::Value>>,
-    /// `--sysctl` (refused when not empty).
-    pub sysctls: Option<BTreeMap<String, String>>,
-}
-
-/// `NetworkingConfig.EndpointsConfig` entry.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(default, rename_all = "PascalCase")]
-pub struct EndpointConfig {
-    /// `--network-alias`.
-    pub aliases: Option<Vec<String>>,
-    /// `--ip`.
-    #[serde(rename = "IPAMConfig")]
-    pub ipam_config: Option<IpamConfig>,
-}
-
-/// `IPAMConfig`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct IpamConfig {
-    /// `--ip`.
-    #[serde(rename = "IPv4Address")]
-    pub ipv4_address: String,
-}
-
-/// `NetworkingConfig`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(default, rename_all = "PascalCase")]
-pub struct NetworkingConfig {
-    /// Per network.
-    pub endpoints_config: Option<BTreeMap<String, EndpointConfig>>,
-}
-
-/// The body of `POST /containers/create`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(default, rename_all = "PascalCase")]
-pub struct ContainerCreate {
-    /// `-h`.
-    pub hostname: String,
-    /// `-u`.
-    pub user: String,
-    /// `--expose` and the ports of `-p`.
-    pub exposed_ports: Option<BTreeMap<String, serde_json::Value>>,
-    /// `-t`.
-    pub tty: bool,
-    /// `-i`.
-    pub open_stdin: bool,
-    /// `run -i` (attached).
-    pub stdin_once: bool,
-    /// `-e`, `--env-file`.
-    pub env: Option<Vec<String>>,
-    /// Arguments after the image.
-    pub cmd: Strings,
-    /// `--entrypoint`.
-    pub entrypoint: Strings,
-    /// The image.
-    pub image: String,
-    /// `-v /path` (anonymous volumes).
-    pub volumes: Option<BTreeMap<String, serde_json::Value>>,
-    /// `-w`.
-    pub working_dir: String,
-    /// `-l`.
-    pub labels: Option<BTreeMap<String, String>>,
-    /// `--stop-timeout`.
-    pub stop_timeout: Option<i64>,
-    /// `--stop-signal` (refused unless SIGTERM).
-    pub stop_signal: String,
-    /// Host settings.
-    pub host_config: HostConfig,
-    /// Network endpoints.
-    pub networking_config: NetworkingConfig,
-}
-
 /// Parses a body; the error names what is wrong in it.
 pub fn parse(body: &[u8]) -> Result<ContainerCreate, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad(format!("invalid container config: {e}")))
+    create::parse(body).map_err(|e| ApiError::bad(format!("invalid container config: {e}")))
 }
 
 fn mount_spec(m: &Mount) -> Result<String, ApiError> {
@@ -244,25 +30,19 @@ fn mount_spec(m: &Mount) -> Result<String, ApiError> {
     if m.read_only {
         parts.push("readonly".into());
     }
-    if let Some(o) = &m.volume_options {
-        if o["NoCopy"].as_bool() == Some(true) {
-            parts.push("volume-nocopy".into());
-        }
+    if m.volume_options.as_ref().is_some_and(|o| o.no_copy) {
+        parts.push("volume-nocopy".into());
     }
-    if let Some(p) = m
-        .bind_options
-        .as_ref()
-        .and_then(|o| o["Propagation"].as_str())
-    {
+    if let Some(p) = m.bind_options.as_ref().map(|o| &o.propagation) {
         if !p.is_empty() {
             parts.push(format!("bind-propagation={p}"));
         }
     }
     if let Some(o) = &m.tmpfs_options {
-        if let Some(s) = o["SizeBytes"].as_i64().filter(|s| *s > 0) {
-            parts.push(format!("tmpfs-size={s}"));
+        if o.size_bytes > 0 {
+            parts.push(format!("tmpfs-size={}", o.size_bytes));
         }
-        if let Some(mode) = o["Mode"].as_u64() {
+        if let Some(mode) = o.mode {
             parts.push(format!("tmpfs-mode={mode:o}"));
         }
     }
@@ -340,7 +120,7 @@ pub fn to_options(body: ContainerCreate, name: Option<String>) -> Result<CreateO
     // only the others are anonymous volumes.
     let taken: Vec<String> = volumes
         .iter()
-        .filter_map(|v| engine::volume::spec::parse_volume(v).ok())
+        .filter_map(|v| berth_api::opts::mount::parse_volume(v).ok())
         .map(|m| m.target.trim_end_matches('/').to_string())
         .chain(
             api_mounts

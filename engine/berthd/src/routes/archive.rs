@@ -10,7 +10,8 @@ use axum::body::{Body, BodyDataStream, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use engine::container::archive::{ArchiveError, PathStat};
+use berth_api::archive::PathStat;
+use engine::container::archive::ArchiveError;
 use futures::StreamExt;
 use tokio::sync::mpsc;
 

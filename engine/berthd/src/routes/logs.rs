@@ -65,7 +65,7 @@ pub(crate) async fn container_logs(
             return Bytes::from(text);
         }
         let stream = if l.stream == "stderr" { 2 } else { 1 };
-        let mut b = engine::runtime::attach::frame_header(stream, text.len()).to_vec();
+        let mut b = berth_api::stream::frame_header(stream, text.len()).to_vec();
         b.extend_from_slice(text.as_bytes());
         Bytes::from(b)
     };

@@ -10,7 +10,9 @@ use serde_json::{Value, json};
 
 use super::{ApiResult, AppState, Q, json_response, no_content};
 use crate::api::error::ApiError;
-use crate::api::{create, filters};
+use berth_api::container_create as create;
+
+use crate::api::filters;
 
 /// `POST /networks/prune`: user-defined networks without endpoints.
 pub(crate) async fn network_prune(State(st): State<AppState>, q: Q) -> ApiResult {

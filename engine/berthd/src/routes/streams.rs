@@ -11,8 +11,9 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use berth_api::stream::next_frame;
 use engine::container::{ContainerError, ExecOptions};
-use engine::runtime::attach::{AttachRequest, next_frame, parse_detach_keys};
+use engine::runtime::attach::{AttachRequest, parse_detach_keys};
 use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -433,7 +434,7 @@ pub async fn exec_start(
                 record_exit(&st, &exec_id, code).await;
                 let mut b = Vec::new();
                 if !tty {
-                    b.extend_from_slice(&engine::runtime::attach::frame_header(1, text.len()));
+                    b.extend_from_slice(&berth_api::stream::frame_header(1, text.len()));
                 }
                 b.extend_from_slice(text.as_bytes());
                 let _ = io.write_all(&b).await;

@@ -324,6 +324,7 @@ async fn create(
     }
     let body = create_body(args, image, cmd, |n| std::env::var(n).ok(), &env_files)
         .map_err(|e| status_exit(125, e))?;
+    let body = serde_json::to_value(&body)?;
     if !matches!(args.pull.as_str(), "missing" | "always" | "never") {
         return Err(status_exit(
             125,

@@ -9,9 +9,9 @@ use std::io::{self, Read, Write};
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::Context;
+use berth_api::archive::PathStat;
 use berth_cli::client::{BodyStream, Client, ClientError, enc, query, reader_body};
 use clap::Args;
-use engine::container::archive::PathStat;
 use hyper::Method;
 
 use crate::Exit;

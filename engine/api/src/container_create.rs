@@ -1,0 +1,288 @@
+//! The body of `POST /containers/create` as Docker's clients send it: what `berth run` builds
+//! from its flags and what berthd reads, one typed model for both. Fields take Docker's names
+//! and shapes (`Cmd` as an array, a string or null; absent lists as `null`).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// `Entrypoint` and `Cmd` come as an array, a string, or null.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Strings {
+    /// `["sh", "-c", "..."]`.
+    List(Vec<String>),
+    /// `"sh"` (old clients).
+    One(String),
+    /// `null`.
+    #[default]
+    None,
+}
+
+impl Strings {
+    /// The list, `None` for null.
+    pub fn into_vec(self) -> Option<Vec<String>> {
+        match self {
+            Strings::List(v) => Some(v),
+            Strings::One(s) => Some(vec![s]),
+            Strings::None => None,
+        }
+    }
+}
+
+/// `HostConfig.PortBindings` entry.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct PortBinding {
+    /// `HostIp`.
+    pub host_ip: String,
+    /// `HostPort` (empty: any).
+    pub host_port: String,
+}
+
+/// `HostConfig.RestartPolicy`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct RestartPolicy {
+    /// `no`, `always`, `unless-stopped`, `on-failure`.
+    pub name: String,
+    /// For `on-failure`.
+    pub maximum_retry_count: u32,
+}
+
+/// `HostConfig.Ulimits` entry.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct Ulimit {
+    /// `nofile`.
+    pub name: String,
+    /// Soft limit.
+    pub soft: i64,
+    /// Hard limit.
+    pub hard: i64,
+}
+
+/// `HostConfig.Mounts` entry.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct Mount {
+    /// `bind`, `volume`, `tmpfs`.
+    #[serde(rename = "Type")]
+    pub kind: String,
+    /// Host path or volume name.
+    pub source: String,
+    /// Path in the container.
+    pub target: String,
+    /// Read-only.
+    pub read_only: bool,
+    /// `volume-nocopy`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volume_options: Option<VolumeOptions>,
+    /// `bind-propagation`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bind_options: Option<BindOptions>,
+    /// `tmpfs-size`, `tmpfs-mode`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tmpfs_options: Option<TmpfsOptions>,
+}
+
+/// `Mount.VolumeOptions`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct VolumeOptions {
+    /// Do not copy the image's files into a new volume.
+    pub no_copy: bool,
+}
+
+/// `Mount.BindOptions`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct BindOptions {
+    /// `rprivate`, `private`, `rshared`, `shared`, `rslave`, `slave` (empty: the default).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub propagation: String,
+}
+
+/// `Mount.TmpfsOptions`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct TmpfsOptions {
+    /// Size in bytes (0: the kernel's default).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub size_bytes: i64,
+    /// Permission bits (Go's `os.FileMode`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
+/// `HostConfig.LogConfig`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct LogConfig {
+    /// `json-file` (or empty).
+    #[serde(rename = "Type")]
+    pub kind: String,
+    /// `max-size`, `max-file`.
+    pub config: BTreeMap<String, String>,
+}
+
+/// The part of `HostConfig` berth reads.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct HostConfig {
+    /// `-v` (binds and named volumes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub binds: Option<Vec<String>>,
+    /// `--network`.
+    pub network_mode: String,
+    /// `-p`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port_bindings: Option<BTreeMap<String, Option<Vec<PortBinding>>>>,
+    /// `--restart`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restart_policy: Option<RestartPolicy>,
+    /// `--rm`.
+    pub auto_remove: bool,
+    /// `--volumes-from`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volumes_from: Option<Vec<String>>,
+    /// `--mount`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mounts: Option<Vec<Mount>>,
+    /// `--dns`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns: Option<Vec<String>>,
+    /// `--dns-option`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns_options: Option<Vec<String>>,
+    /// `--dns-search`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns_search: Option<Vec<String>>,
+    /// `--add-host`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extra_hosts: Option<Vec<String>>,
+    /// `--link`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub links: Option<Vec<String>>,
+    /// `-P`.
+    pub publish_all_ports: bool,
+    /// `--read-only`.
+    pub readonly_rootfs: bool,
+    /// `-m`, bytes.
+    pub memory: i64,
+    /// `--cpus` × 10⁹.
+    pub nano_cpus: i64,
+    /// `--pids-limit`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pids_limit: Option<i64>,
+    /// `--ulimit`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ulimits: Option<Vec<Ulimit>>,
+    /// `--log-driver`, `--log-opt`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_config: Option<LogConfig>,
+    /// `--privileged` (refused).
+    pub privileged: bool,
+    /// `--cap-add` (refused when not empty).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cap_add: Option<Vec<String>>,
+    /// `--cap-drop` (refused when not empty).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cap_drop: Option<Vec<String>>,
+    /// `--security-opt` (refused when not empty).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub security_opt: Option<Vec<String>>,
+    /// `--device` (refused when not empty).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub devices: Option<Vec<serde_json::Value>>,
+    /// `--sysctl` (refused when not empty).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sysctls: Option<BTreeMap<String, String>>,
+}
+
+/// `NetworkingConfig.EndpointsConfig` entry.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct EndpointConfig {
+    /// `--network-alias`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aliases: Option<Vec<String>>,
+    /// `--ip`.
+    #[serde(rename = "IPAMConfig")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipam_config: Option<IpamConfig>,
+}
+
+/// `IPAMConfig`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IpamConfig {
+    /// `--ip`.
+    #[serde(rename = "IPv4Address")]
+    pub ipv4_address: String,
+}
+
+/// `NetworkingConfig`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct NetworkingConfig {
+    /// Per network.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoints_config: Option<BTreeMap<String, EndpointConfig>>,
+}
+
+/// The body of `POST /containers/create`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct ContainerCreate {
+    /// `-h`.
+    pub hostname: String,
+    /// `-u`.
+    pub user: String,
+    /// `--expose` and the ports of `-p`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exposed_ports: Option<BTreeMap<String, serde_json::Value>>,
+    /// `-t`.
+    pub tty: bool,
+    /// `-i`.
+    pub open_stdin: bool,
+    /// `run -i` without `-d`: the client attaches its stdin.
+    pub attach_stdin: bool,
+    /// `run -i` (attached).
+    pub stdin_once: bool,
+    /// `-e`, `--env-file`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub env: Option<Vec<String>>,
+    /// Arguments after the image.
+    pub cmd: Strings,
+    /// `--entrypoint`.
+    pub entrypoint: Strings,
+    /// The image.
+    pub image: String,
+    /// `-v /path` (anonymous volumes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volumes: Option<BTreeMap<String, serde_json::Value>>,
+    /// `-w`.
+    pub working_dir: String,
+    /// `-l`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub labels: Option<BTreeMap<String, String>>,
+    /// `--stop-timeout`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_timeout: Option<i64>,
+    /// `--stop-signal` (refused unless SIGTERM).
+    pub stop_signal: String,
+    /// Host settings.
+    pub host_config: HostConfig,
+    /// Network endpoints.
+    pub networking_config: NetworkingConfig,
+}
+
+/// Reads a body.
+pub fn parse(body: &[u8]) -> Result<ContainerCreate, serde_json::Error> {
+    serde_json::from_slice(body)
+}
