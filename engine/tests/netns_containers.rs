@@ -158,7 +158,7 @@ async fn netns_containers_web_dns_volumes_logs_exec_stop() {
     // -p 8080:80 on the default bridge: from the host's loopback (portproxy) and from another
     // namespace through the kernel's DNAT.
     let mut web = opts("web", WEB);
-    web.publish = vec!["8080:80".into()];
+    web.publish = vec!["8080:80".parse().unwrap()];
     web.hostname = Some("webhost".into());
     let web_id = e.create(web).unwrap();
     assert_eq!(e.get("web").unwrap().state.status, Status::Created);
@@ -184,7 +184,7 @@ async fn netns_containers_web_dns_volumes_logs_exec_stop() {
     // a host port another container holds (after the namespace, endpoint and overlay were made),
     // and a user the image does not know (after the overlay was mounted).
     let mut clash = opts("clash", "sleep 60");
-    clash.publish = vec!["8080:80".into()];
+    clash.publish = vec!["8080:80".parse().unwrap()];
     e.create(clash).unwrap();
     let err = e.start("clash").await.unwrap_err().to_string();
     assert!(
@@ -456,12 +456,12 @@ async fn netns_containers_oom_restart_policy_and_adoption_after_sigkill() {
             "hog",
             "x=$(busybox head -c 200000000 /dev/zero | busybox tr '\\0' a); echo survived",
         );
-        hog.memory = Some("32m".into());
+        hog.memory = Some(32 << 20);
         e.create(hog).unwrap();
         e.start("hog").await.unwrap();
         // An on-failure policy with a limit, and an always policy.
         let mut flaky = opts("flaky", "exec sleep 60");
-        flaky.restart = Some("always".into());
+        flaky.restart = engine::container::RestartPolicy::Always;
         e.create(flaky).unwrap();
         e.start("flaky").await.unwrap();
     }
@@ -506,7 +506,7 @@ async fn netns_containers_oom_restart_policy_and_adoption_after_sigkill() {
     // until it can start again.
     let src = roots.dir.path().join("bindsrc");
     let mut retry = opts("retry", "exec sleep 60");
-    retry.restart = Some("always".into());
+    retry.restart = engine::container::RestartPolicy::Always;
     retry.volumes = vec![format!("{}:/data", src.display())];
     let first_pid = {
         let mut e = engine.lock().await;
@@ -555,7 +555,7 @@ async fn netns_containers_oom_restart_policy_and_adoption_after_sigkill() {
 
     // A daemon holding the engine starts a published web server and dies by SIGKILL.
     let mut web = opts("survivor", WEB);
-    web.publish = vec!["8081:80".into()];
+    web.publish = vec!["8081:80".parse().unwrap()];
     let spec = roots.dir.path().join("run.json");
     fs::write(&spec, serde_json::to_vec(&vec![web]).unwrap()).unwrap();
     let cfg = roots.config();

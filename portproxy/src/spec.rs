@@ -172,6 +172,57 @@ fn parse_range(spec: &str, what: &str, s: &str) -> Result<PortRange, SpecError> 
     Ok(PortRange { start, end })
 }
 
+fn same_length(
+    spec: &str,
+    host_ports: Option<PortRange>,
+    container_ports: PortRange,
+) -> Result<(), SpecError> {
+    match host_ports {
+        Some(h) if h.len() != container_ports.len() => Err(invalid(
+            spec,
+            format!(
+                "host range {h} has {} ports but container range {container_ports} has {}",
+                h.len(),
+                container_ports.len()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+impl PortSpec {
+    /// The spec of one Docker API port binding: `key` is `PortBindings`' key
+    /// (`PORT[-PORT][/PROTO]`), `host_ip` and `host_port` its entry's `HostIp` (empty: every
+    /// address; IPv6 with or without brackets) and `HostPort` (empty: kernel-chosen). Checked as
+    /// `-p` text is; the error shows the binding.
+    pub fn from_binding(key: &str, host_ip: &str, host_port: &str) -> Result<PortSpec, SpecError> {
+        let spec = format!("{key} (HostIp {host_ip:?}, HostPort {host_port:?})");
+        let (ports, proto) = match key.rsplit_once('/') {
+            Some((p, proto)) => (p, proto.parse::<Protocol>()?),
+            None => (key, Protocol::Tcp),
+        };
+        let host_ip = match host_ip.trim_start_matches('[').trim_end_matches(']') {
+            "" => None,
+            ip => Some(
+                ip.parse::<IpAddr>()
+                    .map_err(|_| invalid(&spec, format!("host IP {ip:?} is not an IP address")))?,
+            ),
+        };
+        let container_ports = parse_range(&spec, "container port", ports)?;
+        let host_ports = match host_port {
+            "" => None,
+            h => Some(parse_range(&spec, "host port", h)?),
+        };
+        same_length(&spec, host_ports, container_ports)?;
+        Ok(PortSpec {
+            host_ip,
+            host_ports,
+            container_ports,
+            proto,
+        })
+    }
+}
+
 fn parse_ip(spec: &str, s: &str) -> Result<IpAddr, SpecError> {
     if let Some(inner) = s.strip_prefix('[') {
         let inner = inner
@@ -241,18 +292,7 @@ impl FromStr for PortSpec {
             None | Some("") => None,
             Some(h) => Some(parse_range(spec, "host port", h)?),
         };
-        if let Some(h) = host_ports {
-            if h.len() != container_ports.len() {
-                return Err(invalid(
-                    spec,
-                    format!(
-                        "host range {h} has {} ports but container range {container_ports} has {}",
-                        h.len(),
-                        container_ports.len()
-                    ),
-                ));
-            }
-        }
+        same_length(spec, host_ports, container_ports)?;
         Ok(PortSpec {
             host_ip,
             host_ports,
@@ -326,6 +366,35 @@ mod tests {
 
     fn p(s: &str) -> PortSpec {
         s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    #[test]
+    fn api_bindings_are_specs() {
+        let b = |k: &str, ip: &str, port: &str| PortSpec::from_binding(k, ip, port);
+        assert_eq!(b("80/tcp", "", "8080").unwrap(), "8080:80".parse().unwrap());
+        assert_eq!(
+            b("53/udp", "127.0.0.1", "").unwrap(),
+            "127.0.0.1::53/udp".parse().unwrap()
+        );
+        assert_eq!(
+            b("80", "::1", "8080").unwrap(),
+            "[::1]:8080:80".parse().unwrap()
+        );
+        assert_eq!(b("80", "[::1]", "").unwrap(), "[::1]::80".parse().unwrap());
+        assert_eq!(
+            b("90-91/tcp", "", "9000-9001").unwrap(),
+            "9000-9001:90-91".parse().unwrap()
+        );
+        let e = b("80/tcp", "nowhere", "8080").unwrap_err().to_string();
+        assert!(e.contains("\"nowhere\"") && e.contains("80/tcp"), "{e}");
+        assert!(b("80/sctp", "", "").is_err());
+        assert!(b("0/tcp", "", "").is_err());
+        assert!(
+            b("80/tcp", "", "8000-8010")
+                .unwrap_err()
+                .to_string()
+                .contains("range")
+        );
     }
 
     #[test]

@@ -63,7 +63,10 @@ async fn main() -> Result<()> {
         image: IMAGE.into(),
         cmd: cmd.iter().map(|s| s.to_string()).collect(),
         network: Some(network.clone()),
-        publish,
+        publish: publish
+            .iter()
+            .map(|p| p.parse().expect("a -p spec"))
+            .collect(),
         auto_remove: rm,
         ..Default::default()
     };

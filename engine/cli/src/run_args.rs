@@ -7,11 +7,11 @@
 use std::collections::BTreeMap;
 
 use berth_api::container_create::{
-    BindOptions, ContainerCreate, EndpointConfig, HostConfig, IpamConfig, LogConfig, Mount,
-    NetworkingConfig, PortBinding, RestartPolicy, Strings, TmpfsOptions, Ulimit, VolumeOptions,
+    ContainerCreate, EndpointConfig, HostConfig, IpamConfig, LogConfig, NetworkingConfig,
+    PortBinding, RestartPolicy, Strings,
 };
 use berth_api::opts::env::{parse_env_arg, parse_env_file};
-use berth_api::opts::mount::{Source, parse_mount, parse_size, parse_volume};
+use berth_api::opts::mount::{Source, parse_mount, parse_size, parse_volume, to_api};
 use berth_api::opts::ulimit::parse_ulimit;
 use clap::Args;
 use portproxy::PortSpec;
@@ -223,42 +223,6 @@ fn expose(specs: &[String]) -> Result<Vec<String>, ArgsError> {
     Ok(out)
 }
 
-/// `--mount`: the body's `Mounts` entry.
-fn mount(spec: &str) -> Result<Mount, ArgsError> {
-    let m = parse_mount(spec).map_err(|e| bad("--mount", spec, e))?;
-    let mut out = Mount {
-        target: m.target,
-        read_only: m.read_only,
-        ..Mount::default()
-    };
-    match m.source {
-        Source::Bind(src) => {
-            out.kind = "bind".into();
-            out.source = src;
-            out.bind_options = Some(BindOptions {
-                propagation: m.propagation.as_str().into(),
-            });
-        }
-        Source::Volume(name) => {
-            out.kind = "volume".into();
-            out.source = name;
-            out.volume_options = Some(VolumeOptions { no_copy: m.no_copy });
-        }
-        Source::Anonymous => {
-            out.kind = "volume".into();
-            out.volume_options = Some(VolumeOptions { no_copy: m.no_copy });
-        }
-        Source::Tmpfs { size, mode } => {
-            out.kind = "tmpfs".into();
-            out.tmpfs_options = Some(TmpfsOptions {
-                size_bytes: size.map_or(0, |s| i64::try_from(s).unwrap_or(i64::MAX)),
-                mode,
-            });
-        }
-    }
-    Ok(out)
-}
-
 /// `--restart`: the body's `RestartPolicy`.
 fn restart(spec: &str) -> Result<RestartPolicy, ArgsError> {
     let why = "valid: no, always, unless-stopped, on-failure[:max-retries]";
@@ -324,7 +288,11 @@ pub fn create_body(
     let mounts = args
         .mount
         .iter()
-        .map(|m| mount(m))
+        .map(|m| {
+            parse_mount(m)
+                .map(|spec| to_api(&spec))
+                .map_err(|e| bad("--mount", m, e))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let memory = match &args.memory {
         None => 0,
@@ -340,13 +308,7 @@ pub fn create_body(
     };
     let mut ulimits = Vec::new();
     for u in &args.ulimit {
-        let l = parse_ulimit(u).map_err(|e| bad("--ulimit", u, e))?;
-        let n = |v: u64| if v == u64::MAX { -1 } else { v as i64 };
-        ulimits.push(Ulimit {
-            name: l.name,
-            soft: n(l.soft),
-            hard: n(l.hard),
-        });
+        ulimits.push(parse_ulimit(u).map_err(|e| bad("--ulimit", u, e))?.to_api());
     }
     let mut log_config = BTreeMap::new();
     for o in &args.log_opt {

@@ -29,7 +29,7 @@ use crate::image::store::{ImageRecord, ImageStore, ImageUser};
 use crate::runtime::oci::RuncLike;
 use crate::runtime::{command, env, spec};
 use crate::volume::store::VolumeStore;
-use berth_api::opts::mount::{Source, parse_mount, parse_size, parse_volume};
+use berth_api::opts::mount::{Source, parse_size, parse_volume};
 
 /// What a container's state channel carries: its state, and a count of its exits that only
 /// goes up, so a waiter that was not scheduled while the container was exited (a `docker
@@ -636,7 +636,7 @@ impl Engine {
         let network_mode = self.network_mode(&opts)?;
         self.validate_network_options(&opts, &network_mode)?;
         validate_resources(&opts)?;
-        let restart_policy = RestartPolicy::parse(opts.restart.as_deref().unwrap_or("no"))?;
+        let restart_policy = opts.restart;
         if opts.auto_remove && restart_policy != RestartPolicy::No {
             return Err(ContainerError::Invalid(
                 "Conflicting options: --restart and --rm".into(),
@@ -658,8 +658,7 @@ impl Engine {
         for v in &opts.volumes {
             specs.push(parse_volume(v)?);
         }
-        for m in &opts.mounts {
-            let s = parse_mount(m)?;
+        for s in &opts.mounts {
             if let Source::Bind(p) = &s.source {
                 if !Path::new(p).exists() {
                     return Err(ContainerError::Invalid(format!(
@@ -667,7 +666,7 @@ impl Engine {
                     )));
                 }
             }
-            specs.push(s);
+            specs.push(s.clone());
         }
         let mut from = Vec::new();
         for f in &opts.volumes_from {
@@ -721,11 +720,9 @@ impl Engine {
                 format!("{e}/tcp")
             });
         }
-        for p in &opts.publish {
-            if let Ok(spec) = p.parse::<portproxy::PortSpec>() {
-                for port in spec.container_ports.iter() {
-                    exposed.insert(format!("{port}/{}", spec.proto));
-                }
+        for spec in &opts.publish {
+            for port in spec.container_ports.iter() {
+                exposed.insert(format!("{port}/{}", spec.proto));
             }
         }
         let c = Container {
@@ -806,10 +803,6 @@ impl Engine {
         opts: &CreateOptions,
         mode: &NetworkMode,
     ) -> Result<(), ContainerError> {
-        for p in &opts.publish {
-            p.parse::<portproxy::PortSpec>()
-                .map_err(|e| ContainerError::Invalid(format!("invalid publish spec {p:?}: {e}")))?;
-        }
         for l in &opts.links {
             let link: netcore::network::ContainerLink =
                 l.parse().map_err(ContainerError::Invalid)?;
@@ -894,19 +887,11 @@ impl Engine {
 }
 
 fn validate_resources(opts: &CreateOptions) -> Result<(), ContainerError> {
-    if let Some(m) = &opts.memory {
-        match parse_size(m) {
-            Some(n) if n >= 6 << 20 => {}
-            Some(_) => {
-                return Err(ContainerError::Invalid(format!(
-                    "invalid memory limit {m}: minimum memory limit allowed is 6MB"
-                )));
-            }
-            None => {
-                return Err(ContainerError::Invalid(format!(
-                    "invalid memory limit {m:?}: expected a size such as 64m or 1g"
-                )));
-            }
+    if let Some(m) = opts.memory {
+        if m < 6 << 20 {
+            return Err(ContainerError::Invalid(format!(
+                "invalid memory limit {m} bytes: minimum memory limit allowed is 6MB"
+            )));
         }
     }
     if let Some(c) = opts.cpus {
@@ -919,7 +904,7 @@ fn validate_resources(opts: &CreateOptions) -> Result<(), ContainerError> {
     }
     let host_hard = host_hard_limit;
     for u in &opts.ulimits {
-        spec::parse_ulimit(u, host_hard).map_err(|e| ContainerError::Invalid(e.to_string()))?;
+        spec::rlimit(u, host_hard).map_err(|e| ContainerError::Invalid(e.to_string()))?;
     }
     Ok(())
 }

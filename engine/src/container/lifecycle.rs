@@ -731,7 +731,7 @@ impl Engine {
                 if let (super::model::NetworkMode::Network(n), false) =
                     (&c.network_mode, c.primary_disconnected)
                 {
-                    let specs = super::wiring::published_specs(c).unwrap_or_default();
+                    let specs = super::wiring::published_specs(c);
                     if !specs.is_empty() {
                         w.serving.insert(
                             c.id.clone(),

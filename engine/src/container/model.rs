@@ -4,6 +4,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use berth_api::opts::mount::MountSpec;
+use berth_api::opts::ulimit::UlimitSpec;
+use portproxy::PortSpec;
 use serde::{Deserialize, Serialize};
 
 use super::restart::RestartPolicy;
@@ -41,14 +44,15 @@ pub struct CreateOptions {
     pub stdin_once: bool,
     /// `-v`.
     pub volumes: Vec<String>,
-    /// `--mount`.
-    pub mounts: Vec<String>,
+    /// `--mount` (and API `Mounts`).
+    #[serde(deserialize_with = "legacy::mounts")]
+    pub mounts: Vec<MountSpec>,
     /// `--volumes-from CONTAINER[:ro|rw]`.
     pub volumes_from: Vec<String>,
     /// `--network` (`bridge` when absent).
     pub network: Option<String>,
-    /// `-p`.
-    pub publish: Vec<String>,
+    /// `-p` (and API `PortBindings`).
+    pub publish: Vec<PortSpec>,
     /// `-P`.
     pub publish_all: bool,
     /// `--expose`.
@@ -67,16 +71,18 @@ pub struct CreateOptions {
     pub dns_option: Vec<String>,
     /// `--add-host`.
     pub add_hosts: Vec<String>,
-    /// `-m` (`64m`, bytes).
-    pub memory: Option<String>,
+    /// `-m`, in bytes.
+    #[serde(deserialize_with = "legacy::memory")]
+    pub memory: Option<u64>,
     /// `--cpus`.
     pub cpus: Option<f64>,
     /// `--pids-limit`.
     pub pids_limit: Option<i64>,
     /// `--ulimit`.
-    pub ulimits: Vec<String>,
+    pub ulimits: Vec<UlimitSpec>,
     /// `--restart`.
-    pub restart: Option<String>,
+    #[serde(deserialize_with = "legacy::restart")]
+    pub restart: RestartPolicy,
     /// `--rm`.
     pub auto_remove: bool,
     /// `--log-opt max-size=..`, `max-file=..`.
@@ -85,6 +91,51 @@ pub struct CreateOptions {
     pub read_only: bool,
     /// `--stop-timeout` (seconds; 10 when absent).
     pub stop_timeout: Option<u32>,
+}
+
+/// Records written before the options were typed held these as `docker run` text (`--mount`
+/// CSV, `-m 64m`, `--restart on-failure:3`); such text reads through the same parsers.
+mod legacy {
+    use berth_api::opts::mount::{MountSpec, parse_mount, parse_size};
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer};
+
+    use super::RestartPolicy;
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either<T> {
+        Text(String),
+        Typed(T),
+    }
+
+    pub fn mounts<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<MountSpec>, D::Error> {
+        Vec::<Either<MountSpec>>::deserialize(d)?
+            .into_iter()
+            .map(|m| match m {
+                Either::Text(t) => parse_mount(&t).map_err(D::Error::custom),
+                Either::Typed(m) => Ok(m),
+            })
+            .collect()
+    }
+
+    pub fn memory<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        match Option::<Either<u64>>::deserialize(d)? {
+            None => Ok(None),
+            Some(Either::Typed(n)) => Ok(Some(n)),
+            Some(Either::Text(t)) => parse_size(&t)
+                .map(Some)
+                .ok_or_else(|| D::Error::custom(format!("invalid memory {t:?}"))),
+        }
+    }
+
+    pub fn restart<'de, D: Deserializer<'de>>(d: D) -> Result<RestartPolicy, D::Error> {
+        match Option::<Either<RestartPolicy>>::deserialize(d)? {
+            None => Ok(RestartPolicy::No),
+            Some(Either::Typed(p)) => Ok(p),
+            Some(Either::Text(t)) => RestartPolicy::parse(&t).map_err(D::Error::custom),
+        }
+    }
 }
 
 /// How a container is networked.
@@ -243,4 +294,42 @@ pub struct Container {
     pub options: CreateOptions,
     /// Runtime state.
     pub state: State,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_options_read_back_and_legacy_text_records_still_read() {
+        let typed = CreateOptions {
+            image: "bb".into(),
+            publish: vec!["127.0.0.1:8080:80".parse().unwrap()],
+            mounts: vec![
+                berth_api::opts::mount::parse_mount("type=tmpfs,target=/t,tmpfs-size=1m").unwrap(),
+            ],
+            memory: Some(64 << 20),
+            ulimits: vec!["nofile=100:200".parse().unwrap()],
+            restart: RestartPolicy::OnFailure { max: 3 },
+            ..CreateOptions::default()
+        };
+        let json = serde_json::to_string(&typed).unwrap();
+        assert_eq!(serde_json::from_str::<CreateOptions>(&json).unwrap(), typed);
+        // As a record written before the options were typed holds them.
+        let legacy = r#"{"image": "bb", "publish": ["127.0.0.1:8080:80"],
+            "mounts": ["type=tmpfs,target=/t,tmpfs-size=1m"], "memory": "64m",
+            "ulimits": ["nofile=100:200"], "restart": "on-failure:3"}"#;
+        assert_eq!(
+            serde_json::from_str::<CreateOptions>(legacy).unwrap(),
+            typed
+        );
+        let none = r#"{"image": "bb", "memory": null, "restart": null}"#;
+        let o: CreateOptions = serde_json::from_str(none).unwrap();
+        assert_eq!((o.memory, o.restart), (None, RestartPolicy::No));
+        let bad = r#"{"image": "bb", "restart": "sometimes"}"#;
+        let e = serde_json::from_str::<CreateOptions>(bad)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("\"sometimes\""), "{e}");
+    }
 }

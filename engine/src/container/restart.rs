@@ -34,28 +34,46 @@ pub const MAX_DELAY: Duration = Duration::from_secs(60);
 pub const RESET_AFTER: Duration = Duration::from_secs(10);
 
 impl RestartPolicy {
-    /// Parses `--restart`.
+    /// Parses `--restart` (`NAME[:MAX]`).
     pub fn parse(s: &str) -> Result<RestartPolicy, ContainerError> {
-        let bad = || {
-            ContainerError::Invalid(format!(
-                "invalid restart policy {s:?}: expected no, always, unless-stopped or on-failure[:N]"
-            ))
+        let (name, max) = match s.split_once(':') {
+            None => (s, 0),
+            Some((name, n)) => (
+                name,
+                n.parse().map_err(|_| {
+                    ContainerError::Invalid(format!(
+                        "invalid restart policy {s:?}: maximum retry count {n:?} is not a number"
+                    ))
+                })?,
+            ),
         };
-        Ok(match s.split_once(':') {
-            None if s.is_empty() || s == "no" => RestartPolicy::No,
-            None if s == "always" => RestartPolicy::Always,
-            None if s == "unless-stopped" => RestartPolicy::UnlessStopped,
-            None if s == "on-failure" => RestartPolicy::OnFailure { max: 0 },
-            Some(("on-failure", n)) => RestartPolicy::OnFailure {
-                max: n.parse().map_err(|_| bad())?,
-            },
-            Some(("always" | "unless-stopped" | "no", _)) => {
+        if name != "on-failure" && s.contains(':') {
+            return Err(ContainerError::Invalid(format!(
+                "invalid restart policy {s:?}: maximum retry count can only be used with on-failure"
+            )));
+        }
+        Self::from_parts(name, max)
+    }
+
+    /// The policy of the API's `RestartPolicy` (`Name`, `MaximumRetryCount`).
+    pub fn from_parts(name: &str, max: u32) -> Result<RestartPolicy, ContainerError> {
+        let policy = match name {
+            "" | "no" => RestartPolicy::No,
+            "always" => RestartPolicy::Always,
+            "unless-stopped" => RestartPolicy::UnlessStopped,
+            "on-failure" => RestartPolicy::OnFailure { max },
+            _ => {
                 return Err(ContainerError::Invalid(format!(
-                    "invalid restart policy {s:?}: maximum retry count can only be used with on-failure"
+                    "invalid restart policy {name:?}: expected no, always, unless-stopped or on-failure[:N]"
                 )));
             }
-            _ => return Err(bad()),
-        })
+        };
+        if max > 0 && !matches!(policy, RestartPolicy::OnFailure { .. }) {
+            return Err(ContainerError::Invalid(format!(
+                "invalid restart policy {name:?} with maximum retry count {max}: a count can only be used with on-failure"
+            )));
+        }
+        Ok(policy)
     }
 
     /// Docker's text form.
@@ -142,6 +160,17 @@ mod tests {
                 .to_string()
                 .contains("on-failure")
         );
+        // The API's RestartPolicy, as docker-py and compose send it.
+        assert_eq!(
+            RestartPolicy::from_parts("on-failure", 2).unwrap(),
+            RestartPolicy::OnFailure { max: 2 }
+        );
+        assert_eq!(RestartPolicy::from_parts("", 0).unwrap(), RestartPolicy::No);
+        let e = RestartPolicy::from_parts("always", 3)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("\"always\"") && e.contains("count 3"), "{e}");
+        assert!(RestartPolicy::from_parts("sometimes", 0).is_err());
     }
 
     #[test]

@@ -26,7 +26,7 @@ use berth_common::time::now_rfc3339_nano;
 
 use crate::runtime::logs::Rotation;
 use crate::runtime::shim::{self, ShimConfig, ShimIo, Spawned};
-use crate::runtime::spec::{SpecInput, parse_ulimit, spec};
+use crate::runtime::spec::{SpecInput, rlimit, spec};
 use berth_api::opts::mount::parse_size;
 
 /// A start between its first and its last step: everything the run needs, taken from the
@@ -357,8 +357,7 @@ impl Engine {
         let mut rlimits = Vec::new();
         for u in &c.options.ulimits {
             rlimits.push(
-                parse_ulimit(u, host_hard_limit)
-                    .map_err(|e| ContainerError::Invalid(e.to_string()))?,
+                rlimit(u, host_hard_limit).map_err(|e| ContainerError::Invalid(e.to_string()))?,
             );
         }
         let input = SpecInput {
@@ -378,9 +377,7 @@ impl Engine {
             memory: c
                 .options
                 .memory
-                .as_deref()
-                .and_then(parse_size)
-                .map(|m| m as i64),
+                .map(|m| i64::try_from(m).unwrap_or(i64::MAX)),
             cpus: c.options.cpus,
             pids: c.options.pids_limit,
             cgroups_path: self.cgroups_path(id),

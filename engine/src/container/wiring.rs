@@ -472,7 +472,7 @@ impl Engine {
                     NetworkMode::Network(n) => n.clone(),
                     _ => "none".into(),
                 };
-                let ports = published_specs(c)?;
+                let ports = published_specs(c);
                 let dns = container_dns(c);
                 let embedded = network != "bridge" && network != "none";
                 let primary = (!c.primary_disconnected).then(|| {
@@ -595,16 +595,8 @@ impl Engine {
 }
 
 /// Container `c`'s `-p` specs, and with `-P` one for each exposed port no `-p` names.
-pub(super) fn published_specs(
-    c: &super::model::Container,
-) -> Result<Vec<PortSpec>, ContainerError> {
-    let mut ports = Vec::new();
-    for p in &c.options.publish {
-        ports
-            .push(p.parse::<PortSpec>().map_err(|e| {
-                ContainerError::Invalid(format!("invalid publish spec {p:?}: {e}"))
-            })?);
-    }
+pub(super) fn published_specs(c: &super::model::Container) -> Vec<PortSpec> {
+    let mut ports = c.options.publish.clone();
     if c.options.publish_all {
         for e in &c.exposed_ports {
             let (port, proto) = e.split_once('/').unwrap_or((e, "tcp"));
@@ -618,7 +610,7 @@ pub(super) fn published_specs(
             }
         }
     }
-    Ok(ports)
+    ports
 }
 
 /// The publications that serve `spec` of container `id` forwarding to `ip`: the spec itself

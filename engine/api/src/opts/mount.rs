@@ -3,8 +3,13 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
+use crate::container_create::{BindOptions, Mount, TmpfsOptions, VolumeOptions};
+
 /// What a mount attaches.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Source {
     /// A host path (`-v /host:/ctr`, `type=bind`).
     Bind(String),
@@ -22,7 +27,8 @@ pub enum Source {
 }
 
 /// Mount propagation (`-v ...:rshared`, `bind-propagation=`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Propagation {
     /// Docker's default.
     #[default]
@@ -66,7 +72,7 @@ impl Propagation {
 }
 
 /// One mount of a container.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MountSpec {
     /// What is mounted.
     pub source: Source,
@@ -243,32 +249,31 @@ fn parse_bool(spec: &str, key: &str, v: Option<&str>) -> Result<bool, MountSpecE
 /// `--mount type=bind|volume|tmpfs,source=..,target=..,readonly,...`.
 pub fn parse_mount(spec: &str) -> Result<MountSpec, MountSpecError> {
     let fields = csv_fields(spec).ok_or_else(|| bad(spec, "unterminated quote"))?;
-    let (mut kind, mut source, mut target) = (None, None, None);
-    let (mut ro, mut prop, mut nocopy, mut size, mut mode) = (false, None, false, None, None);
-    for f in fields {
-        if f.is_empty() {
+    let mut f = Fields::default();
+    for field in fields {
+        if field.is_empty() {
             continue;
         }
-        let (k, v) = match f.split_once('=') {
+        let (k, v) = match field.split_once('=') {
             Some((k, v)) => (k.trim().to_ascii_lowercase(), Some(v.trim())),
-            None => (f.trim().to_ascii_lowercase(), None),
+            None => (field.trim().to_ascii_lowercase(), None),
         };
         let need = |v: Option<&str>| {
             v.map(String::from)
                 .ok_or_else(|| bad(spec, format!("{k} needs a value ({k}=...)")))
         };
         match k.as_str() {
-            "type" => kind = Some(need(v)?),
-            "source" | "src" => source = Some(need(v)?),
-            "target" | "destination" | "dst" => target = Some(need(v)?),
-            "readonly" | "ro" => ro = parse_bool(spec, &k, v)?,
+            "type" => f.kind = Some(need(v)?),
+            "source" | "src" => f.source = Some(need(v)?),
+            "target" | "destination" | "dst" => f.target = Some(need(v)?),
+            "readonly" | "ro" => f.read_only = parse_bool(spec, &k, v)?,
             "bind-propagation" => {
                 let p = need(v)?;
-                prop = Some(Propagation::parse(&p).ok_or_else(|| {
+                f.propagation = Some(Propagation::parse(&p).ok_or_else(|| {
                     bad(spec, format!("bind-propagation={p:?}: valid are private, rprivate, shared, rshared, slave, rslave"))
                 })?);
             }
-            "volume-nocopy" => nocopy = parse_bool(spec, &k, v)?,
+            "volume-nocopy" => f.no_copy = parse_bool(spec, &k, v)?,
             "volume-driver" => {
                 let d = need(v)?;
                 if d != "local" {
@@ -280,7 +285,7 @@ pub fn parse_mount(spec: &str) -> Result<MountSpec, MountSpecError> {
             }
             "tmpfs-size" => {
                 let s = need(v)?;
-                size = Some(parse_size(&s).ok_or_else(|| {
+                f.size = Some(parse_size(&s).ok_or_else(|| {
                     bad(
                         spec,
                         format!("tmpfs-size={s:?}: expected bytes, optionally with k, m or g"),
@@ -289,7 +294,7 @@ pub fn parse_mount(spec: &str) -> Result<MountSpec, MountSpecError> {
             }
             "tmpfs-mode" => {
                 let s = need(v)?;
-                mode = Some(
+                f.mode = Some(
                     u32::from_str_radix(&s, 8)
                         .ok()
                         .filter(|m| *m <= 0o7777)
@@ -312,59 +317,169 @@ pub fn parse_mount(spec: &str) -> Result<MountSpec, MountSpecError> {
             }
         }
     }
-    let target = target.ok_or_else(|| bad(spec, "target is required (target=/path)"))?;
-    check_target(spec, &target)?;
-    let kind = kind.unwrap_or_else(|| "volume".into());
-    let source = match kind.as_str() {
-        "bind" => {
-            let s = source.ok_or_else(|| bad(spec, "a bind mount needs source=/host/path"))?;
-            if !s.starts_with('/') {
+    f.build(spec)
+}
+
+/// A mount's fields, from `--mount` text or an API `Mount`, checked in one place.
+#[derive(Debug, Default)]
+struct Fields {
+    kind: Option<String>,
+    source: Option<String>,
+    target: Option<String>,
+    read_only: bool,
+    propagation: Option<Propagation>,
+    no_copy: bool,
+    size: Option<u64>,
+    mode: Option<u32>,
+}
+
+impl Fields {
+    /// The mount, or an error naming `spec` (the text, or the API mount as JSON).
+    fn build(self, spec: &str) -> Result<MountSpec, MountSpecError> {
+        let Fields {
+            kind,
+            source,
+            target,
+            read_only: ro,
+            propagation: prop,
+            no_copy: nocopy,
+            size,
+            mode,
+        } = self;
+        let target = target.ok_or_else(|| bad(spec, "target is required (target=/path)"))?;
+        check_target(spec, &target)?;
+        let kind = kind.unwrap_or_else(|| "volume".into());
+        let source = match kind.as_str() {
+            "bind" => {
+                let s = source.ok_or_else(|| bad(spec, "a bind mount needs source=/host/path"))?;
+                if !s.starts_with('/') {
+                    return Err(bad(
+                        spec,
+                        format!("bind source {s:?} must be an absolute path"),
+                    ));
+                }
+                Source::Bind(s)
+            }
+            "volume" => match source {
+                None => Source::Anonymous,
+                Some(s) if valid_volume_name(&s) => Source::Volume(s),
+                Some(s) => {
+                    return Err(bad(
+                        spec,
+                        format!("volume name {s:?} must match [a-zA-Z0-9][a-zA-Z0-9_.-]+"),
+                    ));
+                }
+            },
+            "tmpfs" => {
+                if source.is_some() {
+                    return Err(bad(spec, "a tmpfs mount takes no source"));
+                }
+                Source::Tmpfs { size, mode }
+            }
+            other => {
                 return Err(bad(
                     spec,
-                    format!("bind source {s:?} must be an absolute path"),
+                    format!("type={other:?}: valid are bind, volume, tmpfs"),
                 ));
             }
-            Source::Bind(s)
+        };
+        if prop.is_some() && !matches!(source, Source::Bind(_)) {
+            return Err(bad(spec, "bind-propagation applies to bind mounts only"));
         }
-        "volume" => match source {
-            None => Source::Anonymous,
-            Some(s) if valid_volume_name(&s) => Source::Volume(s),
-            Some(s) => {
-                return Err(bad(
-                    spec,
-                    format!("volume name {s:?} must match [a-zA-Z0-9][a-zA-Z0-9_.-]+"),
-                ));
-            }
-        },
-        "tmpfs" => {
-            if source.is_some() {
-                return Err(bad(spec, "a tmpfs mount takes no source"));
-            }
-            Source::Tmpfs { size, mode }
-        }
-        other => {
+        if (size.is_some() || mode.is_some()) && !matches!(source, Source::Tmpfs { .. }) {
             return Err(bad(
                 spec,
-                format!("type={other:?}: valid are bind, volume, tmpfs"),
+                "tmpfs-size and tmpfs-mode apply to tmpfs mounts only",
             ));
         }
+        Ok(MountSpec {
+            source,
+            target,
+            read_only: ro,
+            propagation: prop.unwrap_or_default(),
+            no_copy: nocopy,
+        })
+    }
+}
+
+/// An API `HostConfig.Mounts` entry (what docker-py and compose send, and what `berth run
+/// --mount` becomes) as a mount, checked as `--mount` text is; the error shows the entry.
+pub fn from_api(m: &Mount) -> Result<MountSpec, MountSpecError> {
+    let spec = serde_json::to_string(m).unwrap_or_default();
+    let propagation = match m.bind_options.as_ref().map(|o| o.propagation.as_str()) {
+        None | Some("") => None,
+        Some(p) => Some(Propagation::parse(p).ok_or_else(|| {
+            bad(
+                &spec,
+                format!("BindOptions.Propagation {p:?}: valid are private, rprivate, shared, rshared, slave, rslave"),
+            )
+        })?),
     };
-    if prop.is_some() && !matches!(source, Source::Bind(_)) {
-        return Err(bad(spec, "bind-propagation applies to bind mounts only"));
+    let tmpfs = m.tmpfs_options.as_ref();
+    let size = match tmpfs.map(|o| o.size_bytes) {
+        None | Some(0) => None,
+        Some(n) => Some(u64::try_from(n).map_err(|_| {
+            bad(
+                &spec,
+                format!("TmpfsOptions.SizeBytes {n}: expected 0 or more bytes"),
+            )
+        })?),
+    };
+    let mode = match tmpfs.and_then(|o| o.mode) {
+        Some(md) if md > 0o7777 => {
+            return Err(bad(
+                &spec,
+                format!("TmpfsOptions.Mode {md:o}: expected permission bits up to 7777 (octal)"),
+            ));
+        }
+        md => md,
+    };
+    Fields {
+        kind: Some(m.kind.clone()).filter(|k| !k.is_empty()),
+        source: Some(m.source.clone()).filter(|s| !s.is_empty()),
+        target: Some(m.target.clone()).filter(|t| !t.is_empty()),
+        read_only: m.read_only,
+        propagation,
+        no_copy: m.volume_options.as_ref().is_some_and(|o| o.no_copy),
+        size,
+        mode,
     }
-    if (size.is_some() || mode.is_some()) && !matches!(source, Source::Tmpfs { .. }) {
-        return Err(bad(
-            spec,
-            "tmpfs-size and tmpfs-mode apply to tmpfs mounts only",
-        ));
+    .build(&spec)
+}
+
+/// A mount as an API `Mount` entry, as the docker CLI sends `--mount`.
+pub fn to_api(m: &MountSpec) -> Mount {
+    let mut out = Mount {
+        target: m.target.clone(),
+        read_only: m.read_only,
+        ..Mount::default()
+    };
+    match &m.source {
+        Source::Bind(src) => {
+            out.kind = "bind".into();
+            out.source = src.clone();
+            out.bind_options = Some(BindOptions {
+                propagation: m.propagation.as_str().into(),
+            });
+        }
+        Source::Volume(name) => {
+            out.kind = "volume".into();
+            out.source = name.clone();
+            out.volume_options = Some(VolumeOptions { no_copy: m.no_copy });
+        }
+        Source::Anonymous => {
+            out.kind = "volume".into();
+            out.volume_options = Some(VolumeOptions { no_copy: m.no_copy });
+        }
+        Source::Tmpfs { size, mode } => {
+            out.kind = "tmpfs".into();
+            out.tmpfs_options = Some(TmpfsOptions {
+                size_bytes: size.map_or(0, |s| i64::try_from(s).unwrap_or(i64::MAX)),
+                mode: *mode,
+            });
+        }
     }
-    Ok(MountSpec {
-        source,
-        target,
-        read_only: ro,
-        propagation: prop.unwrap_or_default(),
-        no_copy: nocopy,
-    })
+    out
 }
 
 /// `512`, `64k`, `100m`, `1g` (binary units, as Docker's RAMInBytes).
@@ -509,7 +624,53 @@ mod tests {
         assert_eq!(parse_size(""), None);
     }
 
+    #[test]
+    fn api_mounts_are_checked_as_mount_text_is() {
+        for text in [
+            "type=bind,source=/h,target=/c,readonly,bind-propagation=rshared",
+            "type=volume,source=data,target=/d,volume-nocopy",
+            "type=volume,target=/anon",
+            "type=tmpfs,target=/t,tmpfs-size=1m,tmpfs-mode=1770",
+        ] {
+            let m = parse_mount(text).unwrap();
+            assert_eq!(from_api(&to_api(&m)).unwrap(), m, "{text}");
+        }
+        let bad = |json: &str| {
+            from_api(&serde_json::from_str(json).unwrap())
+                .unwrap_err()
+                .to_string()
+        };
+        let e = bad(r#"{"Type":"bind","Source":"rel","Target":"/c"}"#);
+        assert!(e.contains("\"rel\"") && e.contains("absolute"), "{e}");
+        let e = bad(r#"{"Type":"nfs","Target":"/c"}"#);
+        assert!(
+            e.contains("\"nfs\"") && e.contains("bind, volume, tmpfs"),
+            "{e}"
+        );
+        let e = bad(
+            r#"{"Type":"bind","Source":"/h","Target":"/c","BindOptions":{"Propagation":"odd"}}"#,
+        );
+        assert!(e.contains("Propagation \"odd\""), "{e}");
+        let e = bad(r#"{"Type":"tmpfs","Target":"/t","TmpfsOptions":{"SizeBytes":-1}}"#);
+        assert!(e.contains("SizeBytes -1"), "{e}");
+        assert!(bad(r#"{"Type":"volume"}"#).contains("target is required"));
+    }
+
     proptest! {
+        #[test]
+        fn api_mounts_never_panic(kind in "(bind|volume|tmpfs|x)", source in ".{0,12}", target in ".{0,12}", size in any::<i64>(), mode in any::<u32>()) {
+            let m = Mount {
+                kind,
+                source,
+                target,
+                tmpfs_options: Some(TmpfsOptions { size_bytes: size, mode: Some(mode) }),
+                ..Mount::default()
+            };
+            if let Ok(spec) = from_api(&m) {
+                prop_assert!(spec.target.starts_with('/'));
+            }
+        }
+
         #[test]
         fn never_panics(s in ".{0,64}") {
             let _ = parse_volume(&s);

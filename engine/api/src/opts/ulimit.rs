@@ -1,6 +1,13 @@
 //! `--ulimit NAME=SOFT[:HARD]` as Docker reads it (`-1` and `unlimited` are no limit). Pure;
 //! whether the host allows a limit is the engine's to check.
 
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::container_create::Ulimit;
+
 /// Why a `--ulimit` is not one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UlimitError {
@@ -42,8 +49,10 @@ pub const NAMES: [&str; 16] = [
     "as",
 ];
 
-/// A parsed `--ulimit`: no limit is `u64::MAX`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A parsed `--ulimit`: no limit is `u64::MAX`. Serialised as its text form and read back
+/// through the parser, as a `-p` spec is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct UlimitSpec {
     /// `nofile`.
     pub name: String,
@@ -51,6 +60,65 @@ pub struct UlimitSpec {
     pub soft: u64,
     /// Hard limit.
     pub hard: u64,
+}
+
+impl fmt::Display for UlimitSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = |v: u64| {
+            if v == u64::MAX {
+                "-1".to_string()
+            } else {
+                v.to_string()
+            }
+        };
+        write!(f, "{}={}:{}", self.name, n(self.soft), n(self.hard))
+    }
+}
+
+impl FromStr for UlimitSpec {
+    type Err = UlimitError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse_ulimit(s)
+    }
+}
+
+impl TryFrom<String> for UlimitSpec {
+    type Error = UlimitError;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        parse_ulimit(&s)
+    }
+}
+
+impl From<UlimitSpec> for String {
+    fn from(u: UlimitSpec) -> String {
+        u.to_string()
+    }
+}
+
+impl UlimitSpec {
+    /// An API `HostConfig.Ulimits` entry (`-1`: no limit), checked as `--ulimit` text is.
+    pub fn from_api(u: &Ulimit) -> Result<UlimitSpec, UlimitError> {
+        let n = |v: i64| {
+            if v < 0 {
+                "-1".to_string()
+            } else {
+                v.to_string()
+            }
+        };
+        parse_ulimit(&format!("{}={}:{}", u.name, n(u.soft), n(u.hard)))
+    }
+
+    /// As an API `Ulimits` entry, as the docker CLI sends `--ulimit`.
+    pub fn to_api(&self) -> Ulimit {
+        let n = |v: u64| i64::try_from(v).unwrap_or(-1);
+        Ulimit {
+            name: self.name.clone(),
+            soft: n(self.soft),
+            hard: n(self.hard),
+        }
+    }
 }
 
 /// Parses `NAME=SOFT[:HARD]`.
@@ -119,11 +187,34 @@ mod tests {
         }
     }
 
+    #[test]
+    fn api_entries_and_records_read_back() {
+        let u = parse_ulimit("nofile=100:200").unwrap();
+        assert_eq!(UlimitSpec::from_api(&u.to_api()).unwrap(), u);
+        let json = serde_json::to_string(&u).unwrap();
+        assert_eq!(json, "\"nofile=100:200\"");
+        assert_eq!(serde_json::from_str::<UlimitSpec>(&json).unwrap(), u);
+        let api = Ulimit {
+            name: "core".into(),
+            soft: -1,
+            hard: -1,
+        };
+        assert_eq!(UlimitSpec::from_api(&api).unwrap().hard, u64::MAX);
+        let e = UlimitSpec::from_api(&Ulimit {
+            name: "bogus".into(),
+            soft: 1,
+            hard: 1,
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("\"bogus\""), "{e}");
+    }
+
     proptest::proptest! {
         #[test]
         fn any_text_never_panics(s in ".{0,40}") {
             if let Ok(u) = parse_ulimit(&s) {
                 proptest::prop_assert!(u.soft <= u.hard);
+                proptest::prop_assert_eq!(parse_ulimit(&u.to_string()), Ok(u));
             }
         }
     }

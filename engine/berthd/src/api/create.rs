@@ -4,49 +4,17 @@
 //! CapDrop, SecurityOpt, Devices, Sysctls, a StopSignal other than TERM, a log driver other
 //! than json-file) are refused by name rather than dropped.
 
-use berth_api::container_create::{self as create, ContainerCreate, Mount};
-use engine::container::CreateOptions;
+use berth_api::container_create::{self as create, ContainerCreate};
+use berth_api::opts::mount;
+use berth_api::opts::ulimit::UlimitSpec;
+use engine::container::{CreateOptions, RestartPolicy};
+use portproxy::PortSpec;
 
 use super::error::ApiError;
 
 /// Parses a body; the error names what is wrong in it.
 pub fn parse(body: &[u8]) -> Result<ContainerCreate, ApiError> {
     create::parse(body).map_err(|e| ApiError::bad(format!("invalid container config: {e}")))
-}
-
-fn mount_spec(m: &Mount) -> Result<String, ApiError> {
-    for (what, v) in [("Source", &m.source), ("Target", &m.target)] {
-        if v.contains(',') {
-            return Err(ApiError::bad(format!(
-                "invalid mount {what} {v:?}: a comma cannot be passed in a mount field"
-            )));
-        }
-    }
-    let mut parts = vec![format!("type={}", m.kind)];
-    if !m.source.is_empty() {
-        parts.push(format!("source={}", m.source));
-    }
-    parts.push(format!("target={}", m.target));
-    if m.read_only {
-        parts.push("readonly".into());
-    }
-    if m.volume_options.as_ref().is_some_and(|o| o.no_copy) {
-        parts.push("volume-nocopy".into());
-    }
-    if let Some(p) = m.bind_options.as_ref().map(|o| &o.propagation) {
-        if !p.is_empty() {
-            parts.push(format!("bind-propagation={p}"));
-        }
-    }
-    if let Some(o) = &m.tmpfs_options {
-        if o.size_bytes > 0 {
-            parts.push(format!("tmpfs-size={}", o.size_bytes));
-        }
-        if let Some(mode) = o.mode {
-            parts.push(format!("tmpfs-mode={mode:o}"));
-        }
-    }
-    Ok(parts.join(","))
 }
 
 /// The engine's options for `body`, named `name` (the `name` query parameter).
@@ -106,12 +74,10 @@ pub fn to_options(body: ContainerCreate, name: Option<String>) -> Result<CreateO
     let mut publish = Vec::new();
     for (port, bindings) in h.port_bindings.unwrap_or_default() {
         for b in bindings.unwrap_or_default() {
-            publish.push(match (b.host_ip.as_str(), b.host_port.as_str()) {
-                ("", "") => port.clone(),
-                ("", hp) => format!("{hp}:{port}"),
-                (ip, hp) if ip.contains(':') => format!("[{ip}]:{hp}:{port}"),
-                (ip, hp) => format!("{ip}:{hp}:{port}"),
-            });
+            publish.push(
+                PortSpec::from_binding(&port, &b.host_ip, &b.host_port)
+                    .map_err(|e| ApiError::bad(format!("HostConfig.PortBindings: {e}")))?,
+            );
         }
     }
     let mut volumes: Vec<String> = h.binds.unwrap_or_default();
@@ -136,7 +102,9 @@ pub fn to_options(body: ContainerCreate, name: Option<String>) -> Result<CreateO
     );
     let mut mounts = Vec::new();
     for m in &api_mounts {
-        mounts.push(mount_spec(m)?);
+        mounts.push(
+            mount::from_api(m).map_err(|e| ApiError::bad(format!("HostConfig.Mounts: {e}")))?,
+        );
     }
     let (network_aliases, ip) = {
         let eps = body.networking_config.endpoints_config.unwrap_or_default();
@@ -151,13 +119,27 @@ pub fn to_options(body: ContainerCreate, name: Option<String>) -> Result<CreateO
                 .filter(|s| !s.is_empty()),
         )
     };
-    let restart = h.restart_policy.and_then(|r| match r.name.as_str() {
-        "" | "no" => None,
-        "on-failure" if r.maximum_retry_count > 0 => {
-            Some(format!("on-failure:{}", r.maximum_retry_count))
+    let restart = match h.restart_policy {
+        None => RestartPolicy::No,
+        Some(r) => RestartPolicy::from_parts(&r.name, r.maximum_retry_count)
+            .map_err(|e| ApiError::bad(format!("HostConfig.RestartPolicy: {e}")))?,
+    };
+    let mut ulimits = Vec::new();
+    for u in h.ulimits.unwrap_or_default() {
+        ulimits.push(
+            UlimitSpec::from_api(&u)
+                .map_err(|e| ApiError::bad(format!("HostConfig.Ulimits: {e}")))?,
+        );
+    }
+    let memory = match h.memory {
+        m if m < 0 => {
+            return Err(ApiError::bad(format!(
+                "invalid HostConfig.Memory {m}: give 0 (no limit) or a size in bytes"
+            )));
         }
-        n => Some(n.to_string()),
-    });
+        0 => None,
+        m => Some(m as u64),
+    };
     let stop_timeout = match body.stop_timeout {
         None => None,
         Some(t) => Some(u32::try_from(t).map_err(|_| {
@@ -191,15 +173,10 @@ pub fn to_options(body: ContainerCreate, name: Option<String>) -> Result<CreateO
         dns_search: h.dns_search.unwrap_or_default(),
         dns_option: h.dns_options.unwrap_or_default(),
         add_hosts: h.extra_hosts.unwrap_or_default(),
-        memory: (h.memory > 0).then(|| h.memory.to_string()),
+        memory,
         cpus: (h.nano_cpus > 0).then(|| h.nano_cpus as f64 / 1e9),
         pids_limit: h.pids_limit.filter(|p| *p > 0),
-        ulimits: h
-            .ulimits
-            .unwrap_or_default()
-            .into_iter()
-            .map(|u| format!("{}={}:{}", u.name, u.soft, u.hard))
-            .collect(),
+        ulimits,
         restart,
         auto_remove: h.auto_remove,
         log_opts: h.log_config.map(|l| l.config).unwrap_or_default(),
@@ -239,11 +216,15 @@ mod tests {
             (o.entrypoint.as_deref(), &o.cmd[..]),
             (Some("sh"), &["-c".to_string(), "httpd -f".to_string()][..])
         );
-        assert_eq!(o.publish, vec!["127.0.0.1::53/udp", "8080:80/tcp"]);
+        let publish: Vec<String> = o.publish.iter().map(|p| p.to_string()).collect();
+        assert_eq!(publish, vec!["127.0.0.1::53/udp", "8080:80/tcp"]);
         assert_eq!(o.volumes, vec!["data:/data", "/scratch"]);
-        assert_eq!(o.mounts, vec!["type=tmpfs,target=/run,tmpfs-size=1048576"]);
-        assert_eq!(o.restart.as_deref(), Some("on-failure:3"));
-        assert_eq!((o.memory.as_deref(), o.cpus), (Some("67108864"), Some(0.5)));
+        assert_eq!(
+            o.mounts,
+            vec![mount::parse_mount("type=tmpfs,target=/run,tmpfs-size=1048576").unwrap()]
+        );
+        assert_eq!(o.restart, RestartPolicy::OnFailure { max: 3 });
+        assert_eq!((o.memory, o.cpus), (Some(64 << 20), Some(0.5)));
         assert_eq!(o.network.as_deref(), Some("appnet"));
         assert_eq!(o.network_aliases, vec!["www"]);
         assert_eq!(o.expose, vec!["53/udp", "80/tcp"]);

@@ -196,7 +196,7 @@ pub fn inspect(c: &Container, nets: &[EndpointView], log_path: &str) -> Value {
             "Links": c.options.links,
             "PublishAllPorts": c.options.publish_all,
             "ReadonlyRootfs": c.options.read_only,
-            "Memory": c.options.memory.as_deref().and_then(|m| m.parse::<i64>().ok()).unwrap_or(0),
+            "Memory": c.options.memory.unwrap_or(0),
             "NanoCpus": c.options.cpus.map_or(0, |x| (x * 1e9) as i64),
             "PidsLimit": c.options.pids_limit,
             "LogConfig": {"Type": "json-file", "Config": c.options.log_opts},
