@@ -23,10 +23,12 @@ pub mod exit;
 pub mod index;
 mod lifecycle;
 pub mod logs;
+mod machine;
 pub mod model;
 pub mod mounts;
 pub mod names;
 pub mod netns;
+pub mod ops;
 mod proxy;
 pub mod restart;
 pub mod rootfs;
@@ -44,6 +46,7 @@ pub use lifecycle::{
     AfterExit, ExitPlan, ExitStep, RemovePlan, RestartStep, RunTeardown, RuntimeCall, StopPlan,
 };
 pub use logs::{LogFollower, LogOptions, LogWatch};
+pub use machine::EngineMachine;
 pub use model::{Connection, Container, CreateOptions, MountPoint, NetworkMode, State};
 pub use proxy::stop_proxy;
 pub use restart::RestartPolicy;

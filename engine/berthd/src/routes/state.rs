@@ -1,10 +1,10 @@
-//! What every handler shares ([`AppState`]): the engine, the containers' index, the image
-//! store, the wiring, and the per-container locks that order requests on one container.
+//! What every handler shares ([`AppState`]): the engine, the container backend, the
+//! containers' index, the image store and the wiring.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use engine::container::{Engine, Index};
+use engine::container::ops::Ops;
+use engine::container::{Engine, EngineMachine, Index};
 use engine::image::store::ImageStore;
 use tokio::sync::Mutex;
 
@@ -27,16 +27,14 @@ pub struct AppState {
     pub daemon: Arc<DaemonInfo>,
     /// Where request bodies are spooled (`<exec-root>/scratch`).
     pub scratch: std::path::PathBuf,
-    /// Attachments waiting for their container to start.
-    pub pending: crate::routes::streams::Pending,
+    /// The container backend: requests on one container in order, Docker's rules.
+    pub ops: Ops<EngineMachine>,
     /// Execs by ID.
     pub execs: crate::routes::streams::Execs,
     /// The registry client (pull, push; credentials from Docker's config file).
     pub registry: Arc<engine::image::registry::Registry>,
     /// `docker events`: what handlers and the engine report.
     pub events: crate::events::Events,
-    /// Per-container locks ordering requests on one container (see [`AppState::container_op`]).
-    ops: Arc<std::sync::Mutex<HashMap<String, std::sync::Weak<Mutex<()>>>>>,
 }
 
 /// The daemon's configuration as `/info` reports it.
@@ -66,16 +64,16 @@ impl AppState {
                 .unwrap_or_default(),
         };
         let (index, images, wiring) = (engine.index(), engine.images().clone(), engine.wiring());
+        let engine = Arc::new(Mutex::new(engine));
         AppState {
             wiring,
-            engine: Arc::new(Mutex::new(engine)),
+            ops: Ops::new(EngineMachine::new(engine.clone())),
+            engine,
             index,
             images,
             daemon: Arc::new(daemon),
             scratch,
-            ops: Default::default(),
             events,
-            pending: Default::default(),
             execs: Default::default(),
             registry: {
                 engine::image::registry::client::install_crypto_provider();
@@ -96,40 +94,9 @@ impl AppState {
         Ok(self.containers().resolve(what)?.to_string())
     }
 
-    /// The engine, once container `id` is not busy: between the steps of a start (a restart by
-    /// its policy, which does not take [`AppState::container_op`]) or while the supervisor
-    /// undoes the run of an exit. Start, stop, removal, connect and `cp` wait for it, as they
-    /// would behind Docker's container lock, instead of being refused. Waits on the
-    /// container's state channel, never polls.
+    /// The engine, once container `id` is not busy (see
+    /// [`EngineMachine::engine_unless_busy`]).
     pub async fn engine_unless_starting(&self, id: &str) -> tokio::sync::MutexGuard<'_, Engine> {
-        loop {
-            let e = self.engine.lock().await;
-            let Some(mut rx) = e.starting_watch(id) else {
-                return e;
-            };
-            drop(e);
-            // A change is the start recorded; a closed channel is the container removed.
-            let _ = rx.changed().await;
-        }
-    }
-
-    /// Orders requests on container `id` as Docker's container lock does: start, stop,
-    /// restart, kill, pause, unpause and rm hold it for their whole length, so an `rm -f`
-    /// waits for a start to finish, while requests on other containers never wait for it.
-    /// The engine's lock is taken only inside, briefly (never the other way round).
-    pub async fn container_op(&self, id: &str) -> tokio::sync::OwnedMutexGuard<()> {
-        let lock = {
-            let mut ops = self.ops.lock().unwrap_or_else(|p| p.into_inner());
-            ops.retain(|_, w| w.strong_count() > 0);
-            match ops.get(id).and_then(std::sync::Weak::upgrade) {
-                Some(l) => l,
-                None => {
-                    let l = Arc::new(Mutex::new(()));
-                    ops.insert(id.to_string(), Arc::downgrade(&l));
-                    l
-                }
-            }
-        };
-        lock.lock_owned().await
+        self.ops.machine().engine_unless_busy(id).await
     }
 }

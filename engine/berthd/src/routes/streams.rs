@@ -12,6 +12,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use berth_api::stream::next_frame;
+use engine::container::ops::Attached;
 use engine::container::{ContainerError, ExecOptions};
 use engine::runtime::attach::{AttachRequest, parse_detach_keys};
 use hyper_util::rt::TokioIo;
@@ -21,10 +22,6 @@ use tokio::sync::{Mutex, oneshot};
 
 use crate::api::error::ApiError;
 use crate::routes::AppState;
-
-/// Attachments made before their container started (the docker CLI attaches, then starts).
-pub type Pending =
-    Arc<Mutex<HashMap<String, Vec<(AttachRequest, oneshot::Sender<StdUnixStream>)>>>>;
 
 /// An exec made by `POST /containers/{id}/exec`, until it is started and after.
 #[derive(Debug, Clone)]
@@ -163,84 +160,24 @@ pub async fn container_attach(
         stderr: flag(&q, "stderr"),
         detach_keys: keys,
     };
-    // The container's status is looked at, and the attachment queued, in order with its
-    // starts: one begun meanwhile either takes this attachment or is seen running.
-    let full = st.resolve(&what)?;
-    let op = st.container_op(&full).await;
-    let (id, tty, running) = {
-        let e = st.engine.lock().await;
-        let c = e.get(&full)?;
-        let status = c.state.status.as_str();
-        if !matches!(status, "running" | "created" | "exited") {
-            return Err(ContainerError::Conflict(format!(
-                "You cannot attach to a {status} container {}",
-                c.name
-            ))
-            .into());
-        }
-        (c.id.clone(), c.options.tty, status == "running")
-    };
-    // Connect now for a running container; otherwise the start hands over the stream.
-    let shim = if running {
-        Some(st.engine.lock().await.attach(&id, areq.clone())?)
-    } else {
-        None
-    };
-    let rx = if shim.is_none() {
-        let (tx, rx) = oneshot::channel();
-        let mut pending = st.pending.lock().await;
-        // Attachments whose client went away are dropped here, so the map stays bounded by the
-        // clients that are still waiting.
-        pending.retain(|_, v| {
-            v.retain(|(_, tx)| !tx.is_closed());
-            !v.is_empty()
-        });
-        pending.entry(id.clone()).or_default().push((areq, tx));
-        drop(pending);
-        Some(rx)
-    } else {
-        None
-    };
-    drop(op);
+    // Looked at, and queued when it does not run yet, in order with its starts.
+    let id = st.resolve(&what)?;
+    let tty = st.containers().get(&id)?.container.options.tty;
+    let attached = st.ops.attach(&id, areq).await?;
     let upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         let Ok(up) = upgrade.await else { return };
-        let shim = match (shim, rx) {
-            (Some(s), _) => s,
+        let shim = match attached {
+            Attached::Now(s) => s,
             // Dropped (the container removed, or the entry pruned) ends the wait.
-            (None, Some(rx)) => match rx.await {
+            Attached::OnStart(rx) => match rx.await {
                 Ok(s) => s,
                 Err(_) => return,
             },
-            (None, None) => return,
         };
         pump(TokioIo::new(up), shim, tty, async {}).await;
     });
     Ok(upgraded_response(tty))
-}
-
-/// Hands the attachments waiting for `id` their streams as it starts; `true` when there were
-/// any (the container was started by this call).
-pub async fn start_with_pending(st: &AppState, id: &str) -> Result<bool, ApiError> {
-    let waiting = st.pending.lock().await.remove(id).unwrap_or_default();
-    let mut waiting = waiting.into_iter().filter(|(_, tx)| !tx.is_closed());
-    let Some((first, tx)) = waiting.next() else {
-        return Ok(false);
-    };
-    let started = crate::routes::containers::start_unlocked(st, id, Some(first.clone())).await?;
-    let e = st.engine.lock().await;
-    let s = match started {
-        Some(s) => s,
-        // Running already: attached to as it is.
-        None => e.attach(id, first)?,
-    };
-    let _ = tx.send(s);
-    for (req, tx) in waiting {
-        if let Ok(s) = e.attach(id, req) {
-            let _ = tx.send(s);
-        }
-    }
-    Ok(true)
 }
 
 #[derive(serde::Deserialize, Default)]
