@@ -37,6 +37,7 @@ pub mod state;
 mod stats;
 mod supervise;
 pub mod top;
+mod volumes;
 mod wiring;
 
 pub use engine::{Engine, EngineConfig, Published};
@@ -54,6 +55,7 @@ pub use start::{StartOutcome, StartPlan};
 pub use state::Status;
 pub use stats::StatsSource;
 pub use supervise::supervise;
+pub use volumes::VolumeView;
 pub use wiring::Wiring;
 
 /// Why a container operation was refused or failed; messages name the container or value.

@@ -375,6 +375,26 @@ impl<L: Netlink, N: Nft> NetworkManager<L, N> {
         Ok(())
     }
 
+    /// `docker network prune`: every user-defined network no container is attached to; the
+    /// networks removed. One that cannot be removed (attached meanwhile) is kept.
+    pub async fn prune(&mut self) -> Vec<Network> {
+        let unused: Vec<Network> = self
+            .state
+            .networks
+            .values()
+            .filter(|n| !PREDEFINED.contains(&n.name.as_str()))
+            .filter(|n| self.endpoints_of(&n.name).next().is_none())
+            .cloned()
+            .collect();
+        let mut removed = Vec::new();
+        for n in unused {
+            if self.remove(&n.name).await.is_ok() {
+                removed.push(n);
+            }
+        }
+        removed
+    }
+
     /// Attaches a container to a network (`docker run --network`, `docker network connect`):
     /// an address, an interface in its namespace, a default route when it has none yet, and
     /// its published ports in the firewall.

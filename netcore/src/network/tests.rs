@@ -247,6 +247,13 @@ fn attach_detach_and_ports() {
         assert_eq!(json["IPAM"]["Config"][0]["Subnet"], "172.17.0.0/16");
         assert_eq!(json["Options"]["com.docker.network.bridge.name"], "berth0");
 
+        // Prune removes the user-defined networks nobody is attached to, only those.
+        mgr.create(user_net("idle")).await.unwrap();
+        let pruned: Vec<String> = mgr.prune().await.into_iter().map(|n| n.name).collect();
+        assert_eq!(pruned, ["idle"]);
+        assert!(mgr.find("back").is_ok() && mgr.find("bridge").is_ok());
+        assert!(mgr.find("idle").is_err());
+
         // Removal is refused while attached.
         let e = mgr.remove("back").await.unwrap_err();
         assert!(e.to_string().contains("has active endpoints (web)"), "{e}");

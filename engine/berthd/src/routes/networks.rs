@@ -17,24 +17,11 @@ use crate::api::filters;
 /// `POST /networks/prune`: user-defined networks without endpoints.
 pub(crate) async fn network_prune(State(st): State<AppState>, q: Q) -> ApiResult {
     filters::parse(q.get("filters").map(String::as_str), &[])?;
-    let mut w = st.wiring.lock().await;
-    let unused: Vec<String> = w
-        .networks()
-        .list()
-        .into_iter()
-        .map(|n| n.name)
-        .filter(|n| !matches!(n.as_str(), "bridge" | "host" | "none"))
-        .collect();
+    let removed = st.wiring.lock().await.networks().prune().await;
     let mut deleted = Vec::new();
-    for n in unused {
-        if w.networks().endpoints_of(&n).next().is_some() {
-            continue;
-        }
-        let ev = network_event(w.networks().find(&n)?, "destroy");
-        if w.networks().remove(&n).await.is_ok() {
-            st.events.publish(ev);
-            deleted.push(n);
-        }
+    for n in removed {
+        st.events.publish(network_event(&n, "destroy"));
+        deleted.push(n.name);
     }
     Ok(json_response(
         StatusCode::OK,

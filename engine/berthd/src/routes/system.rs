@@ -109,14 +109,11 @@ pub(crate) async fn system_df(State(st): State<AppState>) -> ApiResult {
             .containers()
             .map(|c| json!({"Id": c.id, "Names": [format!("/{}", c.name)], "Image": c.options.image, "State": c.state.status.as_str(), "SizeRw": 0}))
             .collect();
-        let names: Vec<String> = e.volumes().list().map(|v| v.name.clone()).collect();
-        let mut volumes = Vec::new();
-        for n in names {
-            let users = e.volume_users(&n).len();
-            volumes.push(
-                json!({"Name": n, "Driver": "local", "UsageData": {"Size": -1, "RefCount": users}}),
-            );
-        }
+        let volumes: Vec<Value> = e
+            .volume_list()
+            .iter()
+            .map(|v| json!({"Name": v.volume.name, "Driver": "local", "UsageData": {"Size": -1, "RefCount": v.users}}))
+            .collect();
         (in_use, containers, volumes)
     };
     let store = st.images.snapshot();
