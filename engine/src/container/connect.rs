@@ -1,16 +1,108 @@
 //! `docker network connect` and `disconnect`: a container joins or leaves a network, at once
 //! when it runs (an endpoint in its namespace, its name in the network's DNS) and on every
 //! later start (the record keeps its connections).
+//!
+//! Each is three steps: planned under the engine's lock ([`Engine::connect_begin`]), the
+//! network changed under the wiring's lock only ([`NetChange::apply`]), recorded under the
+//! engine's lock ([`Engine::net_change_finish`]). A run that ended meanwhile is told apart by
+//! its shim's PID: an endpoint added to a namespace that is gone is taken back.
 
-use super::ContainerError;
+use std::sync::Arc;
+
+use netcore::network::AttachRequest;
+use tokio::sync::Mutex;
+
 use super::engine::Engine;
 use super::model::{Connection, NetworkMode};
 use super::state::Status;
-use super::wiring::container_dns;
+use super::wiring::{Wiring, container_dns};
+use super::{ContainerError, EngineMachine};
 use crate::events::Event;
 
+/// What a connect or disconnect changes on the live network, and records after.
+#[derive(Debug)]
+pub struct NetChange {
+    id: String,
+    net: String,
+    /// The run it applies to (0: not running, nothing to change live).
+    shim_pid: i32,
+    event: Event,
+    kind: ChangeKind,
+}
+
+#[derive(Debug)]
+enum ChangeKind {
+    Connect {
+        conn: Connection,
+        primary: bool,
+        req: Option<Box<AttachRequest>>,
+    },
+    Disconnect {
+        primary: bool,
+        live: bool,
+    },
+}
+
+impl NetChange {
+    /// Changes the live network (nothing for a container that does not run), holding only the
+    /// wiring's lock.
+    pub async fn apply(&self, wiring: &Arc<Mutex<Wiring>>) -> Result<(), ContainerError> {
+        match &self.kind {
+            ChangeKind::Connect { req: Some(req), .. } => {
+                wiring.lock().await.attach(&self.net, (**req).clone()).await
+            }
+            ChangeKind::Disconnect {
+                primary,
+                live: true,
+            } => {
+                wiring
+                    .lock()
+                    .await
+                    .detach(&self.net, &self.id, *primary)
+                    .await
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Takes back a live connect whose run ended before it was recorded.
+    async fn undo(&self, wiring: &Arc<Mutex<Wiring>>) {
+        if let ChangeKind::Connect { req: Some(_), .. } = &self.kind {
+            if let Err(e) = wiring.lock().await.detach(&self.net, &self.id, false).await {
+                tracing::warn!(container = %self.id, network = %self.net, error = %e, "taking back an endpoint of a run that ended");
+            }
+        }
+    }
+}
+
+/// Connects or disconnects container `id`: planned (once it is not busy: a start or an exit
+/// in progress is waited for, as Docker's container lock would) and recorded under the
+/// engine's lock, the network changed without it. `plan` is [`Engine::connect_begin`] or
+/// [`Engine::disconnect_begin`]; `None` from it is nothing to do.
+pub async fn change_network(
+    machine: &EngineMachine,
+    id: &str,
+    plan: impl FnOnce(&mut Engine) -> Result<Option<NetChange>, ContainerError>,
+) -> Result<(), ContainerError> {
+    let engine = machine.engine();
+    let (change, wiring) = {
+        let mut e = machine.engine_unless_busy(id).await;
+        let Some(change) = plan(&mut e)? else {
+            return Ok(());
+        };
+        (change, e.wiring())
+    };
+    change.apply(&wiring).await?;
+    let ended = engine.lock().await.net_change_finish(&change)?;
+    if ended {
+        change.undo(&wiring).await;
+    }
+    Ok(())
+}
+
 impl Engine {
-    /// `docker network connect [--alias A] [--ip IP] NETWORK CONTAINER`.
+    /// `docker network connect` by a caller that owns the engine (berth-engine, tests): the
+    /// three steps in a row. berthd uses [`change_network`], which lets the engine go.
     pub async fn connect(
         &mut self,
         what: &str,
@@ -18,6 +110,35 @@ impl Engine {
         aliases: Vec<String>,
         ip: Option<String>,
     ) -> Result<(), ContainerError> {
+        if let Some(change) = self.connect_begin(what, network, aliases, ip)? {
+            change.apply(&self.wiring()).await?;
+            self.net_change_finish(&change)?;
+        }
+        Ok(())
+    }
+
+    /// `docker network disconnect` by a caller that owns the engine (see [`Engine::connect`]).
+    pub async fn disconnect(
+        &mut self,
+        what: &str,
+        network: &str,
+        force: bool,
+    ) -> Result<(), ContainerError> {
+        if let Some(change) = self.disconnect_begin(what, network, force)? {
+            change.apply(&self.wiring()).await?;
+            self.net_change_finish(&change)?;
+        }
+        Ok(())
+    }
+
+    /// Plans `docker network connect [--alias A] [--ip IP] NETWORK CONTAINER`.
+    pub fn connect_begin(
+        &mut self,
+        what: &str,
+        network: &str,
+        aliases: Vec<String>,
+        ip: Option<String>,
+    ) -> Result<Option<NetChange>, ContainerError> {
         let id = self.resolve(what)?;
         self.refuse_while_starting(&id, "connected to a network")?;
         let c = self.containers[&id].clone();
@@ -65,8 +186,8 @@ impl Engine {
         }
         let conn = Connection { aliases, ip };
         let ns = self.netns_path(&id);
-        if c.state.status.is_live() && ns.exists() {
-            let req = self.attach_request(
+        let req = (c.state.status.is_live() && ns.exists()).then(|| {
+            Box::new(self.attach_request(
                 &c,
                 &ns,
                 &conn.aliases,
@@ -74,28 +195,59 @@ impl Engine {
                 Vec::new(),
                 &container_dns(&c),
                 net != "bridge",
-            );
-            self.wiring.lock().await.attach(&net, req).await?;
-        }
-        let rec = self.containers.get_mut(&id).expect("resolved");
-        if net == primary {
-            rec.primary_disconnected = false;
-        } else {
-            rec.connections.insert(net, conn);
-        }
-        self.save(&id)?;
-        self.emit(|| event);
-        Ok(())
+            ))
+        });
+        Ok(Some(NetChange {
+            shim_pid: if req.is_some() { c.state.shim_pid } else { 0 },
+            kind: ChangeKind::Connect {
+                primary: net == primary,
+                conn,
+                req,
+            },
+            id,
+            net,
+            event,
+        }))
     }
 
-    /// `docker network disconnect [-f] NETWORK CONTAINER`. With `force`, a container that is
-    /// not connected is not an error.
-    pub async fn disconnect(
+    /// Records a change [`NetChange::apply`] made; `true` when the run it applied to ended
+    /// meanwhile (a live connect is then to be taken back: its namespace went with the run).
+    pub fn net_change_finish(&mut self, change: &NetChange) -> Result<bool, ContainerError> {
+        let Some(rec) = self.containers.get_mut(&change.id) else {
+            return Err(ContainerError::NotFound(change.id.clone()));
+        };
+        let ended = change.shim_pid != 0
+            && (!rec.state.status.is_live() || rec.state.shim_pid != change.shim_pid);
+        match &change.kind {
+            ChangeKind::Connect { conn, primary, .. } => {
+                if *primary {
+                    rec.primary_disconnected = false;
+                } else {
+                    rec.connections.insert(change.net.clone(), conn.clone());
+                }
+            }
+            ChangeKind::Disconnect { primary, .. } => {
+                if *primary {
+                    rec.primary_disconnected = true;
+                } else {
+                    rec.connections.remove(&change.net);
+                }
+            }
+        }
+        self.save(&change.id)?;
+        let event = change.event.clone();
+        self.emit(|| event);
+        Ok(ended)
+    }
+
+    /// Plans `docker network disconnect [-f] NETWORK CONTAINER`. With `force`, a container
+    /// that is not connected is not an error (nothing to do).
+    pub fn disconnect_begin(
         &mut self,
         what: &str,
         network: &str,
         force: bool,
-    ) -> Result<(), ContainerError> {
+    ) -> Result<Option<NetChange>, ContainerError> {
         let id = self.resolve(what)?;
         self.refuse_while_starting(&id, "disconnected from a network")?;
         let c = self.containers[&id].clone();
@@ -122,29 +274,25 @@ impl Engine {
         let is_primary = primary.as_deref() == Some(net.as_str()) && !c.primary_disconnected;
         if !is_primary && !c.connections.contains_key(&net) {
             if force {
-                return Ok(());
+                return Ok(None);
             }
             return Err(ContainerError::Conflict(format!(
                 "container {} is not connected to network {net}",
                 c.name
             )));
         }
-        if c.state.status.is_live() {
+        let live = c.state.status.is_live();
+        Ok(Some(NetChange {
+            id,
+            net,
+            // A disconnect is recorded whether or not the run ended meanwhile.
+            shim_pid: 0,
+            event,
             // Its published ports went through its primary endpoint.
-            self.wiring
-                .lock()
-                .await
-                .detach(&net, &id, is_primary)
-                .await?;
-        }
-        let rec = self.containers.get_mut(&id).expect("resolved");
-        if is_primary {
-            rec.primary_disconnected = true;
-        } else {
-            rec.connections.remove(&net);
-        }
-        self.save(&id)?;
-        self.emit(|| event);
-        Ok(())
+            kind: ChangeKind::Disconnect {
+                primary: is_primary,
+                live,
+            },
+        }))
     }
 }

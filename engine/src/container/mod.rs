@@ -15,7 +15,7 @@
 
 pub mod archive;
 pub mod confined;
-mod connect;
+pub mod connect;
 mod engine;
 pub mod etc;
 mod exec;

@@ -5,6 +5,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use engine::container::connect::change_network;
 use engine::events::Event;
 use serde_json::{Value, json};
 
@@ -122,10 +123,15 @@ pub(crate) async fn network_connect(
         .ipam_config
         .map(|i| i.ipv4_address)
         .filter(|s| !s.is_empty());
-    st.engine_unless_starting(&req.container)
-        .await
-        .connect(&req.container, &id, ep.aliases.unwrap_or_default(), ip)
-        .await?;
+    // In order with the container's other requests (a stop never tears its namespace down
+    // mid-connect); the engine is held to plan and to record, not for the network change.
+    let container = st.resolve(&req.container)?;
+    let _held = st.ops.lock(&container).await;
+    let aliases = ep.aliases.unwrap_or_default();
+    change_network(st.ops.machine(), &container, |e| {
+        e.connect_begin(&container, &id, aliases, ip)
+    })
+    .await?;
     Ok(StatusCode::OK.into_response())
 }
 
@@ -136,9 +142,11 @@ pub(crate) async fn network_disconnect(
 ) -> ApiResult {
     let req: Connect = serde_json::from_slice(&body)
         .map_err(|err| ApiError::bad(format!("invalid disconnect request: {err}")))?;
-    st.engine_unless_starting(&req.container)
-        .await
-        .disconnect(&req.container, &id, req.force)
-        .await?;
+    let container = st.resolve(&req.container)?;
+    let _held = st.ops.lock(&container).await;
+    change_network(st.ops.machine(), &container, |e| {
+        e.disconnect_begin(&container, &id, req.force)
+    })
+    .await?;
     Ok(StatusCode::OK.into_response())
 }
