@@ -46,8 +46,8 @@ pub struct PortBinding {
 pub struct RestartPolicy {
     /// `no`, `always`, `unless-stopped`, `on-failure`.
     pub name: String,
-    /// For `on-failure`.
-    pub maximum_retry_count: u32,
+    /// For `on-failure` (Go's int: a negative one is sent as it is, and refused).
+    pub maximum_retry_count: i64,
 }
 
 /// `HostConfig.Ulimits` entry.
@@ -92,6 +92,26 @@ pub struct Mount {
 pub struct VolumeOptions {
     /// Do not copy the image's files into a new volume.
     pub no_copy: bool,
+    /// Labels of a volume it creates (refused when set: not applied yet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub labels: Option<BTreeMap<String, String>>,
+    /// The volume driver (refused unless `local`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub driver_config: Option<DriverConfig>,
+    /// A directory of the volume to mount instead of its root (refused when set).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub subpath: String,
+}
+
+/// `VolumeOptions.DriverConfig`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct DriverConfig {
+    /// `local` (or empty).
+    pub name: String,
+    /// Driver options (refused when set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub options: Option<BTreeMap<String, String>>,
 }
 
 /// `Mount.BindOptions`.
@@ -101,6 +121,18 @@ pub struct BindOptions {
     /// `rprivate`, `private`, `rshared`, `shared`, `rslave`, `slave` (empty: the default).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub propagation: String,
+    /// Not recursive (refused when set: berth's binds are recursive).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub non_recursive: bool,
+    /// Create a missing source (refused when set).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub create_mountpoint: bool,
+    /// Read-only but not its submounts (refused when set).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub read_only_non_recursive: bool,
+    /// Read-only submounts forced (refused when set).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub read_only_force_recursive: bool,
 }
 
 /// `Mount.TmpfsOptions`.
@@ -202,6 +234,9 @@ pub struct HostConfig {
     /// `--sysctl` (refused when not empty).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sysctls: Option<BTreeMap<String, String>>,
+    /// `--tmpfs` (refused when not empty: `Mounts` of type tmpfs are applied).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tmpfs: Option<BTreeMap<String, String>>,
 }
 
 /// `NetworkingConfig.EndpointsConfig` entry.
@@ -282,7 +317,26 @@ pub struct ContainerCreate {
     pub networking_config: NetworkingConfig,
 }
 
-/// Reads a body.
+/// Reads a body. A `null` member is read as absent, as Go reads it into a zero value
+/// (docker-py sends `"Source": null` for a tmpfs mount, `"Hard": null` for a ulimit).
 pub fn parse(body: &[u8]) -> Result<ContainerCreate, serde_json::Error> {
-    serde_json::from_slice(body)
+    let mut v: serde_json::Value = serde_json::from_slice(body)?;
+    drop_nulls(&mut v, 0);
+    serde_json::from_value(v)
+}
+
+/// Removes `null` members of objects, at most 64 levels down (serde_json refuses deeper
+/// documents anyway).
+fn drop_nulls(v: &mut serde_json::Value, depth: usize) {
+    if depth > 64 {
+        return;
+    }
+    match v {
+        serde_json::Value::Object(m) => {
+            m.retain(|_, x| !x.is_null());
+            m.values_mut().for_each(|x| drop_nulls(x, depth + 1));
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| drop_nulls(x, depth + 1)),
+        _ => {}
+    }
 }

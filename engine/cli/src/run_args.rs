@@ -239,7 +239,7 @@ fn restart(spec: &str) -> Result<RestartPolicy, ArgsError> {
     }
     Ok(RestartPolicy {
         name: name.into(),
-        maximum_retry_count: count,
+        maximum_retry_count: i64::from(count),
     })
 }
 

@@ -44,6 +44,14 @@ enum ChangeKind {
 }
 
 impl NetChange {
+    /// Whether it changes a live network (the container runs).
+    fn is_live(&self) -> bool {
+        matches!(
+            self.kind,
+            ChangeKind::Connect { req: Some(_), .. } | ChangeKind::Disconnect { live: true, .. }
+        )
+    }
+
     /// Changes the live network (nothing for a container that does not run), holding only the
     /// wiring's lock.
     pub async fn apply(&self, wiring: &Arc<Mutex<Wiring>>) -> Result<(), ContainerError> {
@@ -90,6 +98,12 @@ pub async fn change_network(
         let Some(change) = plan(&mut e)? else {
             return Ok(());
         };
+        if !change.is_live() {
+            // Nothing to change on a live network: recorded under the same lock, so a start
+            // (a restart by its policy) sees the record before or after, never between.
+            e.net_change_finish(&change)?;
+            return Ok(());
+        }
         (change, e.wiring())
     };
     change.apply(&wiring).await?;

@@ -52,28 +52,35 @@ impl RestartPolicy {
                 "invalid restart policy {s:?}: maximum retry count can only be used with on-failure"
             )));
         }
-        Self::from_parts(name, max)
+        Self::from_parts(name, i64::from(max))
     }
 
-    /// The policy of the API's `RestartPolicy` (`Name`, `MaximumRetryCount`).
-    pub fn from_parts(name: &str, max: u32) -> Result<RestartPolicy, ContainerError> {
-        let policy = match name {
-            "" | "no" => RestartPolicy::No,
-            "always" => RestartPolicy::Always,
-            "unless-stopped" => RestartPolicy::UnlessStopped,
-            "on-failure" => RestartPolicy::OnFailure { max },
-            _ => {
-                return Err(ContainerError::Invalid(format!(
-                    "invalid restart policy {name:?}: expected no, always, unless-stopped or on-failure[:N]"
-                )));
-            }
-        };
-        if max > 0 && !matches!(policy, RestartPolicy::OnFailure { .. }) {
-            return Err(ContainerError::Invalid(format!(
+    /// The policy of the API's `RestartPolicy` (`Name`, `MaximumRetryCount`), by moby's
+    /// rules: an empty name is `no` whatever the count (kept for old clients); a count is
+    /// refused with the other names and when negative.
+    pub fn from_parts(name: &str, max: i64) -> Result<RestartPolicy, ContainerError> {
+        let count_refused = || {
+            ContainerError::Invalid(format!(
                 "invalid restart policy {name:?} with maximum retry count {max}: a count can only be used with on-failure"
-            )));
+            ))
+        };
+        match name {
+            "" => Ok(RestartPolicy::No),
+            "no" | "always" | "unless-stopped" if max != 0 => Err(count_refused()),
+            "no" => Ok(RestartPolicy::No),
+            "always" => Ok(RestartPolicy::Always),
+            "unless-stopped" => Ok(RestartPolicy::UnlessStopped),
+            "on-failure" => Ok(RestartPolicy::OnFailure {
+                max: u32::try_from(max).map_err(|_| {
+                    ContainerError::Invalid(format!(
+                        "invalid restart policy on-failure with maximum retry count {max}: give 0 (no limit) or more"
+                    ))
+                })?,
+            }),
+            _ => Err(ContainerError::Invalid(format!(
+                "invalid restart policy {name:?}: expected no, always, unless-stopped or on-failure[:N]"
+            ))),
         }
-        Ok(policy)
     }
 
     /// Docker's text form.
@@ -171,6 +178,12 @@ mod tests {
             .to_string();
         assert!(e.contains("\"always\"") && e.contains("count 3"), "{e}");
         assert!(RestartPolicy::from_parts("sometimes", 0).is_err());
+        // An empty name with a count, as old clients send it, is "no" (moby's rule).
+        assert_eq!(RestartPolicy::from_parts("", 5).unwrap(), RestartPolicy::No);
+        let e = RestartPolicy::from_parts("on-failure", -1)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("-1"), "{e}");
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Volumes: what `-v` and `--mount` ask for ([`spec`]) and the local volume store
-//! ([`store`]).
+//! Volumes: the local volume store ([`store`]). What `-v` and `--mount` ask for is parsed by
+//! berth-api (`berth_api::opts::mount`).
 
 pub mod store;

@@ -406,6 +406,46 @@ impl Fields {
 /// --mount` becomes) as a mount, checked as `--mount` text is; the error shows the entry.
 pub fn from_api(m: &Mount) -> Result<MountSpec, MountSpecError> {
     let spec = serde_json::to_string(m).unwrap_or_default();
+    // What berth cannot apply yet is refused by name, never dropped.
+    if let Some(o) = &m.volume_options {
+        let driver = o.driver_config.as_ref();
+        for (field, set) in [
+            ("VolumeOptions.Subpath", !o.subpath.is_empty()),
+            (
+                "VolumeOptions.Labels",
+                o.labels.as_ref().is_some_and(|l| !l.is_empty()),
+            ),
+            (
+                "VolumeOptions.DriverConfig",
+                driver.is_some_and(|d| {
+                    !matches!(d.name.as_str(), "" | "local")
+                        || d.options.as_ref().is_some_and(|o| !o.is_empty())
+                }),
+            ),
+        ] {
+            if set {
+                return Err(bad(&spec, format!("{field} is not supported by berth yet")));
+            }
+        }
+    }
+    if let Some(o) = &m.bind_options {
+        for (field, set) in [
+            ("BindOptions.NonRecursive", o.non_recursive),
+            ("BindOptions.CreateMountpoint", o.create_mountpoint),
+            (
+                "BindOptions.ReadOnlyNonRecursive",
+                o.read_only_non_recursive,
+            ),
+            (
+                "BindOptions.ReadOnlyForceRecursive",
+                o.read_only_force_recursive,
+            ),
+        ] {
+            if set {
+                return Err(bad(&spec, format!("{field} is not supported by berth yet")));
+            }
+        }
+    }
     let propagation = match m.bind_options.as_ref().map(|o| o.propagation.as_str()) {
         None | Some("") => None,
         Some(p) => Some(Propagation::parse(p).ok_or_else(|| {
@@ -460,16 +500,23 @@ pub fn to_api(m: &MountSpec) -> Mount {
             out.source = src.clone();
             out.bind_options = Some(BindOptions {
                 propagation: m.propagation.as_str().into(),
+                ..BindOptions::default()
             });
         }
         Source::Volume(name) => {
             out.kind = "volume".into();
             out.source = name.clone();
-            out.volume_options = Some(VolumeOptions { no_copy: m.no_copy });
+            out.volume_options = Some(VolumeOptions {
+                no_copy: m.no_copy,
+                ..VolumeOptions::default()
+            });
         }
         Source::Anonymous => {
             out.kind = "volume".into();
-            out.volume_options = Some(VolumeOptions { no_copy: m.no_copy });
+            out.volume_options = Some(VolumeOptions {
+                no_copy: m.no_copy,
+                ..VolumeOptions::default()
+            });
         }
         Source::Tmpfs { size, mode } => {
             out.kind = "tmpfs".into();
@@ -654,6 +701,32 @@ mod tests {
         let e = bad(r#"{"Type":"tmpfs","Target":"/t","TmpfsOptions":{"SizeBytes":-1}}"#);
         assert!(e.contains("SizeBytes -1"), "{e}");
         assert!(bad(r#"{"Type":"volume"}"#).contains("target is required"));
+        // What berth cannot apply is refused by name, not dropped.
+        for (json, field) in [
+            (
+                r#"{"Type":"volume","Source":"v","Target":"/d","VolumeOptions":{"Subpath":"sub"}}"#,
+                "Subpath",
+            ),
+            (
+                r#"{"Type":"volume","Source":"v","Target":"/d","VolumeOptions":{"DriverConfig":{"Name":"nfs"}}}"#,
+                "DriverConfig",
+            ),
+            (
+                r#"{"Type":"bind","Source":"/h","Target":"/c","BindOptions":{"CreateMountpoint":true}}"#,
+                "CreateMountpoint",
+            ),
+            (
+                r#"{"Type":"bind","Source":"/h","Target":"/c","BindOptions":{"NonRecursive":true}}"#,
+                "NonRecursive",
+            ),
+        ] {
+            let e = bad(json);
+            assert!(e.contains(field) && e.contains("not supported"), "{e}");
+        }
+        // What the docker CLI sends for a plain --mount is accepted.
+        let cli = r#"{"Type":"volume","Source":"vol","Target":"/d","VolumeOptions":{"DriverConfig":{"Name":"local"},"Labels":{}},"BindOptions":null}"#;
+        let m: Mount = serde_json::from_str(cli).unwrap();
+        assert!(from_api(&m).is_ok(), "{:?}", from_api(&m));
     }
 
     proptest! {

@@ -42,6 +42,7 @@ pub fn to_options(body: ContainerCreate, name: Option<String>) -> Result<CreateO
         ),
         ("Devices", h.devices.as_ref().is_some_and(|v| !v.is_empty())),
         ("Sysctls", h.sysctls.as_ref().is_some_and(|v| !v.is_empty())),
+        ("Tmpfs", h.tmpfs.as_ref().is_some_and(|v| !v.is_empty())),
     ] {
         if set {
             return Err(ApiError::bad(format!(
@@ -230,6 +231,31 @@ mod tests {
         assert_eq!(o.expose, vec!["53/udp", "80/tcp"]);
         assert_eq!(o.log_opts["max-size"], "1m");
         assert_eq!(o.labels["tier"], "web");
+    }
+
+    #[test]
+    fn docker_py_nulls_read_as_absent() {
+        // docker-py's Mount(target, None, type="tmpfs") and Ulimit(name=..., soft=N).
+        let o = to_options(
+            parse(br#"{"Image":"bb","Hostname":null,"HostConfig":{"Mounts":[{"Type":"tmpfs","Source":null,"Target":"/t","ReadOnly":false}],"Ulimits":[{"Name":"nofile","Soft":10,"Hard":null}],"RestartPolicy":{"Name":"","MaximumRetryCount":3}}}"#)
+                .unwrap(),
+            None,
+        );
+        // Hard null is 0, below Soft: refused by name, as dockerd refuses it.
+        let e = o.unwrap_err();
+        assert!(e.message.contains("Ulimits"), "{e}");
+        let o = to_options(
+            parse(br#"{"Image":"bb","HostConfig":{"Mounts":[{"Type":"tmpfs","Source":null,"Target":"/t"}],"Tmpfs":null}}"#).unwrap(),
+            None,
+        )
+        .unwrap();
+        assert_eq!(o.mounts.len(), 1);
+        let e = to_options(
+            parse(br#"{"Image":"bb","HostConfig":{"Tmpfs":{"/run":"size=1m"}}}"#).unwrap(),
+            None,
+        )
+        .unwrap_err();
+        assert!(e.message.contains("HostConfig.Tmpfs"), "{e}");
     }
 
     #[test]

@@ -124,14 +124,17 @@ pub(crate) async fn network_connect(
         .map(|i| i.ipv4_address)
         .filter(|s| !s.is_empty());
     // In order with the container's other requests (a stop never tears its namespace down
-    // mid-connect); the engine is held to plan and to record, not for the network change.
+    // mid-connect), in a task of its own (a client hanging up never leaves the change
+    // unrecorded); the engine is held to plan and to record, not for the network change.
     let container = st.resolve(&req.container)?;
-    let _held = st.ops.lock(&container).await;
     let aliases = ep.aliases.unwrap_or_default();
-    change_network(st.ops.machine(), &container, |e| {
-        e.connect_begin(&container, &id, aliases, ip)
-    })
-    .await?;
+    let machine = st.ops.machine().clone();
+    let ctr = container.clone();
+    st.ops
+        .exclusive(&container, "connecting", move || async move {
+            change_network(&machine, &ctr, |e| e.connect_begin(&ctr, &id, aliases, ip)).await
+        })
+        .await?;
     Ok(StatusCode::OK.into_response())
 }
 
@@ -143,10 +146,12 @@ pub(crate) async fn network_disconnect(
     let req: Connect = serde_json::from_slice(&body)
         .map_err(|err| ApiError::bad(format!("invalid disconnect request: {err}")))?;
     let container = st.resolve(&req.container)?;
-    let _held = st.ops.lock(&container).await;
-    change_network(st.ops.machine(), &container, |e| {
-        e.disconnect_begin(&container, &id, req.force)
-    })
-    .await?;
+    let machine = st.ops.machine().clone();
+    let ctr = container.clone();
+    st.ops
+        .exclusive(&container, "disconnecting", move || async move {
+            change_network(&machine, &ctr, |e| e.disconnect_begin(&ctr, &id, req.force)).await
+        })
+        .await?;
     Ok(StatusCode::OK.into_response())
 }

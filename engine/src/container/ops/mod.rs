@@ -5,7 +5,8 @@
 //!   its lock for their whole length, so an `rm -f` waits for a start to finish and a stop
 //!   for a restart; requests on different containers never wait for each other. The lock is
 //!   per container, taken before any engine lock (never the other way round).
-//! - Each request runs in a task of its own: a client hanging up never leaves one half done.
+//! - Each request that changes a container runs in a task of its own (a prune: each removal):
+//!   a client hanging up never leaves one half done.
 //! - The rules: a start of a running container and a stop of a stopped one do nothing (Docker
 //!   answers 304); an `--rm` container whose start failed is removed, volumes included;
 //!   attachments made before a start get their streams from it (`docker run`); prune removes
@@ -234,6 +235,26 @@ impl<M: Machine> Ops<M> {
         lock.lock_owned().await
     }
 
+    /// Runs `f` on container `id` in order with its other requests, in a task of its own (for
+    /// requests whose steps are not the machine's: network connect and disconnect).
+    pub async fn exclusive<T, F>(
+        &self,
+        id: &str,
+        what: &str,
+        f: impl FnOnce() -> F + Send + 'static,
+    ) -> Result<T, ContainerError>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, ContainerError>> + Send + 'static,
+    {
+        let (this, id) = (self.clone(), id.to_string());
+        detached(what, async move {
+            let _held = this.lock(&id).await;
+            f().await
+        })
+        .await
+    }
+
     /// `docker start`: hands attachments made before it their streams. An `--rm` container
     /// whose start failed is removed, volumes included (as dockerd).
     pub async fn start(&self, id: &str) -> Result<Started, ContainerError> {
@@ -347,9 +368,7 @@ impl<M: Machine> Ops<M> {
     pub async fn prune(&self) -> Vec<String> {
         let mut removed = Vec::new();
         for id in self.machine.stopped().await {
-            let _held = self.lock(&id).await;
-            if self.machine.remove(&id, false, false).await.is_ok() {
-                self.waiting.lock().await.remove(&id);
+            if self.remove(&id, false, false).await.is_ok() {
                 removed.push(id);
             }
         }
@@ -357,8 +376,9 @@ impl<M: Machine> Ops<M> {
     }
 
     /// `docker attach` (and `docker run`'s attachment before its start): at once to a
-    /// running container, else handed over by its next start. Looked at in order with its
-    /// starts, so one begun meanwhile either takes this attachment or is seen running.
+    /// running container, else handed over by its next start. Looked at and queued holding
+    /// the container's lock (not for the attachment's life), so a start begun meanwhile either
+    /// takes this attachment or is seen running.
     pub async fn attach(
         &self,
         id: &str,
