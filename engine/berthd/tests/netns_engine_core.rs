@@ -632,6 +632,40 @@ fn netns_engine_core_stop_and_rm_are_ordered_with_a_restart_by_policy() {
     assert_eq!(footprint(&d), empty);
 }
 
+#[test]
+fn netns_engine_core_an_rm_containers_files_are_removed_without_the_engine() {
+    if !netns_support::enabled(
+        "netns_engine_core_an_rm_containers_files_are_removed_without_the_engine",
+    ) {
+        return;
+    }
+    let mut d = Berthd::start();
+    let empty = footprint(&d);
+    // Each removal of a container's files is held 3 s.
+    d.set_env(&[("BERTH_FAILPOINTS", "rm:before-files=sleep(3000)")]);
+    d.restart();
+    d.ok(&["run", "-d", "--rm", "--name", "brief", IMAGE, "true"]);
+    wait_until("brief's removal is under way", 15, || {
+        state(&d, "brief") == "removing"
+    });
+    // Requests that take the engine's lock answer while its files are being removed (a
+    // container that wrote millions of files stalls nobody but its own removal).
+    let t = Instant::now();
+    d.ok(&["volume", "ls"]);
+    d.ok(&["create", "--name", "other", IMAGE, "true"]);
+    let took = t.elapsed();
+    assert!(
+        took < Duration::from_millis(2000),
+        "the engine waited for an --rm container's files: {took:?}"
+    );
+    assert_eq!(state(&d, "brief"), "removing", "the removal was still held");
+    wait_until("brief is gone", 15, || state(&d, "brief") == "gone");
+    d.ok(&["rm", "other"]);
+    d.set_env(&[]);
+    d.restart();
+    assert_eq!(footprint(&d), empty);
+}
+
 /// Runs `args` with berthd armed to die at `failpoint`, checks that it died there, and starts
 /// it again unarmed.
 fn crash_at(d: &mut Berthd, failpoint: &str, args: &[&str]) {

@@ -92,7 +92,18 @@ pub fn parse(s: &str) -> Option<(i64, u32)> {
         return Some(t);
     }
     let t = DateTime::parse_from_rfc3339(s).ok()?;
-    Some((t.timestamp(), t.timestamp_subsec_nanos()))
+    Some(seconds(&t))
+}
+
+/// Seconds and nanoseconds of `t`; a leap second (`:60`, which chrono keeps as nanoseconds
+/// past a billion) counts as the next second, as Go reads it.
+fn seconds(t: &DateTime<FixedOffset>) -> (i64, u32) {
+    let (secs, nanos) = (t.timestamp(), t.timestamp_subsec_nanos());
+    if nanos >= 1_000_000_000 {
+        (secs.saturating_add(1), nanos - 1_000_000_000)
+    } else {
+        (secs, nanos)
+    }
 }
 
 /// Go's `time.ParseDuration` in nanoseconds (`10m`, `1h30m`, `1.5h`, `-2s`, `300ms`); `None`
@@ -205,7 +216,8 @@ fn parse_naive(s: &str) -> Option<NaiveDateTime> {
             } else {
                 frac.parse::<u32>().ok()? * 10u32.pow(9 - frac.len() as u32)
             };
-            t.with_nanosecond(nanos)?
+            // A leap second (`:60`) keeps its billion in the nanoseconds.
+            t.with_nanosecond(nanos + t.nanosecond() / 1_000_000_000 * 1_000_000_000)?
         }
     };
     Some(date.and_time(time))
@@ -234,11 +246,10 @@ pub fn docker_timestamp(value: &str, now: DateTime<FixedOffset>) -> Result<Strin
         })
     };
     match parsed {
-        Some(t) => Ok(format!(
-            "{}.{:09}",
-            t.timestamp(),
-            t.timestamp_subsec_nanos()
-        )),
+        Some(t) => {
+            let (secs, nanos) = seconds(&t);
+            Ok(format!("{secs}.{nanos:09}"))
+        }
         // With a dash it was meant as a date: no Unix time has one.
         None if value.contains('-') => Err(bad()),
         None => parse_unix(value).map(|_| value.to_string()).ok_or_else(bad),
@@ -290,6 +301,11 @@ mod tests {
         assert_eq!(
             parse("2026-11-23T16:43:20.000000001Z"),
             Some((1_795_452_200, 1))
+        );
+        // Found by fuzzing: a leap second is the next second, its fraction under a billion.
+        assert_eq!(
+            parse("2826-12-02T16:00:60.5Z"),
+            parse("2826-12-02T16:01:00.5Z")
         );
         // Found by fuzzing the hand-written parser this replaced: out-of-range fields.
         for bad in [
@@ -347,6 +363,7 @@ mod tests {
         assert_eq!(ts("2026-12-02T17").unwrap(), "1796227200.000000000");
         assert_eq!(ts("2026-12-03").unwrap(), "1796252400.000000000");
         assert_eq!(ts("2026-12-02Z").unwrap(), "1796169600.000000000");
+        assert_eq!(ts("2026-12-02T16:00:60Z").unwrap(), "1796227260.000000000");
         for bad in [
             "",
             "10x",
@@ -367,9 +384,13 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn any_text_never_panics(s in ".{0,40}") {
-            let _ = parse(&s);
+            if let Some((_, nanos)) = parse(&s) {
+                proptest::prop_assert!(nanos < 1_000_000_000);
+            }
             let _ = parse_go_duration(&s);
-            let _ = docker_timestamp(&s, at("2026-12-02T16:00:00Z"));
+            if let Ok(t) = docker_timestamp(&s, at("2026-12-02T16:00:00Z")) {
+                proptest::prop_assert!(parse_unix(&t).is_some(), "{}", t);
+            }
         }
 
         #[test]

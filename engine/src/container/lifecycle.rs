@@ -264,19 +264,51 @@ impl Engine {
         })))
     }
 
-    /// The last step of an exit, once its run is undone: the container is no longer busy, and
-    /// `--rm` removes it.
+    /// The last step of an exit, once its run is undone, by a caller that owns the engine:
+    /// [`Engine::exit_end`], and an `--rm` container's removal in a row. A daemon uses
+    /// [`finish_exit`], which lets the engine go while the container's files are removed.
     pub async fn exit_finish(&mut self, plan: ExitPlan) -> Result<AfterExit, ContainerError> {
-        self.end_busy(&plan.id);
+        match self.exit_end(plan)? {
+            ExitEnd::Done(after) => Ok(after),
+            ExitEnd::Remove { plan, undo, code } => {
+                let removed = undo.run_and_remove().await;
+                self.remove_finish(*plan, removed)?;
+                Ok(AfterExit::Removed(code))
+            }
+        }
+    }
+
+    /// The last step of an exit recorded: the container is no longer busy; an `--rm` one is
+    /// marked for removal instead (still busy, so nothing starts or connects it) and what
+    /// removes its files is returned, to run without the engine, then
+    /// [`Engine::remove_finish`].
+    pub fn exit_end(&mut self, plan: ExitPlan) -> Result<ExitEnd, ContainerError> {
         if !self.containers.contains_key(&plan.id) {
-            return Ok(plan.after);
+            self.end_busy(&plan.id);
+            return Ok(ExitEnd::Done(plan.after));
         }
-        self.reindex(&plan.id);
         if plan.auto_remove {
-            self.remove(&plan.id, true, true).await?;
-            return Ok(AfterExit::Removed(plan.code));
+            // Not live any more: no SIGKILL to wait for.
+            let rm = RemovePlan {
+                id: plan.id.clone(),
+                stop: None,
+                volumes: true,
+            };
+            return match self.remove_mark(&rm) {
+                Ok(undo) => Ok(ExitEnd::Remove {
+                    plan: Box::new(rm),
+                    undo: Box::new(undo),
+                    code: plan.code,
+                }),
+                Err(e) => {
+                    self.end_busy(&plan.id);
+                    Err(e)
+                }
+            };
         }
-        Ok(plan.after)
+        self.end_busy(&plan.id);
+        self.reindex(&plan.id);
+        Ok(ExitEnd::Done(plan.after))
     }
 
     /// Starts a container whose restart back-off has elapsed, unless the user stopped or
@@ -643,6 +675,8 @@ impl Engine {
     ) -> Result<(), ContainerError> {
         crate::failpoint::hit("rm:after-teardown");
         let id = plan.id;
+        // An --rm container's exit kept it busy until here (see `exit_end`).
+        self.end_busy(&id);
         let Some(c) = self.containers.get(&id).cloned() else {
             return Err(ContainerError::NotFound(id));
         };
@@ -913,6 +947,41 @@ impl ExitPlan {
     }
 }
 
+/// What the last step of an exit leaves to do (see [`Engine::exit_end`]).
+#[derive(Debug)]
+pub enum ExitEnd {
+    /// Nothing: this is how it ended.
+    Done(AfterExit),
+    /// An `--rm` container, marked for removal: remove its files with `undo` (without the
+    /// engine), then [`Engine::remove_finish`]; it ended with `code`.
+    Remove {
+        /// The removal.
+        plan: Box<RemovePlan>,
+        /// What removes its run and files.
+        undo: Box<RunTeardown>,
+        /// Its exit code.
+        code: i32,
+    },
+}
+
+/// The last step of an exit for a daemon: [`Engine::exit_end`] under the engine's lock, and
+/// an `--rm` container's files removed without it (a container that wrote millions of files
+/// stalls nobody but its own removal).
+pub async fn finish_exit(
+    engine: &tokio::sync::Mutex<Engine>,
+    plan: ExitPlan,
+) -> Result<AfterExit, ContainerError> {
+    let end = engine.lock().await.exit_end(plan)?;
+    match end {
+        ExitEnd::Done(after) => Ok(after),
+        ExitEnd::Remove { plan, undo, code } => {
+            let removed = undo.run_and_remove().await;
+            engine.lock().await.remove_finish(*plan, removed)?;
+            Ok(AfterExit::Removed(code))
+        }
+    }
+}
+
 /// A runtime call on one container (kill, pause, unpause), made without the engine.
 #[derive(Debug, Clone)]
 pub struct RuntimeCall {
@@ -986,6 +1055,8 @@ impl RunTeardown {
         let Some(dir) = self.container_dir.clone() else {
             return Ok(());
         };
+        // Tests hold the removal of the files here, to see who waits for it.
+        crate::failpoint::pause("rm:before-files").await;
         let name = self.id.clone();
         tokio::task::spawn_blocking(move || {
             if let Err(e) = rootfs::unmount(&dir) {

@@ -89,7 +89,7 @@ impl Machine for EngineMachine {
             let step = self.engine.lock().await.stop_record(&plan)?;
             if let ExitStep::Teardown(exit) = step {
                 exit.undo().run().await;
-                self.engine.lock().await.exit_finish(*exit).await?;
+                super::lifecycle::finish_exit(&self.engine, *exit).await?;
             }
             // The supervisor may have recorded the exit first and still be undoing the run
             // (or removing a --rm container): the stop is done once that is done too.

@@ -44,7 +44,8 @@ pub use engine::{Engine, EngineConfig, Published};
 pub use exec::{ExecOptions, ExecOutput, ExecSession};
 pub use index::{EndpointView, Entry, Index};
 pub use lifecycle::{
-    AfterExit, ExitPlan, ExitStep, RemovePlan, RestartStep, RunTeardown, RuntimeCall, StopPlan,
+    AfterExit, ExitEnd, ExitPlan, ExitStep, RemovePlan, RestartStep, RunTeardown, RuntimeCall,
+    StopPlan, finish_exit,
 };
 pub use logs::{LogFollower, LogOptions, LogWatch};
 pub use machine::EngineMachine;

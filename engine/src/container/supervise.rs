@@ -78,7 +78,7 @@ pub async fn supervise(engine: Arc<Mutex<Engine>>, shutdown: impl Future<Output 
                     Ok(ExitStep::Done(after)) => Ok(after),
                     Ok(ExitStep::Teardown(plan)) => {
                         plan.undo().run().await;
-                        engine.lock().await.exit_finish(*plan).await
+                        super::lifecycle::finish_exit(&engine, *plan).await
                     }
                     Err(e) => Err(e),
                 };
