@@ -700,7 +700,10 @@ impl Engine {
         })();
         let undo_volumes = |engine: &mut Engine| {
             for v in &made_volumes {
-                let _ = engine.volumes.remove(v, &[]);
+                // Made by this create: empty, deleted at once.
+                if let Ok(t) = engine.volumes.remove(v, &[]) {
+                    t.delete();
+                }
             }
         };
         if let Err(e) = result {

@@ -17,6 +17,7 @@ use crate::events::{Event, EventSink};
 use crate::runtime::attach::{AttachRequest, Request};
 use crate::runtime::oci::{OciRuntime, RuncLike};
 use crate::runtime::shim;
+use crate::volume::store::Trash;
 
 /// What happened after a container's process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -272,7 +273,7 @@ impl Engine {
             ExitEnd::Done(after) => Ok(after),
             ExitEnd::Remove { plan, undo, code } => {
                 let removed = undo.run_and_remove().await;
-                self.remove_finish(*plan, removed)?;
+                delete(self.remove_finish(*plan, removed)?).await;
                 Ok(AfterExit::Removed(code))
             }
         }
@@ -614,7 +615,8 @@ impl Engine {
         }
         let undo = self.remove_mark(&plan)?;
         let removed = undo.run_and_remove().await;
-        self.remove_finish(plan, removed)
+        delete(self.remove_finish(plan, removed)?).await;
+        Ok(())
     }
 
     /// The first step of a removal: Docker's checks, and with `force` a live container's
@@ -666,13 +668,14 @@ impl Engine {
     }
 
     /// The last step, after [`RunTeardown::run_and_remove`]: the record dropped (waiters
-    /// told), the layers released, anonymous volumes removed with `-v`. When the container's
-    /// directory could not be removed, it is recorded dead and the error returned.
+    /// told), the layers released, anonymous volumes removed with `-v` (their files returned,
+    /// to delete with [`Trash::delete`] without the engine). When the container's directory
+    /// could not be removed, it is recorded dead and the error returned.
     pub fn remove_finish(
         &mut self,
         plan: RemovePlan,
         removed: std::io::Result<()>,
-    ) -> Result<(), ContainerError> {
+    ) -> Result<Trash, ContainerError> {
         crate::failpoint::hit("rm:after-teardown");
         let id = plan.id;
         // An --rm container's exit kept it busy until here (see `exit_end`).
@@ -697,12 +700,16 @@ impl Engine {
         self.states.remove(&id);
         self.images.release(&id);
         self.emit(|| Event::container(&c, "destroy", &[]));
+        let mut trash = Trash::default();
         if plan.volumes {
             for m in c.mounts.iter().filter(|m| m.anonymous) {
                 if let Some(n) = &m.name {
                     let users = self.volume_users(n);
                     match self.volumes.remove(n, &users) {
-                        Ok(()) => self.emit(|| Event::volume(n, "destroy")),
+                        Ok(t) => {
+                            trash.merge(t);
+                            self.emit(|| Event::volume(n, "destroy"));
+                        }
                         Err(e) => {
                             tracing::warn!(container = %c.name, volume = %n, error = %e, "keeping an anonymous volume")
                         }
@@ -710,7 +717,7 @@ impl Engine {
                 }
             }
         }
-        Ok(())
+        Ok(trash)
     }
 
     /// Brings every record in line with the machine after the engine (re)starts: live shims
@@ -964,6 +971,11 @@ pub enum ExitEnd {
     },
 }
 
+/// Deletes removed volumes' files on the blocking pool.
+pub(super) async fn delete(trash: Trash) {
+    let _ = tokio::task::spawn_blocking(move || trash.delete()).await;
+}
+
 /// The last step of an exit for a daemon: [`Engine::exit_end`] under the engine's lock, and
 /// an `--rm` container's files removed without it (a container that wrote millions of files
 /// stalls nobody but its own removal).
@@ -976,7 +988,8 @@ pub async fn finish_exit(
         ExitEnd::Done(after) => Ok(after),
         ExitEnd::Remove { plan, undo, code } => {
             let removed = undo.run_and_remove().await;
-            engine.lock().await.remove_finish(*plan, removed)?;
+            let trash = engine.lock().await.remove_finish(*plan, removed)?;
+            delete(trash).await;
             Ok(AfterExit::Removed(code))
         }
     }

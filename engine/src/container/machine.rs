@@ -110,7 +110,9 @@ impl Machine for EngineMachine {
         // the removal goes on once that is done.
         let undo = self.engine_unless_busy(id).await.remove_mark(&plan)?;
         let removed = undo.run_and_remove().await;
-        self.engine.lock().await.remove_finish(plan, removed)
+        let trash = self.engine.lock().await.remove_finish(plan, removed)?;
+        super::lifecycle::delete(trash).await;
+        Ok(())
     }
 
     async fn call(&self, id: &str, call: Call) -> Result<(), ContainerError> {

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use super::{ContainerError, Engine};
 use crate::events::Event;
-use crate::volume::store::Volume;
+use crate::volume::store::{Trash, Volume};
 
 /// A volume as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,21 +72,23 @@ impl Engine {
         Ok(self.volume_view(v, 0))
     }
 
-    /// `docker volume rm`: refused while a container mounts it.
-    pub fn volume_remove(&mut self, name: &str) -> Result<(), ContainerError> {
+    /// `docker volume rm`: refused while a container mounts it. Its files are to be deleted
+    /// with [`Trash::delete`], without the engine.
+    pub fn volume_remove(&mut self, name: &str) -> Result<Trash, ContainerError> {
         let users = self.volume_users(name);
-        self.volumes.remove(name, &users)?;
+        let trash = self.volumes.remove(name, &users)?;
         self.emit(|| Event::volume(name, "destroy"));
-        Ok(())
+        Ok(trash)
     }
 
-    /// `docker volume prune [-a]`: the names removed and the bytes freed.
-    pub fn volume_prune(&mut self, all: bool) -> Result<(Vec<String>, u64), ContainerError> {
+    /// `docker volume prune [-a]`: the names removed, and their files to delete with
+    /// [`Trash::delete`] (which says the bytes freed), without the engine.
+    pub fn volume_prune(&mut self, all: bool) -> (Vec<String>, Trash) {
         let used = self.volumes_in_use();
-        let (deleted, space) = self.volumes.prune(all, |n| used.contains(n))?;
+        let (deleted, trash) = self.volumes.prune(all, |n| used.contains(n));
         for v in &deleted {
             self.emit(|| Event::volume(v, "destroy"));
         }
-        Ok((deleted, space))
+        (deleted, trash)
     }
 }

@@ -1,6 +1,9 @@
 //! The local volume driver: `<data-root>/volumes/<name>/_data` (Docker's layout), with the
 //! records (name, creation time, labels, whether anonymous) in one atomically replaced file.
-//! A volume outlives every container; removal is refused while one uses it.
+//! A volume outlives every container; removal is refused while one uses it. A removed volume's
+//! directory is moved into `.trash/` at once (a rename) and deleted by [`Trash::delete`] off
+//! every lock, so a volume holding millions of files costs its remover the time, not the
+//! engine; what a crash leaves there is deleted when the store opens again.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -12,6 +15,36 @@ use serde::{Deserialize, Serialize};
 use berth_api::opts::mount::valid_volume_name;
 
 const RECORDS: &str = "volumes.json";
+/// Removed volumes' directories until deleted (no volume name starts with a dot).
+const TRASH: &str = ".trash";
+
+/// Directories of removed volumes, to delete without holding the store.
+#[derive(Debug, Default)]
+#[must_use = "the directories are deleted by Trash::delete"]
+pub struct Trash {
+    dirs: Vec<PathBuf>,
+}
+
+impl Trash {
+    /// Adds `other`'s directories.
+    pub fn merge(&mut self, other: Trash) {
+        self.dirs.extend(other.dirs);
+    }
+
+    /// Deletes the directories (blocking: run it on a blocking thread); the bytes they held.
+    pub fn delete(self) -> u64 {
+        let mut freed = 0;
+        for d in self.dirs {
+            freed += du(&d);
+            if let Err(e) = fs::remove_dir_all(&d) {
+                if e.kind() != io::ErrorKind::NotFound {
+                    tracing::warn!(dir = %d.display(), error = %e, "deleting a removed volume");
+                }
+            }
+        }
+        freed
+    }
+}
 
 /// One volume.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,6 +108,16 @@ impl VolumeStore {
     pub fn open(root: &Path) -> Result<VolumeStore, VolumeError> {
         fs::create_dir_all(root).map_err(io_at(root))?;
         let volumes = berth_common::persist::load(&root.join(RECORDS))?.unwrap_or_default();
+        // What a crash left between a removal and its deletion.
+        let trash = root.join(TRASH);
+        if trash.exists() {
+            let leftovers = Trash {
+                dirs: fs::read_dir(&trash)
+                    .map(|rd| rd.flatten().map(|e| e.path()).collect())
+                    .unwrap_or_default(),
+            };
+            std::thread::spawn(move || leftovers.delete());
+        }
         Ok(VolumeStore {
             root: root.to_path_buf(),
             volumes,
@@ -140,7 +183,8 @@ impl VolumeStore {
     }
 
     /// `docker volume rm NAME`: refused while `users` (the containers using it) is not empty.
-    pub fn remove(&mut self, name: &str, users: &[String]) -> Result<(), VolumeError> {
+    /// Its directory is moved to the trash; delete it with [`Trash::delete`].
+    pub fn remove(&mut self, name: &str, users: &[String]) -> Result<Trash, VolumeError> {
         self.get(name)?;
         if !users.is_empty() {
             return Err(VolumeError::InUse {
@@ -154,31 +198,37 @@ impl VolumeStore {
             return Err(e);
         }
         let dir = self.root.join(name);
-        fs::remove_dir_all(&dir).or_else(|e| match e.kind() {
-            io::ErrorKind::NotFound => Ok(()),
-            _ => Err(io_at(&dir)(e)),
-        })
+        let trash = self.root.join(TRASH);
+        fs::create_dir_all(&trash).map_err(io_at(&trash))?;
+        let to = trash.join(format!("{name}-{}", &berth_common::id::random_id()[..12]));
+        match fs::rename(&dir, &to) {
+            Ok(()) => Ok(Trash { dirs: vec![to] }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Trash::default()),
+            Err(e) => Err(io_at(&dir)(e)),
+        }
     }
 
     /// `docker volume prune [-a]`: removes unused anonymous volumes (every unused volume with
-    /// `all`); returns their names and the bytes freed.
-    pub fn prune(
-        &mut self,
-        all: bool,
-        in_use: impl Fn(&str) -> bool,
-    ) -> Result<(Vec<String>, u64), VolumeError> {
+    /// `all`); returns their names and their directories to delete. One that cannot be
+    /// removed is kept (and named in the log), the others go.
+    pub fn prune(&mut self, all: bool, in_use: impl Fn(&str) -> bool) -> (Vec<String>, Trash) {
         let doomed: Vec<String> = self
             .volumes
             .values()
             .filter(|v| (all || v.anonymous) && !in_use(&v.name))
             .map(|v| v.name.clone())
             .collect();
-        let mut freed = 0;
-        for n in &doomed {
-            freed += du(&self.root.join(n));
-            self.remove(n, &[])?;
+        let (mut removed, mut trash) = (Vec::new(), Trash::default());
+        for n in doomed {
+            match self.remove(&n, &[]) {
+                Ok(t) => {
+                    trash.merge(t);
+                    removed.push(n);
+                }
+                Err(e) => tracing::warn!(volume = %n, error = %e, "prune: keeping a volume"),
+            }
         }
-        Ok((doomed, freed))
+        (removed, trash)
     }
 }
 
@@ -234,13 +284,28 @@ mod tests {
         // Records survive a restart.
         let mut s = VolumeStore::open(dir.path()).unwrap();
         assert_eq!(s.list().count(), 2);
-        let (gone, _) = s.prune(false, |_| false).unwrap();
+        let (gone, trash) = s.prune(false, |_| false);
         assert_eq!(gone, vec![anon.name.clone()]);
+        // Out of the way at once; deleted when the trash is.
         assert!(!dir.path().join(&anon.name).exists());
-        let (gone, freed) = s.prune(true, |n| n == "pgdata").unwrap();
-        assert!(gone.is_empty() && freed == 0);
-        let (gone, freed) = s.prune(true, |_| false).unwrap();
-        assert_eq!((gone, freed), (vec!["pgdata".to_string()], 2));
+        assert_eq!(fs::read_dir(dir.path().join(TRASH)).unwrap().count(), 1);
+        trash.delete();
+        assert_eq!(fs::read_dir(dir.path().join(TRASH)).unwrap().count(), 0);
+        let (gone, trash) = s.prune(true, |n| n == "pgdata");
+        assert!(gone.is_empty() && trash.delete() == 0);
+        let (gone, trash) = s.prune(true, |_| false);
+        assert_eq!((gone, trash.delete()), (vec!["pgdata".to_string()], 2));
         assert_eq!(s.list().count(), 0);
+        // What a crash left in the trash is deleted when the store opens.
+        let left = dir.path().join(TRASH).join("x-0");
+        fs::create_dir_all(left.join("deep")).unwrap();
+        let _s = VolumeStore::open(dir.path()).unwrap();
+        for _ in 0..100 {
+            if !left.exists() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(!left.exists());
     }
 }

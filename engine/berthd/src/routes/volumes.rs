@@ -74,7 +74,9 @@ pub(crate) async fn volume_delete(
     State(st): State<AppState>,
     Path(name): Path<String>,
 ) -> ApiResult {
-    st.engine.lock().await.volume_remove(&name)?;
+    let trash = st.engine.lock().await.volume_remove(&name)?;
+    // The files go without the engine (a volume may hold millions of them).
+    tokio::task::spawn_blocking(move || trash.delete());
     Ok(no_content())
 }
 
@@ -85,7 +87,10 @@ pub(crate) async fn volume_prune(State(st): State<AppState>, q: Q) -> ApiResult 
     let all = f
         .get("all")
         .is_some_and(|v| v.iter().any(|x| x == "true" || x == "1"));
-    let (deleted, space) = st.engine.lock().await.volume_prune(all)?;
+    let (deleted, trash) = st.engine.lock().await.volume_prune(all);
+    let space = tokio::task::spawn_blocking(move || trash.delete())
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(json_response(
         StatusCode::OK,
         json!({"VolumesDeleted": deleted, "SpaceReclaimed": space}),
