@@ -36,6 +36,13 @@ fn netns_docker_cli_drives_berthd() {
     let d = Berthd::start();
     let v = d.ok(&["version", "--format", "{{.Server.APIVersion}}"]);
     assert_eq!(v.trim(), "1.43");
+    // docker info: the daemon's figures (a route lost once in a refactor: keep it asked).
+    let info = d.ok(&[
+        "info",
+        "--format",
+        "{{.Containers}} {{.Driver}} {{.OSType}}",
+    ]);
+    assert_eq!(info.trim(), "0 overlay2 linux", "{info}");
 
     // run -d -p: the ID is printed, the server answers on the published port.
     let id = d.ok(&[

@@ -153,6 +153,57 @@ fn rmi_steps(docker: &dyn Fn(&[&str]) -> Output) -> Vec<(i32, String)> {
     steps
 }
 
+/// `docker restart` of an `--rm` container against `docker`: what each step said.
+fn restart_rm_steps(docker: &dyn Fn(&[&str]) -> Output) -> Vec<(i32, String)> {
+    let (code, _, err) = text(&docker(&[
+        "run",
+        "-d",
+        "--rm",
+        "--name",
+        "brief",
+        "--network",
+        "none",
+        IMAGE,
+        "sleep",
+        "1000",
+    ]));
+    let mut steps = vec![(code, err)];
+    let mut step = |args: &[&str]| {
+        let (code, out, err) = text(&docker(args));
+        steps.push((code, format!("{out}{err}")));
+    };
+    step(&["restart", "-t", "0", "brief"]);
+    // Restarted, not removed: Docker turns AutoRemove off for the restart's stop.
+    step(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.HostConfig.AutoRemove}}",
+        "brief",
+    ]);
+    step(&["stop", "-t", "0", "brief"]);
+    wait_until("brief removed after its stop", 15, || {
+        !docker(&["inspect", "brief"]).status.success()
+    });
+    steps
+}
+
+#[test]
+fn netns_engine_core_restart_keeps_an_rm_container_as_docker_does() {
+    if !netns_support::enabled("netns_engine_core_restart_keeps_an_rm_container_as_docker_does") {
+        return;
+    }
+    let d = Berthd::start();
+    let berth = restart_rm_steps(&|args| d.docker(args));
+    assert_eq!(berth[2], (0, "running true".to_string()), "{berth:?}");
+    match Dockerd::start() {
+        Some(docker) => {
+            let want = restart_rm_steps(&|args| docker.docker(args));
+            assert_eq!(berth, want, "berthd (left) and dockerd (right)");
+        }
+        None => eprintln!("dockerd is not installed: berthd's restart checked alone"),
+    }
+}
+
 #[test]
 fn netns_engine_core_rmi_follows_docker() {
     if !netns_support::enabled("netns_engine_core_rmi_follows_docker") {

@@ -114,6 +114,9 @@ pub struct Engine {
     /// see `start.rs`) or undone after an exit (`Engine::exit_begin`): busy, nothing else
     /// changes their run meanwhile.
     pub(super) busy: BTreeSet<String>,
+    /// Containers being restarted by `docker restart`: their exit does not apply `--rm`
+    /// (Docker turns AutoRemove off for the restart's stop).
+    pub(super) restarting: BTreeSet<String>,
     /// What readers see of the containers, published after every change (see [`Index`]).
     pub(super) index: watch::Sender<Arc<Index>>,
     _lock: fs::File,
@@ -233,6 +236,7 @@ impl Engine {
             states,
             supervise_wake: Arc::new(Notify::new()),
             busy: BTreeSet::new(),
+            restarting: BTreeSet::new(),
             index: watch::Sender::new(Arc::default()),
             _lock: lock,
         };

@@ -212,7 +212,7 @@ impl Engine {
             c.state.restart_count,
             c.state.stopped_by_user,
         );
-        let auto_remove = c.options.auto_remove;
+        let auto_remove = c.options.auto_remove && !self.restarting.contains(&id);
         let prev = (c.state.backoff_ms > 0).then(|| Duration::from_millis(c.state.backoff_ms));
         let delay = next_delay(prev, ran_for);
         // Busy before the record is published: whoever the record wakes sees it busy.

@@ -98,6 +98,17 @@ impl Machine for EngineMachine {
         Ok(())
     }
 
+    async fn stop_for_restart(
+        &self,
+        id: &str,
+        timeout: Option<Duration>,
+    ) -> Result<(), ContainerError> {
+        self.engine.lock().await.restarting.insert(id.to_string());
+        let stopped = self.stop(id, timeout).await;
+        self.engine.lock().await.restarting.remove(id);
+        stopped
+    }
+
     async fn remove(&self, id: &str, force: bool, volumes: bool) -> Result<(), ContainerError> {
         let plan = self
             .engine_unless_busy(id)

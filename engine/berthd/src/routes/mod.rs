@@ -63,7 +63,7 @@ pub fn app(state: AppState) -> Router {
     let routes = Router::new()
         .route("/_ping", get(system::ping).head(system::ping))
         .route("/version", get(system::version_info))
-        .route("/system::info", get(system::info))
+        .route("/info", get(system::info))
         .route("/containers/create", post(containers::container_create))
         .route("/containers/json", get(containers::container_list))
         .route("/containers/prune", post(containers::container_prune))

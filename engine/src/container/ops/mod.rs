@@ -83,6 +83,12 @@ pub trait Machine: Send + Sync + 'static {
         force: bool,
         volumes: bool,
     ) -> impl Future<Output = Result<(), ContainerError>> + Send;
+    /// Stops `id` for `docker restart`: an `--rm` container is not removed by this stop.
+    fn stop_for_restart(
+        &self,
+        id: &str,
+        timeout: Option<Duration>,
+    ) -> impl Future<Output = Result<(), ContainerError>> + Send;
     /// Kill, pause or unpause.
     fn call(&self, id: &str, call: Call)
     -> impl Future<Output = Result<(), ContainerError>> + Send;
@@ -328,12 +334,13 @@ impl<M: Machine> Ops<M> {
         .await
     }
 
-    /// `docker restart`: stopped (when running) and started, as one request.
+    /// `docker restart`: stopped (when running) and started, as one request; an `--rm`
+    /// container survives it (as Docker, which turns AutoRemove off for the restart's stop).
     pub async fn restart(&self, id: &str, timeout: Option<Duration>) -> Result<(), ContainerError> {
         let (this, id) = (self.clone(), id.to_string());
         detached("restarting", async move {
             let _held = this.lock(&id).await;
-            this.machine.stop(&id, timeout).await?;
+            this.machine.stop_for_restart(&id, timeout).await?;
             this.start_locked(&id).await?;
             this.machine.emit(&id, "restart").await;
             Ok(())

@@ -97,6 +97,11 @@ impl Machine for Fake {
         Ok(())
     }
 
+    async fn stop_for_restart(&self, id: &str, t: Option<Duration>) -> Result<(), ContainerError> {
+        self.note(format!("restart keeps {id}"));
+        self.stop(id, t).await
+    }
+
     async fn remove(&self, id: &str, force: bool, _: bool) -> Result<(), ContainerError> {
         let f = self.facts(id).await?;
         if f.status.is_live() && !force {
@@ -242,7 +247,7 @@ async fn a_stop_during_a_restart_waits_for_it_and_a_kill_during_a_stop_finds_it_
         async move { o.stop("app", None).await }
     });
     settle().await;
-    assert_eq!(log(&o), ["stop app begins"]);
+    assert_eq!(log(&o), ["restart keeps app", "stop app begins"]);
     // The restart's stop and start, then the waiting stop.
     gate.add_permits(3);
     restart.await.unwrap().unwrap();
@@ -250,6 +255,7 @@ async fn a_stop_during_a_restart_waits_for_it_and_a_kill_during_a_stop_finds_it_
     assert_eq!(
         log(&o),
         [
+            "restart keeps app",
             "stop app begins",
             "stop app ends",
             "start app begins",
