@@ -862,6 +862,18 @@ impl Engine {
     /// `docker rename`.
     pub fn rename(&mut self, what: &str, new_name: &str) -> Result<(), ContainerError> {
         let id = self.resolve(what)?;
+        let c = &self.containers[&id];
+        // Its record would be written back into a directory being removed.
+        if matches!(
+            c.state.status,
+            super::Status::Removing | super::Status::Dead
+        ) || self.busy.contains(&id)
+        {
+            return Err(ContainerError::Conflict(format!(
+                "container {} is marked for removal or busy and cannot be renamed",
+                c.name
+            )));
+        }
         let name = names::validate_name(new_name)?;
         if let Some(other) = self.containers.values().find(|c| c.name == name) {
             if other.id == id {

@@ -273,7 +273,7 @@ impl Engine {
             ExitEnd::Done(after) => Ok(after),
             ExitEnd::Remove { plan, undo, code } => {
                 let removed = undo.run_and_remove().await;
-                delete(self.remove_finish(*plan, removed)?).await;
+                delete(self.remove_finish(*plan, removed)?);
                 Ok(AfterExit::Removed(code))
             }
         }
@@ -615,7 +615,7 @@ impl Engine {
         }
         let undo = self.remove_mark(&plan)?;
         let removed = undo.run_and_remove().await;
-        delete(self.remove_finish(plan, removed)?).await;
+        delete(self.remove_finish(plan, removed)?);
         Ok(())
     }
 
@@ -971,14 +971,17 @@ pub enum ExitEnd {
     },
 }
 
-/// Deletes removed volumes' files on the blocking pool.
-pub(super) async fn delete(trash: Trash) {
-    let _ = tokio::task::spawn_blocking(move || trash.delete()).await;
+/// Deletes removed volumes' files on a thread of their own, waited for by nobody (what a
+/// crash interrupts, the volume store deletes when it opens).
+pub(super) fn delete(trash: Trash) {
+    if !trash.is_empty() {
+        std::thread::spawn(move || trash.delete());
+    }
 }
 
 /// The last step of an exit for a daemon: [`Engine::exit_end`] under the engine's lock, and
-/// an `--rm` container's files removed without it (a container that wrote millions of files
-/// stalls nobody but its own removal).
+/// an `--rm` container's files removed without it (the supervisor runs each exit in a task of
+/// its own, so a container that wrote millions of files delays only its own removal).
 pub async fn finish_exit(
     engine: &tokio::sync::Mutex<Engine>,
     plan: ExitPlan,
@@ -989,7 +992,7 @@ pub async fn finish_exit(
         ExitEnd::Remove { plan, undo, code } => {
             let removed = undo.run_and_remove().await;
             let trash = engine.lock().await.remove_finish(*plan, removed)?;
-            delete(trash).await;
+            delete(trash);
             Ok(AfterExit::Removed(code))
         }
     }

@@ -22,6 +22,10 @@ pub async fn supervise(engine: Arc<Mutex<Engine>>, shutdown: impl Future<Output 
     let mut watching: HashSet<(String, i32)> = HashSet::new();
     let mut watches: JoinSet<(String, i32)> = JoinSet::new();
     let mut restarts: JoinSet<String> = JoinSet::new();
+    // Exits being recorded and their runs undone, each in a task of its own: one container's
+    // teardown (an --rm container's millions of files) never delays another's exit.
+    type Ended = ((String, i32), Result<AfterExit, super::ContainerError>);
+    let mut exits: JoinSet<Ended> = JoinSet::new();
     // Containers with a restart loop running.
     let mut restarting: HashSet<String> = HashSet::new();
     let wake = engine.lock().await.supervise_wake();
@@ -71,17 +75,24 @@ pub async fn supervise(engine: Arc<Mutex<Engine>>, shutdown: impl Future<Output 
         tokio::select! {
             () = &mut shutdown => return,
             Some(Ok(key)) = watches.join_next() => {
+                // Still in `watching` until recorded, so it is not watched again meanwhile.
+                let engine = engine.clone();
+                exits.spawn(async move {
+                    // Recorded and finished with the engine; the run undone without it.
+                    let step = engine.lock().await.exit_begin(&key.0, Some(key.1));
+                    let after = match step {
+                        Ok(ExitStep::Done(after)) => Ok(after),
+                        Ok(ExitStep::Teardown(plan)) => {
+                            plan.undo().run().await;
+                            super::lifecycle::finish_exit(&engine, *plan).await
+                        }
+                        Err(e) => Err(e),
+                    };
+                    (key, after)
+                });
+            }
+            Some(Ok((key, after))) = exits.join_next(), if !exits.is_empty() => {
                 watching.remove(&key);
-                // Recorded and finished with the engine; the run undone without it.
-                let step = engine.lock().await.exit_begin(&key.0, Some(key.1));
-                let after = match step {
-                    Ok(ExitStep::Done(after)) => Ok(after),
-                    Ok(ExitStep::Teardown(plan)) => {
-                        plan.undo().run().await;
-                        super::lifecycle::finish_exit(&engine, *plan).await
-                    }
-                    Err(e) => Err(e),
-                };
                 match after {
                     Ok(AfterExit::Restart(delay)) => {
                         if restarting.insert(key.0.clone()) {

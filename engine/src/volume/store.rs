@@ -31,17 +31,26 @@ impl Trash {
         self.dirs.extend(other.dirs);
     }
 
-    /// Deletes the directories (blocking: run it on a blocking thread); the bytes they held.
-    pub fn delete(self) -> u64 {
-        let mut freed = 0;
+    /// Whether there is nothing to delete.
+    pub fn is_empty(&self) -> bool {
+        self.dirs.is_empty()
+    }
+
+    /// Deletes the directories (blocking: run it off the async workers).
+    pub fn delete(self) {
         for d in self.dirs {
-            freed += du(&d);
             if let Err(e) = fs::remove_dir_all(&d) {
                 if e.kind() != io::ErrorKind::NotFound {
                     tracing::warn!(dir = %d.display(), error = %e, "deleting a removed volume");
                 }
             }
         }
+    }
+
+    /// [`Trash::delete`], counting the bytes freed first (`volume prune`'s SpaceReclaimed).
+    pub fn delete_counting(self) -> u64 {
+        let freed = self.dirs.iter().map(|d| du(d)).sum();
+        self.delete();
         freed
     }
 }
@@ -192,20 +201,27 @@ impl VolumeStore {
                 users: users.join(", "),
             });
         }
-        let v = self.volumes.remove(name).expect("checked above");
-        if let Err(e) = self.save() {
-            self.volumes.insert(name.to_string(), v);
-            return Err(e);
-        }
+        // Out of the way first, then unrecorded: a failure leaves the volume as it was.
         let dir = self.root.join(name);
         let trash = self.root.join(TRASH);
         fs::create_dir_all(&trash).map_err(io_at(&trash))?;
-        let to = trash.join(format!("{name}-{}", &berth_common::id::random_id()[..12]));
-        match fs::rename(&dir, &to) {
-            Ok(()) => Ok(Trash { dirs: vec![to] }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Trash::default()),
-            Err(e) => Err(io_at(&dir)(e)),
+        let to = trash.join(&berth_common::id::random_id()[..24]);
+        let moved = match fs::rename(&dir, &to) {
+            Ok(()) => true,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            Err(e) => return Err(io_at(&dir)(e)),
+        };
+        let v = self.volumes.remove(name).expect("checked above");
+        if let Err(e) = self.save() {
+            self.volumes.insert(name.to_string(), v);
+            if moved {
+                let _ = fs::rename(&to, &dir);
+            }
+            return Err(e);
         }
+        Ok(Trash {
+            dirs: if moved { vec![to] } else { Vec::new() },
+        })
     }
 
     /// `docker volume prune [-a]`: removes unused anonymous volumes (every unused volume with
@@ -292,9 +308,12 @@ mod tests {
         trash.delete();
         assert_eq!(fs::read_dir(dir.path().join(TRASH)).unwrap().count(), 0);
         let (gone, trash) = s.prune(true, |n| n == "pgdata");
-        assert!(gone.is_empty() && trash.delete() == 0);
+        assert!(gone.is_empty() && trash.delete_counting() == 0);
         let (gone, trash) = s.prune(true, |_| false);
-        assert_eq!((gone, trash.delete()), (vec!["pgdata".to_string()], 2));
+        assert_eq!(
+            (gone, trash.delete_counting()),
+            (vec!["pgdata".to_string()], 2)
+        );
         assert_eq!(s.list().count(), 0);
         // What a crash left in the trash is deleted when the store opens.
         let left = dir.path().join(TRASH).join("x-0");

@@ -75,8 +75,9 @@ pub(crate) async fn volume_delete(
     Path(name): Path<String>,
 ) -> ApiResult {
     let trash = st.engine.lock().await.volume_remove(&name)?;
-    // The files go without the engine (a volume may hold millions of them).
-    tokio::task::spawn_blocking(move || trash.delete());
+    // The files go without the engine (a volume may hold millions of them), waited for by
+    // nobody: the volume is gone once it is in the trash.
+    std::thread::spawn(move || trash.delete());
     Ok(no_content())
 }
 
@@ -88,7 +89,7 @@ pub(crate) async fn volume_prune(State(st): State<AppState>, q: Q) -> ApiResult 
         .get("all")
         .is_some_and(|v| v.iter().any(|x| x == "true" || x == "1"));
     let (deleted, trash) = st.engine.lock().await.volume_prune(all);
-    let space = tokio::task::spawn_blocking(move || trash.delete())
+    let space = tokio::task::spawn_blocking(move || trash.delete_counting())
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(json_response(

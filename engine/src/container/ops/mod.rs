@@ -341,7 +341,10 @@ impl<M: Machine> Ops<M> {
         detached("restarting", async move {
             let _held = this.lock(&id).await;
             this.machine.stop_for_restart(&id, timeout).await?;
-            this.start_locked(&id).await?;
+            if let Err(e) = this.start_locked(&id).await {
+                this.remove_after_failed_start(&id).await;
+                return Err(e);
+            }
             this.machine.emit(&id, "restart").await;
             Ok(())
         })
@@ -358,11 +361,19 @@ impl<M: Machine> Ops<M> {
         .await
     }
 
-    /// `docker rm`; attachments waiting for it to start end.
+    /// `docker rm`; attachments waiting for it to start end. One being removed already (an
+    /// `--rm` container that exited) is a conflict, as Docker answers it.
     pub async fn remove(&self, id: &str, force: bool, volumes: bool) -> Result<(), ContainerError> {
         let (this, id) = (self.clone(), id.to_string());
         detached("removing", async move {
             let _held = this.lock(&id).await;
+            let f = this.machine.facts(&id).await?;
+            if f.status == Status::Removing {
+                return Err(ContainerError::Conflict(format!(
+                    "removal of container {} is already in progress",
+                    f.name
+                )));
+            }
             this.machine.remove(&id, force, volumes).await?;
             this.waiting.lock().await.remove(&id);
             Ok(())

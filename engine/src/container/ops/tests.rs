@@ -345,6 +345,22 @@ async fn attachments_made_before_a_start_get_their_streams_from_it() {
 }
 
 #[tokio::test]
+async fn a_removal_in_progress_is_a_conflict_and_a_failed_restart_removes_an_rm_container() {
+    let o = ops(&[
+        ("going", Status::Removing, true),
+        ("once", Status::Running, true),
+    ]);
+    let e = o.remove("going", true, true).await.unwrap_err().to_string();
+    assert_eq!(e, "removal of container going-name is already in progress");
+    o.machine().failing.lock().unwrap().insert("once".into());
+    assert!(o.restart("once", None).await.is_err());
+    assert!(
+        o.machine().facts("once").await.is_err(),
+        "removed, as dockerd does"
+    );
+}
+
+#[tokio::test]
 async fn prune_removes_what_does_not_run() {
     let o = ops(&[
         ("a", Status::Exited, false),
