@@ -585,7 +585,8 @@ impl Engine {
         }))
     }
 
-    /// `docker restart`: stop (as [`Engine::stop`]) then start.
+    /// `docker restart`: stop (as [`Engine::stop`], keeping an `--rm` container as Docker
+    /// does) then start.
     pub async fn restart(
         &mut self,
         what: &str,
@@ -594,7 +595,10 @@ impl Engine {
         let id = self.resolve(what)?;
         let c = &self.containers[&id];
         check(Op::Restart, c.state.status, &c.name)?;
-        self.stop(&id, timeout).await?;
+        self.restarting.insert(id.clone());
+        let stopped = self.stop(&id, timeout).await;
+        self.restarting.remove(&id);
+        stopped?;
         self.start(&id).await
     }
 

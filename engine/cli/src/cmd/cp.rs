@@ -11,6 +11,7 @@ use std::path::{Component, Path, PathBuf};
 use anyhow::Context;
 use berth_api::archive::PathStat;
 use berth_cli::client::{BodyStream, Client, ClientError, enc, query, reader_body};
+use berth_common::humanize::human_size3;
 use clap::Args;
 use hyper::Method;
 
@@ -52,27 +53,6 @@ pub fn split_arg(arg: &str) -> (Option<&str>, &str) {
         Some((c, p)) if !c.is_empty() && !c.starts_with('.') => (Some(c), p),
         _ => (None, arg),
     }
-}
-
-/// Docker's `HumanSizeWithPrecision(n, 3)`: decimal units, three significant digits.
-pub fn human3(n: u64) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB", "PB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1000.0 && u + 1 < units.len() {
-        v /= 1000.0;
-        u += 1;
-    }
-    let digits = if v == 0.0 {
-        0
-    } else {
-        (2 - v.log10().floor() as i32).max(0) as usize
-    };
-    let mut s = format!("{v:.digits$}");
-    if s.contains('.') {
-        s = s.trim_end_matches('0').trim_end_matches('.').to_string();
-    }
-    format!("{s}{}", units[u])
 }
 
 /// The last component of a path as Docker names a copied item: `.` for `DIR/.`.
@@ -326,7 +306,7 @@ async fn copy_out(c: &Client, ct: &str, src: &str, dest: &str, a: &CpArgs) -> an
     })
     .await?;
     if !a.quiet {
-        eprintln!("Successfully copied {} to {dest}", human3(total));
+        eprintln!("Successfully copied {} to {dest}", human_size3(total));
     }
     Ok(0)
 }
@@ -509,7 +489,7 @@ async fn copy_in(c: &Client, src: &str, ct: &str, dest: &str, a: &CpArgs) -> any
     if !a.quiet {
         eprintln!(
             "Successfully copied {} to {ct}:{dest}",
-            human3(count.load(std::sync::atomic::Ordering::Relaxed))
+            human_size3(count.load(std::sync::atomic::Ordering::Relaxed))
         );
     }
     Ok(0)
@@ -531,10 +511,10 @@ mod tests {
 
     #[test]
     fn sizes_and_names() {
-        assert_eq!(human3(2048), "2.05kB");
-        assert_eq!(human3(512), "512B");
-        assert_eq!(human3(10240), "10.2kB");
-        assert_eq!(human3(0), "0B");
+        assert_eq!(human_size3(2048), "2.05kB");
+        assert_eq!(human_size3(512), "512B");
+        assert_eq!(human_size3(10240), "10.2kB");
+        assert_eq!(human_size3(0), "0B");
         assert_eq!(base_of("/tmp/dir/"), "dir");
         assert_eq!(base_of("/tmp/dir/."), ".");
         assert_eq!(base_of("f"), "f");
