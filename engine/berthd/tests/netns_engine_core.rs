@@ -204,6 +204,77 @@ fn netns_engine_core_restart_keeps_an_rm_container_as_docker_does() {
     }
 }
 
+/// `docker kill` while a `docker stop -t 60` waits for a process that ignores SIGTERM: the kill
+/// signals at once and the stop ends with the process (both within seconds, not 60).
+fn kill_during_stop_steps(docker: &(dyn Fn(&[&str]) -> Output + Sync)) -> Vec<(i32, String)> {
+    let (code, _, err) = text(&docker(&[
+        "run",
+        "-d",
+        "--name",
+        "stubborn",
+        "--network",
+        "none",
+        IMAGE,
+        "sleep",
+        "1000",
+    ]));
+    let mut steps = vec![(code, err)];
+    std::thread::scope(|s| {
+        let stop = s.spawn(|| {
+            let t0 = Instant::now();
+            (
+                text(&docker(&["stop", "-t", "60", "stubborn"])),
+                t0.elapsed(),
+            )
+        });
+        // The stop has sent its SIGTERM (ignored: `sleep` is PID 1) and waits.
+        std::thread::sleep(Duration::from_secs(2));
+        let t0 = Instant::now();
+        let (code, out, err) = text(&docker(&["kill", "stubborn"]));
+        let kill_took = t0.elapsed();
+        steps.push((code, format!("{out}{err}")));
+        let ((code, out, err), stop_took) = stop.join().unwrap();
+        steps.push((code, format!("{out}{err}")));
+        assert!(
+            kill_took < Duration::from_secs(10),
+            "kill waited {kill_took:?} for the stop"
+        );
+        assert!(
+            stop_took < Duration::from_secs(20),
+            "the stop took {stop_took:?}"
+        );
+    });
+    let (code, out, err) = text(&docker(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        "stubborn",
+    ]));
+    steps.push((code, format!("{out}{err}")));
+    let _ = docker(&["rm", "-f", "stubborn"]);
+    steps
+}
+
+#[test]
+fn netns_engine_core_kill_during_a_stop_signals_at_once_as_docker_does() {
+    if !netns_support::enabled(
+        "netns_engine_core_kill_during_a_stop_signals_at_once_as_docker_does",
+    ) {
+        return;
+    }
+    let d = Berthd::start();
+    let berth = kill_during_stop_steps(&|args| d.docker(args));
+    assert_eq!(berth[1], (0, "stubborn".to_string()), "{berth:?}");
+    assert_eq!(berth[3], (0, "exited 137".to_string()), "{berth:?}");
+    match Dockerd::start() {
+        Some(docker) => {
+            let want = kill_during_stop_steps(&|args| docker.docker(args));
+            assert_eq!(berth, want, "berthd (left) and dockerd (right)");
+        }
+        None => eprintln!("dockerd is not installed: berthd's kill checked alone"),
+    }
+}
+
 #[test]
 fn netns_engine_core_rmi_follows_docker() {
     if !netns_support::enabled("netns_engine_core_rmi_follows_docker") {

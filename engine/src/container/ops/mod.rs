@@ -5,6 +5,8 @@
 //!   its lock for their whole length, so an `rm -f` waits for a start to finish and a stop
 //!   for a restart; requests on different containers never wait for each other. The lock is
 //!   per container, taken before any engine lock (never the other way round).
+//! - A `kill` does not wait for a stop under way (nor for a restart's stop): it signals at
+//!   once, as Docker's kill does while a stop waits for the process to exit.
 //! - Each request that changes a container runs in a task of its own (a prune: each removal):
 //!   a client hanging up never leaves one half done.
 //! - The rules: a start of a running container and a stop of a stopped one do nothing (Docker
@@ -184,6 +186,37 @@ pub struct Ops<M: Machine> {
     machine: Arc<M>,
     locks: Arc<std::sync::Mutex<HashMap<String, Weak<Mutex<()>>>>>,
     waiting: Arc<Mutex<Waiting<M::Stream>>>,
+    /// The containers a stop is waiting on now (a kill then signals at once).
+    stopping: Arc<watch::Sender<HashMap<String, usize>>>,
+}
+
+/// Container `id` counted as stopping while this lives (dropped on every path, a panic too).
+struct Stopping {
+    tx: Arc<watch::Sender<HashMap<String, usize>>>,
+    id: String,
+}
+
+impl Stopping {
+    fn new(tx: &Arc<watch::Sender<HashMap<String, usize>>>, id: &str) -> Stopping {
+        tx.send_modify(|m| *m.entry(id.to_string()).or_default() += 1);
+        Stopping {
+            tx: tx.clone(),
+            id: id.to_string(),
+        }
+    }
+}
+
+impl Drop for Stopping {
+    fn drop(&mut self) {
+        self.tx.send_modify(|m| {
+            if let Some(n) = m.get_mut(&self.id) {
+                *n -= 1;
+                if *n == 0 {
+                    m.remove(&self.id);
+                }
+            }
+        });
+    }
 }
 
 impl<M: Machine> Clone for Ops<M> {
@@ -192,6 +225,7 @@ impl<M: Machine> Clone for Ops<M> {
             machine: self.machine.clone(),
             locks: self.locks.clone(),
             waiting: self.waiting.clone(),
+            stopping: self.stopping.clone(),
         }
     }
 }
@@ -216,6 +250,7 @@ impl<M: Machine> Ops<M> {
             machine: Arc::new(machine),
             locks: Default::default(),
             waiting: Default::default(),
+            stopping: Arc::new(watch::Sender::new(HashMap::new())),
         }
     }
 
@@ -328,6 +363,7 @@ impl<M: Machine> Ops<M> {
             if !f.status.is_live() && f.status != Status::Restarting {
                 return Ok(Stopped::NotRunning);
             }
+            let _stopping = Stopping::new(&this.stopping, &id);
             this.machine.stop(&id, timeout).await?;
             Ok(Stopped::Stopped)
         })
@@ -340,7 +376,10 @@ impl<M: Machine> Ops<M> {
         let (this, id) = (self.clone(), id.to_string());
         detached("restarting", async move {
             let _held = this.lock(&id).await;
-            this.machine.stop_for_restart(&id, timeout).await?;
+            {
+                let _stopping = Stopping::new(&this.stopping, &id);
+                this.machine.stop_for_restart(&id, timeout).await?;
+            }
             if let Err(e) = this.start_locked(&id).await {
                 this.remove_after_failed_start(&id).await;
                 return Err(e);
@@ -351,11 +390,21 @@ impl<M: Machine> Ops<M> {
         .await
     }
 
-    /// `docker kill`, `pause`, `unpause`.
+    /// `docker kill`, `pause`, `unpause`, in order with the container's other requests; a
+    /// kill while a stop waits for the process signals at once (Docker's kill of a stopping
+    /// container), and the stop ends with the process.
     pub async fn call(&self, id: &str, call: Call) -> Result<(), ContainerError> {
         let (this, id) = (self.clone(), id.to_string());
         detached("calling the runtime", async move {
-            let _held = this.lock(&id).await;
+            let _held = if matches!(call, Call::Kill(_)) {
+                let mut stopping = this.stopping.subscribe();
+                tokio::select! {
+                    held = this.lock(&id) => Some(held),
+                    _ = stopping.wait_for(|m| m.contains_key(&id)) => None,
+                }
+            } else {
+                Some(this.lock(&id).await)
+            };
             this.machine.call(&id, call).await
         })
         .await

@@ -234,7 +234,7 @@ async fn requests_on_other_containers_do_not_wait() {
 }
 
 #[tokio::test]
-async fn a_stop_during_a_restart_waits_for_it_and_a_kill_during_a_stop_finds_it_stopped() {
+async fn a_stop_during_a_restart_waits_for_it_and_a_kill_during_a_stop_signals_at_once() {
     let o = ops(&[("app", Status::Running, false)]);
     let gate = close(&o, "app");
     let restart = spawn({
@@ -265,7 +265,8 @@ async fn a_stop_during_a_restart_waits_for_it_and_a_kill_during_a_stop_finds_it_
             "stop app ends"
         ]
     );
-    // A kill sent while a stop runs is ordered after it: the container is stopped by then.
+    // A kill sent while a stop waits for the process signals at once (as Docker's); a pause
+    // waits for the stop and finds the container stopped.
     gate.add_permits(1);
     o.start("app").await.unwrap();
     let stop = spawn({
@@ -273,15 +274,60 @@ async fn a_stop_during_a_restart_waits_for_it_and_a_kill_during_a_stop_finds_it_
         async move { o.stop("app", None).await }
     });
     settle().await;
-    let kill = spawn({
+    let pause = spawn({
         let o = o.clone();
-        async move { o.call("app", Call::Kill("KILL".into())).await }
+        async move { o.call("app", Call::Pause).await }
     });
+    // (Bounded: a kill that waited for the stop would wait for ever here.)
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        o.call("app", Call::Kill("KILL".into())),
+    )
+    .await
+    .expect("the kill does not wait for the stop")
+    .unwrap();
     settle().await;
+    assert!(!stop.is_finished() && !pause.is_finished());
+    assert_eq!(
+        log(&o)[10..],
+        ["stop app begins", "Kill(\"KILL\") app"],
+        "{:?}",
+        log(&o)
+    );
     gate.add_permits(1);
     stop.await.unwrap().unwrap();
-    let e = kill.await.unwrap().unwrap_err().to_string();
+    let e = pause.await.unwrap().unwrap_err().to_string();
     assert!(e.contains("not running"), "{e}");
+    // Once no stop runs, a kill is ordered with the other requests again: after a restart's
+    // start, not in the middle of it.
+    let restart = spawn({
+        let o = o.clone();
+        async move { o.restart("app", None).await }
+    });
+    settle().await;
+    // Its stop lets the container go; its start is held at the gate.
+    gate.add_permits(1);
+    settle().await;
+    let kill = spawn({
+        let o = o.clone();
+        async move { o.call("app", Call::Kill("TERM".into())).await }
+    });
+    settle().await;
+    assert!(!kill.is_finished());
+    gate.add_permits(1);
+    restart.await.unwrap().unwrap();
+    kill.await.unwrap().unwrap();
+    let l = log(&o);
+    assert_eq!(
+        l[l.len() - 4..],
+        [
+            "start app begins",
+            "start app ends",
+            "event restart app",
+            "Kill(\"TERM\") app"
+        ],
+        "{l:?}"
+    );
 }
 
 #[tokio::test]
