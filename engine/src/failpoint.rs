@@ -6,7 +6,8 @@
 //! `BERTH_FAILPOINTS=start:after-spawn,rm:after-teardown` names the steps; when the process
 //! reaches one it logs the name and raises SIGKILL on itself: no destructor, no cleanup, no
 //! flush, exactly what a crash leaves. `NAME=sleep(MS)` instead makes an asynchronous step
-//! ([`pause`]) wait MS milliseconds there. Unset (always, outside tests) a failpoint costs one
+//! ([`pause`]) wait MS milliseconds there; `NAME=panic` panics there (a bug's way out of a
+//! step). Unset (always, outside tests) a failpoint costs one
 //! load of a cached empty list.
 
 use std::sync::OnceLock;
@@ -19,6 +20,8 @@ pub enum Action {
     Kill,
     /// Wait this long (asynchronous steps only).
     Sleep(Duration),
+    /// Panic.
+    Panic,
 }
 
 /// The steps named by `BERTH_FAILPOINTS`, read once.
@@ -46,7 +49,11 @@ pub fn parse(value: &str) -> Vec<(String, Action)> {
                     .strip_prefix("sleep(")
                     .and_then(|a| a.strip_suffix(')'))
                     .and_then(|n| n.parse().ok());
-                let action = ms.map_or(Action::Kill, |ms| Action::Sleep(Duration::from_millis(ms)));
+                let action = match ms {
+                    Some(ms) => Action::Sleep(Duration::from_millis(ms)),
+                    None if action.trim() == "panic" => Action::Panic,
+                    None => Action::Kill,
+                };
                 (name.trim().to_string(), action)
             }
             None => (entry.to_string(), Action::Kill),
@@ -63,10 +70,13 @@ fn kill(name: &str) {
     let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
 }
 
-/// Kills this process with SIGKILL when `BERTH_FAILPOINTS` names `name`.
+/// Kills this process with SIGKILL when `BERTH_FAILPOINTS` names `name` (or panics, with
+/// `NAME=panic`).
 pub fn hit(name: &str) {
-    if action(name).is_some() {
-        kill(name);
+    match action(name) {
+        None => {}
+        Some(Action::Panic) => panic!("failpoint {name}"),
+        Some(_) => kill(name),
     }
 }
 
@@ -75,6 +85,7 @@ pub async fn pause(name: &str) {
     match action(name) {
         None => {}
         Some(Action::Kill) => kill(name),
+        Some(Action::Panic) => panic!("failpoint {name}"),
         Some(Action::Sleep(d)) => {
             tracing::warn!(failpoint = name, ?d, "failpoint: waiting");
             tokio::time::sleep(d).await;
@@ -100,6 +111,7 @@ mod tests {
             ]
         );
         assert_eq!(parse("a=snooze(1)"), [("a".to_string(), Action::Kill)]);
+        assert_eq!(parse("a = panic"), [("a".to_string(), Action::Panic)]);
         assert!(parse("").is_empty());
     }
 }

@@ -797,6 +797,34 @@ fn netns_engine_core_an_rm_containers_files_are_removed_without_the_engine() {
     assert_eq!(footprint(&d), empty);
 }
 
+#[test]
+fn netns_engine_core_a_start_that_panics_fails_cleanly() {
+    if !netns_support::enabled("netns_engine_core_a_start_that_panics_fails_cleanly") {
+        return;
+    }
+    let mut d = Berthd::start();
+    let empty = footprint(&d);
+    d.set_env(&[("BERTH_FAILPOINTS", "start:prepare=panic")]);
+    d.restart();
+    // The start fails with a message (a bug's panic is a failed start, not a hung request),
+    // and the container is not left busy: it can be removed, and berthd answers on.
+    d.ok(&["create", "--name", "doomed", IMAGE, "true"]);
+    let (code, _, err) = text(&docker_within(&d.sock, 20, &["start", "doomed"]));
+    assert!(code != 0 && err.contains("internal error"), "{code} {err}");
+    assert_eq!(state(&d, "doomed"), "created");
+    let o = docker_within(&d.sock, 20, &["rm", "doomed"]);
+    assert!(
+        o.status.success(),
+        "rm after a panicked start: {:?}",
+        text(&o)
+    );
+    d.ok(&["ps"]);
+    assert!(d.wait_exit(0).is_none(), "berthd ended");
+    d.set_env(&[]);
+    d.restart();
+    assert_eq!(footprint(&d), empty);
+}
+
 /// Runs `args` with berthd armed to die at `failpoint`, checks that it died there, and starts
 /// it again unarmed.
 fn crash_at(d: &mut Berthd, failpoint: &str, args: &[&str]) {

@@ -77,18 +77,23 @@ impl StartPlan {
     /// Prepares the run and spawns the shim, which runs the container through the OCI runtime
     /// and returns once its process has started. Blocking work goes to the blocking pool, the
     /// network through the wiring's own lock; on failure everything made is undone.
+    /// A panic in a step is a failed start like any other (undone, recorded), never a
+    /// container left busy for ever.
     pub async fn run(mut self) -> StartOutcome {
-        let result = match self.prepare().await {
-            Ok(()) => {
-                let (shim, cfg, attach) = (self.shim.clone(), self.cfg.clone(), self.attach.take());
-                tokio::task::spawn_blocking(move || {
-                    shim::spawn(&shim, &cfg, attach.as_ref()).map_err(ContainerError::from)
-                })
-                .await
-                .unwrap_or_else(|e| Err(ContainerError::Invalid(format!("spawning the shim: {e}"))))
-            }
-            Err(e) => Err(e),
-        };
+        use futures::FutureExt;
+        let steps = std::panic::AssertUnwindSafe(self.prepare_and_spawn()).catch_unwind();
+        let result = steps.await.unwrap_or_else(|panic| {
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(container = %self.id, panic = %why, "a step of the start panicked");
+            Err(ContainerError::Invalid(format!(
+                "starting container {}: an internal error ({why}); see berthd's log",
+                self.name
+            )))
+        });
         if result.is_err() {
             self.undo.run().await;
         }
@@ -96,6 +101,17 @@ impl StartPlan {
             id: self.id,
             result,
         }
+    }
+
+    async fn prepare_and_spawn(&mut self) -> Result<Spawned, ContainerError> {
+        crate::failpoint::hit("start:prepare");
+        self.prepare().await?;
+        let (shim, cfg, attach) = (self.shim.clone(), self.cfg.clone(), self.attach.take());
+        tokio::task::spawn_blocking(move || {
+            shim::spawn(&shim, &cfg, attach.as_ref()).map_err(ContainerError::from)
+        })
+        .await
+        .unwrap_or_else(|e| Err(ContainerError::Invalid(format!("spawning the shim: {e}"))))
     }
 
     /// Everything before the shim: the rootfs, volumes, the user, the network, the spec.
