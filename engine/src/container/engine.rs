@@ -25,7 +25,7 @@ use super::wiring::Wiring;
 use super::{ContainerError, etc, io_err, mounts, names};
 use crate::events::{Event, EventSink};
 use crate::image::reference::Digest;
-use crate::image::store::{ImageRecord, ImageStore, ImageUser};
+use crate::image::store::{ImageRecord, ImageStore};
 use crate::runtime::oci::RuncLike;
 use crate::runtime::{command, env, spec};
 use crate::volume::store::VolumeStore;
@@ -527,34 +527,6 @@ impl Engine {
             f(&mut c.state);
         }
         self.save(id)
-    }
-
-    /// Which container uses each image (by image ID), a running one where there is one:
-    /// what `rmi` needs to apply Docker's rules ([`ImageStore::remove`]).
-    pub fn image_users(&self) -> HashMap<String, ImageUser> {
-        let mut users: HashMap<String, ImageUser> = HashMap::new();
-        for c in self.containers.values() {
-            let running = c.state.status.is_live();
-            if users.get(&c.image_id).is_some_and(|u| u.running) {
-                continue;
-            }
-            users.insert(
-                c.image_id.clone(),
-                ImageUser {
-                    container: c.id[..12].to_string(),
-                    running,
-                },
-            );
-        }
-        users
-    }
-
-    /// Image IDs in use by containers (`image prune` skips them).
-    pub fn images_in_use(&self) -> BTreeSet<String> {
-        self.containers
-            .values()
-            .map(|c| c.image_id.clone())
-            .collect()
     }
 
     /// Names of the containers using volume `name`.

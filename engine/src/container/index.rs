@@ -3,7 +3,7 @@
 //! latest [`Arc<Index>`] and never wait on the engine, whatever it is doing; an index is never
 //! changed once published (a change makes a new one sharing the untouched entries).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,6 +12,7 @@ use netcore::network::Endpoint;
 
 use super::model::Container;
 use super::{ContainerError, names};
+use crate::image::store::ImageUser;
 
 /// One of a container's endpoints, with what inspect shows of its network.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +71,34 @@ impl Index {
         self.entries.is_empty()
     }
 
+    /// Who uses each image (by image ID) as `rmi`'s rules see it: a running (or paused)
+    /// container when there is one, else any.
+    pub fn image_users(&self) -> HashMap<String, ImageUser> {
+        let mut users: HashMap<String, ImageUser> = HashMap::new();
+        for c in self.entries.values().map(|e| &e.container) {
+            let running = c.state.status.is_live();
+            if users.get(&c.image_id).is_some_and(|u| u.running) {
+                continue;
+            }
+            users.insert(
+                c.image_id.clone(),
+                ImageUser {
+                    container: c.id.chars().take(12).collect(),
+                    running,
+                },
+            );
+        }
+        users
+    }
+
+    /// The IDs of the images any container uses, running or not (`image prune` keeps them).
+    pub fn images_in_use(&self) -> BTreeSet<String> {
+        self.entries
+            .values()
+            .map(|e| e.container.image_id.clone())
+            .collect()
+    }
+
     /// This index with container `id` set to `entry` (or gone, with `None`); the other
     /// entries are shared, not copied.
     pub(super) fn with(&self, id: &str, entry: Option<Entry>) -> Index {
@@ -91,6 +120,7 @@ impl Index {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::container::state::Status;
 
     fn entry(id: &str, name: &str) -> Entry {
         Entry {
@@ -148,6 +178,47 @@ mod tests {
             two.get("web").unwrap().container.id,
             a,
             "a published index changed"
+        );
+    }
+
+    #[test]
+    fn image_users_name_a_running_container_before_a_stopped_one() {
+        let with_image = |id: &str, name: &str, image: &str, status| {
+            let mut e = entry(id, name);
+            e.container.image_id = image.into();
+            e.container.state.status = status;
+            e
+        };
+        let (a, b, c) = ("a".repeat(64), "b".repeat(64), "c".repeat(64));
+        let index = Index::default()
+            .with(
+                &a,
+                Some(with_image(&a, "old", "sha256:app", Status::Exited)),
+            )
+            .with(
+                &b,
+                Some(with_image(&b, "web", "sha256:app", Status::Running)),
+            )
+            .with(&c, Some(with_image(&c, "db", "sha256:db", Status::Created)));
+        let users = index.image_users();
+        assert_eq!(
+            users["sha256:app"],
+            ImageUser {
+                container: "b".repeat(12),
+                running: true
+            }
+        );
+        assert_eq!(
+            users["sha256:db"],
+            ImageUser {
+                container: "c".repeat(12),
+                running: false
+            }
+        );
+        assert_eq!(users.len(), 2);
+        assert_eq!(
+            index.images_in_use().into_iter().collect::<Vec<_>>(),
+            ["sha256:app", "sha256:db"]
         );
     }
 }

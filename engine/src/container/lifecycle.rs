@@ -108,32 +108,37 @@ impl Engine {
             .map(|(_, code)| *code)
     }
 
-    /// `docker attach`: joins a running container's streams through its shim.
+    /// `docker attach`: joins a running container's streams through its shim (blocking: for a
+    /// caller that owns the engine; berthd connects without the lock, see
+    /// [`Engine::shim_dir`]).
     pub fn attach(&self, what: &str, req: AttachRequest) -> Result<UnixStream, ContainerError> {
-        let id = self.resolve(what)?;
-        let c = &self.containers[&id];
-        check(Op::Attach, c.state.status, &c.name)?;
-        shim::connect(&self.bundle(&id), &Request::Attach(req))
-            .map_err(io_err(format!("attaching to container {}", c.name)))
+        let (dir, name) = self.shim_dir(what, false)?;
+        shim::connect(&dir, &Request::Attach(req))
+            .map_err(io_err(format!("attaching to container {name}")))
     }
 
-    /// Sets the size of a running container's terminal (`docker attach`/`run -t` resize).
+    /// Sets the size of a running container's terminal (blocking: for a caller that owns the
+    /// engine; berthd asks the shim without the lock).
     pub fn resize(&self, what: &str, rows: u16, cols: u16) -> Result<(), ContainerError> {
+        let (dir, name) = self.shim_dir(what, true)?;
+        super::exec::resize_terminal(&dir, rows, cols)
+            .map_err(io_err(format!("resizing the terminal of container {name}")))
+    }
+
+    /// Where the shim of running container `what` answers, and the container's name, for an
+    /// attachment or (`resize`) a resize of its terminal; the connection is the caller's,
+    /// made without the engine's lock.
+    pub fn shim_dir(&self, what: &str, resize: bool) -> Result<(PathBuf, String), ContainerError> {
         let id = self.resolve(what)?;
         let c = &self.containers[&id];
         check(Op::Attach, c.state.status, &c.name)?;
-        if !c.options.tty {
+        if resize && !c.options.tty {
             return Err(ContainerError::Conflict(format!(
                 "container {} has no terminal to resize (it was not created with -t)",
                 c.name
             )));
         }
-        shim::connect(&self.bundle(&id), &Request::Resize { rows, cols })
-            .map(drop)
-            .map_err(io_err(format!(
-                "resizing the terminal of container {}",
-                c.name
-            )))
+        Ok((self.bundle(&id), c.name.clone()))
     }
 
     /// Removes what a run made: network, rootfs mount, the runtime's container, the bundle.

@@ -79,7 +79,13 @@ impl Machine for EngineMachine {
     }
 
     async fn attach(&self, id: &str, req: AttachRequest) -> Result<UnixStream, ContainerError> {
-        self.engine.lock().await.attach(id, req)
+        let (dir, name) = self.engine.lock().await.shim_dir(id, false)?;
+        tokio::task::spawn_blocking(move || {
+            crate::runtime::shim::connect(&dir, &crate::runtime::attach::Request::Attach(req))
+                .map_err(super::io_err(format!("attaching to container {name}")))
+        })
+        .await
+        .map_err(|e| ContainerError::Invalid(format!("attaching to container {id}: {e}")))?
     }
 
     async fn stop(&self, id: &str, timeout: Option<Duration>) -> Result<(), ContainerError> {

@@ -18,8 +18,9 @@ pub mod confined;
 pub mod connect;
 mod engine;
 pub mod etc;
-mod exec;
+pub mod exec;
 pub mod exit;
+pub mod images;
 pub mod index;
 mod lifecycle;
 pub mod logs;
@@ -41,7 +42,9 @@ mod volumes;
 mod wiring;
 
 pub use engine::{Engine, EngineConfig, Published};
-pub use exec::{ExecOptions, ExecOutput, ExecSession};
+pub use exec::backend::{Claimed, ExecBackend, ExecStarted};
+pub use exec::table::{ExecRecord, ExecTable};
+pub use exec::{ExecOptions, ExecOutput, ExecPlan, ExecSession};
 pub use index::{EndpointView, Entry, Index};
 pub use lifecycle::{
     AfterExit, ExitEnd, ExitPlan, ExitStep, RemovePlan, RestartStep, RunTeardown, RuntimeCall,
@@ -78,6 +81,9 @@ pub enum ContainerError {
         /// Who has it.
         id: String,
     },
+    /// No exec by that ID.
+    #[error("No such exec instance: {0}")]
+    NoSuchExec(String),
     /// The operation does not apply in the container's state.
     #[error("{0}")]
     Conflict(String),

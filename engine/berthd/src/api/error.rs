@@ -95,7 +95,7 @@ fn status_of_network(e: &NetworkError) -> u16 {
 impl From<ContainerError> for ApiError {
     fn from(e: ContainerError) -> ApiError {
         let status = match &e {
-            ContainerError::NotFound(_) => 404,
+            ContainerError::NotFound(_) | ContainerError::NoSuchExec(_) => 404,
             ContainerError::Ambiguous(_)
             | ContainerError::Invalid(_)
             | ContainerError::Mount(_) => 400,

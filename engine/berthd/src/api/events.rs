@@ -149,32 +149,6 @@ pub fn to_json(ev: &Event) -> Value {
     v
 }
 
-/// The image events of a removal, from the store's `Untagged: REF` / `Deleted: ID` lines:
-/// `(action, image ID, name)`. An untag is reported against the image it took the tag from:
-/// the `Deleted` line that follows, or `id` (the image removed by name) when none does.
-pub fn image_removal_events(lines: &[String], id: Option<&str>) -> Vec<(&'static str, String)> {
-    let mut out = Vec::new();
-    let mut untagged = 0usize;
-    for l in lines {
-        match l.split_once(": ") {
-            Some(("Untagged", _)) => untagged += 1,
-            Some(("Deleted", deleted)) => {
-                for _ in 0..std::mem::take(&mut untagged) {
-                    out.push(("untag", deleted.to_string()));
-                }
-                out.push(("delete", deleted.to_string()));
-            }
-            _ => {}
-        }
-    }
-    if let Some(id) = id {
-        for _ in 0..untagged {
-            out.push(("untag", id.to_string()));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -331,34 +305,6 @@ mod tests {
         let e = EventFilter::parse(Some(r#"{"colour":["red"]}"#)).unwrap_err();
         assert!(e.message.contains("invalid filter 'colour'"), "{e}");
         assert!(e.message.contains("container"), "lists the valid keys: {e}");
-    }
-
-    #[test]
-    fn removal_lines_to_events() {
-        let lines: Vec<String> = [
-            "Untagged: docker.io/library/app:1",
-            "Untagged: docker.io/library/app:2",
-            "Deleted: sha256:aa",
-            "Deleted: sha256:bb",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        assert_eq!(
-            image_removal_events(&lines, None),
-            vec![
-                ("untag", "sha256:aa".to_string()),
-                ("untag", "sha256:aa".to_string()),
-                ("delete", "sha256:aa".to_string()),
-                ("delete", "sha256:bb".to_string()),
-            ]
-        );
-        let only_untag = vec!["Untagged: docker.io/library/app:1".to_string()];
-        assert_eq!(
-            image_removal_events(&only_untag, Some("sha256:cc")),
-            vec![("untag", "sha256:cc".to_string())]
-        );
-        assert!(image_removal_events(&only_untag, None).is_empty());
     }
 
     proptest::proptest! {

@@ -1,9 +1,9 @@
-//! Image routes over the image store (never the engine's lock): list, inspect, history, rmi,
-//! prune.
+//! Image routes over the image store and the image backend (never the engine's lock): list,
+//! inspect, history, rmi, prune.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use engine::events::Event;
+use engine::container::images::Removal;
 use serde_json::{Value, json};
 
 use super::{ApiResult, AppState, Q, flag, json_response};
@@ -59,22 +59,13 @@ pub(crate) async fn image_get(State(st): State<AppState>, Path(rest): Path<Strin
     Ok(json_response(StatusCode::OK, v))
 }
 
-/// Reports the untag and delete events of an image removal (see
-/// [`crate::api::events::image_removal_events`]).
-pub(crate) fn publish_removals(st: &AppState, lines: &[String], image_id: Option<&str>) {
-    for (action, id) in crate::api::events::image_removal_events(lines, image_id) {
-        st.events.publish(Event::image(&id, action, &id));
-    }
-}
-
-/// The store's "Untagged: X" / "Deleted: X" lines as Docker's JSON items.
-pub(crate) fn removal_json(lines: &[String]) -> Vec<Value> {
-    lines
+/// A removal's lines as Docker's JSON items.
+pub(crate) fn removal_json(removals: &[Removal]) -> Vec<Value> {
+    removals
         .iter()
-        .map(|l| match l.split_once(": ") {
-            Some(("Untagged", v)) => json!({"Untagged": v}),
-            Some((_, v)) => json!({"Deleted": v}),
-            None => json!({"Deleted": l}),
+        .map(|r| match r {
+            Removal::Untagged(v) => json!({"Untagged": v}),
+            Removal::Deleted(v) => json!({"Deleted": v}),
         })
         .collect()
 }
@@ -84,20 +75,11 @@ pub(crate) async fn image_delete(
     Path(name): Path<String>,
     q: Q,
 ) -> ApiResult {
-    let image_id = st.images.resolve(&name)?.id.to_string();
-    // Who uses which image, then the removal with the engine let go: the store applies
-    // Docker's rules, and layers of containers created meanwhile are held by them.
-    let users = st.engine.lock().await.image_users();
-    let (images, force) = (st.images.clone(), flag(&q, "force"));
-    // The removal and its collection touch the disk: off the async workers.
-    let lines = tokio::task::spawn_blocking(move || {
-        images.remove(&name, force, |id| users.get(&id.to_string()).cloned())
-    })
-    .await
-    .map_err(|e| ApiError::internal(e.to_string()))??;
-    publish_removals(&st, &lines, Some(&image_id));
-    let out = removal_json(&lines);
-    Ok(json_response(StatusCode::OK, Value::Array(out)))
+    let removals = st.image_backend.remove(&name, flag(&q, "force")).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        Value::Array(removal_json(&removals)),
+    ))
 }
 
 /// `POST /images/prune`: dangling images (`dangling=false`: every unused one).
@@ -106,17 +88,9 @@ pub(crate) async fn image_prune(State(st): State<AppState>, q: Q) -> ApiResult {
     let all = f
         .get("dangling")
         .is_some_and(|v| v.iter().any(|x| x == "false" || x == "0"));
-    let in_use = st.engine.lock().await.images_in_use();
-    let images = st.images.clone();
-    let (lines, space) = tokio::task::spawn_blocking(move || {
-        images.prune(all, |id| in_use.contains(&id.to_string()))
-    })
-    .await
-    .map_err(|e| ApiError::internal(e.to_string()))??;
-    publish_removals(&st, &lines, None);
-    let deleted = removal_json(&lines);
+    let (removals, space) = st.image_backend.prune(all).await?;
     Ok(json_response(
         StatusCode::OK,
-        json!({"ImagesDeleted": deleted, "SpaceReclaimed": space}),
+        json!({"ImagesDeleted": removal_json(&removals), "SpaceReclaimed": space}),
     ))
 }

@@ -20,6 +20,9 @@ pub struct AppState {
     pub index: tokio::sync::watch::Receiver<Arc<Index>>,
     /// The image store, synchronized inside: image routes never take the engine's lock.
     pub images: Arc<ImageStore>,
+    /// `rmi` and `image prune` by Docker's rules, with who uses which image taken from the
+    /// index.
+    pub image_backend: engine::container::images::ImageBackend,
     /// Every container's networking and the network manager, behind their own lock: network
     /// routes never take the engine's.
     pub wiring: Arc<Mutex<engine::container::Wiring>>,
@@ -29,8 +32,8 @@ pub struct AppState {
     pub scratch: std::path::PathBuf,
     /// The container backend: requests on one container in order, Docker's rules.
     pub ops: Ops<EngineMachine>,
-    /// Execs by ID.
-    pub execs: crate::routes::streams::Execs,
+    /// The exec backend: execs by ID, started without the engine's lock.
+    pub execs: engine::container::ExecBackend,
     /// The registry client (pull, push; credentials from Docker's config file).
     pub registry: Arc<engine::image::registry::Registry>,
     /// `docker events`: what handlers and the engine report.
@@ -65,16 +68,22 @@ impl AppState {
         };
         let (index, images, wiring) = (engine.index(), engine.images().clone(), engine.wiring());
         let engine = Arc::new(Mutex::new(engine));
+        let image_backend = engine::container::images::ImageBackend::new(
+            images.clone(),
+            index.clone(),
+            Some(events.sink()),
+        );
         AppState {
+            image_backend,
             wiring,
             ops: Ops::new(EngineMachine::new(engine.clone())),
+            execs: engine::container::ExecBackend::new(engine.clone()),
             engine,
             index,
             images,
             daemon: Arc::new(daemon),
             scratch,
             events,
-            execs: Default::default(),
             registry: {
                 engine::image::registry::client::install_crypto_provider();
                 Arc::new(engine::image::registry::Registry::new(Default::default()))

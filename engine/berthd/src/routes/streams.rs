@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::os::unix::net::UnixStream as StdUnixStream;
-use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
@@ -18,40 +17,9 @@ use engine::runtime::attach::{AttachRequest, parse_detach_keys};
 use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{Mutex, oneshot};
 
 use crate::api::error::ApiError;
 use crate::routes::AppState;
-
-/// An exec made by `POST /containers/{id}/exec`, until it is started and after.
-#[derive(Debug, Clone)]
-pub struct ExecRecord {
-    /// The container.
-    pub container: String,
-    /// What to run.
-    pub opts: ExecOptions,
-    /// Attach stdin / stdout / stderr.
-    pub streams: (bool, bool, bool),
-    /// `DetachKeys`.
-    pub detach_keys: Vec<u8>,
-    /// Running now.
-    pub running: bool,
-    /// Its exit code once ended.
-    pub exit_code: Option<i32>,
-    /// Its PID while it runs.
-    pub pid: i32,
-    /// The engine's ID of the session (for resize).
-    pub session: Option<String>,
-    /// When it was created (the oldest are forgotten first past the cap).
-    pub created: std::time::Instant,
-}
-
-/// At most this many exec records are kept.
-const MAX_EXECS: usize = 1024;
-
-/// Every exec berthd knows (bounded: past [`MAX_EXECS`], the oldest that are not running are
-/// forgotten).
-pub type Execs = Arc<Mutex<HashMap<String, ExecRecord>>>;
 
 use super::Q;
 
@@ -208,54 +176,17 @@ pub async fn exec_create(
             "Privileged exec is not supported by berth (valid: false)",
         ));
     }
-    let cmd = req.cmd.unwrap_or_default();
-    if cmd.is_empty() {
-        return Err(ApiError::bad("No exec command specified"));
-    }
     let keys = parse_detach_keys(&req.detach_keys).map_err(|e| ApiError::bad(e.to_string()))?;
-    let container = {
-        let e = st.engine.lock().await;
-        let c = e.get(&what)?;
-        if c.state.status.as_str() != "running" {
-            return Err(
-                ContainerError::Conflict(format!("Container {} is not running", c.name)).into(),
-            );
-        }
-        c.id.clone()
+    let opts = ExecOptions {
+        cmd: req.cmd.unwrap_or_default(),
+        env: req.env.unwrap_or_default(),
+        workdir: Some(req.working_dir).filter(|w| !w.is_empty()),
+        user: Some(req.user).filter(|u| !u.is_empty()),
+        tty: req.tty,
+        open_stdin: req.attach_stdin,
     };
-    let id = berth_common::id::random_id();
-    let rec = ExecRecord {
-        container,
-        opts: ExecOptions {
-            cmd,
-            env: req.env.unwrap_or_default(),
-            workdir: Some(req.working_dir).filter(|w| !w.is_empty()),
-            user: Some(req.user).filter(|u| !u.is_empty()),
-            tty: req.tty,
-            open_stdin: req.attach_stdin,
-        },
-        streams: (req.attach_stdin, req.attach_stdout, req.attach_stderr),
-        detach_keys: keys,
-        running: false,
-        exit_code: None,
-        pid: 0,
-        session: None,
-        created: std::time::Instant::now(),
-    };
-    let mut execs = st.execs.lock().await;
-    if execs.len() >= MAX_EXECS {
-        // Forget the oldest half that is not running: ended first, then never started.
-        let mut idle: Vec<(bool, std::time::Instant, String)> = execs
-            .iter()
-            .filter(|(_, r)| !r.running)
-            .map(|(k, r)| (r.exit_code.is_none(), r.created, k.clone()))
-            .collect();
-        idle.sort();
-        for (_, _, k) in idle.into_iter().take(MAX_EXECS / 2) {
-            execs.remove(&k);
-        }
-    }
-    execs.insert(id.clone(), rec);
+    let streams = (req.attach_stdin, req.attach_stdout, req.attach_stderr);
+    let id = st.execs.create(&what, opts, streams, keys).await?;
     Ok((StatusCode::CREATED, axum::Json(json!({"Id": id}))).into_response())
 }
 
@@ -282,43 +213,12 @@ pub async fn exec_start(
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad(format!("invalid exec start: {e}")))?
     };
-    let rec = {
-        let mut execs = st.execs.lock().await;
-        let r = execs
-            .get_mut(&exec_id)
-            .ok_or_else(|| ApiError::not_found(format!("No such exec instance: {exec_id}")))?;
-        if r.running || r.exit_code.is_some() {
-            return Err(ApiError::conflict(format!(
-                "exec {exec_id} has already been started"
-            )));
-        }
-        r.running = true;
-        r.clone()
-    };
+    let claimed = st.execs.claim(&exec_id)?;
+    let rec = claimed.record().clone();
     let tty = rec.opts.tty;
     if start.detach {
-        let mut session = match st
-            .engine
-            .lock()
-            .await
-            .exec_start(&rec.container, &rec.opts, None)
-        {
-            Ok(s) => s,
-            Err(e) => {
-                let code = match &e {
-                    ContainerError::Exec { code, .. } => *code,
-                    _ => 126,
-                };
-                record_exit(&st, &exec_id, code).await;
-                return Err(e.into());
-            }
-        };
-        set_session(&st, &exec_id, &session).await;
-        let _ = session.stream.take();
-        tokio::spawn(async move {
-            let code = session.wait().await;
-            record_exit(&st, &exec_id, code).await;
-        });
+        // The table records its end; nothing waits here.
+        st.execs.start(claimed, None).await?;
         return Ok(StatusCode::OK.into_response());
     }
     let attach = AttachRequest {
@@ -329,46 +229,36 @@ pub async fn exec_start(
     };
     let upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
-        let Ok(up) = upgrade.await else {
-            record_exit(&st, &exec_id, 126).await;
-            return;
+        let started = match upgrade.await {
+            Ok(up) => (up, st.execs.start(claimed, Some(attach)).await),
+            Err(_) => {
+                // The client went away before its upgrade: the exec never runs.
+                st.execs.abandon(claimed);
+                return;
+            }
         };
-        let mut io = TokioIo::new(up);
-        let started = st
-            .engine
-            .lock()
-            .await
-            .exec_start(&rec.container, &rec.opts, Some(attach));
-        match started {
-            Ok(mut session) => {
-                set_session(&st, &exec_id, &session).await;
-                let Some(shim) = session.stream.take() else {
+        let mut io = TokioIo::new(started.0);
+        match started.1 {
+            Ok(started) => {
+                let Some(shim) = started.stream else {
                     return;
                 };
-                // The exit is recorded whatever happens to the client; the stream closes once
-                // it is (the CLI inspects the exec at EOF), or after 2 s (a detached client).
-                let (done_tx, done_rx) = oneshot::channel::<()>();
-                let st2 = st.clone();
-                let id2 = exec_id.clone();
-                tokio::spawn(async move {
-                    let code = session.wait().await;
-                    record_exit(&st2, &id2, code).await;
-                    let _ = done_tx.send(());
-                });
+                // The stream closes once the exit is recorded (the CLI inspects the exec at
+                // EOF), or after 2 s (a detached client).
                 let finish = async {
-                    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), done_rx).await;
+                    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), started.ended)
+                        .await;
                 };
                 pump(io, shim, tty, finish).await;
             }
             Err(e) => {
                 // As Docker: the runtime's message on the stream, the code in exec inspect.
-                let (code, text) = match e {
-                    ContainerError::Exec { code, message } => {
-                        (code, format!("OCI runtime exec failed: {message}\r\n"))
+                let text = match e {
+                    ContainerError::Exec { message, .. } => {
+                        format!("OCI runtime exec failed: {message}\r\n")
                     }
-                    other => (126, format!("{other}\r\n")),
+                    other => format!("{other}\r\n"),
                 };
-                record_exit(&st, &exec_id, code).await;
                 let mut b = Vec::new();
                 if !tty {
                     b.extend_from_slice(&berth_api::stream::frame_header(1, text.len()));
@@ -382,30 +272,12 @@ pub async fn exec_start(
     Ok(upgraded_response(tty))
 }
 
-async fn set_session(st: &AppState, exec_id: &str, session: &engine::container::ExecSession) {
-    if let Some(r) = st.execs.lock().await.get_mut(exec_id) {
-        r.pid = session.pid;
-        r.session = Some(session.id.clone());
-    }
-}
-
-async fn record_exit(st: &AppState, exec_id: &str, code: i32) {
-    if let Some(r) = st.execs.lock().await.get_mut(exec_id) {
-        r.running = false;
-        r.exit_code = Some(code);
-        r.pid = 0;
-    }
-}
-
 /// `GET /exec/{id}/json`.
 pub async fn exec_inspect(
     State(st): State<AppState>,
     Path(exec_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let execs = st.execs.lock().await;
-    let r = execs
-        .get(&exec_id)
-        .ok_or_else(|| ApiError::not_found(format!("No such exec instance: {exec_id}")))?;
+    let r = st.execs.inspect(&exec_id)?;
     Ok(axum::Json(json!({
         "ID": exec_id,
         "Running": r.running,
@@ -444,7 +316,14 @@ pub async fn container_resize(
     q: Q,
 ) -> Result<Response, ApiError> {
     let (h, w) = size(&q)?;
-    st.engine.lock().await.resize(&what, h, w)?;
+    // Looked up under the engine's lock; the shim is asked without it.
+    let (dir, name) = st.engine.lock().await.shim_dir(&what, true)?;
+    tokio::task::spawn_blocking(move || engine::container::exec::resize_terminal(&dir, h, w))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| {
+            ApiError::internal(format!("resizing the terminal of container {name}: {e}"))
+        })?;
     Ok(StatusCode::OK.into_response())
 }
 
@@ -455,19 +334,6 @@ pub async fn exec_resize(
     q: Q,
 ) -> Result<Response, ApiError> {
     let (h, w) = size(&q)?;
-    let (container, session) = {
-        let execs = st.execs.lock().await;
-        let r = execs
-            .get(&exec_id)
-            .ok_or_else(|| ApiError::not_found(format!("No such exec instance: {exec_id}")))?;
-        (r.container.clone(), r.session.clone())
-    };
-    let Some(session) = session else {
-        return Err(ApiError::conflict(format!("exec {exec_id} is not running")));
-    };
-    st.engine
-        .lock()
-        .await
-        .exec_resize(&container, &session, h, w)?;
+    st.execs.resize(&exec_id, h, w).await?;
     Ok(StatusCode::OK.into_response())
 }

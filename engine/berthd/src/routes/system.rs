@@ -100,22 +100,25 @@ pub(crate) async fn info(State(st): State<AppState>) -> Response {
 
 /// `GET /system/df`.
 pub(crate) async fn system_df(State(st): State<AppState>) -> ApiResult {
-    // What containers and volumes there are, under the engine's lock; the walk of the image
-    // store on disk after it is let go.
-    let (in_use, containers, volumes) = {
-        let mut e = st.engine.lock().await;
-        let in_use = e.images_in_use();
-        let containers: Vec<Value> = e
-            .containers()
-            .map(|c| json!({"Id": c.id, "Names": [format!("/{}", c.name)], "Image": c.options.image, "State": c.state.status.as_str(), "SizeRw": 0}))
-            .collect();
-        let volumes: Vec<Value> = e
-            .volume_list()
-            .iter()
-            .map(|v| json!({"Name": v.volume.name, "Driver": "local", "UsageData": {"Size": -1, "RefCount": v.users}}))
-            .collect();
-        (in_use, containers, volumes)
-    };
+    // Containers from the index, volumes under the engine's lock (a moment), the walk of the
+    // image store on disk off the async workers.
+    let in_use = st.image_backend.in_use();
+    let containers: Vec<Value> = st
+        .containers()
+        .entries()
+        .map(|e| {
+            let c = &e.container;
+            json!({"Id": c.id, "Names": [format!("/{}", c.name)], "Image": c.options.image, "State": c.state.status.as_str(), "SizeRw": 0})
+        })
+        .collect();
+    let volumes: Vec<Value> = st
+        .engine
+        .lock()
+        .await
+        .volume_list()
+        .iter()
+        .map(|v| json!({"Name": v.volume.name, "Driver": "local", "UsageData": {"Size": -1, "RefCount": v.users}}))
+        .collect();
     let store = st.images.snapshot();
     let images: Vec<Value> = store
         .images()
@@ -130,12 +133,7 @@ pub(crate) async fn system_df(State(st): State<AppState>) -> ApiResult {
             })
         })
         .collect();
-    let layers = tokio::task::spawn_blocking({
-        let images = st.images.clone();
-        move || images.disk_usage()
-    })
-    .await
-    .unwrap_or(0);
+    let layers = st.image_backend.disk_usage().await;
     Ok(json_response(
         StatusCode::OK,
         json!({"LayersSize": layers, "Images": images, "Containers": containers, "Volumes": volumes, "BuildCache": []}),

@@ -11,6 +11,9 @@ use std::path::PathBuf;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+pub mod backend;
+pub mod table;
+
 use super::engine::Engine;
 use super::exit::ExitWatch;
 use super::state::{Op, check};
@@ -116,90 +119,90 @@ pub(super) fn exec_exit_code(code: i32, stderr: &str) -> i32 {
     }
 }
 
-impl Engine {
-    /// `docker exec`: starts `opts.cmd` in container `what` under its own shim, attached with
-    /// `attach` before it runs, or detached (`-d`) without. A command the runtime cannot run
-    /// is [`ContainerError::Exec`] with Docker's 126 or 127.
-    pub fn exec_start(
-        &self,
-        what: &str,
-        opts: &ExecOptions,
-        attach: Option<AttachRequest>,
-    ) -> Result<ExecSession, ContainerError> {
-        let id = self.resolve(what)?;
-        let c = &self.containers[&id];
-        check(Op::Exec, c.state.status, &c.name)?;
-        if opts.cmd.is_empty() {
-            return Err(ContainerError::Invalid("exec: no command given".into()));
-        }
-        let bundle = self.bundle(&id);
+/// An exec between its planning (under the engine's lock: the container running, its
+/// settings) and its run ([`ExecPlan::spawn`], without any lock: the container's spec and
+/// `/etc/passwd` read, the shim spawned through the OCI runtime).
+#[derive(Debug, Clone)]
+pub struct ExecPlan {
+    container: String,
+    name: String,
+    bundle: PathBuf,
+    state_dir: PathBuf,
+    user: String,
+    cwd: String,
+    env: Vec<String>,
+    opts: ExecOptions,
+    exec_id: String,
+    runtime: PathBuf,
+    runtime_root: PathBuf,
+    shim: PathBuf,
+}
+
+impl ExecPlan {
+    /// The container's ID.
+    pub fn container(&self) -> &str {
+        &self.container
+    }
+
+    /// Runs the exec under its own shim, attached with `attach` before it runs (detached
+    /// without). Blocking: the container's files are read (confined to its root, bounded)
+    /// and the runtime called. A command the runtime cannot run is [`ContainerError::Exec`]
+    /// with Docker's 126 or 127; nothing of the exec is left then.
+    pub fn spawn(self, attach: Option<AttachRequest>) -> Result<ExecSession, ContainerError> {
+        let name = &self.name;
         let config: Value = serde_json::from_slice(
-            &fs::read(bundle.join("config.json"))
-                .map_err(io_err(format!("container {}: reading its spec", c.name)))?,
+            &fs::read(self.bundle.join("config.json"))
+                .map_err(io_err(format!("container {name}: reading its spec")))?,
         )
-        .map_err(|e| ContainerError::Invalid(format!("container {}: its spec: {e}", c.name)))?;
-        let rootfs = bundle.join("rootfs");
-        let ids = super::confined::resolve_user(
-            &rootfs,
-            opts.user.as_deref().unwrap_or(&c.user),
-            &c.name,
-        )?;
-        let mut extra = Vec::new();
-        for e in &opts.env {
-            if let Some(kv) = berth_api::opts::env::parse_env_arg(e, |_| None)
-                .map_err(|e| ContainerError::Invalid(e.to_string()))?
-            {
-                extra.push(kv);
-            }
-        }
-        let mut merged = env::merge(&c.env, &extra, &c.hostname);
-        if opts.tty && !merged.iter().any(|e| e.starts_with("TERM=")) {
-            merged.push("TERM=xterm".into());
-        }
+        .map_err(|e| ContainerError::Invalid(format!("container {name}: its spec: {e}")))?;
+        let ids = super::confined::resolve_user(&self.bundle.join("rootfs"), &self.user, name)?;
         let mut process = config["process"].clone();
-        process["terminal"] = Value::Bool(opts.tty);
-        process["args"] = serde_json::json!(opts.cmd);
-        process["env"] = serde_json::json!(merged);
-        process["cwd"] = serde_json::json!(opts.workdir.as_deref().unwrap_or(&c.workdir));
+        process["terminal"] = Value::Bool(self.opts.tty);
+        process["args"] = serde_json::json!(self.opts.cmd);
+        process["env"] = serde_json::json!(self.env);
+        process["cwd"] = serde_json::json!(self.cwd);
         process["user"] =
             serde_json::json!({"uid": ids.uid, "gid": ids.gid, "additionalGids": ids.additional});
-        let exec_id = berth_common::id::random_id();
         // Outside the bundle: a container's teardown never races an exec writing its exit.
-        let state_dir = self.execs_dir(&id).join(&exec_id[..12]);
-        fs::create_dir_all(&state_dir)
+        let state_dir = &self.state_dir;
+        fs::create_dir_all(state_dir)
             .map_err(io_err(format!("creating {}", state_dir.display())))?;
         let file = state_dir.join("process.json");
-        fs::write(
+        let written = fs::write(
             &file,
             serde_json::to_vec(&process).expect("json serialises"),
         )
-        .map_err(io_err(format!("writing {}", file.display())))?;
+        .map_err(io_err(format!("writing {}", file.display())));
+        if let Err(e) = written {
+            let _ = fs::remove_dir_all(state_dir);
+            return Err(e);
+        }
         let cfg = ShimConfig {
-            id: id.clone(),
-            bundle: bundle.clone(),
+            id: self.container.clone(),
+            bundle: self.bundle.clone(),
             state_dir: state_dir.clone(),
-            runtime: self.runtime.binary().to_path_buf(),
-            runtime_root: self.cfg.exec_root.join("runtime"),
+            runtime: self.runtime.clone(),
+            runtime_root: self.runtime_root.clone(),
             log_path: None,
             rotation: Rotation::default(),
             io: ShimIo {
-                tty: opts.tty,
-                stdin: opts.open_stdin && attach.as_ref().is_some_and(|a| a.stdin),
+                tty: self.opts.tty,
+                stdin: self.opts.open_stdin && attach.as_ref().is_some_and(|a| a.stdin),
                 stdin_once: true,
                 wait_attach: false,
             },
             exec: Some(file),
         };
-        match shim::spawn(&self.cfg.shim, &cfg, attach.as_ref()) {
+        match shim::spawn(&self.shim, &cfg, attach.as_ref()) {
             Ok(s) => Ok(ExecSession {
-                id: exec_id[..12].to_string(),
+                id: self.exec_id[..12].to_string(),
                 pid: s.pid,
                 stream: s.attached,
-                state_dir,
+                state_dir: self.state_dir,
                 shim_pid: s.shim_pid,
             }),
             Err(e) => {
-                let _ = fs::remove_dir_all(&state_dir);
+                let _ = fs::remove_dir_all(state_dir);
                 let message = e.to_string();
                 Err(ContainerError::Exec {
                     code: exec_exit_code(126, &message),
@@ -208,23 +211,72 @@ impl Engine {
             }
         }
     }
+}
 
-    /// Sets the size of a running exec's terminal.
-    pub fn exec_resize(
+/// Sets the size of the terminal of the shim whose state is in `dir` (a container's bundle
+/// or an exec's state directory). Blocking: call it without any lock.
+pub fn resize_terminal(dir: &std::path::Path, rows: u16, cols: u16) -> std::io::Result<()> {
+    shim::connect(dir, &Request::Resize { rows, cols }).map(drop)
+}
+
+impl Engine {
+    /// Plans `docker exec` of `opts` in container `what`: it must run, and the command must
+    /// be given. Reads nothing of the container's files (that is [`ExecPlan::spawn`]'s).
+    pub fn exec_plan(&self, what: &str, opts: &ExecOptions) -> Result<ExecPlan, ContainerError> {
+        let id = self.resolve(what)?;
+        let c = &self.containers[&id];
+        check(Op::Exec, c.state.status, &c.name)?;
+        if opts.cmd.is_empty() {
+            return Err(ContainerError::Invalid("No exec command specified".into()));
+        }
+        let mut extra = Vec::new();
+        for e in &opts.env {
+            if let Some(kv) = berth_api::opts::env::parse_env_arg(e, |_| None)
+                .map_err(|e| ContainerError::Invalid(e.to_string()))?
+            {
+                extra.push(kv);
+            }
+        }
+        let mut env = env::merge(&c.env, &extra, &c.hostname);
+        if opts.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+            env.push("TERM=xterm".into());
+        }
+        let exec_id = berth_common::id::random_id();
+        Ok(ExecPlan {
+            name: c.name.clone(),
+            bundle: self.bundle(&id),
+            state_dir: self.execs_dir(&id).join(&exec_id[..12]),
+            user: opts.user.clone().unwrap_or_else(|| c.user.clone()),
+            cwd: opts.workdir.clone().unwrap_or_else(|| c.workdir.clone()),
+            env,
+            opts: opts.clone(),
+            exec_id,
+            runtime: self.runtime.binary().to_path_buf(),
+            runtime_root: self.cfg.exec_root.join("runtime"),
+            shim: self.cfg.shim.clone(),
+            container: id,
+        })
+    }
+
+    /// [`Engine::exec_plan`] and [`ExecPlan::spawn`] in a row, for a caller that owns the
+    /// engine (the command line, tests); berthd plans under the lock and spawns without it.
+    pub fn exec_start(
         &self,
         what: &str,
-        exec_id: &str,
-        rows: u16,
-        cols: u16,
-    ) -> Result<(), ContainerError> {
+        opts: &ExecOptions,
+        attach: Option<AttachRequest>,
+    ) -> Result<ExecSession, ContainerError> {
+        self.exec_plan(what, opts)?.spawn(attach)
+    }
+
+    /// The state directory of running exec `exec_id` of container `what` (for a resize).
+    pub fn exec_dir(&self, what: &str, exec_id: &str) -> Result<PathBuf, ContainerError> {
         let id = self.resolve(what)?;
         let dir = self.execs_dir(&id).join(exec_id);
-        if exec_id.len() != 12 || !exec_id.bytes().all(|b| b.is_ascii_hexdigit()) || !dir.is_dir() {
-            return Err(ContainerError::NotFound(format!("exec instance {exec_id}")));
+        if exec_id.len() != 12 || !exec_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ContainerError::NoSuchExec(exec_id.to_string()));
         }
-        shim::connect(&dir, &Request::Resize { rows, cols })
-            .map(drop)
-            .map_err(io_err(format!("resizing exec {exec_id}")))
+        Ok(dir)
     }
 
     /// Runs `opts.cmd` in container `what` to completion, `stdin` as its input.
