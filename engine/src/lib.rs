@@ -7,4 +7,5 @@ pub mod events;
 pub mod failpoint;
 pub mod image;
 pub mod runtime;
+pub mod tree;
 pub mod volume;

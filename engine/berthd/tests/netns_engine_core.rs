@@ -825,6 +825,51 @@ fn netns_engine_core_a_start_that_panics_fails_cleanly() {
     assert_eq!(footprint(&d), empty);
 }
 
+#[test]
+fn netns_engine_core_a_hostile_deep_tree_is_removed_without_hurting_the_daemon() {
+    if !netns_support::enabled(
+        "netns_engine_core_a_hostile_deep_tree_is_removed_without_hurting_the_daemon",
+    ) {
+        return;
+    }
+    let d = Berthd::start();
+    let empty = footprint(&d);
+    let data = d.dir.path().join("data/containers");
+    // Deeper than std's recursive removal can go: one descriptor per level runs out of
+    // files (leaving it all behind), and past ~50,000 levels the stack overflows.
+    let depth = 30_000;
+    let id = d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "deep",
+        "--network",
+        "none",
+        IMAGE,
+        "sh",
+        "-c",
+        &format!(
+            // Grown at the top (a shell's `cd` stops at PATH_MAX; a program would not).
+            "mkdir d; i=0; while [ $i -lt {depth} ]; do mkdir n && mv d n/ && mv n d || {{ echo failed at $i; exit 1; }}; i=$((i+1)); done"
+        ),
+    ]);
+    let id = id.trim().to_string();
+    let t0 = Instant::now();
+    let o = docker_within(&d.sock, 300, &["wait", "deep"]);
+    assert_eq!(
+        text(&o).1,
+        "0",
+        "the tree was not made: {:?}",
+        d.docker(&["logs", "deep"])
+    );
+    eprintln!("{depth} levels made in {:?}", t0.elapsed());
+    let o = docker_within(&d.sock, 120, &["rm", "deep"]);
+    assert!(o.status.success(), "rm of the deep tree: {:?}", text(&o));
+    d.ok(&["ps"]);
+    assert!(!data.join(&id).exists(), "the container's files were left");
+    assert_eq!(footprint(&d), empty);
+}
+
 /// Runs `args` with berthd armed to die at `failpoint`, checks that it died there, and starts
 /// it again unarmed.
 fn crash_at(d: &mut Berthd, failpoint: &str, args: &[&str]) {

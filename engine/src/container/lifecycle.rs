@@ -910,7 +910,7 @@ impl Engine {
                 if !self.containers.contains_key(&name)
                     && !Path::new(&e.path()).join("config.v2.json").exists()
                 {
-                    let _ = fs::remove_dir_all(e.path());
+                    let _ = crate::tree::remove_tree(&e.path());
                 }
             }
         }
@@ -1087,7 +1087,7 @@ impl RunTeardown {
             if let Err(e) = rootfs::unmount(&dir) {
                 tracing::warn!(container = %name, error = %e, "unmounting");
             }
-            match fs::remove_dir_all(&dir) {
+            match crate::tree::remove_tree(&dir) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
                 _ => Ok(()),
             }
@@ -1116,7 +1116,7 @@ impl RunTeardown {
                 tracing::warn!(container = %id, error = %e, "cgroup");
             }
             for dir in [bundle, execs] {
-                match fs::remove_dir_all(&dir) {
+                match crate::tree::remove_tree(&dir) {
                     Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                         tracing::warn!(container = %id, error = %e, dir = %dir.display(), "removing run state");
                     }

@@ -218,7 +218,7 @@ pub fn load(store: &ImageStore, input: impl Read) -> Result<Vec<String>, Archive
             ))
         }
     })();
-    let _ = fs::remove_dir_all(&scratch);
+    let _ = crate::tree::remove_tree(&scratch);
     drop(lease);
     if result.is_err() {
         let _ = store.collect();

@@ -39,7 +39,7 @@ impl Trash {
     /// Deletes the directories (blocking: run it off the async workers).
     pub fn delete(self) {
         for d in self.dirs {
-            if let Err(e) = fs::remove_dir_all(&d) {
+            if let Err(e) = crate::tree::remove_tree(&d) {
                 if e.kind() != io::ErrorKind::NotFound {
                     tracing::warn!(dir = %d.display(), error = %e, "deleting a removed volume");
                 }
@@ -173,7 +173,7 @@ impl VolumeStore {
         self.volumes.insert(name.clone(), v.clone());
         if let Err(e) = self.save() {
             self.volumes.remove(&name);
-            let _ = fs::remove_dir_all(self.root.join(&name));
+            let _ = crate::tree::remove_tree(&self.root.join(&name));
             return Err(e);
         }
         Ok(v)

@@ -156,7 +156,7 @@ fn resolve_dir(root: &Path, parts: &[&OsStr], entry: &str) -> Result<PathBuf, La
 fn clear(path: &Path, keep_dir: bool) -> io::Result<()> {
     match fs::symlink_metadata(path) {
         Ok(m) if m.is_dir() && keep_dir => Ok(()),
-        Ok(m) if m.is_dir() => fs::remove_dir_all(path),
+        Ok(m) if m.is_dir() => crate::tree::remove_tree(path),
         Ok(_) => fs::remove_file(path),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),

@@ -59,14 +59,14 @@ pub fn extract_layer(
         entry: String::new(),
         source,
     };
-    let _ = fs::remove_dir_all(&tmp);
+    let _ = crate::tree::remove_tree(&tmp);
     fs::create_dir_all(&tmp).map_err(io_err)?;
     let result = decompress(reader)
         .map_err(io_err)
         .and_then(|r| unpack(r, &tmp, opts))
         .and_then(|stats| fs::rename(&tmp, dest).map(|()| stats).map_err(io_err));
     if result.is_err() {
-        let _ = fs::remove_dir_all(&tmp);
+        let _ = crate::tree::remove_tree(&tmp);
     }
     result
 }

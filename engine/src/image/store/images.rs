@@ -679,7 +679,7 @@ impl ImageStore {
             trash
         };
         for t in trash {
-            if let Err(e) = fs::remove_dir_all(&t) {
+            if let Err(e) = crate::tree::remove_tree(&t) {
                 tracing::warn!(path = %t.display(), error = %e, "removing a collected snapshot");
             }
         }

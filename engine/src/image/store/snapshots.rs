@@ -196,7 +196,7 @@ impl Snapshots {
             }
         })();
         if tmp.exists() {
-            let _ = fs::remove_dir_all(&tmp);
+            let _ = crate::tree::remove_tree(&tmp);
         }
         result
     }
