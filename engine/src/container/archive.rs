@@ -30,6 +30,9 @@ use nix::sys::stat::{FileStat, Mode, SFlag, fstat, fstatat};
 use super::{ContainerError, Engine, io_err, rootfs};
 use crate::image::layer::{ExtractOptions, LayerError};
 
+/// The longest container path `docker cp` archives (Linux's PATH_MAX).
+pub const MAX_PATH: usize = 4096;
+
 /// Why a copy to or from a container failed; names the path and the container.
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
@@ -473,6 +476,18 @@ impl ArchiveRoot {
     ) -> Result<(), ArchiveError> {
         let io = |e: io::Error| self.io("archiving", cpath, e);
         let ioe = |e: Errno| self.io("archiving", cpath, errno_io(e));
+        if cpath.len() > MAX_PATH {
+            // A tree deeper than any path can name (a hostile container's): refused, so the
+            // walk stays bounded in depth and memory.
+            let head: String = cpath.chars().take(64).collect();
+            return Err(self.io(
+                "archiving",
+                &format!("{head}..."),
+                io::Error::other(format!(
+                    "a path longer than {MAX_PATH} bytes (PATH_MAX) cannot be archived"
+                )),
+            ));
+        }
         let mut h = tar::Header::new_gnu();
         h.set_mode(st.st_mode & 0o7777);
         h.set_uid(st.st_uid.into());

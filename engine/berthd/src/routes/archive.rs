@@ -47,6 +47,10 @@ fn with_stat(mut resp: Response, stat: &PathStat) -> Response {
     resp
 }
 
+/// The stack of a `docker cp` walk: 2,048 levels of the archiver's frames, with room to spare
+/// (only what is used is ever touched).
+const ARCHIVE_STACK: usize = 64 << 20;
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -122,7 +126,12 @@ pub async fn archive_get(
     })
     .await?;
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(8);
-    tokio::task::spawn_blocking(move || {
+    // The walk recurses once per level (at most PATH_MAX / 2 levels): a thread with room
+    // for that, not the blocking pool's 2 MiB.
+    let walker = std::thread::Builder::new()
+        .name("berth-archive".into())
+        .stack_size(ARCHIVE_STACK);
+    let spawned = walker.spawn(move || {
         let mut w = ChannelWriter {
             tx: tx.clone(),
             buf: Vec::with_capacity(CHUNK),
@@ -133,6 +142,7 @@ pub async fn archive_get(
             let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
         }
     });
+    spawned.map_err(|e| ApiError::internal(format!("archiving: {e}")))?;
     let mut resp = Response::new(super::body::channel_body(rx));
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
