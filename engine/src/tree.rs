@@ -15,7 +15,7 @@ use std::path::Path;
 
 use nix::dir::{Dir, OwningIter, Type};
 use nix::errno::Errno;
-use nix::fcntl::{AtFlags, OFlag, openat, renameat};
+use nix::fcntl::{AtFlags, OFlag, RenameFlags, openat, renameat2};
 use nix::sys::stat::{Mode, fstatat};
 use nix::unistd::{UnlinkatFlags, unlinkat};
 
@@ -32,7 +32,7 @@ fn err(e: Errno) -> io::Error {
 
 /// Whether `name` in `dir` is the root of a mount (statx's `STATX_ATTR_MOUNT_ROOT`, which
 /// also sees bind mounts of the same file system), or on another device than `dev`.
-fn is_mount(dir: BorrowedFd<'_>, name: &CStr, dev: u64) -> io::Result<bool> {
+fn is_mount(dir: BorrowedFd<'_>, name: &CStr, dev: u64, flags: i32) -> io::Result<bool> {
     // SAFETY: an all-zero statx is a valid value, filled in by the call below.
     let mut stx: libc::statx = unsafe { std::mem::zeroed() };
     // SAFETY: `name` is a valid C string, `stx` a valid buffer, `dir` an open descriptor.
@@ -40,7 +40,7 @@ fn is_mount(dir: BorrowedFd<'_>, name: &CStr, dev: u64) -> io::Result<bool> {
         libc::statx(
             dir.as_raw_fd(),
             name.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW | libc::AT_NO_AUTOMOUNT,
+            libc::AT_SYMLINK_NOFOLLOW | libc::AT_NO_AUTOMOUNT | flags,
             libc::STATX_BASIC_STATS,
             &mut stx,
         )
@@ -51,8 +51,12 @@ fn is_mount(dir: BorrowedFd<'_>, name: &CStr, dev: u64) -> io::Result<bool> {
         let other_dev = libc::makedev(stx.stx_dev_major, stx.stx_dev_minor) != dev;
         return Ok(mount_root || other_dev);
     }
-    let st = fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(err)?;
-    Ok(st.st_dev != dev)
+    let st = if name.is_empty() {
+        nix::sys::stat::fstat(dir)
+    } else {
+        fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)
+    };
+    Ok(st.map_err(err)?.st_dev != dev)
 }
 
 /// Removes `path` and everything under it, as `rm -rf` would but bounded in open files and
@@ -72,7 +76,8 @@ pub fn remove_tree(path: &Path) -> io::Result<()> {
     };
     let dev = nix::sys::stat::fstat(&top).map_err(err)?.st_dev;
     // A pass empties the tree but for the subtrees it moved up; each pass moves fewer.
-    while empty(&top, dev)? {}
+    let mut moved = 0u64;
+    while empty(&top, dev, &mut moved)? {}
     drop(top);
     match std::fs::remove_dir(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -80,14 +85,23 @@ pub fn remove_tree(path: &Path) -> io::Result<()> {
     }
 }
 
+/// How many names a move up tries before it gives up (names the tree's own files took).
+const MAX_TRIES: u32 = 1000;
+
+/// Whether the directory open as `fd` is a mount's root or on another device than `dev`
+/// (checked on the directory opened, so it cannot be swapped after the check).
+fn fd_is_mount(fd: BorrowedFd<'_>, dev: u64) -> io::Result<bool> {
+    is_mount(fd, c"", dev, libc::AT_EMPTY_PATH)
+}
+
 /// One pass over the tree under `top`: every file and directory removed, but for
-/// subtrees past [`MAX_OPEN`] levels, moved up into `top`; whether any was.
-fn empty(top: &OwnedFd, dev: u64) -> io::Result<bool> {
+/// subtrees past [`MAX_OPEN`] levels, moved up into `top` (`moved` counts them, naming
+/// them); whether any was.
+fn empty(top: &OwnedFd, dev: u64, moved_total: &mut u64) -> io::Result<bool> {
     let first = Dir::openat(top, c".", dir_flags(), Mode::empty()).map_err(err)?;
     // Each open level: its entries as they are read, and its name in the level above.
     let mut stack: Vec<(OwningIter, Option<CString>)> = vec![(first.into_iter(), None)];
     let mut moved = false;
-    let mut flat = 0u64;
     while let Some((entries, _)) = stack.last_mut() {
         let Some(entry) = entries.next() else {
             let (done, name) = stack.pop().expect("a level is open");
@@ -112,9 +126,11 @@ fn empty(top: &OwnedFd, dev: u64) -> io::Result<bool> {
         let here = unsafe { BorrowedFd::borrow_raw(entries.as_raw_fd()) };
         let is_dir = match entry.file_type() {
             Some(t) => t == Type::Directory,
-            None => fstatat(here, name.as_c_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
-                .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
-                .map_err(err)?,
+            None => match fstatat(here, name.as_c_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+                Ok(st) => st.st_mode & libc::S_IFMT == libc::S_IFDIR,
+                Err(Errno::ENOENT) => continue,
+                Err(e) => return Err(err(e)),
+            },
         };
         if !is_dir {
             match unlinkat(here, name.as_c_str(), UnlinkatFlags::NoRemoveDir) {
@@ -123,11 +139,17 @@ fn empty(top: &OwnedFd, dev: u64) -> io::Result<bool> {
             }
             continue;
         }
-        if is_mount(here, &name, dev)? {
-            return Err(io::Error::other(format!(
+        let mount_point = || {
+            io::Error::other(format!(
                 "{} is a mount point: not removed",
                 OsStr::from_bytes(name.to_bytes()).to_string_lossy()
-            )));
+            ))
+        };
+        match is_mount(here, &name, dev, 0) {
+            Ok(false) => {}
+            Ok(true) => return Err(mount_point()),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+            Err(e) => return Err(e),
         }
         // An empty directory goes at once, without being opened.
         match unlinkat(here, name.as_c_str(), UnlinkatFlags::RemoveDir) {
@@ -136,21 +158,37 @@ fn empty(top: &OwnedFd, dev: u64) -> io::Result<bool> {
             Err(e) => return Err(err(e)),
         }
         if stack.len() >= MAX_OPEN {
-            // Too deep to open: moved up under `top`, emptied by the next pass.
+            // Too deep to open: moved up under `top` (never over anything there: a name the
+            // tree's own files took is skipped), emptied by the next pass.
+            let mut tries = 0;
             loop {
-                flat += 1;
-                let to = CString::new(format!(".berth-deep-{}-{flat}", std::process::id()))
-                    .expect("no NUL");
-                match renameat(here, name.as_c_str(), top.as_fd(), to.as_c_str()) {
+                *moved_total += 1;
+                tries += 1;
+                let to = CString::new(format!(".berth-deep-{}", *moved_total)).expect("no NUL");
+                match renameat2(
+                    here,
+                    name.as_c_str(),
+                    top.as_fd(),
+                    to.as_c_str(),
+                    RenameFlags::RENAME_NOREPLACE,
+                ) {
                     Ok(()) => break,
-                    Err(Errno::EEXIST | Errno::ENOTEMPTY) => continue,
+                    Err(Errno::ENOENT) => break,
+                    Err(_) if tries < MAX_TRIES => continue,
                     Err(e) => return Err(err(e)),
                 }
             }
             moved = true;
             continue;
         }
-        let child = openat(here, name.as_c_str(), dir_flags(), Mode::empty()).map_err(err)?;
+        let child = match openat(here, name.as_c_str(), dir_flags(), Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => continue,
+            Err(e) => return Err(err(e)),
+        };
+        if fd_is_mount(child.as_fd(), dev)? {
+            return Err(mount_point());
+        }
         let child = Dir::from_fd(child).map_err(err)?;
         stack.push((child.into_iter(), Some(name)));
     }
@@ -192,6 +230,10 @@ mod tests {
             std::fs::create_dir(root.join("wide").join(format!("dir{i}"))).unwrap();
         }
         std::os::unix::fs::symlink("/", root.join("wide/escape")).unwrap();
+        // Names a move up would take, planted: skipped, never replaced or a failure.
+        for i in 1..4 {
+            std::fs::write(root.join(format!(".berth-deep-{i}")), b"planted").unwrap();
+        }
         // 64 KiB of stack: a recursive walk would need far more for 20,000 levels.
         let r = root.clone();
         let removed = std::thread::Builder::new()

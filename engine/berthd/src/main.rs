@@ -97,6 +97,9 @@ fn settings(cli: &Cli) -> anyhow::Result<Settings> {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let cfg = settings(&cli)?;
+    // Attached streams, logs followers and `docker cp` walks (a descriptor per level) each
+    // hold descriptors: the whole hard limit, not the usual 1024.
+    berth_common::limits::raise_nofile();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(&cfg.log_level).with_context(|| {

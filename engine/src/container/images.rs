@@ -24,12 +24,12 @@ pub enum Removal {
 }
 
 impl Removal {
-    /// The store's `Untagged: X` / `Deleted: X` line.
-    pub fn parse(line: &str) -> Removal {
+    /// The store's `Untagged: X` / `Deleted: X` line (`None` for any other).
+    pub fn parse(line: &str) -> Option<Removal> {
         match line.split_once(": ") {
-            Some(("Untagged", v)) => Removal::Untagged(v.to_string()),
-            Some((_, v)) => Removal::Deleted(v.to_string()),
-            None => Removal::Deleted(line.to_string()),
+            Some(("Untagged", v)) => Some(Removal::Untagged(v.to_string())),
+            Some(("Deleted", v)) => Some(Removal::Deleted(v.to_string())),
+            _ => None,
         }
     }
 }
@@ -123,7 +123,7 @@ impl ImageBackend {
             store.remove(&name, force, |id| users.get(&id.to_string()).cloned())
         })
         .await?;
-        let removals: Vec<Removal> = lines.iter().map(|l| Removal::parse(l)).collect();
+        let removals: Vec<Removal> = lines.iter().filter_map(|l| Removal::parse(l)).collect();
         self.publish(&removals, Some(&image_id));
         Ok(removals)
     }
@@ -137,7 +137,7 @@ impl ImageBackend {
             store.prune(all, |id| in_use.contains(&id.to_string()))
         })
         .await?;
-        let removals: Vec<Removal> = lines.iter().map(|l| Removal::parse(l)).collect();
+        let removals: Vec<Removal> = lines.iter().filter_map(|l| Removal::parse(l)).collect();
         self.publish(&removals, None);
         Ok((removals, space))
     }
@@ -165,7 +165,7 @@ mod tests {
             "Deleted: sha256:bb",
         ]
         .iter()
-        .map(|s| Removal::parse(s))
+        .filter_map(|s| Removal::parse(s))
         .collect();
         assert_eq!(
             removal_events(&removals, None),
@@ -176,15 +176,13 @@ mod tests {
                 ("delete", "sha256:bb".to_string()),
             ]
         );
-        let only_untag = vec![Removal::parse("Untagged: docker.io/library/app:1")];
+        let only_untag = vec![Removal::parse("Untagged: docker.io/library/app:1").unwrap()];
         assert_eq!(
             removal_events(&only_untag, Some("sha256:cc")),
             vec![("untag", "sha256:cc".to_string())]
         );
         assert!(removal_events(&only_untag, None).is_empty());
-        assert_eq!(
-            Removal::parse("no colon"),
-            Removal::Deleted("no colon".into())
-        );
+        assert_eq!(Removal::parse("no colon"), None);
+        assert_eq!(Removal::parse("Other: x"), None);
     }
 }

@@ -89,10 +89,12 @@ impl StartPlan {
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
             tracing::error!(container = %self.id, panic = %why, "a step of the start panicked");
-            Err(ContainerError::Invalid(format!(
-                "starting container {}: an internal error ({why}); see berthd's log",
-                self.name
-            )))
+            Err(ContainerError::Io {
+                what: format!("starting container {}", self.name),
+                source: std::io::Error::other(format!(
+                    "an internal error ({why}); see berthd's log"
+                )),
+            })
         });
         if result.is_err() {
             self.undo.run().await;

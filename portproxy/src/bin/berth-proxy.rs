@@ -121,14 +121,6 @@ fn init_logs(filter: &str) {
         .init();
 }
 
-/// Every relayed connection costs two descriptors: use the whole hard limit.
-fn raise_fd_limit() {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
-    }
-}
-
 async fn terminated() {
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
@@ -326,7 +318,7 @@ fn write_pid(path: &std::path::Path, pid: i32) -> Result<()> {
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    raise_fd_limit();
+    berth_common::limits::raise_nofile();
     if compat::looks_like_docker_proxy(&args) {
         init_logs("warn");
         return docker_proxy_main(&args);

@@ -11,7 +11,6 @@ use tokio::sync::{Mutex, oneshot};
 
 use super::table::{ExecRecord, ExecTable};
 use super::{ExecOptions, resize_terminal};
-use crate::container::state::Status;
 use crate::container::{ContainerError, Engine, io_err};
 use crate::runtime::attach::AttachRequest;
 
@@ -64,18 +63,14 @@ impl ExecBackend {
         streams: (bool, bool, bool),
         detach_keys: Vec<u8>,
     ) -> Result<String, ContainerError> {
-        let container = {
-            let e = self.engine.lock().await;
-            let c = e.get(what)?;
-            if c.state.status != Status::Running {
-                return Err(ContainerError::Conflict(format!(
-                    "Container {} is not running",
-                    c.name
-                )));
-            }
-            // Checked now (the command, the environment), run at the start.
-            e.exec_plan(what, &opts)?.container().to_string()
-        };
+        // Checked now (running, not paused, the command, the environment), run at the start.
+        let container = self
+            .engine
+            .lock()
+            .await
+            .exec_plan(what, &opts)?
+            .container()
+            .to_string();
         Ok(self
             .table
             .insert(ExecRecord::new(container, opts, streams, detach_keys)))
@@ -101,6 +96,25 @@ impl ExecBackend {
         claimed: Claimed,
         attach: Option<AttachRequest>,
     ) -> Result<ExecStarted, ContainerError> {
+        // In a task of its own: a client hanging up never leaves the exec claimed and not
+        // run, nor a spawned shim without the task that records its exit.
+        let this = self.clone();
+        let id = claimed.id.clone();
+        let task = tokio::spawn(async move { this.start_detached(claimed, attach).await });
+        task.await.unwrap_or_else(|e| {
+            self.table.ended(&id, 126);
+            Err(ContainerError::Io {
+                what: format!("starting exec {id}"),
+                source: std::io::Error::other(e.to_string()),
+            })
+        })
+    }
+
+    async fn start_detached(
+        &self,
+        claimed: Claimed,
+        attach: Option<AttachRequest>,
+    ) -> Result<ExecStarted, ContainerError> {
         let Claimed { id, rec } = claimed;
         let exec_id = id.as_str();
         let plan = self
@@ -112,9 +126,10 @@ impl ExecBackend {
             Ok(plan) => tokio::task::spawn_blocking(move || plan.spawn(attach))
                 .await
                 .unwrap_or_else(|e| {
-                    Err(ContainerError::Invalid(format!(
-                        "starting exec {exec_id}: {e}"
-                    )))
+                    Err(ContainerError::Io {
+                        what: format!("starting exec {exec_id}"),
+                        source: std::io::Error::other(e.to_string()),
+                    })
                 }),
             Err(e) => Err(e),
         };

@@ -150,11 +150,18 @@ impl ExecPlan {
     /// with Docker's 126 or 127; nothing of the exec is left then.
     pub fn spawn(self, attach: Option<AttachRequest>) -> Result<ExecSession, ContainerError> {
         let name = &self.name;
-        let config: Value = serde_json::from_slice(
-            &fs::read(self.bundle.join("config.json"))
-                .map_err(io_err(format!("container {name}: reading its spec")))?,
-        )
-        .map_err(|e| ContainerError::Invalid(format!("container {name}: its spec: {e}")))?;
+        let spec = match fs::read(self.bundle.join("config.json")) {
+            Ok(b) => b,
+            // Its run was undone since the plan: it stopped meanwhile.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ContainerError::Conflict(format!(
+                    "Container {name} is not running"
+                )));
+            }
+            Err(e) => return Err(io_err(format!("container {name}: reading its spec"))(e)),
+        };
+        let config: Value = serde_json::from_slice(&spec)
+            .map_err(|e| ContainerError::Invalid(format!("container {name}: its spec: {e}")))?;
         let ids = super::confined::resolve_user(&self.bundle.join("rootfs"), &self.user, name)?;
         let mut process = config["process"].clone();
         process["terminal"] = Value::Bool(self.opts.tty);

@@ -114,6 +114,10 @@ pub struct ImageStore {
     /// Layers (chain IDs) containers run on, by container ID: kept by the collector even
     /// after their image is deleted (`rmi -f` under a stopped container).
     holds: Mutex<HashMap<String, Vec<Digest>>>,
+    /// The image each container created through [`ImageStore::resolve_and_hold`] uses, by
+    /// container ID: `rmi` and `prune` count it as used even before the container is in the
+    /// engine's published index.
+    held_images: Mutex<HashMap<String, Digest>>,
 }
 
 /// An image whose blobs and snapshots are in the store, about to get its record (a pull or a
@@ -185,6 +189,7 @@ impl ImageStore {
             records: RwLock::new(Arc::new(records)),
             writer: Mutex::new(()),
             holds: Mutex::new(HashMap::new()),
+            held_images: Mutex::new(HashMap::new()),
         })
     }
 
@@ -236,12 +241,36 @@ impl ImageStore {
             owner,
             img.layers.iter().map(|l| l.chain_id.clone()).collect(),
         );
+        self.held_images
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(owner.to_string(), img.id.clone());
         Ok(img)
+    }
+
+    /// A container holding image `id` (see [`ImageStore::resolve_and_hold`]), as a stopped
+    /// user: `rmi`'s rules then apply to it as to any container not running.
+    fn holder_of(&self, id: &Digest) -> Option<ImageUser> {
+        let held = self.held_images.lock().unwrap_or_else(|e| e.into_inner());
+        let mut owners: Vec<&String> = held
+            .iter()
+            .filter(|(_, i)| *i == id)
+            .map(|(o, _)| o)
+            .collect();
+        owners.sort();
+        owners.first().map(|o| ImageUser {
+            container: o.chars().take(12).collect(),
+            running: false,
+        })
     }
 
     /// Lets the collector have what `owner` held.
     pub fn release(&self, owner: &str) {
         self.holds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(owner);
+        self.held_images
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(owner);
@@ -540,7 +569,9 @@ impl ImageStore {
                     })
                     .collect::<Vec<_>>()
             };
-            match (by_tag.is_some(), user_of(&id)) {
+            // A container whose create holds the image counts, before the index shows it.
+            let user = user_of(&id).or_else(|| self.holder_of(&id));
+            match (by_tag.is_some(), user) {
                 (true, Some(u)) if !force => Err(ImageError::ReferenceInUse {
                     reference: name.to_string(),
                     container: u.container,
@@ -584,7 +615,11 @@ impl ImageStore {
             let doomed: Vec<Digest> = records
                 .images
                 .values()
-                .filter(|img| (all || records.tags_of(&img.id).is_empty()) && !in_use(&img.id))
+                .filter(|img| {
+                    (all || records.tags_of(&img.id).is_empty())
+                        && !in_use(&img.id)
+                        && self.holder_of(&img.id).is_none()
+                })
                 .map(|img| img.id.clone())
                 .collect();
             for id in doomed {
@@ -906,6 +941,28 @@ mod tests {
         s.release("c1");
         s.collect().unwrap();
         assert!(!s.snapshots().has(&img.layers[0].chain_id));
+    }
+
+    #[test]
+    fn an_image_held_by_a_create_is_in_use_before_the_index_shows_the_container() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = ImageStore::open(dir.path()).unwrap();
+        let img = s.import(&rootfs()[..], Some("held:1")).unwrap();
+        let short = img.id.hex[..12].to_string();
+        let owner = "f".repeat(64);
+        s.resolve_and_hold(&owner, "held:1").unwrap();
+        // No user known to the caller: the hold is one, stopped (Docker's rules for it).
+        let e = s.remove(&short, false, |_| None).unwrap_err().to_string();
+        assert!(
+            e.contains("being used by stopped container ffffffffffff"),
+            "{e}"
+        );
+        let (gone, _) = s.prune(true, |_| false).unwrap();
+        assert!(gone.is_empty(), "pruned under a create: {gone:?}");
+        assert_eq!(s.resolve("held:1").unwrap().id, img.id);
+        s.release(&owner);
+        let (gone, _) = s.prune(true, |_| false).unwrap();
+        assert_eq!(gone.last().unwrap(), &format!("Deleted: {}", img.id));
     }
 
     #[test]
