@@ -359,10 +359,21 @@ impl Engine {
         outcome: super::start::StartOutcome,
     ) -> Result<Option<Duration>, ContainerError> {
         let id = outcome.id().to_string();
-        match self.start_finish(outcome).await {
-            Ok(_) => Ok(None),
+        let started = self.start_finish(outcome).await;
+        self.restart_ended(&id, started.map(drop))
+    }
+
+    /// What a restart by policy does once its start is recorded (`started`): nothing more when
+    /// it runs or the container is gone, else the policy decides (see [`Engine::restart_end`]).
+    pub fn restart_ended(
+        &mut self,
+        id: &str,
+        started: Result<(), ContainerError>,
+    ) -> Result<Option<Duration>, ContainerError> {
+        match started {
+            Ok(()) => Ok(None),
             Err(ContainerError::NotFound(_)) => Ok(None),
-            Err(e) => self.restart_failed(&id, e),
+            Err(e) => self.restart_failed(id, e),
         }
     }
 

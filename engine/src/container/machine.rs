@@ -75,7 +75,7 @@ impl Machine for EngineMachine {
             return Ok(None);
         };
         let outcome = plan.run().await;
-        self.engine.lock().await.start_finish(outcome).await
+        super::start::finish_start(&self.engine, outcome).await
     }
 
     async fn attach(&self, id: &str, req: AttachRequest) -> Result<UnixStream, ContainerError> {

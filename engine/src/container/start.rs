@@ -68,6 +68,40 @@ impl StartOutcome {
     }
 }
 
+/// What [`Engine::start_record`] did.
+#[derive(Debug)]
+pub enum StartRecorded {
+    /// Running: its attachment, if one was asked for.
+    Started(Option<UnixStream>),
+    /// The new run must be ended (its container was removed or stopped meanwhile): `undo`
+    /// without the engine's lock, then [`Engine::start_undone`]; the start fails with `error`.
+    Undo {
+        /// The container's ID.
+        id: String,
+        /// The run's teardown.
+        undo: Box<RunTeardown>,
+        /// What the start answers.
+        error: ContainerError,
+    },
+}
+
+/// The last step of a start for a daemon: recorded under the engine's lock, a run that must
+/// be ended torn down without it (the container busy meanwhile), as [`Engine::start_finish`].
+pub async fn finish_start(
+    engine: &tokio::sync::Mutex<Engine>,
+    outcome: StartOutcome,
+) -> Result<Option<UnixStream>, ContainerError> {
+    let recorded = engine.lock().await.start_record(outcome)?;
+    match recorded {
+        StartRecorded::Started(stream) => Ok(stream),
+        StartRecorded::Undo { id, undo, error } => {
+            undo.run().await;
+            engine.lock().await.start_undone(&id);
+            Err(error)
+        }
+    }
+}
+
 impl StartPlan {
     /// The container's ID.
     pub fn id(&self) -> &str {
@@ -283,32 +317,46 @@ impl Engine {
         }
     }
 
-    /// The last step: records the run the shim started, or why the start failed (the plan
-    /// undid what it made). A container removed meanwhile (a caller that did not order its
-    /// requests) has its new process ended and its run torn down.
+    /// The last step, for a caller that owns the engine: [`Engine::start_record`] and, when
+    /// the new run must be ended, its teardown in a row. berthd uses [`finish_start`].
     pub async fn start_finish(
         &mut self,
         outcome: StartOutcome,
     ) -> Result<Option<UnixStream>, ContainerError> {
-        let id = outcome.id;
-        self.end_busy(&id);
-        if !self.containers.contains_key(&id) {
-            self.teardown_run(&id).await;
-            return Err(ContainerError::NotFound(id));
+        match self.start_record(outcome)? {
+            StartRecorded::Started(stream) => Ok(stream),
+            StartRecorded::Undo { id, undo, error } => {
+                undo.run().await;
+                self.start_undone(&id);
+                Err(error)
+            }
         }
-        if outcome.result.is_ok() && self.containers[&id].state.stopped_by_user {
-            // Stopped by its user while a restart by policy was under way (`docker stop` of a
-            // restarting container): the new run is ended, the container stays stopped.
-            self.teardown_run(&id).await;
-            let _ = self.set_state(&id, |s| {
-                s.status = Status::Exited;
-                s.pid = 0;
-                s.shim_pid = 0;
-            });
-            return Err(ContainerError::Conflict(format!(
-                "container {} was stopped while it was being restarted",
-                self.containers[&id].name
-            )));
+    }
+
+    /// Records the run the shim started, or why the start failed (the plan undid what it
+    /// made). A container removed meanwhile (a caller that did not order its requests), or
+    /// stopped by its user while a restart by policy was under way, has its new run ended:
+    /// [`StartRecorded::Undo`], the container still busy until [`Engine::start_undone`].
+    pub fn start_record(&mut self, outcome: StartOutcome) -> Result<StartRecorded, ContainerError> {
+        let id = outcome.id;
+        let gone = !self.containers.contains_key(&id);
+        if outcome.result.is_ok() && (gone || self.containers[&id].state.stopped_by_user) {
+            let error = if gone {
+                ContainerError::NotFound(id.clone())
+            } else {
+                // `docker stop` of a restarting container: it stays stopped.
+                ContainerError::Conflict(format!(
+                    "container {} was stopped while it was being restarted",
+                    self.containers[&id].name
+                ))
+            };
+            let undo = Box::new(self.run_teardown(&id));
+            return Ok(StartRecorded::Undo { id, undo, error });
+        }
+        self.end_busy(&id);
+        if gone {
+            self.reindex(&id);
+            return Err(ContainerError::NotFound(id));
         }
         match outcome.result {
             Ok(spawned) => {
@@ -323,13 +371,27 @@ impl Engine {
                     )
                 })?;
                 self.emit(|| Event::container(&self.containers[&id], "start", &[]));
-                Ok(spawned.attached)
+                Ok(StartRecorded::Started(spawned.attached))
             }
             Err(e) => {
                 self.reindex(&id);
                 Err(self.record_failed_start(&id, e))
             }
         }
+    }
+
+    /// A run [`StartRecorded::Undo`] asked to end is undone: the container (when it is still
+    /// there) is stopped and no longer busy.
+    pub fn start_undone(&mut self, id: &str) {
+        if self.containers.contains_key(id) {
+            let _ = self.set_state(id, |s| {
+                s.status = Status::Exited;
+                s.pid = 0;
+                s.shim_pid = 0;
+            });
+        }
+        self.end_busy(id);
+        self.reindex(id);
     }
 
     /// Records why a start failed (nothing of it is left); returns the error.

@@ -127,7 +127,8 @@ async fn restart_loop(engine: Arc<Mutex<Engine>>, id: String, delay: Duration) -
             Ok(RestartStep::Retry(next)) => Ok(Some(next)),
             Ok(RestartStep::Run(plan)) => {
                 let outcome = plan.run().await;
-                engine.lock().await.restart_end(outcome).await
+                let started = super::start::finish_start(&engine, outcome).await;
+                engine.lock().await.restart_ended(&id, started.map(drop))
             }
             Err(e) => Err(e),
         };
