@@ -263,7 +263,9 @@ fn netns_engine_core_kill_during_a_stop_signals_at_once_as_docker_does() {
         return;
     }
     let d = Berthd::start();
+    let empty = footprint(&d);
     let berth = kill_during_stop_steps(&|args| d.docker(args));
+    assert_eq!(footprint(&d), empty, "the killed container left something");
     assert_eq!(berth[1], (0, "stubborn".to_string()), "{berth:?}");
     assert_eq!(berth[3], (0, "exited 137".to_string()), "{berth:?}");
     match Dockerd::start() {

@@ -324,7 +324,7 @@ impl Engine {
     /// is held throughout; a daemon uses [`Engine::restart_begin`] and [`Engine::restart_end`]
     /// and lets it go in between.
     pub async fn restart_due(&mut self, id: &str) -> Result<Option<Duration>, ContainerError> {
-        match self.restart_begin(id).await? {
+        match self.restart_begin(id)? {
             RestartStep::NotDue => Ok(None),
             RestartStep::Retry(delay) => Ok(Some(delay)),
             RestartStep::Run(plan) => {
@@ -336,7 +336,7 @@ impl Engine {
 
     /// The first step of a restart by policy: `None` when it is no longer due (the user
     /// stopped, started or removed the container meanwhile).
-    pub async fn restart_begin(&mut self, id: &str) -> Result<RestartStep, ContainerError> {
+    pub fn restart_begin(&mut self, id: &str) -> Result<RestartStep, ContainerError> {
         let Some(c) = self.containers.get(id) else {
             return Ok(RestartStep::NotDue);
         };
@@ -344,7 +344,7 @@ impl Engine {
             return Ok(RestartStep::NotDue);
         }
         self.set_state(id, |s| s.restart_count += 1)?;
-        match self.prepare_run(id, None).await {
+        match self.prepare_run(id, None) {
             Ok(plan) => Ok(RestartStep::Run(Box::new(plan))),
             Err(e) => Ok(match self.restart_failed(id, e)? {
                 Some(delay) => RestartStep::Retry(delay),

@@ -69,8 +69,7 @@ impl Machine for EngineMachine {
         let Some(plan) = self
             .engine_unless_busy(id)
             .await
-            .start_prepare(id, attach)
-            .await?
+            .start_prepare(id, attach)?
         else {
             return Ok(None);
         };

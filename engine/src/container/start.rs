@@ -236,7 +236,7 @@ impl Engine {
         what: &str,
         attach: Option<AttachRequest>,
     ) -> Result<Option<UnixStream>, ContainerError> {
-        match self.start_prepare(what, attach).await? {
+        match self.start_prepare(what, attach)? {
             Some(plan) => {
                 let outcome = plan.run().await;
                 self.start_finish(outcome).await
@@ -248,7 +248,7 @@ impl Engine {
     /// The first step of a user's start (`docker start`, `docker run`): `None` when the
     /// container runs already (Docker's 304). The restart policy's count and back-off start
     /// over, as a user's start does in Docker.
-    pub async fn start_prepare(
+    pub fn start_prepare(
         &mut self,
         what: &str,
         attach: Option<AttachRequest>,
@@ -269,7 +269,7 @@ impl Engine {
             s.restart_count = 0;
             s.backoff_ms = 0;
         })?;
-        self.prepare_run(&id, attach).await.map(Some)
+        self.prepare_run(&id, attach).map(Some)
     }
 
     /// A start the engine decides on (a restart policy, a daemon start), in a row.
@@ -278,7 +278,7 @@ impl Engine {
         id: &str,
         attach: Option<AttachRequest>,
     ) -> Result<Option<UnixStream>, ContainerError> {
-        let plan = self.prepare_run(id, attach).await?;
+        let plan = self.prepare_run(id, attach)?;
         let outcome = plan.run().await;
         self.start_finish(outcome).await
     }
@@ -303,7 +303,7 @@ impl Engine {
     }
 
     /// Plans a run (failing cleanly: the error recorded) and marks the container starting.
-    pub(super) async fn prepare_run(
+    pub(super) fn prepare_run(
         &mut self,
         id: &str,
         attach: Option<AttachRequest>,

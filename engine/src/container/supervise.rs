@@ -121,7 +121,7 @@ async fn restart_loop(engine: Arc<Mutex<Engine>>, id: String, delay: Duration) -
     loop {
         tokio::time::sleep(delay).await;
         // The engine is held to plan and to record, not while the run is prepared and spawned.
-        let step = engine.lock().await.restart_begin(&id).await;
+        let step = engine.lock().await.restart_begin(&id);
         let ended = match step {
             Ok(RestartStep::NotDue) => Ok(None),
             Ok(RestartStep::Retry(next)) => Ok(Some(next)),

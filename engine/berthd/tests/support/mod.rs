@@ -112,7 +112,13 @@ impl Berthd {
         drop(store);
         std::fs::write(dir.path().join("resolv.conf"), "nameserver 127.0.0.1\n").unwrap();
         let sock = dir.path().join("berth.sock");
-        let cgroup_parent = format!("berthd-test-{}", std::process::id());
+        // Unique to this instance: PIDs repeat across runs of the test namespace, and a run
+        // that was killed (its drop never ran) must not leave cgroups in a later run's count.
+        let cgroup_parent = format!(
+            "berthd-test-{}-{}",
+            std::process::id(),
+            dir.path().file_name().unwrap().to_string_lossy().trim_start_matches('.')
+        );
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let child = spawn(dir.path(), &sock, &cgroup_parent, &extra, &[]);
         Berthd {
