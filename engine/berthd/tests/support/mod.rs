@@ -117,7 +117,11 @@ impl Berthd {
         let cgroup_parent = format!(
             "berthd-test-{}-{}",
             std::process::id(),
-            dir.path().file_name().unwrap().to_string_lossy().trim_start_matches('.')
+            dir.path()
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .trim_start_matches('.')
         );
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let child = spawn(dir.path(), &sock, &cgroup_parent, &extra, &[]);
