@@ -94,11 +94,6 @@ impl ImageBackend {
         }
     }
 
-    /// The store.
-    pub fn store(&self) -> &Arc<ImageStore> {
-        &self.store
-    }
-
     /// The IDs of the images containers use (`system df`, `image prune`).
     pub fn in_use(&self) -> BTreeSet<String> {
         self.index.borrow().images_in_use()

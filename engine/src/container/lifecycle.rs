@@ -24,7 +24,7 @@ use crate::volume::store::Trash;
 pub enum AfterExit {
     /// It stays exited with this code.
     Exited(i32),
-    /// Its restart policy starts it again after this delay ([`Engine::restart_due`]).
+    /// Its restart policy starts it again after this delay (the supervisor's restart loop).
     Restart(Duration),
     /// `--rm` removed it; it had exited with this code.
     Removed(i32),
@@ -317,23 +317,6 @@ impl Engine {
         Ok(ExitEnd::Done(plan.after))
     }
 
-    /// Starts a container whose restart back-off has elapsed, unless the user stopped or
-    /// removed it meanwhile. A start that fails counts as a run that failed at once (exit code
-    /// 128, the error recorded): the policy decides again, as Docker's restart manager does,
-    /// and `Some(delay)` says when to try next; `None` when it runs or is given up. The engine
-    /// is held throughout; a daemon uses [`Engine::restart_begin`] and [`Engine::restart_end`]
-    /// and lets it go in between.
-    pub async fn restart_due(&mut self, id: &str) -> Result<Option<Duration>, ContainerError> {
-        match self.restart_begin(id)? {
-            RestartStep::NotDue => Ok(None),
-            RestartStep::Retry(delay) => Ok(Some(delay)),
-            RestartStep::Run(plan) => {
-                let outcome = plan.run().await;
-                self.restart_end(outcome).await
-            }
-        }
-    }
-
     /// The first step of a restart by policy: `None` when it is no longer due (the user
     /// stopped, started or removed the container meanwhile).
     pub fn restart_begin(&mut self, id: &str) -> Result<RestartStep, ContainerError> {
@@ -353,18 +336,10 @@ impl Engine {
         }
     }
 
-    /// The last step of a restart by policy (see [`Engine::restart_due`]).
-    pub async fn restart_end(
-        &mut self,
-        outcome: super::start::StartOutcome,
-    ) -> Result<Option<Duration>, ContainerError> {
-        let id = outcome.id().to_string();
-        let started = self.start_finish(outcome).await;
-        self.restart_ended(&id, started.map(drop))
-    }
-
-    /// What a restart by policy does once its start is recorded (`started`): nothing more when
-    /// it runs or the container is gone, else the policy decides (see [`Engine::restart_end`]).
+    /// The last step of a restart by policy, once its start is recorded (`started`, by
+    /// [`super::start::finish_start`]): nothing more when it runs or the container is gone,
+    /// else the policy decides: a start that failed counts as a run that failed at once (exit
+    /// code 128), as Docker's restart manager does; `Some(delay)` says when to try next.
     pub fn restart_ended(
         &mut self,
         id: &str,
@@ -1062,7 +1037,8 @@ pub enum RestartStep {
     NotDue,
     /// Its start failed before anything ran: try again after this back-off.
     Retry(Duration),
-    /// Run this plan without the engine, then [`Engine::restart_end`].
+    /// Run this plan without the engine, then [`super::start::finish_start`] and
+    /// [`Engine::restart_ended`].
     Run(Box<super::start::StartPlan>),
 }
 

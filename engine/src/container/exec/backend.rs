@@ -161,11 +161,6 @@ impl ExecBackend {
         self.table.get(exec_id)
     }
 
-    /// The table of execs.
-    pub fn table(&self) -> &ExecTable {
-        &self.table
-    }
-
     /// `POST /exec/{id}/resize`: sets the size of a running exec's terminal.
     pub async fn resize(&self, exec_id: &str, rows: u16, cols: u16) -> Result<(), ContainerError> {
         let rec = self.table.get(exec_id)?;
