@@ -99,6 +99,13 @@ fn bundle(
     )
     .unwrap();
     let cfg = spec(&SpecInput {
+        caps: engine::runtime::caps::DEFAULT.map(String::from).to_vec(),
+        seccomp: None,
+        no_new_privileges: false,
+        apparmor: None,
+        privileged: false,
+        devices: vec![],
+        cgroupns: false,
         args: args.iter().map(|s| s.to_string()).collect(),
         env: env::merge(&[], &[("GREETING".into(), "hello".into())], hostname),
         cwd: "/".into(),

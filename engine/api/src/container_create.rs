@@ -217,15 +217,18 @@ pub struct HostConfig {
     /// `--log-driver`, `--log-opt`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_config: Option<LogConfig>,
-    /// `--privileged` (refused).
+    /// `--privileged`.
     pub privileged: bool,
-    /// `--cap-add` (refused when not empty).
+    /// `--cgroupns`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub cgroupns_mode: String,
+    /// `--cap-add`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cap_add: Option<Vec<String>>,
-    /// `--cap-drop` (refused when not empty).
+    /// `--cap-drop`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cap_drop: Option<Vec<String>>,
-    /// `--security-opt` (refused when not empty).
+    /// `--security-opt`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub security_opt: Option<Vec<String>>,
     /// `--device` (refused when not empty).

@@ -137,6 +137,9 @@ pub struct ContainerArgs {
     /// Security Options
     #[arg(long = "security-opt", value_name = "list")]
     pub security_opt: Vec<String>,
+    /// Cgroup namespace to use (host|private)
+    #[arg(long = "cgroupns", value_name = "string")]
+    pub cgroupns: Option<String>,
     /// Pull image before creating ("always", "missing", "never")
     #[arg(long, default_value = "missing")]
     pub pull: String,
@@ -224,6 +227,52 @@ fn expose(specs: &[String]) -> Result<Vec<String>, ArgsError> {
 }
 
 /// `--restart`: the body's `RestartPolicy`.
+/// The most bytes of a seccomp profile file read.
+const MAX_PROFILE: u64 = 1 << 20;
+
+/// `--security-opt` as the docker CLI sends it: `seccomp=FILE` becomes `seccomp=` and the
+/// file's JSON, compacted (the daemon never reads the client's files).
+fn security_opts(opts: &[String]) -> Result<Vec<String>, ArgsError> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    for o in opts {
+        let Some((key, value)) = o.split_once('=').or_else(|| o.split_once(':')) else {
+            out.push(o.clone());
+            continue;
+        };
+        if key != "seccomp" || matches!(value, "unconfined" | "builtin") || value.starts_with('{') {
+            out.push(o.clone());
+            continue;
+        }
+        let mut text = String::new();
+        std::fs::File::open(value)
+            .and_then(|f| f.take(MAX_PROFILE + 1).read_to_string(&mut text))
+            .map_err(|e| {
+                bad(
+                    "--security-opt",
+                    o,
+                    format!("opening seccomp profile ({value}) failed: {e}"),
+                )
+            })?;
+        if text.len() as u64 > MAX_PROFILE {
+            return Err(bad(
+                "--security-opt",
+                o,
+                format!("seccomp profile ({value}) is larger than 1 MiB"),
+            ));
+        }
+        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+            bad(
+                "--security-opt",
+                o,
+                format!("seccomp profile ({value}) is not JSON: {e}"),
+            )
+        })?;
+        out.push(format!("seccomp={json}"));
+    }
+    Ok(out)
+}
+
 fn restart(spec: &str) -> Result<RestartPolicy, ArgsError> {
     let why = "valid: no, always, unless-stopped, on-failure[:max-retries]";
     let (name, count) = spec.split_once(':').unwrap_or((spec, ""));
@@ -402,7 +451,8 @@ pub fn create_body(
             privileged: args.privileged,
             cap_add: Some(args.cap_add.clone()),
             cap_drop: Some(args.cap_drop.clone()),
-            security_opt: Some(args.security_opt.clone()),
+            security_opt: Some(security_opts(&args.security_opt)?),
+            cgroupns_mode: string(&args.cgroupns),
             ..HostConfig::default()
         },
         networking_config: NetworkingConfig {

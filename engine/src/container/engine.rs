@@ -101,6 +101,8 @@ pub struct Engine {
     pub(super) removed: std::collections::VecDeque<(String, i32)>,
     pub(super) runtime: RuncLike,
     pub(super) host_dns: ResolvConf,
+    /// What this host offers for isolation (capabilities, kernel, AppArmor, cgroup v2).
+    pub(super) host: super::security::HostSecurity,
     /// Where container and network events go (`docker events`); none until a daemon installs
     /// one.
     pub(super) events: Option<EventSink>,
@@ -232,6 +234,7 @@ impl Engine {
             removed: Default::default(),
             runtime,
             host_dns,
+            host: super::security::HostSecurity::detect(),
             events: None,
             states,
             supervise_wake: Arc::new(Notify::new()),
@@ -560,6 +563,11 @@ impl Engine {
         unreachable!("the name space is not exhausted")
     }
 
+    /// What this host offers for isolation.
+    pub fn host_security(&self) -> &super::security::HostSecurity {
+        &self.host
+    }
+
     /// `docker create`: validates every option, creates the volumes it names, and records the
     /// container (status created). Returns its ID. Nothing is left when it fails.
     pub fn create(&mut self, opts: CreateOptions) -> Result<String, ContainerError> {
@@ -578,8 +586,12 @@ impl Engine {
         &mut self,
         id: String,
         image: ImageRecord,
-        opts: CreateOptions,
+        mut opts: CreateOptions,
     ) -> Result<String, ContainerError> {
+        super::security::resolve(&opts, &self.host)?;
+        if opts.cgroupns.is_empty() {
+            opts.cgroupns = self.host.default_cgroupns().to_string();
+        }
         let bad_config = |e: &dyn std::fmt::Display| {
             ContainerError::Invalid(format!("image {}: config: {e}", opts.image))
         };

@@ -33,6 +33,7 @@ pub mod ops;
 mod proxy;
 pub mod restart;
 pub mod rootfs;
+pub mod security;
 mod start;
 pub mod state;
 mod stats;

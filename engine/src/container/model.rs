@@ -91,6 +91,16 @@ pub struct CreateOptions {
     pub read_only: bool,
     /// `--stop-timeout` (seconds; 10 when absent).
     pub stop_timeout: Option<u32>,
+    /// `--privileged`.
+    pub privileged: bool,
+    /// `--cap-add`, as given.
+    pub cap_add: Vec<String>,
+    /// `--cap-drop`, as given.
+    pub cap_drop: Vec<String>,
+    /// `--security-opt`, as given (a seccomp profile as its JSON text).
+    pub security_opt: Vec<String>,
+    /// `--cgroupns host|private`; create records the host's default when none is given.
+    pub cgroupns: String,
 }
 
 /// Records written before the options were typed held these as `docker run` text (`--mount`

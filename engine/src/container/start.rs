@@ -10,7 +10,7 @@
 
 use std::fs;
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::confined::resolve_user;
@@ -162,9 +162,10 @@ impl StartPlan {
             self.user.clone(),
             self.name.clone(),
         );
+        let privileged = self.input.privileged;
         // Mounting and reading the container's files block (and the files are the container's:
         // read confined, never under a lock).
-        let ids = tokio::task::spawn_blocking(move || {
+        let prepared = tokio::task::spawn_blocking(move || {
             fs::create_dir_all(&bundle)
                 .map_err(io_err(format!("creating {}", bundle.display())))?;
             let rootfs = bundle.join("rootfs");
@@ -185,15 +186,25 @@ impl StartPlan {
                     )))?;
                 }
             }
-            resolve_user(&rootfs, &user, &name)
+            let ids = resolve_user(&rootfs, &user, &name)?;
+            // A privileged container gets the host's devices, read as it starts (as Docker).
+            let devices = if privileged {
+                crate::runtime::devices::host_devices(Path::new("/dev"))
+                    .map_err(io_err("reading the host's /dev for --privileged"))?
+            } else {
+                Vec::new()
+            };
+            Ok::<_, ContainerError>((ids, devices))
         })
         .await
         .map_err(|e| ContainerError::Invalid(format!("preparing the root file system: {e}")))??;
         let net = self.net.take().expect("a plan is run once");
         let (net, etc_dir) = self.wiring.lock().await.setup(net).await?;
         crate::failpoint::pause("start:after-network").await;
+        let (ids, devices) = prepared;
         let input = &mut self.input;
         input.user = ids;
+        input.devices = devices;
         input.netns = match &net {
             SpecNet::Path(p) => Some(p.clone()),
             SpecNet::Host => None,
@@ -440,7 +451,15 @@ impl Engine {
                 rlimit(u, host_hard_limit).map_err(|e| ContainerError::Invalid(e.to_string()))?,
             );
         }
+        let iso = super::security::resolve(&c.options, &self.host)?;
         let input = SpecInput {
+            caps: iso.caps,
+            seccomp: iso.seccomp,
+            no_new_privileges: iso.no_new_privileges,
+            apparmor: iso.apparmor,
+            privileged: iso.privileged,
+            devices: Vec::new(),
+            cgroupns: iso.cgroupns,
             args: c.args.clone(),
             env: c.env.clone(),
             cwd: c.workdir.clone(),

@@ -3,12 +3,15 @@
 //! ([`oci`]). The shim and the lifecycle follow (issue 6).
 
 pub mod attach;
+pub mod caps;
 pub mod cgroup;
 pub mod command;
 pub mod console;
+pub mod devices;
 pub mod env;
 pub mod logs;
 pub mod oci;
+pub mod seccomp;
 pub mod shim;
 pub mod spec;
 pub mod stats;

@@ -7,47 +7,32 @@
 use berth_api::opts::ulimit::UlimitSpec;
 use serde_json::{Value, json};
 
+use super::devices::HostDevice;
 use super::user::Ids;
 
-/// Docker's default capability set.
-pub const DEFAULT_CAPS: [&str; 14] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
-
-/// Paths Docker hides from containers.
-pub const MASKED_PATHS: [&str; 9] = [
+/// Paths Docker hides from containers (but privileged ones).
+pub const MASKED_PATHS: [&str; 12] = [
     "/proc/asound",
     "/proc/acpi",
+    "/proc/interrupts",
     "/proc/kcore",
     "/proc/keys",
     "/proc/latency_stats",
     "/proc/timer_list",
     "/proc/timer_stats",
     "/proc/sched_debug",
+    "/proc/scsi",
     "/sys/firmware",
+    "/sys/devices/virtual/powercap",
 ];
 
-/// Paths Docker makes read-only.
-pub const READONLY_PATHS: [&str; 6] = [
+/// Paths Docker makes read-only (but for privileged containers).
+pub const READONLY_PATHS: [&str; 5] = [
     "/proc/bus",
     "/proc/fs",
     "/proc/irq",
     "/proc/sys",
     "/proc/sysrq-trigger",
-    "/sys/fs/cgroup/unified",
 ];
 
 /// A mount as the runtime takes it.
@@ -93,6 +78,20 @@ pub struct Rlimit {
 /// Everything the spec is made from.
 #[derive(Debug, Clone)]
 pub struct SpecInput {
+    /// Bounding, effective and permitted capabilities.
+    pub caps: Vec<String>,
+    /// `linux.seccomp` (none: unfiltered).
+    pub seccomp: Option<Value>,
+    /// `--security-opt no-new-privileges`.
+    pub no_new_privileges: bool,
+    /// `--security-opt apparmor=`.
+    pub apparmor: Option<String>,
+    /// `--privileged`: nothing masked or read-only, `/sys` and cgroups writable, every device.
+    pub privileged: bool,
+    /// Device nodes created in the container's `/dev` (the host's, when privileged).
+    pub devices: Vec<HostDevice>,
+    /// A cgroup namespace of its own.
+    pub cgroupns: bool,
     /// The process arguments.
     pub args: Vec<String>,
     /// `NAME=VALUE` entries.
@@ -136,7 +135,8 @@ const CPU_PERIOD: u64 = 100_000;
 
 /// The spec as JSON.
 pub fn spec(i: &SpecInput) -> Value {
-    let caps: Vec<&str> = DEFAULT_CAPS.to_vec();
+    let caps = &i.caps;
+    let rw = |ro: bool| if ro { "ro" } else { "rw" };
     let mut rlimits: Vec<Value> = i
         .rlimits
         .iter()
@@ -150,8 +150,8 @@ pub fn spec(i: &SpecInput) -> Value {
         json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
         json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
-        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),
-        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro", "nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", rw(!i.privileged)]}),
+        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": [rw(!i.privileged), "nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"]}),
     ];
@@ -169,12 +169,15 @@ pub fn spec(i: &SpecInput) -> Value {
         json!({"type": "uts"}),
         json!({"type": "mount"}),
     ];
+    if i.cgroupns {
+        namespaces.push(json!({"type": "cgroup"}));
+    }
     match &i.netns {
         _ if i.host_network => {}
         Some(p) => namespaces.push(json!({"type": "network", "path": p})),
         None => namespaces.push(json!({"type": "network"})),
     }
-    let mut resources = json!({"devices": [{"allow": false, "access": "rwm"}]});
+    let mut resources = json!({"devices": [{"allow": i.privileged, "access": "rwm"}]});
     if let Some(m) = i.memory {
         resources["memory"] = json!({"limit": m, "swap": m});
     }
@@ -185,7 +188,17 @@ pub fn spec(i: &SpecInput) -> Value {
     if let Some(p) = i.pids {
         resources["pids"] = json!({"limit": p});
     }
-    json!({
+    let (masked, readonly): (&[&str], &[&str]) = if i.privileged {
+        (&[], &[])
+    } else {
+        (&MASKED_PATHS, &READONLY_PATHS)
+    };
+    let devices: Vec<Value> = i
+        .devices
+        .iter()
+        .map(|d| json!({"path": d.path, "type": d.kind.to_string(), "major": d.major, "minor": d.minor, "fileMode": d.mode, "uid": d.uid, "gid": d.gid}))
+        .collect();
+    let mut spec = json!({
         "ociVersion": "1.0.2",
         "process": {
             "terminal": i.terminal,
@@ -195,19 +208,27 @@ pub fn spec(i: &SpecInput) -> Value {
             "cwd": i.cwd,
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
             "rlimits": rlimits,
-            "noNewPrivileges": false,
+            "noNewPrivileges": i.no_new_privileges,
         },
         "root": {"path": "rootfs", "readonly": i.read_only_root},
         "hostname": i.hostname,
         "mounts": mounts,
         "linux": {
             "namespaces": namespaces,
-            "maskedPaths": MASKED_PATHS,
-            "readonlyPaths": READONLY_PATHS,
+            "maskedPaths": masked,
+            "readonlyPaths": readonly,
             "resources": resources,
             "cgroupsPath": i.cgroups_path,
+            "devices": devices,
         },
-    })
+    });
+    if let Some(s) = &i.seccomp {
+        spec["linux"]["seccomp"] = s.clone();
+    }
+    if let Some(p) = &i.apparmor {
+        spec["process"]["apparmorProfile"] = json!(p);
+    }
+    spec
 }
 
 /// A `--ulimit` above what the host allows (berth has no CAP_SYS_RESOURCE to raise it).
@@ -249,6 +270,13 @@ mod tests {
 
     fn input() -> SpecInput {
         SpecInput {
+            caps: crate::runtime::caps::DEFAULT.map(String::from).to_vec(),
+            seccomp: None,
+            no_new_privileges: false,
+            apparmor: None,
+            privileged: false,
+            devices: vec![],
+            cgroupns: false,
             args: vec!["sh".into(), "-c".into(), "echo hi".into()],
             env: vec!["PATH=/bin".into()],
             cwd: "/".into(),

@@ -3,4 +3,5 @@
 
 pub mod env;
 pub mod mount;
+pub mod security;
 pub mod ulimit;

@@ -1,8 +1,8 @@
 //! `POST /containers/create`: Docker's JSON body (what the docker CLI and SDKs send) turned into
 //! the engine's [`CreateOptions`], which take `docker run`'s flags by name. Pure. Settings that
-//! would change isolation or behaviour and that berth cannot honour yet (Privileged, CapAdd,
-//! CapDrop, SecurityOpt, Devices, Sysctls, a StopSignal other than TERM, a log driver other
-//! than json-file) are refused by name rather than dropped.
+//! would change isolation or behaviour and that berth cannot honour yet (Devices, Sysctls,
+//! Tmpfs, a StopSignal other than TERM, a log driver other than json-file) are refused by name
+//! rather than dropped.
 
 use berth_api::container_create::{self as create, ContainerCreate};
 use berth_api::opts::mount;
@@ -23,23 +23,8 @@ pub fn to_options(body: ContainerCreate, name: Option<String>) -> Result<CreateO
     if body.image.is_empty() {
         return Err(ApiError::bad("config has no Image: give the image to run"));
     }
-    if h.privileged {
-        return Err(ApiError::bad(
-            "HostConfig.Privileged is not supported by berth (valid: false)",
-        ));
-    }
-    // Settings of isolation berth does not apply yet: refused, never dropped (a container
-    // asked for with --cap-drop ALL must not run with more).
+    // Settings of isolation berth does not apply yet: refused, never dropped.
     for (field, set) in [
-        ("CapAdd", h.cap_add.as_ref().is_some_and(|v| !v.is_empty())),
-        (
-            "CapDrop",
-            h.cap_drop.as_ref().is_some_and(|v| !v.is_empty()),
-        ),
-        (
-            "SecurityOpt",
-            h.security_opt.as_ref().is_some_and(|v| !v.is_empty()),
-        ),
         ("Devices", h.devices.as_ref().is_some_and(|v| !v.is_empty())),
         ("Sysctls", h.sysctls.as_ref().is_some_and(|v| !v.is_empty())),
         ("Tmpfs", h.tmpfs.as_ref().is_some_and(|v| !v.is_empty())),
@@ -183,6 +168,11 @@ pub fn to_options(body: ContainerCreate, name: Option<String>) -> Result<CreateO
         log_opts: h.log_config.map(|l| l.config).unwrap_or_default(),
         read_only: h.readonly_rootfs,
         stop_timeout,
+        privileged: h.privileged,
+        cap_add: h.cap_add.unwrap_or_default(),
+        cap_drop: h.cap_drop.unwrap_or_default(),
+        security_opt: h.security_opt.unwrap_or_default(),
+        cgroupns: h.cgroupns_mode,
     })
 }
 
@@ -299,12 +289,18 @@ mod tests {
         assert!(e.message.contains("invalid container config"), "{e}");
         let e = to_options(parse(br#"{"Cmd":["true"]}"#).unwrap(), None).unwrap_err();
         assert!(e.message.contains("no Image"), "{e}");
-        let e = to_options(
-            parse(br#"{"Image":"bb","HostConfig":{"Privileged":true}}"#).unwrap(),
+        let o = to_options(
+            parse(br#"{"Image":"bb","HostConfig":{"Privileged":true,"CapAdd":["NET_ADMIN"],"CapDrop":["MKNOD"],"SecurityOpt":["no-new-privileges"],"CgroupnsMode":"private"}}"#).unwrap(),
             None,
         )
-        .unwrap_err();
-        assert!(e.message.contains("Privileged"), "{e}");
+        .unwrap();
+        assert!(o.privileged);
+        assert_eq!(
+            (o.cap_add, o.cap_drop),
+            (vec!["NET_ADMIN".to_string()], vec!["MKNOD".to_string()])
+        );
+        assert_eq!(o.security_opt, ["no-new-privileges"]);
+        assert_eq!(o.cgroupns, "private");
         let e = to_options(
             parse(br#"{"Image":"bb","HostConfig":{"LogConfig":{"Type":"syslog"}}}"#).unwrap(),
             None,
@@ -312,14 +308,15 @@ mod tests {
         .unwrap_err();
         assert!(e.message.contains("\"syslog\""), "{e}");
         let e = to_options(
-            parse(br#"{"Image":"bb","HostConfig":{"CapDrop":["ALL"]}}"#).unwrap(),
+            parse(br#"{"Image":"bb","HostConfig":{"Sysctls":{"net.ipv4.ip_forward":"1"}}}"#)
+                .unwrap(),
             None,
         )
         .unwrap_err();
-        assert!(e.message.contains("CapDrop"), "{e}");
+        assert!(e.message.contains("Sysctls"), "{e}");
         assert!(
             to_options(
-                parse(br#"{"Image":"bb","HostConfig":{"CapDrop":[]}}"#).unwrap(),
+                parse(br#"{"Image":"bb","HostConfig":{"Sysctls":{}}}"#).unwrap(),
                 None
             )
             .is_ok()

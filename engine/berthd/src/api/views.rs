@@ -149,7 +149,7 @@ pub fn inspect(c: &Container, nets: &[EndpointView], log_path: &str) -> Value {
     let (entrypoint, cmd) = (Value::Null, json!(c.args));
     let exposed: BTreeMap<&String, Value> =
         c.exposed_ports.iter().map(|p| (p, json!({}))).collect();
-    json!({
+    let mut v = json!({
         "Id": c.id,
         "Created": c.created,
         "Path": c.args.first().cloned().unwrap_or_default(),
@@ -228,7 +228,27 @@ pub fn inspect(c: &Container, nets: &[EndpointView], log_path: &str) -> Value {
             "Networks": networks_json(nets),
             "SandboxKey": primary.and_then(|n| n.ep.ns.as_ref()).map(|p| p.display().to_string()).unwrap_or_default(),
         },
-    })
+    });
+    let isolation = [
+        ("Privileged", json!(c.options.privileged)),
+        (
+            "CapAdd",
+            json!((!c.options.cap_add.is_empty()).then_some(&c.options.cap_add)),
+        ),
+        (
+            "CapDrop",
+            json!((!c.options.cap_drop.is_empty()).then_some(&c.options.cap_drop)),
+        ),
+        (
+            "SecurityOpt",
+            json!((!c.options.security_opt.is_empty()).then_some(&c.options.security_opt)),
+        ),
+        ("CgroupnsMode", json!(c.options.cgroupns)),
+    ];
+    for (k, x) in isolation {
+        v["HostConfig"][k] = x;
+    }
+    v
 }
 
 /// The networks a container's record names (for `ps --filter network=`).

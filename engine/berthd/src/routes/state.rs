@@ -47,6 +47,8 @@ pub struct DaemonInfo {
     pub data_root: String,
     /// `DefaultRuntime`.
     pub runtime: String,
+    /// `SecurityOptions`.
+    pub security_options: Vec<String>,
 }
 
 impl AppState {
@@ -65,6 +67,7 @@ impl AppState {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
+            security_options: engine.host_security().security_options(),
         };
         let (index, images, wiring) = (engine.index(), engine.images().clone(), engine.wiring());
         let engine = Arc::new(Mutex::new(engine));

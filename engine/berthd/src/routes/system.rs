@@ -90,7 +90,7 @@ pub(crate) async fn info(State(st): State<AppState>) -> Response {
             "ServerVersion": env!("CARGO_PKG_VERSION"),
             "DefaultRuntime": st.daemon.runtime,
             "Runtimes": {},
-            "SecurityOptions": [],
+            "SecurityOptions": st.daemon.security_options,
             "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "macvlan", "null"], "Log": ["json-file"]},
             "Swarm": {"LocalNodeState": "inactive"},
             "Warnings": [],

@@ -1,0 +1,314 @@
+//! Docker's isolation, held under hostile containers and checked against dockerd in the same
+//! test: a static probe bound into busybox containers asks the kernel for what the default
+//! seccomp profile forbids (`unshare -U`, `keyctl`, `mount`, `swapon`, raw `bpf`, ...) under
+//! the default profile, `--privileged`, `seccomp=unconfined` and a profile file; capability
+//! sets of `--cap-add/--cap-drop` as `/proc/self/status` shows them; `no-new-privileges`,
+//! the cgroup namespace, the masked paths and what inspect and `/info` echo. Privileged: run
+//! through scripts/netns-test.sh.
+
+#[path = "../../../portproxy/tests/netns_support/mod.rs"]
+#[allow(dead_code)]
+mod netns_support;
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use support::{Berthd, Dockerd, IMAGE};
+
+type Docker<'a> = &'a dyn Fn(&[&str]) -> Output;
+
+fn text(o: &Output) -> (i32, String, String) {
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        String::from_utf8_lossy(&o.stderr).trim().to_string(),
+    )
+}
+
+/// The probe, built static from `support/syscall_probe.c` into `dir`.
+fn build_probe(dir: &Path) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/syscall_probe.c");
+    let o = Command::new("gcc")
+        .args(["-static", "-O2", "-o"])
+        .arg(dir.join("probe"))
+        .arg(&src)
+        .output()
+        .expect("gcc (the README's set-up installs it)");
+    assert!(o.status.success(), "{:?}", text(&o));
+}
+
+/// Each probe's answer in a container run with `extra` options; `None` when the container
+/// could not run (said on stderr).
+fn try_probe(docker: Docker, dir: &Path, extra: &[&str]) -> Option<BTreeMap<String, String>> {
+    let bind = format!("{}:/probe:ro", dir.display());
+    let mut args = vec!["run", "--rm", "--network", "none", "-v", &bind];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[IMAGE, "/probe/probe"]);
+    let (code, out, err) = text(&docker(&args));
+    if code != 0 {
+        eprintln!("run {extra:?} failed: {err}");
+        return None;
+    }
+    Some(
+        out.lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+}
+
+fn probe(docker: Docker, dir: &Path, extra: &[&str]) -> BTreeMap<String, String> {
+    try_probe(docker, dir, extra).unwrap_or_else(|| panic!("run {extra:?} failed"))
+}
+
+/// The first line of `cmd`'s output in a container run with `extra` options.
+fn run_sh(docker: Docker, extra: &[&str], cmd: &str) -> (i32, String, String) {
+    let mut args = vec!["run", "--rm", "--network", "none"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[IMAGE, "sh", "-c", cmd]);
+    text(&docker(&args))
+}
+
+/// What the seccomp runs answer, per configuration (`None`: the container did not run).
+fn seccomp_runs(docker: Docker, dir: &Path) -> Vec<Option<BTreeMap<String, String>>> {
+    let profile = dir.join("deny-chroot.json");
+    std::fs::write(
+        &profile,
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["chroot"],"action":"SCMP_ACT_ERRNO","errnoRet":13}]}"#,
+    )
+    .unwrap();
+    let custom = format!("seccomp={}", profile.display());
+    let mut runs = vec![
+        try_probe(docker, dir, &[]),
+        try_probe(docker, dir, &["--privileged"]),
+        try_probe(docker, dir, &["--security-opt", "seccomp=unconfined"]),
+        try_probe(docker, dir, &["--security-opt", &custom]),
+        try_probe(docker, dir, &["--cap-add", "SYS_ADMIN"]),
+    ];
+    // Docker 25 and later refuse AF_VSOCK sockets by default; the dockerd of this machine
+    // (20.10) does not: berth follows the newer profile, checked alone below.
+    for r in runs.iter_mut().flatten() {
+        r.remove("socket_vsock");
+    }
+    runs
+}
+
+#[test]
+fn netns_isolation_seccomp_blocks_what_dockers_default_profile_blocks() {
+    if !netns_support::enabled("netns_isolation_seccomp_blocks_what_dockers_default_profile_blocks")
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    build_probe(dir.path());
+    let d = Berthd::start();
+    let berth = |args: &[&str]| d.docker(args);
+    let dflt = probe(&berth, dir.path(), &[]);
+    for blocked in [
+        "unshare_user",
+        "clone_newuser",
+        "keyctl",
+        "add_key",
+        "mount",
+        "swapon",
+        "bpf",
+        "kexec_load",
+        "open_by_handle_at",
+        "personality_bsd",
+        "socket_vsock",
+        "sethostname",
+    ] {
+        assert_eq!(
+            dflt[blocked], "EPERM",
+            "{blocked} under the default profile: {dflt:?}"
+        );
+    }
+    for ok in ["getpid", "socket_inet", "personality_query", "chroot"] {
+        assert_eq!(dflt[ok], "OK", "{ok} under the default profile: {dflt:?}");
+    }
+    let runs: Vec<_> = seccomp_runs(&berth, dir.path())
+        .into_iter()
+        .map(|r| r.expect("berthd runs every configuration"))
+        .collect();
+    let privileged = &runs[1];
+    for works in [
+        "unshare_user",
+        "clone_newuser",
+        "keyctl",
+        "mount",
+        "swapon",
+        "bpf",
+    ] {
+        assert_ne!(
+            privileged[works], "EPERM",
+            "{works} under --privileged: {privileged:?}"
+        );
+    }
+    assert_eq!(privileged["swapon"], "ENOENT", "{privileged:?}");
+    assert_eq!(runs[2]["keyctl"], "OK", "unconfined: {:?}", runs[2]);
+    assert_eq!(
+        runs[2]["mount"], "EPERM",
+        "unconfined, no CAP_SYS_ADMIN: {:?}",
+        runs[2]
+    );
+    assert_eq!(
+        runs[3]["chroot"], "EACCES",
+        "the profile file: {:?}",
+        runs[3]
+    );
+    assert_eq!(
+        runs[4]["mount"], "OK",
+        "CAP_SYS_ADMIN opens mount: {:?}",
+        runs[4]
+    );
+    match Dockerd::start() {
+        Some(docker) => {
+            let want = seccomp_runs(&|args| docker.docker(args), dir.path());
+            let names = [
+                "default",
+                "privileged",
+                "unconfined",
+                "profile file",
+                "cap-add SYS_ADMIN",
+            ];
+            for (i, name) in names.iter().enumerate() {
+                match &want[i] {
+                    Some(w) => assert_eq!(&runs[i], w, "{name}: berthd (left) and dockerd (right)"),
+                    // This machine's root lacks CAP_SYS_RESOURCE: dockerd asks runc for every
+                    // capability and fails; berthd grants what it holds.
+                    None => eprintln!("dockerd could not run {name}: berthd's checked alone"),
+                }
+            }
+        }
+        None => eprintln!("dockerd is not installed: berthd's seccomp checked alone"),
+    }
+}
+
+/// Capability sets, no-new-privileges, the cgroup namespace and what inspect echoes.
+fn privilege_steps(docker: Docker) -> Vec<(i32, String)> {
+    let mut steps = Vec::new();
+    let status = "busybox grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status | busybox tr -s '\\t\\n' '  '";
+    for extra in [
+        &[][..],
+        &["--cap-drop", "ALL", "--cap-add", "NET_BIND_SERVICE"],
+        &["--cap-add", "SYS_ADMIN", "--cap-drop", "CAP_CHOWN"],
+        &["--cap-add", "net_admin", "--cap-drop", "mknod"],
+        &["--security-opt", "no-new-privileges"],
+    ] {
+        let (code, out, _) = run_sh(docker, extra, status);
+        steps.push((code, out));
+    }
+    // A cgroup namespace of its own shows the container's cgroup as the root.
+    let (code, out, _) = run_sh(
+        docker,
+        &["--cgroupns", "private"],
+        "busybox grep -c ':/$' /proc/self/cgroup",
+    );
+    steps.push((
+        code,
+        format!(
+            "private cgroupns roots: {}",
+            out.parse::<u32>().map_or(0, |n| n.min(1))
+        ),
+    ));
+    let (code, out, _) = run_sh(docker, &[], "busybox grep -c ':/$' /proc/self/cgroup");
+    steps.push((
+        code,
+        format!(
+            "default cgroupns roots: {}",
+            out.parse::<u32>().map_or(0, |n| n.min(1))
+        ),
+    ));
+    let (code, _, err) = text(&docker(&[
+        "create",
+        "--name",
+        "echoed",
+        "--cap-add",
+        "NET_ADMIN",
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges",
+        IMAGE,
+        "true",
+    ]));
+    steps.push((code, err));
+    let (code, out, _) = text(&docker(&[
+        "inspect",
+        "-f",
+        "{{json .HostConfig.CapAdd}} {{json .HostConfig.CapDrop}} {{.HostConfig.Privileged}} {{json .HostConfig.SecurityOpt}} {{.HostConfig.CgroupnsMode}}",
+        "echoed",
+    ]));
+    steps.push((code, out));
+    let (code, _, _) = text(&docker(&["rm", "echoed"]));
+    steps.push((code, String::new()));
+    steps
+}
+
+#[test]
+fn netns_isolation_capabilities_and_privileges_as_docker() {
+    if !netns_support::enabled("netns_isolation_capabilities_and_privileges_as_docker") {
+        return;
+    }
+    let d = Berthd::start();
+    let berth = privilege_steps(&|args| d.docker(args));
+    assert_eq!(
+        berth[1].1, "CapEff: 0000000000000400 CapBnd: 0000000000000400 NoNewPrivs: 0",
+        "{berth:?}"
+    );
+    assert!(berth[4].1.ends_with("NoNewPrivs: 1"), "{berth:?}");
+    // Privileged and `--cap-add ALL`: every capability berthd holds itself (this machine's
+    // root lacks CAP_SYS_RESOURCE; dockerd asks for it anyway and cannot start the container).
+    let own = std::fs::read_to_string("/proc/self/status").unwrap();
+    let bnd = own
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let status = "busybox grep CapEff /proc/self/status | busybox tr -d '\\t'";
+    for extra in [&["--privileged"][..], &["--cap-add", "ALL"]] {
+        let (code, out, err) = run_sh(&|args| d.docker(args), extra, status);
+        assert_eq!(
+            (code, out),
+            (0, format!("CapEff:{bnd}")),
+            "{extra:?}: {err}"
+        );
+    }
+    // Refused where the host cannot apply it, naming the option (dockerd ignores these).
+    let (code, _, err) = text(&d.docker(&["create", "--security-opt", "apparmor=x", IMAGE]));
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("apparmor=x: AppArmor is not enabled on this host"),
+        "{err}"
+    );
+    let (code, _, err) = text(&d.docker(&["create", "--cap-add", "BOGUS", IMAGE]));
+    assert_ne!(code, 0);
+    assert!(err.contains("unknown capability: \"CAP_BOGUS\""), "{err}");
+    // Docker's masked paths read as empty.
+    let (code, out, err) = run_sh(
+        &|args| d.docker(args),
+        &[],
+        "for p in /proc/acpi /proc/asound /proc/interrupts /proc/kcore /proc/keys /proc/latency_stats /proc/sched_debug /proc/scsi /proc/timer_list /sys/firmware /sys/devices/virtual/powercap; do \
+           if [ -d $p ]; then echo $p $(ls -A $p | busybox wc -l); elif [ -e $p ]; then echo $p $(busybox wc -c < $p); fi; done",
+    );
+    assert_eq!(code, 0, "{err}");
+    for l in out.lines() {
+        assert!(l.ends_with(" 0"), "not masked: {l}\n{out}");
+    }
+    assert!(out.contains("/proc/interrupts 0"), "{out}");
+    let info = text(&d.docker(&["info", "-f", "{{json .SecurityOptions}}"])).1;
+    match Dockerd::start() {
+        Some(docker) => {
+            let want = privilege_steps(&|args| docker.docker(args));
+            assert_eq!(berth, want, "berthd (left) and dockerd (right)");
+            // dockerd 20.10 calls the built-in profile "default"; Docker 23 and later "builtin".
+            let theirs = text(&docker.docker(&["info", "-f", "{{json .SecurityOptions}}"])).1;
+            assert_eq!(info, theirs.replace("profile=default", "profile=builtin"));
+        }
+        None => eprintln!("dockerd is not installed: berthd's privileges checked alone"),
+    }
+}
