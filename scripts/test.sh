@@ -40,11 +40,26 @@ scripts/docker-compat.sh
 step "fuzz (${FUZZ_SECONDS}s per target)"
 if rustup toolchain list | grep -q nightly; then
   command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --quiet
+  fuzz_failed=""
   for t in $(cd fuzz && cargo +nightly fuzz list); do
     mkdir -p "fuzz/corpus/$t"
-    (cd fuzz && cargo +nightly fuzz run "$t" "corpus/$t" "seeds/$t" -- \
-       -max_total_time="$FUZZ_SECONDS" -print_final_stats=0 2>&1 | tail -n 2)
+    log=$(mktemp)
+    # RUST_BACKTRACE=0: cargo-fuzz's own error would otherwise end in its backtrace.
+    if (cd fuzz && RUST_BACKTRACE=0 cargo +nightly fuzz run "$t" "corpus/$t" "seeds/$t" -- \
+         -max_total_time="$FUZZ_SECONDS" -print_final_stats=0 >"$log" 2>&1); then
+      echo "$t: $(tail -n 1 "$log")"
+    else
+      # What the failure was (crash, leak, OOM, timeout) and the input, so a red CI says it.
+      echo "$t: FAILED"
+      grep -v -e '^#' -e 'NEW_FUNC' "$log" | tail -n 60
+      for a in fuzz/artifacts/"$t"/*; do
+        [ -f "$a" ] && { echo "artifact $a (base64):"; head -c 4096 "$a" | base64 -w 0; echo; }
+      done
+      fuzz_failed="$fuzz_failed $t"
+    fi
+    rm -f "$log"
   done
+  [ -z "$fuzz_failed" ] || { echo "fuzz targets failed:$fuzz_failed" >&2; exit 1; }
 else
   echo "no nightly toolchain: fuzz targets not run" >&2
   exit 1

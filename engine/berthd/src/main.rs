@@ -163,13 +163,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(dir) = sock.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let _ = std::fs::remove_file(&sock);
-    let listener = tokio::net::UnixListener::bind(&sock)
-        .with_context(|| format!("listening on {}", sock.display()))?;
-    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o660))?;
-    if let Ok(Some(g)) = nix::unistd::Group::from_name("berth") {
-        let _ = nix::unistd::chown(&sock, None, Some(g.gid));
-    }
+    let listener = bind_private(&sock)?;
     tracing::info!(socket = %sock.display(), "berthd serving the Docker API");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -217,4 +211,36 @@ async fn main() -> anyhow::Result<()> {
     let _ = std::fs::remove_file(&sock);
     tracing::info!("berthd stopped; containers keep running");
     Ok(())
+}
+
+/// Listens on the API socket `sock` with its final mode and group from the first moment: bound
+/// in a directory only root can enter, given mode 0660 (group `berth` when it exists) there,
+/// then renamed into place (the rename keeps the bound socket). No client of another user can
+/// connect in between, as it could with a chmod after binding at the final path.
+fn bind_private(sock: &std::path::Path) -> anyhow::Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::DirBuilderExt;
+    let parent = sock.parent().unwrap_or(std::path::Path::new("."));
+    let private = parent.join(format!(".berthd-bind-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&private);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&private)
+        .with_context(|| format!("creating {}", private.display()))?;
+    let bound = private.join("sock");
+    let result = (|| -> anyhow::Result<std::os::unix::net::UnixListener> {
+        let l = std::os::unix::net::UnixListener::bind(&bound)
+            .with_context(|| format!("listening on {}", sock.display()))?;
+        std::fs::set_permissions(&bound, std::fs::Permissions::from_mode(0o660))?;
+        if let Ok(Some(g)) = nix::unistd::Group::from_name("berth") {
+            let _ = nix::unistd::chown(&bound, None, Some(g.gid));
+        }
+        let _ = std::fs::remove_file(sock);
+        std::fs::rename(&bound, sock)
+            .with_context(|| format!("moving the API socket to {}", sock.display()))?;
+        Ok(l)
+    })();
+    let _ = std::fs::remove_dir_all(&private);
+    let l = result?;
+    l.set_nonblocking(true)?;
+    Ok(tokio::net::UnixListener::from_std(l)?)
 }

@@ -312,3 +312,101 @@ fn netns_isolation_capabilities_and_privileges_as_docker() {
         None => eprintln!("dockerd is not installed: berthd's privileges checked alone"),
     }
 }
+
+/// Runs `cmd` as user nobody (no groups): what any local user could do.
+fn as_nobody(cmd: &[&str]) -> (i32, String, String) {
+    text(
+        &Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .args(cmd)
+            .output()
+            .unwrap(),
+    )
+}
+
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+#[test]
+fn netns_isolation_state_is_closed_to_other_users() {
+    if !netns_support::enabled("netns_isolation_state_is_closed_to_other_users") {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let d = Berthd::start();
+    // Only berth's own modes protect its state here: the test's directory is open to all.
+    std::fs::set_permissions(d.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let id = d
+        .ok(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "-e",
+            "SECRET=s3cret",
+            IMAGE,
+            "sh",
+            "-c",
+            "echo hello; sleep 1000",
+        ])
+        .trim()
+        .to_string();
+    let (data, run) = (d.dir.path().join("data"), d.dir.path().join("run"));
+    let record = data.join("containers").join(&id).join("config.v2.json");
+    let log = data
+        .join("containers")
+        .join(&id)
+        .join(format!("{id}-json.log"));
+    let spec = run.join("containers").join(&id).join("config.json");
+    let t0 = std::time::Instant::now();
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("hello")
+    {
+        assert!(t0.elapsed().as_secs() < 10, "no log at {}", log.display());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(std::fs::read_to_string(&record).unwrap().contains("s3cret"));
+    for f in [&record, &log, &spec] {
+        let (code, out, err) = as_nobody(&["cat", f.to_str().unwrap()]);
+        assert!(
+            code != 0 && !out.contains("s3cret") && err.contains("Permission denied"),
+            "{}: {out} {err}",
+            f.display()
+        );
+        assert_eq!(mode(f), 0o600, "{}", f.display());
+    }
+    for dir in [
+        data.join("image"),
+        run.join("containers").join(&id).join("rootfs/bin"),
+        data.join("volumes"),
+    ] {
+        let (code, _, err) = as_nobody(&["ls", dir.to_str().unwrap()]);
+        assert!(
+            code != 0 && err.contains("Permission denied"),
+            "{}: {err}",
+            dir.display()
+        );
+    }
+    assert_eq!(mode(&d.sock), 0o660);
+    let roots = (mode(&data), mode(&run));
+    assert_eq!(roots, (0o710, 0o700));
+    d.ok(&["rm", "-f", &id]);
+    match Dockerd::start() {
+        Some(docker) => {
+            let dd = docker.dir.path();
+            assert_eq!(
+                roots,
+                (mode(&dd.join("data")), mode(&dd.join("exec"))),
+                "berthd (left) and dockerd (right)"
+            );
+        }
+        None => eprintln!("dockerd is not installed: berthd's modes checked alone"),
+    }
+}

@@ -4,6 +4,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use serde::Serialize;
@@ -47,7 +48,13 @@ pub fn save<T: Serialize>(path: &Path, value: &T) -> Result<(), PersistError> {
     })?;
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
     let write = || -> io::Result<()> {
-        let mut f = File::create(&tmp)?;
+        // Records hold what users keep secret (a container's Env): root's alone.
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
         f.write_all(&bytes)?;
         f.sync_all()?;
         fs::rename(&tmp, path)?;

@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -146,6 +147,13 @@ impl Engine {
             cfg.exec_root.join("netns"),
         ] {
             fs::create_dir_all(&d).map_err(io_err(format!("creating {}", d.display())))?;
+        }
+        // Closed to other users, as Docker's roots (the class of CVE-2021-41091: layers and
+        // container files entered by a local user): the data root is traversed only by root
+        // and its group, the exec root by root alone.
+        for (d, mode) in [(&cfg.data_root, 0o710), (&cfg.exec_root, 0o700)] {
+            fs::set_permissions(d, fs::Permissions::from_mode(mode))
+                .map_err(io_err(format!("setting the mode of {}", d.display())))?;
         }
         let lock_path = cfg.exec_root.join("engine.lock");
         let lock = fs::File::create(&lock_path)

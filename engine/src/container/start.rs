@@ -212,11 +212,20 @@ impl StartPlan {
         input.host_network = net == SpecNet::Host;
         input.etc_dir = Some(etc_dir.display().to_string());
         let config = self.bundle.join("config.json");
-        fs::write(
-            &config,
-            serde_json::to_vec_pretty(&spec(input)).expect("specs serialise"),
-        )
-        .map_err(io_err(format!("writing {}", config.display())))
+        // The spec holds the container's Env: root's alone.
+        let write = |bytes: &[u8]| -> std::io::Result<()> {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&config)?
+                .write_all(bytes)
+        };
+        write(&serde_json::to_vec_pretty(&spec(input)).expect("specs serialise"))
+            .map_err(io_err(format!("writing {}", config.display())))
     }
 }
 

@@ -4,6 +4,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -49,7 +50,12 @@ pub struct JsonFileWriter {
 impl JsonFileWriter {
     /// Opens (appending to) the log at `path`.
     pub fn open(path: &Path, rotation: Rotation) -> io::Result<JsonFileWriter> {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        // The container's output: root's alone (inside a state directory closed to others).
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)?;
         let size = file.metadata()?.len();
         Ok(JsonFileWriter {
             path: path.to_path_buf(),
@@ -95,6 +101,7 @@ impl JsonFileWriter {
             self.file = OpenOptions::new()
                 .create(true)
                 .append(true)
+                .mode(0o600)
                 .open(&self.path)?;
         }
         self.size = 0;
