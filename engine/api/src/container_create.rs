@@ -222,6 +222,21 @@ pub struct HostConfig {
     /// `--cgroupns`.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub cgroupns_mode: String,
+    /// `--pid`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub pid_mode: String,
+    /// `--ipc`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub ipc_mode: String,
+    /// `--uts`.
+    #[serde(rename = "UTSMode", skip_serializing_if = "String::is_empty")]
+    pub uts_mode: String,
+    /// `--shm-size`, bytes (0: Docker's 64 MiB).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub shm_size: i64,
+    /// `--init`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init: Option<bool>,
     /// `--cap-add`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cap_add: Option<Vec<String>>,
@@ -234,10 +249,10 @@ pub struct HostConfig {
     /// `--device` (refused when not empty).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub devices: Option<Vec<serde_json::Value>>,
-    /// `--sysctl` (refused when not empty).
+    /// `--sysctl`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sysctls: Option<BTreeMap<String, String>>,
-    /// `--tmpfs` (refused when not empty: `Mounts` of type tmpfs are applied).
+    /// `--tmpfs`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tmpfs: Option<BTreeMap<String, String>>,
 }

@@ -410,3 +410,160 @@ fn netns_isolation_state_is_closed_to_other_users() {
         None => eprintln!("dockerd is not installed: berthd's modes checked alone"),
     }
 }
+
+/// Namespaces, tmpfs, /dev/shm, sysctls and `--init`: what each step's container saw.
+fn namespace_steps(docker: Docker) -> Vec<(i32, String)> {
+    let mut steps = Vec::new();
+    let sh = |extra: &[&str], cmd: &str| {
+        let (code, out, err) = run_sh(docker, extra, cmd);
+        (
+            code,
+            if code == 0 {
+                out
+            } else {
+                err.lines().next().unwrap_or("").to_string()
+            },
+        )
+    };
+    steps.push(sh(
+        &["--tmpfs", "/run:size=1m"],
+        "busybox grep ' /run ' /proc/mounts",
+    ));
+    steps.push(sh(
+        &["--tmpfs", "/scratch:exec,mode=700"],
+        "busybox grep ' /scratch ' /proc/mounts",
+    ));
+    steps.push(sh(
+        &["--shm-size", "2m"],
+        "busybox grep ' /dev/shm ' /proc/mounts",
+    ));
+    steps.push(sh(&[], "busybox grep ' /dev/shm ' /proc/mounts"));
+    steps.push(sh(
+        &["--ipc", "none"],
+        "[ -d /dev/shm ] && echo shm || echo no shm",
+    ));
+    steps.push(sh(
+        &[
+            "--sysctl",
+            "net.ipv4.ip_forward=1",
+            "--sysctl",
+            "kernel.shmmax=1000",
+        ],
+        "cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmax",
+    ));
+    steps.push(sh(&["--uts", "host"], "busybox hostname"));
+    steps.push(sh(
+        &["--pid", "host"],
+        "[ $(ls /proc | busybox grep -c '^[0-9]') -gt 3 ] && echo host pids",
+    ));
+    steps.push(sh(&[], "cat /proc/1/comm"));
+    // PID 1 is the init with --init, and it reaps what is orphaned; without, nobody does.
+    steps.push(sh(&["--init"], "cat /proc/1/comm"));
+    for init in [false, true] {
+        let mut args = vec!["run", "-d", "--network", "none"];
+        if init {
+            args.push("--init");
+        }
+        args.extend_from_slice(&[
+            IMAGE,
+            "sh",
+            "-c",
+            "(busybox sleep 0.1 &); exec busybox sleep 1000",
+        ]);
+        let (code, id, err) = text(&docker(&args));
+        assert_eq!(code, 0, "{err}");
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let (code, out, _) = text(&docker(&["exec", &id, "busybox", "ps", "-o", "stat"]));
+        steps.push((
+            code,
+            format!(
+                "init {init}: zombies {}",
+                out.lines().filter(|l| l.starts_with('Z')).count()
+            ),
+        ));
+        let _ = docker(&["rm", "-f", &id]);
+    }
+    let (code, _, err) = text(&docker(&[
+        "run",
+        "-d",
+        "--name",
+        "pidtarget",
+        "--network",
+        "none",
+        IMAGE,
+        "sleep",
+        "1000",
+    ]));
+    steps.push((code, err));
+    steps.push(sh(
+        &["--pid", "container:pidtarget"],
+        "busybox tr '\\0' ' ' < /proc/1/cmdline",
+    ));
+    let _ = docker(&["rm", "-f", "pidtarget"]);
+    let (code, _, err) = text(&docker(&[
+        "create",
+        "--name",
+        "nsinspect",
+        "--tmpfs",
+        "/run:size=1m",
+        "--shm-size",
+        "2m",
+        "--sysctl",
+        "net.ipv4.ip_forward=1",
+        "--pid",
+        "host",
+        "--ipc",
+        "shareable",
+        "--uts",
+        "host",
+        "--init",
+        IMAGE,
+        "true",
+    ]));
+    steps.push((code, err));
+    let (code, _, err) = text(&docker(&["create", "--name", "nsdefault", IMAGE, "true"]));
+    steps.push((code, err));
+    let f = "{{json .HostConfig.Tmpfs}} {{.HostConfig.ShmSize}} {{json .HostConfig.Sysctls}} {{.HostConfig.PidMode}} {{.HostConfig.IpcMode}} {{.HostConfig.UTSMode}} {{json .HostConfig.Init}}";
+    for c in ["nsinspect", "nsdefault"] {
+        let (code, out, _) = text(&docker(&["inspect", "-f", f, c]));
+        steps.push((code, out));
+        let _ = docker(&["rm", c]);
+    }
+    steps
+}
+
+#[test]
+fn netns_isolation_namespaces_tmpfs_sysctls_and_init_as_docker() {
+    if !netns_support::enabled("netns_isolation_namespaces_tmpfs_sysctls_and_init_as_docker") {
+        return;
+    }
+    let d = Berthd::start();
+    let berth = namespace_steps(&|args| d.docker(args));
+    assert!(berth[0].1.contains("size=1024k"), "{berth:?}");
+    assert_eq!(berth[5].1, "1\n1000", "{berth:?}");
+    assert_eq!(berth[9].1, "docker-init", "{berth:?}");
+    assert_eq!(
+        (berth[10].1.as_str(), berth[11].1.as_str()),
+        ("init false: zombies 1", "init true: zombies 0"),
+        "{berth:?}"
+    );
+    assert_eq!(berth[13].1, "sleep 1000", "{berth:?}");
+    // Refused by name.
+    let (code, _, err) = text(&d.docker(&["create", "--ipc", "container:x", IMAGE, "true"]));
+    assert!(
+        code != 0 && err.contains("not supported by berth yet"),
+        "{err}"
+    );
+    let (code, _, err) = text(&d.docker(&["create", "--tmpfs", "/t:bogus", IMAGE, "true"]));
+    assert!(
+        code != 0 && err.contains("unknown option \"bogus\""),
+        "{err}"
+    );
+    match Dockerd::start() {
+        Some(docker) => {
+            let want = namespace_steps(&|args| docker.docker(args));
+            assert_eq!(berth, want, "berthd (left) and dockerd (right)");
+        }
+        None => eprintln!("dockerd is not installed: berthd's namespaces checked alone"),
+    }
+}

@@ -137,6 +137,27 @@ pub struct ContainerArgs {
     /// Security Options
     #[arg(long = "security-opt", value_name = "list")]
     pub security_opt: Vec<String>,
+    /// Mount a tmpfs directory
+    #[arg(long = "tmpfs", value_name = "list")]
+    pub tmpfs: Vec<String>,
+    /// Size of /dev/shm
+    #[arg(long = "shm-size", value_name = "bytes")]
+    pub shm_size: Option<String>,
+    /// Sysctl options
+    #[arg(long = "sysctl", value_name = "map")]
+    pub sysctl: Vec<String>,
+    /// PID namespace to use
+    #[arg(long = "pid", value_name = "string")]
+    pub pid: Option<String>,
+    /// IPC mode to use
+    #[arg(long = "ipc", value_name = "string")]
+    pub ipc: Option<String>,
+    /// UTS namespace to use
+    #[arg(long = "uts", value_name = "string")]
+    pub uts: Option<String>,
+    /// Run an init inside the container that forwards signals and reaps processes
+    #[arg(long)]
+    pub init: bool,
     /// Cgroup namespace to use (host|private)
     #[arg(long = "cgroupns", value_name = "string")]
     pub cgroupns: Option<String>,
@@ -355,6 +376,30 @@ pub fn create_body(
                 )
             })? as i64,
     };
+    let shm_size = match &args.shm_size {
+        None => 0,
+        Some(s) => parse_size(s)
+            .filter(|b| *b > 0 && *b <= i64::MAX as u64)
+            .ok_or_else(|| {
+                bad(
+                    "--shm-size",
+                    s,
+                    "valid: a size above 0 such as 64m, 1g (binary units)",
+                )
+            })? as i64,
+    };
+    let mut tmpfs = BTreeMap::new();
+    for t in &args.tmpfs {
+        let (path, opts) = t.split_once(':').unwrap_or((t.as_str(), ""));
+        tmpfs.insert(path.to_string(), opts.to_string());
+    }
+    let mut sysctls = BTreeMap::new();
+    for s in &args.sysctl {
+        let (k, v) = s
+            .split_once('=')
+            .ok_or_else(|| bad("--sysctl", s, "valid: KEY=VALUE, as net.ipv4.ip_forward=1"))?;
+        sysctls.insert(k.to_string(), v.to_string());
+    }
     let mut ulimits = Vec::new();
     for u in &args.ulimit {
         ulimits.push(parse_ulimit(u).map_err(|e| bad("--ulimit", u, e))?.to_api());
@@ -453,6 +498,13 @@ pub fn create_body(
             cap_drop: Some(args.cap_drop.clone()),
             security_opt: Some(security_opts(&args.security_opt)?),
             cgroupns_mode: string(&args.cgroupns),
+            tmpfs: Some(tmpfs),
+            shm_size,
+            sysctls: Some(sysctls),
+            pid_mode: string(&args.pid),
+            ipc_mode: string(&args.ipc),
+            uts_mode: string(&args.uts),
+            init: args.init.then_some(true),
             ..HostConfig::default()
         },
         networking_config: NetworkingConfig {

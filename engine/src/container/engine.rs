@@ -612,7 +612,14 @@ impl Engine {
             .map_err(|e| bad_config(&e))?;
         let ic = config.config().clone().unwrap_or_default();
         let name = self.unique_name(opts.name.as_deref())?;
-        let hostname = etc::hostname(opts.hostname.as_deref(), &id)?;
+        let hostname = if opts.uts_mode == "host" && opts.hostname.is_none() {
+            // The host's UTS namespace: the host's name, as Docker's.
+            nix::unistd::gethostname()
+                .map(|h| h.to_string_lossy().into_owned())
+                .map_err(|e| ContainerError::Invalid(format!("reading the host's name: {e}")))?
+        } else {
+            etc::hostname(opts.hostname.as_deref(), &id)?
+        };
         let args = command::resolve(
             ic.entrypoint().as_deref().unwrap_or_default(),
             ic.cmd().as_deref().unwrap_or_default(),
@@ -631,6 +638,13 @@ impl Engine {
         let env = env::merge(ic.env().as_deref().unwrap_or_default(), &run_env, &hostname);
         let network_mode = self.network_mode(&opts)?;
         self.validate_network_options(&opts, &network_mode)?;
+        super::namespaces::check(&opts, &network_mode)?;
+        if opts.ipc_mode.is_empty() {
+            opts.ipc_mode = "private".into();
+        }
+        if opts.shm_size.is_none() && !matches!(opts.ipc_mode.as_str(), "host" | "none") {
+            opts.shm_size = Some(super::namespaces::DEFAULT_SHM);
+        }
         validate_resources(&opts)?;
         let restart_policy = opts.restart;
         if opts.auto_remove && restart_policy != RestartPolicy::No {

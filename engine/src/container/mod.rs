@@ -28,6 +28,7 @@ mod machine;
 pub mod model;
 pub mod mounts;
 pub mod names;
+pub mod namespaces;
 pub mod netns;
 pub mod ops;
 mod proxy;

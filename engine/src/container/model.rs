@@ -101,6 +101,20 @@ pub struct CreateOptions {
     pub security_opt: Vec<String>,
     /// `--cgroupns host|private`; create records the host's default when none is given.
     pub cgroupns: String,
+    /// `--pid host|container:NAME` (empty: a namespace of its own).
+    pub pid_mode: String,
+    /// `--ipc private|shareable|host|none`; create records `private` when none is given.
+    pub ipc_mode: String,
+    /// `--uts host` (empty: a namespace of its own).
+    pub uts_mode: String,
+    /// `--tmpfs PATH[:OPTIONS]`, by path.
+    pub tmpfs: BTreeMap<String, String>,
+    /// `--shm-size`, bytes; create records Docker's 64 MiB when none is given.
+    pub shm_size: Option<u64>,
+    /// `--sysctl`.
+    pub sysctls: BTreeMap<String, String>,
+    /// `--init`.
+    pub init: Option<bool>,
 }
 
 /// Records written before the options were typed held these as `docker run` text (`--mount`

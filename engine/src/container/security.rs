@@ -78,6 +78,23 @@ impl HostSecurity {
     }
 }
 
+/// Where `--init`'s binary is looked for, in order: Docker's own, Debian's (docker.io links
+/// `docker-init` to tini-static), tini's static build.
+pub const INIT_PATHS: [&str; 4] = [
+    "/usr/libexec/docker/docker-init",
+    "/usr/bin/docker-init",
+    "/usr/local/bin/docker-init",
+    "/usr/bin/tini-static",
+];
+
+/// The init `--init` runs as the container's PID 1 (reaping zombies, forwarding signals).
+pub fn init_binary() -> Option<std::path::PathBuf> {
+    INIT_PATHS
+        .iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.is_file())
+}
+
 /// A container's isolation, ready for its spec.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Isolation {

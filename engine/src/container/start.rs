@@ -461,7 +461,39 @@ impl Engine {
             );
         }
         let iso = super::security::resolve(&c.options, &self.host)?;
+        let ns = super::namespaces::resolve(&c.options, |name| {
+            let other = self.resolve(name)?;
+            let o = &self.containers[&other];
+            if !o.state.status.is_live() || o.state.pid <= 0 {
+                return Err(ContainerError::Conflict(format!(
+                    "cannot join PID of a non running container: {name}"
+                )));
+            }
+            Ok(o.state.pid.unsigned_abs())
+        })?;
+        oci_mounts.extend(ns.tmpfs);
+        let mut args = c.args.clone();
+        if c.options.init == Some(true) {
+            let init = super::security::init_binary().ok_or_else(|| {
+                ContainerError::Invalid(format!(
+                    "--init: no init binary on this host (looked for {}; Debian's tini-static provides one)",
+                    super::security::INIT_PATHS.join(", ")
+                ))
+            })?;
+            args.splice(0..0, [INIT_IN_CONTAINER.to_string(), "--".to_string()]);
+            oci_mounts.push(crate::runtime::spec::OciMount::bind(
+                &init.display().to_string(),
+                INIT_IN_CONTAINER,
+                true,
+                "rprivate",
+            ));
+        }
         let input = SpecInput {
+            pid_ns: ns.pid,
+            ipc_ns: ns.ipc,
+            uts_ns: ns.uts,
+            shm_size: ns.shm_size,
+            sysctls: ns.sysctls,
             caps: iso.caps,
             seccomp: iso.seccomp,
             no_new_privileges: iso.no_new_privileges,
@@ -469,7 +501,7 @@ impl Engine {
             privileged: iso.privileged,
             devices: Vec::new(),
             cgroupns: iso.cgroupns,
-            args: c.args.clone(),
+            args,
             env: c.env.clone(),
             cwd: c.workdir.clone(),
             user: Default::default(),
@@ -537,6 +569,9 @@ impl Engine {
         })
     }
 }
+
+/// Where `--init`'s binary is bound in a container (Docker's path).
+const INIT_IN_CONTAINER: &str = "/sbin/docker-init";
 
 /// An exclusive flock on directory `dir`, held until the file is dropped (blocking).
 fn lock_dir(dir: &std::path::Path) -> std::io::Result<fs::File> {

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::devices::HostDevice;
 use super::user::Ids;
+use crate::container::namespaces::Ns;
 
 /// Paths Docker hides from containers (but privileged ones).
 pub const MASKED_PATHS: [&str; 12] = [
@@ -92,6 +93,16 @@ pub struct SpecInput {
     pub devices: Vec<HostDevice>,
     /// A cgroup namespace of its own.
     pub cgroupns: bool,
+    /// PID namespace.
+    pub pid_ns: Ns,
+    /// IPC namespace (the host's: the host's `/dev/shm` and `/dev/mqueue`).
+    pub ipc_ns: Ns,
+    /// UTS namespace (the host's: no hostname set).
+    pub uts_ns: Ns,
+    /// `/dev/shm`'s size (none: no `/dev/shm`).
+    pub shm_size: Option<u64>,
+    /// `--sysctl`.
+    pub sysctls: std::collections::BTreeMap<String, String>,
     /// The process arguments.
     pub args: Vec<String>,
     /// `NAME=VALUE` entries.
@@ -152,9 +163,18 @@ pub fn spec(i: &SpecInput) -> Value {
         json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
         json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", rw(!i.privileged)]}),
         json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": [rw(!i.privileged), "nosuid", "noexec", "nodev"]}),
-        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
-        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"]}),
     ];
+    if i.ipc_ns == Ns::Host {
+        // The host's IPC namespace: its POSIX queues and shared memory too, as Docker.
+        for d in ["/dev/mqueue", "/dev/shm"] {
+            mounts.push(json!({"destination": d, "type": "bind", "source": d, "options": ["rbind", "nosuid", "noexec", "nodev"]}));
+        }
+    } else {
+        mounts.push(json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}));
+        if let Some(size) = i.shm_size {
+            mounts.push(json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={size}")]}));
+        }
+    }
     if let Some(dir) = &i.etc_dir {
         for f in ["hostname", "hosts", "resolv.conf"] {
             mounts.push(json!({"destination": format!("/etc/{f}"), "type": "bind", "source": format!("{dir}/{f}"), "options": ["rbind", "rprivate"]}));
@@ -163,12 +183,15 @@ pub fn spec(i: &SpecInput) -> Value {
     for m in &i.mounts {
         mounts.push(json!({"destination": m.destination, "type": m.kind, "source": m.source, "options": m.options}));
     }
-    let mut namespaces = vec![
-        json!({"type": "pid"}),
-        json!({"type": "ipc"}),
-        json!({"type": "uts"}),
-        json!({"type": "mount"}),
-    ];
+    let mut namespaces = Vec::new();
+    for (kind, ns) in [("pid", &i.pid_ns), ("ipc", &i.ipc_ns), ("uts", &i.uts_ns)] {
+        match ns {
+            Ns::Private => namespaces.push(json!({"type": kind})),
+            Ns::Host => {}
+            Ns::Join(path) => namespaces.push(json!({"type": kind, "path": path})),
+        }
+    }
+    namespaces.push(json!({"type": "mount"}));
     if i.cgroupns {
         namespaces.push(json!({"type": "cgroup"}));
     }
@@ -222,6 +245,12 @@ pub fn spec(i: &SpecInput) -> Value {
             "devices": devices,
         },
     });
+    if i.uts_ns == Ns::Host {
+        spec.as_object_mut().expect("an object").remove("hostname");
+    }
+    if !i.sysctls.is_empty() {
+        spec["linux"]["sysctl"] = json!(i.sysctls);
+    }
     if let Some(s) = &i.seccomp {
         spec["linux"]["seccomp"] = s.clone();
     }
@@ -277,6 +306,11 @@ mod tests {
             privileged: false,
             devices: vec![],
             cgroupns: false,
+            pid_ns: Ns::Private,
+            ipc_ns: Ns::Private,
+            uts_ns: Ns::Private,
+            shm_size: Some(64 << 20),
+            sysctls: Default::default(),
             args: vec!["sh".into(), "-c".into(), "echo hi".into()],
             env: vec!["PATH=/bin".into()],
             cwd: "/".into(),

@@ -1,8 +1,7 @@
 //! `POST /containers/create`: Docker's JSON body (what the docker CLI and SDKs send) turned into
 //! the engine's [`CreateOptions`], which take `docker run`'s flags by name. Pure. Settings that
-//! would change isolation or behaviour and that berth cannot honour yet (Devices, Sysctls,
-//! Tmpfs, a StopSignal other than TERM, a log driver other than json-file) are refused by name
-//! rather than dropped.
+//! would change isolation or behaviour and that berth cannot honour yet (Devices, a StopSignal
+//! other than TERM, a log driver other than json-file) are refused by name rather than dropped.
 
 use berth_api::container_create::{self as create, ContainerCreate};
 use berth_api::opts::mount;
@@ -24,11 +23,7 @@ pub fn to_options(body: ContainerCreate, name: Option<String>) -> Result<CreateO
         return Err(ApiError::bad("config has no Image: give the image to run"));
     }
     // Settings of isolation berth does not apply yet: refused, never dropped.
-    for (field, set) in [
-        ("Devices", h.devices.as_ref().is_some_and(|v| !v.is_empty())),
-        ("Sysctls", h.sysctls.as_ref().is_some_and(|v| !v.is_empty())),
-        ("Tmpfs", h.tmpfs.as_ref().is_some_and(|v| !v.is_empty())),
-    ] {
+    for (field, set) in [("Devices", h.devices.as_ref().is_some_and(|v| !v.is_empty()))] {
         if set {
             return Err(ApiError::bad(format!(
                 "HostConfig.{field} is not supported by berth yet (valid: empty)"
@@ -173,6 +168,21 @@ pub fn to_options(body: ContainerCreate, name: Option<String>) -> Result<CreateO
         cap_drop: h.cap_drop.unwrap_or_default(),
         security_opt: h.security_opt.unwrap_or_default(),
         cgroupns: h.cgroupns_mode,
+        pid_mode: h.pid_mode,
+        ipc_mode: h.ipc_mode,
+        uts_mode: h.uts_mode,
+        tmpfs: h.tmpfs.unwrap_or_default(),
+        shm_size: match h.shm_size {
+            0 => None,
+            s if s < 0 => {
+                return Err(ApiError::bad(format!(
+                    "invalid HostConfig.ShmSize {s}: give 0 (Docker's 64 MiB) or a size in bytes"
+                )));
+            }
+            s => Some(s as u64),
+        },
+        sysctls: h.sysctls.unwrap_or_default(),
+        init: h.init,
     })
 }
 
@@ -240,12 +250,21 @@ mod tests {
         )
         .unwrap();
         assert_eq!(o.mounts.len(), 1);
-        let e = to_options(
-            parse(br#"{"Image":"bb","HostConfig":{"Tmpfs":{"/run":"size=1m"}}}"#).unwrap(),
+        let o = to_options(
+            parse(br#"{"Image":"bb","HostConfig":{"Tmpfs":{"/run":"size=1m"},"ShmSize":1048576,"PidMode":"host","IpcMode":"shareable","UTSMode":"host","Init":true}}"#).unwrap(),
             None,
         )
-        .unwrap_err();
-        assert!(e.message.contains("HostConfig.Tmpfs"), "{e}");
+        .unwrap();
+        assert_eq!(o.tmpfs["/run"], "size=1m");
+        assert_eq!((o.shm_size, o.init), (Some(1 << 20), Some(true)));
+        assert_eq!(
+            (
+                o.pid_mode.as_str(),
+                o.ipc_mode.as_str(),
+                o.uts_mode.as_str()
+            ),
+            ("host", "shareable", "host")
+        );
     }
 
     #[test]
@@ -308,15 +327,15 @@ mod tests {
         .unwrap_err();
         assert!(e.message.contains("\"syslog\""), "{e}");
         let e = to_options(
-            parse(br#"{"Image":"bb","HostConfig":{"Sysctls":{"net.ipv4.ip_forward":"1"}}}"#)
+            parse(br#"{"Image":"bb","HostConfig":{"Devices":[{"PathOnHost":"/dev/null"}]}}"#)
                 .unwrap(),
             None,
         )
         .unwrap_err();
-        assert!(e.message.contains("Sysctls"), "{e}");
+        assert!(e.message.contains("Devices"), "{e}");
         assert!(
             to_options(
-                parse(br#"{"Image":"bb","HostConfig":{"Sysctls":{}}}"#).unwrap(),
+                parse(br#"{"Image":"bb","HostConfig":{"Devices":[]}}"#).unwrap(),
                 None
             )
             .is_ok()

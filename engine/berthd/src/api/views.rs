@@ -244,9 +244,23 @@ pub fn inspect(c: &Container, nets: &[EndpointView], log_path: &str) -> Value {
             json!((!c.options.security_opt.is_empty()).then_some(&c.options.security_opt)),
         ),
         ("CgroupnsMode", json!(c.options.cgroupns)),
+        ("PidMode", json!(c.options.pid_mode)),
+        ("IpcMode", json!(c.options.ipc_mode)),
+        ("UTSMode", json!(c.options.uts_mode)),
+        ("ShmSize", json!(c.options.shm_size.unwrap_or(0))),
     ];
     for (k, x) in isolation {
         v["HostConfig"][k] = x;
+    }
+    // Docker leaves these out when unset.
+    if !c.options.tmpfs.is_empty() {
+        v["HostConfig"]["Tmpfs"] = json!(c.options.tmpfs);
+    }
+    if !c.options.sysctls.is_empty() {
+        v["HostConfig"]["Sysctls"] = json!(c.options.sysctls);
+    }
+    if let Some(i) = c.options.init {
+        v["HostConfig"]["Init"] = json!(i);
     }
     v
 }

@@ -1,0 +1,334 @@
+//! The namespaces a container shares and what goes with them, as Docker reads `--pid`,
+//! `--ipc`, `--uts`, `--sysctl`, `--tmpfs`, `--shm-size` and `--init`. Pure: [`check`] at
+//! create refuses what cannot work, naming it; [`resolve`] at every start turns the options
+//! into the spec's namespaces and mounts, with the PIDs of the containers joined looked up by
+//! the caller.
+
+use std::collections::BTreeMap;
+
+use super::ContainerError;
+use super::model::{CreateOptions, NetworkMode};
+use crate::runtime::spec::OciMount;
+
+/// One namespace of the spec.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Ns {
+    /// A new one.
+    #[default]
+    Private,
+    /// The host's (none in the spec).
+    Host,
+    /// Another process's (`/proc/PID/ns/KIND`).
+    Join(String),
+}
+
+/// What a container's namespaces and their mounts are.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Namespaces {
+    /// PID namespace.
+    pub pid: Ns,
+    /// IPC namespace.
+    pub ipc: Ns,
+    /// UTS namespace (no hostname set when the host's).
+    pub uts: Ns,
+    /// `/dev/shm`'s size (none: no `/dev/shm`, as `--ipc none`).
+    pub shm_size: Option<u64>,
+    /// `linux.sysctl`.
+    pub sysctls: BTreeMap<String, String>,
+    /// `--tmpfs` mounts.
+    pub tmpfs: Vec<OciMount>,
+}
+
+/// Docker's `/dev/shm` size.
+pub const DEFAULT_SHM: u64 = 64 << 20;
+
+fn invalid(msg: String) -> ContainerError {
+    ContainerError::Invalid(msg)
+}
+
+/// The sysctls of the IPC namespace.
+const IPC_SYSCTLS: [&str; 8] = [
+    "kernel.msgmax",
+    "kernel.msgmnb",
+    "kernel.msgmni",
+    "kernel.sem",
+    "kernel.shmall",
+    "kernel.shmmax",
+    "kernel.shmmni",
+    "kernel.shm_rmid_forced",
+];
+
+/// Options `--tmpfs` takes (tmpfs's own and the generic ones).
+const TMPFS_FLAGS: [&str; 22] = [
+    "rw",
+    "ro",
+    "exec",
+    "noexec",
+    "suid",
+    "nosuid",
+    "dev",
+    "nodev",
+    "sync",
+    "async",
+    "dirsync",
+    "atime",
+    "noatime",
+    "diratime",
+    "nodiratime",
+    "relatime",
+    "norelatime",
+    "strictatime",
+    "nostrictatime",
+    "mand",
+    "nomand",
+    "tmpcopyup",
+];
+const TMPFS_KEYS: [&str; 6] = ["size", "mode", "uid", "gid", "nr_inodes", "nr_blocks"];
+
+fn check_sysctl(key: &str, o: &CreateOptions, host_net: bool) -> Result<(), ContainerError> {
+    let ipc_host = o.ipc_mode == "host";
+    if IPC_SYSCTLS.contains(&key) || key.starts_with("fs.mqueue.") {
+        if ipc_host {
+            return Err(invalid(format!(
+                "sysctl {key:?} is not allowed in host IPC mode"
+            )));
+        }
+        return Ok(());
+    }
+    if key.starts_with("net.") {
+        if host_net {
+            return Err(invalid(format!(
+                "sysctl {key:?} is not allowed in host network namespace"
+            )));
+        }
+        return Ok(());
+    }
+    if key == "kernel.domainname" {
+        if o.uts_mode == "host" {
+            return Err(invalid(format!(
+                "sysctl {key:?} is not allowed in host UTS mode"
+            )));
+        }
+        return Ok(());
+    }
+    Err(invalid(format!(
+        "sysctl {key:?} is not namespaced, so a container may not set it (valid: {}, fs.mqueue.*, net.*, kernel.domainname)",
+        IPC_SYSCTLS.join(", ")
+    )))
+}
+
+/// `--tmpfs PATH` with options `opts` as the runtime mounts it (Docker's defaults: noexec,
+/// nosuid, nodev unless asked otherwise).
+pub fn tmpfs_mount(path: &str, opts: &str) -> Result<OciMount, ContainerError> {
+    let bad = |why: &str| invalid(format!("invalid --tmpfs {path}:{opts}: {why}"));
+    if !path.starts_with('/') || path.trim_end_matches('/').is_empty() {
+        return Err(bad("the path must be absolute and not /"));
+    }
+    let mut options = Vec::new();
+    for o in opts.split(',').filter(|o| !o.is_empty()) {
+        let ok = match o.split_once('=') {
+            Some((k, v)) => TMPFS_KEYS.contains(&k) && !v.is_empty() && !v.contains(['\0', ',']),
+            None => TMPFS_FLAGS.contains(&o),
+        };
+        if !ok {
+            return Err(bad(&format!(
+                "unknown option {o:?} (valid: {}, {}=VALUE)",
+                TMPFS_FLAGS.join(", "),
+                TMPFS_KEYS.join("=VALUE, ")
+            )));
+        }
+        options.push(o.to_string());
+    }
+    for (on, off) in [("noexec", "exec"), ("nosuid", "suid"), ("nodev", "dev")] {
+        if !options.iter().any(|o| o == on || o == off) {
+            options.push(on.to_string());
+        }
+    }
+    Ok(OciMount {
+        destination: path.to_string(),
+        kind: "tmpfs".into(),
+        source: "tmpfs".into(),
+        options,
+    })
+}
+
+/// Refuses at create what no start could apply, naming the option.
+pub fn check(o: &CreateOptions, network: &NetworkMode) -> Result<(), ContainerError> {
+    match o.pid_mode.as_str() {
+        "" | "host" => {}
+        m if m.strip_prefix("container:").is_some_and(|c| !c.is_empty()) => {}
+        m => {
+            return Err(invalid(format!(
+                "invalid --pid {m:?}: valid are host and container:NAME"
+            )));
+        }
+    }
+    match o.ipc_mode.as_str() {
+        "" | "private" | "shareable" | "host" | "none" => {}
+        m if m.starts_with("container:") => {
+            return Err(invalid(format!(
+                "--ipc {m}: joining another container's IPC namespace is not supported by berth yet (valid: private, shareable, host, none)"
+            )));
+        }
+        m => {
+            return Err(invalid(format!(
+                "invalid --ipc {m:?}: valid are private, shareable, host, none"
+            )));
+        }
+    }
+    match o.uts_mode.as_str() {
+        "" => {}
+        "host" if o.hostname.as_deref().is_some_and(|h| !h.is_empty()) => {
+            return Err(invalid(
+                "Conflicting options: hostname and the UTS mode".into(),
+            ));
+        }
+        "host" => {}
+        m => return Err(invalid(format!("invalid --uts {m:?}: valid is host"))),
+    }
+    if o.shm_size == Some(0) {
+        return Err(invalid(
+            "invalid --shm-size 0: give a size above 0, as 64m".into(),
+        ));
+    }
+    for k in o.sysctls.keys() {
+        check_sysctl(k, o, *network == NetworkMode::Host)?;
+    }
+    for (path, opts) in &o.tmpfs {
+        tmpfs_mount(path, opts)?;
+    }
+    Ok(())
+}
+
+/// The namespaces of a start: `pid_of(NAME)` is the PID of a running container NAME (or why
+/// it cannot be joined).
+pub fn resolve(
+    o: &CreateOptions,
+    pid_of: impl Fn(&str) -> Result<u32, ContainerError>,
+) -> Result<Namespaces, ContainerError> {
+    let pid = match o.pid_mode.as_str() {
+        "host" => Ns::Host,
+        m => match m.strip_prefix("container:") {
+            Some(c) => Ns::Join(format!("/proc/{}/ns/pid", pid_of(c)?)),
+            None => Ns::Private,
+        },
+    };
+    let ipc = if o.ipc_mode == "host" {
+        Ns::Host
+    } else {
+        Ns::Private
+    };
+    let uts = if o.uts_mode == "host" {
+        Ns::Host
+    } else {
+        Ns::Private
+    };
+    let shm_size = match o.ipc_mode.as_str() {
+        "none" | "host" => None,
+        _ => Some(o.shm_size.unwrap_or(DEFAULT_SHM)),
+    };
+    let mut tmpfs = Vec::new();
+    for (path, opts) in &o.tmpfs {
+        tmpfs.push(tmpfs_mount(path, opts)?);
+    }
+    Ok(Namespaces {
+        pid,
+        ipc,
+        uts,
+        shm_size,
+        sysctls: o.sysctls.clone(),
+        tmpfs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(f: impl FnOnce(&mut CreateOptions)) -> CreateOptions {
+        let mut o = CreateOptions::default();
+        f(&mut o);
+        o
+    }
+
+    fn err(o: CreateOptions, net: NetworkMode) -> String {
+        check(&o, &net).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn modes_and_sysctls_are_checked_as_docker_checks_them() {
+        let bridge = NetworkMode::Network("bridge".into());
+        assert!(check(&CreateOptions::default(), &bridge).is_ok());
+        let ok = opts(|o| {
+            o.sysctls.insert("net.ipv4.ip_forward".into(), "1".into());
+            o.sysctls.insert("kernel.shmmax".into(), "1000".into());
+            o.sysctls.insert("fs.mqueue.msg_max".into(), "20".into());
+            o.pid_mode = "container:db".into();
+            o.ipc_mode = "shareable".into();
+        });
+        assert!(check(&ok, &bridge).is_ok());
+        let net = opts(|o| {
+            o.sysctls.insert("net.ipv4.ip_forward".into(), "1".into());
+        });
+        assert!(err(net, NetworkMode::Host).contains("not allowed in host network namespace"));
+        let vm = opts(|o| {
+            o.sysctls.insert("vm.swappiness".into(), "1".into());
+        });
+        assert!(err(vm, bridge.clone()).starts_with("sysctl \"vm.swappiness\" is not namespaced"));
+        let ipc = opts(|o| {
+            o.ipc_mode = "host".into();
+            o.sysctls.insert("kernel.sem".into(), "1 2 3 4".into());
+        });
+        assert!(err(ipc, bridge.clone()).contains("not allowed in host IPC mode"));
+        let uts = opts(|o| {
+            o.uts_mode = "host".into();
+            o.hostname = Some("x".into());
+        });
+        assert_eq!(
+            err(uts, bridge.clone()),
+            "Conflicting options: hostname and the UTS mode"
+        );
+        let pid = opts(|o| o.pid_mode = "bogus".into());
+        assert!(err(pid, bridge.clone()).contains("invalid --pid \"bogus\""));
+        let join = opts(|o| o.ipc_mode = "container:db".into());
+        assert!(err(join, bridge).contains("not supported by berth yet"));
+    }
+
+    #[test]
+    fn tmpfs_takes_dockers_defaults_and_refuses_unknown_options() {
+        let m = tmpfs_mount("/run", "size=1m,exec").unwrap();
+        assert_eq!(m.options, ["size=1m", "exec", "nosuid", "nodev"]);
+        assert_eq!(
+            tmpfs_mount("/t", "").unwrap().options,
+            ["noexec", "nosuid", "nodev"]
+        );
+        let e = tmpfs_mount("/t", "size=1m,bogus").unwrap_err().to_string();
+        assert!(
+            e.contains("invalid --tmpfs /t:size=1m,bogus: unknown option \"bogus\""),
+            "{e}"
+        );
+        assert!(tmpfs_mount("rel", "").is_err());
+        assert!(tmpfs_mount("/", "").is_err());
+    }
+
+    #[test]
+    fn joins_name_the_other_containers_namespace() {
+        let o = opts(|o| {
+            o.pid_mode = "container:db".into();
+            o.ipc_mode = "none".into();
+            o.uts_mode = "host".into();
+        });
+        let n = resolve(&o, |c| {
+            if c == "db" {
+                Ok(42)
+            } else {
+                Err(invalid(c.into()))
+            }
+        })
+        .unwrap();
+        assert_eq!(n.pid, Ns::Join("/proc/42/ns/pid".into()));
+        assert_eq!((n.ipc, n.uts, n.shm_size), (Ns::Private, Ns::Host, None));
+        let d = resolve(&CreateOptions::default(), |_| unreachable!()).unwrap();
+        assert_eq!(d.shm_size, Some(DEFAULT_SHM));
+    }
+}
