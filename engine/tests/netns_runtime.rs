@@ -105,6 +105,7 @@ fn bundle(
         apparmor: None,
         privileged: false,
         devices: vec![],
+        device_rules: vec![],
         cgroupns: false,
         pid_ns: Default::default(),
         ipc_ns: Default::default(),

@@ -246,9 +246,15 @@ pub struct HostConfig {
     /// `--security-opt`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub security_opt: Option<Vec<String>>,
-    /// `--device` (refused when not empty).
+    /// `--device`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub devices: Option<Vec<serde_json::Value>>,
+    pub devices: Option<Vec<crate::opts::device::DeviceMapping>>,
+    /// `--device-cgroup-rule`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_cgroup_rules: Option<Vec<String>>,
+    /// `--group-add`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_add: Option<Vec<String>>,
     /// `--sysctl`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sysctls: Option<BTreeMap<String, String>>,

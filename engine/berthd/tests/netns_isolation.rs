@@ -567,3 +567,111 @@ fn netns_isolation_namespaces_tmpfs_sysctls_and_init_as_docker() {
         None => eprintln!("dockerd is not installed: berthd's namespaces checked alone"),
     }
 }
+
+/// `--device`, `--device-cgroup-rule` and `--group-add`: what each step's container saw.
+fn device_steps(docker: Docker) -> Vec<(i32, String)> {
+    let first_line = |(code, out, err): (i32, String, String)| {
+        (
+            code,
+            if code == 0 {
+                out
+            } else {
+                err.lines().next().unwrap_or("").to_string()
+            },
+        )
+    };
+    let mut steps = Vec::new();
+    steps.push(first_line(run_sh(
+        docker,
+        &["--device", "/dev/null:/dev/mynull"],
+        "echo hi > /dev/mynull && busybox stat -c '%F %t:%T %a' /dev/mynull",
+    )));
+    // loop-control (10:237) is in no runtime's default list: opened only when a rule allows it.
+    let open_lc = "busybox mknod /tmp/lc c 10 237 && { (exec 3</tmp/lc) 2>/dev/null && echo opened || echo denied; }";
+    steps.push(first_line(run_sh(docker, &[], open_lc)));
+    steps.push(first_line(run_sh(
+        docker,
+        &["--device-cgroup-rule", "c 10:237 r"],
+        open_lc,
+    )));
+    steps.push(first_line(run_sh(
+        docker,
+        &["--device", "/dev/loop-control:/dev/lc:r"],
+        "(exec 3</dev/lc) && echo opened",
+    )));
+    steps.push(first_line(run_sh(
+        docker,
+        &["--group-add", "1234", "--group-add", "5678"],
+        "busybox id -G",
+    )));
+    let (code, _, _) = run_sh(docker, &["--group-add", "nosuchgroup"], "true");
+    steps.push((code, String::new()));
+    let (code, _, _) = text(&docker(&[
+        "create",
+        "--device",
+        "/etc/hostname",
+        IMAGE,
+        "true",
+    ]));
+    steps.push((code, String::new()));
+    let (code, _, err) = text(&docker(&[
+        "create",
+        "--name",
+        "devinspect",
+        "--device",
+        "/dev/null:/dev/mynull",
+        "--device-cgroup-rule",
+        "c 10:237 r",
+        "--group-add",
+        "1234",
+        IMAGE,
+        "true",
+    ]));
+    steps.push((code, err));
+    let f = "{{json .HostConfig.Devices}} {{json .HostConfig.DeviceCgroupRules}} {{json .HostConfig.GroupAdd}}";
+    steps.push(first_line(text(&docker(&[
+        "inspect",
+        "-f",
+        f,
+        "devinspect",
+    ]))));
+    let _ = docker(&["rm", "devinspect"]);
+    steps
+}
+
+#[test]
+fn netns_isolation_devices_and_groups_as_docker() {
+    if !netns_support::enabled("netns_isolation_devices_and_groups_as_docker") {
+        return;
+    }
+    let d = Berthd::start();
+    let berth = device_steps(&|args| d.docker(args));
+    assert_eq!(berth[0].1, "character special file 1:3 666", "{berth:?}");
+    assert_eq!(
+        (
+            berth[1].1.as_str(),
+            berth[2].1.as_str(),
+            berth[3].1.as_str()
+        ),
+        ("denied", "opened", "opened"),
+        "{berth:?}"
+    );
+    assert_eq!(berth[4].1, "0 1234 5678", "{berth:?}");
+    assert_ne!(berth[5].0, 0, "an unknown group is refused: {berth:?}");
+    assert_eq!(
+        berth[6].0, 0,
+        "a device is read from the host at start, as Docker: {berth:?}"
+    );
+    let (_, _, err) = text(&d.docker(&["run", "--device", "/etc/hostname", IMAGE, "true"]));
+    assert!(
+        err.contains("custom device \"/etc/hostname\": /etc/hostname is not a device node"),
+        "{err}"
+    );
+    match Dockerd::start() {
+        Some(docker) => {
+            let want = device_steps(&|args| docker.docker(args));
+            assert_eq!(berth, want, "berthd (left) and dockerd (right)");
+        }
+        None => eprintln!("dockerd is not installed: berthd's devices checked alone"),
+    }
+}

@@ -137,6 +137,15 @@ pub struct ContainerArgs {
     /// Security Options
     #[arg(long = "security-opt", value_name = "list")]
     pub security_opt: Vec<String>,
+    /// Add a host device to the container
+    #[arg(long = "device", value_name = "list")]
+    pub device: Vec<String>,
+    /// Add a rule to the cgroup allowed devices list
+    #[arg(long = "device-cgroup-rule", value_name = "list")]
+    pub device_cgroup_rule: Vec<String>,
+    /// Add additional groups to join
+    #[arg(long = "group-add", value_name = "list")]
+    pub group_add: Vec<String>,
     /// Mount a tmpfs directory
     #[arg(long = "tmpfs", value_name = "list")]
     pub tmpfs: Vec<String>,
@@ -505,6 +514,17 @@ pub fn create_body(
             ipc_mode: string(&args.ipc),
             uts_mode: string(&args.uts),
             init: args.init.then_some(true),
+            devices: Some(
+                args.device
+                    .iter()
+                    .map(|d| {
+                        berth_api::opts::device::DeviceMapping::parse(d)
+                            .map_err(|e| bad("--device", d, e))
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+            device_cgroup_rules: Some(args.device_cgroup_rule.clone()),
+            group_add: Some(args.group_add.clone()),
             ..HostConfig::default()
         },
         networking_config: NetworkingConfig {

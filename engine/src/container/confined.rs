@@ -130,6 +130,7 @@ pub fn read_etc(root: &Path, path: &str) -> Result<String, ConfinedError> {
 pub fn resolve_user(
     rootfs: &Path,
     spec: &str,
+    group_add: &[String],
     container: &str,
 ) -> Result<crate::runtime::user::Ids, super::ContainerError> {
     let invalid = |e: &dyn std::fmt::Display| {
@@ -137,7 +138,9 @@ pub fn resolve_user(
     };
     let passwd = read_etc(rootfs, "/etc/passwd").map_err(|e| invalid(&e))?;
     let group = read_etc(rootfs, "/etc/group").map_err(|e| invalid(&e))?;
-    crate::runtime::user::resolve(spec, &passwd, &group).map_err(|e| invalid(&e))
+    let mut ids = crate::runtime::user::resolve(spec, &passwd, &group).map_err(|e| invalid(&e))?;
+    crate::runtime::user::add_groups(&mut ids, group_add, &group).map_err(|e| invalid(&e))?;
+    Ok(ids)
 }
 
 #[cfg(test)]

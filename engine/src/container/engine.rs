@@ -639,6 +639,18 @@ impl Engine {
         let network_mode = self.network_mode(&opts)?;
         self.validate_network_options(&opts, &network_mode)?;
         super::namespaces::check(&opts, &network_mode)?;
+        // Devices: as the user wrote them, defaults filled; the host's nodes are read at each
+        // start (as Docker: a device may come and go between create and start).
+        opts.devices = opts
+            .devices
+            .iter()
+            .map(|d| d.normalized())
+            .collect::<Result<_, _>>()
+            .map_err(|e| ContainerError::Invalid(e.to_string()))?;
+        for r in &opts.device_cgroup_rules {
+            berth_api::opts::device::CgroupRule::parse(r)
+                .map_err(|e| ContainerError::Invalid(e.to_string()))?;
+        }
         if opts.ipc_mode.is_empty() {
             opts.ipc_mode = "private".into();
         }

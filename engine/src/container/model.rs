@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use berth_api::opts::device::DeviceMapping;
 use berth_api::opts::mount::MountSpec;
 use berth_api::opts::ulimit::UlimitSpec;
 use portproxy::PortSpec;
@@ -115,6 +116,12 @@ pub struct CreateOptions {
     pub sysctls: BTreeMap<String, String>,
     /// `--init`.
     pub init: Option<bool>,
+    /// `--device`.
+    pub devices: Vec<DeviceMapping>,
+    /// `--device-cgroup-rule`.
+    pub device_cgroup_rules: Vec<String>,
+    /// `--group-add`.
+    pub group_add: Vec<String>,
 }
 
 /// Records written before the options were typed held these as `docker run` text (`--mount`

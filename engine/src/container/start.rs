@@ -46,6 +46,10 @@ pub struct StartPlan {
     /// The spec, but for what the run finds out (user, namespace, /etc files).
     input: SpecInput,
     user: String,
+    /// `--group-add`.
+    group_add: Vec<String>,
+    /// `--device`, read from the host as the container starts.
+    device_maps: Vec<berth_api::opts::device::DeviceMapping>,
     net: Option<NetPlan>,
     wiring: Arc<tokio::sync::Mutex<Wiring>>,
     shim: PathBuf,
@@ -163,6 +167,7 @@ impl StartPlan {
             self.name.clone(),
         );
         let privileged = self.input.privileged;
+        let (group_add, device_maps) = (self.group_add.clone(), self.device_maps.clone());
         // Mounting and reading the container's files block (and the files are the container's:
         // read confined, never under a lock).
         let prepared = tokio::task::spawn_blocking(move || {
@@ -186,25 +191,48 @@ impl StartPlan {
                     )))?;
                 }
             }
-            let ids = resolve_user(&rootfs, &user, &name)?;
+            let ids = resolve_user(&rootfs, &user, &group_add, &name)?;
             // A privileged container gets the host's devices, read as it starts (as Docker).
-            let devices = if privileged {
+            let mut devices = if privileged {
                 crate::runtime::devices::host_devices(Path::new("/dev"))
                     .map_err(io_err("reading the host's /dev for --privileged"))?
             } else {
                 Vec::new()
             };
-            Ok::<_, ContainerError>((ids, devices))
+            let mut rules = Vec::new();
+            for m in &device_maps {
+                let found = crate::runtime::devices::device_at(
+                    Path::new(&m.path_on_host),
+                    &m.path_in_container,
+                )
+                .map_err(|e| {
+                    ContainerError::Invalid(format!(
+                        "error gathering device information while adding custom device {:?}: {e}",
+                        m.path_on_host
+                    ))
+                })?;
+                for d in &found {
+                    rules.push(berth_api::opts::device::CgroupRule {
+                        kind: d.kind,
+                        major: i64::try_from(d.major).ok(),
+                        minor: i64::try_from(d.minor).ok(),
+                        access: m.cgroup_permissions.clone(),
+                    });
+                }
+                devices.extend(found);
+            }
+            Ok::<_, ContainerError>((ids, devices, rules))
         })
         .await
         .map_err(|e| ContainerError::Invalid(format!("preparing the root file system: {e}")))??;
         let net = self.net.take().expect("a plan is run once");
         let (net, etc_dir) = self.wiring.lock().await.setup(net).await?;
         crate::failpoint::pause("start:after-network").await;
-        let (ids, devices) = prepared;
+        let (ids, devices, rules) = prepared;
         let input = &mut self.input;
         input.user = ids;
         input.devices = devices;
+        input.device_rules.extend(rules);
         input.netns = match &net {
             SpecNet::Path(p) => Some(p.clone()),
             SpecNet::Host => None,
@@ -500,6 +528,13 @@ impl Engine {
             apparmor: iso.apparmor,
             privileged: iso.privileged,
             devices: Vec::new(),
+            device_rules: c
+                .options
+                .device_cgroup_rules
+                .iter()
+                .map(|r| berth_api::opts::device::CgroupRule::parse(r))
+                .collect::<Result<_, _>>()
+                .map_err(|e| ContainerError::Invalid(e.to_string()))?,
             cgroupns: iso.cgroupns,
             args,
             env: c.env.clone(),
@@ -561,6 +596,8 @@ impl Engine {
             copies,
             input,
             user: c.user.clone(),
+            group_add: c.options.group_add.clone(),
+            device_maps: c.options.devices.clone(),
             net: Some(net),
             wiring: self.wiring.clone(),
             shim: self.cfg.shim.clone(),

@@ -75,6 +75,41 @@ pub fn host_devices(dev: &Path) -> io::Result<Vec<HostDevice>> {
     Ok(out)
 }
 
+/// `--device`'s nodes: the device at `host` (links followed, as Docker) shown at `ctr`, or every
+/// device under the directory `host` at the same place under `ctr`. Refused when `host` is
+/// neither, naming it.
+pub fn device_at(host: &Path, ctr: &str) -> io::Result<Vec<HostDevice>> {
+    let m = fs::metadata(host)?;
+    let t = m.file_type();
+    if t.is_dir() {
+        let found = host_devices(host)?;
+        return Ok(found
+            .into_iter()
+            .map(|mut d| {
+                let rel = d.path.trim_start_matches("/dev");
+                d.path = format!("{}{rel}", ctr.trim_end_matches('/'));
+                d
+            })
+            .collect());
+    }
+    if !(t.is_char_device() || t.is_block_device()) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a device node", host.display()),
+        ));
+    }
+    let rdev = m.rdev();
+    Ok(vec![HostDevice {
+        path: ctr.to_string(),
+        kind: if t.is_char_device() { 'c' } else { 'b' },
+        major: nix::sys::stat::major(rdev),
+        minor: nix::sys::stat::minor(rdev),
+        mode: m.mode() & 0o7777,
+        uid: m.uid(),
+        gid: m.gid(),
+    }])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,5 +121,14 @@ mod tests {
         assert_eq!((null.kind, null.major, null.minor), ('c', 1, 3));
         assert!(!d.iter().any(|d| d.path.starts_with("/dev/pts/")));
         assert!(!d.iter().any(|d| d.path == "/dev/console"));
+        let one = device_at(Path::new("/dev/null"), "/dev/mynull").unwrap();
+        assert_eq!(
+            (one[0].path.as_str(), one[0].major, one[0].minor),
+            ("/dev/mynull", 1, 3)
+        );
+        let e = device_at(Path::new("/etc/hostname"), "/x")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "/etc/hostname is not a device node");
     }
 }

@@ -4,6 +4,7 @@
 //! `/etc/resolv.conf` bound in, the user's mounts, rlimits and cgroup resources. A pure function
 //! of [`SpecInput`]; the result parses as oci-spec's `Spec`.
 
+use berth_api::opts::device::CgroupRule;
 use berth_api::opts::ulimit::UlimitSpec;
 use serde_json::{Value, json};
 
@@ -91,6 +92,9 @@ pub struct SpecInput {
     pub privileged: bool,
     /// Device nodes created in the container's `/dev` (the host's, when privileged).
     pub devices: Vec<HostDevice>,
+    /// Devices the container may use beyond the runtime's defaults (`--device`,
+    /// `--device-cgroup-rule`).
+    pub device_rules: Vec<CgroupRule>,
     /// A cgroup namespace of its own.
     pub cgroupns: bool,
     /// PID namespace.
@@ -200,7 +204,18 @@ pub fn spec(i: &SpecInput) -> Value {
         Some(p) => namespaces.push(json!({"type": "network", "path": p})),
         None => namespaces.push(json!({"type": "network"})),
     }
-    let mut resources = json!({"devices": [{"allow": i.privileged, "access": "rwm"}]});
+    let mut device_rules = vec![json!({"allow": i.privileged, "access": "rwm"})];
+    for r in &i.device_rules {
+        let mut rule = json!({"allow": true, "type": r.kind.to_string(), "access": r.access});
+        if let Some(m) = r.major {
+            rule["major"] = json!(m);
+        }
+        if let Some(m) = r.minor {
+            rule["minor"] = json!(m);
+        }
+        device_rules.push(rule);
+    }
+    let mut resources = json!({"devices": device_rules});
     if let Some(m) = i.memory {
         resources["memory"] = json!({"limit": m, "swap": m});
     }
@@ -305,6 +320,7 @@ mod tests {
             apparmor: None,
             privileged: false,
             devices: vec![],
+            device_rules: vec![],
             cgroupns: false,
             pid_ns: Ns::Private,
             ipc_ns: Ns::Private,

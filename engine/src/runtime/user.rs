@@ -100,9 +100,45 @@ pub fn resolve(spec: &str, passwd_text: &str, group_text: &str) -> Result<Ids, U
     })
 }
 
+/// Adds `--group-add` groups to `ids`: numbers as they are, names looked up in the image's
+/// `/etc/group` (unknown names refused, as Docker's).
+pub fn add_groups(ids: &mut Ids, add: &[String], group_text: &str) -> Result<(), UserError> {
+    for g in add {
+        let gid = match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => groups(group_text)
+                .find(|(name, _, _)| name == g)
+                .map(|(_, gid, _)| gid)
+                .ok_or_else(|| UserError::NoGroup(g.clone()))?,
+        };
+        if !ids.additional.contains(&gid) {
+            ids.additional.push(gid);
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn group_add_takes_numbers_and_the_images_names() {
+        let mut ids = Ids::default();
+        add_groups(
+            &mut ids,
+            &["1234".into(), "audio".into(), "1234".into()],
+            "audio:x:29:\n",
+        )
+        .unwrap();
+        assert_eq!(ids.additional, [1234, 29]);
+        assert_eq!(
+            add_groups(&mut ids, &["video".into()], "audio:x:29:\n")
+                .unwrap_err()
+                .to_string(),
+            "unable to find group video: no matching entries in group file"
+        );
+    }
 
     const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\nwww:x:33:33:www:/var/www:/bin/false\napp:x:1000:1000::/home/app:/bin/sh\n";
     const GROUP: &str = "root:x:0:\nwww:x:33:\napp:x:1000:\nvideo:x:44:app,www\naudio:x:29:app\n";

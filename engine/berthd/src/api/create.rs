@@ -1,7 +1,7 @@
 //! `POST /containers/create`: Docker's JSON body (what the docker CLI and SDKs send) turned into
 //! the engine's [`CreateOptions`], which take `docker run`'s flags by name. Pure. Settings that
-//! would change isolation or behaviour and that berth cannot honour yet (Devices, a StopSignal
-//! other than TERM, a log driver other than json-file) are refused by name rather than dropped.
+//! would change behaviour and that berth cannot honour yet (a StopSignal other than TERM, a log
+//! driver other than json-file) are refused by name rather than dropped.
 
 use berth_api::container_create::{self as create, ContainerCreate};
 use berth_api::opts::mount;
@@ -21,14 +21,6 @@ pub fn to_options(body: ContainerCreate, name: Option<String>) -> Result<CreateO
     let h = body.host_config;
     if body.image.is_empty() {
         return Err(ApiError::bad("config has no Image: give the image to run"));
-    }
-    // Settings of isolation berth does not apply yet: refused, never dropped.
-    for (field, set) in [("Devices", h.devices.as_ref().is_some_and(|v| !v.is_empty()))] {
-        if set {
-            return Err(ApiError::bad(format!(
-                "HostConfig.{field} is not supported by berth yet (valid: empty)"
-            )));
-        }
     }
     if !body.stop_signal.is_empty()
         && !matches!(body.stop_signal.as_str(), "SIGTERM" | "TERM" | "15")
@@ -183,6 +175,9 @@ pub fn to_options(body: ContainerCreate, name: Option<String>) -> Result<CreateO
         },
         sysctls: h.sysctls.unwrap_or_default(),
         init: h.init,
+        devices: h.devices.unwrap_or_default(),
+        device_cgroup_rules: h.device_cgroup_rules.unwrap_or_default(),
+        group_add: h.group_add.unwrap_or_default(),
     })
 }
 
@@ -326,20 +321,15 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.message.contains("\"syslog\""), "{e}");
-        let e = to_options(
-            parse(br#"{"Image":"bb","HostConfig":{"Devices":[{"PathOnHost":"/dev/null"}]}}"#)
+        let o = to_options(
+            parse(br#"{"Image":"bb","HostConfig":{"Devices":[{"PathOnHost":"/dev/null","PathInContainer":"/dev/n","CgroupPermissions":"rw"}],"DeviceCgroupRules":["c 1:9 r"],"GroupAdd":["audio","1234"]}}"#)
                 .unwrap(),
             None,
         )
-        .unwrap_err();
-        assert!(e.message.contains("Devices"), "{e}");
-        assert!(
-            to_options(
-                parse(br#"{"Image":"bb","HostConfig":{"Devices":[]}}"#).unwrap(),
-                None
-            )
-            .is_ok()
-        );
+        .unwrap();
+        assert_eq!(o.devices[0].path_in_container, "/dev/n");
+        assert_eq!(o.device_cgroup_rules, ["c 1:9 r"]);
+        assert_eq!(o.group_add, ["audio", "1234"]);
         let e =
             to_options(parse(br#"{"Image":"bb","StopTimeout":-3}"#).unwrap(), None).unwrap_err();
         assert!(e.message.contains("StopTimeout -3"), "{e}");

@@ -248,6 +248,18 @@ pub fn inspect(c: &Container, nets: &[EndpointView], log_path: &str) -> Value {
         ("IpcMode", json!(c.options.ipc_mode)),
         ("UTSMode", json!(c.options.uts_mode)),
         ("ShmSize", json!(c.options.shm_size.unwrap_or(0))),
+        ("Devices", json!(c.options.devices)),
+        (
+            "DeviceCgroupRules",
+            json!(
+                (!c.options.device_cgroup_rules.is_empty())
+                    .then_some(&c.options.device_cgroup_rules)
+            ),
+        ),
+        (
+            "GroupAdd",
+            json!((!c.options.group_add.is_empty()).then_some(&c.options.group_add)),
+        ),
     ];
     for (k, x) in isolation {
         v["HostConfig"][k] = x;

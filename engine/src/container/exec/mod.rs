@@ -129,6 +129,8 @@ pub struct ExecPlan {
     bundle: PathBuf,
     state_dir: PathBuf,
     user: String,
+    /// The container's `--group-add` (Docker's exec processes have them too).
+    group_add: Vec<String>,
     cwd: String,
     env: Vec<String>,
     opts: ExecOptions,
@@ -162,7 +164,12 @@ impl ExecPlan {
         };
         let config: Value = serde_json::from_slice(&spec)
             .map_err(|e| ContainerError::Invalid(format!("container {name}: its spec: {e}")))?;
-        let ids = super::confined::resolve_user(&self.bundle.join("rootfs"), &self.user, name)?;
+        let ids = super::confined::resolve_user(
+            &self.bundle.join("rootfs"),
+            &self.user,
+            &self.group_add,
+            name,
+        )?;
         let mut process = config["process"].clone();
         process["terminal"] = Value::Bool(self.opts.tty);
         process["args"] = serde_json::json!(self.opts.cmd);
@@ -254,6 +261,7 @@ impl Engine {
             bundle: self.bundle(&id),
             state_dir: self.execs_dir(&id).join(&exec_id[..12]),
             user: opts.user.clone().unwrap_or_else(|| c.user.clone()),
+            group_add: c.options.group_add.clone(),
             cwd: opts.workdir.clone().unwrap_or_else(|| c.workdir.clone()),
             env,
             opts: opts.clone(),
