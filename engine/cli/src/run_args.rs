@@ -525,7 +525,6 @@ pub fn create_body(
             ),
             device_cgroup_rules: Some(args.device_cgroup_rule.clone()),
             group_add: Some(args.group_add.clone()),
-            ..HostConfig::default()
         },
         networking_config: NetworkingConfig {
             endpoints_config: Some(endpoints),
