@@ -33,6 +33,7 @@ fn netns_overlay_of_extracted_layers_honours_whiteouts() {
     let base = Digest::sha256(&"1".repeat(64)).unwrap();
     let top = Digest::sha256(&"2".repeat(64)).unwrap();
     let opts = ExtractOptions {
+        whiteouts: true,
         allow_devices: false,
         preserve_owners: true,
     };

@@ -675,3 +675,92 @@ fn netns_isolation_devices_and_groups_as_docker() {
         None => eprintln!("dockerd is not installed: berthd's devices checked alone"),
     }
 }
+
+/// `docker cp` of a directory holding `.wh.` names into a container: what it holds after.
+fn wh_steps(docker: Docker, src: &Path) -> Vec<(i32, String)> {
+    let mut steps = Vec::new();
+    let (code, id, err) = text(&docker(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        IMAGE,
+        "sh",
+        "-c",
+        "busybox mkdir /data && echo kept > /data/keep && echo kept > /data/other && exec sleep 1000",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (code, _, err) = text(&docker(&[
+        "cp",
+        &format!("{}/.", src.display()),
+        &format!("{id}:/data/"),
+    ]));
+    steps.push((code, err));
+    let (code, out, err) = text(&docker(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "cd /data && for f in .wh.keep .wh..wh..opq keep other; do echo $f $(cat $f); done",
+    ]));
+    steps.push((code, format!("{out}{err}")));
+    let _ = docker(&["rm", "-f", &id]);
+    steps
+}
+
+#[test]
+fn netns_isolation_cp_holds_the_container_still_and_copies_wh_names_as_files() {
+    if !netns_support::enabled(
+        "netns_isolation_cp_holds_the_container_still_and_copies_wh_names_as_files",
+    ) {
+        return;
+    }
+    let d = Berthd::start();
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join(".wh.keep"), "a file\n").unwrap();
+    std::fs::write(src.path().join(".wh..wh..opq"), "another\n").unwrap();
+    let berth = wh_steps(&|args| d.docker(args), src.path());
+    assert_eq!(
+        berth[1].1, ".wh.keep a file\n.wh..wh..opq another\nkeep kept\nother kept",
+        "{berth:?}"
+    );
+    // A container swapping the target directory for a link out of its root, as fast as it
+    // can, while files are copied in: nothing lands outside its root.
+    let escape = format!("/tmp/berth-escape-{}", std::process::id());
+    let racer = d.ok(&[
+        "run", "-d", "--network", "none", IMAGE, "sh", "-c",
+        &format!("busybox mkdir -p /w; while true; do busybox mv /w /w2; busybox ln -s /../../../../../../../..{escape} /w; busybox rm -f /w; busybox mv /w2 /w; done"),
+    ]);
+    let racer = racer.trim();
+    let payload = src.path().join("payload");
+    std::fs::write(&payload, "payload\n").unwrap();
+    let mut copied = 0;
+    for _ in 0..30 {
+        if d.docker(&["cp", payload.to_str().unwrap(), &format!("{racer}:/w/")])
+            .status
+            .success()
+        {
+            copied += 1;
+        }
+    }
+    assert!(
+        !Path::new(&escape).exists(),
+        "a copy landed outside the container at {escape}"
+    );
+    assert!(copied > 0, "no copy went through");
+    let (code, out, _) = text(&d.docker(&["inspect", "-f", "{{.State.Status}}", racer]));
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "running"),
+        "thawed after the copies"
+    );
+    let _ = d.docker(&["rm", "-f", racer]);
+    match Dockerd::start() {
+        Some(docker) => {
+            let want = wh_steps(&|args| docker.docker(args), src.path());
+            assert_eq!(berth, want, "berthd (left) and dockerd (right)");
+        }
+        None => eprintln!("dockerd is not installed: berthd's cp checked alone"),
+    }
+}

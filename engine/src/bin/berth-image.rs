@@ -175,6 +175,7 @@ async fn main() -> Result<()> {
             engine::image::layer::decompress(f)?,
             dest,
             ExtractOptions {
+                whiteouts: true,
                 allow_devices: false,
                 preserve_owners: nix::unistd::geteuid().is_root(),
             },

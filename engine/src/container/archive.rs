@@ -27,8 +27,10 @@ use nix::errno::Errno;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat, openat2, readlinkat};
 use nix::sys::stat::{FileStat, Mode, SFlag, fstat, fstatat};
 
+use super::state::Status;
 use super::{ContainerError, Engine, io_err, rootfs};
 use crate::image::layer::{ExtractOptions, LayerError};
+use crate::runtime::oci::{OciRuntime, RuncLike};
 
 /// The longest container path `docker cp` archives (Linux's PATH_MAX).
 pub const MAX_PATH: usize = 4096;
@@ -121,6 +123,31 @@ pub struct ArchiveRoot {
     pub read_only: bool,
     /// Volumes and binds (tmpfs mounts have no source outside the container and are left out).
     pub mounts: Vec<ArchiveMount>,
+    /// A running container's freezer: it is held still while a copy resolves and writes its
+    /// paths (see [`ArchiveRoot::hold_still`]).
+    pub freezer: Option<Freezer>,
+}
+
+/// Freezes one running container for `docker cp`, without recording it paused (Docker's
+/// answer to CVE-2018-15664: a container renaming directories during a copy cannot race it).
+#[derive(Debug, Clone)]
+pub struct Freezer {
+    runtime: RuncLike,
+    id: String,
+}
+
+/// Thaws the container when dropped.
+#[derive(Debug)]
+pub struct Thaw(Option<Freezer>);
+
+impl Drop for Thaw {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            if let Err(e) = f.runtime.pause(&f.id, false) {
+                tracing::warn!(container = %f.id, error = %e, "thawing after docker cp");
+            }
+        }
+    }
 }
 
 impl Engine {
@@ -181,6 +208,11 @@ impl Engine {
             root,
             read_only: c.options.read_only,
             mounts,
+            // A container the user paused stays as it is; a stopped one has nothing to race.
+            freezer: (c.state.status == Status::Running).then(|| Freezer {
+                runtime: self.runtime.clone(),
+                id: id.clone(),
+            }),
         })
     }
 }
@@ -307,6 +339,25 @@ fn errno_io(e: Errno) -> io::Error {
 }
 
 impl ArchiveRoot {
+    /// Freezes a running container until the returned guard is dropped (nothing for a
+    /// stopped or paused one). A container that exited meanwhile needs no freezing.
+    pub fn hold_still(&self) -> Result<Thaw, ArchiveError> {
+        let Some(f) = &self.freezer else {
+            return Ok(Thaw(None));
+        };
+        match f.runtime.pause(&f.id, true) {
+            Ok(()) => Ok(Thaw(Some(f.clone()))),
+            Err(e) => match f.runtime.state(&f.id) {
+                Ok(s) if s.status == "running" => Err(self.io(
+                    "pausing the container to copy",
+                    "/",
+                    io::Error::other(e.to_string()),
+                )),
+                _ => Ok(Thaw(None)),
+            },
+        }
+    }
+
     fn root_of(&self, idx: Option<usize>) -> BorrowedFd<'_> {
         match idx {
             Some(i) => self.mounts[i].fd.as_fd(),
@@ -641,7 +692,10 @@ impl ArchiveRoot {
         let opts = ExtractOptions {
             allow_devices: false,
             preserve_owners,
+            // A file named `.wh.x` copied in is a file, never a deletion.
+            whiteouts: false,
         };
+        let _still = self.hold_still()?;
         let result = std::thread::scope(|s| {
             s.spawn(|| -> Result<(), ArchiveError> {
                 confine(dir.as_fd()).map_err(|e| self.io("entering", &cleaned, e))?;
@@ -722,6 +776,7 @@ mod tests {
             container: "web".into(),
             root: open_dir_path(dir).unwrap(),
             read_only: false,
+            freezer: None,
             mounts: mounts
                 .into_iter()
                 .map(|(d, p)| ArchiveMount {

@@ -353,6 +353,7 @@ fn load_oci(store: &ImageStore, lease: &Lease, dir: &Path) -> Result<Vec<String>
                 &diff_ids[i],
                 tar,
                 ExtractOptions {
+                    whiteouts: true,
                     allow_devices: false,
                     preserve_owners: nix::unistd::geteuid().is_root(),
                 },

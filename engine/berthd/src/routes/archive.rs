@@ -119,10 +119,12 @@ pub async fn archive_get(
         e.emit_container(&id, "archive-path", &[]);
         root
     };
-    let (resolved, stat, root) = blocking(move || {
+    // A running container is held still from the lookup to the end of the walk.
+    let (resolved, stat, root, still) = blocking(move || {
+        let still = root.hold_still().map_err(api_error)?;
         let r = root.resolve(&path).map_err(api_error)?;
         let stat = root.stat_resolved(&r).map_err(api_error)?;
-        Ok((r, stat, root))
+        Ok((r, stat, root, still))
     })
     .await?;
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(8);
@@ -141,6 +143,8 @@ pub async fn archive_get(
             // The body ends in an error: the client sees a broken transfer, not a short tar.
             let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
         }
+        // Thawed once the walk is over (before the last chunks reach the client).
+        drop(still);
     });
     spawned.map_err(|e| ApiError::internal(format!("archiving: {e}")))?;
     let mut resp = Response::new(super::body::channel_body(rx));

@@ -75,6 +75,9 @@ pub struct ExtractOptions {
     pub allow_devices: bool,
     /// Keep the archive's owners (needs root; off for rootless use).
     pub preserve_owners: bool,
+    /// Read `.wh.` entries as Docker/OCI whiteouts (layers); off, they are ordinary files
+    /// (`docker cp` into a container).
+    pub whiteouts: bool,
 }
 
 /// What a layer held.
@@ -199,11 +202,14 @@ pub fn unpack(reader: impl Read, root: &Path, opts: ExtractOptions) -> Result<St
         let dir = resolve_dir(root, parents, &name)?;
         let last_bytes = last.as_bytes();
         stats.entries += 1;
-        if *last == OsStr::new(OPAQUE) {
+        if opts.whiteouts && *last == OsStr::new(OPAQUE) {
             xattr::set(&dir, "trusted.overlay.opaque", b"y").map_err(io_err)?;
             continue;
         }
-        if let Some(hidden) = last_bytes.strip_prefix(WHITEOUT.as_bytes()) {
+        if let Some(hidden) = last_bytes
+            .strip_prefix(WHITEOUT.as_bytes())
+            .filter(|_| opts.whiteouts)
+        {
             let hidden = OsStr::from_bytes(hidden);
             if hidden.is_empty()
                 || hidden == ".."

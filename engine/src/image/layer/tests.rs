@@ -36,6 +36,7 @@ fn tarball(f: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> Vec<u8> {
 
 fn opts() -> ExtractOptions {
     ExtractOptions {
+        whiteouts: true,
         allow_devices: false,
         preserve_owners: true,
     }
@@ -234,4 +235,26 @@ proptest! {
         prop_assert!(names.is_empty() || names == ["layer"], "{names:?}");
         prop_assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
+}
+
+#[test]
+fn without_whiteouts_wh_names_are_ordinary_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::write(root.join("data"), b"keep").unwrap();
+    let tar = tarball(|b| {
+        raw(b, ".wh.data", T::Regular, None, b"a file");
+        raw(b, ".wh..wh..opq", T::Regular, None, b"another");
+    });
+    let o = ExtractOptions {
+        whiteouts: false,
+        ..opts()
+    };
+    unpack(&tar[..], root, o).unwrap();
+    assert_eq!(std::fs::read(root.join("data")).unwrap(), b"keep");
+    assert_eq!(std::fs::read(root.join(".wh.data")).unwrap(), b"a file");
+    assert_eq!(
+        std::fs::read(root.join(".wh..wh..opq")).unwrap(),
+        b"another"
+    );
 }

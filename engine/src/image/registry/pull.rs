@@ -162,6 +162,7 @@ pub async fn pull(
     let mut layers: Vec<Option<LayerRecord>> = vec![None; m.layers().len()];
     let mut downloaded = false;
     let opts = ExtractOptions {
+        whiteouts: true,
         allow_devices: false,
         preserve_owners: nix::unistd::geteuid().is_root(),
     };

@@ -456,6 +456,7 @@ impl ImageStore {
             &diff_id,
             decompress(self.blobs.open_blob(&blob)?).map_err(io("reading the stored layer"))?,
             ExtractOptions {
+                whiteouts: true,
                 allow_devices: false,
                 preserve_owners: true,
             },
