@@ -129,9 +129,7 @@ fn bundle(
         )
         .unwrap()
         .1,
-        memory: Some(64 << 20),
-        cpus: None,
-        pids: Some(64),
+        resources: serde_json::json!({"memory": {"limit": 64 << 20}, "pids": {"limit": 64}}),
         cgroups_path: format!("/berth-test/{id}"),
     });
     fs::write(

@@ -1,10 +1,10 @@
-//! Any bytes as what a Docker API client sends berthd: a container-create body, a
-//! network-create body, a `filters` parameter, a versioned path. Nothing panics; a create body
+//! Any bytes as what a Docker API client sends berthd: a container-create body, an update
+//! body, a network-create body, a `filters` parameter, a versioned path. Nothing panics; a create body
 //! reads back the same once written; a body that is accepted names an image; a versioned path
 //! loses exactly its prefix.
 #![no_main]
 
-use berthd::api::{create, filters, network, version};
+use berthd::api::{create, filters, network, update, version};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -15,6 +15,9 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(opts) = create::to_options(body, Some("fuzz".into())) {
             assert!(!opts.image.is_empty());
         }
+    }
+    if let Ok(body) = update::parse(data) {
+        let _ = update::to_options(body);
     }
     if let Ok(req) = network::parse_create(data) {
         assert!(!req.name.is_empty());

@@ -151,6 +151,10 @@ fn is_zero(n: &i64) -> bool {
     *n == 0
 }
 
+fn is_zero_u16(n: &u16) -> bool {
+    *n == 0
+}
+
 /// `HostConfig.LogConfig`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "PascalCase")]
@@ -211,6 +215,36 @@ pub struct HostConfig {
     /// `--pids-limit`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pids_limit: Option<i64>,
+    /// `--memory-swap` (-1: unlimited).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub memory_swap: i64,
+    /// `--memory-reservation`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub memory_reservation: i64,
+    /// `--memory-swappiness` (-1 or absent: the host's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_swappiness: Option<i64>,
+    /// `--oom-kill-disable`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oom_kill_disable: Option<bool>,
+    /// `--cpu-shares`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub cpu_shares: i64,
+    /// `--cpu-period`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub cpu_period: i64,
+    /// `--cpu-quota`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub cpu_quota: i64,
+    /// `--cpuset-cpus`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub cpuset_cpus: String,
+    /// `--cpuset-mems`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub cpuset_mems: String,
+    /// `--blkio-weight`.
+    #[serde(skip_serializing_if = "is_zero_u16")]
+    pub blkio_weight: u16,
     /// `--ulimit`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ulimits: Option<Vec<Ulimit>>,

@@ -764,3 +764,108 @@ fn netns_isolation_cp_holds_the_container_still_and_copies_wh_names_as_files() {
         None => eprintln!("dockerd is not installed: berthd's cp checked alone"),
     }
 }
+
+/// Limits at create and after `docker update`: what inspect echoes and what the container's
+/// own cgroup files say.
+fn resource_steps(docker: Docker) -> Vec<(i32, String)> {
+    let mut steps = Vec::new();
+    let (code, id, err) = text(&docker(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "-m",
+        "64m",
+        "--memory-reservation",
+        "32m",
+        "--cpu-shares",
+        "512",
+        "--cpu-period",
+        "50000",
+        "--cpu-quota",
+        "25000",
+        "--cpuset-cpus",
+        "0",
+        "--pids-limit",
+        "50",
+        IMAGE,
+        "sleep",
+        "1000",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let f = "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.MemoryReservation}} {{.HostConfig.CpuShares}} {{.HostConfig.CpuPeriod}} {{.HostConfig.CpuQuota}} {{.HostConfig.CpusetCpus}} {{.HostConfig.PidsLimit}} {{json .HostConfig.MemorySwappiness}} {{.HostConfig.RestartPolicy.Name}}";
+    let files = "cd /sys/fs/cgroup && cat memory/memory.limit_in_bytes memory/memory.memsw.limit_in_bytes memory/memory.soft_limit_in_bytes cpu/cpu.shares cpu/cpu.cfs_period_us cpu/cpu.cfs_quota_us cpuset/cpuset.cpus pids/pids.max | busybox tr '\\n' ' '";
+    let look = |steps: &mut Vec<(i32, String)>| {
+        let (code, out, _) = text(&docker(&["inspect", "-f", f, &id]));
+        steps.push((code, out));
+        let (code, out, err) = text(&docker(&["exec", &id, "sh", "-c", files]));
+        steps.push((code, format!("{out}{err}")));
+    };
+    look(&mut steps);
+    for args in [
+        &[
+            "--memory",
+            "96m",
+            "--cpu-shares",
+            "256",
+            "--pids-limit",
+            "100",
+            "--restart",
+            "always",
+        ][..],
+        &["--memory", "256m"],
+        &[
+            "--memory",
+            "256m",
+            "--memory-swap",
+            "512m",
+            "--cpuset-cpus",
+            "0-1",
+        ],
+    ] {
+        let mut a = vec!["update"];
+        a.extend_from_slice(args);
+        a.push(&id);
+        let (code, _, _) = text(&docker(&a));
+        steps.push((code, String::new()));
+        look(&mut steps);
+    }
+    let _ = docker(&["rm", "-f", &id]);
+    steps
+}
+
+#[test]
+fn netns_isolation_limits_and_docker_update_as_docker() {
+    if !netns_support::enabled("netns_isolation_limits_and_docker_update_as_docker") {
+        return;
+    }
+    let d = Berthd::start();
+    let berth = resource_steps(&|args| d.docker(args));
+    assert_eq!(
+        berth[0].1, "67108864 134217728 33554432 512 50000 25000 0 50 null no",
+        "{berth:?}"
+    );
+    assert_eq!(
+        berth[1].1, "67108864 134217728 33554432 512 50000 25000 0 50",
+        "{berth:?}"
+    );
+    assert_eq!(berth[2].0, 0, "{berth:?}");
+    assert_eq!(
+        berth[4].1, "100663296 134217728 33554432 256 50000 25000 0 100",
+        "{berth:?}"
+    );
+    assert_ne!(
+        berth[5].0, 0,
+        "memory above the swap limit without it: {berth:?}"
+    );
+    // Refused by name where this host cannot apply it.
+    let (code, _, err) = text(&d.docker(&["create", "--blkio-weight", "300", IMAGE, "true"]));
+    assert!(code != 0 && err.contains("--blkio-weight"), "{err}");
+    match Dockerd::start() {
+        Some(docker) => {
+            let want = resource_steps(&|args| docker.docker(args));
+            assert_eq!(berth, want, "berthd (left) and dockerd (right)");
+        }
+        None => eprintln!("dockerd is not installed: berthd's limits checked alone"),
+    }
+}

@@ -137,6 +137,40 @@ pub struct ContainerArgs {
     /// Security Options
     #[arg(long = "security-opt", value_name = "list")]
     pub security_opt: Vec<String>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long = "cpu-shares", value_name = "int")]
+    pub cpu_shares: Option<i64>,
+    /// Limit CPU CFS (Completely Fair Scheduler) period
+    #[arg(long = "cpu-period", value_name = "int")]
+    pub cpu_period: Option<i64>,
+    /// Limit CPU CFS (Completely Fair Scheduler) quota
+    #[arg(long = "cpu-quota", value_name = "int")]
+    pub cpu_quota: Option<i64>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-cpus", value_name = "string")]
+    pub cpuset_cpus: Option<String>,
+    /// MEMs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-mems", value_name = "string")]
+    pub cpuset_mems: Option<String>,
+    /// Memory soft limit
+    #[arg(long = "memory-reservation", value_name = "bytes")]
+    pub memory_reservation: Option<String>,
+    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
+    #[arg(long = "memory-swap", value_name = "bytes")]
+    pub memory_swap: Option<String>,
+    /// Tune container memory swappiness (0 to 100)
+    #[arg(
+        long = "memory-swappiness",
+        value_name = "int",
+        allow_hyphen_values = true
+    )]
+    pub memory_swappiness: Option<i64>,
+    /// Disable OOM Killer
+    #[arg(long = "oom-kill-disable")]
+    pub oom_kill_disable: bool,
+    /// Block IO (relative weight), between 10 and 1000, or 0 to disable
+    #[arg(long = "blkio-weight", value_name = "uint16")]
+    pub blkio_weight: Option<u16>,
     /// Add a host device to the container
     #[arg(long = "device", value_name = "list")]
     pub device: Vec<String>,
@@ -385,6 +419,18 @@ pub fn create_body(
                 )
             })? as i64,
     };
+    let size_or = |flag: &'static str, v: &Option<String>| -> Result<i64, ArgsError> {
+        match v.as_deref() {
+            None => Ok(0),
+            Some("-1") => Ok(-1),
+            Some(s) => parse_size(s)
+                .filter(|b| *b <= i64::MAX as u64)
+                .map(|b| b as i64)
+                .ok_or_else(|| bad(flag, s, "valid: a size such as 64m, 1g (binary units)")),
+        }
+    };
+    let memory_swap = size_or("--memory-swap", &args.memory_swap)?;
+    let memory_reservation = size_or("--memory-reservation", &args.memory_reservation)?;
     let shm_size = match &args.shm_size {
         None => 0,
         Some(s) => parse_size(s)
@@ -525,6 +571,16 @@ pub fn create_body(
             ),
             device_cgroup_rules: Some(args.device_cgroup_rule.clone()),
             group_add: Some(args.group_add.clone()),
+            memory_swap,
+            memory_reservation,
+            memory_swappiness: args.memory_swappiness,
+            oom_kill_disable: args.oom_kill_disable.then_some(true),
+            cpu_shares: args.cpu_shares.unwrap_or(0),
+            cpu_period: args.cpu_period.unwrap_or(0),
+            cpu_quota: args.cpu_quota.unwrap_or(0),
+            cpuset_cpus: string(&args.cpuset_cpus),
+            cpuset_mems: string(&args.cpuset_mems),
+            blkio_weight: args.blkio_weight.unwrap_or(0),
         },
         networking_config: NetworkingConfig {
             endpoints_config: Some(endpoints),

@@ -104,6 +104,8 @@ pub struct Engine {
     pub(super) host_dns: ResolvConf,
     /// What this host offers for isolation (capabilities, kernel, AppArmor, cgroup v2).
     pub(super) host: super::security::HostSecurity,
+    /// What this host's cgroups can limit.
+    pub(super) host_resources: super::resources::HostResources,
     /// Where container and network events go (`docker events`); none until a daemon installs
     /// one.
     pub(super) events: Option<EventSink>,
@@ -243,6 +245,7 @@ impl Engine {
             runtime,
             host_dns,
             host: super::security::HostSecurity::detect(),
+            host_resources: super::resources::HostResources::detect(Path::new("/sys/fs/cgroup")),
             events: None,
             states,
             supervise_wake: Arc::new(Notify::new()),
@@ -658,6 +661,13 @@ impl Engine {
             opts.shm_size = Some(super::namespaces::DEFAULT_SHM);
         }
         validate_resources(&opts)?;
+        super::resources::check(&opts, &self.host_resources)?;
+        if opts.memory_swap.is_none() && self.host_resources.swap {
+            // Docker's default: as much swap as memory.
+            opts.memory_swap = opts
+                .memory
+                .map(|m| 2 * i64::try_from(m).unwrap_or(i64::MAX / 2));
+        }
         let restart_policy = opts.restart;
         if opts.auto_remove && restart_policy != RestartPolicy::No {
             return Err(ContainerError::Invalid(
@@ -924,21 +934,6 @@ impl Engine {
 }
 
 fn validate_resources(opts: &CreateOptions) -> Result<(), ContainerError> {
-    if let Some(m) = opts.memory {
-        if m < 6 << 20 {
-            return Err(ContainerError::Invalid(format!(
-                "invalid memory limit {m} bytes: minimum memory limit allowed is 6MB"
-            )));
-        }
-    }
-    if let Some(c) = opts.cpus {
-        let max = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-        if !(c > 0.0 && c <= max) {
-            return Err(ContainerError::Invalid(format!(
-                "range of CPUs is from 0.01 to {max:.2}, as there are only {max} CPUs available (asked for {c})"
-            )));
-        }
-    }
     let host_hard = host_hard_limit;
     for u in &opts.ulimits {
         spec::rlimit(u, host_hard).map_err(|e| ContainerError::Invalid(e.to_string()))?;

@@ -144,6 +144,19 @@ impl Machine for EngineMachine {
         self.engine.lock().await.runtime_call_finish(&planned, done)
     }
 
+    async fn update(
+        &self,
+        id: &str,
+        u: crate::container::update::UpdateOptions,
+    ) -> Result<(), ContainerError> {
+        let plan = self.engine.lock().await.update_begin(id, &u)?;
+        // The runtime is a process: off the engine's lock, on the blocking pool.
+        let plan = tokio::task::spawn_blocking(move || plan.apply().map(|()| plan))
+            .await
+            .map_err(|e| ContainerError::Invalid(format!("updating: {e}")))??;
+        self.engine.lock().await.update_finish(plan)
+    }
+
     async fn emit(&self, id: &str, action: &str) {
         self.engine.lock().await.emit_container(id, action, &[]);
     }

@@ -32,6 +32,7 @@ pub mod namespaces;
 pub mod netns;
 pub mod ops;
 mod proxy;
+pub mod resources;
 pub mod restart;
 pub mod rootfs;
 pub mod security;
@@ -40,6 +41,7 @@ pub mod state;
 mod stats;
 mod supervise;
 pub mod top;
+pub mod update;
 mod volumes;
 mod wiring;
 

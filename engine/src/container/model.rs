@@ -122,6 +122,27 @@ pub struct CreateOptions {
     pub device_cgroup_rules: Vec<String>,
     /// `--group-add`.
     pub group_add: Vec<String>,
+    /// `--memory-swap`, bytes (-1: unlimited); create records Docker's default (twice the
+    /// memory limit) when a memory limit is given without it.
+    pub memory_swap: Option<i64>,
+    /// `--memory-reservation`, bytes.
+    pub memory_reservation: Option<u64>,
+    /// `--memory-swappiness`.
+    pub memory_swappiness: Option<i64>,
+    /// `--oom-kill-disable`.
+    pub oom_kill_disable: Option<bool>,
+    /// `--cpu-shares`.
+    pub cpu_shares: Option<i64>,
+    /// `--cpu-period`.
+    pub cpu_period: Option<i64>,
+    /// `--cpu-quota`.
+    pub cpu_quota: Option<i64>,
+    /// `--cpuset-cpus`.
+    pub cpuset_cpus: String,
+    /// `--cpuset-mems`.
+    pub cpuset_mems: String,
+    /// `--blkio-weight`.
+    pub blkio_weight: Option<u16>,
 }
 
 /// Records written before the options were typed held these as `docker run` text (`--mount`

@@ -549,12 +549,7 @@ impl Engine {
             mounts: oci_mounts,
             rlimits,
             host_nofile_hard: host_hard_limit("nofile"),
-            memory: c
-                .options
-                .memory
-                .map(|m| i64::try_from(m).unwrap_or(i64::MAX)),
-            cpus: c.options.cpus,
-            pids: c.options.pids_limit,
+            resources: super::resources::oci(&c.options),
             cgroups_path: self.cgroups_path(id),
         };
         let rotation = Rotation {

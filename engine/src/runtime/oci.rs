@@ -85,6 +85,8 @@ pub trait OciRuntime: Send + Sync + std::fmt::Debug {
     fn kill(&self, id: &str, signal: &str, all: bool) -> Result<(), RuntimeError>;
     /// Freezes or thaws it.
     fn pause(&self, id: &str, paused: bool) -> Result<(), RuntimeError>;
+    /// Changes its cgroup limits to the OCI `linux.resources` JSON in `resources` (a file).
+    fn update(&self, id: &str, resources: &Path) -> Result<(), RuntimeError>;
     /// Its state.
     fn state(&self, id: &str) -> Result<RuntimeState, RuntimeError>;
     /// Removes it (with `force`, kills it first).
@@ -323,6 +325,12 @@ impl OciRuntime for RuncLike {
     fn pause(&self, id: &str, paused: bool) -> Result<(), RuntimeError> {
         let op = if paused { "pause" } else { "resume" };
         self.call(op, id, &[op, id]).map(drop)
+    }
+
+    fn update(&self, id: &str, resources: &Path) -> Result<(), RuntimeError> {
+        let file = resources.to_string_lossy();
+        self.call("update", id, &["update", "--resources", &file, id])
+            .map(drop)
     }
 
     fn state(&self, id: &str) -> Result<RuntimeState, RuntimeError> {

@@ -133,20 +133,15 @@ pub struct SpecInput {
     pub rlimits: Vec<Rlimit>,
     /// The host's hard RLIMIT_NOFILE: the default NOFILE limit is capped by it.
     pub host_nofile_hard: u64,
-    /// `--memory`, bytes.
-    pub memory: Option<i64>,
-    /// `--cpus`.
-    pub cpus: Option<f64>,
-    /// `--pids-limit`.
-    pub pids: Option<i64>,
+    /// `linux.resources` but devices: CPU, memory, PIDs, block I/O
+    /// ([`crate::container::resources::oci`]).
+    pub resources: Value,
     /// The cgroup path (`/berth/<id>`).
     pub cgroups_path: String,
 }
 
 /// The default file descriptor limit Docker's daemon gives containers (when the host allows).
 const DEFAULT_NOFILE: u64 = 1_048_576;
-/// CFS period for `--cpus`.
-const CPU_PERIOD: u64 = 100_000;
 
 /// The spec as JSON.
 pub fn spec(i: &SpecInput) -> Value {
@@ -215,17 +210,12 @@ pub fn spec(i: &SpecInput) -> Value {
         }
         device_rules.push(rule);
     }
-    let mut resources = json!({"devices": device_rules});
-    if let Some(m) = i.memory {
-        resources["memory"] = json!({"limit": m, "swap": m});
-    }
-    if let Some(c) = i.cpus {
-        resources["cpu"] =
-            json!({"quota": (c * CPU_PERIOD as f64).round() as i64, "period": CPU_PERIOD});
-    }
-    if let Some(p) = i.pids {
-        resources["pids"] = json!({"limit": p});
-    }
+    let mut resources = if i.resources.is_object() {
+        i.resources.clone()
+    } else {
+        json!({})
+    };
+    resources["devices"] = json!(device_rules);
     let (masked, readonly): (&[&str], &[&str]) = if i.privileged {
         (&[], &[])
     } else {
@@ -345,9 +335,7 @@ mod tests {
             mounts: vec![OciMount::bind("/srv", "/data", true, "rprivate")],
             rlimits: vec![],
             host_nofile_hard: 524_288,
-            memory: Some(64 << 20),
-            cpus: Some(1.5),
-            pids: Some(100),
+            resources: json!({"memory": {"limit": 64 << 20}, "cpu": {"quota": 150_000, "period": 100_000}, "pids": {"limit": 100}}),
             cgroups_path: "/berth/abc".into(),
         }
     }

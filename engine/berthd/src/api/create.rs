@@ -178,6 +178,25 @@ pub fn to_options(body: ContainerCreate, name: Option<String>) -> Result<CreateO
         devices: h.devices.unwrap_or_default(),
         device_cgroup_rules: h.device_cgroup_rules.unwrap_or_default(),
         group_add: h.group_add.unwrap_or_default(),
+        memory_swap: (h.memory_swap != 0).then_some(h.memory_swap),
+        memory_reservation: match h.memory_reservation {
+            0 => None,
+            r if r < 0 => {
+                return Err(ApiError::bad(format!(
+                    "invalid HostConfig.MemoryReservation {r}: give 0 or a size in bytes"
+                )));
+            }
+            r => Some(r as u64),
+        },
+        // -1 is Docker's "the host's default".
+        memory_swappiness: h.memory_swappiness.filter(|s| *s != -1),
+        oom_kill_disable: h.oom_kill_disable,
+        cpu_shares: (h.cpu_shares != 0).then_some(h.cpu_shares),
+        cpu_period: (h.cpu_period != 0).then_some(h.cpu_period),
+        cpu_quota: (h.cpu_quota != 0).then_some(h.cpu_quota),
+        cpuset_cpus: h.cpuset_cpus,
+        cpuset_mems: h.cpuset_mems,
+        blkio_weight: (h.blkio_weight != 0).then_some(h.blkio_weight),
     })
 }
 

@@ -9,5 +9,6 @@ pub mod events;
 pub mod filters;
 pub mod network;
 pub mod stats;
+pub mod update;
 pub mod version;
 pub mod views;

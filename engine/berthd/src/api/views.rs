@@ -249,6 +249,19 @@ pub fn inspect(c: &Container, nets: &[EndpointView], log_path: &str) -> Value {
         ("UTSMode", json!(c.options.uts_mode)),
         ("ShmSize", json!(c.options.shm_size.unwrap_or(0))),
         ("Devices", json!(c.options.devices)),
+        ("MemorySwap", json!(c.options.memory_swap.unwrap_or(0))),
+        (
+            "MemoryReservation",
+            json!(c.options.memory_reservation.unwrap_or(0)),
+        ),
+        ("MemorySwappiness", json!(c.options.memory_swappiness)),
+        ("OomKillDisable", json!(c.options.oom_kill_disable)),
+        ("CpuShares", json!(c.options.cpu_shares.unwrap_or(0))),
+        ("CpuPeriod", json!(c.options.cpu_period.unwrap_or(0))),
+        ("CpuQuota", json!(c.options.cpu_quota.unwrap_or(0))),
+        ("CpusetCpus", json!(c.options.cpuset_cpus)),
+        ("CpusetMems", json!(c.options.cpuset_mems)),
+        ("BlkioWeight", json!(c.options.blkio_weight.unwrap_or(0))),
         (
             "DeviceCgroupRules",
             json!(

@@ -150,6 +150,16 @@ pub(crate) async fn container_unpause(
     Ok(no_content())
 }
 
+pub(crate) async fn container_update(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let u = crate::api::update::to_options(crate::api::update::parse(&body)?)?;
+    st.ops.update(&st.resolve(&id)?, u).await?;
+    Ok(axum::Json(serde_json::json!({"Warnings": []})).into_response())
+}
+
 pub(crate) async fn container_rename(
     State(st): State<AppState>,
     Path(id): Path<String>,

@@ -81,6 +81,10 @@ pub fn app(state: AppState) -> Router {
             post(containers::container_unpause),
         )
         .route(
+            "/containers/{id}/update",
+            post(containers::container_update),
+        )
+        .route(
             "/containers/{id}/rename",
             post(containers::container_rename),
         )

@@ -94,6 +94,12 @@ pub trait Machine: Send + Sync + 'static {
     /// Kill, pause or unpause.
     fn call(&self, id: &str, call: Call)
     -> impl Future<Output = Result<(), ContainerError>> + Send;
+    /// `docker update`.
+    fn update(
+        &self,
+        id: &str,
+        u: crate::container::update::UpdateOptions,
+    ) -> impl Future<Output = Result<(), ContainerError>> + Send;
     /// Reports `action` on `id` to `docker events`.
     fn emit(&self, id: &str, action: &str) -> impl Future<Output = ()> + Send;
     /// The containers that are not running (prune's candidates).
@@ -406,6 +412,20 @@ impl<M: Machine> Ops<M> {
                 Some(this.lock(&id).await)
             };
             this.machine.call(&id, call).await
+        })
+        .await
+    }
+
+    /// `docker update`, in order with the container's other requests.
+    pub async fn update(
+        &self,
+        id: &str,
+        u: crate::container::update::UpdateOptions,
+    ) -> Result<(), ContainerError> {
+        let (this, id) = (self.clone(), id.to_string());
+        detached("updating", async move {
+            let _held = this.lock(&id).await;
+            this.machine.update(&id, u).await
         })
         .await
     }

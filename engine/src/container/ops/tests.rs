@@ -112,6 +112,15 @@ impl Machine for Fake {
         Ok(())
     }
 
+    async fn update(
+        &self,
+        id: &str,
+        _u: crate::container::update::UpdateOptions,
+    ) -> Result<(), ContainerError> {
+        self.note(format!("update {id}"));
+        Ok(())
+    }
+
     async fn call(&self, id: &str, call: Call) -> Result<(), ContainerError> {
         if self.facts(id).await?.status != Status::Running {
             return Err(ContainerError::Conflict(format!("{id} is not running")));
