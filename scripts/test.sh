@@ -92,5 +92,8 @@ benches/api-compare.sh --short
 step "concurrent docker run -d: berthd vs dockerd (short)"
 benches/concurrent-run-compare.sh --short
 
+step "the default seccomp filter's cost: berthd vs dockerd (short)"
+benches/seccomp-compare.sh --short
+
 echo
 echo "all berth tests passed"
