@@ -130,22 +130,37 @@ pub struct ArchiveRoot {
 
 /// Freezes one running container for `docker cp`, without recording it paused (Docker's
 /// answer to CVE-2018-15664: a container renaming directories during a copy cannot race it).
+/// Copies at once share one freeze: the first freezes, the last thaws.
 #[derive(Debug, Clone)]
 pub struct Freezer {
     runtime: RuncLike,
     id: String,
+    holders: Holders,
 }
 
-/// Thaws the container when dropped.
+/// How many copies hold each container frozen (the engine's, shared by its copies).
+pub type Holders = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>;
+
+/// Thaws the container when dropped (when it is the last copy holding it).
 #[derive(Debug)]
 pub struct Thaw(Option<Freezer>);
 
 impl Drop for Thaw {
     fn drop(&mut self) {
-        if let Some(f) = self.0.take() {
-            if let Err(e) = f.runtime.pause(&f.id, false) {
-                tracing::warn!(container = %f.id, error = %e, "thawing after docker cp");
-            }
+        let Some(f) = self.0.take() else {
+            return;
+        };
+        // The runtime call runs under the count's lock: a copy starting meanwhile waits for
+        // the thaw and freezes again, never finding the container thawed under it.
+        let mut holders = f.holders.lock().unwrap_or_else(|e| e.into_inner());
+        let n = holders.get(&f.id).copied().unwrap_or(1).saturating_sub(1);
+        if n > 0 {
+            holders.insert(f.id.clone(), n);
+            return;
+        }
+        holders.remove(&f.id);
+        if let Err(e) = f.runtime.pause(&f.id, false) {
+            tracing::warn!(container = %f.id, error = %e, "thawing after docker cp");
         }
     }
 }
@@ -212,6 +227,7 @@ impl Engine {
             freezer: (c.state.status == Status::Running).then(|| Freezer {
                 runtime: self.runtime.clone(),
                 id: id.clone(),
+                holders: self.cp_holders.clone(),
             }),
         })
     }
@@ -345,14 +361,23 @@ impl ArchiveRoot {
         let Some(f) = &self.freezer else {
             return Ok(Thaw(None));
         };
+        let mut holders = f.holders.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = holders.get_mut(&f.id) {
+            *n += 1;
+            return Ok(Thaw(Some(f.clone())));
+        }
         match f.runtime.pause(&f.id, true) {
-            Ok(()) => Ok(Thaw(Some(f.clone()))),
+            Ok(()) => {
+                holders.insert(f.id.clone(), 1);
+                Ok(Thaw(Some(f.clone())))
+            }
             Err(e) => match f.runtime.state(&f.id) {
                 Ok(s) if s.status == "running" => Err(self.io(
                     "pausing the container to copy",
                     "/",
                     io::Error::other(e.to_string()),
                 )),
+                // It ended meanwhile: nothing runs to race the copy.
                 _ => Ok(Thaw(None)),
             },
         }
@@ -661,6 +686,8 @@ impl ArchiveRoot {
         body: impl Read + Send,
         preserve_owners: bool,
     ) -> Result<(), ArchiveError> {
+        // Held still from the lookup of the target to the end of the extraction.
+        let _still = self.hold_still()?;
         let cleaned = clean(path);
         let item = cleaned.trim_end_matches("/.");
         let item = if item.is_empty() { "/" } else { item };
@@ -695,7 +722,6 @@ impl ArchiveRoot {
             // A file named `.wh.x` copied in is a file, never a deletion.
             whiteouts: false,
         };
-        let _still = self.hold_still()?;
         let result = std::thread::scope(|s| {
             s.spawn(|| -> Result<(), ArchiveError> {
                 confine(dir.as_fd()).map_err(|e| self.io("entering", &cleaned, e))?;

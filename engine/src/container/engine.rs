@@ -106,6 +106,8 @@ pub struct Engine {
     pub(super) host: super::security::HostSecurity,
     /// What this host's cgroups can limit.
     pub(super) host_resources: super::resources::HostResources,
+    /// Containers held frozen by `docker cp`, with how many copies hold each.
+    pub(super) cp_holders: super::archive::Holders,
     /// Where container and network events go (`docker events`); none until a daemon installs
     /// one.
     pub(super) events: Option<EventSink>,
@@ -246,6 +248,7 @@ impl Engine {
             host_dns,
             host: super::security::HostSecurity::detect(),
             host_resources: super::resources::HostResources::detect(Path::new("/sys/fs/cgroup")),
+            cp_holders: Default::default(),
             events: None,
             states,
             supervise_wake: Arc::new(Notify::new()),
@@ -657,17 +660,18 @@ impl Engine {
         if opts.ipc_mode.is_empty() {
             opts.ipc_mode = "private".into();
         }
-        if opts.shm_size.is_none() && !matches!(opts.ipc_mode.as_str(), "host" | "none") {
+        if opts.shm_size.is_none() {
+            // Recorded whatever the IPC mode, as Docker's.
             opts.shm_size = Some(super::namespaces::DEFAULT_SHM);
         }
         validate_resources(&opts)?;
-        super::resources::check(&opts, &self.host_resources)?;
         if opts.memory_swap.is_none() && self.host_resources.swap {
             // Docker's default: as much swap as memory.
             opts.memory_swap = opts
                 .memory
-                .map(|m| 2 * i64::try_from(m).unwrap_or(i64::MAX / 2));
+                .map(|m| i64::try_from(m).unwrap_or(i64::MAX).saturating_mul(2));
         }
+        super::resources::check(&opts, &self.host_resources)?;
         let restart_policy = opts.restart;
         if opts.auto_remove && restart_policy != RestartPolicy::No {
             return Err(ContainerError::Invalid(

@@ -727,6 +727,18 @@ impl Engine {
                 Status::Running | Status::Paused => {
                     if s.shim_pid > 0 && is_shim_of(s.shim_pid, id) {
                         tracing::info!(container = id, shim = s.shim_pid, "adopted");
+                        // A daemon that died during a `docker cp` left it frozen: thaw it.
+                        if s.status == Status::Running {
+                            let rt = self.runtime.clone();
+                            let cid = id.clone();
+                            let _ = tokio::task::spawn_blocking(move || {
+                                if rt.state(&cid).is_ok_and(|st| st.status == "paused") {
+                                    tracing::warn!(container = %cid, "thawing a container a copy left frozen");
+                                    let _ = rt.pause(&cid, false);
+                                }
+                            })
+                            .await;
+                        }
                         continue;
                     }
                     if let Err(e) = self.on_exit(id, None).await {

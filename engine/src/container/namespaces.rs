@@ -87,6 +87,18 @@ const TMPFS_KEYS: [&str; 6] = ["size", "mode", "uid", "gid", "nr_inodes", "nr_bl
 
 fn check_sysctl(key: &str, o: &CreateOptions, host_net: bool) -> Result<(), ContainerError> {
     let ipc_host = o.ipc_mode == "host";
+    let well_formed = key.len() <= 256
+        && key.split('.').count() >= 2
+        && key.split('.').all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        });
+    if !well_formed {
+        return Err(invalid(format!(
+            "invalid sysctl {key:?}: a key is dot-separated names of letters, digits, '_' and '-'"
+        )));
+    }
     if IPC_SYSCTLS.contains(&key) || key.starts_with("fs.mqueue.") {
         if ipc_host {
             return Err(invalid(format!(
@@ -271,6 +283,10 @@ mod tests {
             o.sysctls.insert("net.ipv4.ip_forward".into(), "1".into());
         });
         assert!(err(net, NetworkMode::Host).contains("not allowed in host network namespace"));
+        let odd = opts(|o| {
+            o.sysctls.insert("net.ipv4/../../x".into(), "1".into());
+        });
+        assert!(err(odd, bridge.clone()).starts_with("invalid sysctl"));
         let vm = opts(|o| {
             o.sysctls.insert("vm.swappiness".into(), "1".into());
         });

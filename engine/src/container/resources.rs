@@ -139,18 +139,23 @@ fn invalid(msg: impl Into<String>) -> ContainerError {
     ContainerError::Invalid(msg.into())
 }
 
-/// The CPUs a cpuset list names (`0-2,4`), or `None` when it is not one.
+/// The highest CPU or memory node number a cpuset list may name (Linux's NR_CPUS limit).
+pub const MAX_CPU: u32 = 8191;
+
+/// The CPUs a cpuset list names (`0-2,4`), sorted and each once, or `None` when it is not one.
 pub fn parse_cpuset(s: &str) -> Option<Vec<u32>> {
-    let mut out = Vec::new();
+    let mut seen = vec![false; MAX_CPU as usize + 1];
     for part in s.split(',') {
         let (a, b) = part.split_once('-').unwrap_or((part, part));
         let (a, b): (u32, u32) = (a.parse().ok()?, b.parse().ok()?);
-        if a > b || b - a > 4096 {
+        if a > b || b > MAX_CPU {
             return None;
         }
-        out.extend(a..=b);
+        for c in a..=b {
+            seen[c as usize] = true;
+        }
     }
-    Some(out)
+    Some((0..=MAX_CPU).filter(|c| seen[*c as usize]).collect())
 }
 
 /// Docker's checks of `o`'s limits, and what `host` cannot apply refused by name.
@@ -235,6 +240,12 @@ pub fn check(o: &CreateOptions, host: &HostResources) -> Result<(), ContainerErr
             "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)",
         ));
     }
+    if o.cpu_quota.is_some_and(|q| q < -1) {
+        return Err(invalid(format!(
+            "invalid --cpu-quota {}: give -1 (unlimited) or 1000 or more microseconds",
+            o.cpu_quota.unwrap_or(0)
+        )));
+    }
     if o.cpu_quota.is_some_and(|q| q > 0 && q < 1000) {
         return Err(invalid(
             "CPU cfs quota can not be less than 1ms (i.e. 1000)",
@@ -316,7 +327,8 @@ pub fn oci(o: &CreateOptions) -> Value {
         cpu["quota"] = json!(q);
     }
     if let Some(s) = o.cpu_shares {
-        cpu["shares"] = json!(s.max(2));
+        // The kernel's range, as Docker clamps it.
+        cpu["shares"] = json!(s.clamp(2, 262_144));
     }
     if !o.cpuset_cpus.is_empty() {
         cpu["cpus"] = json!(o.cpuset_cpus);
@@ -481,5 +493,11 @@ mod tests {
         assert_eq!((n.memory_swap, n.cpuset_cpus.as_str()), (Some(-1), "1"));
         assert_eq!(parse_cpuset("0-2,4"), Some(vec![0, 1, 2, 4]));
         assert_eq!(parse_cpuset("2-1"), None);
+        assert_eq!(parse_cpuset("0-1,1,0"), Some(vec![0, 1]));
+        assert_eq!(parse_cpuset("0-9000"), None);
+        assert_eq!(
+            parse_cpuset("0-4096,".repeat(1000).trim_end_matches(',')).map(|v| v.len()),
+            Some(4097)
+        );
     }
 }

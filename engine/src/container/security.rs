@@ -29,6 +29,8 @@ pub struct HostSecurity {
     pub selinux: bool,
     /// `/sys/fs/cgroup` is cgroup v2 only.
     pub cgroup_v2: bool,
+    /// `--init`'s binary ([`init_binary`]).
+    pub init: Option<std::path::PathBuf>,
 }
 
 impl HostSecurity {
@@ -52,16 +54,15 @@ impl HostSecurity {
                 .is_ok_and(|s| s.trim() == "Y"),
             selinux: Path::new("/sys/fs/selinux/enforce").exists(),
             cgroup_v2: layout(Path::new("/sys/fs/cgroup")) == Layout::V2,
+            init: init_binary(),
         }
     }
 
     /// `SecurityOptions` of `GET /info`, as Docker's daemon lists them.
     pub fn security_options(&self) -> Vec<String> {
-        let mut v = Vec::new();
-        if self.apparmor {
-            v.push("name=apparmor".to_string());
-        }
-        v.push("name=seccomp,profile=builtin".to_string());
+        // AppArmor is not listed: berth loads no default profile (Docker's docker-default),
+        // so containers do not run under one even where the kernel has AppArmor.
+        let mut v = vec!["name=seccomp,profile=builtin".to_string()];
         if self.selinux {
             v.push("name=selinux".to_string());
         }
@@ -78,12 +79,11 @@ impl HostSecurity {
     }
 }
 
-/// Where `--init`'s binary is looked for, in order: Docker's own, Debian's (docker.io links
+/// Where `--init`'s binary is looked for (once, when the engine opens), in order: Docker's own, Debian's (docker.io links
 /// `docker-init` to tini-static), tini's static build.
-pub const INIT_PATHS: [&str; 4] = [
+pub const INIT_PATHS: [&str; 3] = [
     "/usr/libexec/docker/docker-init",
     "/usr/bin/docker-init",
-    "/usr/local/bin/docker-init",
     "/usr/bin/tini-static",
 ];
 
@@ -193,6 +193,7 @@ mod tests {
             apparmor: false,
             selinux: false,
             cgroup_v2: false,
+            init: None,
         }
     }
 

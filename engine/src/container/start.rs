@@ -249,8 +249,13 @@ impl StartPlan {
                 .create(true)
                 .truncate(true)
                 .mode(0o600)
-                .open(&config)?
-                .write_all(bytes)
+                .open(&config)
+                .and_then(|mut f| {
+                    // A bundle from before specs were private keeps its file: close it too.
+                    use std::os::unix::fs::PermissionsExt;
+                    f.set_permissions(fs::Permissions::from_mode(0o600))?;
+                    f.write_all(bytes)
+                })
         };
         write(&serde_json::to_vec_pretty(&spec(input)).expect("specs serialise"))
             .map_err(io_err(format!("writing {}", config.display())))
@@ -502,7 +507,7 @@ impl Engine {
         oci_mounts.extend(ns.tmpfs);
         let mut args = c.args.clone();
         if c.options.init == Some(true) {
-            let init = super::security::init_binary().ok_or_else(|| {
+            let init = self.host.init.clone().ok_or_else(|| {
                 ContainerError::Invalid(format!(
                     "--init: no init binary on this host (looked for {}; Debian's tini-static provides one)",
                     super::security::INIT_PATHS.join(", ")

@@ -125,9 +125,18 @@ impl Engine {
         let Some(c) = self.containers.get_mut(&plan.id) else {
             return Err(ContainerError::NotFound(plan.id));
         };
-        c.restart_policy = plan.options.restart;
-        c.options = plan.options;
-        self.save(&plan.id)?;
+        let old = (
+            c.restart_policy,
+            std::mem::replace(&mut c.options, plan.options),
+        );
+        c.restart_policy = c.options.restart;
+        if let Err(e) = self.save(&plan.id) {
+            // Not recorded: the record in memory stays what the disk holds.
+            if let Some(c) = self.containers.get_mut(&plan.id) {
+                (c.restart_policy, c.options) = old;
+            }
+            return Err(e);
+        }
         self.reindex(&plan.id);
         self.emit(|| crate::events::Event::container(&self.containers[&plan.id], "update", &[]));
         Ok(())

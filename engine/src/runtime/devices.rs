@@ -36,12 +36,18 @@ const SKIPPED_DIRS: [&str; 7] = ["pts", "shm", "mqueue", "fd", ".lxc", ".lxd-mou
 pub fn host_devices(dev: &Path) -> io::Result<Vec<HostDevice>> {
     let mut out = Vec::new();
     let mut todo: Vec<PathBuf> = vec![dev.to_path_buf()];
-    while let Some(dir) = todo.pop() {
-        for e in fs::read_dir(&dir)? {
-            let e = e?;
+    'walk: while let Some(dir) = todo.pop() {
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            // A directory udev removed meanwhile.
+            Err(e) if e.kind() == io::ErrorKind::NotFound && dir != dev => continue,
+            Err(e) => return Err(e),
+        };
+        for e in entries {
+            let Ok(e) = e else { continue };
             let path = e.path();
             let rel = path.strip_prefix(dev).unwrap_or(&path);
-            let t = e.file_type()?;
+            let Ok(t) = e.file_type() else { continue };
             if t.is_dir() {
                 let name = e.file_name();
                 if dir.as_path() == dev && SKIPPED_DIRS.iter().any(|s| name == *s) {
@@ -55,7 +61,8 @@ pub fn host_devices(dev: &Path) -> io::Result<Vec<HostDevice>> {
             if !(t.is_char_device() || t.is_block_device()) || rel == Path::new("console") {
                 continue;
             }
-            let m = e.metadata()?;
+            // A node removed meanwhile is left out (as runc's walk does).
+            let Ok(m) = e.metadata() else { continue };
             let rdev = m.rdev();
             out.push(HostDevice {
                 path: Path::new("/dev").join(rel).display().to_string(),
@@ -67,7 +74,7 @@ pub fn host_devices(dev: &Path) -> io::Result<Vec<HostDevice>> {
                 gid: m.gid(),
             });
             if out.len() >= MAX_DEVICES {
-                break;
+                break 'walk;
             }
         }
     }
@@ -86,7 +93,7 @@ pub fn device_at(host: &Path, ctr: &str) -> io::Result<Vec<HostDevice>> {
         return Ok(found
             .into_iter()
             .map(|mut d| {
-                let rel = d.path.trim_start_matches("/dev");
+                let rel = d.path.strip_prefix("/dev").unwrap_or(&d.path).to_string();
                 d.path = format!("{}{rel}", ctr.trim_end_matches('/'));
                 d
             })

@@ -4,7 +4,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -56,6 +56,8 @@ impl JsonFileWriter {
             .append(true)
             .mode(0o600)
             .open(path)?;
+        // A log from before logs were private keeps its file: close it too.
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
         let size = file.metadata()?.len();
         Ok(JsonFileWriter {
             path: path.to_path_buf(),

@@ -119,12 +119,16 @@ pub async fn archive_get(
         e.emit_container(&id, "archive-path", &[]);
         root
     };
-    // A running container is held still from the lookup to the end of the walk.
-    let (resolved, stat, root, still) = blocking(move || {
+    // A running container is held still while the path is looked up. The walk after it goes
+    // by descriptor (O_NOFOLLOW from the directory it found) so renames cannot redirect it,
+    // and it lasts as long as the client reads: it runs thawed, or a stalled client would
+    // hold the container frozen.
+    let (resolved, stat, root) = blocking(move || {
         let still = root.hold_still().map_err(api_error)?;
         let r = root.resolve(&path).map_err(api_error)?;
         let stat = root.stat_resolved(&r).map_err(api_error)?;
-        Ok((r, stat, root, still))
+        drop(still);
+        Ok((r, stat, root))
     })
     .await?;
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(8);
@@ -143,8 +147,6 @@ pub async fn archive_get(
             // The body ends in an error: the client sees a broken transfer, not a short tar.
             let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
         }
-        // Thawed once the walk is over (before the last chunks reach the client).
-        drop(still);
     });
     spawned.map_err(|e| ApiError::internal(format!("archiving: {e}")))?;
     let mut resp = Response::new(super::body::channel_body(rx));
@@ -199,16 +201,18 @@ pub async fn archive_put(
         handle: tokio::runtime::Handle::current(),
         cur: Bytes::new(),
     };
+    let scratch = st.scratch.clone();
     blocking(move || {
-        root.extract(&path, &mut reader, preserve)
+        // The whole body first, into an unlinked scratch file: the container is frozen for
+        // the extraction only, never for as long as a slow client takes to send.
+        std::fs::create_dir_all(&scratch).map_err(|e| ApiError::internal(e.to_string()))?;
+        let mut spool =
+            tempfile::tempfile_in(&scratch).map_err(|e| ApiError::internal(e.to_string()))?;
+        std::io::copy(&mut reader, &mut spool)
+            .map_err(|e| ApiError::bad(format!("reading the archive for {path}: {e}")))?;
+        std::io::Seek::rewind(&mut spool).map_err(|e| ApiError::internal(e.to_string()))?;
+        root.extract(&path, std::io::BufReader::new(spool), preserve)
             .map_err(api_error)?;
-        // The tar ends at its end-of-archive blocks, but the client still sends the record's
-        // padding after them: read it (bounded) before answering, or the answer and close
-        // race the client's last writes and it sees "error writing a body".
-        let _ = std::io::copy(
-            &mut std::io::Read::take(&mut reader, 1 << 20),
-            &mut std::io::sink(),
-        );
         Ok(())
     })
     .await?;
