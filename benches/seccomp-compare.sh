@@ -33,15 +33,21 @@ exec unshare --net --mount --pid --fork --mount-proc --propagation private -- ba
   tar -C "$run/rootfs" -cf "$run/busybox.tar" .
   med() { python3 -c "import sys,statistics; print(round(statistics.median(float(x) for x in sys.argv[1:]),1))" "$@"; }
   ms() { local t0 t1; t0=$(date +%s%N); "$@" >/dev/null 2>&1; t1=$(date +%s%N); echo $(( (t1 - t0) / 1000000 )); }
-  series() { local n=$1 out=() i; shift; for i in $(seq $((n + 1))); do out+=($(ms "$@")); done; med "${out[@]:1}"; }
+  # Filtered and unconfined runs alternate, so drift in the load of the machine hits both alike.
+  pair() {
+    local n=$1 a=() b=() i; shift
+    for i in $(seq $((n + 1))); do
+      a+=($(ms docker run --rm --network none "$@"))
+      b+=($(ms docker run --rm --network none --security-opt seccomp=unconfined "$@"))
+    done
+    echo "$(med "${a[@]:1}") $(med "${b[@]:1}")"
+  }
   # One daemon at DOCKER_HOST: start latency and dd, filtered and not, into R[$1_...].
   declare -A R
   measure() {
-    local who=$1 U="--security-opt seccomp=unconfined"
-    R[${who}_start]=$(series $N docker run --rm --network none berth-bench/busybox true)
-    R[${who}_start_u]=$(series $N docker run --rm --network none $U berth-bench/busybox true)
-    R[${who}_dd]=$(series 3 docker run --rm --network none berth-bench/busybox dd if=/dev/zero of=/dev/null bs=1 count=$D)
-    R[${who}_dd_u]=$(series 3 docker run --rm --network none $U berth-bench/busybox dd if=/dev/zero of=/dev/null bs=1 count=$D)
+    local who=$1 p
+    p=($(pair $N berth-bench/busybox true)); R[${who}_start]=${p[0]}; R[${who}_start_u]=${p[1]}
+    p=($(pair 3 berth-bench/busybox dd if=/dev/zero of=/dev/null bs=1 count=$D)); R[${who}_dd]=${p[0]}; R[${who}_dd_u]=${p[1]}
   }
 
   "$BIN/berth-image" --data-root "$run/berth/data" import "$run/busybox.tar" berth-bench/busybox >/dev/null
