@@ -265,6 +265,9 @@ pub struct HostConfig {
     /// `--uts`.
     #[serde(rename = "UTSMode", skip_serializing_if = "String::is_empty")]
     pub uts_mode: String,
+    /// `--userns`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub userns_mode: String,
     /// `--shm-size`, bytes (0: Docker's 64 MiB).
     #[serde(skip_serializing_if = "is_zero")]
     pub shm_size: i64,

@@ -198,6 +198,9 @@ pub struct ContainerArgs {
     /// UTS namespace to use
     #[arg(long = "uts", value_name = "string")]
     pub uts: Option<String>,
+    /// User namespace to use
+    #[arg(long = "userns", value_name = "string")]
+    pub userns: Option<String>,
     /// Run an init inside the container that forwards signals and reaps processes
     #[arg(long)]
     pub init: bool,
@@ -559,6 +562,7 @@ pub fn create_body(
             pid_mode: string(&args.pid),
             ipc_mode: string(&args.ipc),
             uts_mode: string(&args.uts),
+            userns_mode: string(&args.userns),
             init: args.init.then_some(true),
             devices: Some(
                 args.device

@@ -143,6 +143,8 @@ pub struct CreateOptions {
     pub cpuset_mems: String,
     /// `--blkio-weight`.
     pub blkio_weight: Option<u16>,
+    /// `--userns` (only `host`, the daemon's only mode: berth does not remap users).
+    pub userns_mode: String,
 }
 
 /// Records written before the options were typed held these as `docker run` text (`--mount`

@@ -188,6 +188,14 @@ pub fn check(o: &CreateOptions, network: &NetworkMode) -> Result<(), ContainerEr
             )));
         }
     }
+    match o.userns_mode.as_str() {
+        "" | "host" => {}
+        m => {
+            return Err(invalid(format!(
+                "invalid --userns {m:?}: berth does not remap users into a user namespace (valid: host)"
+            )));
+        }
+    }
     match o.uts_mode.as_str() {
         "" => {}
         "host" if o.hostname.as_deref().is_some_and(|h| !h.is_empty()) => {
@@ -304,6 +312,8 @@ mod tests {
             err(uts, bridge.clone()),
             "Conflicting options: hostname and the UTS mode"
         );
+        let userns = opts(|o| o.userns_mode = "private".into());
+        assert!(err(userns, bridge.clone()).contains("invalid --userns \"private\""));
         let pid = opts(|o| o.pid_mode = "bogus".into());
         assert!(err(pid, bridge.clone()).contains("invalid --pid \"bogus\""));
         let join = opts(|o| o.ipc_mode = "container:db".into());

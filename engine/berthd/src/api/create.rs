@@ -163,6 +163,7 @@ pub fn to_options(body: ContainerCreate, name: Option<String>) -> Result<CreateO
         pid_mode: h.pid_mode,
         ipc_mode: h.ipc_mode,
         uts_mode: h.uts_mode,
+        userns_mode: h.userns_mode,
         tmpfs: h.tmpfs.unwrap_or_default(),
         shm_size: match h.shm_size {
             0 => None,

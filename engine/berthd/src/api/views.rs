@@ -247,6 +247,7 @@ pub fn inspect(c: &Container, nets: &[EndpointView], log_path: &str) -> Value {
         ("PidMode", json!(c.options.pid_mode)),
         ("IpcMode", json!(c.options.ipc_mode)),
         ("UTSMode", json!(c.options.uts_mode)),
+        ("UsernsMode", json!(c.options.userns_mode)),
         ("ShmSize", json!(c.options.shm_size.unwrap_or(0))),
         ("Devices", json!(c.options.devices)),
         ("MemorySwap", json!(c.options.memory_swap.unwrap_or(0))),

@@ -374,7 +374,10 @@ pub const ALLOWED: &[&str] = &[
 
 /// Allowed with a capability.
 pub const BY_CAPABILITY: &[(&str, &[&str])] = &[
-    ("CAP_DAC_READ_SEARCH", &["name_to_handle_at", "open_by_handle_at"]),
+    (
+        "CAP_DAC_READ_SEARCH",
+        &["name_to_handle_at", "open_by_handle_at"],
+    ),
     (
         "CAP_SYS_ADMIN",
         &[
