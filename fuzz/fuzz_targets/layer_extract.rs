@@ -11,9 +11,11 @@ fuzz_target!(|data: &[u8]| {
     let dir = tempfile::tempdir().expect("a temp dir");
     let boxed = dir.path().join("box");
     fs::create_dir(&boxed).expect("box");
+    // Whiteouts as in image layers on odd inputs, as files (docker cp) on even ones.
     let opts = ExtractOptions {
         allow_devices: false,
         preserve_owners: false,
+        whiteouts: data.len() % 2 == 1,
     };
     let _ = extract_layer(data, &boxed.join("layer"), opts);
     let names: Vec<_> = fs::read_dir(&boxed)
