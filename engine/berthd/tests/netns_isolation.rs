@@ -755,6 +755,19 @@ fn netns_isolation_cp_holds_the_container_still_and_copies_wh_names_as_files() {
         (0, "running"),
         "thawed after the copies"
     );
+    // Not only recorded running: the kernel's freezer says thawed (v1 freezer.state, v2
+    // cgroup.freeze).
+    let v1 = format!(
+        "/sys/fs/cgroup/freezer/{}/{racer}/freezer.state",
+        d.cgroup_parent()
+    );
+    let v2 = format!("/sys/fs/cgroup/{}/{racer}/cgroup.freeze", d.cgroup_parent());
+    let frozen = match (std::fs::read_to_string(&v1), std::fs::read_to_string(&v2)) {
+        (Ok(s), _) => s.trim() != "THAWED",
+        (_, Ok(s)) => s.trim() != "0",
+        _ => panic!("no freezer state at {v1} or {v2}"),
+    };
+    assert!(!frozen, "the container is left frozen after the copies");
     let _ = d.docker(&["rm", "-f", racer]);
     match Dockerd::start() {
         Some(docker) => {
