@@ -1,6 +1,7 @@
 //! Any bytes as a query to the embedded resolver, as one UDP datagram and as a TCP stream of
 //! length-prefixed messages, through the whole answer path with real records: it never panics,
-//! every reply echoes the query's ID, is marked a response and parses as DNS.
+//! every reply echoes the query's ID, is marked a response and parses as DNS. The same bytes as
+//! an upstream's answer: matching them against a query never panics, and a match has its ID.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -8,6 +9,7 @@ use std::sync::OnceLock;
 use hickory_proto::op::Message;
 use libfuzzer_sys::fuzz_target;
 use netcore::dns::answer::split_frame;
+use netcore::dns::forward::answers;
 use netcore::dns::{Outcome, Records, Transport, handle};
 use netcore::network::fixtures::{bridge_network, endpoint};
 use netcore::network::{ContainerLink, State};
@@ -53,7 +55,24 @@ fn check(query: &[u8], transport: Transport, out: &mut Vec<u8>) {
     }
 }
 
+fn upstream_query() -> &'static [u8] {
+    static Q: OnceLock<Vec<u8>> = OnceLock::new();
+    Q.get_or_init(|| {
+        netcore::dns::fixtures::query(
+            0x4242,
+            "Web.example",
+            hickory_proto::rr::RecordType::A,
+            Some(1232),
+        )
+    })
+}
+
 fuzz_target!(|data: &[u8]| {
+    let q = upstream_query();
+    if answers(q, data) {
+        assert!(data[..2] == q[..2] && data[2] & 0x80 != 0);
+    }
+    let _ = answers(data, data);
     let mut out = Vec::new();
     check(data, Transport::Udp, &mut out);
     let mut rest = data;

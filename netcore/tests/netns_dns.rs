@@ -32,6 +32,9 @@ enum Behaviour {
     Big(usize),
     /// Nothing at all.
     Silent,
+    /// Over UDP first two forgeries (one with another ID, one with the right ID for another
+    /// name, both saying 6.6.6.6), then one A record; over TCP just the A record.
+    Forged(Ipv4Addr),
 }
 
 /// A resolver on 127.0.0.1 (UDP and TCP on one port) that answers from a table, NXDOMAIN
@@ -42,6 +45,8 @@ struct Upstream {
     tcp: Arc<AtomicUsize>,
     /// The last reply it sent, byte for byte.
     last: Arc<Mutex<Vec<u8>>>,
+    /// The ID of every query it got over UDP.
+    ids: Arc<Mutex<Vec<u16>>>,
 }
 
 fn respond(q: &[u8], table: &HashMap<String, Behaviour>, tcp: bool) -> Option<Vec<u8>> {
@@ -54,7 +59,7 @@ fn respond(q: &[u8], table: &HashMap<String, Behaviour>, tcp: bool) -> Option<Ve
     m.add_query(query);
     match table.get(&name.to_ascii().to_lowercase()) {
         Some(Behaviour::Silent) => return None,
-        Some(Behaviour::Answer(ip)) => {
+        Some(Behaviour::Answer(ip) | Behaviour::Forged(ip)) => {
             m.add_answer(Record::from_rdata(name, 42, RData::A(A(*ip))));
         }
         Some(Behaviour::Big(_)) if !tcp => m.metadata.truncation = true,
@@ -69,6 +74,33 @@ fn respond(q: &[u8], table: &HashMap<String, Behaviour>, tcp: bool) -> Option<Ve
     m.to_vec().ok()
 }
 
+/// What [`Behaviour::Forged`] sends before the real answer.
+fn forgeries(q: &[u8], table: &HashMap<String, Behaviour>) -> Vec<Vec<u8>> {
+    let Ok(req) = Message::from_vec(q) else {
+        return Vec::new();
+    };
+    let Some(query) = req.queries.first() else {
+        return Vec::new();
+    };
+    if !matches!(
+        table.get(&query.name().to_ascii().to_lowercase()),
+        Some(Behaviour::Forged(_))
+    ) {
+        return Vec::new();
+    }
+    let evil = Ipv4Addr::new(6, 6, 6, 6);
+    let forge = |id: u16, name: hickory_proto::rr::Name| {
+        let mut m = Message::new(id, MessageType::Response, OpCode::Query);
+        m.add_query(hickory_proto::op::Query::query(name.clone(), RecordType::A));
+        m.add_answer(Record::from_rdata(name, 42, RData::A(A(evil))));
+        m.to_vec().unwrap()
+    };
+    vec![
+        forge(req.metadata.id.wrapping_add(1), query.name().clone()),
+        forge(req.metadata.id, "evil.test.".parse().unwrap()),
+    ]
+}
+
 impl Upstream {
     fn start(table: &[(&str, Behaviour)]) -> Upstream {
         let table: HashMap<String, Behaviour> =
@@ -81,13 +113,22 @@ impl Upstream {
             udp: Arc::default(),
             tcp: Arc::default(),
             last: Arc::default(),
+            ids: Arc::default(),
         };
         let (count, last, t) = (up.udp.clone(), up.last.clone(), table.clone());
+        let ids = up.ids.clone();
         std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
             while let Ok((n, peer)) = udp_sock.recv_from(&mut buf) {
                 count.fetch_add(1, Ordering::Relaxed);
-                if let Some(r) = respond(&buf[..n], &t, false) {
+                let q = &buf[..n];
+                if n >= 2 {
+                    ids.lock().unwrap().push(u16::from_be_bytes([q[0], q[1]]));
+                }
+                for forged in forgeries(q, &t) {
+                    let _ = udp_sock.send_to(&forged, peer);
+                }
+                if let Some(r) = respond(q, &t, false) {
                     *last.lock().unwrap() = r.clone();
                     let _ = udp_sock.send_to(&r, peer);
                 }
@@ -355,6 +396,10 @@ fn netns_dns_forwarding_truncation_failover_and_internal() {
         ),
         ("big.test", Behaviour::Big(40)),
         ("hang.test", Behaviour::Silent),
+        (
+            "forged.test",
+            Behaviour::Forged(Ipv4Addr::new(192, 0, 2, 9)),
+        ),
     ]);
     // Silent: bound, never answers (timeouts); dead: nothing there (refused at once).
     let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -374,18 +419,36 @@ fn netns_dns_forwarding_truncation_failover_and_internal() {
         sync(&mut resolver, &mgr).await;
         let c = client(&a);
 
-        // Past a refusing and a silent upstream to the one that answers; relayed byte for byte.
+        // Past a refusing and a silent upstream to the one that answers; relayed byte for byte
+        // but for the ID, which is the client's again.
         let t0 = Instant::now();
-        let reply = exchange(&c, &query("example.test", RecordType::A, None));
+        let asked = query("example.test", RecordType::A, None);
+        let reply = exchange(&c, &asked);
         assert!(
             t0.elapsed() >= Duration::from_millis(300),
             "the silent upstream was skipped"
         );
-        assert_eq!(reply, *up.last.lock().unwrap());
+        assert_eq!(reply[..2], asked[..2]);
+        assert_eq!(reply[2..], up.last.lock().unwrap()[2..]);
         assert_eq!(
             addrs(&Message::from_vec(&reply).unwrap()),
             [IpAddr::from([192, 0, 2, 7])]
         );
+
+        // The upstream never sees the container's IDs: eight queries under one ID go out under
+        // eight random ones (forged answers must guess them).
+        let before = up.ids.lock().unwrap().len();
+        for _ in 0..8 {
+            let q = netcore::dns::fixtures::query(0x0101, "example.test", RecordType::A, None);
+            assert_eq!(exchange(&c, &q)[..2], [1, 1]);
+        }
+        let mut seen = up.ids.lock().unwrap()[before..].to_vec();
+        seen.sort_unstable();
+        seen.dedup();
+        assert!(seen.len() >= 7 && !seen.contains(&0x0101), "{seen:x?}");
+        // Answers with another ID, or with the ID for another question, are not taken.
+        let m = ask(&c, "forged.test", RecordType::A);
+        assert_eq!(addrs(&m), [IpAddr::from([192, 0, 2, 9])]);
 
         // Truncated over UDP: retried over TCP, the whole answer to a client that can take it.
         let tcp_before = up.tcp.load(Ordering::Relaxed);
@@ -436,7 +499,13 @@ fn netns_dns_a_flood_leaves_the_resolver_answering() {
     if !enabled("netns_dns_a_flood_leaves_the_resolver_answering") {
         return;
     }
-    let up = Upstream::start(&[("hang.test", Behaviour::Silent)]);
+    let up = Upstream::start(&[
+        ("hang.test", Behaviour::Silent),
+        (
+            "example.test",
+            Behaviour::Answer(Ipv4Addr::new(192, 0, 2, 7)),
+        ),
+    ]);
     let dir = state_dir("dns-flood");
     rt().block_on(async {
         let mut mgr = open(&dir).await;
@@ -445,6 +514,9 @@ fn netns_dns_a_flood_leaves_the_resolver_answering() {
             upstreams: vec![up.addr],
             upstream_timeout: Duration::from_secs(5),
             max_forwarded: 64,
+            max_forwarded_per_container: 16,
+            max_tcp: 40,
+            max_tcp_per_container: 8,
             ..ResolverConfig::default()
         });
         let (a, b) = (container("a"), container("b"));
@@ -481,6 +553,22 @@ fn netns_dns_a_flood_leaves_the_resolver_answering() {
             addrs(&ask(&c, "a", RecordType::A)),
             [ea.ipv4.unwrap().addr()]
         );
+        // The flooder holds its own forwarding slots only: another container's outside names
+        // are still forwarded and answered.
+        let m = ask(&client(&a), "example.test", RecordType::A);
+        assert_eq!(addrs(&m), [IpAddr::from([192, 0, 2, 7])]);
+
+        // As many idle TCP connections as everyone's limit, from one container: it keeps its
+        // own share, and another container's TCP query is still answered.
+        let held: Vec<TcpStream> = b.run(|| {
+            (0..40)
+                .filter_map(|_| TcpStream::connect("127.0.0.11:53").ok())
+                .collect()
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        let m = ask_tcp(&a, query("a", RecordType::A, None));
+        assert_eq!(addrs(&m), [ea.ipv4.unwrap().addr()]);
+        drop(held);
 
         drop(resolver);
         mgr.teardown_all().await.unwrap();

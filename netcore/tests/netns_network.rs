@@ -305,3 +305,59 @@ fn netns_state_survives_a_restart() {
     });
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn netns_forwarding_that_is_not_berths_is_dropped() {
+    if !enabled("netns_forwarding_that_is_not_berths_is_dropped") {
+        return;
+    }
+    // Two namespaces routed through the host, neither on a berth network: a router's traffic.
+    let topo = Topo::new();
+    sh("sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1");
+    let _scli = serve(&topo.cli, 80);
+    let v6 = format!("[fd00:{}:2::2]:80", topo.id);
+    let routed = |topo: &Topo| {
+        [format!("{}:80", topo.cli_v4()), v6.clone()].map(|addr| ask(Some(&topo.ctr), &addr).ok())
+    };
+    let direct = [Some(topo.ctr_v4()), Some(topo.ctr_v6())];
+    // Fresh links: IPv6 may need a moment (neighbour discovery) before it forwards.
+    let settled = |topo: &Topo| {
+        let mut last = routed(topo);
+        for _ in 0..10 {
+            if last == direct {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+            last = routed(topo);
+        }
+        last
+    };
+    assert_eq!(settled(&topo), direct, "routed before berth");
+    let dir = state_dir("fwdrop");
+    rt().block_on(async {
+        let mut mgr = open(&dir).await;
+        let a = container("fa");
+        mgr.attach("bridge", req(&a, &[])).await.unwrap();
+        // With berth's tables: dropped, IPv4 and IPv6 (berth's chain has policy drop) ...
+        assert_eq!(
+            routed(&topo),
+            [None, None],
+            "forwarded traffic outside berth passed"
+        );
+        // ... while a container still reaches out, masqueraded.
+        assert_eq!(
+            ask(Some(&a), &format!("{}:80", topo.cli_v4())).unwrap(),
+            topo.host_v4()
+        );
+        let chain = Command::new("nft")
+            .args(["list", "chain", "inet", "berth", "forward"])
+            .output()
+            .unwrap();
+        assert!(String::from_utf8_lossy(&chain.stdout).contains("policy drop"));
+        mgr.detach("bridge", &a.name).await.unwrap();
+        mgr.teardown_all().await.unwrap();
+    });
+    // berth's tables gone: the host routes again.
+    assert_eq!(settled(&topo), direct, "routed after berth left");
+    let _ = std::fs::remove_dir_all(dir);
+}

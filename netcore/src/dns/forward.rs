@@ -1,7 +1,13 @@
 //! Sending a query the records cannot answer to the upstream resolvers: over UDP with a TCP retry
 //! when the answer is truncated, each attempt under a timeout, the next upstream when one fails,
-//! and the answer relayed byte for byte. Sockets are opened by the resolver's own threads, so in
-//! the resolver's namespace (the host's): a loopback upstream such as systemd-resolved works.
+//! and the answer relayed byte for byte but for its ID. Sockets are opened by the resolver's own
+//! threads, so in the resolver's namespace (the host's): a loopback upstream such as
+//! systemd-resolved works.
+//!
+//! Against forged answers (RFC 5452): every attempt goes out under a fresh random ID (the
+//! container's own ID is put back in the answer, so a container cannot choose the ID upstream
+//! sees), from a fresh socket on a port the kernel picks at random, and only an answer with that
+//! ID and the same question (name compared without case) is taken.
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -42,11 +48,15 @@ pub async fn forward(
         return None;
     }
     let mut fallback = None;
+    let mut ours = query.to_vec();
     for &up in upstreams {
+        // A fresh ID for every upstream: a late answer to the last one is not taken.
+        ours[..2].copy_from_slice(&random_id());
+        let q = ours.as_slice();
         let res = match transport {
-            Transport::Tcp => tcp_exchange(up, query, wait).await,
-            Transport::Udp => match udp_exchange(up, query, wait).await {
-                Ok(resp) if truncated(&resp) => match tcp_exchange(up, query, wait).await {
+            Transport::Tcp => tcp_exchange(up, q, wait).await,
+            Transport::Udp => match udp_exchange(up, q, wait).await {
+                Ok(resp) if truncated(&resp) => match tcp_exchange(up, q, wait).await {
                     Ok(full) if full.len() <= udp_limit(query) => Ok(full),
                     _ => Ok(resp),
                 },
@@ -54,14 +64,34 @@ pub async fn forward(
             },
         };
         match res {
-            Ok(resp) if matches!(rcode(&resp), ResponseCode::ServFail | ResponseCode::Refused) => {
-                fallback = Some(resp);
+            Ok(mut resp) => {
+                // The container's ID back, so its resolver matches the answer.
+                resp[..2].copy_from_slice(&query[..2]);
+                if matches!(rcode(&resp), ResponseCode::ServFail | ResponseCode::Refused) {
+                    fallback = Some(resp);
+                } else {
+                    return Some(resp);
+                }
             }
-            Ok(resp) => return Some(resp),
             Err(e) => tracing::debug!("{e}"),
         }
     }
     fallback
+}
+
+/// A query ID from the kernel's random source; should that ever fail, one from the clock and a
+/// counter (still unknown to the container, which never sees it).
+fn random_id() -> [u8; 2] {
+    let mut id = [0u8; 2];
+    if getrandom::fill(&mut id).is_err() {
+        use std::sync::atomic::{AtomicU16, Ordering};
+        static NEXT: AtomicU16 = AtomicU16::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        id = ((nanos as u16) ^ NEXT.fetch_add(40503, Ordering::Relaxed)).to_be_bytes();
+    }
+    id
 }
 
 fn truncated(msg: &[u8]) -> bool {
@@ -72,9 +102,42 @@ fn rcode(msg: &[u8]) -> ResponseCode {
     ResponseCode::from_low(msg[3] & 0x0f)
 }
 
-/// Whether `resp` answers `query`: a response with its ID.
-fn answers(query: &[u8], resp: &[u8]) -> bool {
-    resp.len() >= HEADER_LEN && resp[..2] == query[..2] && resp[2] & 0x80 != 0
+/// Whether `resp` answers `query`: a response with its ID and its question (the name compared
+/// without case, since a resolver may answer in its own case; type and class exactly).
+pub fn answers(query: &[u8], resp: &[u8]) -> bool {
+    resp.len() >= HEADER_LEN
+        && resp[..2] == query[..2]
+        && resp[2] & 0x80 != 0
+        && match (question(query), question(resp)) {
+            (Some(q), Some(r)) => {
+                q.len() == r.len()
+                    && q[..q.len() - 4].eq_ignore_ascii_case(&r[..r.len() - 4])
+                    && q[q.len() - 4..] == r[r.len() - 4..]
+            }
+            _ => false,
+        }
+}
+
+/// The question of a message with exactly one, as wire bytes (name in plain labels, type,
+/// class); `None` for anything else, compressed names included (a question's name comes first,
+/// so a pointer could only point into the header).
+fn question(msg: &[u8]) -> Option<&[u8]> {
+    if msg.len() < HEADER_LEN || msg[4..6] != [0, 1] {
+        return None;
+    }
+    let wire = &msg[HEADER_LEN..];
+    let mut i = 0;
+    loop {
+        let len = *wire.get(i)?;
+        if len == 0 {
+            break;
+        }
+        if len & 0xC0 != 0 {
+            return None;
+        }
+        i += 1 + usize::from(len);
+    }
+    wire.get(..i + 5)
 }
 
 async fn udp_exchange(

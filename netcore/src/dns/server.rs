@@ -18,7 +18,7 @@ use arc_swap::ArcSwap;
 use hickory_proto::op::ResponseCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 use nix::sys::socket::SockaddrStorage;
@@ -42,8 +42,13 @@ pub struct ResolverConfig {
     pub upstream_timeout: Duration,
     /// Forwarded queries in flight at once, over all containers; beyond it, SERVFAIL at once.
     pub max_forwarded: usize,
+    /// Forwarded queries in flight at once from one container, so that one container cannot
+    /// take every slot from the others; beyond it, SERVFAIL at once.
+    pub max_forwarded_per_container: usize,
     /// TCP connections open at once, over all containers; beyond it, new ones are closed.
     pub max_tcp: usize,
+    /// TCP connections open at once from one container; beyond it, new ones are closed.
+    pub max_tcp_per_container: usize,
     /// How long a TCP connection may sit idle.
     pub tcp_idle: Duration,
 }
@@ -56,7 +61,9 @@ impl Default for ResolverConfig {
             ttl: 600,
             upstream_timeout: Duration::from_secs(2),
             max_forwarded: 4096,
+            max_forwarded_per_container: 256,
             max_tcp: 512,
+            max_tcp_per_container: 32,
             tcp_idle: Duration::from_secs(10),
         }
     }
@@ -81,6 +88,28 @@ struct Shared {
     config: ResolverConfig,
     forward_slots: Arc<Semaphore>,
     tcp_slots: Arc<Semaphore>,
+}
+
+/// One container's share of the slots: a forwarded query or a TCP connection takes one of the
+/// container's and one of everyone's, and is refused when either is out.
+struct Quota {
+    forward: Arc<Semaphore>,
+    tcp: Arc<Semaphore>,
+}
+
+/// Both permits of one forwarded query or TCP connection, released together.
+struct Slot {
+    _mine: OwnedSemaphorePermit,
+    _all: OwnedSemaphorePermit,
+}
+
+fn take(mine: &Arc<Semaphore>, all: &Arc<Semaphore>) -> Option<Slot> {
+    let mine = mine.clone().try_acquire_owned().ok()?;
+    let all = all.clone().try_acquire_owned().ok()?;
+    Some(Slot {
+        _mine: mine,
+        _all: all,
+    })
 }
 
 /// One container's listener tasks; dropping it closes both sockets.
@@ -170,11 +199,21 @@ impl Resolver {
         let udp = Arc::new(UdpSocket::from_std(udp)?);
         let tcp = TcpListener::from_std(tcp)?;
         let who: Arc<str> = container.into();
+        let config = &self.shared.config;
+        let quota = Arc::new(Quota {
+            forward: Arc::new(Semaphore::new(config.max_forwarded_per_container)),
+            tcp: Arc::new(Semaphore::new(config.max_tcp_per_container)),
+        });
         Ok(Listener {
             ns: ns.to_path_buf(),
             tasks: [
-                tokio::spawn(serve_udp(self.shared.clone(), who.clone(), udp)),
-                tokio::spawn(serve_tcp(self.shared.clone(), who, tcp)),
+                tokio::spawn(serve_udp(
+                    self.shared.clone(),
+                    quota.clone(),
+                    who.clone(),
+                    udp,
+                )),
+                tokio::spawn(serve_tcp(self.shared.clone(), quota, who, tcp)),
             ],
         })
     }
@@ -199,7 +238,12 @@ fn bind(listen: SocketAddr) -> io::Result<(std::net::UdpSocket, std::net::TcpLis
     Ok((udp.into(), tcp.into()))
 }
 
-async fn serve_udp(shared: Arc<Shared>, container: Arc<str>, sock: Arc<UdpSocket>) {
+async fn serve_udp(
+    shared: Arc<Shared>,
+    quota: Arc<Quota>,
+    container: Arc<str>,
+    sock: Arc<UdpSocket>,
+) {
     let mut batch = Batch::default();
     let mut outs: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(512)).collect();
     let ttl = shared.config.ttl;
@@ -220,7 +264,7 @@ async fn serve_udp(shared: Arc<Shared>, container: Arc<str>, sock: Arc<UdpSocket
                 match answer::handle(&records, &container, query, Transport::Udp, ttl, out) {
                     Outcome::Reply => dest[i] = Some(peer),
                     Outcome::Forward(upstreams) => {
-                        if !spawn_forward(&shared, &sock, upstreams, query, peer)
+                        if !spawn_forward(&shared, &quota, &sock, upstreams, query, peer)
                             && answer::error_reply(
                                 query,
                                 ResponseCode::ServFail,
@@ -240,9 +284,10 @@ async fn serve_udp(shared: Arc<Shared>, container: Arc<str>, sock: Arc<UdpSocket
 }
 
 /// Forwards one UDP query in its own task, the reply going back from `sock`; false when the
-/// forwarding slots are all taken (the caller answers SERVFAIL at once).
+/// container's or everyone's forwarding slots are all taken (the caller answers SERVFAIL at once).
 fn spawn_forward(
     shared: &Arc<Shared>,
+    quota: &Quota,
     sock: &Arc<UdpSocket>,
     upstreams: Arc<[SocketAddr]>,
     query: &[u8],
@@ -251,7 +296,7 @@ fn spawn_forward(
     let Some(peer) = std_addr(&peer) else {
         return true;
     };
-    let Ok(permit) = shared.forward_slots.clone().try_acquire_owned() else {
+    let Some(permit) = take(&quota.forward, &shared.forward_slots) else {
         return false;
     };
     let (sock, query, wait) = (sock.clone(), query.to_vec(), shared.config.upstream_timeout);
@@ -277,7 +322,12 @@ fn servfail(query: &[u8], transport: Transport) -> Option<Vec<u8>> {
     answer::error_reply(query, ResponseCode::ServFail, transport, &mut out).then_some(out)
 }
 
-async fn serve_tcp(shared: Arc<Shared>, container: Arc<str>, listener: TcpListener) {
+async fn serve_tcp(
+    shared: Arc<Shared>,
+    quota: Arc<Quota>,
+    container: Arc<str>,
+    listener: TcpListener,
+) {
     loop {
         let stream = match listener.accept().await {
             Ok((s, _)) => s,
@@ -288,20 +338,20 @@ async fn serve_tcp(shared: Arc<Shared>, container: Arc<str>, listener: TcpListen
                 continue;
             }
         };
-        let Ok(permit) = shared.tcp_slots.clone().try_acquire_owned() else {
+        let Some(permit) = take(&quota.tcp, &shared.tcp_slots) else {
             continue;
         };
-        let (shared, container) = (shared.clone(), container.clone());
+        let (shared, quota, container) = (shared.clone(), quota.clone(), container.clone());
         tokio::spawn(async move {
             let _permit = permit;
-            serve_conn(&shared, &container, stream).await;
+            serve_conn(&shared, &quota, &container, stream).await;
         });
     }
 }
 
 /// Answers length-prefixed queries on one TCP connection until the client closes it, sends
 /// something that is not a query, or stays idle too long.
-async fn serve_conn(shared: &Shared, container: &str, mut stream: TcpStream) {
+async fn serve_conn(shared: &Shared, quota: &Quota, container: &str, mut stream: TcpStream) {
     let idle = shared.config.tcp_idle;
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut out = Vec::with_capacity(4096);
@@ -323,9 +373,9 @@ async fn serve_conn(shared: &Shared, container: &str, mut stream: TcpStream) {
                 Outcome::Drop => return,
                 Outcome::Forward(upstreams) => {
                     let wait = shared.config.upstream_timeout;
-                    let fwd = match shared.forward_slots.try_acquire() {
-                        Ok(_permit) => forward(&upstreams, msg, Transport::Tcp, wait).await,
-                        Err(_) => None,
+                    let fwd = match take(&quota.forward, &shared.forward_slots) {
+                        Some(_slot) => forward(&upstreams, msg, Transport::Tcp, wait).await,
+                        None => None,
                     };
                     match fwd.or_else(|| servfail(msg, Transport::Tcp)) {
                         Some(r) => {

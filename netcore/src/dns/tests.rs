@@ -402,3 +402,35 @@ fn trailing_bytes_or_cut_records_are_formerr() {
     let (_, m) = ask(&r, "client", &q, Transport::Udp);
     assert_eq!(m.unwrap().metadata.response_code, ResponseCode::FormErr);
 }
+
+#[test]
+fn an_upstream_answer_is_taken_only_with_the_id_and_the_question() {
+    use super::forward::answers;
+    let q = fixtures::query(0x1234, "Example.test", RecordType::A, None);
+    let reply = |id: u16, name: &str, rtype: RecordType| {
+        let mut m = Message::from_vec(&fixtures::query(id, name, rtype, None)).unwrap();
+        m.metadata.message_type = MessageType::Response;
+        m.to_vec().unwrap()
+    };
+    assert!(answers(&q, &reply(0x1234, "Example.test", RecordType::A)));
+    // 0x20 case: the name without case.
+    assert!(answers(&q, &reply(0x1234, "eXAMPLE.TEST", RecordType::A)));
+    assert!(!answers(&q, &reply(0x1235, "Example.test", RecordType::A)));
+    assert!(!answers(&q, &reply(0x1234, "evil.test", RecordType::A)));
+    assert!(!answers(&q, &reply(0x1234, "Example.tesu", RecordType::A)));
+    assert!(!answers(
+        &q,
+        &reply(0x1234, "Example.test", RecordType::AAAA)
+    ));
+    // A query is not an answer; nor is a response without its question.
+    assert!(!answers(&q, &q));
+    let mut bare = reply(0x1234, "Example.test", RecordType::A);
+    bare[5] = 0;
+    bare.truncate(12);
+    assert!(!answers(&q, &bare));
+    // Cut anywhere: never taken, never a panic.
+    let full = reply(0x1234, "Example.test", RecordType::A);
+    for n in 0..full.len() {
+        assert!(!answers(&q, &full[..n]), "{n}");
+    }
+}

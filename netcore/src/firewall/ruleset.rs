@@ -8,7 +8,8 @@
 //! Layout (`nft list ruleset` shows it with a comment on every rule):
 //! - `table inet berth`: `prerouting`/`output` (nat) jump to `ports`, which DNATs through the
 //!   port maps; `postrouting` masquerades traffic leaving a subnet and hairpin traffic;
-//!   `forward` (filter) isolates networks, keeps `--internal` ones in, and lets published ports in.
+//!   `forward` (filter) isolates networks, keeps `--internal` ones in, lets published ports in
+//!   and containers out, and drops the rest (policy drop, as Docker's FORWARD chain).
 //! - `table bridge berth`: `forward` drops IP between ports of `icc=false` bridges (this
 //!   kernel has no bridge `meta ibrname`, so the set holds the ports, not the bridge).
 
@@ -592,6 +593,14 @@ fn rules() -> Vec<NfListObject<'static>> {
                 verdict(false),
             ],
         ),
+        inet(
+            "forward",
+            "containers reach out; the chain drops what is neither to nor from a berth network",
+            vec![
+                matches(ifname(), Operator::EQ, set_ref(SetId::Bridges)),
+                verdict(true),
+            ],
+        ),
         rule(
             NfFamily::Bridge,
             "forward",
@@ -632,9 +641,21 @@ fn chain(
         _type: base.map(|b| b.0),
         hook: base.map(|b| b.1),
         prio: base.map(|b| b.2),
-        policy: base.map(|_| NfChainPolicy::Accept),
+        policy: base.map(|(_, hook, _)| forward_policy(family, hook)),
         ..Default::default()
     })
+}
+
+/// The policy of a base chain: accept, except the routed forward hook, which drops. Berth turns
+/// `ip_forward` on for its bridges, and that must not make the host a router for anything else:
+/// forwarded traffic that is neither to nor from a berth network is dropped, as Docker sets the
+/// policy of iptables' FORWARD chain to DROP. (A packet passes a hook only when every base chain
+/// there accepts it, so other tables cannot let it through, and berth changes nothing in them.)
+fn forward_policy(family: NfFamily, hook: NfHook) -> NfChainPolicy {
+    match (family, hook) {
+        (NfFamily::INet, NfHook::Forward) => NfChainPolicy::Drop,
+        _ => NfChainPolicy::Accept,
+    }
 }
 
 fn rule(
