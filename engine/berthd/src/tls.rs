@@ -1,8 +1,10 @@
 //! The TCP listener: mutual TLS only (a client without a certificate signed by `--tlscacert` is
 //! refused in the handshake), then the same API as the Unix socket, upgrades included.
 
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -24,6 +26,80 @@ pub const MAX_CONNECTIONS: u32 = 1024;
 
 /// A client that has not finished its handshake by then is dropped.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Handshakes in progress at once from one client address (an IPv6 client: from one /64);
+/// another connection from there is closed at once. Without it, one address could hold every
+/// connection slot with handshakes it never finishes, each for [`HANDSHAKE_TIMEOUT`].
+pub const HANDSHAKES_PER_ADDRESS: usize = 32;
+
+/// Handshakes in progress, by client address. An address is in the table only while it has one
+/// in progress, so the table holds at most [`MAX_CONNECTIONS`] entries.
+#[derive(Debug)]
+pub struct Handshakes {
+    per_address: usize,
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One handshake in progress; dropping it ends it.
+#[derive(Debug)]
+pub struct Handshake {
+    table: Arc<Handshakes>,
+    key: IpAddr,
+}
+
+impl Handshakes {
+    /// A table allowing `per_address` handshakes at once from one address.
+    pub fn new(per_address: usize) -> Arc<Handshakes> {
+        Arc::new(Handshakes {
+            per_address,
+            open: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Starts a handshake from `peer`, or `None` when that address has its share in progress.
+    pub fn begin(self: &Arc<Self>, peer: IpAddr) -> Option<Handshake> {
+        let key = client_key(peer);
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(key).or_insert(0);
+        if *n >= self.per_address {
+            return None;
+        }
+        *n += 1;
+        Some(Handshake {
+            table: self.clone(),
+            key,
+        })
+    }
+
+    /// Handshakes in progress from `peer`'s address.
+    pub fn in_progress(&self, peer: IpAddr) -> usize {
+        let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        open.get(&client_key(peer)).copied().unwrap_or(0)
+    }
+}
+
+impl Drop for Handshake {
+    fn drop(&mut self) {
+        let mut open = self.table.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// What counts as one client: its IPv4 address (a mapped one too), or its IPv6 /64.
+fn client_key(peer: IpAddr) -> IpAddr {
+    match peer.to_canonical() {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
+    }
+}
 
 /// The certificates of a PEM file (at least one).
 pub fn certs(file: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
@@ -82,6 +158,7 @@ pub async fn serve(
 ) {
     let acceptor = TlsAcceptor::from(tls);
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS as usize));
+    let handshakes = Handshakes::new(HANDSHAKES_PER_ADDRESS);
     loop {
         let permit = tokio::select! {
             p = slots.clone().acquire_owned() => p.expect("the semaphore is never closed"),
@@ -99,14 +176,18 @@ pub async fn serve(
             },
             _ = stop.changed() => break,
         };
+        let Some(handshake) = handshakes.begin(peer.ip()) else {
+            tracing::debug!(%peer, "refused: {HANDSHAKES_PER_ADDRESS} handshakes in progress from there");
+            continue;
+        };
         let acceptor = acceptor.clone();
         let app = app.clone();
         let mut stop = stop.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp));
+            let handshake_io = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp));
             let tls = tokio::select! {
-                r = handshake => match r {
+                r = handshake_io => match r {
                     Ok(Ok(s)) => s,
                     Ok(Err(e)) => {
                         tracing::debug!(%peer, error = %e, "TLS handshake refused");
@@ -120,6 +201,7 @@ pub async fn serve(
                 // Stopping: a half-open handshake is not worth waiting for.
                 _ = stop.wait_for(|s| *s) => return,
             };
+            drop(handshake);
             let conn = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(tls), TowerToHyperService::new(app))
                 .with_upgrades();
@@ -139,4 +221,39 @@ pub async fn serve(
     }
     // Every slot back: every connection ended.
     let _ = slots.acquire_many(MAX_CONNECTIONS).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handshakes_are_bounded_per_address_and_released() {
+        let t = Handshakes::new(2);
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let h1 = t.begin(a).unwrap();
+        let h2 = t.begin(a).unwrap();
+        assert!(t.begin(a).is_none());
+        // A mapped IPv4 address is the same client.
+        assert!(t.begin("::ffff:192.0.2.1".parse().unwrap()).is_none());
+        // Another address has its own share.
+        let b = t.begin("192.0.2.2".parse().unwrap()).unwrap();
+        drop(h1);
+        let h3 = t.begin(a).unwrap();
+        assert_eq!(t.in_progress(a), 2);
+        drop((h2, h3, b));
+        assert_eq!(t.in_progress(a), 0);
+        assert!(
+            t.open.lock().unwrap().is_empty(),
+            "finished clients stay in the table"
+        );
+    }
+
+    #[test]
+    fn an_ipv6_client_is_its_slash_64() {
+        let t = Handshakes::new(1);
+        let _h = t.begin("2001:db8:1:2::1".parse().unwrap()).unwrap();
+        assert!(t.begin("2001:db8:1:2:ffff::9".parse().unwrap()).is_none());
+        assert!(t.begin("2001:db8:1:3::1".parse().unwrap()).is_some());
+    }
 }

@@ -3,7 +3,8 @@
 //! certificate); berth's CLI runs containers over TLS (the attach upgrade included) and the docker
 //! CLI lists them; clients without a certificate, or with the rogue one, are refused in the
 //! handshake; berth refuses a server its CA did not sign; berthd refuses to listen on TCP
-//! without the TLS flags, and SIGTERM stops its TCP listener too. Privileged: run through scripts/netns-test.sh.
+//! without the TLS flags, one client address cannot hold every connection with handshakes it never
+//! finishes, and SIGTERM stops its TCP listener too. Privileged: run through scripts/netns-test.sh.
 
 #[path = "../../../portproxy/tests/netns_support/mod.rs"]
 #[allow(dead_code)]
@@ -12,6 +13,7 @@ mod netns_support;
 #[path = "../../berthd/tests/support/mod.rs"]
 mod support;
 
+use std::io::Read;
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -333,6 +335,47 @@ fn netns_berth_tls() {
         "{}",
         text(&out.stderr)
     );
+
+    // One address cannot hold every connection with handshakes it never finishes: past its
+    // share (berthd::tls::HANDSHAKES_PER_ADDRESS, 32) a connection from it is closed at once,
+    // and another address is still served.
+    let idle: Vec<TcpStream> = (0..32)
+        .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    let mut extra = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    extra
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let t0 = Instant::now();
+    let r = extra.read(&mut [0u8; 1]);
+    assert!(
+        matches!(r, Ok(0))
+            || r.as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "the 33rd half-open connection from one address was kept: {r:?}"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(4), "{:?}", t0.elapsed());
+    let ping = |from: &str| {
+        let out = Command::new("curl")
+            .args(["-s", "--max-time", "10", "--interface", from])
+            .args(["--cacert", &f("ca.pem"), "--cert", &f("client-cert.pem")])
+            .args(["--key", &f("client-key.pem")])
+            .arg(format!("https://127.0.0.1:{port}/_ping"))
+            .output()
+            .unwrap();
+        text(&out.stdout)
+    };
+    assert_eq!(ping("127.0.0.2"), "OK");
+    drop(idle);
+    // Their handshakes ended with them: the address is served again.
+    let t0 = Instant::now();
+    while ping("127.0.0.1") != "OK" {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "127.0.0.1 still refused"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     // Still serving after the refusals.
     let out = berth_tls(certs, port, "ca", "client", &["rm", "-f", "tls-box"]);
