@@ -445,15 +445,20 @@ async fn skopeo_reads_what_berth_pushed_and_berth_pulls_what_skopeo_pushed() {
         let st = &(b.store);
         let img = st.resolve(&reg.name(repo)).unwrap();
         let types: Vec<&str> = img.layers.iter().map(|l| l.media_type.as_str()).collect();
-        match format {
-            "oci" => assert!(types.iter().all(|t| t.ends_with("tar+zstd")), "{types:?}"),
-            _ => assert!(
-                types
-                    .iter()
-                    .all(|t| t.starts_with("application/vnd.docker")),
-                "{types:?}"
-            ),
-        }
+        let ok = match format {
+            "oci" => types.iter().all(|t| t.ends_with("tar+zstd")),
+            _ => types
+                .iter()
+                .all(|t| t.starts_with("application/vnd.docker")),
+        };
+        // What the registry holds under that name, to tell skopeo's doing from berth's (this
+        // check failed once in CI and never again in dozens of runs).
+        let raw = || skopeo(&["inspect", "--raw", "--tls-verify=false", &dst]);
+        assert!(
+            ok,
+            "{repo}: layer types {types:?}; the registry holds {}",
+            raw()
+        );
         let snap = st.snapshots().path(&img.layers[1].chain_id);
         assert_eq!(
             sha256(&std::fs::read(snap.join("data.bin")).unwrap()),
@@ -545,6 +550,70 @@ async fn basic_auth_with_dockers_credentials_file() {
     .await
     .unwrap_err();
     assert!(matches!(e, RegistryError::Unauthorized { .. }), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_request_credentials_are_never_shared_between_requests() {
+    use engine::image::registry::credentials::RequestAuth;
+    let reg = TestRegistry::start(Some(("ann", "s3cret")));
+    let a = store();
+    // berthd's way: no credentials file at all, each request carrying its own.
+    let shared = Registry::new(RegistryOptions {
+        credentials: None,
+        ..RegistryOptions::default()
+    });
+    build(
+        &a,
+        &reg.name("own/base:1"),
+        &reg.name("own/app:1"),
+        64 << 10,
+    );
+    let ann = |password: &str| {
+        shared.as_user(RequestAuth::Basic(Login {
+            username: "ann".into(),
+            password: password.into(),
+        }))
+    };
+    let e = push(
+        &ann("guess"),
+        &a.store,
+        &reg.name("own/app:1"),
+        recorder().0,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(e, RegistryError::Unauthorized { .. }), "{e}");
+    let pushed = push(
+        &ann("s3cret"),
+        &a.store,
+        &reg.name("own/app:1"),
+        recorder().0,
+    )
+    .await
+    .unwrap();
+    // Right after ann's requests, on the same shared connections: anonymous is still refused
+    // (no token or login of hers carried over), and so is a wrong password.
+    for who in [shared.as_user(RequestAuth::Anonymous), ann("guess")] {
+        let b = store();
+        let e = pull(&who, &b.store, &reg.name("own/app:1"), None, recorder().0)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, RegistryError::Unauthorized { .. }),
+            "{who:?}: {e}"
+        );
+    }
+    let b = store();
+    let pulled = pull(
+        &ann("s3cret"),
+        &b.store,
+        &reg.name("own/app:1"),
+        None,
+        recorder().0,
+    )
+    .await
+    .unwrap();
+    assert!(pulled.repo_digest.ends_with(&pushed.digest.to_string()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -741,4 +810,155 @@ async fn a_hostile_layer_from_a_registry_is_refused_and_leaves_nothing() {
         assert!(snaps.is_empty(), "{repo}: leftovers {snaps:?}");
         assert!(s.store.snapshot().list().is_empty(), "{repo}");
     }
+}
+
+/// A registry that lies, on loopback: `GET /v2/` says no auth is needed; `huge/manifests/1` is
+/// an endless manifest (no length, bytes until the client goes); `lying` has a valid manifest
+/// whose layer declares 1,000 bytes while the blob never ends. One request per connection.
+fn lying_registry() -> u16 {
+    use std::io::{BufRead, BufReader};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let sha = |b: &[u8]| format!("sha256:{}", sha256(b).hex);
+    let layer_digest = sha(b"the layer that never ends");
+    let config = serde_json::to_vec(&json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [layer_digest.clone()]},
+        "config": {},
+    }))
+    .unwrap();
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": sha(&config), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": layer_digest, "size": 1000}],
+    }))
+    .unwrap();
+    let config_path = format!("/v2/lying/blobs/{}", sha(&config));
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut c) = conn else { return };
+            let (manifest, config, config_path) =
+                (manifest.clone(), config.clone(), config_path.clone());
+            std::thread::spawn(move || {
+                let mut lines = BufReader::new(c.try_clone().unwrap()).lines();
+                let first = lines.next().and_then(Result::ok).unwrap_or_default();
+                for l in lines.by_ref() {
+                    if l.map_or(true, |l| l.is_empty()) {
+                        break;
+                    }
+                }
+                let path = first.split(' ').nth(1).unwrap_or("").to_string();
+                let head = |len: Option<usize>, ty: &str| {
+                    let len = len.map_or(String::new(), |n| format!("Content-Length: {n}\r\n"));
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: {ty}\r\n{len}Connection: close\r\n\r\n"
+                    )
+                };
+                let endless = |c: &mut TcpStream, ty: &str| {
+                    let _ = c.write_all(head(None, ty).as_bytes());
+                    let chunk = [b' '; 64 * 1024];
+                    // Until the client hangs up (or 1 GiB, a test's bound).
+                    for _ in 0..16_384 {
+                        if c.write_all(&chunk).is_err() {
+                            return;
+                        }
+                    }
+                };
+                match path.as_str() {
+                    "/v2/" => {
+                        let _ = c.write_all(head(Some(2), "application/json").as_bytes());
+                        let _ = c.write_all(b"{}");
+                    }
+                    "/v2/huge/manifests/1" => {
+                        endless(&mut c, "application/vnd.oci.image.manifest.v1+json")
+                    }
+                    "/v2/lying/manifests/1" => {
+                        let ty = "application/vnd.oci.image.manifest.v1+json";
+                        let _ = c.write_all(head(Some(manifest.len()), ty).as_bytes());
+                        let _ = c.write_all(&manifest);
+                    }
+                    p if p == config_path => {
+                        let _ =
+                            c.write_all(head(Some(config.len()), "application/json").as_bytes());
+                        let _ = c.write_all(&config);
+                    }
+                    p if p.starts_with("/v2/lying/blobs/") => {
+                        endless(&mut c, "application/octet-stream")
+                    }
+                    _ => {
+                        let _ = c.write_all(
+                            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                        );
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lying_registry_is_stopped_at_the_manifest_cap_and_the_declared_size() {
+    let port = lying_registry();
+    let client = Registry::new(RegistryOptions {
+        credentials: None,
+        ..RegistryOptions::default()
+    });
+    // An endless manifest: refused past 4 MiB, promptly, never read whole.
+    let s = store();
+    let t0 = Instant::now();
+    let e = pull(
+        &client,
+        &s.store,
+        &format!("127.0.0.1:{port}/huge:1"),
+        None,
+        recorder().0,
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("larger than 4194304 bytes"), "{e}");
+    assert!(t0.elapsed() < Duration::from_secs(20), "{:?}", t0.elapsed());
+    // A layer that streams past the 1,000 bytes its manifest declares: stopped there, and no
+    // image recorded.
+    let e = pull(
+        &client,
+        &s.store,
+        &format!("127.0.0.1:{port}/lying:1"),
+        None,
+        recorder().0,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("more than the 1000 bytes the manifest declares"),
+        "{e}"
+    );
+    assert!(
+        s.store
+            .resolve(&format!("127.0.0.1:{port}/lying:1"))
+            .is_err()
+    );
+    let partial: u64 = walk_sizes(&s.dir.path().join("image"));
+    assert!(
+        partial < 1 << 20,
+        "{partial} bytes stored from a lying registry"
+    );
+}
+
+/// The bytes of every file under `dir`.
+fn walk_sizes(dir: &Path) -> u64 {
+    let mut total = 0;
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let m = e.metadata().unwrap();
+        total += if m.is_dir() {
+            walk_sizes(&e.path())
+        } else {
+            m.len()
+        };
+    }
+    total
 }

@@ -536,6 +536,33 @@ fn netns_berth_cli_networks_volumes_images() {
         "Login Succeeded"
     );
     d.ok(&["push", &private]);
+    // berthd keeps no login (Docker's model): berth filed it in the client's file, 0600, where
+    // the docker CLI finds it too; a client without it is refused; logout forgets it.
+    use std::os::unix::fs::PermissionsExt;
+    let kept = d.dir.path().join("docker-config/config.json");
+    let mode = std::fs::metadata(&kept).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{kept:?}");
+    let docker = |config: &str, args: &[&str]| {
+        Command::new(support::DOCKER)
+            .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
+            .env("DOCKER_CONFIG", d.dir.path().join(config))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = docker("docker-config", &["push", &private]);
+    assert!(out.status.success(), "{out:?}");
+    let out = docker("no-login", &["push", &private]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(text(&out.stderr).contains("unauthorized"), "{out:?}");
+    let out = docker("no-login", &["pull", &private]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        d.ok(&["logout", &server]).trim(),
+        format!("Removing login credentials for {server}")
+    );
+    let denied = d.docker(&["push", &private]);
+    assert_eq!(denied.status.code(), Some(1), "{denied:?}");
 
     // import: a rootfs tarball becomes an image that runs.
     let rootfs = d.dir.path().join("rootfs");

@@ -238,13 +238,8 @@ impl FromStr for Reference {
         if name.is_empty() {
             return Err(ReferenceError::Empty);
         }
-        let (registry, path) = match name.split_once('/') {
-            Some((first, path))
-                if first.contains('.')
-                    || first.contains(':')
-                    || first == "localhost"
-                    || first.starts_with('[') =>
-            {
+        let (registry, path) = match berth_common::credentials::split_registry(name) {
+            (first, path) if path.len() < name.len() => {
                 if !valid_registry(first) {
                     return Err(ReferenceError::Registry(first.to_string()));
                 }

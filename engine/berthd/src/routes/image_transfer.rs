@@ -1,13 +1,15 @@
 //! Image endpoints that move data: pull (`POST /images/create`) and push with Docker's JSON
 //! progress stream, tag, history, save (`GET /images/get`) and load (`POST /images/load`).
-//! Registry work runs on the engine's registry client; progress flows through a bounded channel.
+//! Registry work runs on the engine's registry client, with the credentials the API client sent
+//! in `X-Registry-Auth` for that request only (berthd keeps no logins, as Docker's daemon);
+//! progress flows through a bounded channel.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use engine::events::Event as EngineEvent;
 use engine::image::registry::progress::{Event, Sink};
@@ -50,6 +52,25 @@ fn progress_stream(
         .into_response()
 }
 
+/// The registry client for one request, carrying the credentials of its `X-Registry-Auth`
+/// header (none when absent or `{}`); a header that cannot be read is refused, naming it.
+fn registry_for(st: &AppState, headers: &HeaderMap) -> Result<Registry, ApiError> {
+    use engine::image::registry::credentials::{CredentialsError, RequestAuth, decode_header};
+    let bad = |e: CredentialsError| ApiError::bad(e.to_string());
+    let auth = match headers.get("X-Registry-Auth") {
+        None => RequestAuth::Anonymous,
+        Some(v) => {
+            let v = v.to_str().map_err(|_| {
+                ApiError::bad(
+                    "invalid X-Registry-Auth header: not ASCII (valid: base64url of Docker's AuthConfig JSON)",
+                )
+            })?;
+            decode_header(v).map_err(bad)?.request_auth().map_err(bad)?
+        }
+    };
+    Ok(st.registry.as_user(auth))
+}
+
 /// `POST /images/create?fromImage=NAME&tag=TAG` (pull), or `?fromSrc=-&repo=NAME&tag=TAG`
 /// with a root filesystem tarball (plain, gzip or zstd) as the body (import).
 pub async fn image_create(
@@ -79,7 +100,7 @@ pub async fn image_create(
         .map_err(|e| ApiError::bad(e.to_string()))?
         .familiar_name_with_tag();
     let store = st.images.clone();
-    let registry: Arc<Registry> = st.registry.clone();
+    let registry = registry_for(&st, req.headers())?;
     let events = st.events.clone();
     Ok(progress_stream(move |sink| {
         Box::pin(async move {
@@ -98,6 +119,7 @@ pub async fn image_post(
     State(st): State<AppState>,
     Path(rest): Path<String>,
     q: Q,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     if let Some(name) = rest.strip_suffix("/tag") {
         let repo = q
@@ -127,7 +149,7 @@ pub async fn image_post(
     };
     let store = st.images.clone();
     store.resolve(&name)?;
-    let registry = st.registry.clone();
+    let registry = registry_for(&st, &headers)?;
     let events = st.events.clone();
     Ok(progress_stream(move |sink| {
         Box::pin(async move {
@@ -295,47 +317,41 @@ pub async fn image_load(State(st): State<AppState>, req: Request) -> Result<Resp
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
-/// `POST /auth` (`docker login`): checks the credentials against the registry and keeps them
-/// in berthd's credentials file (Docker's config.json format, `$DOCKER_CONFIG` of berthd), which
-/// its pulls and pushes then use.
+/// `POST /auth` (`docker login`): checks the credentials against the registry and keeps
+/// nothing, as Docker's daemon: the client files them and sends them with each pull and push.
 pub async fn auth(State(st): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
-    #[derive(serde::Deserialize)]
-    struct AuthBody {
-        username: String,
-        password: String,
-        #[serde(default)]
-        serveraddress: String,
-    }
-    let b: AuthBody = serde_json::from_slice(&body)
+    use engine::image::registry::credentials::{AuthConfig, RequestAuth};
+    let b: AuthConfig = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad(format!("invalid auth request: {e}")))?;
-    let server = b
-        .serveraddress
-        .trim_start_matches("https://")
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .trim_end_matches("/v1")
-        .trim_end_matches("/v2")
-        .to_string();
+    let login = match b.request_auth().map_err(|e| ApiError::bad(e.to_string()))? {
+        RequestAuth::Basic(l) => l,
+        RequestAuth::Anonymous | RequestAuth::Bearer(_) => {
+            return Err(ApiError::bad(
+                "auth: a username and password are required (registrytoken logins are not checked by berth)",
+            ));
+        }
+    };
+    let server =
+        engine::image::registry::credentials::normalise(b.serveraddress.trim()).to_string();
     if server.is_empty() {
         return Err(ApiError::bad(
             "auth: serveraddress is required (berth has no default registry)",
         ));
     }
-    let login = engine::image::registry::credentials::Login {
-        username: b.username,
-        password: b.password,
-    };
-    st.registry.login(&server, &login).await.map_err(|e| {
-        let m = e.to_string();
-        if m.to_ascii_lowercase().contains("unauthorized") || m.contains("401") {
-            ApiError {
-                status: 401,
-                message: m,
+    st.registry
+        .check_login(&server, &login)
+        .await
+        .map_err(|e| {
+            let m = e.to_string();
+            if m.to_ascii_lowercase().contains("unauthorized") || m.contains("401") {
+                ApiError {
+                    status: 401,
+                    message: m,
+                }
+            } else {
+                ApiError::internal(m)
             }
-        } else {
-            ApiError::internal(m)
-        }
-    })?;
+        })?;
     Ok((
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],

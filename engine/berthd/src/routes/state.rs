@@ -89,7 +89,13 @@ impl AppState {
             events,
             registry: {
                 engine::image::registry::client::install_crypto_provider();
-                Arc::new(engine::image::registry::Registry::new(Default::default()))
+                // No credentials file: every pull and push carries its client's login.
+                Arc::new(engine::image::registry::Registry::new(
+                    engine::image::registry::RegistryOptions {
+                        credentials: None,
+                        ..Default::default()
+                    },
+                ))
             },
         }
     }

@@ -62,7 +62,8 @@ fn spawn(
         .arg("--cgroup-parent")
         .arg(cgroup_parent)
         .args(extra)
-        // berthd's registry credentials (docker login) stay in the test's directory.
+        // berthd reads no credentials file (the clients send theirs per request); were it to
+        // read one, it would find an empty directory, not the machine's.
         .env("DOCKER_CONFIG", dir.join("berthd-docker-config"))
         .envs(env.iter().map(|(k, v)| (k, v)))
         .spawn()

@@ -101,8 +101,8 @@ pub enum ImageCmd {
         /// REPOSITORY[:TAG] to tag it with
         reference: Option<String>,
     },
-    /// Log in to a registry (berthd checks the credentials and keeps them for its pulls and
-    /// pushes)
+    /// Log in to a registry (berthd checks the credentials; berth keeps them in its config file
+    /// and sends them with each pull and push of that registry)
     Login {
         /// Username
         #[arg(short, long)]
@@ -113,6 +113,11 @@ pub enum ImageCmd {
         /// Take the password from stdin
         #[arg(long = "password-stdin")]
         password_stdin: bool,
+        /// The registry (host[:port])
+        server: String,
+    },
+    /// Log out from a registry (forgets the credentials kept for it)
+    Logout {
         /// The registry (host[:port])
         server: String,
     },
@@ -140,6 +145,39 @@ fn split_tag(name: &str) -> (&str, Option<&str>) {
     }
 }
 
+/// The client's credentials file, as Docker's CLI: `$BERTH_CONFIG/config.json`, else
+/// `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json` (the same format, so a
+/// `docker login` serves berth too).
+fn credentials_path() -> std::path::PathBuf {
+    match std::env::var_os("BERTH_CONFIG") {
+        Some(dir) => std::path::PathBuf::from(dir).join("config.json"),
+        None => berth_common::credentials::default_path(),
+    }
+}
+
+/// The `X-Registry-Auth` value for a pull or push of `name`: the login kept for its registry,
+/// else `{}` (anonymous). A file that cannot be read is warned about, as Docker's CLI does.
+fn auth_header(name: &str) -> String {
+    use berth_common::credentials::{self as creds, AuthConfig};
+    let path = credentials_path();
+    let registry = creds::split_registry(name).0;
+    let login = creds::load(&path)
+        .and_then(|cfg| creds::lookup(&cfg, registry, &path.display().to_string()));
+    match login {
+        Ok(Some(l)) => creds::encode_header(&AuthConfig {
+            username: l.username,
+            password: l.password,
+            serveraddress: creds::key_for(registry),
+            ..AuthConfig::default()
+        }),
+        Ok(None) => creds::encode_header(&AuthConfig::default()),
+        Err(e) => {
+            eprintln!("WARNING: Error loading config file: {e}");
+            creds::encode_header(&AuthConfig::default())
+        }
+    }
+}
+
 /// Pulls `name`, showing progress on stderr (`run`) or stdout (`pull`); the reference pulled
 /// (`name` with `:latest` when it had no tag).
 pub async fn pull(c: &Client, name: &str, to_stderr: bool, quiet: bool) -> anyhow::Result<String> {
@@ -155,7 +193,9 @@ pub async fn pull(c: &Client, name: &str, to_stderr: bool, quiet: bool) -> anyho
         "/images/create{}",
         query([("fromImage", repo.to_string()), ("tag", tag.to_string())])
     );
-    progress(c, &path, empty(), &[], to_stderr, quiet).await?;
+    let auth = auth_header(name);
+    let headers = [("X-Registry-Auth", auth.as_str())];
+    progress(c, &path, empty(), &headers, to_stderr, quiet).await?;
     Ok(pulled)
 }
 
@@ -399,9 +439,8 @@ pub async fn image(c: &Client, cmd: ImageCmd) -> anyhow::Result<i32> {
             check_ref(&name)?;
             let (repo, tag) = split_tag(&name);
             let q = query(tag.map(|t| ("tag", t.to_string())));
-            // No credentials of our own: berthd uses its credential store (`{}` is Docker's
-            // "anonymous").
-            let headers = [("X-Registry-Auth", "e30=")];
+            let auth = auth_header(&name);
+            let headers = [("X-Registry-Auth", auth.as_str())];
             progress(
                 c,
                 &format!("/images/{repo}/push{q}"),
@@ -536,7 +575,42 @@ pub async fn image(c: &Client, cmd: ImageCmd) -> anyhow::Result<i32> {
             };
             let body = serde_json::json!({"username": username, "password": password, "serveraddress": server});
             let v: Value = c.json(Method::POST, "/auth", Some(&body)).await?;
+            // Accepted: kept client-side, as Docker's CLI keeps it (berthd keeps nothing).
+            let path = credentials_path();
+            let login = berth_common::credentials::Login { username, password };
+            let server = berth_common::credentials::normalise(&server);
+            let kept = berth_common::credentials::load(&path).and_then(|cfg| {
+                let cfg = berth_common::credentials::with_login(cfg, server, &login);
+                berth_common::credentials::store(&path, &cfg)
+            });
+            kept.map_err(|e| Exit {
+                code: 1,
+                message: format!("Error saving credentials: {e}"),
+            })?;
+            eprintln!(
+                "WARNING! Your password will be stored unencrypted in {}.",
+                path.display()
+            );
             println!("{}", v["Status"].as_str().unwrap_or("Login Succeeded"));
+            Ok(0)
+        }
+        ImageCmd::Logout { server } => {
+            let path = credentials_path();
+            let cfg = berth_common::credentials::load(&path).map_err(|e| Exit {
+                code: 1,
+                message: format!("Error: {e}"),
+            })?;
+            let server = berth_common::credentials::normalise(&server).to_string();
+            match berth_common::credentials::without(cfg, &server) {
+                Some(cfg) => {
+                    println!("Removing login credentials for {server}");
+                    berth_common::credentials::store(&path, &cfg).map_err(|e| Exit {
+                        code: 1,
+                        message: format!("Error: {e}"),
+                    })?;
+                }
+                None => println!("Not logged in to {server}"),
+            }
             Ok(0)
         }
         ImageCmd::Import { file, reference } => {

@@ -1,6 +1,12 @@
-//! The connection to registries: one oci-client [`Client`] per registry, plain HTTP where Docker
-//! allows it (loopback, and `--insecure-registry` entries, which may be host[:port] or CIDR
-//! ranges), TLS (rustls, system roots) otherwise, and credentials from Docker's file.
+//! The connection to registries: one oci-client [`Client`] per registry and identity, plain HTTP
+//! where Docker allows it (loopback, and `--insecure-registry` entries, which may be host[:port]
+//! or CIDR ranges), TLS (rustls, system roots) otherwise.
+//!
+//! Credentials are either those of Docker's file ([`RegistryOptions::credentials`], for the
+//! command-line tools) or handed in per request ([`Registry::as_user`]: berthd, from the
+//! client's `X-Registry-Auth`, as Docker's daemon, which keeps no logins of its own). A client
+//! caches the tokens it was given, so clients are never shared between identities: a request
+//! without credentials never rides on another one's token.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -13,6 +19,7 @@ use oci_client::{Client, RegistryOperation};
 
 use super::RegistryError;
 use super::credentials::{self, Login};
+use super::fetch::ManifestFetcher;
 use crate::image::reference::Reference;
 
 /// How berth talks to registries.
@@ -40,18 +47,91 @@ impl Default for RegistryOptions {
     }
 }
 
-/// A registry client with its per-registry connections.
+/// Connections kept at once; past it, those of logged-in identities are dropped (they are made
+/// again on their next use), so many distinct logins cannot grow the table without end.
+const MAX_CLIENTS: usize = 64;
+
+/// A registry client with its connections. Cloning it (or [`Registry::as_user`]) shares the
+/// connections.
+#[derive(Clone)]
 pub struct Registry {
+    shared: Arc<Shared>,
+    who: Who,
+}
+
+/// A registry (host[:port]) and an identity (`None`: anonymous).
+type ClientKey = (String, Option<[u8; 32]>);
+
+struct Shared {
     opts: RegistryOptions,
-    clients: Mutex<HashMap<String, Arc<Client>>>,
+    clients: Mutex<HashMap<ClientKey, Arc<Client>>>,
+    /// For manifests ([`ManifestFetcher`]): plain HTTP with no state of its own (no cookies),
+    /// each request carrying its session's credentials, so one serves every identity.
+    http: reqwest::Client,
+}
+
+/// One authenticated session on one repository: the oci-client connection of the request's
+/// identity, its credentials, and the fetcher of its manifests.
+pub struct Session {
+    /// The connection (blobs, uploads).
+    pub client: Arc<Client>,
+    /// The credentials.
+    pub auth: RegistryAuth,
+    /// Manifests, size-capped.
+    pub manifests: ManifestFetcher,
+}
+
+/// Whose credentials requests carry.
+#[derive(Clone)]
+enum Who {
+    /// The credentials file of the options, if any.
+    Configured,
+    /// These (anonymous too): the file is not read.
+    Given(RegistryAuth),
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("auth", &self.auth)
+            .field("manifests", &self.manifests)
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Registry")
-            .field("opts", &self.opts)
+            .field("opts", &self.shared.opts)
+            .field(
+                "who",
+                &match &self.who {
+                    Who::Configured => "configured".to_string(),
+                    Who::Given(a) => format!("{a:?}"),
+                },
+            )
             .finish_non_exhaustive()
     }
+}
+
+/// What identifies the credentials of `auth` (never the credentials themselves).
+fn identity(auth: &RegistryAuth) -> Option<[u8; 32]> {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    match auth {
+        RegistryAuth::Anonymous => return None,
+        RegistryAuth::Basic(user, password) => {
+            h.update(b"basic\0");
+            h.update(user.as_bytes());
+            h.update(b"\0");
+            h.update(password.as_bytes());
+        }
+        RegistryAuth::Bearer(token) => {
+            h.update(b"bearer\0");
+            h.update(token.as_bytes());
+        }
+    }
+    Some(h.finalize().into())
 }
 
 /// Whether `registry` (host[:port]) is reached over plain HTTP.
@@ -112,33 +192,68 @@ impl Registry {
     /// A client with `opts`.
     pub fn new(opts: RegistryOptions) -> Registry {
         install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_else(|e| {
+                tracing::warn!("registry HTTP client with defaults: {e}");
+                reqwest::Client::default()
+            });
         Registry {
-            opts,
-            clients: Mutex::new(HashMap::new()),
+            shared: Arc::new(Shared {
+                opts,
+                clients: Mutex::new(HashMap::new()),
+                http,
+            }),
+            who: Who::Configured,
+        }
+    }
+
+    /// The same registry client for requests carrying `auth` (anonymous too), never the
+    /// credentials file: berthd's pulls and pushes, with what the API client sent.
+    pub fn as_user(&self, auth: credentials::RequestAuth) -> Registry {
+        use credentials::RequestAuth as R;
+        let auth = match auth {
+            R::Anonymous => RegistryAuth::Anonymous,
+            R::Basic(l) => RegistryAuth::Basic(l.username, l.password),
+            R::Bearer(t) => RegistryAuth::Bearer(t),
+        };
+        Registry {
+            shared: self.shared.clone(),
+            who: Who::Given(auth),
         }
     }
 
     /// The options.
     pub fn options(&self) -> &RegistryOptions {
-        &self.opts
+        &self.shared.opts
     }
 
-    /// The connection to `registry`.
-    pub fn client(&self, registry: &str) -> Arc<Client> {
-        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+    /// The connection to `registry` for the identity of `auth`.
+    pub fn client(&self, registry: &str, auth: &RegistryAuth) -> Arc<Client> {
+        let opts = &self.shared.opts;
+        let key = (registry.to_string(), identity(auth));
+        let mut clients = self
+            .shared
+            .clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if !clients.contains_key(&key) && clients.len() >= MAX_CLIENTS {
+            clients.retain(|(_, who), _| who.is_none());
+        }
         clients
-            .entry(registry.to_string())
+            .entry(key)
             .or_insert_with(|| {
-                let protocol = if is_insecure(registry, &self.opts.insecure) {
+                let protocol = if is_insecure(registry, &opts.insecure) {
                     ClientProtocol::HttpsExcept(vec![registry.to_string()])
                 } else {
                     ClientProtocol::Https
                 };
                 Arc::new(Client::new(ClientConfig {
                     protocol,
-                    use_monolithic_push: self.opts.chunk_size.is_none(),
-                    max_concurrent_download: self.opts.concurrency,
-                    max_concurrent_upload: self.opts.concurrency,
+                    use_monolithic_push: opts.chunk_size.is_none(),
+                    max_concurrent_download: opts.concurrency,
+                    max_concurrent_upload: opts.concurrency,
                     platform_resolver: None,
                     user_agent: concat!("berth/", env!("CARGO_PKG_VERSION")),
                     ..ClientConfig::default()
@@ -147,9 +262,12 @@ impl Registry {
             .clone()
     }
 
-    /// The credentials for `registry` from the credentials file, if any.
+    /// The credentials for `registry`: those given, else from the credentials file, if any.
     pub fn auth_for(&self, registry: &str) -> Result<RegistryAuth, RegistryError> {
-        let Some(path) = &self.opts.credentials else {
+        if let Who::Given(auth) = &self.who {
+            return Ok(auth.clone());
+        }
+        let Some(path) = &self.shared.opts.credentials else {
             return Ok(RegistryAuth::Anonymous);
         };
         let config = credentials::load(path)?;
@@ -167,25 +285,47 @@ impl Registry {
         &self,
         r: &Reference,
         op: RegistryOperation,
-    ) -> Result<(Arc<Client>, RegistryAuth), RegistryError> {
-        let client = self.client(&r.registry);
+    ) -> Result<Session, RegistryError> {
         let auth = self.auth_for(&r.registry)?;
-        client
+        let client = self.client(&r.registry, &auth);
+        let token = client
             .auth(&oci_reference(r), &auth, op)
             .await
             .map_err(|e| RegistryError::from_oci(&r.registry, "authenticating", e))?;
-        Ok((client, auth))
+        let scheme = if is_insecure(&r.registry, &self.shared.opts.insecure) {
+            "http"
+        } else {
+            "https"
+        };
+        Ok(Session {
+            manifests: ManifestFetcher {
+                http: self.shared.http.clone(),
+                scheme,
+                token,
+                auth: auth.clone(),
+            },
+            client,
+            auth,
+        })
     }
 
     /// `docker login`: checks `login` against the registry and files it in the credentials
     /// file; a refused login changes nothing.
     pub async fn login(&self, registry: &str, login: &Login) -> Result<(), RegistryError> {
-        let Some(path) = &self.opts.credentials else {
+        let Some(path) = &self.shared.opts.credentials else {
             return Err(RegistryError::NoCredentialsFile);
         };
-        // A fresh client: the cached one may hold tokens of the old login.
+        self.check_login(registry, login).await?;
+        let config = credentials::with_login(credentials::load(path)?, registry, login);
+        credentials::store(path, &config)?;
+        Ok(())
+    }
+
+    /// Whether the registry accepts `login` (berthd's `POST /auth`: checked, not kept).
+    pub async fn check_login(&self, registry: &str, login: &Login) -> Result<(), RegistryError> {
+        // A fresh client: a cached one may hold tokens of another login.
         let client = Client::new(ClientConfig {
-            protocol: if is_insecure(registry, &self.opts.insecure) {
+            protocol: if is_insecure(registry, &self.shared.opts.insecure) {
                 ClientProtocol::HttpsExcept(vec![registry.to_string()])
             } else {
                 ClientProtocol::Https
@@ -221,12 +361,6 @@ impl Registry {
             // Anything else (404: no such repository) means the credentials were accepted.
             Err(_) => {}
         }
-        let config = credentials::with_login(credentials::load(path)?, registry, login);
-        credentials::store(path, &config)?;
-        self.clients
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(registry);
         Ok(())
     }
 }

@@ -3,7 +3,9 @@
 //! ([`client`]) and per-layer progress ([`progress`]).
 
 pub mod client;
-pub mod credentials;
+/// Docker's credentials file and `X-Registry-Auth` header, shared with the CLI.
+pub use berth_common::credentials;
+pub mod fetch;
 pub mod progress;
 pub mod pull;
 pub mod push;

@@ -29,6 +29,10 @@ const ACCEPT: [&str; 4] = [
     manifest::DOCKER_MANIFEST,
 ];
 
+/// The largest image config taken (berth's bound: configs are JSON read whole into memory; the
+/// largest seen in practice are a few hundred KiB).
+pub const CONFIG_MAX: u64 = 8 << 20;
+
 /// Report download progress every this many bytes.
 const REPORT_EVERY: u64 = 512 * 1024;
 
@@ -67,7 +71,8 @@ pub async fn pull(
     let r: Reference = name.parse()?;
     let reg = r.registry.clone();
     let oref = oci_reference(&r);
-    let (client, auth) = registry.authenticate(&r, RegistryOperation::Pull).await?;
+    let session = registry.authenticate(&r, RegistryOperation::Pull).await?;
+    let client = session.client.clone();
     let lease = store.lease();
     let (blobs, snapshots) = (store.blobs().clone(), store.snapshots().clone());
     sink(Event::Status {
@@ -81,18 +86,9 @@ pub async fn pull(
     });
 
     // The manifest, through the index when there is one.
-    let (top, _) = client
-        .pull_manifest_raw(&oref, &auth, &ACCEPT)
-        .await
-        .map_err(
-            |e| match RegistryError::from_oci(&reg, "fetching the manifest", e) {
-                // Name what the user asked for, as Docker does, not the URL.
-                RegistryError::NotFound { .. } => RegistryError::NotFound {
-                    reference: r.familiar_name_with_tag(),
-                },
-                other => other,
-            },
-        )?;
+    // Name what the user asked for when it is not there, as Docker does, not the URL.
+    let asked = r.familiar_name_with_tag();
+    let top = session.manifests.manifest(&oref, &ACCEPT, &asked).await?;
     let top_digest = sha256(&top);
     if let Some(want) = &r.digest {
         check_digest(&reg, "manifest", want, &top_digest)?;
@@ -111,12 +107,10 @@ pub async fn pull(
                 r.repository.clone(),
                 want.to_string(),
             );
-            let (bytes, _) = client
-                .pull_manifest_raw(&mref, &auth, &ACCEPT[2..])
-                .await
-                .map_err(|e| {
-                    RegistryError::from_oci(&reg, "fetching the platform's manifest", e)
-                })?;
+            let bytes = session
+                .manifests
+                .manifest(&mref, &ACCEPT[2..], &asked)
+                .await?;
             check_digest(&reg, "manifest", &want, &sha256(&bytes))?;
             (bytes.to_vec(), want)
         }
@@ -131,6 +125,16 @@ pub async fn pull(
     let config_digest = manifest::descriptor_digest("config", m.config())?;
     lease.protect(&config_digest);
     lease.protect(&manifest_digest);
+    if m.config().size() > CONFIG_MAX {
+        return Err(RegistryError::Registry {
+            registry: reg,
+            what: "fetching the config".into(),
+            detail: format!(
+                "the manifest declares a config of {} bytes (berth takes at most {CONFIG_MAX})",
+                m.config().size()
+            ),
+        });
+    }
     if !blobs.has(&config_digest) {
         fetch_blob(
             &client,
@@ -399,6 +403,17 @@ pub(crate) async fn fetch_blob(
             what: what.clone(),
             detail: e.to_string(),
         })?;
+        // Never past the size the manifest declares: a registry streaming without end fills
+        // neither the disk nor the time.
+        if w.offset() + chunk.len() as u64 > size {
+            return Err(RegistryError::Registry {
+                registry: reg,
+                what,
+                detail: format!(
+                    "the registry sent more than the {size} bytes the manifest declares"
+                ),
+            });
+        }
         w.write(&chunk)?;
         if w.offset() - reported >= REPORT_EVERY || w.offset() == size {
             reported = w.offset();

@@ -118,7 +118,10 @@ pub async fn push(
         id: None,
         status: format!("The push refers to repository [{}]", r.name()),
     });
-    let (client, _) = registry.authenticate(&r, RegistryOperation::Push).await?;
+    let client = registry
+        .authenticate(&r, RegistryOperation::Push)
+        .await?
+        .client;
     let chunk = registry.options().chunk_size;
 
     let permits = Arc::new(Semaphore::new(registry.options().concurrency.max(1)));

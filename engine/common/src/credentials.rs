@@ -2,12 +2,21 @@
 //! `auths` map from a registry to `base64(user:password)` (or `username` and `password`). Reading
 //! and updating it are pure functions over the JSON; only [`load`] and [`store`] touch the disk,
 //! and `store` replaces the file atomically with mode 0600. Other keys are kept as they are.
+//!
+//! Docker's daemon keeps no logins: its client reads the file and hands the daemon the login for
+//! each pull or push in the `X-Registry-Auth` header ([`encode_header`], [`decode_header`]),
+//! base64url of Docker's `AuthConfig` JSON ([`AuthConfig`]); berth's CLI and berthd do the same.
 
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+
+/// The longest `X-Registry-Auth` value taken (Docker's CLI sends well under 1 KiB; a JWT
+/// registry token may take a few).
+pub const HEADER_MAX: usize = 16 * 1024;
 
 /// The key Docker files Docker Hub's credentials under.
 pub const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
@@ -33,6 +42,10 @@ pub enum CredentialsError {
         /// The entry.
         registry: String,
     },
+    /// An `X-Registry-Auth` header that is not base64url of Docker's `AuthConfig` JSON, or
+    /// asks for what berth does not do.
+    #[error("invalid X-Registry-Auth header: {0}")]
+    Header(String),
     /// Reading or writing.
     #[error("credentials file {path}: {source}")]
     Io {
@@ -79,9 +92,9 @@ pub fn key_for(registry: &str) -> String {
     }
 }
 
-/// An entry key as the host[:port] it means (`https://host/v1/` and `http://host` as written by
-/// older clients).
-fn normalise(key: &str) -> &str {
+/// An entry key or server address as the host[:port] it means (`https://host/v1/` and
+/// `http://host` as written by older clients; Docker Hub's key stays as it is).
+pub fn normalise(key: &str) -> &str {
     if key == DOCKER_HUB_KEY {
         return key;
     }
@@ -90,6 +103,17 @@ fn normalise(key: &str) -> &str {
         .or_else(|| key.strip_prefix("http://"))
         .unwrap_or(key);
     rest.split('/').next().unwrap_or(rest)
+}
+
+/// `base64(user:password)` as the login it holds.
+fn decode_auth(auth: &str) -> Option<Login> {
+    let raw = STANDARD.decode(auth.trim()).ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let (u, p) = text.split_once(':')?;
+    Some(Login {
+        username: u.into(),
+        password: p.into(),
+    })
 }
 
 /// The login for `registry` in the parsed file `config`, if any.
@@ -118,13 +142,7 @@ pub fn lookup(
         .and_then(Value::as_str)
         .filter(|a| !a.is_empty())
     {
-        let raw = STANDARD.decode(auth.trim()).map_err(|_| bad())?;
-        let text = String::from_utf8(raw).map_err(|_| bad())?;
-        let (u, p) = text.split_once(':').ok_or_else(bad)?;
-        return Ok(Some(Login {
-            username: u.into(),
-            password: p.into(),
-        }));
+        return decode_auth(auth).map(Some).ok_or_else(bad);
     }
     match (
         entry.get("username").and_then(Value::as_str),
@@ -300,5 +318,209 @@ mod tests {
         );
         std::fs::write(&path, "{").unwrap();
         assert!(load(&path).unwrap_err().to_string().contains("config.json"));
+    }
+}
+
+/// Docker's `AuthConfig`: what `POST /auth` takes and `X-Registry-Auth` carries. Unknown keys are
+/// ignored, as Docker's daemon does.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthConfig {
+    /// User name.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub username: String,
+    /// Password.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub password: String,
+    /// `base64(user:password)`, as the file's `auth`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub auth: String,
+    /// Not used by registries (Docker keeps it for old clients).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub email: String,
+    /// The registry the login is for.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub serveraddress: String,
+    /// An OAuth refresh token from an earlier login.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub identitytoken: String,
+    /// A bearer token to send as it is.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub registrytoken: String,
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("username", &self.username)
+            .field("serveraddress", &self.serveraddress)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a request's credentials amount to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestAuth {
+    /// None given.
+    Anonymous,
+    /// A user name and password.
+    Basic(Login),
+    /// A bearer token (`registrytoken`).
+    Bearer(String),
+}
+
+impl AuthConfig {
+    /// The credentials in it: a user name and password (given as such or as `auth`), else a
+    /// registry token, else none. An identity token is refused by name: berth does not do
+    /// OAuth refresh tokens.
+    pub fn request_auth(&self) -> Result<RequestAuth, CredentialsError> {
+        if !self.username.is_empty() || !self.password.is_empty() {
+            return Ok(RequestAuth::Basic(Login {
+                username: self.username.clone(),
+                password: self.password.clone(),
+            }));
+        }
+        if !self.auth.is_empty() {
+            return decode_auth(&self.auth)
+                .map(RequestAuth::Basic)
+                .ok_or_else(|| {
+                    CredentialsError::Header("\"auth\" is not base64 of \"user:password\"".into())
+                });
+        }
+        if !self.registrytoken.is_empty() {
+            return Ok(RequestAuth::Bearer(self.registrytoken.clone()));
+        }
+        if !self.identitytoken.is_empty() {
+            return Err(CredentialsError::Header(
+                "\"identitytoken\" is not supported: berth does not use OAuth refresh tokens (send a username and password, or a registrytoken)".into(),
+            ));
+        }
+        Ok(RequestAuth::Anonymous)
+    }
+}
+
+/// The `X-Registry-Auth` value for `config`: base64url of its JSON, as Docker's CLI sends it.
+pub fn encode_header(config: &AuthConfig) -> String {
+    URL_SAFE.encode(serde_json::to_vec(config).expect("AuthConfig serialises"))
+}
+
+/// Reads an `X-Registry-Auth` value: base64url (padded or not; plain base64 too, as some
+/// clients send) of Docker's `AuthConfig` JSON. Empty means no credentials.
+pub fn decode_header(value: &str) -> Result<AuthConfig, CredentialsError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(AuthConfig::default());
+    }
+    if value.len() > HEADER_MAX {
+        return Err(CredentialsError::Header(format!(
+            "{} bytes (at most {HEADER_MAX})",
+            value.len()
+        )));
+    }
+    let json = [URL_SAFE, URL_SAFE_NO_PAD, STANDARD, STANDARD_NO_PAD]
+        .iter()
+        .find_map(|e| e.decode(value).ok())
+        .ok_or_else(|| CredentialsError::Header("not base64url".into()))?;
+    serde_json::from_slice(&json)
+        .map_err(|e| CredentialsError::Header(format!("not Docker's AuthConfig JSON: {e}")))
+}
+
+/// The registry a reference names, by Docker's rule: its first component when that has a `.`
+/// or a `:`, is `localhost` or a bracketed IPv6 address, and more follows; else Docker Hub
+/// (`docker.io`). Returns the registry and the rest of the reference.
+pub fn split_registry(reference: &str) -> (&str, &str) {
+    match reference.split_once('/') {
+        Some((first, rest))
+            if first.contains('.')
+                || first.contains(':')
+                || first == "localhost"
+                || first.starts_with('[') =>
+        {
+            (first, rest)
+        }
+        _ => ("docker.io", reference),
+    }
+}
+
+#[cfg(test)]
+mod header_tests {
+    use super::*;
+
+    #[test]
+    fn the_header_docker_sends_is_read() {
+        // What docker CLI v28 sends after `docker login -u ann -p s3cret localhost:5000`.
+        let v = URL_SAFE
+            .encode(br#"{"username":"ann","password":"s3cret","serveraddress":"localhost:5000"}"#);
+        let c = decode_header(&v).unwrap();
+        assert_eq!(c.serveraddress, "localhost:5000");
+        assert_eq!(
+            c.request_auth().unwrap(),
+            RequestAuth::Basic(Login {
+                username: "ann".into(),
+                password: "s3cret".into()
+            })
+        );
+        // `{}`, which it sends with no login; and nothing at all.
+        assert_eq!(
+            decode_header("e30=").unwrap().request_auth().unwrap(),
+            RequestAuth::Anonymous
+        );
+        assert_eq!(decode_header("").unwrap(), AuthConfig::default());
+        // Unpadded and plain base64 too; `auth` and a registry token.
+        let c = decode_header(&URL_SAFE_NO_PAD.encode(br#"{"auth":"YW5uOnM/Mw=="}"#)).unwrap();
+        assert_eq!(
+            c.request_auth().unwrap(),
+            RequestAuth::Basic(Login {
+                username: "ann".into(),
+                password: "s?3".into()
+            })
+        );
+        let c = decode_header(&STANDARD.encode(br#"{"registrytoken":"t0k"}"#)).unwrap();
+        assert_eq!(c.request_auth().unwrap(), RequestAuth::Bearer("t0k".into()));
+    }
+
+    #[test]
+    fn bad_headers_are_refused_by_name() {
+        for bad in [
+            "%%%",
+            &URL_SAFE.encode(b"[1,2]"),
+            &"A".repeat(HEADER_MAX + 4),
+        ] {
+            let e = decode_header(bad).unwrap_err().to_string();
+            assert!(e.starts_with("invalid X-Registry-Auth header"), "{e}");
+        }
+        let c = decode_header(&URL_SAFE.encode(br#"{"identitytoken":"x"}"#)).unwrap();
+        assert!(
+            c.request_auth()
+                .unwrap_err()
+                .to_string()
+                .contains("identitytoken")
+        );
+        let c = decode_header(&URL_SAFE.encode(br#"{"auth":"bm9jb2xvbg=="}"#)).unwrap();
+        assert!(c.request_auth().is_err(), "auth without a colon");
+    }
+
+    #[test]
+    fn encode_then_decode_is_the_same() {
+        let c = AuthConfig {
+            username: "u".into(),
+            password: "p:w?>".into(),
+            serveraddress: "r.example:5000".into(),
+            ..AuthConfig::default()
+        };
+        assert_eq!(decode_header(&encode_header(&c)).unwrap(), c);
+        assert!(!encode_header(&c).contains(['+', '/']));
+    }
+
+    #[test]
+    fn registries_by_dockers_rule() {
+        assert_eq!(split_registry("busybox"), ("docker.io", "busybox"));
+        assert_eq!(split_registry("user/app:1"), ("docker.io", "user/app:1"));
+        assert_eq!(
+            split_registry("localhost:5000/a/b:1"),
+            ("localhost:5000", "a/b:1")
+        );
+        assert_eq!(split_registry("localhost/app"), ("localhost", "app"));
+        assert_eq!(split_registry("r.example/app"), ("r.example", "app"));
+        assert_eq!(split_registry("[::1]:5000/app"), ("[::1]:5000", "app"));
     }
 }
