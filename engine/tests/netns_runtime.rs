@@ -110,7 +110,7 @@ fn bundle(
         pid_ns: Default::default(),
         ipc_ns: Default::default(),
         uts_ns: Default::default(),
-        shm_size: Some(64 << 20),
+        shm: engine::runtime::spec::DevShm::Tmpfs(64 << 20),
         sysctls: Default::default(),
         args: args.iter().map(|s| s.to_string()).collect(),
         env: env::merge(&[], &[("GREETING".into(), "hello".into())], hostname),

@@ -529,7 +529,96 @@ fn namespace_steps(docker: Docker) -> Vec<(i32, String)> {
         steps.push((code, out));
         let _ = docker(&["rm", c]);
     }
+    // --ipc shareable and --ipc container:X: one IPC namespace (SysV segments, POSIX queues)
+    // and one /dev/shm (POSIX shared memory).
+    let run_d = |name: &str, ipc: &str, cmd: &str| {
+        let (code, _, err) = text(&docker(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "none",
+            "--ipc",
+            ipc,
+            IMAGE,
+            "sh",
+            "-c",
+            cmd,
+        ]));
+        (code, err)
+    };
+    steps.push(run_d(
+        "ipcdonor",
+        "shareable",
+        "echo shared > /dev/shm/x; exec sleep 1000",
+    ));
+    steps.push(run_d("ipcprivate", "private", "exec sleep 1000"));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (_, donor_ns, _) = text(&docker(&[
+        "exec",
+        "ipcdonor",
+        "busybox",
+        "readlink",
+        "/proc/self/ns/ipc",
+    ]));
+    let (code, out, err) = text(&docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--ipc",
+        "container:ipcdonor",
+        IMAGE,
+        "sh",
+        "-c",
+        "cat /dev/shm/x; echo joined > /dev/shm/y; busybox readlink /proc/self/ns/ipc",
+    ]));
+    let mut lines = out.lines();
+    steps.push((
+        code,
+        format!(
+            "{} same namespace: {} {err}",
+            lines.next().unwrap_or(""),
+            lines.next() == Some(donor_ns.trim()) && !donor_ns.trim().is_empty()
+        ),
+    ));
+    steps.push(text_first(&docker(&[
+        "exec",
+        "ipcdonor",
+        "cat",
+        "/dev/shm/y",
+    ])));
+    // Only a shareable container's IPC can be joined, and only a running one's.
+    let (code, _, err) = text(&docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--ipc",
+        "container:ipcprivate",
+        IMAGE,
+        "true",
+    ]));
+    steps.push((
+        code,
+        format!("non-shareable: {}", err.contains("non-shareable IPC")),
+    ));
+    let _ = docker(&["rm", "-f", "ipcdonor", "ipcprivate"]);
     steps
+}
+
+/// The exit code and stdout, or the first line of stderr on failure.
+fn text_first(o: &Output) -> (i32, String) {
+    let (code, out, err) = text(o);
+    (
+        code,
+        if code == 0 {
+            out
+        } else {
+            err.lines().next().unwrap_or("").to_string()
+        },
+    )
 }
 
 #[test]
@@ -548,12 +637,20 @@ fn netns_isolation_namespaces_tmpfs_sysctls_and_init_as_docker() {
         "{berth:?}"
     );
     assert_eq!(berth[13].1, "sleep 1000", "{berth:?}");
+    // The shareable container's host-side /dev/shm went with it.
+    let root = d.dir.path().display().to_string();
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let left: Vec<&str> = mountinfo
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.starts_with(&root) && m.ends_with("/shm"))
+        .collect();
+    assert!(left.is_empty(), "left mounted: {left:?}");
+    let n = berth.len();
+    assert_eq!(berth[n - 3].1, "shared same namespace: true ", "{berth:?}");
+    assert_eq!(berth[n - 2].1, "joined", "{berth:?}");
+    assert_eq!(berth[n - 1].1, "non-shareable: true", "{berth:?}");
     // Refused by name.
-    let (code, _, err) = text(&d.docker(&["create", "--ipc", "container:x", IMAGE, "true"]));
-    assert!(
-        code != 0 && err.contains("not supported by berth yet"),
-        "{err}"
-    );
     let (code, _, err) = text(&d.docker(&["create", "--tmpfs", "/t:bogus", IMAGE, "true"]));
     assert!(
         code != 0 && err.contains("unknown option \"bogus\""),

@@ -10,3 +10,4 @@ pub mod run_args;
 pub mod stats;
 pub mod stream;
 pub mod template;
+pub mod update_args;

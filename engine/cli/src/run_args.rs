@@ -233,7 +233,7 @@ pub enum ArgsError {
     Conflict(String),
 }
 
-fn bad(flag: &'static str, value: &str, why: impl ToString) -> ArgsError {
+pub(crate) fn bad(flag: &'static str, value: &str, why: impl ToString) -> ArgsError {
     ArgsError::Flag {
         flag,
         value: value.to_string(),
@@ -340,7 +340,44 @@ fn security_opts(opts: &[String]) -> Result<Vec<String>, ArgsError> {
     Ok(out)
 }
 
-fn restart(spec: &str) -> Result<RestartPolicy, ArgsError> {
+/// `--memory` in bytes (0: not given).
+pub(crate) fn memory_flag(v: &Option<String>) -> Result<i64, ArgsError> {
+    Ok(match v {
+        None => 0,
+        Some(m) => parse_size(m)
+            .filter(|b| *b >= 6 << 20 && *b <= i64::MAX as u64)
+            .ok_or_else(|| {
+                bad(
+                    "--memory",
+                    m,
+                    "valid: a size of at least 6m such as 64m, 1g, 512k (binary units)",
+                )
+            })? as i64,
+    })
+}
+
+/// A size flag that may be `-1` (unlimited) in bytes (0: not given).
+pub(crate) fn size_or(flag: &'static str, v: &Option<String>) -> Result<i64, ArgsError> {
+    match v.as_deref() {
+        None => Ok(0),
+        Some("-1") => Ok(-1),
+        Some(s) => parse_size(s)
+            .filter(|b| *b <= i64::MAX as u64)
+            .map(|b| b as i64)
+            .ok_or_else(|| bad(flag, s, "valid: a size such as 64m, 1g (binary units)")),
+    }
+}
+
+/// `--cpus` in billionths of a CPU (0: not given).
+pub(crate) fn cpus_flag(v: Option<f64>) -> Result<i64, ArgsError> {
+    match v {
+        None => Ok(0),
+        Some(c) if c > 0.0 && c <= 1024.0 => Ok((c * 1e9) as i64),
+        Some(c) => Err(bad("--cpus", &c.to_string(), "valid: a number above 0")),
+    }
+}
+
+pub(crate) fn restart(spec: &str) -> Result<RestartPolicy, ArgsError> {
     let why = "valid: no, always, unless-stopped, on-failure[:max-retries]";
     let (name, count) = spec.split_once(':').unwrap_or((spec, ""));
     let count: u32 = match (name, count) {
@@ -410,28 +447,7 @@ pub fn create_body(
                 .map_err(|e| bad("--mount", m, e))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let memory = match &args.memory {
-        None => 0,
-        Some(m) => parse_size(m)
-            .filter(|b| *b >= 6 << 20 && *b <= i64::MAX as u64)
-            .ok_or_else(|| {
-                bad(
-                    "--memory",
-                    m,
-                    "valid: a size of at least 6m such as 64m, 1g, 512k (binary units)",
-                )
-            })? as i64,
-    };
-    let size_or = |flag: &'static str, v: &Option<String>| -> Result<i64, ArgsError> {
-        match v.as_deref() {
-            None => Ok(0),
-            Some("-1") => Ok(-1),
-            Some(s) => parse_size(s)
-                .filter(|b| *b <= i64::MAX as u64)
-                .map(|b| b as i64)
-                .ok_or_else(|| bad(flag, s, "valid: a size such as 64m, 1g (binary units)")),
-        }
-    };
+    let memory = memory_flag(&args.memory)?;
     let memory_swap = size_or("--memory-swap", &args.memory_swap)?;
     let memory_reservation = size_or("--memory-reservation", &args.memory_reservation)?;
     let shm_size = match &args.shm_size {
@@ -495,11 +511,7 @@ pub fn create_body(
             },
         );
     }
-    let cpus = match args.cpus {
-        None => 0,
-        Some(c) if c > 0.0 && c <= 1024.0 => (c * 1e9) as i64,
-        Some(c) => return Err(bad("--cpus", &c.to_string(), "valid: a number above 0")),
-    };
+    let cpus = cpus_flag(args.cpus)?;
     let string = |v: &Option<String>| v.clone().unwrap_or_default();
     Ok(ContainerCreate {
         image: image.into(),

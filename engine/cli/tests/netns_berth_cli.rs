@@ -345,8 +345,54 @@ fn netns_berth_cli_containers() {
             == "2"
     });
 
+    // update: limits of a running container change; no flag, or a bad one, is refused.
+    d.ok(&["run", "-d", "--name", "upd", IMAGE, "sleep", "1000"]);
+    assert_eq!(
+        d.ok(&[
+            "update",
+            "--memory",
+            "64m",
+            "--memory-swap",
+            "-1",
+            "--pids-limit",
+            "50",
+            "--restart",
+            "unless-stopped",
+            "upd"
+        ])
+        .trim(),
+        "upd"
+    );
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.PidsLimit}} {{.HostConfig.RestartPolicy.Name}}",
+            "upd"
+        ])
+        .trim(),
+        "67108864 -1 50 unless-stopped"
+    );
+    // cgroup v2, or v1's pids hierarchy.
+    let limit = d.ok(&[
+        "exec",
+        "upd",
+        "sh",
+        "-c",
+        "cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max",
+    ]);
+    assert_eq!(limit.trim(), "50");
+    let none = d.docker(&["update", "upd"]);
+    assert_eq!(none.status.code(), Some(1), "{none:?}");
+    assert!(text(&none.stderr).contains("you must provide one or more flags"));
+    let bad = d.docker(&["update", "-m", "1k", "upd"]);
+    assert_eq!(bad.status.code(), Some(125), "{bad:?}");
+    assert!(text(&bad.stderr).contains("--memory"), "{bad:?}");
+    let missing = d.docker(&["update", "-m", "64m", "nosuch"]);
+    assert_eq!(missing.status.code(), Some(1), "{missing:?}");
+
     // rm -f leaves no veth behind.
-    d.ok(&["rm", "-f", "web2", "quick", "flaky"]);
+    d.ok(&["rm", "-f", "web2", "quick", "flaky", "upd"]);
     assert!(d.ok(&["ps", "-aq"]).trim().is_empty());
     let links = Command::new("ip").args(["-o", "link"]).output().unwrap();
     assert!(

@@ -1110,6 +1110,9 @@ impl RunTeardown {
             if let Err(e) = rootfs::unmount(&bundle.join("rootfs")) {
                 tracing::warn!(container = %id, error = %e, "unmounting the rootfs");
             }
+            if let Err(e) = rootfs::unmount(&bundle.join(super::namespaces::SHM_DIR)) {
+                tracing::warn!(container = %id, error = %e, "unmounting /dev/shm");
+            }
             let _ = runtime.delete(&id, true);
             for e in crate::runtime::cgroup::remove(Path::new("/sys/fs/cgroup"), &cgroup) {
                 tracing::warn!(container = %id, error = %e, "cgroup");

@@ -1,10 +1,16 @@
 //! The namespaces a container shares and what goes with them, as Docker reads `--pid`,
 //! `--ipc`, `--uts`, `--sysctl`, `--tmpfs`, `--shm-size` and `--init`. Pure: [`check`] at
 //! create refuses what cannot work, naming it; [`resolve`] at every start turns the options
-//! into the spec's namespaces and mounts, with the PIDs of the containers joined looked up by
-//! the caller.
+//! into the spec's namespaces and mounts, with the containers joined looked up by the caller.
+//!
+//! `/dev/shm`, as Docker: a private container's is a tmpfs in its own mount namespace; a
+//! `shareable` one's is a tmpfs berth mounts on the host, in the container's bundle, and binds
+//! in, so that `--ipc container:X` can bind the same one beside joining X's IPC namespace (SysV
+//! segments and POSIX queues live in the namespace, POSIX shared memory in `/dev/shm`). Never a
+//! path inside the donor's root: that is the donor's to redirect.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use super::ContainerError;
 use super::model::{CreateOptions, NetworkMode};
@@ -31,12 +37,39 @@ pub struct Namespaces {
     pub ipc: Ns,
     /// UTS namespace (no hostname set when the host's).
     pub uts: Ns,
-    /// `/dev/shm`'s size (none: no `/dev/shm`, as `--ipc none`).
-    pub shm_size: Option<u64>,
+    /// Where `/dev/shm` comes from.
+    pub shm: Shm,
     /// `linux.sysctl`.
     pub sysctls: BTreeMap<String, String>,
     /// `--tmpfs` mounts.
     pub tmpfs: Vec<OciMount>,
+}
+
+/// Where a container's `/dev/shm` comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Shm {
+    /// None (`--ipc none`), or the host's (`--ipc host`, which binds the host's `/dev/shm`).
+    #[default]
+    None,
+    /// A tmpfs of this size in the container's own mount namespace (`private`).
+    Tmpfs(u64),
+    /// A tmpfs of this size mounted on the host at the container's [`SHM_DIR`] and bound in,
+    /// for others to join (`shareable`).
+    Host(u64),
+    /// Another container's host-side tmpfs, bound in (`container:X`).
+    Join(PathBuf),
+}
+
+/// The directory of a shareable container's `/dev/shm`, in its bundle.
+pub const SHM_DIR: &str = "shm";
+
+/// What a start needs of a container it joins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Donor {
+    /// Its process.
+    pub pid: u32,
+    /// Its host-side `/dev/shm` when it is shareable.
+    pub shm: Option<PathBuf>,
 }
 
 /// Docker's `/dev/shm` size.
@@ -177,14 +210,10 @@ pub fn check(o: &CreateOptions, network: &NetworkMode) -> Result<(), ContainerEr
     }
     match o.ipc_mode.as_str() {
         "" | "private" | "shareable" | "host" | "none" => {}
-        m if m.starts_with("container:") => {
-            return Err(invalid(format!(
-                "--ipc {m}: joining another container's IPC namespace is not supported by berth yet (valid: private, shareable, host, none)"
-            )));
-        }
+        m if m.strip_prefix("container:").is_some_and(|c| !c.is_empty()) => {}
         m => {
             return Err(invalid(format!(
-                "invalid --ipc {m:?}: valid are private, shareable, host, none"
+                "invalid --ipc {m:?}: valid are private, shareable, host, none and container:NAME"
             )));
         }
     }
@@ -220,32 +249,41 @@ pub fn check(o: &CreateOptions, network: &NetworkMode) -> Result<(), ContainerEr
     Ok(())
 }
 
-/// The namespaces of a start: `pid_of(NAME)` is the PID of a running container NAME (or why
-/// it cannot be joined).
+/// The namespaces of a start: `donor(NAME, KIND)` is the running container NAME whose KIND
+/// namespace (`PID`, `IPC`) is joined, or why it cannot be joined.
 pub fn resolve(
     o: &CreateOptions,
-    pid_of: impl Fn(&str) -> Result<u32, ContainerError>,
+    donor: impl Fn(&str, &str) -> Result<Donor, ContainerError>,
 ) -> Result<Namespaces, ContainerError> {
     let pid = match o.pid_mode.as_str() {
         "host" => Ns::Host,
         m => match m.strip_prefix("container:") {
-            Some(c) => Ns::Join(format!("/proc/{}/ns/pid", pid_of(c)?)),
+            Some(c) => Ns::Join(format!("/proc/{}/ns/pid", donor(c, "PID")?.pid)),
             None => Ns::Private,
         },
     };
-    let ipc = if o.ipc_mode == "host" {
-        Ns::Host
-    } else {
-        Ns::Private
+    let size = o.shm_size.unwrap_or(DEFAULT_SHM);
+    let (ipc, shm) = match o.ipc_mode.as_str() {
+        "host" => (Ns::Host, Shm::None),
+        "none" => (Ns::Private, Shm::None),
+        "shareable" => (Ns::Private, Shm::Host(size)),
+        m => match m.strip_prefix("container:") {
+            Some(c) => {
+                let d = donor(c, "IPC")?;
+                let shm = d.shm.ok_or_else(|| {
+                    ContainerError::Conflict(format!(
+                        "cannot join IPC of container {c}: non-shareable IPC (hint: use IpcMode:shareable for the donor container)"
+                    ))
+                })?;
+                (Ns::Join(format!("/proc/{}/ns/ipc", d.pid)), Shm::Join(shm))
+            }
+            None => (Ns::Private, Shm::Tmpfs(size)),
+        },
     };
     let uts = if o.uts_mode == "host" {
         Ns::Host
     } else {
         Ns::Private
-    };
-    let shm_size = match o.ipc_mode.as_str() {
-        "none" | "host" => None,
-        _ => Some(o.shm_size.unwrap_or(DEFAULT_SHM)),
     };
     let mut tmpfs = Vec::new();
     for (path, opts) in &o.tmpfs {
@@ -255,7 +293,7 @@ pub fn resolve(
         pid,
         ipc,
         uts,
-        shm_size,
+        shm,
         sysctls: o.sysctls.clone(),
         tmpfs,
     })
@@ -317,7 +355,9 @@ mod tests {
         let pid = opts(|o| o.pid_mode = "bogus".into());
         assert!(err(pid, bridge.clone()).contains("invalid --pid \"bogus\""));
         let join = opts(|o| o.ipc_mode = "container:db".into());
-        assert!(err(join, bridge).contains("not supported by berth yet"));
+        assert!(check(&join, &bridge).is_ok());
+        let bad = opts(|o| o.ipc_mode = "container:".into());
+        assert!(err(bad, bridge).contains("container:NAME"));
     }
 
     #[test]
@@ -344,17 +384,32 @@ mod tests {
             o.ipc_mode = "none".into();
             o.uts_mode = "host".into();
         });
-        let n = resolve(&o, |c| {
-            if c == "db" {
-                Ok(42)
-            } else {
-                Err(invalid(c.into()))
-            }
-        })
-        .unwrap();
+        let donors = |c: &str, _: &str| match c {
+            "db" => Ok(Donor { pid: 42, shm: None }),
+            "cache" => Ok(Donor {
+                pid: 7,
+                shm: Some("/run/berth/cache/bundle/shm".into()),
+            }),
+            _ => Err(invalid(c.into())),
+        };
+        let n = resolve(&o, donors).unwrap();
         assert_eq!(n.pid, Ns::Join("/proc/42/ns/pid".into()));
-        assert_eq!((n.ipc, n.uts, n.shm_size), (Ns::Private, Ns::Host, None));
-        let d = resolve(&CreateOptions::default(), |_| unreachable!()).unwrap();
-        assert_eq!(d.shm_size, Some(DEFAULT_SHM));
+        assert_eq!((n.ipc, n.uts, n.shm), (Ns::Private, Ns::Host, Shm::None));
+        let d = resolve(&CreateOptions::default(), |_, _| unreachable!()).unwrap();
+        assert_eq!(d.shm, Shm::Tmpfs(DEFAULT_SHM));
+        // Shareable: mounted on the host, of the size asked.
+        let s = opts(|o| {
+            o.ipc_mode = "shareable".into();
+            o.shm_size = Some(1 << 20);
+        });
+        assert_eq!(resolve(&s, donors).unwrap().shm, Shm::Host(1 << 20));
+        // Joining: the donor's namespace and its host-side /dev/shm, only when shareable.
+        let j = resolve(&opts(|o| o.ipc_mode = "container:cache".into()), donors).unwrap();
+        assert_eq!(j.ipc, Ns::Join("/proc/7/ns/ipc".into()));
+        assert_eq!(j.shm, Shm::Join("/run/berth/cache/bundle/shm".into()));
+        let e = resolve(&opts(|o| o.ipc_mode = "container:db".into()), donors)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("non-shareable IPC"), "{e}");
     }
 }

@@ -1,5 +1,6 @@
-//! Mounting a container's root file system: the overlay of its image's snapshots under its own
-//! writable layer, at the bundle's `rootfs`.
+//! The mounts berth makes on the host for a container: its root file system (the overlay of its
+//! image's snapshots under its own writable layer, at the bundle's `rootfs`), and the `/dev/shm`
+//! of a shareable one (a tmpfs at the bundle's `shm`).
 
 use std::fs;
 use std::io;
@@ -23,6 +24,25 @@ pub fn mount_overlay(spec: &OverlaySpec, target: &Path) -> io::Result<()> {
         io::Error::new(
             io::Error::from(e).kind(),
             format!("mounting the overlay at {}: {e}", target.display()),
+        )
+    })
+}
+
+/// Mounts a tmpfs with `options` at `target` (created when missing), never executable, setuid
+/// or a place for device nodes.
+pub fn mount_tmpfs(target: &Path, options: &str) -> io::Result<()> {
+    fs::create_dir_all(target)?;
+    mount(
+        Some("shm"),
+        target,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some(options),
+    )
+    .map_err(|e| {
+        io::Error::new(
+            io::Error::from(e).kind(),
+            format!("mounting a tmpfs at {}: {e}", target.display()),
         )
     })
 }

@@ -26,7 +26,7 @@ use berth_common::time::now_rfc3339_nano;
 
 use crate::runtime::logs::Rotation;
 use crate::runtime::shim::{self, ShimConfig, ShimIo, Spawned};
-use crate::runtime::spec::{SpecInput, rlimit, spec};
+use crate::runtime::spec::{DevShm, SpecInput, rlimit, spec};
 use berth_api::opts::mount::parse_size;
 
 /// A start between its first and its last step: everything the run needs, taken from the
@@ -45,6 +45,8 @@ pub struct StartPlan {
     copies: Vec<(String, PathBuf, String)>,
     /// The spec, but for what the run finds out (user, namespace, /etc files).
     input: SpecInput,
+    /// A shareable container's `/dev/shm`: the size of the tmpfs mounted on the host.
+    host_shm: Option<u64>,
     user: String,
     /// `--group-add`.
     group_add: Vec<String>,
@@ -167,12 +169,19 @@ impl StartPlan {
             self.name.clone(),
         );
         let privileged = self.input.privileged;
+        let host_shm = self.host_shm;
         let (group_add, device_maps) = (self.group_add.clone(), self.device_maps.clone());
         // Mounting and reading the container's files block (and the files are the container's:
         // read confined, never under a lock).
         let prepared = tokio::task::spawn_blocking(move || {
             fs::create_dir_all(&bundle)
                 .map_err(io_err(format!("creating {}", bundle.display())))?;
+            if let Some(size) = host_shm {
+                let dir = bundle.join(super::namespaces::SHM_DIR);
+                let opts = format!("mode=1777,size={size}");
+                rootfs::mount_tmpfs(&dir, &opts)
+                    .map_err(io_err(format!("container {name}: /dev/shm")))?;
+            }
             let rootfs = bundle.join("rootfs");
             rootfs::mount_overlay(&overlay, &rootfs)
                 .map_err(io_err(format!("container {name}")))?;
@@ -494,17 +503,31 @@ impl Engine {
             );
         }
         let iso = super::security::resolve(&c.options, &self.host)?;
-        let ns = super::namespaces::resolve(&c.options, |name| {
+        let ns = super::namespaces::resolve(&c.options, |name, kind| {
             let other = self.resolve(name)?;
             let o = &self.containers[&other];
             if !o.state.status.is_live() || o.state.pid <= 0 {
                 return Err(ContainerError::Conflict(format!(
-                    "cannot join PID of a non running container: {name}"
+                    "cannot join {kind} of a non running container: {name}"
                 )));
             }
-            Ok(o.state.pid.unsigned_abs())
+            Ok(super::namespaces::Donor {
+                pid: o.state.pid.unsigned_abs(),
+                shm: (o.options.ipc_mode == "shareable")
+                    .then(|| self.bundle(&other).join(super::namespaces::SHM_DIR)),
+            })
         })?;
         oci_mounts.extend(ns.tmpfs);
+        use super::namespaces::Shm;
+        let (shm, host_shm) = match ns.shm {
+            Shm::None => (DevShm::None, None),
+            Shm::Tmpfs(size) => (DevShm::Tmpfs(size), None),
+            Shm::Host(size) => {
+                let dir = bundle.join(super::namespaces::SHM_DIR);
+                (DevShm::Bind(dir.display().to_string()), Some(size))
+            }
+            Shm::Join(dir) => (DevShm::Bind(dir.display().to_string()), None),
+        };
         let mut args = c.args.clone();
         if c.options.init == Some(true) {
             let init = self.host.init.clone().ok_or_else(|| {
@@ -525,7 +548,7 @@ impl Engine {
             pid_ns: ns.pid,
             ipc_ns: ns.ipc,
             uts_ns: ns.uts,
-            shm_size: ns.shm_size,
+            shm,
             sysctls: ns.sysctls,
             caps: iso.caps,
             seccomp: iso.seccomp,
@@ -595,6 +618,7 @@ impl Engine {
             overlay,
             copies,
             input,
+            host_shm,
             user: c.user.clone(),
             group_add: c.options.group_add.clone(),
             device_maps: c.options.devices.clone(),

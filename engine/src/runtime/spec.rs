@@ -77,6 +77,17 @@ pub struct Rlimit {
     pub hard: u64,
 }
 
+/// A container's `/dev/shm` in the spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DevShm {
+    /// None.
+    None,
+    /// A tmpfs of this many bytes, mounted by the runtime.
+    Tmpfs(u64),
+    /// This host directory (a tmpfs berth mounted), bound in.
+    Bind(String),
+}
+
 /// Everything the spec is made from.
 #[derive(Debug, Clone)]
 pub struct SpecInput {
@@ -103,8 +114,8 @@ pub struct SpecInput {
     pub ipc_ns: Ns,
     /// UTS namespace (the host's: no hostname set).
     pub uts_ns: Ns,
-    /// `/dev/shm`'s size (none: no `/dev/shm`).
-    pub shm_size: Option<u64>,
+    /// `/dev/shm`: none, a tmpfs of the size, or a host directory bound in.
+    pub shm: DevShm,
     /// `--sysctl`.
     pub sysctls: std::collections::BTreeMap<String, String>,
     /// The process arguments.
@@ -170,8 +181,14 @@ pub fn spec(i: &SpecInput) -> Value {
         }
     } else {
         mounts.push(json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}));
-        if let Some(size) = i.shm_size {
-            mounts.push(json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={size}")]}));
+        match &i.shm {
+            DevShm::None => {}
+            DevShm::Tmpfs(size) => {
+                mounts.push(json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={size}")]}));
+            }
+            DevShm::Bind(dir) => {
+                mounts.push(json!({"destination": "/dev/shm", "type": "bind", "source": dir, "options": ["rbind", "rprivate", "nosuid", "noexec", "nodev"]}));
+            }
         }
     }
     if let Some(dir) = &i.etc_dir {
@@ -315,7 +332,7 @@ mod tests {
             pid_ns: Ns::Private,
             ipc_ns: Ns::Private,
             uts_ns: Ns::Private,
-            shm_size: Some(64 << 20),
+            shm: DevShm::Tmpfs(64 << 20),
             sysctls: Default::default(),
             args: vec!["sh".into(), "-c".into(), "echo hi".into()],
             env: vec!["PATH=/bin".into()],

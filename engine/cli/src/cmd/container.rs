@@ -114,6 +114,13 @@ pub enum ContainerCmd {
     },
     /// Pause all processes within one or more containers
     Pause(Names),
+    /// Update configuration of one or more containers
+    Update {
+        #[command(flatten)]
+        args: berth_cli::update_args::UpdateArgs,
+        #[command(flatten)]
+        names: Names,
+    },
     /// Unpause all processes within one or more containers
     Unpause(Names),
     /// Remove one or more containers
@@ -600,6 +607,25 @@ pub async fn container(c: &Client, cmd: ContainerCmd) -> anyhow::Result<i32> {
             each_container(c, Method::POST, &names, "/kill", &q).await
         }
         ContainerCmd::Pause(names) => each_container(c, Method::POST, &names, "/pause", "").await,
+        ContainerCmd::Update { args, names } => {
+            if !args.any() {
+                return Err(status_exit(
+                    1,
+                    "you must provide one or more flags when using this command",
+                ));
+            }
+            let body =
+                berth_cli::update_args::update_body(&args).map_err(|e| status_exit(125, e))?;
+            for_each(&names.containers, |n| {
+                let body = body.clone();
+                async move {
+                    let path = format!("/containers/{}/update", enc(&n));
+                    c.call(Method::POST, &path, Some(&body)).await?;
+                    Ok(Some(n))
+                }
+            })
+            .await
+        }
         ContainerCmd::Unpause(names) => {
             each_container(c, Method::POST, &names, "/unpause", "").await
         }
