@@ -132,6 +132,14 @@ pub enum ConfigError {
         /// The file's value.
         file: String,
     },
+    /// A root directory that is not an absolute path.
+    #[error("invalid {key} {value:?}: give an absolute path, as /var/lib/berth")]
+    Relative {
+        /// The setting.
+        key: &'static str,
+        /// What was given.
+        value: String,
+    },
     /// A host berthd cannot listen on.
     #[error(
         "invalid host {0:?}: berthd listens on at most one Unix socket and one TCP address (valid: unix:///path/to.sock, tcp://IP:PORT)"
@@ -201,6 +209,19 @@ fn phrase(items: &[&str]) -> String {
     }
 }
 
+/// `path` when it is absolute: the roots hold berth's state and the socket, which must not
+/// depend on the directory berthd happens to start in.
+fn absolute(key: &'static str, path: PathBuf) -> Result<PathBuf, ConfigError> {
+    if path.is_absolute() {
+        Ok(path)
+    } else {
+        Err(ConfigError::Relative {
+            key,
+            value: path.display().to_string(),
+        })
+    }
+}
+
 /// The settings from the flags and the file, with berthd's defaults for what neither gives.
 pub fn merge(flags: &Flags, file: &FileConfig) -> Result<Settings, ConfigError> {
     let flag_hosts = (!flags.hosts.is_empty()).then(|| flags.hosts.clone());
@@ -214,8 +235,16 @@ pub fn merge(flags: &Flags, file: &FileConfig) -> Result<Settings, ConfigError> 
             _ => return Err(ConfigError::Host(hosts.join(","))),
         }
     }
-    let exec_root = pick("exec-root", &flags.exec_root, &file.exec_root)?
-        .unwrap_or_else(|| PathBuf::from("/run/berth"));
+    let exec_root = absolute(
+        "exec-root",
+        pick("exec-root", &flags.exec_root, &file.exec_root)?
+            .unwrap_or_else(|| PathBuf::from("/run/berth")),
+    )?;
+    let data_root = absolute(
+        "data-root",
+        pick("data-root", &flags.data_root, &file.data_root)?
+            .unwrap_or_else(|| PathBuf::from("/var/lib/berth")),
+    )?;
     let socket = unix.unwrap_or_else(|| exec_root.join("berth.sock"));
     let tlsverify = pick("tlsverify", &flags.tlsverify, &file.tlsverify)?;
     let ca = pick("tlscacert", &flags.tlscacert, &file.tlscacert)?;
@@ -250,8 +279,7 @@ pub fn merge(flags: &Flags, file: &FileConfig) -> Result<Settings, ConfigError> 
         },
     };
     Ok(Settings {
-        data_root: pick("data-root", &flags.data_root, &file.data_root)?
-            .unwrap_or_else(|| PathBuf::from("/var/lib/berth")),
+        data_root,
         socket,
         tcp,
         exec_root,
@@ -270,6 +298,22 @@ pub fn merge(flags: &Flags, file: &FileConfig) -> Result<Settings, ConfigError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn roots_must_be_absolute() {
+        for (text, key) in [
+            (r#"{"data-root": " "}"#, "data-root"),
+            (r#"{"exec-root": ""}"#, "exec-root"),
+            (r#"{"exec-root": "run/berth"}"#, "exec-root"),
+        ] {
+            let file = parse_file("daemon.json", text).unwrap();
+            let e = merge(&Flags::default(), &file).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("invalid {key}")) && e.contains("absolute"),
+                "{e}"
+            );
+        }
+    }
 
     #[test]
     fn defaults_flags_and_file() {

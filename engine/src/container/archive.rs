@@ -350,6 +350,14 @@ pub struct Resolved {
     container_path: String,
 }
 
+impl Resolved {
+    /// The directory holding the item (where the lookup ended, for checks that it stayed in
+    /// the container).
+    pub fn dir_fd(&self) -> BorrowedFd<'_> {
+        self.dir.as_fd()
+    }
+}
+
 fn errno_io(e: Errno) -> io::Error {
     io::Error::from(e)
 }
