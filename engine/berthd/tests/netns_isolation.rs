@@ -529,6 +529,12 @@ fn namespace_steps(docker: Docker) -> Vec<(i32, String)> {
         steps.push((code, out));
         let _ = docker(&["rm", c]);
     }
+    // --read-only: the root is read-only; /dev, /dev/shm and the generated /etc files stay
+    // writable, as Docker keeps them.
+    steps.push(sh(
+        &["--read-only"],
+        "for p in /x /tmp/x /run/x /dev/x /dev/shm/x /etc/hosts /etc/resolv.conf /etc/hostname; do if (echo >> $p) 2>/dev/null; then echo $p w; else echo $p ro; fi; done",
+    ));
     // --ipc shareable and --ipc container:X: one IPC namespace (SysV segments, POSIX queues)
     // and one /dev/shm (POSIX shared memory).
     let run_d = |name: &str, ipc: &str, cmd: &str| {

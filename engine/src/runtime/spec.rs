@@ -192,8 +192,10 @@ pub fn spec(i: &SpecInput) -> Value {
         }
     }
     if let Some(dir) = &i.etc_dir {
+        // Read-only with a read-only root, as Docker mounts them.
+        let mode = if i.read_only_root { "ro" } else { "rw" };
         for f in ["hostname", "hosts", "resolv.conf"] {
-            mounts.push(json!({"destination": format!("/etc/{f}"), "type": "bind", "source": format!("{dir}/{f}"), "options": ["rbind", "rprivate"]}));
+            mounts.push(json!({"destination": format!("/etc/{f}"), "type": "bind", "source": format!("{dir}/{f}"), "options": ["rbind", "rprivate", mode]}));
         }
     }
     for m in &i.mounts {
