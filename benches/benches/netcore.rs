@@ -72,7 +72,7 @@ fn firewall_full(c: &mut Criterion) {
     for n in SIZES {
         let s = state(n);
         g.bench_with_input(BenchmarkId::from_parameter(n), &s, |b, s| {
-            b.iter(|| plan::full(&elements(black_box(s))))
+            b.iter(|| plan::full(&elements(black_box(s)), s.drop_forwarded))
         });
     }
     g.finish();

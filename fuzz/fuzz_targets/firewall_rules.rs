@@ -1,5 +1,6 @@
 //! Arbitrary firewall states (networks, endpoints, published ports decoded from the bytes)
-//! through the rule generator: it never panics, the rule count never changes, and every batch,
+//! through the rule generator: it never panics, the rule count depends only on the forward
+//! drop policy, and every batch,
 //! whole or incremental, is JSON that nftables' own schema types read back.
 #![no_main]
 
@@ -8,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use libfuzzer_sys::fuzz_target;
 use netcore::firewall::plan;
 use netcore::firewall::ruleset::elements;
-use netcore::firewall::{BridgeRules, FirewallState};
+use netcore::firewall::{BridgeRules, FirewallState, ForwardDrop};
 use portproxy::spec::{Mapping, Protocol};
 
 struct Bytes<'a>(&'a [u8]);
@@ -39,6 +40,11 @@ impl Bytes<'_> {
 fn decode(data: &[u8]) -> FirewallState {
     let mut b = Bytes(data);
     let mut s = FirewallState::default();
+    let policy = data.first().copied().unwrap_or(0);
+    s.drop_forwarded = ForwardDrop {
+        ipv4: policy & 0x40 != 0,
+        ipv6: policy & 0x80 != 0,
+    };
     while let Some(op) = b.u8() {
         match op % 3 {
             0 => {
@@ -97,11 +103,11 @@ fuzz_target!(|data: &[u8]| {
     let half = data.len() / 2;
     let (a, b) = (decode(&data[..half]), decode(&data[half..]));
     let (ea, eb) = (elements(&a), elements(&b));
-    let full = plan::full(&ea);
-    assert_eq!(full.rules_added(), plan::full(&Default::default()).rules_added());
+    let full = plan::full(&ea, a.drop_forwarded);
+    assert_eq!(full.rules_added(), plan::full(&Default::default(), a.drop_forwarded).rules_added());
     check(&full);
-    let inc = plan::plan(&eb, Some(&ea));
+    let inc = plan::plan(&eb, Some(&ea), a.drop_forwarded);
     assert_eq!(inc.rules_added(), 0);
     check(&inc);
-    assert!(plan::plan(&ea, Some(&ea)).is_empty());
+    assert!(plan::plan(&ea, Some(&ea), a.drop_forwarded).is_empty());
 });

@@ -321,10 +321,10 @@ fn netns_forwarding_that_is_not_berths_is_dropped() {
     };
     let direct = [Some(topo.ctr_v4()), Some(topo.ctr_v6())];
     // Fresh links: IPv6 may need a moment (neighbour discovery) before it forwards.
-    let settled = |topo: &Topo| {
+    let settled = |topo: &Topo, want: &[Option<String>; 2]| {
         let mut last = routed(topo);
         for _ in 0..10 {
-            if last == direct {
+            if last == *want {
                 break;
             }
             std::thread::sleep(Duration::from_millis(300));
@@ -332,16 +332,33 @@ fn netns_forwarding_that_is_not_berths_is_dropped() {
         }
         last
     };
-    assert_eq!(settled(&topo), direct, "routed before berth");
+    assert_eq!(settled(&topo, &direct), direct, "routed before berth");
+
+    // A host that already routes keeps routing: berth turned nothing on (as Docker, which sets
+    // the FORWARD policy to DROP only when it enabled forwarding itself).
+    let dir = state_dir("fwkeep");
+    rt().block_on(async {
+        let mut mgr = open(&dir).await;
+        let a = container("fk");
+        mgr.attach("bridge", req(&a, &[])).await.unwrap();
+        assert_eq!(routed(&topo), direct, "berth dropped a router's traffic");
+        mgr.detach("bridge", &a.name).await.unwrap();
+        mgr.teardown_all().await.unwrap();
+    });
+    let _ = std::fs::remove_dir_all(dir);
+
+    // IPv4 forwarding off: berth turns it on, and drops IPv4 forwarded traffic that is not its
+    // own; IPv6 forwarding, on already, is left alone.
+    sh("sysctl -qw net.ipv4.ip_forward=0");
     let dir = state_dir("fwdrop");
+    let v4_dropped = [None, Some(topo.ctr_v6())];
     rt().block_on(async {
         let mut mgr = open(&dir).await;
         let a = container("fa");
         mgr.attach("bridge", req(&a, &[])).await.unwrap();
-        // With berth's tables: dropped, IPv4 and IPv6 (berth's chain has policy drop) ...
         assert_eq!(
             routed(&topo),
-            [None, None],
+            v4_dropped,
             "forwarded traffic outside berth passed"
         );
         // ... while a container still reaches out, masqueraded.
@@ -349,15 +366,24 @@ fn netns_forwarding_that_is_not_berths_is_dropped() {
             ask(Some(&a), &format!("{}:80", topo.cli_v4())).unwrap(),
             topo.host_v4()
         );
+        // A restart finds forwarding on, and keeps the drop (it is in the records).
+        drop(mgr);
+        let mut mgr = open(&dir).await;
+        assert_eq!(routed(&topo), v4_dropped, "the drop went with a restart");
         let chain = Command::new("nft")
             .args(["list", "chain", "inet", "berth", "forward"])
             .output()
             .unwrap();
-        assert!(String::from_utf8_lossy(&chain.stdout).contains("policy drop"));
+        let chain = String::from_utf8_lossy(&chain.stdout).into_owned();
+        assert!(chain.contains("IPv4 forwarding berth turned on"), "{chain}");
+        assert!(
+            !chain.contains("IPv6 forwarding berth turned on"),
+            "{chain}"
+        );
         mgr.detach("bridge", &a.name).await.unwrap();
         mgr.teardown_all().await.unwrap();
     });
     // berth's tables gone: the host routes again.
-    assert_eq!(settled(&topo), direct, "routed after berth left");
+    assert_eq!(settled(&topo, &direct), direct, "routed after berth left");
     let _ = std::fs::remove_dir_all(dir);
 }

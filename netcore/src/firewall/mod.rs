@@ -12,7 +12,7 @@ pub mod plan;
 pub mod ruleset;
 pub mod state;
 
-pub use state::{BridgeRules, FirewallState};
+pub use state::{BridgeRules, FirewallState, ForwardDrop};
 
 use nft::Nft;
 use portproxy::spec::Mapping;
@@ -77,7 +77,11 @@ impl<N: Nft> Firewall<N> {
     /// error is returned.
     pub fn apply(&mut self, state: FirewallState) -> Result<Applied, FirewallError> {
         let batch = match &self.applied {
-            None => plan::full(&ruleset::elements(&state)),
+            None => plan::full(&ruleset::elements(&state), state.drop_forwarded),
+            // A change of policy changes rules, not elements: the tables are rebuilt.
+            Some(applied) if applied.drop_forwarded != state.drop_forwarded => {
+                plan::full(&ruleset::elements(&state), state.drop_forwarded)
+            }
             Some(applied) => {
                 let (removed, added) = ruleset::element_changes(&state, applied);
                 plan::changes(&removed, &added)
@@ -86,7 +90,10 @@ impl<N: Nft> Firewall<N> {
         if batch.is_empty() {
             return Ok(Applied::default());
         }
-        let incremental = self.applied.is_some();
+        let incremental = self
+            .applied
+            .as_ref()
+            .is_some_and(|a| a.drop_forwarded == state.drop_forwarded);
         match self.nft.apply(&batch) {
             Ok(()) => {
                 self.applied = Some(state);
@@ -98,7 +105,7 @@ impl<N: Nft> Firewall<N> {
             Err(e) if incremental => {
                 tracing::warn!(error = %e, "incremental firewall update refused; rebuilding berth's tables");
                 self.applied = None;
-                let batch = plan::full(&ruleset::elements(&state));
+                let batch = plan::full(&ruleset::elements(&state), state.drop_forwarded);
                 self.nft.apply(&batch)?;
                 self.applied = Some(state);
                 Ok(Applied {

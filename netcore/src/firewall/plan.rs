@@ -8,6 +8,7 @@ use nftables::schema::{self, NfCmd, NfListObject, NfObject, Nftables};
 use nftables::types::NfFamily;
 
 use super::ruleset::{Elem, Elements, SetId, TABLE, skeleton, table};
+use super::state::ForwardDrop;
 
 /// One nft transaction: every command is applied or none is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -55,17 +56,18 @@ impl Batch {
 /// both of berth's tables whole: that removes stale rules and restores missing ones in one
 /// transaction and never touches another table. With `current` known, only the elements that
 /// differ are deleted and added, so the batch's size does not depend on how many ports exist.
-pub fn plan(desired: &Elements, current: Option<&Elements>) -> Batch {
+pub fn plan(desired: &Elements, current: Option<&Elements>, drop: ForwardDrop) -> Batch {
     match current {
-        None => full(desired),
+        None => full(desired, drop),
         Some(current) => incremental(desired, current),
     }
 }
 
-/// Replaces berth's tables with the skeleton and `desired`'s elements.
-pub fn full(desired: &Elements) -> Batch {
+/// Replaces berth's tables with the skeleton (dropping forwarded traffic of the families in
+/// `drop`) and `desired`'s elements.
+pub fn full(desired: &Elements, drop: ForwardDrop) -> Batch {
     let mut cmds = remove_all().cmds;
-    cmds.extend(skeleton().into_iter().map(NfCmd::Add));
+    cmds.extend(skeleton(drop).into_iter().map(NfCmd::Add));
     for (set, elems) in desired {
         if let Some(e) = element(*set, elems.iter(), true) {
             cmds.push(NfCmd::Add(e));

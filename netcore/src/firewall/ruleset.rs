@@ -9,7 +9,8 @@
 //! - `table inet berth`: `prerouting`/`output` (nat) jump to `ports`, which DNATs through the
 //!   port maps; `postrouting` masquerades traffic leaving a subnet and hairpin traffic;
 //!   `forward` (filter) isolates networks, keeps `--internal` ones in, lets published ports in
-//!   and containers out, and drops the rest (policy drop, as Docker's FORWARD chain).
+//!   and containers out, and, for a family whose forwarding berth turned on, drops the rest (as
+//!   Docker's FORWARD policy).
 //! - `table bridge berth`: `forward` drops IP between ports of `icc=false` bridges (this
 //!   kernel has no bridge `meta ibrname`, so the set holds the ports, not the bridge).
 
@@ -27,7 +28,7 @@ use nftables::stmt::{JumpTarget, Match, NAT, NATFamily, Operator, Statement};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 use portproxy::spec::Protocol;
 
-use super::state::{FirewallState, dnat_target};
+use super::state::{FirewallState, ForwardDrop, dnat_target};
 
 /// The name of both of berth's tables; berth never touches any other table.
 pub const TABLE: &str = "berth";
@@ -346,8 +347,9 @@ fn add_published(out: &mut Elements, m: &portproxy::spec::Mapping) {
     }
 }
 
-/// The tables, sets, maps, chains and rules, in the order they must be added (pure, constant).
-pub fn skeleton() -> Vec<NfListObject<'static>> {
+/// The tables, sets, maps, chains and rules, in the order they must be added (pure; the same
+/// for every state but for the forward drop of each family).
+pub fn skeleton(drop: ForwardDrop) -> Vec<NfListObject<'static>> {
     let mut out = Vec::new();
     for family in [NfFamily::INet, NfFamily::Bridge] {
         out.push(table(family));
@@ -382,6 +384,30 @@ pub fn skeleton() -> Vec<NfListObject<'static>> {
         Some((NfChainType::Filter, NfHook::Forward, 0)),
     ));
     out.extend(rules());
+    for (on, family, comment) in [
+        (
+            drop.ipv4,
+            "ipv4",
+            "IPv4 forwarding berth turned on: what is neither to nor from a berth network is dropped",
+        ),
+        (
+            drop.ipv6,
+            "ipv6",
+            "IPv6 forwarding berth turned on: what is neither to nor from a berth network is dropped",
+        ),
+    ] {
+        if on {
+            out.push(rule(
+                NfFamily::INet,
+                "forward",
+                comment,
+                vec![
+                    matches(meta(MetaKey::Nfproto), Operator::EQ, s(family)),
+                    verdict(false),
+                ],
+            ));
+        }
+    }
     out
 }
 
@@ -595,7 +621,7 @@ fn rules() -> Vec<NfListObject<'static>> {
         ),
         inet(
             "forward",
-            "containers reach out; the chain drops what is neither to nor from a berth network",
+            "containers reach out",
             vec![
                 matches(ifname(), Operator::EQ, set_ref(SetId::Bridges)),
                 verdict(true),
@@ -641,21 +667,9 @@ fn chain(
         _type: base.map(|b| b.0),
         hook: base.map(|b| b.1),
         prio: base.map(|b| b.2),
-        policy: base.map(|(_, hook, _)| forward_policy(family, hook)),
+        policy: base.map(|_| NfChainPolicy::Accept),
         ..Default::default()
     })
-}
-
-/// The policy of a base chain: accept, except the routed forward hook, which drops. Berth turns
-/// `ip_forward` on for its bridges, and that must not make the host a router for anything else:
-/// forwarded traffic that is neither to nor from a berth network is dropped, as Docker sets the
-/// policy of iptables' FORWARD chain to DROP. (A packet passes a hook only when every base chain
-/// there accepts it, so other tables cannot let it through, and berth changes nothing in them.)
-fn forward_policy(family: NfFamily, hook: NfHook) -> NfChainPolicy {
-    match (family, hook) {
-        (NfFamily::INet, NfHook::Forward) => NfChainPolicy::Drop,
-        _ => NfChainPolicy::Accept,
-    }
 }
 
 fn rule(

@@ -18,6 +18,24 @@ pub struct FirewallState {
     pub ports: BTreeMap<String, String>,
     /// Published ports, one entry per host port (ranges already expanded).
     pub published: BTreeSet<Mapping>,
+    /// The families whose forwarded traffic that is neither to nor from a berth network is
+    /// dropped: those whose forwarding berth turned on.
+    #[serde(default)]
+    pub drop_forwarded: ForwardDrop,
+}
+
+/// Per family: whether berth turned forwarding on (it was off), and so drops forwarded traffic
+/// that is not its own, as Docker sets the FORWARD policy to DROP only when it enabled
+/// forwarding itself. A host that already routed (libvirt, a VPN gateway, another engine) keeps
+/// routing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForwardDrop {
+    /// IPv4.
+    #[serde(default)]
+    pub ipv4: bool,
+    /// IPv6.
+    #[serde(default)]
+    pub ipv6: bool,
 }
 
 /// How one bridge network behaves.

@@ -123,7 +123,7 @@ fn loopback_unknown_and_cross_family_ports_are_left_to_the_proxy() {
 
 #[test]
 fn rule_count_does_not_grow_with_ports_or_ranges() {
-    let small = plan::full(&elements(&sample()));
+    let small = plan::full(&elements(&sample()), ForwardDrop::default());
     let mut big = sample();
     for i in 0..10_000u32 {
         let port = 10_000 + i as u16;
@@ -134,7 +134,7 @@ fn rule_count_does_not_grow_with_ports_or_ranges() {
         });
     }
     publish(&mut big, "20000-29999:20000-29999/udp", "172.18.0.9");
-    let big = plan::full(&elements(&big));
+    let big = plan::full(&elements(&big), ForwardDrop::default());
     assert_eq!(small.rules_added(), big.rules_added());
     assert_eq!(small.rules_added(), 20);
     assert_eq!(big.elements_added() - small.elements_added(), 2 * 20_000);
@@ -146,22 +146,22 @@ fn incremental_batches_carry_only_the_difference() {
     let mut after = before.clone();
     publish(&mut after, "8081:81", "172.17.0.3");
     let (b, a) = (elements(&before), elements(&after));
-    let batch = plan::plan(&a, Some(&b));
+    let batch = plan::plan(&a, Some(&b), ForwardDrop::default());
     // One element in the address map and one in the port map.
     assert_eq!(batch.cmds.len(), 2);
     assert_eq!(batch.elements_added(), 2);
     assert_eq!(batch.rules_added(), 0);
     // And back: deletes only.
-    let back = plan::plan(&b, Some(&a));
+    let back = plan::plan(&b, Some(&a), ForwardDrop::default());
     assert_eq!(back.cmds.len(), 2);
     assert!(matches!(back.cmds[0], nftables::schema::NfCmd::Delete(_)));
     // Nothing changed: nothing to send.
-    assert!(plan::plan(&a, Some(&a)).is_empty());
+    assert!(plan::plan(&a, Some(&a), ForwardDrop::default()).is_empty());
     // A port moving to another container: delete then add, one transaction.
     let mut moved = after.clone();
     moved.published.retain(|m| m.host.port() != 8081);
     publish(&mut moved, "8081:81", "172.17.0.4");
-    let batch = plan::plan(&elements(&moved), Some(&a));
+    let batch = plan::plan(&elements(&moved), Some(&a), ForwardDrop::default());
     assert_eq!(batch.cmds.len(), 4);
     assert!(matches!(batch.cmds[0], nftables::schema::NfCmd::Delete(_)));
 }
@@ -195,7 +195,10 @@ fn map_elements_encode_as_key_value_pairs() {
 
 #[test]
 fn skeleton_rules_are_commented() {
-    for obj in skeleton() {
+    for obj in skeleton(ForwardDrop {
+        ipv4: true,
+        ipv6: true,
+    }) {
         if let nftables::schema::NfListObject::Rule(r) = obj {
             assert!(
                 r.comment.is_some(),
@@ -276,8 +279,13 @@ fn nft_accepts_the_generated_batches() {
         return;
     }
     let a = elements(&sample());
-    nft_check(&plan::full(&a)).unwrap();
-    nft_check(&plan::full(&BTreeMap::new())).unwrap();
+    nft_check(&plan::full(&a, ForwardDrop::default())).unwrap();
+    nft_check(&plan::full(&BTreeMap::new(), ForwardDrop::default())).unwrap();
+    let both = ForwardDrop {
+        ipv4: true,
+        ipv6: true,
+    };
+    nft_check(&plan::full(&a, both)).unwrap();
     nft_check(&plan::remove_all()).unwrap();
     // An incremental batch on top of the whole one, in one transaction.
     let mut next = sample();
@@ -285,9 +293,9 @@ fn nft_accepts_the_generated_batches() {
     next.published
         .retain(|m| m.container.ip() != "172.18.0.2".parse::<IpAddr>().unwrap());
     publish(&mut next, "8090:90", "172.17.0.5");
-    let mut both = plan::full(&a);
+    let mut both = plan::full(&a, ForwardDrop::default());
     both.cmds
-        .extend(plan::plan(&elements(&next), Some(&a)).cmds);
+        .extend(plan::plan(&elements(&next), Some(&a), ForwardDrop::default()).cmds);
     nft_check(&both).unwrap();
 }
 
@@ -300,7 +308,11 @@ fn nft_names_the_problem_when_it_refuses() {
     // Adding an element to a set that does not exist (no tables in this batch).
     let mut s = FirewallState::default();
     publish(&mut s, "8080:80", "172.17.0.2");
-    let batch = plan::plan(&elements(&s), Some(&BTreeMap::new()));
+    let batch = plan::plan(
+        &elements(&s),
+        Some(&BTreeMap::new()),
+        ForwardDrop::default(),
+    );
     let err = nft_check(&batch).unwrap_err().to_string();
     assert!(err.contains("nft refused"), "{err}");
     assert!(err.contains("No such file"), "{err}");
@@ -375,7 +387,7 @@ proptest! {
 
     #[test]
     fn any_state_has_the_same_rules(s in arb_state()) {
-        prop_assert_eq!(plan::full(&elements(&s)).rules_added(), 20);
+        prop_assert_eq!(plan::full(&elements(&s), ForwardDrop::default()).rules_added(), 20);
     }
 
     #[test]
@@ -389,7 +401,7 @@ proptest! {
     fn applying_the_difference_reaches_the_desired_elements(a in arb_state(), b in arb_state()) {
         // Replay the incremental batch on a model of the sets and compare.
         let (ea, eb) = (elements(&a), elements(&b));
-        let batch = plan::plan(&eb, Some(&ea));
+        let batch = plan::plan(&eb, Some(&ea), ForwardDrop::default());
         let mut model: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
         for (set, elems) in &ea {
             model.insert(set.name().into(), elems.iter().map(|e| serde_json::to_string(&e.to_expr(*set, false)).unwrap()).collect());
@@ -425,7 +437,39 @@ fn nft_accepts_random_states() {
     });
     runner
         .run(&arb_state(), |s| {
-            nft_check(&plan::full(&elements(&s))).map_err(|e| TestCaseError::fail(e.to_string()))
+            nft_check(&plan::full(&elements(&s), s.drop_forwarded))
+                .map_err(|e| TestCaseError::fail(e.to_string()))
         })
         .unwrap();
+}
+
+#[test]
+fn forwarded_traffic_is_dropped_only_for_families_berth_turned_on() {
+    let rules_for = |drop: ForwardDrop| plan::full(&elements(&sample()), drop).rules_added();
+    let none = rules_for(ForwardDrop::default());
+    let v4 = ForwardDrop {
+        ipv4: true,
+        ipv6: false,
+    };
+    assert_eq!(rules_for(v4), none + 1);
+    assert_eq!(
+        rules_for(ForwardDrop {
+            ipv4: true,
+            ipv6: true
+        }),
+        none + 2
+    );
+    // The last rule of the forward chain drops that family only.
+    let text = serde_json::to_string(&plan::full(&elements(&sample()), v4).to_nftables()).unwrap();
+    assert!(text.contains("IPv4 forwarding berth turned on"), "{text}");
+    assert!(!text.contains("IPv6 forwarding berth turned on"), "{text}");
+    // A change of the policy rebuilds the tables; the same policy stays incremental.
+    let mut fw = Firewall::new(RecordingNft::default());
+    fw.apply(sample()).unwrap();
+    let mut next = sample();
+    next.drop_forwarded = v4;
+    assert!(fw.apply(next.clone()).unwrap().full);
+    let mut more = next;
+    more.published.clear();
+    assert!(!fw.apply(more).unwrap().full);
 }

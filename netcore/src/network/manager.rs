@@ -211,8 +211,14 @@ impl<L: Netlink, N: Nft> NetworkManager<L, N> {
             .filter(|n| matches!(n.driver, DriverConfig::Bridge { .. }))
             .cloned()
             .collect();
+        let mut turned_on = mgr.state.forwarding;
         for net in &bridges {
-            mgr.setup_network(net).await?;
+            mgr.setup_network(net, &mut turned_on).await?;
+        }
+        if turned_on != mgr.state.forwarding {
+            let mut next = (*mgr.state).clone();
+            next.forwarding = turned_on;
+            mgr.state = Arc::new(next);
         }
         mgr.fw.apply(mgr.firewall_state())?;
         persist::save(&mgr.state_file, &*mgr.state)?;
@@ -220,23 +226,39 @@ impl<L: Netlink, N: Nft> NetworkManager<L, N> {
     }
 
     /// Turns on IPv4 forwarding (and IPv6 forwarding for an `--ipv6` network): bridges route.
-    fn enable_forwarding(&mut self, ipv6: bool) -> Result<(), NetworkError> {
-        self.sysctl
+    /// A family berth turns on (it was off) is marked in `turned_on`.
+    fn enable_forwarding(
+        &mut self,
+        ipv6: bool,
+        turned_on: &mut crate::firewall::ForwardDrop,
+    ) -> Result<(), NetworkError> {
+        if self
+            .sysctl
             .ensure("net/ipv4/ip_forward", "1")
-            .map_err(NetworkError::Sysctl)?;
-        if ipv6 {
-            self.sysctl
+            .map_err(NetworkError::Sysctl)?
+        {
+            turned_on.ipv4 = true;
+        }
+        if ipv6
+            && self
+                .sysctl
                 .ensure("net/ipv6/conf/all/forwarding", "1")
-                .map_err(NetworkError::Sysctl)?;
+                .map_err(NetworkError::Sysctl)?
+        {
+            turned_on.ipv6 = true;
         }
         Ok(())
     }
 
-    async fn setup_network(&mut self, net: &Network) -> Result<(), NetworkError> {
+    async fn setup_network(
+        &mut self,
+        net: &Network,
+        turned_on: &mut crate::firewall::ForwardDrop,
+    ) -> Result<(), NetworkError> {
         let DriverConfig::Bridge { bridge, .. } = &net.driver else {
             return Ok(());
         };
-        self.enable_forwarding(net.ipv6)?;
+        self.enable_forwarding(net.ipv6, turned_on)?;
         if self.nl.link_exists(&NsRef::Host, bridge).await? {
             return Ok(());
         }
@@ -335,7 +357,7 @@ impl<L: Netlink, N: Nft> NetworkManager<L, N> {
         next.ipam.create(&req.name, &req.ipv4, req.ipv6.as_ref())?;
         next.networks.insert(net.name.clone(), net.clone());
         let driver = driver_of(&net, next.ipam.network(&net.name));
-        self.enable_forwarding(net.ipv6)?;
+        self.enable_forwarding(net.ipv6, &mut next.forwarding)?;
         apply_all(&mut self.nl, &driver.setup()).await?;
         if let Err(e) = self.commit(next) {
             let _ = apply_best_effort(&mut self.nl, &driver.teardown()).await;
@@ -633,7 +655,10 @@ fn check_ports(state: &State, container: &str, new: &[Mapping]) -> Result<(), Ne
 
 /// The firewall's view of the records (pure).
 pub(crate) fn firewall_state(state: &State) -> FirewallState {
-    let mut fw = FirewallState::default();
+    let mut fw = FirewallState {
+        drop_forwarded: state.forwarding,
+        ..FirewallState::default()
+    };
     for net in state.networks.values() {
         if let DriverConfig::Bridge {
             bridge,

@@ -210,6 +210,12 @@ pub struct State {
     pub networks: BTreeMap<String, Network>,
     /// Endpoints by ID.
     pub endpoints: BTreeMap<String, Endpoint>,
+    /// The forwarding berth turned on (it was off when berth first needed it), per family:
+    /// only those families' forwarded traffic that is not berth's is dropped. Kept, so a
+    /// restart (which finds forwarding on) keeps the drop, as the FORWARD policy Docker set
+    /// outlives dockerd.
+    #[serde(default)]
+    pub forwarding: crate::firewall::ForwardDrop,
 }
 
 impl State {

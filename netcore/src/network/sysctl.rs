@@ -27,15 +27,16 @@ impl Sysctl {
     }
 
     /// Sets `key` to `value` unless it already has it (a write can be refused even when it
-    /// would change nothing, e.g. in a namespace without the privilege).
-    pub fn ensure(&self, key: &str, value: &str) -> std::io::Result<()> {
+    /// would change nothing, e.g. in a namespace without the privilege); whether it wrote.
+    pub fn ensure(&self, key: &str, value: &str) -> std::io::Result<bool> {
         let path = self.path(key);
         if read_trimmed(&path).as_deref() == Some(value) {
-            return Ok(());
+            return Ok(false);
         }
         std::fs::write(&path, value).map_err(|e| {
             std::io::Error::new(e.kind(), format!("cannot set {}: {e}", path.display()))
-        })
+        })?;
+        Ok(true)
     }
 }
 
@@ -55,7 +56,8 @@ mod tests {
         std::fs::create_dir_all(dir.join("net/ipv4")).unwrap();
         let s = Sysctl::new(&dir);
         std::fs::write(s.path("net/ipv4/ip_forward"), "0\n").unwrap();
-        s.ensure("net/ipv4/ip_forward", "1").unwrap();
+        assert!(s.ensure("net/ipv4/ip_forward", "1").unwrap());
+        assert!(!s.ensure("net/ipv4/ip_forward", "1").unwrap());
         assert_eq!(
             std::fs::read_to_string(s.path("net/ipv4/ip_forward")).unwrap(),
             "1"
