@@ -48,6 +48,11 @@ fuzz_target!(|data: &[u8]| {
     nix::unistd::mkfifo(&root.join("fifo"), nix::sys::stat::Mode::from_bits_truncate(0o644))
         .expect("fifo");
     fs::create_dir(root.join("vol")).expect("mount point");
+    // What /proc/self/fd says is the real path (TMPDIR may hold a link).
+    let (root, vol) = (
+        fs::canonicalize(&root).expect("root"),
+        fs::canonicalize(&vol).expect("vol"),
+    );
     let ar = ArchiveRoot {
         container: "fuzz".into(),
         root: open_dir(&root),

@@ -132,8 +132,8 @@ pub enum ConfigError {
         /// The file's value.
         file: String,
     },
-    /// A root directory that is not an absolute path.
-    #[error("invalid {key} {value:?}: give an absolute path, as /var/lib/berth")]
+    /// A root directory that is not an absolute path, or an empty file path.
+    #[error("invalid {key} {value:?}: give a path (roots absolute, as /var/lib/berth)")]
     Relative {
         /// The setting.
         key: &'static str,
@@ -157,10 +157,16 @@ pub enum ConfigError {
 
 /// Parses the file's text (`file` names it in errors).
 pub fn parse_file(file: &str, text: &str) -> Result<FileConfig, ConfigError> {
-    serde_json::from_str(text).map_err(|e| ConfigError::File {
+    let err = |why: String| ConfigError::File {
         file: file.to_string(),
-        why: e.to_string(),
-    })
+        why,
+    };
+    // An object of the known keys only (serde would also take an array of the fields in order).
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| err(e.to_string()))?;
+    if !value.is_object() {
+        return Err(err("the file must hold one JSON object of settings".into()));
+    }
+    serde_json::from_value(value).map_err(|e| err(e.to_string()))
 }
 
 fn pick<T: Clone + std::fmt::Debug>(
@@ -253,12 +259,22 @@ pub fn merge(flags: &Flags, file: &FileConfig) -> Result<Settings, ConfigError> 
     let tcp = match tcp {
         None => None,
         Some((h, addr)) => match (tlsverify, ca, cert, key) {
-            (Some(true), Some(ca), Some(cert), Some(key)) => Some(TcpListen {
-                addr,
-                ca,
-                cert,
-                key,
-            }),
+            (Some(true), Some(ca), Some(cert), Some(key)) => {
+                for (name, p) in [("tlscacert", &ca), ("tlscert", &cert), ("tlskey", &key)] {
+                    if p.as_os_str().is_empty() {
+                        return Err(ConfigError::Relative {
+                            key: name,
+                            value: String::new(),
+                        });
+                    }
+                }
+                Some(TcpListen {
+                    addr,
+                    ca,
+                    cert,
+                    key,
+                })
+            }
             (verify, ca, cert, key) => {
                 let mut missing = Vec::new();
                 for (name, absent) in [
@@ -298,6 +314,21 @@ pub fn merge(flags: &Flags, file: &FileConfig) -> Result<Settings, ConfigError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_file_is_an_object_and_tls_files_are_named() {
+        let e = parse_file("daemon.json", r#"[" ", ""]"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("one JSON object"), "{e}");
+        let file = parse_file(
+            "daemon.json",
+            r#"{"hosts":["tcp://127.0.0.1:2376"],"tlsverify":true,"tlscacert":"","tlscert":"c","tlskey":"k"}"#,
+        )
+        .unwrap();
+        let e = merge(&Flags::default(), &file).unwrap_err().to_string();
+        assert!(e.contains("invalid tlscacert"), "{e}");
+    }
 
     #[test]
     fn roots_must_be_absolute() {

@@ -32,12 +32,18 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// connection slot with handshakes it never finishes, each for [`HANDSHAKE_TIMEOUT`].
 pub const HANDSHAKES_PER_ADDRESS: usize = 32;
 
-/// Handshakes in progress, by client address. An address is in the table only while it has one
-/// in progress, so the table holds at most [`MAX_CONNECTIONS`] entries.
+/// Handshakes in progress at once from everyone: a quarter of the connections, so clients
+/// that finished theirs always find room, however many addresses stall handshakes.
+pub const HANDSHAKES_MAX: usize = MAX_CONNECTIONS as usize / 4;
+
+/// Handshakes in progress, by client address and in all. An address is in the table only while
+/// it has one in progress, so the table holds at most `max` entries.
 #[derive(Debug)]
 pub struct Handshakes {
     per_address: usize,
+    max: usize,
     open: Mutex<HashMap<IpAddr, usize>>,
+    total: std::sync::atomic::AtomicUsize,
 }
 
 /// One handshake in progress; dropping it ends it.
@@ -48,23 +54,30 @@ pub struct Handshake {
 }
 
 impl Handshakes {
-    /// A table allowing `per_address` handshakes at once from one address.
-    pub fn new(per_address: usize) -> Arc<Handshakes> {
+    /// A table allowing `per_address` handshakes at once from one address and `max` in all.
+    pub fn new(per_address: usize, max: usize) -> Arc<Handshakes> {
         Arc::new(Handshakes {
-            per_address,
+            per_address: per_address.max(1),
+            max: max.max(1),
             open: Mutex::new(HashMap::new()),
+            total: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
-    /// Starts a handshake from `peer`, or `None` when that address has its share in progress.
+    /// Starts a handshake from `peer`, or `None` when that address has its share in progress,
+    /// or everyone has.
     pub fn begin(self: &Arc<Self>, peer: IpAddr) -> Option<Handshake> {
+        use std::sync::atomic::Ordering;
         let key = client_key(peer);
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        let n = open.entry(key).or_insert(0);
-        if *n >= self.per_address {
+        if self.total.load(Ordering::Relaxed) >= self.max
+            || open.get(&key).is_some_and(|n| *n >= self.per_address)
+        {
             return None;
         }
+        let n = open.entry(key).or_insert(0);
         *n += 1;
+        self.total.fetch_add(1, Ordering::Relaxed);
         Some(Handshake {
             table: self.clone(),
             key,
@@ -81,6 +94,9 @@ impl Handshakes {
 impl Drop for Handshake {
     fn drop(&mut self) {
         let mut open = self.table.open.lock().unwrap_or_else(|p| p.into_inner());
+        self.table
+            .total
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         if let Some(n) = open.get_mut(&self.key) {
             *n -= 1;
             if *n == 0 {
@@ -158,7 +174,7 @@ pub async fn serve(
 ) {
     let acceptor = TlsAcceptor::from(tls);
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS as usize));
-    let handshakes = Handshakes::new(HANDSHAKES_PER_ADDRESS);
+    let handshakes = Handshakes::new(HANDSHAKES_PER_ADDRESS, HANDSHAKES_MAX);
     loop {
         let permit = tokio::select! {
             p = slots.clone().acquire_owned() => p.expect("the semaphore is never closed"),
@@ -229,7 +245,7 @@ mod tests {
 
     #[test]
     fn handshakes_are_bounded_per_address_and_released() {
-        let t = Handshakes::new(2);
+        let t = Handshakes::new(2, 100);
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let h1 = t.begin(a).unwrap();
         let h2 = t.begin(a).unwrap();
@@ -250,8 +266,21 @@ mod tests {
     }
 
     #[test]
+    fn handshakes_are_bounded_in_all() {
+        let t = Handshakes::new(2, 3);
+        let ip = |i: u8| IpAddr::from([192, 0, 2, i]);
+        let held: Vec<_> = (1..=3).map(|i| t.begin(ip(i)).unwrap()).collect();
+        assert!(
+            t.begin(ip(9)).is_none(),
+            "a fourth address while three handshakes run"
+        );
+        drop(held);
+        assert!(t.begin(ip(9)).is_some());
+    }
+
+    #[test]
     fn an_ipv6_client_is_its_slash_64() {
-        let t = Handshakes::new(1);
+        let t = Handshakes::new(1, 100);
         let _h = t.begin("2001:db8:1:2::1".parse().unwrap()).unwrap();
         assert!(t.begin("2001:db8:1:2:ffff::9".parse().unwrap()).is_none());
         assert!(t.begin("2001:db8:1:3::1".parse().unwrap()).is_some());

@@ -529,7 +529,7 @@ fn namespace_steps(docker: Docker) -> Vec<(i32, String)> {
         steps.push((code, out));
         let _ = docker(&["rm", c]);
     }
-    // --read-only: the root is read-only; /dev, /dev/shm and the generated /etc files stay
+    // --read-only: the root and the generated /etc files are read-only; /dev and /dev/shm stay
     // writable, as Docker keeps them.
     steps.push(sh(
         &["--read-only"],

@@ -92,6 +92,15 @@ pub fn key_for(registry: &str) -> String {
     }
 }
 
+/// The registry a login's server address names: its host[:port], and `docker.io` for Docker
+/// Hub's key (`https://index.docker.io/v1/`, what the docker CLI sends when no server is given).
+pub fn registry_of_server(address: &str) -> &str {
+    match normalise(address.trim()) {
+        DOCKER_HUB_KEY | "index.docker.io" | "registry-1.docker.io" => "docker.io",
+        other => other,
+    }
+}
+
 /// An entry key or server address as the host[:port] it means (`https://host/v1/` and
 /// `http://host` as written by older clients; Docker Hub's key stays as it is).
 pub fn normalise(key: &str) -> &str {
@@ -200,16 +209,30 @@ pub fn load(path: &Path) -> Result<Value, CredentialsError> {
     }
 }
 
-/// Writes the file atomically, readable by its owner only.
+/// Writes the file atomically, readable by its owner only, in a directory made 0700 when it
+/// has to be made (as Docker's CLI). A file that is a symbolic link is written where it points,
+/// the link kept.
 pub fn store(path: &Path, config: &Value) -> Result<(), CredentialsError> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let io = |source| CredentialsError::Io {
         path: path.display().to_string(),
         source,
     };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
+    let linked;
+    let path = match std::fs::read_link(path) {
+        Ok(to) => {
+            linked = path.parent().unwrap_or(Path::new("/")).join(to);
+            linked.as_path()
+        }
+        Err(_) => path,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io)?;
     }
     let tmp = path.with_extension(format!("json.tmp-{}", std::process::id()));
     let result = (|| {
@@ -316,6 +339,24 @@ mod tests {
             std::fs::read_dir(path.parent().unwrap()).unwrap().count(),
             1
         );
+        let dmode = std::fs::metadata(path.parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(dmode & 0o777, 0o700, "a directory made for the file");
+        // A linked file is written where the link points; the link stays.
+        let real = dir.path().join("real.json");
+        std::fs::write(&real, "{}").unwrap();
+        let link = dir.path().join("linked.json");
+        std::os::unix::fs::symlink("real.json", &link).unwrap();
+        store(&link, &cfg).unwrap();
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(load(&real).unwrap(), cfg);
         std::fs::write(&path, "{").unwrap();
         assert!(load(&path).unwrap_err().to_string().contains("config.json"));
     }
@@ -373,26 +414,29 @@ impl AuthConfig {
     /// registry token, else none. An identity token is refused by name: berth does not do
     /// OAuth refresh tokens.
     pub fn request_auth(&self) -> Result<RequestAuth, CredentialsError> {
-        if !self.username.is_empty() || !self.password.is_empty() {
-            return Ok(RequestAuth::Basic(Login {
+        let basic = if !self.username.is_empty() || !self.password.is_empty() {
+            Some(Login {
                 username: self.username.clone(),
                 password: self.password.clone(),
-            }));
-        }
-        if !self.auth.is_empty() {
-            return decode_auth(&self.auth)
-                .map(RequestAuth::Basic)
-                .ok_or_else(|| {
-                    CredentialsError::Header("\"auth\" is not base64 of \"user:password\"".into())
-                });
-        }
-        if !self.registrytoken.is_empty() {
-            return Ok(RequestAuth::Bearer(self.registrytoken.clone()));
-        }
-        if !self.identitytoken.is_empty() {
+            })
+        } else if !self.auth.is_empty() {
+            Some(decode_auth(&self.auth).ok_or_else(|| {
+                CredentialsError::Header("\"auth\" is not base64 of \"user:password\"".into())
+            })?)
+        } else {
+            None
+        };
+        // Docker sends the user name beside an identity token, with no password.
+        if !self.identitytoken.is_empty() && basic.as_ref().is_none_or(|l| l.password.is_empty()) {
             return Err(CredentialsError::Header(
                 "\"identitytoken\" is not supported: berth does not use OAuth refresh tokens (send a username and password, or a registrytoken)".into(),
             ));
+        }
+        if let Some(l) = basic {
+            return Ok(RequestAuth::Basic(l));
+        }
+        if !self.registrytoken.is_empty() {
+            return Ok(RequestAuth::Bearer(self.registrytoken.clone()));
         }
         Ok(RequestAuth::Anonymous)
     }
@@ -488,13 +532,15 @@ mod header_tests {
             let e = decode_header(bad).unwrap_err().to_string();
             assert!(e.starts_with("invalid X-Registry-Auth header"), "{e}");
         }
-        let c = decode_header(&URL_SAFE.encode(br#"{"identitytoken":"x"}"#)).unwrap();
-        assert!(
-            c.request_auth()
-                .unwrap_err()
-                .to_string()
-                .contains("identitytoken")
-        );
+        for json in [
+            &br#"{"identitytoken":"x"}"#[..],
+            br#"{"username":"u","identitytoken":"x"}"#,
+            br#"{"auth":"dTo=","identitytoken":"x"}"#,
+        ] {
+            let c = decode_header(&URL_SAFE.encode(json)).unwrap();
+            let e = c.request_auth().unwrap_err().to_string();
+            assert!(e.contains("identitytoken"), "{e}");
+        }
         let c = decode_header(&URL_SAFE.encode(br#"{"auth":"bm9jb2xvbg=="}"#)).unwrap();
         assert!(c.request_auth().is_err(), "auth without a colon");
     }
@@ -509,6 +555,20 @@ mod header_tests {
         };
         assert_eq!(decode_header(&encode_header(&c)).unwrap(), c);
         assert!(!encode_header(&c).contains(['+', '/']));
+    }
+
+    #[test]
+    fn login_server_addresses_name_their_registry() {
+        assert_eq!(
+            registry_of_server("https://index.docker.io/v1/"),
+            "docker.io"
+        );
+        assert_eq!(registry_of_server("index.docker.io"), "docker.io");
+        assert_eq!(
+            registry_of_server("http://r.example:5000/v2/"),
+            "r.example:5000"
+        );
+        assert_eq!(registry_of_server(" 127.0.0.1:5000 "), "127.0.0.1:5000");
     }
 
     #[test]

@@ -513,8 +513,13 @@ impl Engine {
             }
             Ok(super::namespaces::Donor {
                 pid: o.state.pid.unsigned_abs(),
-                shm: (o.options.ipc_mode == "shareable")
-                    .then(|| self.bundle(&other).join(super::namespaces::SHM_DIR)),
+                // A shareable donor's /dev/shm is in its bundle; a donor in the host's IPC
+                // namespace uses the host's (Docker allows joining both).
+                shm: match o.options.ipc_mode.as_str() {
+                    "shareable" => Some(self.bundle(&other).join(super::namespaces::SHM_DIR)),
+                    "host" => Some(PathBuf::from("/dev/shm")),
+                    _ => None,
+                },
             })
         })?;
         oci_mounts.extend(ns.tmpfs);

@@ -103,19 +103,27 @@ fn rcode(msg: &[u8]) -> ResponseCode {
 }
 
 /// Whether `resp` answers `query`: a response with its ID and its question (the name compared
-/// without case, since a resolver may answer in its own case; type and class exactly).
+/// without case, since a resolver may answer in its own case; type and class exactly). An error
+/// answer without a question section (FORMERR, SERVFAIL, NOTIMP, REFUSED, as some servers send)
+/// is taken too: it carries no records to forge, and waiting out the timeout instead helps no
+/// one.
 pub fn answers(query: &[u8], resp: &[u8]) -> bool {
-    resp.len() >= HEADER_LEN
-        && resp[..2] == query[..2]
-        && resp[2] & 0x80 != 0
-        && match (question(query), question(resp)) {
-            (Some(q), Some(r)) => {
-                q.len() == r.len()
-                    && q[..q.len() - 4].eq_ignore_ascii_case(&r[..r.len() - 4])
-                    && q[q.len() - 4..] == r[r.len() - 4..]
-            }
-            _ => false,
+    if resp.len() < HEADER_LEN || resp[..2] != query[..2] || resp[2] & 0x80 == 0 {
+        return false;
+    }
+    match (question(query), question(resp)) {
+        (Some(q), Some(r)) => {
+            q.len() == r.len()
+                && q[..q.len() - 4].eq_ignore_ascii_case(&r[..r.len() - 4])
+                && q[q.len() - 4..] == r[r.len() - 4..]
         }
+        (Some(_), None) => {
+            resp.len() == HEADER_LEN
+                && resp[4..12] == [0; 8]
+                && matches!(resp[3] & 0x0f, 1 | 2 | 4 | 5)
+        }
+        _ => false,
+    }
 }
 
 /// The question of a message with exactly one, as wire bytes (name in plain labels, type,

@@ -422,12 +422,22 @@ fn an_upstream_answer_is_taken_only_with_the_id_and_the_question() {
         &q,
         &reply(0x1234, "Example.test", RecordType::AAAA)
     ));
-    // A query is not an answer; nor is a response without its question.
+    // A query is not an answer; nor is a response without its question, unless it is a bare
+    // error (FORMERR, SERVFAIL, NOTIMP, REFUSED) with nothing in it.
     assert!(!answers(&q, &q));
     let mut bare = reply(0x1234, "Example.test", RecordType::A);
     bare[5] = 0;
     bare.truncate(12);
-    assert!(!answers(&q, &bare));
+    assert!(!answers(&q, &bare), "a bare NOERROR");
+    for rcode in [1u8, 2, 4, 5] {
+        bare[3] = (bare[3] & 0xf0) | rcode;
+        assert!(answers(&q, &bare), "rcode {rcode}");
+    }
+    bare[3] = (bare[3] & 0xf0) | 3;
+    assert!(!answers(&q, &bare), "a bare NXDOMAIN could deny a name");
+    bare[3] = (bare[3] & 0xf0) | 2;
+    bare[7] = 1;
+    assert!(!answers(&q, &bare), "records without a question");
     // Cut anywhere: never taken, never a panic.
     let full = reply(0x1234, "Example.test", RecordType::A);
     for n in 0..full.len() {

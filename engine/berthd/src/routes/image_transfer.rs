@@ -53,21 +53,32 @@ fn progress_stream(
 }
 
 /// The registry client for one request, carrying the credentials of its `X-Registry-Auth`
-/// header (none when absent or `{}`); a header that cannot be read is refused, naming it.
-fn registry_for(st: &AppState, headers: &HeaderMap) -> Result<Registry, ApiError> {
-    use engine::image::registry::credentials::{CredentialsError, RequestAuth, decode_header};
+/// header (none when absent or `{}`). A header that cannot be read is refused, naming it, but
+/// for a pull (`lenient`), which goes on without credentials, as Docker's daemon does "to
+/// increase compatibility"; credentials berth cannot use (an identity token) are refused always.
+fn registry_for(st: &AppState, headers: &HeaderMap, lenient: bool) -> Result<Registry, ApiError> {
+    use engine::image::registry::credentials::{
+        AuthConfig, CredentialsError, RequestAuth, decode_header,
+    };
     let bad = |e: CredentialsError| ApiError::bad(e.to_string());
-    let auth = match headers.get("X-Registry-Auth") {
-        None => RequestAuth::Anonymous,
-        Some(v) => {
-            let v = v.to_str().map_err(|_| {
-                ApiError::bad(
-                    "invalid X-Registry-Auth header: not ASCII (valid: base64url of Docker's AuthConfig JSON)",
-                )
-            })?;
-            decode_header(v).map_err(bad)?.request_auth().map_err(bad)?
+    let config = match headers.get("X-Registry-Auth").map(|v| v.to_str()) {
+        None => AuthConfig::default(),
+        Some(Ok(v)) => match decode_header(v) {
+            Ok(c) => c,
+            Err(e) if lenient => {
+                tracing::debug!("pulling without credentials: {e}");
+                AuthConfig::default()
+            }
+            Err(e) => return Err(bad(e)),
+        },
+        Some(Err(_)) if lenient => AuthConfig::default(),
+        Some(Err(_)) => {
+            return Err(ApiError::bad(
+                "invalid X-Registry-Auth header: not ASCII (valid: base64url of Docker's AuthConfig JSON)",
+            ));
         }
     };
+    let auth: RequestAuth = config.request_auth().map_err(bad)?;
     Ok(st.registry.as_user(auth))
 }
 
@@ -100,7 +111,7 @@ pub async fn image_create(
         .map_err(|e| ApiError::bad(e.to_string()))?
         .familiar_name_with_tag();
     let store = st.images.clone();
-    let registry = registry_for(&st, req.headers())?;
+    let registry = registry_for(&st, req.headers(), true)?;
     let events = st.events.clone();
     Ok(progress_stream(move |sink| {
         Box::pin(async move {
@@ -149,7 +160,7 @@ pub async fn image_post(
     };
     let store = st.images.clone();
     store.resolve(&name)?;
-    let registry = registry_for(&st, &headers)?;
+    let registry = registry_for(&st, &headers, false)?;
     let events = st.events.clone();
     Ok(progress_stream(move |sink| {
         Box::pin(async move {
@@ -331,8 +342,10 @@ pub async fn auth(State(st): State<AppState>, body: Bytes) -> Result<Response, A
             ));
         }
     };
+    // The docker CLI sends Docker Hub's key (`https://index.docker.io/v1/`) for a login
+    // without a server: the registry is docker.io.
     let server =
-        engine::image::registry::credentials::normalise(b.serveraddress.trim()).to_string();
+        engine::image::registry::credentials::registry_of_server(&b.serveraddress).to_string();
     if server.is_empty() {
         return Err(ApiError::bad(
             "auth: serveraddress is required (berth has no default registry)",

@@ -47,9 +47,16 @@ impl Default for RegistryOptions {
     }
 }
 
-/// Connections kept at once; past it, those of logged-in identities are dropped (they are made
-/// again on their next use), so many distinct logins cannot grow the table without end.
+/// Connections kept at once; past it, one is dropped for each new one (it is made again on its
+/// next use), so many registries or logins cannot grow the table without end.
 const MAX_CLIENTS: usize = 64;
+
+/// How long a registry may take to accept a connection.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// How long a registry may stay silent in the middle of an answer (a stalled transfer ends
+/// instead of holding its pull, and what it protects, for ever).
+const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A registry client with its connections. Cloning it (or [`Registry::as_user`]) shares the
 /// connections.
@@ -194,6 +201,8 @@ impl Registry {
         install_crypto_provider();
         let http = reqwest::Client::builder()
             .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(READ_TIMEOUT)
             .build()
             .unwrap_or_else(|e| {
                 tracing::warn!("registry HTTP client with defaults: {e}");
@@ -239,7 +248,9 @@ impl Registry {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         if !clients.contains_key(&key) && clients.len() >= MAX_CLIENTS {
-            clients.retain(|(_, who), _| who.is_none());
+            if let Some(old) = clients.keys().next().cloned() {
+                clients.remove(&old);
+            }
         }
         clients
             .entry(key)
@@ -256,6 +267,8 @@ impl Registry {
                     max_concurrent_upload: opts.concurrency,
                     platform_resolver: None,
                     user_agent: concat!("berth/", env!("CARGO_PKG_VERSION")),
+                    connect_timeout: Some(CONNECT_TIMEOUT),
+                    read_timeout: Some(READ_TIMEOUT),
                     ..ClientConfig::default()
                 }))
             })
@@ -330,6 +343,8 @@ impl Registry {
             } else {
                 ClientProtocol::Https
             },
+            connect_timeout: Some(CONNECT_TIMEOUT),
+            read_timeout: Some(READ_TIMEOUT),
             ..ClientConfig::default()
         });
         let probe = oci_client::Reference::with_tag(
