@@ -248,6 +248,38 @@ fn netns_docker_cli_drives_berthd() {
         "net1",
     ]);
     assert!(sub.contains('/'), "{sub}");
+    // A network shows the options it was given and no others (compose recreates a network whose
+    // options differ from its file's), as dockerd shows them.
+    let options = |ok: &dyn Fn(&[&str]) -> String| {
+        ok(&[
+            "network",
+            "create",
+            "-o",
+            "com.docker.network.bridge.enable_icc=true",
+            "optnet",
+        ]);
+        let out = [
+            ok(&["network", "inspect", "-f", "{{json .Options}}", "net1"]),
+            ok(&["network", "inspect", "-f", "{{json .Options}}", "optnet"]),
+        ]
+        .map(|s| s.trim().to_string());
+        ok(&["network", "rm", "optnet"]);
+        out
+    };
+    let berth = options(&|a| d.ok(a));
+    assert_eq!(
+        berth,
+        ["{}", r#"{"com.docker.network.bridge.enable_icc":"true"}"#]
+    );
+    if let Some(docker) = support::Dockerd::start() {
+        let ok = |a: &[&str]| {
+            let out = docker.docker(a);
+            assert!(out.status.success(), "dockerd: {a:?}: {out:?}");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        ok(&["network", "create", "net1"]);
+        assert_eq!(options(&ok), berth, "dockerd (left) and berthd");
+    }
     // connect and disconnect a running container: its name resolves on net1 meanwhile.
     d.ok(&[
         "run",

@@ -103,8 +103,13 @@ pub(crate) fn inspect(state: &State, net: &Network) -> NetworkInspect {
                 .collect()
         })
         .unwrap_or_default();
+    // The options the user gave, nothing more: a client comparing them with its own (compose
+    // decides from them whether to recreate a network) must find what it sent. Only the default
+    // bridge names its interface, as Docker's names docker0.
     let mut options = net.options.clone();
-    if let DriverConfig::Bridge { bridge, .. } = &net.driver {
+    if let DriverConfig::Bridge { bridge, .. } = &net.driver
+        && net.name == "bridge"
+    {
         options
             .entry("com.docker.network.bridge.name".into())
             .or_insert_with(|| bridge.clone());

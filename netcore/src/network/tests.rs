@@ -246,6 +246,9 @@ fn attach_detach_and_ports() {
         assert_eq!(c["MacAddress"], "02:42:ac:11:00:02");
         assert_eq!(json["IPAM"]["Config"][0]["Subnet"], "172.17.0.0/16");
         assert_eq!(json["Options"]["com.docker.network.bridge.name"], "berth0");
+        // A user network shows the options it was given: none here.
+        let back = serde_json::to_value(mgr.inspect("back").unwrap()).unwrap();
+        assert_eq!(back["Options"], serde_json::json!({}), "{back}");
 
         // Prune removes the user-defined networks nobody is attached to, only those.
         mgr.create(user_net("idle")).await.unwrap();
