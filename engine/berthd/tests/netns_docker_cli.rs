@@ -278,7 +278,11 @@ fn netns_docker_cli_drives_berthd() {
             String::from_utf8_lossy(&out.stdout).into_owned()
         };
         ok(&["network", "create", "net1"]);
-        assert_eq!(options(&ok), berth, "dockerd (left) and berthd");
+        let dockerd = options(&ok);
+        // dockerd leaves a user network's bridge (and its subnet's address) behind when it
+        // stops; later tests in this namespace would find it in their way.
+        ok(&["network", "rm", "net1"]);
+        assert_eq!(dockerd, berth, "dockerd (left) and berthd");
     }
     // connect and disconnect a running container: its name resolves on net1 meanwhile.
     d.ok(&[
