@@ -183,6 +183,11 @@ impl Engine {
             )));
         }
         if (net == primary && !c.primary_disconnected) || c.connections.contains_key(&net) {
+            // Docker keeps the settings a container that does not run has for the network and
+            // answers success (compose connects what it created to each of its networks).
+            if !c.state.status.is_live() {
+                return Ok(None);
+            }
             return Err(ContainerError::Conflict(format!(
                 "endpoint with name {} already exists in network {net}",
                 c.name
@@ -236,6 +241,8 @@ impl Engine {
             ChangeKind::Connect { conn, primary, .. } => {
                 if *primary {
                     rec.primary_disconnected = false;
+                    rec.options.network_aliases = conn.aliases.clone();
+                    rec.options.ip = conn.ip.clone();
                 } else {
                     rec.connections.insert(change.net.clone(), conn.clone());
                 }

@@ -506,24 +506,49 @@ impl Engine {
     pub(super) fn reindex(&self, id: &str) {
         let state = self.network_state();
         let entry = self.containers.get(id).map(|c| {
-            let mut endpoints: Vec<EndpointView> = state
-                .endpoints
-                .values()
-                .filter(|ep| ep.container == id)
-                .map(|ep| EndpointView {
-                    ep: ep.clone(),
-                    network_id: state
-                        .networks
-                        .get(&ep.network)
-                        .map(|n| n.id.clone())
-                        .unwrap_or_default(),
+            let network_id = |n: &str| {
+                state
+                    .networks
+                    .get(n)
+                    .map(|n| n.id.clone())
+                    .unwrap_or_default()
+            };
+            let mut endpoints: Vec<EndpointView> = c
+                .configured_networks()
+                .into_iter()
+                .map(|(name, aliases, ip)| EndpointView {
+                    network_id: network_id(&name),
+                    ep: state
+                        .endpoints
+                        .values()
+                        .find(|ep| ep.container == id && ep.network == name)
+                        .cloned(),
                     gateway: state
                         .ipam
-                        .network(&ep.network)
+                        .network(&name)
                         .and_then(|i| i.subnets.first().map(|s| s.gateway)),
+                    network: name,
+                    aliases,
+                    ip,
                 })
                 .collect();
-            endpoints.sort_by(|a, b| a.ep.network.cmp(&b.ep.network));
+            // Endpoints a record does not name (none are left so, but a view never hides one).
+            for ep in state.endpoints.values().filter(|ep| ep.container == id) {
+                if !endpoints.iter().any(|v| v.network == ep.network) {
+                    endpoints.push(EndpointView {
+                        network: ep.network.clone(),
+                        aliases: ep.aliases.clone(),
+                        ip: None,
+                        network_id: network_id(&ep.network),
+                        gateway: state
+                            .ipam
+                            .network(&ep.network)
+                            .and_then(|i| i.subnets.first().map(|s| s.gateway)),
+                        ep: Some(ep.clone()),
+                    });
+                }
+            }
+            endpoints.sort_by(|a, b| a.network.cmp(&b.network));
             Entry {
                 container: c.clone(),
                 endpoints,

@@ -14,11 +14,18 @@ use super::model::Container;
 use super::{ContainerError, names};
 use crate::image::store::ImageUser;
 
-/// One of a container's endpoints, with what inspect shows of its network.
+/// One of the networks a container is on, with what inspect shows of it: the settings its
+/// record keeps for it, and the endpoint while it runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointView {
-    /// The endpoint.
-    pub ep: Endpoint,
+    /// The network's name.
+    pub network: String,
+    /// `--network-alias` names as given (a running container's endpoint adds its short ID).
+    pub aliases: Vec<String>,
+    /// `--ip` as given.
+    pub ip: Option<String>,
+    /// The endpoint, while the container runs.
+    pub ep: Option<Endpoint>,
     /// The network's ID.
     pub network_id: String,
     /// The network's gateway.
@@ -30,7 +37,7 @@ pub struct EndpointView {
 pub struct Entry {
     /// The record.
     pub container: Container,
-    /// Its endpoints, in the order of their networks' names.
+    /// Its networks, in the order of their names.
     pub endpoints: Vec<EndpointView>,
     /// Its json-file log.
     pub log_path: PathBuf,

@@ -350,6 +350,29 @@ pub struct Container {
     pub state: State,
 }
 
+impl Container {
+    /// The networks its record puts it on, each with the aliases and address asked for it:
+    /// the one of `--network` (unless disconnected), then those of `network connect`. `host`
+    /// and `none` are networks here too, as Docker's inspect lists them.
+    pub fn configured_networks(&self) -> Vec<(String, Vec<String>, Option<String>)> {
+        let mut out = Vec::new();
+        match &self.network_mode {
+            NetworkMode::Network(n) if !self.primary_disconnected => out.push((
+                n.clone(),
+                self.options.network_aliases.clone(),
+                self.options.ip.clone(),
+            )),
+            NetworkMode::Host => out.push(("host".into(), Vec::new(), None)),
+            NetworkMode::None => out.push(("none".into(), Vec::new(), None)),
+            _ => {}
+        }
+        for (n, conn) in &self.connections {
+            out.push((n.clone(), conn.aliases.clone(), conn.ip.clone()));
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -560,7 +560,16 @@ impl Engine {
             container: c.id.clone(),
             container_name: c.name.clone(),
             ns: Some(ns.to_path_buf()),
-            aliases: aliases.to_vec(),
+            aliases: {
+                // On a user-defined network a container answers to its short ID too, as in
+                // Docker (which lists it among the endpoint's aliases).
+                let mut a = aliases.to_vec();
+                let short = c.id.get(..12).unwrap_or(&c.id);
+                if embedded && !a.iter().any(|x| x == short) {
+                    a.push(short.to_string());
+                }
+                a
+            },
             links: c
                 .options
                 .links

@@ -22,6 +22,15 @@ pub struct ImageInspect {
     pub comment: String,
     /// RFC 3339.
     pub created: String,
+    /// The container a build committed it from (empty otherwise).
+    pub container: String,
+    /// That container's configuration; Docker's empty one when there was none (compose
+    /// reads its `Volumes`).
+    pub container_config: Value,
+    /// The engine version that made it (empty when unknown).
+    pub docker_version: String,
+    /// `MAINTAINER` / `--author`.
+    pub author: String,
     /// The image's run configuration (Env, Cmd, Entrypoint, ...), as in its config.
     pub config: Value,
     /// `amd64`.
@@ -30,6 +39,8 @@ pub struct ImageInspect {
     pub os: String,
     /// Uncompressed bytes.
     pub size: u64,
+    /// The same (the API's older name for it).
+    pub virtual_size: u64,
     /// The layers' diff IDs.
     #[serde(rename = "RootFS")]
     pub root_fs: RootFs,
@@ -81,15 +92,38 @@ pub fn inspect(img: &ImageRecord, tags: Vec<String>, config: &Value) -> ImageIns
             .map(|h| text(h, "comment"))
             .unwrap_or_default(),
         created: img.created.clone(),
+        container: text(config, "container"),
+        container_config: docker_config(config.get("container_config")),
+        docker_version: text(config, "docker_version"),
+        author: text(config, "author"),
         config: config.get("config").cloned().unwrap_or(Value::Null),
         architecture: text(config, "architecture"),
         os: text(config, "os"),
         size: img.size,
+        virtual_size: img.size,
         root_fs: RootFs {
             kind: "layers".into(),
             layers: img.layers.iter().map(|l| l.diff_id.to_string()).collect(),
         },
     }
+}
+
+/// A container configuration as Docker's image inspect shows one: every field, empty ones
+/// included, with what `v` sets over them.
+fn docker_config(v: Option<&Value>) -> Value {
+    let mut out = serde_json::json!({
+        "Hostname": "", "Domainname": "", "User": "",
+        "AttachStdin": false, "AttachStdout": false, "AttachStderr": false,
+        "Tty": false, "OpenStdin": false, "StdinOnce": false,
+        "Env": null, "Cmd": null, "Image": "", "Volumes": null, "WorkingDir": "",
+        "Entrypoint": null, "OnBuild": null, "Labels": null,
+    });
+    if let (Some(Value::Object(given)), Value::Object(o)) = (v, &mut out) {
+        for (k, x) in given {
+            o.insert(k.clone(), x.clone());
+        }
+    }
+    out
 }
 
 /// `docker history`: the config's history, newest first; steps that made a layer (not

@@ -62,6 +62,16 @@ pub const NETWORK_KEYS: &[&str] = &["id", "name", "driver", "label", "type", "sc
 /// The keys of `GET /volumes`.
 pub const VOLUME_KEYS: &[&str] = &["name", "driver", "label", "dangling"];
 
+/// Whether the values of filter `key` pass: every one for `label` (Docker matches all the
+/// labels asked), any one for the other keys.
+fn each_or_any(key: &str, vals: &[String], pass: impl Fn(&String) -> bool) -> bool {
+    if key == "label" {
+        vals.iter().all(pass)
+    } else {
+        vals.iter().any(pass)
+    }
+}
+
 /// `label=key` or `label=key=value` against an object's `Labels`.
 fn label_matches(labels: &serde_json::Value, want: &str) -> bool {
     match want.split_once('=') {
@@ -79,7 +89,7 @@ pub fn object_matches(
     extra: impl Fn(&str, &str) -> bool,
 ) -> bool {
     f.iter().all(|(k, vals)| {
-        vals.iter().any(|want| match k.as_str() {
+        each_or_any(k, vals, |want| match k.as_str() {
             "id" => v["Id"]
                 .as_str()
                 .is_some_and(|id| id.starts_with(want.as_str())),
@@ -112,7 +122,7 @@ pub fn parse_container_filters(raw: Option<&str>) -> Result<Filters, ApiError> {
 /// Whether `c` (on `networks`, with image references `image_names`) passes `f`.
 pub fn container_matches(c: &Container, networks: &[String], f: &Filters) -> bool {
     f.iter().all(|(key, vals)| {
-        vals.iter().any(|v| match key.as_str() {
+        each_or_any(key, vals, |v| match key.as_str() {
             "id" => c.id.starts_with(v.as_str()),
             "name" => c.name.contains(v.trim_start_matches('/')),
             "status" => c.state.status.as_str() == v,
@@ -174,6 +184,23 @@ mod tests {
         ));
         assert!(!object_matches(
             &f(r#"{"label":["team=b"]}"#, NETWORK_KEYS),
+            &v,
+            none
+        ));
+        // Every label asked must match (compose asks for its project's and `oneoff=False`).
+        assert!(object_matches(
+            &f(r#"{"label":["team=a","flag"]}"#, NETWORK_KEYS),
+            &v,
+            none
+        ));
+        assert!(!object_matches(
+            &f(r#"{"label":["team=a","oneoff=True"]}"#, NETWORK_KEYS),
+            &v,
+            none
+        ));
+        // Other keys match any of their values.
+        assert!(object_matches(
+            &f(r#"{"name":["db","app"]}"#, NETWORK_KEYS),
             &v,
             none
         ));

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use berth_common::humanize::human_duration;
-use engine::container::{Container, EndpointView, NetworkMode, Status};
+use engine::container::{Container, EndpointView, Status};
 use serde_json::{Value, json};
 
 fn secs_of(rfc3339: &str) -> Option<u64> {
@@ -37,8 +37,8 @@ fn port_proto(p: &str) -> (u16, String) {
 pub fn ports(c: &Container, nets: &[EndpointView]) -> Vec<Value> {
     let mut out = Vec::new();
     let mut published = Vec::new();
-    for n in nets {
-        for m in &n.ep.published {
+    for n in nets.iter().filter_map(|n| n.ep.as_ref()) {
+        for m in &n.published {
             published.push((m.container.port(), m.proto.to_string()));
             out.push(json!({
                 "IP": m.host.ip().to_string(),
@@ -57,32 +57,44 @@ pub fn ports(c: &Container, nets: &[EndpointView]) -> Vec<Value> {
     out
 }
 
-fn networks_json(nets: &[EndpointView]) -> Value {
+fn networks_json(c: &Container, nets: &[EndpointView]) -> Value {
+    let short_id = c.id.get(..12).unwrap_or(&c.id);
     let mut m = serde_json::Map::new();
     for n in nets {
-        let (ip, prefix) =
-            n.ep.ipv4
-                .map(|a| (a.addr().to_string(), a.prefix_len()))
-                .unwrap_or_default();
-        let (ip6, prefix6) =
-            n.ep.ipv6
-                .map(|a| (a.addr().to_string(), a.prefix_len()))
-                .unwrap_or_default();
+        let ep = n.ep.as_ref();
+        let (ip, prefix) = ep
+            .and_then(|e| e.ipv4)
+            .map(|a| (a.addr().to_string(), a.prefix_len()))
+            .unwrap_or_default();
+        let (ip6, prefix6) = ep
+            .and_then(|e| e.ipv6)
+            .map(|a| (a.addr().to_string(), a.prefix_len()))
+            .unwrap_or_default();
+        // A running container's endpoint on a user-defined network answers to its short ID
+        // too, and Docker lists it among the aliases (compose looks for it there).
+        let mut aliases = n.aliases.clone();
+        if ep.is_some_and(|e| e.aliases.iter().any(|a| a == short_id))
+            && !aliases.iter().any(|a| a == short_id)
+        {
+            aliases.push(short_id.to_string());
+        }
+        let live = ep.is_some();
         m.insert(
-            n.ep.network.clone(),
+            n.network.clone(),
             json!({
-                "IPAMConfig": null,
+                "IPAMConfig": n.ip.as_ref().map(|ip| json!({"IPv4Address": ip})),
                 "Links": null,
-                "Aliases": n.ep.aliases,
+                "Aliases": (!aliases.is_empty()).then_some(aliases),
                 "NetworkID": n.network_id,
-                "EndpointID": n.ep.id,
-                "Gateway": n.gateway.filter(|g| g.is_ipv4()).map(|g| g.to_string()).unwrap_or_default(),
+                "EndpointID": ep.map(|e| e.id.clone()).unwrap_or_default(),
+                "Gateway": n.gateway.filter(|g| live && g.is_ipv4()).map(|g| g.to_string()).unwrap_or_default(),
                 "IPAddress": ip,
                 "IPPrefixLen": prefix,
                 "IPv6Gateway": "",
                 "GlobalIPv6Address": ip6,
                 "GlobalIPv6PrefixLen": prefix6,
-                "MacAddress": n.ep.mac.map(|m| m.to_string()).unwrap_or_default(),
+                "MacAddress": ep.and_then(|e| e.mac).map(|m| m.to_string()).unwrap_or_default(),
+                "DriverOpts": null,
             }),
         );
     }
@@ -121,7 +133,7 @@ pub fn summary(c: &Container, nets: &[EndpointView], now: u64) -> Value {
         "State": c.state.status.as_str(),
         "Status": status_text(c, now),
         "HostConfig": {"NetworkMode": c.network_mode.text()},
-        "NetworkSettings": {"Networks": networks_json(nets)},
+        "NetworkSettings": {"Networks": networks_json(c, nets)},
         "Mounts": mounts_json(c),
     })
 }
@@ -133,8 +145,8 @@ pub fn inspect(c: &Container, nets: &[EndpointView], log_path: &str) -> Value {
     for e in &c.exposed_ports {
         port_map.insert(e.clone(), Value::Null);
     }
-    for n in nets {
-        for m in &n.ep.published {
+    for n in nets.iter().filter_map(|n| n.ep.as_ref()) {
+        for m in &n.published {
             let key = format!("{}/{}", m.container.port(), m.proto);
             let entry = port_map.entry(key).or_insert(Value::Null);
             if entry.is_null() {
@@ -145,7 +157,14 @@ pub fn inspect(c: &Container, nets: &[EndpointView], log_path: &str) -> Value {
             }
         }
     }
-    let primary = nets.iter().find(|n| n.ep.gateway).or(nets.first());
+    let live: Vec<&netcore::network::Endpoint> =
+        nets.iter().filter_map(|n| n.ep.as_ref()).collect();
+    let primary = live.iter().find(|e| e.gateway).or(live.first()).copied();
+    let gateway_of = |e: &netcore::network::Endpoint| {
+        nets.iter()
+            .find(|n| n.network == e.network)
+            .and_then(|n| n.gateway)
+    };
     let (entrypoint, cmd) = (Value::Null, json!(c.args));
     let exposed: BTreeMap<&String, Value> =
         c.exposed_ports.iter().map(|p| (p, json!({}))).collect();
@@ -222,11 +241,11 @@ pub fn inspect(c: &Container, nets: &[EndpointView], log_path: &str) -> Value {
         },
         "NetworkSettings": {
             "Ports": port_map,
-            "IPAddress": primary.and_then(|n| n.ep.ipv4).map(|a| a.addr().to_string()).unwrap_or_default(),
-            "Gateway": primary.and_then(|n| n.gateway).map(|g| g.to_string()).unwrap_or_default(),
-            "MacAddress": primary.and_then(|n| n.ep.mac).map(|m| m.to_string()).unwrap_or_default(),
-            "Networks": networks_json(nets),
-            "SandboxKey": primary.and_then(|n| n.ep.ns.as_ref()).map(|p| p.display().to_string()).unwrap_or_default(),
+            "IPAddress": primary.and_then(|e| e.ipv4).map(|a| a.addr().to_string()).unwrap_or_default(),
+            "Gateway": primary.and_then(gateway_of).map(|g| g.to_string()).unwrap_or_default(),
+            "MacAddress": primary.and_then(|e| e.mac).map(|m| m.to_string()).unwrap_or_default(),
+            "Networks": networks_json(c, nets),
+            "SandboxKey": primary.and_then(|e| e.ns.as_ref()).map(|p| p.display().to_string()).unwrap_or_default(),
         },
     });
     let isolation = [
@@ -293,12 +312,8 @@ pub fn inspect(c: &Container, nets: &[EndpointView], log_path: &str) -> Value {
 
 /// The networks a container's record names (for `ps --filter network=`).
 pub fn network_names(c: &Container) -> Vec<String> {
-    let mut out: Vec<String> = c.connections.keys().cloned().collect();
-    match &c.network_mode {
-        NetworkMode::Network(n) if !c.primary_disconnected => out.push(n.clone()),
-        NetworkMode::Host => out.push("host".into()),
-        NetworkMode::None => out.push("none".into()),
-        _ => {}
-    }
-    out
+    c.configured_networks()
+        .into_iter()
+        .map(|(n, ..)| n)
+        .collect()
 }
