@@ -300,6 +300,28 @@ pub struct HostConfig {
     pub tmpfs: Option<BTreeMap<String, String>>,
 }
 
+/// `Config.Healthcheck` (also an image config's): durations in nanoseconds, 0 for "inherit or
+/// Docker's default".
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct HealthConfig {
+    /// `[]` inherit, `["NONE"]` disabled, `["CMD", args...]`, `["CMD-SHELL", command]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test: Option<Vec<String>>,
+    /// Between probes (`--health-interval`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub interval: i64,
+    /// A probe's limit (`--health-timeout`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub timeout: i64,
+    /// Failures in it do not count (`--health-start-period`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub start_period: i64,
+    /// Failures in a row that make it unhealthy (`--health-retries`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub retries: i64,
+}
+
 /// `NetworkingConfig.EndpointsConfig` entry.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "PascalCase")]
@@ -372,6 +394,12 @@ pub struct ContainerCreate {
     pub stop_timeout: Option<i64>,
     /// `--stop-signal` (refused unless SIGTERM).
     pub stop_signal: String,
+    /// The shell of `CMD-SHELL` health checks (the image's `SHELL` when absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shell: Option<Vec<String>>,
+    /// `--health-*`, `--no-healthcheck`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<HealthConfig>,
     /// Host settings.
     pub host_config: HostConfig,
     /// Network endpoints.

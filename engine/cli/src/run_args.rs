@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 
 use berth_api::container_create::{
-    ContainerCreate, EndpointConfig, HostConfig, IpamConfig, LogConfig, NetworkingConfig,
-    PortBinding, RestartPolicy, Strings,
+    ContainerCreate, EndpointConfig, HealthConfig, HostConfig, IpamConfig, LogConfig,
+    NetworkingConfig, PortBinding, RestartPolicy, Strings,
 };
 use berth_api::opts::env::{parse_env_arg, parse_env_file};
 use berth_api::opts::mount::{Source, parse_mount, parse_size, parse_volume, to_api};
@@ -125,6 +125,41 @@ pub struct ContainerArgs {
     /// Signal to stop the container
     #[arg(long = "stop-signal")]
     pub stop_signal: Option<String>,
+    /// Command to run to check health
+    #[arg(long = "health-cmd", value_name = "string")]
+    pub health_cmd: Option<String>,
+    /// Time between running the check (ms|s|m|h) (default 0s)
+    #[arg(
+        long = "health-interval",
+        value_name = "duration",
+        allow_hyphen_values = true
+    )]
+    pub health_interval: Option<String>,
+    /// Maximum time to allow one check to run (ms|s|m|h) (default 0s)
+    #[arg(
+        long = "health-timeout",
+        value_name = "duration",
+        allow_hyphen_values = true
+    )]
+    pub health_timeout: Option<String>,
+    /// Start period for the container to initialize before starting health-retries countdown
+    /// (ms|s|m|h) (default 0s)
+    #[arg(
+        long = "health-start-period",
+        value_name = "duration",
+        allow_hyphen_values = true
+    )]
+    pub health_start_period: Option<String>,
+    /// Consecutive failures needed to report unhealthy
+    #[arg(
+        long = "health-retries",
+        value_name = "int",
+        allow_hyphen_values = true
+    )]
+    pub health_retries: Option<i64>,
+    /// Disable any container-specified HEALTHCHECK
+    #[arg(long = "no-healthcheck")]
+    pub no_healthcheck: bool,
     /// Give extended privileges to this container
     #[arg(long)]
     pub privileged: bool,
@@ -239,6 +274,53 @@ pub(crate) fn bad(flag: &'static str, value: &str, why: impl ToString) -> ArgsEr
         value: value.to_string(),
         why: why.to_string(),
     }
+}
+
+/// `--health-*` and `--no-healthcheck` as the docker CLI turns them into `Healthcheck`.
+fn health_config(args: &ContainerArgs) -> Result<Option<HealthConfig>, ArgsError> {
+    let duration = |flag: &'static str, v: &Option<String>| -> Result<i64, ArgsError> {
+        let Some(v) = v else { return Ok(0) };
+        let ns = berth_common::time::parse_go_duration(v)
+            .ok_or_else(|| bad(flag, v, "valid: a duration such as 500ms, 5s, 1m30s"))?;
+        if ns < 0 {
+            return Err(bad(flag, v, format!("{flag} cannot be negative")));
+        }
+        Ok(ns)
+    };
+    let interval = duration("--health-interval", &args.health_interval)?;
+    let timeout = duration("--health-timeout", &args.health_timeout)?;
+    let start_period = duration("--health-start-period", &args.health_start_period)?;
+    let retries = args.health_retries.unwrap_or(0);
+    if retries < 0 {
+        return Err(bad(
+            "--health-retries",
+            &retries.to_string(),
+            "--health-retries cannot be negative",
+        ));
+    }
+    let cmd = args.health_cmd.clone().filter(|c| !c.is_empty());
+    let any = cmd.is_some() || interval != 0 || timeout != 0 || start_period != 0 || retries != 0;
+    if args.no_healthcheck {
+        if any {
+            return Err(ArgsError::Conflict(
+                "--no-healthcheck conflicts with --health-* options".into(),
+            ));
+        }
+        return Ok(Some(HealthConfig {
+            test: Some(vec!["NONE".into()]),
+            ..HealthConfig::default()
+        }));
+    }
+    if !any {
+        return Ok(None);
+    }
+    Ok(Some(HealthConfig {
+        test: cmd.map(|c| vec!["CMD-SHELL".into(), c]),
+        interval,
+        timeout,
+        start_period,
+        retries,
+    }))
 }
 
 /// `PortBindings`: per `80/tcp`, its `{HostIp, HostPort}` bindings.
@@ -512,6 +594,7 @@ pub fn create_body(
         );
     }
     let cpus = cpus_flag(args.cpus)?;
+    let healthcheck = health_config(args)?;
     let string = |v: &Option<String>| v.clone().unwrap_or_default();
     Ok(ContainerCreate {
         image: image.into(),
@@ -540,6 +623,8 @@ pub fn create_body(
         working_dir: string(&args.workdir),
         stop_signal: string(&args.stop_signal),
         stop_timeout: args.stop_timeout,
+        healthcheck,
+        shell: None,
         host_config: HostConfig {
             binds: Some(binds),
             mounts: Some(mounts),

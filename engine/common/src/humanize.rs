@@ -133,3 +133,54 @@ mod tests {
         assert_eq!(human_size3(12_345_678), "12.3MB");
     }
 }
+
+/// `d` as Go's `time.Duration.String()` writes it: `1s`, `1.5s`, `500ms`, `1m30s`, `2h0m0s`.
+pub fn go_duration(d: std::time::Duration) -> String {
+    let ns = d.as_nanos();
+    if ns == 0 {
+        return "0s".into();
+    }
+    let frac = |v: u128, unit: u128, suffix: &str| {
+        let whole = v / unit;
+        let rest = v % unit;
+        if rest == 0 {
+            format!("{whole}{suffix}")
+        } else {
+            let digits = unit.ilog10() as usize;
+            let f = format!("{rest:0digits$}");
+            format!("{whole}.{}{suffix}", f.trim_end_matches('0'))
+        }
+    };
+    if ns < 1_000 {
+        return format!("{ns}ns");
+    }
+    if ns < 1_000_000 {
+        return frac(ns, 1_000, "µs");
+    }
+    if ns < 1_000_000_000 {
+        return frac(ns, 1_000_000, "ms");
+    }
+    let secs = frac(ns % 60_000_000_000, 1_000_000_000, "s");
+    let mins = ns / 60_000_000_000;
+    match (mins / 60, mins % 60) {
+        (0, 0) => secs,
+        (0, m) => format!("{m}m{secs}"),
+        (h, m) => format!("{h}h{m}m{secs}"),
+    }
+}
+
+#[cfg(test)]
+mod go_duration_tests {
+    use std::time::Duration;
+
+    #[test]
+    fn as_go_writes_them() {
+        let f = super::go_duration;
+        assert_eq!(f(Duration::from_secs(1)), "1s");
+        assert_eq!(f(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(f(Duration::from_millis(500)), "500ms");
+        assert_eq!(f(Duration::from_secs(90)), "1m30s");
+        assert_eq!(f(Duration::from_secs(7200)), "2h0m0s");
+        assert_eq!(f(Duration::ZERO), "0s");
+    }
+}

@@ -642,6 +642,16 @@ impl Engine {
         let config = oci_spec::image::ImageConfiguration::from_reader(&bytes[..])
             .map_err(|e| bad_config(&e))?;
         let ic = config.config().clone().unwrap_or_default();
+        // Docker's fields beyond OCI's: the health check and the shell.
+        let raw: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        let image_check = serde_json::from_value(raw["config"]["Healthcheck"].clone()).ok();
+        opts.healthcheck = super::health::merge(opts.healthcheck.take(), image_check);
+        if let Some(h) = &opts.healthcheck {
+            super::health::validate(h)?;
+        }
+        if opts.shell.is_empty() {
+            opts.shell = serde_json::from_value(raw["config"]["Shell"].clone()).unwrap_or_default();
+        }
         let name = self.unique_name(opts.name.as_deref())?;
         let hostname = if opts.uts_mode == "host" && opts.hostname.is_none() {
             // The host's UTS namespace: the host's name, as Docker's.

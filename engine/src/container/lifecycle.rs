@@ -849,12 +849,17 @@ impl Engine {
             return false;
         }
         let pid = read("init.pid").unwrap_or(0);
+        let checked = self
+            .containers
+            .get(id)
+            .is_some_and(|c| c.health_probe().is_some());
         let adopted = self.set_state(id, |s| {
             s.running(
                 pid,
                 shim_pid,
                 berth_common::time::now_rfc3339_nano(),
                 now_ms(),
+                checked,
             )
         });
         if adopted.is_err() {

@@ -20,6 +20,7 @@ mod engine;
 pub mod etc;
 pub mod exec;
 pub mod exit;
+pub mod health;
 pub mod images;
 pub mod index;
 mod lifecycle;

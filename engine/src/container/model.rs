@@ -116,6 +116,10 @@ pub struct CreateOptions {
     pub sysctls: BTreeMap<String, String>,
     /// `--init`.
     pub init: Option<bool>,
+    /// `--health-*` merged over the image's `HEALTHCHECK` at create (`None`: neither has one).
+    pub healthcheck: Option<berth_api::container_create::HealthConfig>,
+    /// The image's `SHELL` (what `CMD-SHELL` health checks run under; empty: `/bin/sh -c`).
+    pub shell: Vec<String>,
     /// `--device`.
     pub devices: Vec<DeviceMapping>,
     /// `--device-cgroup-rule`.
@@ -284,13 +288,23 @@ pub struct State {
     pub backoff_ms: u64,
     /// A removal in progress also removes the anonymous volumes (`rm -v`, `--rm`).
     pub remove_volumes: bool,
+    /// Its health check's results (containers with one, once started).
+    pub health: Option<super::health::Health>,
 }
 
 impl State {
     /// Records a run that began at `started_at` (RFC 3339; `started_ms` since the epoch)
     /// with init `pid` under shim `shim_pid`: what the last run left (code, OOM, error,
     /// finish) is cleared.
-    pub fn running(&mut self, pid: i32, shim_pid: i32, started_at: String, started_ms: u64) {
+    /// `checked`: it has a health check (its health starts over as `starting`).
+    pub fn running(
+        &mut self,
+        pid: i32,
+        shim_pid: i32,
+        started_at: String,
+        started_ms: u64,
+        checked: bool,
+    ) {
         self.status = super::Status::Running;
         self.pid = pid;
         self.shim_pid = shim_pid;
@@ -300,6 +314,12 @@ impl State {
         self.started_at = started_at;
         self.started_ms = started_ms;
         self.finished_at.clear();
+        // Each run starts unproven; the results of earlier runs stay in the log, as Docker's.
+        if checked {
+            let h = self.health.get_or_insert_with(Default::default);
+            h.status = super::health::HealthStatus::Starting;
+            h.failing_streak = 0;
+        }
     }
 }
 
@@ -351,6 +371,11 @@ pub struct Container {
 }
 
 impl Container {
+    /// Its health check as it runs (`None`: it has none).
+    pub fn health_probe(&self) -> Option<super::health::Probe> {
+        super::health::Probe::from_config(self.options.healthcheck.as_ref(), &self.options.shell)
+    }
+
     /// The networks its record puts it on, each with the aliases and address asked for it:
     /// the one of `--network` (unless disconnected), then those of `network connect`. `host`
     /// and `none` are networks here too, as Docker's inspect lists them.

@@ -424,12 +424,14 @@ impl Engine {
             Ok(spawned) => {
                 crate::failpoint::hit("start:after-spawn");
                 let (init, shim_pid) = (spawned.pid, spawned.shim_pid);
+                let checked = self.containers[&id].health_probe().is_some();
                 self.set_state(&id, |s| {
                     s.running(
                         init,
                         shim_pid,
                         now_rfc3339_nano(),
                         super::lifecycle::now_ms(),
+                        checked,
                     )
                 })?;
                 self.emit(|| Event::container(&self.containers[&id], "start", &[]));

@@ -5,7 +5,7 @@
 //! and looks for new containers to watch when the engine wakes it (a start, a container left
 //! restarting), never on a timer.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +28,9 @@ pub async fn supervise(engine: Arc<Mutex<Engine>>, shutdown: impl Future<Output 
     let mut exits: JoinSet<Ended> = JoinSet::new();
     // Containers with a restart loop running.
     let mut restarting: HashSet<String> = HashSet::new();
+    // The health check of each watched run that has one, ended with the run.
+    let mut probes: HashMap<(String, i32), tokio::task::AbortHandle> = HashMap::new();
+    let mut probe_tasks: JoinSet<()> = JoinSet::new();
     let wake = engine.lock().await.supervise_wake();
     loop {
         {
@@ -49,6 +52,15 @@ pub async fn supervise(engine: Arc<Mutex<Engine>>, shutdown: impl Future<Output 
                 match e.exit_watch(&c.id) {
                     Ok(Some(w)) => {
                         watching.insert(key.clone());
+                        if let Some(probe) = c.health_probe() {
+                            let h = probe_tasks.spawn(super::health::monitor(
+                                engine.clone(),
+                                c.id.clone(),
+                                c.state.shim_pid,
+                                probe,
+                            ));
+                            probes.insert(key.clone(), h);
+                        }
                         watches.spawn(async move {
                             w.wait().await;
                             key
@@ -75,6 +87,9 @@ pub async fn supervise(engine: Arc<Mutex<Engine>>, shutdown: impl Future<Output 
         tokio::select! {
             () = &mut shutdown => return,
             Some(Ok(key)) = watches.join_next() => {
+                if let Some(h) = probes.remove(&key) {
+                    h.abort();
+                }
                 // Still in `watching` until recorded, so it is not watched again meanwhile.
                 let engine = engine.clone();
                 exits.spawn(async move {
@@ -109,6 +124,7 @@ pub async fn supervise(engine: Arc<Mutex<Engine>>, shutdown: impl Future<Output 
                     restarting.remove(&id);
                 }
             }
+            Some(_) = probe_tasks.join_next(), if !probe_tasks.is_empty() => {}
             () = wake.notified() => {}
         }
     }

@@ -176,6 +176,8 @@ pub fn to_options(body: ContainerCreate, name: Option<String>) -> Result<CreateO
         },
         sysctls: h.sysctls.unwrap_or_default(),
         init: h.init,
+        healthcheck: body.healthcheck,
+        shell: body.shell.unwrap_or_default(),
         devices: h.devices.unwrap_or_default(),
         device_cgroup_rules: h.device_cgroup_rules.unwrap_or_default(),
         group_add: h.group_add.unwrap_or_default(),

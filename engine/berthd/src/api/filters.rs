@@ -11,8 +11,8 @@ use super::error::ApiError;
 /// Parsed filters: each key's accepted values (a container must match every key, any value).
 pub type Filters = BTreeMap<String, Vec<String>>;
 
-const CONTAINER_KEYS: [&str; 7] = [
-    "id", "name", "status", "label", "ancestor", "network", "exited",
+const CONTAINER_KEYS: [&str; 8] = [
+    "id", "name", "status", "label", "ancestor", "network", "exited", "health",
 ];
 
 /// Parses `filters` (absent or empty: no filter); the keys must be among `valid`.
@@ -106,6 +106,13 @@ pub fn object_matches(
 /// Parses the filters of `GET /containers/json`.
 pub fn parse_container_filters(raw: Option<&str>) -> Result<Filters, ApiError> {
     let f = parse(raw, &CONTAINER_KEYS)?;
+    for h in f.get("health").into_iter().flatten() {
+        if !matches!(h.as_str(), "starting" | "healthy" | "unhealthy" | "none") {
+            return Err(ApiError::bad(format!(
+                "Unrecognised filter value for health: {h}"
+            )));
+        }
+    }
     for s in f.get("status").into_iter().flatten() {
         if !matches!(
             s.as_str(),
@@ -138,6 +145,14 @@ pub fn container_matches(c: &Container, networks: &[String], f: &Filters) -> boo
                         .starts_with(v.as_str())
             }
             "network" => networks.iter().any(|n| n == v),
+            "health" => {
+                let status = match (&c.state.health, c.health_probe()) {
+                    (_, None) => "none",
+                    (Some(h), Some(_)) => h.status.as_str(),
+                    (None, Some(_)) => "starting",
+                };
+                status == v
+            }
             "exited" => {
                 c.state.status.as_str() == "exited"
                     && v.parse::<i32>().is_ok_and(|x| x == c.state.exit_code)

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use berth_common::humanize::human_duration;
+use engine::container::health::HealthStatus;
 use engine::container::{Container, EndpointView, Status};
 use serde_json::{Value, json};
 
@@ -16,8 +17,16 @@ fn secs_of(rfc3339: &str) -> Option<u64> {
 pub fn status_text(c: &Container, now: u64) -> String {
     let since = |t: &str| human_duration(now.saturating_sub(secs_of(t).unwrap_or(now)));
     let s = &c.state;
+    let health = match &s.health {
+        Some(h) if s.status == Status::Running && c.health_probe().is_some() => match h.status {
+            HealthStatus::Starting => " (health: starting)",
+            HealthStatus::Healthy => " (healthy)",
+            HealthStatus::Unhealthy => " (unhealthy)",
+        },
+        _ => "",
+    };
     match s.status {
-        Status::Running => format!("Up {}", since(&s.started_at)),
+        Status::Running => format!("Up {}{health}", since(&s.started_at)),
         Status::Paused => format!("Up {} (Paused)", since(&s.started_at)),
         Status::Restarting => format!("Restarting ({}) {} ago", s.exit_code, since(&s.finished_at)),
         Status::Exited if s.finished_at.is_empty() => "Created".into(),
@@ -296,6 +305,24 @@ pub fn inspect(c: &Container, nets: &[EndpointView], log_path: &str) -> Value {
     ];
     for (k, x) in isolation {
         v["HostConfig"][k] = x;
+    }
+    if let Some(h) = &s.health {
+        v["State"]["Health"] = json!({
+            "Status": h.status.as_str(),
+            "FailingStreak": h.failing_streak,
+            "Log": h.log.iter().map(|r| json!({
+                "Start": r.start,
+                "End": r.end,
+                "ExitCode": r.exit_code,
+                "Output": r.output,
+            })).collect::<Vec<_>>(),
+        });
+    }
+    if !c.options.shell.is_empty() {
+        v["Config"]["Shell"] = json!(c.options.shell);
+    }
+    if let Some(hc) = &c.options.healthcheck {
+        v["Config"]["Healthcheck"] = json!(hc);
     }
     // Docker leaves these out when unset.
     if !c.options.tmpfs.is_empty() {

@@ -103,6 +103,15 @@ impl ExecSession {
     }
 }
 
+/// The runtime's refusal as Docker words it (`exec failed: ...: unknown`, the part clients
+/// match on), without the shim's and runtime's prefixes; other errors as they are.
+fn runtime_message(full: &str) -> String {
+    match full.find("exec failed:") {
+        Some(i) => format!("{}: unknown", full[i..].trim_end()),
+        None => full.to_string(),
+    }
+}
+
 /// Docker's exit code for a runtime that could not start the command: 127 not found, 126 not
 /// runnable; otherwise the code itself.
 pub(super) fn exec_exit_code(code: i32, stderr: &str) -> i32 {
@@ -217,7 +226,7 @@ impl ExecPlan {
             }),
             Err(e) => {
                 let _ = fs::remove_dir_all(state_dir);
-                let message = e.to_string();
+                let message = runtime_message(&e.to_string());
                 Err(ContainerError::Exec {
                     code: exec_exit_code(126, &message),
                     message,
@@ -337,5 +346,10 @@ mod tests {
         let perm = "exec failed: unable to start container process: exec: \"/etc/passwd\": permission denied";
         assert_eq!(exec_exit_code(255, perm), 126);
         assert_eq!(exec_exit_code(3, "some output on stderr"), 3);
+        let runc = "exec failed: unable to start container process: exec: \"nope\": executable file not found in $PATH";
+        assert_eq!(
+            runtime_message(&format!("berth-shim for abc: runc exec abc: {runc}\n")),
+            format!("{runc}: unknown")
+        );
     }
 }

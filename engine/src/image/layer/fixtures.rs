@@ -24,8 +24,8 @@ pub fn tarball(files: &[(&str, &[u8])]) -> Vec<u8> {
 }
 
 /// A root file system with Debian's static busybox (`/bin/busybox`, from the `busybox-static`
-/// package) and its applets `sh`, `ls`, `cat`, `echo`, `true`, `sleep`, `wget` and `httpd` as
-/// symlinks: the test image.
+/// package) and its applets `sh`, `ls`, `cat`, `echo`, `true`, `sleep`, `wget`, `httpd`, `test`,
+/// `touch` and `nslookup` as symlinks: the test image.
 pub fn busybox_rootfs() -> std::io::Result<Vec<u8>> {
     let busybox = std::fs::read("/bin/busybox").map_err(|e| {
         std::io::Error::new(
@@ -41,7 +41,9 @@ pub fn busybox_rootfs() -> std::io::Result<Vec<u8>> {
     }
     let mut h = header(tar::EntryType::Regular, busybox.len(), 0o755);
     b.append_data(&mut h, "bin/busybox", &busybox[..])?;
-    for applet in ["sh", "ls", "cat", "echo", "true", "sleep", "wget", "httpd"] {
+    for applet in [
+        "sh", "ls", "cat", "echo", "true", "sleep", "wget", "httpd", "test", "touch", "nslookup",
+    ] {
         let mut h = header(tar::EntryType::Symlink, 0, 0o777);
         b.append_link(&mut h, format!("bin/{applet}"), "busybox")?;
     }
