@@ -298,6 +298,56 @@ pub struct HostConfig {
     /// `--tmpfs`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tmpfs: Option<BTreeMap<String, String>>,
+    /// `--oom-score-adj`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub oom_score_adj: i64,
+    /// Paths masked in the container (`None`: Docker's defaults; `--security-opt
+    /// systempaths=unconfined` sends `[]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub masked_paths: Option<Vec<String>>,
+    /// Paths read-only in the container (as `MaskedPaths`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub readonly_paths: Option<Vec<String>>,
+    /// The terminal's first size, `[rows, columns]` (the CLI's `run -t`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub console_size: Option<[u32; 2]>,
+    /// `--cidfile` (written by the client; kept as given).
+    #[serde(rename = "ContainerIDFile", skip_serializing_if = "String::is_empty")]
+    pub container_id_file: String,
+    /// Every other member, refused unless it holds its zero value (see [`unapplied`]).
+    #[serde(flatten)]
+    pub rest: BTreeMap<String, serde_json::Value>,
+}
+
+/// The members of `rest` (what berth does not read) that ask for something: not null, 0,
+/// false, "", [] or {}, and not a value Docker takes as its default (`Isolation: "default"`,
+/// `Runtime: "runc"`, `VolumeDriver: "local"`). Such a member would be dropped, so it is
+/// refused by name instead.
+pub fn unapplied(rest: &BTreeMap<String, serde_json::Value>) -> Vec<String> {
+    use serde_json::Value;
+    rest.iter()
+        .filter(|(k, v)| {
+            let zero = match v {
+                Value::Null => true,
+                Value::Bool(b) => !b,
+                Value::Number(n) => n.as_f64() == Some(0.0),
+                Value::String(s) => {
+                    s.is_empty()
+                        || matches!(
+                            (k.as_str(), s.as_str()),
+                            ("Isolation", "default")
+                                | ("Runtime", "runc")
+                                | ("VolumeDriver", "local")
+                                | ("Cgroup", "")
+                        )
+                }
+                Value::Array(a) => a.is_empty(),
+                Value::Object(o) => o.is_empty(),
+            };
+            !zero
+        })
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect()
 }
 
 /// `Config.Healthcheck` (also an image config's): durations in nanoseconds, 0 for "inherit or
@@ -392,7 +442,7 @@ pub struct ContainerCreate {
     /// `--stop-timeout`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stop_timeout: Option<i64>,
-    /// `--stop-signal` (refused unless SIGTERM).
+    /// `--stop-signal`.
     pub stop_signal: String,
     /// The shell of `CMD-SHELL` health checks (the image's `SHELL` when absent).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -400,10 +450,17 @@ pub struct ContainerCreate {
     /// `--health-*`, `--no-healthcheck`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<HealthConfig>,
+    /// `run -a stdout` / attached (as sent, echoed by inspect).
+    pub attach_stdout: bool,
+    /// `run -a stderr` / attached (as sent, echoed by inspect).
+    pub attach_stderr: bool,
     /// Host settings.
     pub host_config: HostConfig,
     /// Network endpoints.
     pub networking_config: NetworkingConfig,
+    /// Every other member, refused unless it holds its zero value (see [`unapplied`]).
+    #[serde(flatten)]
+    pub rest: BTreeMap<String, serde_json::Value>,
 }
 
 /// Reads a body. A `null` member is read as absent, as Go reads it into a zero value

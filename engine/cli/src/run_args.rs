@@ -125,6 +125,9 @@ pub struct ContainerArgs {
     /// Signal to stop the container
     #[arg(long = "stop-signal")]
     pub stop_signal: Option<String>,
+    /// Tune host's OOM preferences (-1000 to 1000)
+    #[arg(long = "oom-score-adj", value_name = "int", allow_hyphen_values = true)]
+    pub oom_score_adj: Option<i64>,
     /// Command to run to check health
     #[arg(long = "health-cmd", value_name = "string")]
     pub health_cmd: Option<String>,
@@ -625,6 +628,9 @@ pub fn create_body(
         stop_timeout: args.stop_timeout,
         healthcheck,
         shell: None,
+        attach_stdout: !args.detached,
+        attach_stderr: !args.detached,
+        rest: BTreeMap::new(),
         host_config: HostConfig {
             binds: Some(binds),
             mounts: Some(mounts),
@@ -682,6 +688,12 @@ pub fn create_body(
             cpuset_cpus: string(&args.cpuset_cpus),
             cpuset_mems: string(&args.cpuset_mems),
             blkio_weight: args.blkio_weight.unwrap_or(0),
+            oom_score_adj: args.oom_score_adj.unwrap_or(0),
+            masked_paths: None,
+            readonly_paths: None,
+            console_size: None,
+            container_id_file: String::new(),
+            rest: BTreeMap::new(),
         },
         networking_config: NetworkingConfig {
             endpoints_config: Some(endpoints),

@@ -404,12 +404,10 @@ impl Engine {
     /// Reading happens outside the engine (see [`super::logs::read`]).
     pub fn log_source(&self, what: &str) -> Result<(PathBuf, u32), ContainerError> {
         let c = self.get(what)?;
-        let max_file = c
-            .options
-            .log_opts
-            .get("max-file")
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(1);
+        if !c.options.keeps_log() {
+            return Err(ContainerError::NoLog);
+        }
+        let (_, max_file) = c.options.log_rotation();
         Ok((self.log_path(&c.id), max_file))
     }
 
@@ -649,6 +647,15 @@ impl Engine {
         if let Some(h) = &opts.healthcheck {
             super::health::validate(h)?;
         }
+        if opts.stop_signal.is_none() {
+            opts.stop_signal = raw["config"]["StopSignal"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .map(String::from);
+        }
+        if let Some(s) = &opts.stop_signal {
+            super::lifecycle::signal_arg(s)?;
+        }
         if opts.shell.is_empty() {
             opts.shell = serde_json::from_value(raw["config"]["Shell"].clone()).unwrap_or_default();
         }
@@ -677,6 +684,10 @@ impl Engine {
             }
         }
         let env = env::merge(ic.env().as_deref().unwrap_or_default(), &run_env, &hostname);
+        opts.config_env = Some(env::config_env(
+            ic.env().as_deref().unwrap_or_default(),
+            &run_env,
+        ));
         let network_mode = self.network_mode(&opts)?;
         self.validate_network_options(&opts, &network_mode)?;
         super::namespaces::check(&opts, &network_mode)?;
@@ -713,16 +724,34 @@ impl Engine {
                 "Conflicting options: --restart and --rm".into(),
             ));
         }
+        match opts.log_driver.as_str() {
+            "" | "json-file" | "local" | "none" => {}
+            other => {
+                return Err(ContainerError::Invalid(format!(
+                    "error looking up logging plugin {other}: plugin \"{other}\" not found"
+                )));
+            }
+        }
+        let driver = if opts.log_driver.is_empty() {
+            "json-file"
+        } else {
+            opts.log_driver.as_str()
+        };
         for (k, v) in &opts.log_opts {
             let ok = match k.as_str() {
+                _ if driver == "none" => false,
                 "max-size" => parse_size(v).is_some(),
                 "max-file" => v.parse::<u32>().is_ok_and(|n| n > 0),
                 _ => false,
             };
             if !ok {
-                return Err(ContainerError::Invalid(format!(
-                    "invalid log option {k}={v}: json-file takes max-size=SIZE and max-file=N (N >= 1)"
-                )));
+                return Err(ContainerError::Invalid(if driver == "none" {
+                    format!("unknown log opt '{k}' for none log driver")
+                } else {
+                    format!(
+                        "invalid log option {k}={v}: {driver} takes max-size=SIZE and max-file=N (N >= 1)"
+                    )
+                }));
             }
         }
         let mut specs = Vec::new();

@@ -30,6 +30,22 @@ pub enum AfterExit {
     Removed(i32),
 }
 
+/// `signal` as the runtime's `kill` takes it (`TERM`, `9`): a name with or without `SIG`, or a
+/// number 1-64; anything else refused naming it.
+pub fn signal_arg(signal: &str) -> Result<String, ContainerError> {
+    let sig = signal.trim_start_matches("SIG");
+    let valid = sig.parse::<i32>().is_ok_and(|n| (1..=64).contains(&n))
+        || format!("SIG{sig}")
+            .parse::<nix::sys::signal::Signal>()
+            .is_ok();
+    if !valid {
+        return Err(ContainerError::Invalid(format!(
+            "invalid signal: {signal} (expected a name such as TERM or SIGKILL, or a number 1-64)"
+        )));
+    }
+    Ok(sig.to_string())
+}
+
 /// How long `rm -f` and a timed-out `stop` wait for the process after SIGKILL.
 const KILL_WAIT: Duration = Duration::from_secs(30);
 
@@ -42,6 +58,8 @@ pub struct StopPlan {
     /// [`StopPlan::wait`] returns).
     pub shim_pid: i32,
     timeout: Duration,
+    /// `--stop-signal` (`TERM` by default).
+    signal: String,
     watch: Option<ExitWatch>,
     runtime: crate::runtime::oci::RuncLike,
     /// Where to report the signals and the stop, with the container's event to report them as.
@@ -55,8 +73,11 @@ impl StopPlan {
             return Ok(());
         };
         if !self.timeout.is_zero() {
-            let _ = self.runtime.kill(&self.id, "TERM", false);
-            self.report("kill", &[("signal", "15".into())]);
+            let _ = self.runtime.kill(&self.id, &self.signal, false);
+            self.report(
+                "kill",
+                &[("signal", crate::events::signal_number(&self.signal))],
+            );
             if tokio::time::timeout(self.timeout, watch.wait())
                 .await
                 .is_ok()
@@ -409,16 +430,8 @@ impl Engine {
         let id = self.resolve(what)?;
         let c = &self.containers[&id];
         check(Op::Kill, c.state.status, &c.name)?;
-        let sig = signal.trim_start_matches("SIG");
-        let valid = sig.parse::<i32>().is_ok_and(|n| (1..=64).contains(&n))
-            || format!("SIG{sig}")
-                .parse::<nix::sys::signal::Signal>()
-                .is_ok();
-        if !valid {
-            return Err(ContainerError::Invalid(format!(
-                "invalid signal: {signal} (expected a name such as TERM or SIGKILL, or a number 1-64)"
-            )));
-        }
+        let sig = signal_arg(signal)?;
+        let sig = sig.as_str();
         self.set_state(&id, |s| s.stopped_by_user = true)?;
         self.emit(|| {
             Event::container(
@@ -566,10 +579,17 @@ impl Engine {
             .events
             .clone()
             .map(|sink| (sink, Event::container(&self.containers[&id], "stop", &[])));
+        let signal = self.containers[&id]
+            .options
+            .stop_signal
+            .as_deref()
+            .and_then(|s| signal_arg(s).ok())
+            .unwrap_or_else(|| "TERM".into());
         Ok(Some(StopPlan {
             shim_pid: self.containers[&id].state.shim_pid,
             id,
             timeout,
+            signal,
             watch,
             runtime: self.runtime.clone(),
             events,

@@ -86,6 +86,9 @@ pub enum ContainerError {
         /// Who has it.
         id: String,
     },
+    /// `logs` of a container whose log driver keeps none.
+    #[error("configured logging driver does not support reading")]
+    NoLog,
     /// No exec by that ID.
     #[error("No such exec instance: {0}")]
     NoSuchExec(String),

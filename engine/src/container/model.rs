@@ -86,6 +86,28 @@ pub struct CreateOptions {
     pub restart: RestartPolicy,
     /// `--rm`.
     pub auto_remove: bool,
+    /// `--oom-score-adj`.
+    pub oom_score_adj: i64,
+    /// `MaskedPaths` given (`None`: the defaults).
+    pub masked_paths: Option<Vec<String>>,
+    /// `ReadonlyPaths` given (`None`: the defaults).
+    pub readonly_paths: Option<Vec<String>>,
+    /// `ConsoleSize` as sent (`[rows, columns]`).
+    pub console_size: Option<[u32; 2]>,
+    /// `ContainerIDFile` as sent (the client writes it).
+    pub container_id_file: String,
+    /// `AttachStdout`, `AttachStderr` as sent.
+    pub attach_stdout: bool,
+    /// See `attach_stdout`.
+    pub attach_stderr: bool,
+    /// `Config.Env` as Docker records it: the client's entries, then the image's it does not
+    /// set (the process also gets `PATH` and `HOSTNAME` when missing). `None` in records
+    /// written before berth kept it.
+    pub config_env: Option<Vec<String>>,
+    /// `--stop-signal`, else the image's `STOPSIGNAL` (`None`: SIGTERM).
+    pub stop_signal: Option<String>,
+    /// `--log-driver`: `json-file` (also when empty), `local` or `none`.
+    pub log_driver: String,
     /// `--log-opt max-size=..`, `max-file=..`.
     pub log_opts: BTreeMap<String, String>,
     /// `--read-only`.
@@ -368,6 +390,30 @@ pub struct Container {
     pub options: CreateOptions,
     /// Runtime state.
     pub state: State,
+}
+
+impl CreateOptions {
+    /// Whether its log driver keeps a log (all but `none`).
+    pub fn keeps_log(&self) -> bool {
+        self.log_driver != "none"
+    }
+
+    /// `max-size` and `max-file` of its log: as given, else its driver's defaults (`local`:
+    /// 20 MB in 5 files, as Docker's; `json-file`: one file without limit).
+    pub fn log_rotation(&self) -> (Option<u64>, u32) {
+        let local = self.log_driver == "local";
+        let size = self
+            .log_opts
+            .get("max-size")
+            .and_then(|s| berth_api::opts::mount::parse_size(s))
+            .or(local.then_some(20 << 20));
+        let files = self
+            .log_opts
+            .get("max-file")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(if local { 5 } else { 1 });
+        (size, files)
+    }
 }
 
 impl Container {

@@ -27,7 +27,6 @@ use berth_common::time::now_rfc3339_nano;
 use crate::runtime::logs::Rotation;
 use crate::runtime::shim::{self, ShimConfig, ShimIo, Spawned};
 use crate::runtime::spec::{DevShm, SpecInput, rlimit, spec};
-use berth_api::opts::mount::parse_size;
 
 /// A start between its first and its last step: everything the run needs, taken from the
 /// records, so [`StartPlan::run`] needs no engine.
@@ -562,6 +561,9 @@ impl Engine {
             no_new_privileges: iso.no_new_privileges,
             apparmor: iso.apparmor,
             privileged: iso.privileged,
+            masked_paths: c.options.masked_paths.clone(),
+            readonly_paths: c.options.readonly_paths.clone(),
+            oom_score_adj: c.options.oom_score_adj,
             devices: Vec::new(),
             device_rules: c
                 .options
@@ -587,26 +589,15 @@ impl Engine {
             resources: super::resources::oci(&c.options),
             cgroups_path: self.cgroups_path(id),
         };
-        let rotation = Rotation {
-            max_size: c
-                .options
-                .log_opts
-                .get("max-size")
-                .and_then(|s| parse_size(s)),
-            max_file: c
-                .options
-                .log_opts
-                .get("max-file")
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(1),
-        };
+        let (max_size, max_file) = c.options.log_rotation();
+        let rotation = Rotation { max_size, max_file };
         let cfg = ShimConfig {
             id: id.to_string(),
             bundle: bundle.clone(),
             state_dir: bundle.clone(),
             runtime: self.runtime.binary().to_path_buf(),
             runtime_root: self.cfg.exec_root.join("runtime"),
-            log_path: Some(self.log_path(id)),
+            log_path: c.options.keeps_log().then(|| self.log_path(id)),
             rotation,
             io: ShimIo {
                 tty: c.options.tty,

@@ -29,6 +29,25 @@ pub fn merge(image: &[String], run: &[(String, String)], hostname: &str) -> Vec<
     out.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
 }
 
+/// `Config.Env` as Docker records it at create: the client's entries (the last of a name
+/// wins, in the place of its first), then the image's whose names the client does not set.
+pub fn config_env(image: &[String], run: &[(String, String)]) -> Vec<String> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (k, v) in run {
+        match out.iter_mut().find(|(n, _)| n == k) {
+            Some(e) => e.1 = v.clone(),
+            None => out.push((k.clone(), v.clone())),
+        }
+    }
+    for e in image {
+        let (k, v) = e.split_once('=').unwrap_or((e, ""));
+        if !out.iter().any(|(n, _)| n == k) {
+            out.push((k.to_string(), v.to_string()));
+        }
+    }
+    out.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

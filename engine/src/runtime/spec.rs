@@ -101,6 +101,13 @@ pub struct SpecInput {
     pub apparmor: Option<String>,
     /// `--privileged`: nothing masked or read-only, `/sys` and cgroups writable, every device.
     pub privileged: bool,
+    /// `MaskedPaths` and `ReadonlyPaths` given (`None`: Docker's defaults, none when
+    /// privileged).
+    pub masked_paths: Option<Vec<String>>,
+    /// See `masked_paths`.
+    pub readonly_paths: Option<Vec<String>>,
+    /// `--oom-score-adj`.
+    pub oom_score_adj: i64,
     /// Device nodes created in the container's `/dev` (the host's, when privileged).
     pub devices: Vec<HostDevice>,
     /// Devices the container may use beyond the runtime's defaults (`--device`,
@@ -235,11 +242,15 @@ pub fn spec(i: &SpecInput) -> Value {
         json!({})
     };
     resources["devices"] = json!(device_rules);
-    let (masked, readonly): (&[&str], &[&str]) = if i.privileged {
-        (&[], &[])
-    } else {
-        (&MASKED_PATHS, &READONLY_PATHS)
+    let defaults = |given: &Option<Vec<String>>, all: &[&str]| -> Vec<String> {
+        match given {
+            Some(g) => g.clone(),
+            None if i.privileged => Vec::new(),
+            None => all.iter().map(|s| s.to_string()).collect(),
+        }
     };
+    let masked = defaults(&i.masked_paths, &MASKED_PATHS);
+    let readonly = defaults(&i.readonly_paths, &READONLY_PATHS);
     let devices: Vec<Value> = i
         .devices
         .iter()
@@ -256,6 +267,7 @@ pub fn spec(i: &SpecInput) -> Value {
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
             "rlimits": rlimits,
             "noNewPrivileges": i.no_new_privileges,
+            "oomScoreAdj": i.oom_score_adj,
         },
         "root": {"path": "rootfs", "readonly": i.read_only_root},
         "hostname": i.hostname,
@@ -328,6 +340,9 @@ mod tests {
             no_new_privileges: false,
             apparmor: None,
             privileged: false,
+            masked_paths: None,
+            readonly_paths: None,
+            oom_score_adj: 0,
             devices: vec![],
             device_rules: vec![],
             cgroupns: false,

@@ -1,7 +1,7 @@
 //! `POST /containers/create`: Docker's JSON body (what the docker CLI and SDKs send) turned into
 //! the engine's [`CreateOptions`], which take `docker run`'s flags by name. Pure. Settings that
-//! would change behaviour and that berth cannot honour yet (a StopSignal other than TERM, a log
-//! driver other than json-file) are refused by name rather than dropped.
+//! would change behaviour and that berth cannot honour are refused by name rather than dropped
+//! (here or by the engine's checks at create).
 
 use berth_api::container_create::{self as create, ContainerCreate};
 use berth_api::opts::mount;
@@ -18,25 +18,30 @@ pub fn parse(body: &[u8]) -> Result<ContainerCreate, ApiError> {
 
 /// The engine's options for `body`, named `name` (the `name` query parameter).
 pub fn to_options(body: ContainerCreate, name: Option<String>) -> Result<CreateOptions, ApiError> {
+    // What berth does not apply is refused by name, never dropped.
+    let refused: Vec<String> = create::unapplied(&body.rest)
+        .into_iter()
+        .chain(
+            create::unapplied(&body.host_config.rest)
+                .into_iter()
+                .map(|f| format!("HostConfig.{f}")),
+        )
+        .collect();
+    if !refused.is_empty() {
+        return Err(ApiError::bad(format!(
+            "not supported by berth: {} (leave these unset)",
+            refused.join(", ")
+        )));
+    }
+    if !(-1000..=1000).contains(&body.host_config.oom_score_adj) {
+        return Err(ApiError::bad(format!(
+            "Invalid value {}, range for oom score adj is [-1000, 1000]",
+            body.host_config.oom_score_adj
+        )));
+    }
     let h = body.host_config;
     if body.image.is_empty() {
         return Err(ApiError::bad("config has no Image: give the image to run"));
-    }
-    if !body.stop_signal.is_empty()
-        && !matches!(body.stop_signal.as_str(), "SIGTERM" | "TERM" | "15")
-    {
-        return Err(ApiError::bad(format!(
-            "StopSignal {:?} is not supported by berth (valid: SIGTERM)",
-            body.stop_signal
-        )));
-    }
-    if let Some(l) = &h.log_config {
-        if !matches!(l.kind.as_str(), "" | "json-file") {
-            return Err(ApiError::bad(format!(
-                "log driver {:?} is not supported by berth (valid: json-file)",
-                l.kind
-            )));
-        }
     }
     let (entrypoint, mut cmd) = match body.entrypoint.into_vec() {
         None => (None, Vec::new()),
@@ -152,6 +157,11 @@ pub fn to_options(body: ContainerCreate, name: Option<String>) -> Result<CreateO
         ulimits,
         restart,
         auto_remove: h.auto_remove,
+        log_driver: h
+            .log_config
+            .as_ref()
+            .map(|l| l.kind.clone())
+            .unwrap_or_default(),
         log_opts: h.log_config.map(|l| l.config).unwrap_or_default(),
         read_only: h.readonly_rootfs,
         stop_timeout,
@@ -177,6 +187,15 @@ pub fn to_options(body: ContainerCreate, name: Option<String>) -> Result<CreateO
         sysctls: h.sysctls.unwrap_or_default(),
         init: h.init,
         healthcheck: body.healthcheck,
+        oom_score_adj: h.oom_score_adj,
+        masked_paths: h.masked_paths,
+        readonly_paths: h.readonly_paths,
+        console_size: h.console_size,
+        container_id_file: h.container_id_file,
+        attach_stdout: body.attach_stdout,
+        attach_stderr: body.attach_stderr,
+        config_env: None,
+        stop_signal: Some(body.stop_signal).filter(|s| !s.is_empty()),
         shell: body.shell.unwrap_or_default(),
         devices: h.devices.unwrap_or_default(),
         device_cgroup_rules: h.device_cgroup_rules.unwrap_or_default(),

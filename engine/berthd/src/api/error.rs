@@ -100,6 +100,8 @@ impl From<ContainerError> for ApiError {
             | ContainerError::Invalid(_)
             | ContainerError::Mount(_) => 400,
             ContainerError::NameInUse { .. } | ContainerError::Conflict(_) => 409,
+            // Docker's NotImplemented.
+            ContainerError::NoLog => 501,
             ContainerError::Image(i) => status_of_image(i),
             ContainerError::Volume(v) => status_of_volume(v),
             ContainerError::Network(n) => status_of_network(n),

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use berth_common::humanize::human_duration;
 use engine::container::health::HealthStatus;
-use engine::container::{Container, EndpointView, Status};
+use engine::container::{Container, EndpointView, NetworkMode, Status};
 use serde_json::{Value, json};
 
 fn secs_of(rfc3339: &str) -> Option<u64> {
@@ -128,6 +128,65 @@ fn mounts_json(c: &Container) -> Vec<Value> {
         .collect()
 }
 
+/// `HostConfig.NetworkMode` as sent (`default` when not given: `bridge` stays `bridge`).
+fn network_mode(c: &Container) -> String {
+    match &c.network_mode {
+        NetworkMode::Network(_) => c
+            .options
+            .network
+            .clone()
+            .unwrap_or_else(|| "default".into()),
+        other => other.text(),
+    }
+}
+
+/// An empty list as Docker shows an absent one: `null`.
+fn or_null(v: &[String]) -> Value {
+    if v.is_empty() { Value::Null } else { json!(v) }
+}
+
+/// `HostConfig.PortBindings` from the `-p` specs: per `80/tcp`, `{HostIp, HostPort}` as given
+/// (empty: any).
+fn port_bindings(c: &Container) -> Value {
+    let mut out: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for spec in &c.options.publish {
+        for (i, port) in spec.container_ports.iter().enumerate() {
+            let host_port = spec
+                .host_ports
+                .map(|h| {
+                    if spec.container_ports.len() == 1 && h.len() > 1 {
+                        h.to_string()
+                    } else {
+                        (u32::from(h.start) + i as u32).to_string()
+                    }
+                })
+                .unwrap_or_default();
+            out.entry(format!("{port}/{}", spec.proto))
+                .or_default()
+                .push(json!({
+                    "HostIp": spec.host_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+                    "HostPort": host_port,
+                }));
+        }
+    }
+    json!(out)
+}
+
+/// `Config.Volumes`: the anonymous volumes' targets (`null` when none).
+fn anonymous_volumes(c: &Container) -> Value {
+    let targets: BTreeMap<&str, Value> = c
+        .mounts
+        .iter()
+        .filter(|m| m.anonymous)
+        .map(|m| (m.destination.as_str(), json!({})))
+        .collect();
+    if targets.is_empty() {
+        Value::Null
+    } else {
+        json!(targets)
+    }
+}
+
 /// A `GET /containers/json` row.
 pub fn summary(c: &Container, nets: &[EndpointView], now: u64) -> Value {
     json!({
@@ -141,7 +200,7 @@ pub fn summary(c: &Container, nets: &[EndpointView], now: u64) -> Value {
         "Labels": c.options.labels,
         "State": c.state.status.as_str(),
         "Status": status_text(c, now),
-        "HostConfig": {"NetworkMode": c.network_mode.text()},
+        "HostConfig": {"NetworkMode": network_mode(c)},
         "NetworkSettings": {"Networks": networks_json(c, nets)},
         "Mounts": mounts_json(c),
     })
@@ -203,31 +262,39 @@ pub fn inspect(c: &Container, nets: &[EndpointView], log_path: &str) -> Value {
         "Name": format!("/{}", c.name),
         "RestartCount": s.restart_count,
         "Driver": "overlay2",
+        "GraphDriver": {"Name": "overlay2", "Data": null},
+        "ExecIDs": null,
         "Platform": "linux",
         "MountLabel": "",
         "ProcessLabel": "",
         "AppArmorProfile": "",
         "HostConfig": {
-            "Binds": c.options.volumes,
-            "NetworkMode": c.network_mode.text(),
-            "PortBindings": {},
+            "Binds": or_null(&c.options.volumes),
+            "NetworkMode": network_mode(c),
+            "PortBindings": port_bindings(c),
             "RestartPolicy": {"Name": c.restart_policy.name(), "MaximumRetryCount": match c.restart_policy {
                 engine::container::RestartPolicy::OnFailure { max } => max,
                 _ => 0,
             }},
             "AutoRemove": c.options.auto_remove,
-            "VolumesFrom": c.options.volumes_from,
+            "VolumesFrom": or_null(&c.options.volumes_from),
             "Dns": c.options.dns,
             "DnsOptions": c.options.dns_option,
             "DnsSearch": c.options.dns_search,
-            "ExtraHosts": c.options.add_hosts,
-            "Links": c.options.links,
+            "ExtraHosts": or_null(&c.options.add_hosts),
+            "Links": or_null(&c.options.links),
             "PublishAllPorts": c.options.publish_all,
             "ReadonlyRootfs": c.options.read_only,
             "Memory": c.options.memory.unwrap_or(0),
             "NanoCpus": c.options.cpus.map_or(0, |x| (x * 1e9) as i64),
             "PidsLimit": c.options.pids_limit,
-            "LogConfig": {"Type": "json-file", "Config": c.options.log_opts},
+            "LogConfig": {"Type": if c.options.log_driver.is_empty() { "json-file" } else { &c.options.log_driver }, "Config": c.options.log_opts},
+            "Ulimits": c.options.ulimits.iter().map(|u| json!({"Name": u.name, "Soft": u.soft, "Hard": u.hard})).collect::<Vec<_>>(),
+            "OomScoreAdj": c.options.oom_score_adj,
+            "ConsoleSize": c.options.console_size.unwrap_or([0, 0]),
+            "ContainerIDFile": c.options.container_id_file,
+            "MaskedPaths": c.options.masked_paths.clone().unwrap_or_else(|| if c.options.privileged { Vec::new() } else { engine::runtime::spec::MASKED_PATHS.iter().map(|s| s.to_string()).collect() }),
+            "ReadonlyPaths": c.options.readonly_paths.clone().unwrap_or_else(|| if c.options.privileged { Vec::new() } else { engine::runtime::spec::READONLY_PATHS.iter().map(|s| s.to_string()).collect() }),
         },
         "Mounts": mounts_json(c),
         "Config": {
@@ -236,17 +303,19 @@ pub fn inspect(c: &Container, nets: &[EndpointView], log_path: &str) -> Value {
             "Tty": c.options.tty,
             "OpenStdin": c.options.open_stdin,
             "StdinOnce": c.options.stdin_once,
+            "Domainname": "",
             "AttachStdin": false,
-            "AttachStdout": false,
-            "AttachStderr": false,
-            "Env": c.env,
+            "AttachStdout": c.options.attach_stdout,
+            "AttachStderr": c.options.attach_stderr,
+            "Env": c.options.config_env.as_ref().unwrap_or(&c.env),
             "Cmd": cmd,
             "Entrypoint": entrypoint,
             "Image": c.options.image,
             "WorkingDir": c.workdir,
             "Labels": c.options.labels,
             "ExposedPorts": exposed,
-            "StopTimeout": c.options.stop_timeout,
+            "OnBuild": null,
+            "Volumes": anonymous_volumes(c),
         },
         "NetworkSettings": {
             "Ports": port_map,
@@ -254,6 +323,18 @@ pub fn inspect(c: &Container, nets: &[EndpointView], log_path: &str) -> Value {
             "Gateway": primary.and_then(gateway_of).map(|g| g.to_string()).unwrap_or_default(),
             "MacAddress": primary.and_then(|e| e.mac).map(|m| m.to_string()).unwrap_or_default(),
             "Networks": networks_json(c, nets),
+            "Bridge": "",
+            "SandboxID": "",
+            "HairpinMode": false,
+            "LinkLocalIPv6Address": "",
+            "LinkLocalIPv6PrefixLen": 0,
+            "SecondaryIPAddresses": null,
+            "SecondaryIPv6Addresses": null,
+            "EndpointID": primary.map(|e| e.id.clone()).unwrap_or_default(),
+            "IPPrefixLen": primary.and_then(|e| e.ipv4).map_or(0, |a| a.prefix_len()),
+            "IPv6Gateway": "",
+            "GlobalIPv6Address": primary.and_then(|e| e.ipv6).map(|a| a.addr().to_string()).unwrap_or_default(),
+            "GlobalIPv6PrefixLen": primary.and_then(|e| e.ipv6).map_or(0, |a| a.prefix_len()),
             "SandboxKey": primary.and_then(|e| e.ns.as_ref()).map(|p| p.display().to_string()).unwrap_or_default(),
         },
     });
@@ -306,6 +387,30 @@ pub fn inspect(c: &Container, nets: &[EndpointView], log_path: &str) -> Value {
     for (k, x) in isolation {
         v["HostConfig"][k] = x;
     }
+    // What berth refuses when set (so it is always its zero value here), in Docker's shape.
+    for (k, x) in [
+        ("BlkioWeightDevice", json!([])),
+        ("BlkioDeviceReadBps", json!([])),
+        ("BlkioDeviceWriteBps", json!([])),
+        ("BlkioDeviceReadIOps", json!([])),
+        ("BlkioDeviceWriteIOps", json!([])),
+        ("Cgroup", json!("")),
+        ("CgroupParent", json!("")),
+        ("CpuCount", json!(0)),
+        ("CpuPercent", json!(0)),
+        ("CpuRealtimePeriod", json!(0)),
+        ("CpuRealtimeRuntime", json!(0)),
+        ("DeviceRequests", Value::Null),
+        ("IOMaximumBandwidth", json!(0)),
+        ("IOMaximumIOps", json!(0)),
+        ("Isolation", json!("")),
+        ("KernelMemory", json!(0)),
+        ("KernelMemoryTCP", json!(0)),
+        ("Runtime", json!("runc")),
+        ("VolumeDriver", json!("")),
+    ] {
+        v["HostConfig"][k] = x;
+    }
     if let Some(h) = &s.health {
         v["State"]["Health"] = json!({
             "Status": h.status.as_str(),
@@ -318,6 +423,9 @@ pub fn inspect(c: &Container, nets: &[EndpointView], log_path: &str) -> Value {
             })).collect::<Vec<_>>(),
         });
     }
+    if let Some(s) = &c.options.stop_signal {
+        v["Config"]["StopSignal"] = json!(s);
+    }
     if !c.options.shell.is_empty() {
         v["Config"]["Shell"] = json!(c.options.shell);
     }
@@ -325,6 +433,12 @@ pub fn inspect(c: &Container, nets: &[EndpointView], log_path: &str) -> Value {
         v["Config"]["Healthcheck"] = json!(hc);
     }
     // Docker leaves these out when unset.
+    if let Some(t) = c.options.stop_timeout {
+        v["Config"]["StopTimeout"] = json!(t);
+    }
+    if !exposed.is_empty() {
+        v["Config"]["ExposedPorts"] = json!(exposed);
+    }
     if !c.options.tmpfs.is_empty() {
         v["HostConfig"]["Tmpfs"] = json!(c.options.tmpfs);
     }

@@ -129,8 +129,26 @@ pub(crate) async fn container_kill(
     Path(id): Path<String>,
     q: Q,
 ) -> ApiResult {
-    let sig = q.get("signal").cloned().unwrap_or_else(|| "KILL".into());
-    st.ops.call(&st.resolve(&id)?, Call::Kill(sig)).await?;
+    let sig = q
+        .get("signal")
+        .filter(|s| !s.is_empty())
+        .cloned()
+        .unwrap_or_else(|| "KILL".into());
+    let id = st.resolve(&id)?;
+    // As Docker: a SIGKILL returns once the exit is recorded, so an inspect or an rm right
+    // after sees the container stopped. Subscribed before the kill, so the exit is not missed.
+    let kills = matches!(sig.trim_start_matches("SIG"), "KILL" | "9");
+    let rx = if kills {
+        st.engine.lock().await.subscribe(&id).ok()
+    } else {
+        None
+    };
+    st.ops.call(&id, Call::Kill(sig)).await?;
+    if let Some(mut rx) = rx {
+        let exited = rx.wait_for(|p| !p.state.status.is_live());
+        // Bounded: a process the kernel cannot reap (D state) does not hold the client forever.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(30), exited).await;
+    }
     Ok(no_content())
 }
 

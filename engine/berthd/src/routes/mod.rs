@@ -126,6 +126,7 @@ pub fn app(state: AppState) -> Router {
             axum::routing::delete(containers::container_delete),
         )
         .route("/images/json", get(images::image_list))
+        .route("/images/search", get(system::image_search))
         .route(
             "/images/create",
             post(crate::routes::image_transfer::image_create),
@@ -163,6 +164,18 @@ pub fn app(state: AppState) -> Router {
             "/networks/{id}/disconnect",
             post(networks::network_disconnect),
         )
+        .route("/swarm", axum::routing::any(system::swarm))
+        .route("/swarm/{*rest}", axum::routing::any(system::swarm))
+        .route("/nodes", axum::routing::any(system::swarm))
+        .route("/nodes/{*rest}", axum::routing::any(system::swarm))
+        .route("/services", axum::routing::any(system::swarm))
+        .route("/services/{*rest}", axum::routing::any(system::swarm))
+        .route("/tasks", axum::routing::any(system::swarm))
+        .route("/tasks/{*rest}", axum::routing::any(system::swarm))
+        .route("/secrets", axum::routing::any(system::swarm))
+        .route("/secrets/{*rest}", axum::routing::any(system::swarm))
+        .route("/configs", axum::routing::any(system::swarm))
+        .route("/configs/{*rest}", axum::routing::any(system::swarm))
         .fallback(not_found)
         .with_state(state);
     Router::new()

@@ -67,9 +67,7 @@ pub(crate) async fn info(State(st): State<AppState>) -> Response {
     }
     let images = st.images.snapshot().images().count();
     let cgroup_v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
-    json_response(
-        StatusCode::OK,
-        json!({
+    let mut info = json!({
             "ID": "berth",
             "Containers": running + paused + stopped,
             "ContainersRunning": running,
@@ -91,11 +89,105 @@ pub(crate) async fn info(State(st): State<AppState>) -> Response {
             "DefaultRuntime": st.daemon.runtime,
             "Runtimes": {},
             "SecurityOptions": st.daemon.security_options,
-            "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "macvlan", "null"], "Log": ["json-file"]},
-            "Swarm": {"LocalNodeState": "inactive"},
+            "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "macvlan", "null"], "Log": ["json-file", "local"]},
+            "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": false, "Error": "", "RemoteManagers": null},
             "Warnings": [],
-        }),
-    )
+    });
+    let more = json!({
+            "DriverStatus": [["Backing Filesystem", "overlayfs"], ["Supports d_type", "true"], ["Native Overlay Diff", "true"]],
+            "SystemStatus": null,
+            "MemoryLimit": true,
+            "SwapLimit": proc_flag("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes", true),
+            "KernelMemory": false,
+            "KernelMemoryTCP": false,
+            "CpuCfsPeriod": true,
+            "CpuCfsQuota": true,
+            "CPUShares": true,
+            "CPUSet": true,
+            "PidsLimit": true,
+            "OomKillDisable": true,
+            "IPv4Forwarding": proc_flag("/proc/sys/net/ipv4/ip_forward", false),
+            "BridgeNfIptables": proc_flag("/proc/sys/net/bridge/bridge-nf-call-iptables", false),
+            "BridgeNfIp6tables": proc_flag("/proc/sys/net/bridge/bridge-nf-call-ip6tables", false),
+            "Debug": false,
+            "NFd": std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count()),
+            "NGoroutines": threads(),
+            "SystemTime": berth_common::time::now_rfc3339_nano(),
+            "NEventsListener": 0,
+            "MemTotal": mem_total(),
+            "IndexServerAddress": "https://index.docker.io/v1/",
+            "RegistryConfig": {
+                "AllowNondistributableArtifactsCIDRs": [],
+                "AllowNondistributableArtifactsHostnames": [],
+                "InsecureRegistryCIDRs": ["127.0.0.0/8"],
+                "IndexConfigs": {"docker.io": {"Name": "docker.io", "Mirrors": [], "Secure": true, "Official": true}},
+                "Mirrors": [],
+            },
+            "GenericResources": null,
+            "HttpProxy": std::env::var("HTTP_PROXY").or_else(|_| std::env::var("http_proxy")).unwrap_or_default(),
+            "HttpsProxy": std::env::var("HTTPS_PROXY").or_else(|_| std::env::var("https_proxy")).unwrap_or_default(),
+            "NoProxy": std::env::var("NO_PROXY").or_else(|_| std::env::var("no_proxy")).unwrap_or_default(),
+            "Labels": [],
+            "ExperimentalBuild": false,
+            // Containers keep running while berthd restarts, as with Docker's live-restore.
+            "LiveRestoreEnabled": true,
+            "Isolation": "",
+            "InitBinary": "docker-init",
+            "ContainerdCommit": {"ID": "", "Expected": ""},
+            "RuncCommit": {"ID": "", "Expected": ""},
+            "InitCommit": {"ID": "", "Expected": ""},
+            "ProductLicense": "",
+            "OSVersion": os_version(),
+    });
+    if let (Value::Object(m), Value::Object(more)) = (&mut info, more) {
+        m.extend(more);
+    }
+    json_response(StatusCode::OK, info)
+}
+
+/// Whether a kernel flag file reads `1` (`absent`: what a missing file means).
+fn proc_flag(path: &str, absent: bool) -> bool {
+    match std::fs::read_to_string(path) {
+        Ok(s) if path.ends_with("limit_in_bytes") => !s.is_empty(),
+        Ok(s) => s.trim() == "1",
+        Err(_) => absent && std::path::Path::new(path).exists(),
+    }
+}
+
+/// The host's `VERSION_ID` from /etc/os-release (empty when it has none).
+fn os_version() -> String {
+    std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VERSION_ID="))
+                .map(|v| v.trim_matches('"').to_string())
+        })
+        .unwrap_or_default()
+}
+
+/// The daemon's threads (Docker reports its goroutines there).
+fn threads() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Threads:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The machine's memory in bytes, from /proc/meminfo.
+fn mem_total() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
 }
 
 /// `GET /system/df`.
@@ -145,5 +237,40 @@ pub(crate) async fn build_prune() -> ApiResult {
     Ok(json_response(
         StatusCode::OK,
         json!({"CachesDeleted": [], "SpaceReclaimed": 0}),
+    ))
+}
+
+/// Docker's answer to swarm requests on a node that is not in a swarm.
+const NOT_A_MANAGER: &str = "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.";
+
+/// The swarm endpoints (`/swarm`, `/nodes`, `/services`, `/tasks`, `/secrets`, `/configs`),
+/// answered as a dockerd outside a swarm answers them: 503. berthd never joins a swarm, so
+/// `swarm init` and `swarm join` are refused by name.
+pub(crate) async fn swarm(uri: axum::http::Uri) -> super::ApiError {
+    let path = uri.path();
+    let (status, message) = match path {
+        "/swarm/init" | "/swarm/join" => (
+            503,
+            format!(
+                "{path}: berthd does not run swarm mode (it is a single-node engine); \
+                 run services with docker-compose instead"
+            ),
+        ),
+        "/swarm/leave" => (503, "This node is not part of a swarm".to_string()),
+        _ => (503, NOT_A_MANAGER.to_string()),
+    };
+    super::ApiError { status, message }
+}
+
+/// `GET /images/search`: there is no image index to search from here. berthd speaks to
+/// registries by the distribution API, which has no search; Docker Hub's index is not reached.
+pub(crate) async fn image_search(q: super::Q) -> super::ApiError {
+    let term = q.get("term").cloned().unwrap_or_default();
+    if term.is_empty() {
+        return super::ApiError::bad("term is required: give the name to search for");
+    }
+    super::ApiError::internal(format!(
+        "searching {term:?}: no image index is reachable from berthd (it reaches registries by \
+         the distribution API, which has no search; pull by name instead)"
     ))
 }

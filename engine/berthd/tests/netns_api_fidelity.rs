@@ -1,0 +1,82 @@
+//! What clients send and read back, against a throwaway dockerd in the same test:
+//! tests/fidelity/roundtrip.py creates a container with most HostConfig and Config fields set
+//! and prints each as inspect returns it, the set of HostConfig keys, StopSignal at stop, log
+//! drivers `none` and `local`, an unknown log driver, swarm endpoints, kill then rm; the lines
+//! must be the same on both daemons, and /info must carry every key dockerd's has.
+//! Privileged: run through scripts/netns-test.sh.
+
+#[path = "../../../portproxy/tests/netns_support/mod.rs"]
+#[allow(dead_code)]
+mod netns_support;
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+use support::{Berthd, Dockerd, IMAGE};
+
+/// The script's lines but the /info keys, and those keys.
+fn facts(host: &str) -> (Vec<String>, BTreeSet<String>) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fidelity/roundtrip.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .env("DOCKER_HOST", host)
+        .env("IMAGE", IMAGE)
+        .output()
+        .expect("python3");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "roundtrip.py against {host}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut keys = BTreeSet::new();
+    let mut lines = Vec::new();
+    for l in text.lines() {
+        match l.strip_prefix("info-keys ") {
+            Some(k) => keys = k.split_whitespace().map(String::from).collect(),
+            None => lines.push(l.to_string()),
+        }
+    }
+    (lines, keys)
+}
+
+#[test]
+fn netns_api_fidelity_as_dockerd() {
+    if !netns_support::enabled("netns_api_fidelity_as_dockerd") {
+        return;
+    }
+    let d = Berthd::start();
+    let (ours, our_keys) = facts(&format!("unix://{}", d.sock.display()));
+    drop(d);
+    for fact in [
+        "sent OomScoreAdj 100",
+        "sent ConsoleSize [24, 80]",
+        "sent NetworkMode \"bridge\"",
+        "sent PortBindings {\"80/tcp\": [{\"HostIp\": \"127.0.0.1\", \"HostPort\": \"18099\"}]}",
+        "sent Ulimits [{\"Hard\": 2048, \"Name\": \"nofile\", \"Soft\": 1024}]",
+        "key MaskedPaths",
+        "config StopSignal \"SIGINT\"",
+        "config Env [\"A=1\", \"B=2\"]",
+        "unsupported 400",
+        "stop signal 42 SIGINT",
+        "log driver none 501 'configured logging driver does not support reading' none",
+        "log driver local 200 'hi\\n' local",
+        "kill 204 exited 137 204",
+    ] {
+        assert!(
+            ours.iter().any(|l| l == fact),
+            "berthd: no {fact:?} in:\n{}",
+            ours.join("\n")
+        );
+    }
+    let Some(dockerd) = Dockerd::start() else {
+        eprintln!("no dockerd here: compared with the facts above only");
+        return;
+    };
+    let (theirs, their_keys) = facts(&dockerd.host);
+    assert_eq!(ours, theirs, "berthd (left) and dockerd (right)");
+    let missing: Vec<&String> = their_keys.difference(&our_keys).collect();
+    assert!(missing.is_empty(), "/info lacks dockerd's {missing:?}");
+}
