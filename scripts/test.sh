@@ -92,6 +92,9 @@ benches/api-compare.sh --short
 step "concurrent docker run -d: berthd vs dockerd (short)"
 benches/concurrent-run-compare.sh --short
 
+step "docker-compose up -d / down -v of 10 services: berthd vs dockerd (short)"
+benches/compose-compare.sh --short
+
 step "the default seccomp filter's cost: berthd vs dockerd (short)"
 benches/seccomp-compare.sh --short
 

@@ -356,12 +356,26 @@ mod tests {
         );
         assert_eq!(o.security_opt, ["no-new-privileges"]);
         assert_eq!(o.cgroupns, "private");
+        // Fields berth does not read are refused when they ask for something, never dropped.
         let e = to_options(
-            parse(br#"{"Image":"bb","HostConfig":{"LogConfig":{"Type":"syslog"}}}"#).unwrap(),
+            parse(br#"{"Image":"bb","Domainname":"x","HostConfig":{"KernelMemory":1000,"Isolation":"default","CpuCount":0,"DeviceRequests":null}}"#).unwrap(),
             None,
         )
         .unwrap_err();
-        assert!(e.message.contains("\"syslog\""), "{e}");
+        assert!(e.message.contains("Domainname=\"x\""), "{e}");
+        assert!(e.message.contains("HostConfig.KernelMemory=1000"), "{e}");
+        assert!(!e.message.contains("Isolation"), "{e}");
+        assert!(!e.message.contains("CpuCount"), "{e}");
+        // The log driver goes to the engine, which knows the drivers.
+        let o = to_options(
+            parse(
+                br#"{"Image":"bb","HostConfig":{"LogConfig":{"Type":"local"},"OomScoreAdj":-5}}"#,
+            )
+            .unwrap(),
+            None,
+        )
+        .unwrap();
+        assert_eq!((o.log_driver.as_str(), o.oom_score_adj), ("local", -5));
         let o = to_options(
             parse(br#"{"Image":"bb","HostConfig":{"Devices":[{"PathOnHost":"/dev/null","PathInContainer":"/dev/n","CgroupPermissions":"rw"}],"DeviceCgroupRules":["c 1:9 r"],"GroupAdd":["audio","1234"]}}"#)
                 .unwrap(),
