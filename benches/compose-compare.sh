@@ -82,7 +82,11 @@ exec unshare --net --mount --pid --fork --mount-proc --propagation private -- ba
     DOCKER_HOST=unix://$run/berth.sock docker rm -f $(DOCKER_HOST=unix://$run/berth.sock docker ps -aq 2>/dev/null) >/dev/null 2>&1 || true
     kill $BPID 2>/dev/null && wait $BPID 2>/dev/null || true
     dockerd_stop berth-compose-bench-docker
-    for d in /sys/fs/cgroup/*/berth-compose-bench; do [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true; done
+    for d in /sys/fs/cgroup/*/berth-compose-bench /sys/fs/cgroup/berth-compose-bench; do
+      [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
+    done
+    umount "$run" 2>/dev/null || true
+    rmdir "$run" 2>/dev/null || true
   }
   trap cleanup EXIT
   export DOCKER_HOST=unix://$run/berth.sock

@@ -383,6 +383,10 @@ pub struct EndpointConfig {
     #[serde(rename = "IPAMConfig")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ipam_config: Option<IpamConfig>,
+    /// Every other member (`Links`, `MacAddress`, `DriverOpts`, ...), refused unless it holds
+    /// its zero value (see [`unapplied`]).
+    #[serde(flatten)]
+    pub rest: BTreeMap<String, serde_json::Value>,
 }
 
 /// `IPAMConfig`.
@@ -392,6 +396,10 @@ pub struct IpamConfig {
     /// `--ip`.
     #[serde(rename = "IPv4Address")]
     pub ipv4_address: String,
+    /// Every other member (`IPv6Address`, `LinkLocalIPs`), refused unless it holds its zero
+    /// value (see [`unapplied`]).
+    #[serde(flatten)]
+    pub rest: BTreeMap<String, serde_json::Value>,
 }
 
 /// `NetworkingConfig`.

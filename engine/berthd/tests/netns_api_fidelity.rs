@@ -1,7 +1,8 @@
 //! What clients send and read back, against a throwaway dockerd in the same test:
 //! tests/fidelity/roundtrip.py creates a container with most HostConfig and Config fields set
 //! and prints each as inspect returns it, the set of HostConfig keys, StopSignal at stop, log
-//! drivers `none` and `local`, an unknown log driver, swarm endpoints, kill then rm; the lines
+//! drivers `none` and `local`, an unknown log driver, swarm endpoints, kill then rm, `docker
+//! diff`, one image's save; the lines
 //! must be the same on both daemons, and /info must carry every key dockerd's has.
 //! Privileged: run through scripts/netns-test.sh.
 
@@ -64,6 +65,8 @@ fn netns_api_fidelity_as_dockerd() {
         "log driver none 501 'configured logging driver does not support reading' none",
         "log driver local 200 'hi\\n' local",
         "kill 204 exited 137 204",
+        "diff 200 0/bin 2/bin/true 0/tmp 1/tmp/d 1/tmp/d/f",
+        "save one 200 True",
     ] {
         assert!(
             ours.iter().any(|l| l == fact),

@@ -592,7 +592,9 @@ pub fn create_body(
                 aliases: Some(args.network_alias.clone()),
                 ipam_config: args.ip.as_ref().map(|ip| IpamConfig {
                     ipv4_address: ip.clone(),
+                    rest: BTreeMap::new(),
                 }),
+                rest: BTreeMap::new(),
             },
         );
     }

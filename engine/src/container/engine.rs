@@ -643,10 +643,10 @@ impl Engine {
         // Docker's fields beyond OCI's: the health check and the shell.
         let raw: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
         let image_check = serde_json::from_value(raw["config"]["Healthcheck"].clone()).ok();
-        opts.healthcheck = super::health::merge(opts.healthcheck.take(), image_check);
         if let Some(h) = &opts.healthcheck {
             super::health::validate(h)?;
         }
+        opts.healthcheck = super::health::merge(opts.healthcheck.take(), image_check);
         if opts.stop_signal.is_none() {
             opts.stop_signal = raw["config"]["StopSignal"]
                 .as_str()

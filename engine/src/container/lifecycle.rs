@@ -33,14 +33,34 @@ pub enum AfterExit {
 /// `signal` as the runtime's `kill` takes it (`TERM`, `9`): a name with or without `SIG`, or a
 /// number 1-64; anything else refused naming it.
 pub fn signal_arg(signal: &str) -> Result<String, ContainerError> {
-    let sig = signal.trim_start_matches("SIG");
+    let upper = signal.to_ascii_uppercase();
+    let sig = upper.trim_start_matches("SIG");
+    // Real-time signals by name, as Docker reads them (systemd images stop with RTMIN+3).
+    let rt = |rest: &str, base: i32, sign: i32| -> Option<String> {
+        let n: i32 = if rest.is_empty() {
+            0
+        } else {
+            rest.parse().ok()?
+        };
+        let v = base + sign * n;
+        (34..=64).contains(&v).then(|| v.to_string())
+    };
+    if let Some(rest) = sig.strip_prefix("RTMIN") {
+        if let Some(v) = rt(rest.trim_start_matches('+'), 34, 1) {
+            return Ok(v);
+        }
+    } else if let Some(rest) = sig.strip_prefix("RTMAX") {
+        if let Some(v) = rt(rest.trim_start_matches('-'), 64, -1) {
+            return Ok(v);
+        }
+    }
     let valid = sig.parse::<i32>().is_ok_and(|n| (1..=64).contains(&n))
         || format!("SIG{sig}")
             .parse::<nix::sys::signal::Signal>()
             .is_ok();
     if !valid {
         return Err(ContainerError::Invalid(format!(
-            "invalid signal: {signal} (expected a name such as TERM or SIGKILL, or a number 1-64)"
+            "invalid signal: {signal} (expected a name such as TERM, SIGKILL or RTMIN+3, or a number 1-64)"
         )));
     }
     Ok(sig.to_string())
@@ -249,6 +269,11 @@ impl Engine {
             s.finished_at = finished;
             s.pid = 0;
             s.shim_pid = 0;
+            // As Docker when its health monitor stops: unhealthy until the next run proves
+            // otherwise.
+            if let Some(h) = &mut s.health {
+                h.status = super::health::HealthStatus::Unhealthy;
+            }
             if record.is_none() {
                 s.error = "the shim ended without recording the exit".into();
             }

@@ -14,6 +14,7 @@
 //! after a crash both end consistent.
 
 pub mod archive;
+pub mod changes;
 pub mod confined;
 pub mod connect;
 mod engine;

@@ -630,7 +630,7 @@ impl Engine {
 }
 
 /// Where `--init`'s binary is bound in a container (Docker's path).
-const INIT_IN_CONTAINER: &str = "/sbin/docker-init";
+pub(super) const INIT_IN_CONTAINER: &str = "/sbin/docker-init";
 
 /// An exclusive flock on directory `dir`, held until the file is dropped (blocking).
 fn lock_dir(dir: &std::path::Path) -> std::io::Result<fs::File> {

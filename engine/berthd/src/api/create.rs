@@ -19,7 +19,7 @@ pub fn parse(body: &[u8]) -> Result<ContainerCreate, ApiError> {
 /// The engine's options for `body`, named `name` (the `name` query parameter).
 pub fn to_options(body: ContainerCreate, name: Option<String>) -> Result<CreateOptions, ApiError> {
     // What berth does not apply is refused by name, never dropped.
-    let refused: Vec<String> = create::unapplied(&body.rest)
+    let mut refused: Vec<String> = create::unapplied(&body.rest)
         .into_iter()
         .chain(
             create::unapplied(&body.host_config.rest)
@@ -27,6 +27,21 @@ pub fn to_options(body: ContainerCreate, name: Option<String>) -> Result<CreateO
                 .map(|f| format!("HostConfig.{f}")),
         )
         .collect();
+    for (net, ep) in body.networking_config.endpoints_config.iter().flatten() {
+        let at = format!("NetworkingConfig.EndpointsConfig.{net}");
+        refused.extend(
+            create::unapplied(&ep.rest)
+                .into_iter()
+                .map(|f| format!("{at}.{f}")),
+        );
+        if let Some(i) = &ep.ipam_config {
+            refused.extend(
+                create::unapplied(&i.rest)
+                    .into_iter()
+                    .map(|f| format!("{at}.IPAMConfig.{f}")),
+            );
+        }
+    }
     if !refused.is_empty() {
         return Err(ApiError::bad(format!(
             "not supported by berth: {} (leave these unset)",

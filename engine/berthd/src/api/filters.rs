@@ -146,10 +146,10 @@ pub fn container_matches(c: &Container, networks: &[String], f: &Filters) -> boo
             }
             "network" => networks.iter().any(|n| n == v),
             "health" => {
+                // As Docker: no health until the first start.
                 let status = match (&c.state.health, c.health_probe()) {
-                    (_, None) => "none",
                     (Some(h), Some(_)) => h.status.as_str(),
-                    (None, Some(_)) => "starting",
+                    _ => "none",
                 };
                 status == v
             }

@@ -228,6 +228,9 @@ pub fn inspect(c: &Container, nets: &[EndpointView], log_path: &str) -> Value {
     let live: Vec<&netcore::network::Endpoint> =
         nets.iter().filter_map(|n| n.ep.as_ref()).collect();
     let primary = live.iter().find(|e| e.gateway).or(live.first()).copied();
+    // The top-level address fields are the default bridge's (empty on user networks), as
+    // Docker fills them.
+    let legacy = live.iter().find(|e| e.network == "bridge").copied();
     let gateway_of = |e: &netcore::network::Endpoint| {
         nets.iter()
             .find(|n| n.network == e.network)
@@ -258,7 +261,7 @@ pub fn inspect(c: &Container, nets: &[EndpointView], log_path: &str) -> Value {
         "ResolvConfPath": "",
         "HostnamePath": "",
         "HostsPath": "",
-        "LogPath": log_path,
+        "LogPath": if c.options.keeps_log() { log_path } else { "" },
         "Name": format!("/{}", c.name),
         "RestartCount": s.restart_count,
         "Driver": "overlay2",
@@ -319,9 +322,9 @@ pub fn inspect(c: &Container, nets: &[EndpointView], log_path: &str) -> Value {
         },
         "NetworkSettings": {
             "Ports": port_map,
-            "IPAddress": primary.and_then(|e| e.ipv4).map(|a| a.addr().to_string()).unwrap_or_default(),
-            "Gateway": primary.and_then(gateway_of).map(|g| g.to_string()).unwrap_or_default(),
-            "MacAddress": primary.and_then(|e| e.mac).map(|m| m.to_string()).unwrap_or_default(),
+            "IPAddress": legacy.and_then(|e| e.ipv4).map(|a| a.addr().to_string()).unwrap_or_default(),
+            "Gateway": legacy.and_then(gateway_of).map(|g| g.to_string()).unwrap_or_default(),
+            "MacAddress": legacy.and_then(|e| e.mac).map(|m| m.to_string()).unwrap_or_default(),
             "Networks": networks_json(c, nets),
             "Bridge": "",
             "SandboxID": "",
@@ -330,11 +333,11 @@ pub fn inspect(c: &Container, nets: &[EndpointView], log_path: &str) -> Value {
             "LinkLocalIPv6PrefixLen": 0,
             "SecondaryIPAddresses": null,
             "SecondaryIPv6Addresses": null,
-            "EndpointID": primary.map(|e| e.id.clone()).unwrap_or_default(),
-            "IPPrefixLen": primary.and_then(|e| e.ipv4).map_or(0, |a| a.prefix_len()),
+            "EndpointID": legacy.map(|e| e.id.clone()).unwrap_or_default(),
+            "IPPrefixLen": legacy.and_then(|e| e.ipv4).map_or(0, |a| a.prefix_len()),
             "IPv6Gateway": "",
-            "GlobalIPv6Address": primary.and_then(|e| e.ipv6).map(|a| a.addr().to_string()).unwrap_or_default(),
-            "GlobalIPv6PrefixLen": primary.and_then(|e| e.ipv6).map_or(0, |a| a.prefix_len()),
+            "GlobalIPv6Address": legacy.and_then(|e| e.ipv6).map(|a| a.addr().to_string()).unwrap_or_default(),
+            "GlobalIPv6PrefixLen": legacy.and_then(|e| e.ipv6).map_or(0, |a| a.prefix_len()),
             "SandboxKey": primary.and_then(|e| e.ns.as_ref()).map(|p| p.display().to_string()).unwrap_or_default(),
         },
     });

@@ -253,3 +253,21 @@ pub(crate) async fn container_top(State(st): State<AppState>, Path(id): Path<Str
         json!({"Titles": engine::container::top::TITLES, "Processes": rows}),
     ))
 }
+
+/// `GET /containers/{id}/changes` (`docker diff`): planned under the engine's lock, the
+/// container's writable layer walked without it.
+pub(crate) async fn container_changes(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let plan = st.engine.lock().await.changes_plan(&id)?;
+    let changes = tokio::task::spawn_blocking(move || plan.run())
+        .await
+        .map_err(|e| ApiError::internal(format!("docker diff of {id}: {e}")))?
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let rows: Vec<serde_json::Value> = changes
+        .into_iter()
+        .map(|(path, kind)| json!({"Path": path, "Kind": kind.code()}))
+        .collect();
+    Ok(json_response(StatusCode::OK, json!(rows)))
+}

@@ -228,6 +228,12 @@ pub async fn image_save(
     if names.is_empty() {
         return Err(ApiError::bad("save: give at least one image (names=...)"));
     }
+    save(&st, names).await
+}
+
+/// `docker save` of `names` as a tar body (`GET /images/get`, `GET /images/{name}/get`): written
+/// to a scratch file off the async workers, then streamed.
+pub async fn save(st: &AppState, names: Vec<String>) -> Result<Response, ApiError> {
     let (store, scratch) = (st.images.clone(), st.scratch.clone());
     let file = tokio::task::spawn_blocking(move || -> Result<std::fs::File, ApiError> {
         std::fs::create_dir_all(&scratch).map_err(|e| ApiError::internal(e.to_string()))?;

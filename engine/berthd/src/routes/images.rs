@@ -40,6 +40,10 @@ pub(crate) async fn image_get(State(st): State<AppState>, Path(rest): Path<Strin
     if let Some(name) = rest.strip_suffix("/history") {
         return crate::routes::image_transfer::image_history(&st, name).await;
     }
+    if let Some(name) = rest.strip_suffix("/get") {
+        // One image's `docker save` (docker-py's `Image.save`).
+        return crate::routes::image_transfer::save(&st, vec![name.to_string()]).await;
+    }
     let Some(name) = rest.strip_suffix("/json") else {
         return Err(ApiError::not_found(format!(
             "page not found: GET /images/{rest}"

@@ -91,6 +91,10 @@ pub fn app(state: AppState) -> Router {
         .route("/containers/{id}/wait", post(containers::container_wait))
         .route("/containers/{id}/logs", get(logs::container_logs))
         .route("/containers/{id}/top", get(containers::container_top))
+        .route(
+            "/containers/{id}/changes",
+            get(containers::container_changes),
+        )
         .route("/containers/{id}/stats", get(stats::container_stats))
         .route(
             "/containers/{id}/archive",

@@ -74,3 +74,13 @@ st_rm, _ = api("DELETE", "/containers/killed")
 print("kill", st, i["State"]["Status"], i["State"]["ExitCode"], st_rm)
 _, info = api("GET", "/info")
 print("info-keys", " ".join(sorted(info)))
+# docker diff: added, changed and deleted paths, without the runtime's mount points.
+api("POST", "/containers/create?name=differ", {"Image": os.environ["IMAGE"],
+    "Cmd": ["sh", "-c", "mkdir /tmp/d && echo x > /tmp/d/f && rm /bin/true"]})
+api("POST", "/containers/differ/start")
+api("POST", "/containers/differ/wait")
+st, ch = api("GET", "/containers/differ/changes")
+print("diff", st, " ".join(f"{c['Kind']}{c['Path']}" for c in sorted(ch or [], key=lambda c: c["Path"])))
+# One image's save.
+c = C(S); c.request("GET", "/v1.41/images/" + os.environ["IMAGE"] + "/get"); resp = c.getresponse(); body = resp.read()
+print("save one", resp.status, b"manifest.json" in body)

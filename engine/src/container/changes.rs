@@ -1,0 +1,390 @@
+//! `docker diff` (`GET /containers/{id}/changes`): what a container changed in its file system,
+//! read from its overlay's upper (writable) directory, as Docker's overlay2 driver reports it:
+//! a whiteout is a deletion (`D`), a path the image's layers also have is a change (`C`), any
+//! other an addition (`A`).
+//!
+//! [`walk_upper`] reads the upper directory on the host without following the container's
+//! links (every directory is opened `O_NOFOLLOW` relative to its parent's descriptor) and stops
+//! at [`MAX_ENTRIES`]; [`classify`] is pure. berth has no init layer: the mount points the
+//! runtime makes (`/proc`, `/dev`, `/etc/hosts`, volume targets, ...) are hidden, with the
+//! directories that changed only because of them, so the list is what Docker shows.
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::dir::Dir;
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
+use nix::sys::stat::{Mode, SFlag, fstatat};
+
+/// Paths [`walk_upper`] reads at most (a container can create millions of files).
+pub const MAX_ENTRIES: usize = 200_000;
+
+/// Docker's change kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ChangeKind {
+    /// `C`, Kind 0.
+    Modified,
+    /// `A`, Kind 1.
+    Added,
+    /// `D`, Kind 2.
+    Deleted,
+}
+
+impl ChangeKind {
+    /// The API's number for it.
+    pub fn code(self) -> u8 {
+        match self {
+            ChangeKind::Modified => 0,
+            ChangeKind::Added => 1,
+            ChangeKind::Deleted => 2,
+        }
+    }
+}
+
+/// One path of the upper directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpperEntry {
+    /// Container path (`/etc/passwd`).
+    pub path: String,
+    /// An overlay whiteout (a character device 0/0): the lower path is deleted.
+    pub whiteout: bool,
+    /// An opaque directory (`trusted.overlay.opaque=y`): it replaces the lower one whole.
+    pub opaque: bool,
+}
+
+/// Why the changes could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangesError {
+    /// More than [`MAX_ENTRIES`] paths.
+    #[error(
+        "the container changed more than {MAX_ENTRIES} paths; docker diff lists at most that many"
+    )]
+    TooMany,
+    /// A system call.
+    #[error("reading the container's changes at {path}: {source}")]
+    Io {
+        /// Host path.
+        path: String,
+        /// What the system said.
+        source: std::io::Error,
+    },
+}
+
+fn io_at(path: &str) -> impl Fn(nix::errno::Errno) -> ChangesError + '_ {
+    move |e| ChangesError::Io {
+        path: path.to_string(),
+        source: e.into(),
+    }
+}
+
+/// Every path of the upper directory `upper`, parents before children.
+pub fn walk_upper(upper: &Path) -> Result<Vec<UpperEntry>, ChangesError> {
+    let shown = upper.display().to_string();
+    let root = match Dir::open(
+        upper,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(d) => d,
+        // Never started, nothing written.
+        Err(nix::errno::Errno::ENOENT) => return Ok(Vec::new()),
+        Err(e) => return Err(io_at(&shown)(e)),
+    };
+    let mut out = Vec::new();
+    let mut stack: Vec<(Dir, String)> = vec![(root, String::new())];
+    while let Some((mut dir, prefix)) = stack.pop() {
+        let dir_fd: OwnedFd = dir
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| ChangesError::Io {
+                path: shown.clone(),
+                source: e,
+            })?;
+        let mut names = Vec::new();
+        for entry in dir.iter() {
+            let entry = entry.map_err(io_at(&shown))?;
+            let name = entry.file_name().to_bytes();
+            if name == b"." || name == b".." {
+                continue;
+            }
+            names.push(entry.file_name().to_owned());
+        }
+        names.sort();
+        for name in names {
+            if out.len() >= MAX_ENTRIES {
+                return Err(ChangesError::TooMany);
+            }
+            let path = format!("{prefix}/{}", String::from_utf8_lossy(name.to_bytes()));
+            let st = match fstatat(
+                dir_fd.as_fd(),
+                name.as_c_str(),
+                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+            ) {
+                Ok(st) => st,
+                // Removed while read (a running container): not a change any more.
+                Err(nix::errno::Errno::ENOENT) => continue,
+                Err(e) => return Err(io_at(&shown)(e)),
+            };
+            let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+            let whiteout = kind == SFlag::S_IFCHR && st.st_rdev == 0;
+            let mut opaque = false;
+            if kind == SFlag::S_IFDIR {
+                match Dir::openat(
+                    dir_fd.as_fd(),
+                    name.as_c_str(),
+                    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                ) {
+                    Ok(sub) => {
+                        opaque = is_opaque(sub.as_fd());
+                        stack.push((sub, path.clone()));
+                    }
+                    // Swapped for a link or removed meanwhile: listed, not entered.
+                    Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ELOOP) => {}
+                    Err(nix::errno::Errno::ENOTDIR) => {}
+                    Err(e) => return Err(io_at(&shown)(e)),
+                }
+            }
+            out.push(UpperEntry {
+                path,
+                whiteout,
+                opaque,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Whether the directory open at `fd` carries overlayfs's opaque mark.
+fn is_opaque(fd: BorrowedFd<'_>) -> bool {
+    let name = CString::new("trusted.overlay.opaque").expect("no NUL");
+    let mut buf = [0u8; 4];
+    // SAFETY: fgetxattr writes at most buf.len() bytes into buf, which outlives the call.
+    let n = unsafe {
+        libc::fgetxattr(
+            fd.as_raw_fd(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    n == 1 && buf[0] == b'y'
+}
+
+/// Whether container path `path` exists in one of the image's layers `lowers` (topmost first),
+/// resolved inside each layer and never through a link in it.
+pub fn in_lowers(lowers: &[PathBuf], path: &str) -> bool {
+    let rel = path.trim_start_matches('/');
+    lowers.iter().any(|l| {
+        let Ok(root) = std::fs::File::options()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(l)
+        else {
+            return false;
+        };
+        let how = OpenHow::new()
+            .flags(OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
+            .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS);
+        openat2(&root, rel, how).is_ok()
+    })
+}
+
+/// The changes of `entries` (from [`walk_upper`]), sorted by path: `exists` says whether a path
+/// is in the image's layers; paths at or under one of `hidden` (the runtime's mount points) are
+/// left out, and so are changed directories whose only changes were hidden.
+pub fn classify(
+    entries: &[UpperEntry],
+    exists: impl Fn(&str) -> bool,
+    hidden: &[String],
+) -> Vec<(String, ChangeKind)> {
+    let is_hidden = |p: &str| {
+        hidden
+            .iter()
+            .any(|h| p == h || p.starts_with(&format!("{}/", h.trim_end_matches('/'))))
+    };
+    // Directories replaced whole: nothing under them comes from the image.
+    let opaque: Vec<&str> = entries
+        .iter()
+        .filter(|e| e.opaque)
+        .map(|e| e.path.as_str())
+        .collect();
+    let under_opaque = |p: &str| opaque.iter().any(|o| p.starts_with(&format!("{o}/")));
+    let mut out: Vec<(String, ChangeKind)> = Vec::new();
+    for e in entries {
+        if is_hidden(&e.path) {
+            continue;
+        }
+        if e.whiteout {
+            out.push((e.path.clone(), ChangeKind::Deleted));
+            continue;
+        }
+        let kind = if !under_opaque(&e.path) && exists(&e.path) {
+            ChangeKind::Modified
+        } else {
+            ChangeKind::Added
+        };
+        out.push((e.path.clone(), kind));
+    }
+    out.sort();
+    // A changed directory stays when something shown is under it, or when it is not only
+    // the parent of hidden mount points (its own mode or owner changed, or it holds nothing
+    // hidden either).
+    let shown: Vec<String> = out.iter().map(|(p, _)| p.clone()).collect();
+    let has_hidden_child = |d: &str| {
+        entries
+            .iter()
+            .any(|e| is_hidden(&e.path) && e.path.starts_with(&format!("{d}/")))
+    };
+    out.retain(|(p, k)| {
+        if *k != ChangeKind::Modified || !has_hidden_child(p) {
+            return true;
+        }
+        shown.iter().any(|s| {
+            s.len() > p.len() && s.starts_with(p.as_str()) && s.as_bytes()[p.len()] == b'/'
+        })
+    });
+    out
+}
+
+/// What `docker diff` of one container reads, planned under the engine's lock and read
+/// without it ([`ChangesPlan::run`]).
+#[derive(Debug, Clone)]
+pub struct ChangesPlan {
+    upper: PathBuf,
+    lowers: Vec<PathBuf>,
+    hidden: Vec<String>,
+}
+
+impl ChangesPlan {
+    /// Reads the changes (blocking: a walk of the container's writable layer).
+    pub fn run(&self) -> Result<Vec<(String, ChangeKind)>, ChangesError> {
+        let entries = walk_upper(&self.upper)?;
+        Ok(classify(
+            &entries,
+            |p| in_lowers(&self.lowers, p),
+            &self.hidden,
+        ))
+    }
+}
+
+impl super::Engine {
+    /// Plans `docker diff` of container `what`.
+    pub fn changes_plan(&self, what: &str) -> Result<ChangesPlan, super::ContainerError> {
+        let c = self.get(what)?;
+        let overlay = self.overlay_of(c)?;
+        let mut hidden: Vec<String> = [
+            "/proc",
+            "/dev",
+            "/sys",
+            "/etc/hosts",
+            "/etc/hostname",
+            "/etc/resolv.conf",
+            super::start::INIT_IN_CONTAINER,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        hidden.extend(c.mounts.iter().map(|m| m.destination.clone()));
+        hidden.extend(c.options.tmpfs.keys().cloned());
+        Ok(ChangesPlan {
+            upper: overlay.upper,
+            lowers: overlay.lower,
+            hidden,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(path: &str) -> UpperEntry {
+        UpperEntry {
+            path: path.into(),
+            whiteout: false,
+            opaque: false,
+        }
+    }
+
+    #[test]
+    fn as_docker_lists_them() {
+        let entries = vec![
+            e("/etc"),
+            e("/etc/hosts"),
+            e("/etc/resolv.conf"),
+            e("/proc"),
+            e("/tmp"),
+            e("/tmp/new"),
+            UpperEntry {
+                whiteout: true,
+                ..e("/bin/ls")
+            },
+            e("/bin"),
+            UpperEntry {
+                opaque: true,
+                ..e("/var")
+            },
+            e("/var/lib"),
+            e("/data"),
+            e("/data/x"),
+        ];
+        let lower = [
+            "/etc",
+            "/etc/hosts",
+            "/tmp",
+            "/bin",
+            "/bin/ls",
+            "/var",
+            "/var/lib",
+        ];
+        let hidden = [
+            "/proc".to_string(),
+            "/etc/hosts".to_string(),
+            "/etc/resolv.conf".to_string(),
+            "/data".to_string(),
+        ];
+        let got = classify(&entries, |p| lower.contains(&p), &hidden);
+        assert_eq!(
+            got,
+            [
+                ("/bin".to_string(), ChangeKind::Modified),
+                ("/bin/ls".to_string(), ChangeKind::Deleted),
+                ("/tmp".to_string(), ChangeKind::Modified),
+                ("/tmp/new".to_string(), ChangeKind::Added),
+                ("/var".to_string(), ChangeKind::Modified),
+                // Under an opaque directory nothing comes from the image.
+                ("/var/lib".to_string(), ChangeKind::Added),
+            ]
+        );
+    }
+
+    #[test]
+    fn walks_without_following_links() {
+        let d = tempfile::tempdir().unwrap();
+        let up = d.path().join("upper");
+        std::fs::create_dir_all(up.join("a/b")).unwrap();
+        std::fs::write(up.join("a/b/f"), b"x").unwrap();
+        // A link to the host's root: listed, never entered.
+        std::os::unix::fs::symlink("/", up.join("escape")).unwrap();
+        let paths: Vec<String> = walk_upper(&up)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.path)
+            .collect();
+        let mut sorted = paths.clone();
+        sorted.sort();
+        assert_eq!(sorted, ["/a", "/a/b", "/a/b/f", "/escape"]);
+        assert!(walk_upper(&d.path().join("missing")).unwrap().is_empty());
+        let lower = d.path().join("lower");
+        std::fs::create_dir_all(lower.join("a")).unwrap();
+        std::os::unix::fs::symlink("/etc", lower.join("l")).unwrap();
+        assert!(in_lowers(std::slice::from_ref(&lower), "/a"));
+        assert!(in_lowers(std::slice::from_ref(&lower), "/l"));
+        // Never through a link in the layer.
+        assert!(!in_lowers(std::slice::from_ref(&lower), "/l/passwd"));
+        assert!(!in_lowers(std::slice::from_ref(&lower), "/a/b"));
+    }
+}
