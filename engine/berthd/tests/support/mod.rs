@@ -229,6 +229,20 @@ impl Berthd {
 
 impl Drop for Berthd {
     fn drop(&mut self) {
+        // Containers outlive berthd by design: a test's go with it, or their veths, addresses
+        // and rules would stay in the namespace the next test runs in.
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let ids = self.docker(&["ps", "-aq"]);
+            let ids: Vec<String> = String::from_utf8_lossy(&ids.stdout)
+                .split_whitespace()
+                .map(String::from)
+                .collect();
+            if !ids.is_empty() {
+                let mut args = vec!["rm", "-f"];
+                args.extend(ids.iter().map(String::as_str));
+                let _ = self.docker(&args);
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         // The proxy outlives berthd by design; the test's goes with it.
