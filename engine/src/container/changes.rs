@@ -57,6 +57,11 @@ pub struct UpperEntry {
 /// Why the changes could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ChangesError {
+    /// Deeper than [`MAX_DEPTH`] directories.
+    #[error(
+        "the container's changes are nested deeper than {MAX_DEPTH} directories; docker diff reads at most that deep"
+    )]
+    TooDeep,
     /// More than [`MAX_ENTRIES`] paths.
     #[error(
         "the container changed more than {MAX_ENTRIES} paths; docker diff lists at most that many"
@@ -79,7 +84,45 @@ fn io_at(path: &str) -> impl Fn(nix::errno::Errno) -> ChangesError + '_ {
     }
 }
 
-/// Every path of the upper directory `upper`, parents before children.
+/// Directory levels [`walk_upper`] descends at most.
+pub const MAX_DEPTH: usize = 256;
+
+/// One directory being read: its descriptor, its container path, the names left (sorted, last
+/// first).
+struct Frame {
+    fd: OwnedFd,
+    prefix: String,
+    names: Vec<std::ffi::CString>,
+}
+
+/// The names in directory `dir`, sorted, last first; `budget` is how many more may be held.
+fn names_of(dir: Dir, budget: usize, shown: &str) -> Result<(OwnedFd, Vec<CString>), ChangesError> {
+    let mut dir = dir;
+    let mut names = Vec::new();
+    for entry in dir.iter() {
+        let entry = entry.map_err(io_at(shown))?;
+        let name = entry.file_name().to_bytes();
+        if name == b"." || name == b".." {
+            continue;
+        }
+        if names.len() >= budget {
+            return Err(ChangesError::TooMany);
+        }
+        names.push(entry.file_name().to_owned());
+    }
+    names.sort_unstable_by(|a, b| b.cmp(a));
+    let fd = dir
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|source| ChangesError::Io {
+            path: shown.to_string(),
+            source,
+        })?;
+    Ok((fd, names))
+}
+
+/// Every path of the upper directory `upper`, parents before children, depth first: one
+/// descriptor open per level (at most [`MAX_DEPTH`]), at most [`MAX_ENTRIES`] paths held.
 pub fn walk_upper(upper: &Path) -> Result<Vec<UpperEntry>, ChangesError> {
     let shown = upper.display().to_string();
     let root = match Dir::open(
@@ -92,66 +135,72 @@ pub fn walk_upper(upper: &Path) -> Result<Vec<UpperEntry>, ChangesError> {
         Err(nix::errno::Errno::ENOENT) => return Ok(Vec::new()),
         Err(e) => return Err(io_at(&shown)(e)),
     };
-    let mut out = Vec::new();
-    let mut stack: Vec<(Dir, String)> = vec![(root, String::new())];
-    while let Some((mut dir, prefix)) = stack.pop() {
-        let dir_fd: OwnedFd = dir
-            .as_fd()
-            .try_clone_to_owned()
-            .map_err(|e| ChangesError::Io {
-                path: shown.clone(),
-                source: e,
-            })?;
-        let mut names = Vec::new();
-        for entry in dir.iter() {
-            let entry = entry.map_err(io_at(&shown))?;
-            let name = entry.file_name().to_bytes();
-            if name == b"." || name == b".." {
-                continue;
-            }
-            names.push(entry.file_name().to_owned());
-        }
-        names.sort();
-        for name in names {
-            if out.len() >= MAX_ENTRIES {
-                return Err(ChangesError::TooMany);
-            }
-            let path = format!("{prefix}/{}", String::from_utf8_lossy(name.to_bytes()));
-            let st = match fstatat(
-                dir_fd.as_fd(),
+    let mut out: Vec<UpperEntry> = Vec::new();
+    let (fd, names) = names_of(root, MAX_ENTRIES, &shown)?;
+    let mut stack = vec![Frame {
+        fd,
+        prefix: String::new(),
+        names,
+    }];
+    let mut pending = stack[0].names.len();
+    while let Some(frame) = stack.last_mut() {
+        let Some(name) = frame.names.pop() else {
+            stack.pop();
+            continue;
+        };
+        pending -= 1;
+        let path = format!(
+            "{}/{}",
+            frame.prefix,
+            String::from_utf8_lossy(name.to_bytes())
+        );
+        let st = match fstatat(
+            frame.fd.as_fd(),
+            name.as_c_str(),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        ) {
+            Ok(st) => st,
+            // Removed while read (a running container): not a change any more.
+            Err(nix::errno::Errno::ENOENT) => continue,
+            Err(e) => return Err(io_at(&shown)(e)),
+        };
+        let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+        let mut entry = UpperEntry {
+            path,
+            whiteout: kind == SFlag::S_IFCHR && st.st_rdev == 0,
+            opaque: false,
+        };
+        let mut sub = None;
+        if kind == SFlag::S_IFDIR {
+            match Dir::openat(
+                frame.fd.as_fd(),
                 name.as_c_str(),
-                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::empty(),
             ) {
-                Ok(st) => st,
-                // Removed while read (a running container): not a change any more.
-                Err(nix::errno::Errno::ENOENT) => continue,
-                Err(e) => return Err(io_at(&shown)(e)),
-            };
-            let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
-            let whiteout = kind == SFlag::S_IFCHR && st.st_rdev == 0;
-            let mut opaque = false;
-            if kind == SFlag::S_IFDIR {
-                match Dir::openat(
-                    dir_fd.as_fd(),
-                    name.as_c_str(),
-                    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                    Mode::empty(),
-                ) {
-                    Ok(sub) => {
-                        opaque = is_opaque(sub.as_fd());
-                        stack.push((sub, path.clone()));
-                    }
-                    // Swapped for a link or removed meanwhile: listed, not entered.
-                    Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ELOOP) => {}
-                    Err(nix::errno::Errno::ENOTDIR) => {}
-                    Err(e) => return Err(io_at(&shown)(e)),
+                Ok(d) => {
+                    entry.opaque = is_opaque(d.as_fd());
+                    sub = Some(d);
                 }
+                // Swapped for a link or removed meanwhile: listed, not entered.
+                Err(
+                    nix::errno::Errno::ENOENT
+                    | nix::errno::Errno::ELOOP
+                    | nix::errno::Errno::ENOTDIR,
+                ) => {}
+                Err(e) => return Err(io_at(&shown)(e)),
             }
-            out.push(UpperEntry {
-                path,
-                whiteout,
-                opaque,
-            });
+        }
+        let prefix = entry.path.clone();
+        out.push(entry);
+        if let Some(d) = sub {
+            if stack.len() >= MAX_DEPTH {
+                return Err(ChangesError::TooDeep);
+            }
+            let budget = MAX_ENTRIES.saturating_sub(out.len() + pending);
+            let (fd, names) = names_of(d, budget, &shown)?;
+            pending += names.len();
+            stack.push(Frame { fd, prefix, names });
         }
     }
     Ok(out)
@@ -173,22 +222,30 @@ fn is_opaque(fd: BorrowedFd<'_>) -> bool {
     n == 1 && buf[0] == b'y'
 }
 
-/// Whether container path `path` exists in one of the image's layers `lowers` (topmost first),
+/// The image's layers (`lowers`, topmost first), each opened once.
+pub fn open_lowers(lowers: &[PathBuf]) -> Vec<OwnedFd> {
+    lowers
+        .iter()
+        .filter_map(|l| {
+            std::fs::File::options()
+                .read(true)
+                .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+                .open(l)
+                .ok()
+                .map(OwnedFd::from)
+        })
+        .collect()
+}
+
+/// Whether container path `path` exists in one of the layers opened by [`open_lowers`],
 /// resolved inside each layer and never through a link in it.
-pub fn in_lowers(lowers: &[PathBuf], path: &str) -> bool {
+pub fn in_lowers(lowers: &[OwnedFd], path: &str) -> bool {
     let rel = path.trim_start_matches('/');
-    lowers.iter().any(|l| {
-        let Ok(root) = std::fs::File::options()
-            .read(true)
-            .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
-            .open(l)
-        else {
-            return false;
-        };
+    lowers.iter().any(|root| {
         let how = OpenHow::new()
             .flags(OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
             .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS);
-        openat2(&root, rel, how).is_ok()
+        openat2(root, rel, how).is_ok()
     })
 }
 
@@ -262,11 +319,8 @@ impl ChangesPlan {
     /// Reads the changes (blocking: a walk of the container's writable layer).
     pub fn run(&self) -> Result<Vec<(String, ChangeKind)>, ChangesError> {
         let entries = walk_upper(&self.upper)?;
-        Ok(classify(
-            &entries,
-            |p| in_lowers(&self.lowers, p),
-            &self.hidden,
-        ))
+        let lowers = open_lowers(&self.lowers);
+        Ok(classify(&entries, |p| in_lowers(&lowers, p), &self.hidden))
     }
 }
 
@@ -381,10 +435,18 @@ mod tests {
         let lower = d.path().join("lower");
         std::fs::create_dir_all(lower.join("a")).unwrap();
         std::os::unix::fs::symlink("/etc", lower.join("l")).unwrap();
-        assert!(in_lowers(std::slice::from_ref(&lower), "/a"));
-        assert!(in_lowers(std::slice::from_ref(&lower), "/l"));
+        let lowers = open_lowers(std::slice::from_ref(&lower));
+        assert!(in_lowers(&lowers, "/a"));
+        assert!(in_lowers(&lowers, "/l"));
         // Never through a link in the layer.
-        assert!(!in_lowers(std::slice::from_ref(&lower), "/l/passwd"));
-        assert!(!in_lowers(std::slice::from_ref(&lower), "/a/b"));
+        assert!(!in_lowers(&lowers, "/l/passwd"));
+        assert!(!in_lowers(&lowers, "/a/b"));
+        // Deeper than MAX_DEPTH: refused, not followed down.
+        let mut deep = up.join("deep");
+        for _ in 0..MAX_DEPTH {
+            deep = deep.join("d");
+        }
+        std::fs::create_dir_all(&deep).unwrap();
+        assert!(matches!(walk_upper(&up), Err(ChangesError::TooDeep)));
     }
 }

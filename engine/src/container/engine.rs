@@ -511,6 +511,12 @@ impl Engine {
                     .map(|n| n.id.clone())
                     .unwrap_or_default()
             };
+            let gateway = |n: &str| {
+                state
+                    .ipam
+                    .network(n)
+                    .and_then(|i| i.subnets.first().map(|s| s.gateway))
+            };
             let mut endpoints: Vec<EndpointView> = c
                 .configured_networks()
                 .into_iter()
@@ -521,10 +527,7 @@ impl Engine {
                         .values()
                         .find(|ep| ep.container == id && ep.network == name)
                         .cloned(),
-                    gateway: state
-                        .ipam
-                        .network(&name)
-                        .and_then(|i| i.subnets.first().map(|s| s.gateway)),
+                    gateway: gateway(&name),
                     network: name,
                     aliases,
                     ip,
@@ -538,10 +541,7 @@ impl Engine {
                         aliases: ep.aliases.clone(),
                         ip: None,
                         network_id: network_id(&ep.network),
-                        gateway: state
-                            .ipam
-                            .network(&ep.network)
-                            .and_then(|i| i.subnets.first().map(|s| s.gateway)),
+                        gateway: gateway(&ep.network),
                         ep: Some(ep.clone()),
                     });
                 }

@@ -54,7 +54,7 @@ pub use exec::{ExecOptions, ExecOutput, ExecPlan, ExecSession};
 pub use index::{EndpointView, Entry, Index};
 pub use lifecycle::{
     AfterExit, ExitEnd, ExitPlan, ExitStep, RemovePlan, RestartStep, RunTeardown, RuntimeCall,
-    StopPlan, finish_exit,
+    StopPlan, finish_exit, signal_arg,
 };
 pub use logs::{LogFollower, LogOptions, LogWatch};
 pub use machine::EngineMachine;

@@ -137,7 +137,10 @@ pub(crate) async fn container_kill(
     let id = st.resolve(&id)?;
     // As Docker: a SIGKILL returns once the exit is recorded, so an inspect or an rm right
     // after sees the container stopped. Subscribed before the kill, so the exit is not missed.
-    let kills = matches!(sig.trim_start_matches("SIG"), "KILL" | "9");
+    let kills = matches!(
+        engine::container::signal_arg(&sig).as_deref(),
+        Ok("KILL" | "9")
+    );
     let rx = if kills {
         st.engine.lock().await.subscribe(&id).ok()
     } else {

@@ -97,7 +97,7 @@ pub(crate) async fn info(State(st): State<AppState>) -> Response {
             "DriverStatus": [["Backing Filesystem", "overlayfs"], ["Supports d_type", "true"], ["Native Overlay Diff", "true"]],
             "SystemStatus": null,
             "MemoryLimit": true,
-            "SwapLimit": proc_flag("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes", true),
+            "SwapLimit": std::path::Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists(),
             "KernelMemory": false,
             "KernelMemoryTCP": false,
             "CpuCfsPeriod": true,
@@ -106,9 +106,9 @@ pub(crate) async fn info(State(st): State<AppState>) -> Response {
             "CPUSet": true,
             "PidsLimit": true,
             "OomKillDisable": true,
-            "IPv4Forwarding": proc_flag("/proc/sys/net/ipv4/ip_forward", false),
-            "BridgeNfIptables": proc_flag("/proc/sys/net/bridge/bridge-nf-call-iptables", false),
-            "BridgeNfIp6tables": proc_flag("/proc/sys/net/bridge/bridge-nf-call-ip6tables", false),
+            "IPv4Forwarding": proc_flag("/proc/sys/net/ipv4/ip_forward"),
+            "BridgeNfIptables": proc_flag("/proc/sys/net/bridge/bridge-nf-call-iptables"),
+            "BridgeNfIp6tables": proc_flag("/proc/sys/net/bridge/bridge-nf-call-ip6tables"),
             "Debug": false,
             "NFd": std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count()),
             "NGoroutines": threads(),
@@ -145,13 +145,9 @@ pub(crate) async fn info(State(st): State<AppState>) -> Response {
     json_response(StatusCode::OK, info)
 }
 
-/// Whether a kernel flag file reads `1` (`absent`: what a missing file means).
-fn proc_flag(path: &str, absent: bool) -> bool {
-    match std::fs::read_to_string(path) {
-        Ok(s) if path.ends_with("limit_in_bytes") => !s.is_empty(),
-        Ok(s) => s.trim() == "1",
-        Err(_) => absent && std::path::Path::new(path).exists(),
-    }
+/// Whether a kernel flag file reads `1` (a missing one: no).
+fn proc_flag(path: &str) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|s| s.trim() == "1")
 }
 
 /// The host's `VERSION_ID` from /etc/os-release (empty when it has none).
