@@ -2,6 +2,7 @@
 //! extraction, registries, save/load), the runtime (OCI specs, runc/crun, `berth-shim`),
 //! containers and volumes (see engine/README.md).
 
+pub mod build;
 pub mod container;
 pub mod events;
 pub mod failpoint;

@@ -4,6 +4,8 @@
 //! drivers `none` and `local`, an unknown log driver, swarm endpoints, kill then rm, `docker
 //! diff`, one image's save; the lines
 //! must be the same on both daemons, and /info must carry every key dockerd's has.
+//! tests/fidelity/commit.py does the same for `docker commit`, `docker export` and `docker
+//! import --change`, through the docker CLI and docker-py.
 //! Privileged: run through scripts/netns-test.sh.
 
 #[path = "../../../portproxy/tests/netns_support/mod.rs"]
@@ -82,4 +84,72 @@ fn netns_api_fidelity_as_dockerd() {
     assert_eq!(ours, theirs, "berthd (left) and dockerd (right)");
     let missing: Vec<&String> = their_keys.difference(&our_keys).collect();
     assert!(missing.is_empty(), "/info lacks dockerd's {missing:?}");
+}
+
+/// The lines tests/fidelity/commit.py prints against `host`.
+fn commit_facts(host: &str) -> Vec<String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fidelity/commit.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .env("DOCKER_HOST", host)
+        .env("IMAGE", IMAGE)
+        .output()
+        .expect("python3");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "commit.py against {host}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text.lines().map(String::from).collect()
+}
+
+#[test]
+fn netns_commit_export_import_as_dockerd() {
+    if !netns_support::enabled("netns_commit_export_import_as_dockerd") {
+        return;
+    }
+    let d = Berthd::start();
+    let ours = commit_facts(&format!("unix://{}", d.sock.display()));
+    drop(d);
+    for fact in [
+        "config Env [\"X=1\", \"Y=1\"]",
+        "config Cmd [\"cat\", \"/tmp/f\"]",
+        "config WorkingDir \"/tmp/sub\"",
+        "author me comment a message",
+        "parent is the image True container True",
+        "layers 1",
+        "run hi",
+        "bad change RUN echo True True",
+        "nothing made True",
+        "running after commit running",
+        "run img3 a",
+        "export ['bin/sh', 'etc/only', 'tmp/f', 'tmp/link', 'var/x/y']",
+        "import [\"A=1\"] [\"cat\", \"/etc/only\"] imported",
+        "run imp1 only",
+        "docker-py ['pyimg:t'] py a [\"X=1\", \"P=1\"]",
+    ] {
+        assert!(
+            ours.iter().any(|l| l == fact),
+            "berthd: no {fact:?} in:\n{}",
+            ours.join("\n")
+        );
+    }
+    // /bin/true deleted, /etc replaced whole, the link kept.
+    let files = ours
+        .iter()
+        .position(|l| l == "files hostname")
+        .map(|i| &ours[i..i + 6]);
+    assert_eq!(
+        files.map(|f| f.join(" ")).as_deref(),
+        Some("files hostname hosts only resolv.conf y link"),
+        "{}",
+        ours.join("\n")
+    );
+    let Some(dockerd) = Dockerd::start() else {
+        eprintln!("no dockerd here: compared with the facts above only");
+        return;
+    };
+    let theirs = commit_facts(&dockerd.host);
+    assert_eq!(ours, theirs, "berthd (left) and dockerd (right)");
 }

@@ -165,7 +165,42 @@ impl Drop for Thaw {
     }
 }
 
+impl Freezer {
+    /// Freezes the container until the returned guard is dropped. A container that exited
+    /// meanwhile needs no freezing.
+    pub fn hold(&self) -> io::Result<Thaw> {
+        let f = self;
+        let mut holders = f.holders.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = holders.get_mut(&f.id) {
+            *n += 1;
+            return Ok(Thaw(Some(f.clone())));
+        }
+        match f.runtime.pause(&f.id, true) {
+            Ok(()) => {
+                holders.insert(f.id.clone(), 1);
+                Ok(Thaw(Some(f.clone())))
+            }
+            Err(e) => match f.runtime.state(&f.id) {
+                Ok(s) if s.status == "running" => Err(io::Error::other(e.to_string())),
+                // It ended meanwhile: nothing runs to race the copy.
+                _ => Ok(Thaw(None)),
+            },
+        }
+    }
+}
+
 impl Engine {
+    /// The freezer of container `id` when it runs (a container the user paused stays as it
+    /// is; a stopped one has nothing to race).
+    pub(super) fn freezer_of(&self, id: &str) -> Option<Freezer> {
+        let c = self.containers.get(id)?;
+        (c.state.status == Status::Running).then(|| Freezer {
+            runtime: self.runtime.clone(),
+            id: id.to_string(),
+            holders: self.cp_holders.clone(),
+        })
+    }
+
     /// The file system of container `what` for `docker cp`: its rootfs (a running container's
     /// own mount, or the overlay mounted privately for a stopped one and detached at once) and
     /// its volume and bind mounts, all opened.
@@ -223,14 +258,91 @@ impl Engine {
             root,
             read_only: c.options.read_only,
             mounts,
-            // A container the user paused stays as it is; a stopped one has nothing to race.
-            freezer: (c.state.status == Status::Running).then(|| Freezer {
-                runtime: self.runtime.clone(),
-                id: id.clone(),
-                holders: self.cp_holders.clone(),
-            }),
+            freezer: self.freezer_of(&id),
         })
     }
+}
+
+/// Opens `entry` of `dir` (never through a link), or `dir` itself when `entry` is `None`.
+fn open_node(dir: BorrowedFd<'_>, entry: Option<&OsStr>, flags: OFlag) -> Result<OwnedFd, Errno> {
+    match entry {
+        Some(e) => openat(
+            dir,
+            e,
+            flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ),
+        // The item is `dir` itself (already resolved): reopen it for reading.
+        None => openat(dir, ".", flags | OFlag::O_CLOEXEC, Mode::empty()).or_else(|_| {
+            let p = format!("/proc/self/fd/{}", dir.as_raw_fd());
+            nix::fcntl::open(p.as_str(), flags | OFlag::O_CLOEXEC, Mode::empty())
+        }),
+    }
+}
+
+/// Appends one node to an archive as `name`: `entry` of `dir` (or `dir` itself), whose
+/// `lstat` is `st`. A directory gets its own entry only (none when `name` is empty); a
+/// regular file its content, opened without following links and read as a regular file
+/// only; links, FIFOs and devices their entries, nothing opened. Sockets are left out (as
+/// Docker). Shared by `docker cp`, `docker export` and `docker commit`.
+pub(crate) fn append_node<W: Write>(
+    b: &mut tar::Builder<W>,
+    dir: BorrowedFd<'_>,
+    entry: Option<&OsStr>,
+    st: &FileStat,
+    name: &Path,
+) -> io::Result<()> {
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(st.st_mode & 0o7777);
+    h.set_uid(st.st_uid.into());
+    h.set_gid(st.st_gid.into());
+    h.set_mtime(st.st_mtime.max(0) as u64);
+    h.set_size(0);
+    match SFlag::from_bits_truncate(st.st_mode & libc::S_IFMT) {
+        // (A directory with an empty name is the archive's root: no entry.)
+        SFlag::S_IFDIR if !name.as_os_str().is_empty() => {
+            h.set_entry_type(tar::EntryType::Directory);
+            b.append_data(&mut h, name, io::empty())?;
+        }
+        SFlag::S_IFREG => {
+            let f = match open_node(dir, entry, OFlag::O_RDONLY | OFlag::O_NONBLOCK) {
+                Ok(f) => File::from(f),
+                Err(Errno::ENOENT) => return Ok(()),
+                Err(e) => return Err(errno_io(e)),
+            };
+            let st = fstat(&f).map_err(errno_io)?;
+            if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+                return Ok(());
+            }
+            let size = st.st_size.max(0) as u64;
+            h.set_size(size);
+            h.set_entry_type(tar::EntryType::Regular);
+            // Exactly `size` bytes whatever the file does meanwhile (zeros if it shrinks).
+            let data = f.take(size).chain(io::repeat(0)).take(size);
+            b.append_data(&mut h, name, data)?;
+        }
+        SFlag::S_IFLNK => {
+            let Some(e) = entry else { return Ok(()) };
+            let target = readlinkat(dir, e).map_err(errno_io)?;
+            h.set_entry_type(tar::EntryType::Symlink);
+            b.append_link(&mut h, name, Path::new(&target))?;
+        }
+        kind @ (SFlag::S_IFIFO | SFlag::S_IFCHR | SFlag::S_IFBLK) => {
+            h.set_entry_type(match kind {
+                SFlag::S_IFIFO => tar::EntryType::Fifo,
+                SFlag::S_IFCHR => tar::EntryType::Char,
+                _ => tar::EntryType::Block,
+            });
+            if kind != SFlag::S_IFIFO {
+                h.set_device_major(libc::major(st.st_rdev))?;
+                h.set_device_minor(libc::minor(st.st_rdev))?;
+            }
+            b.append_data(&mut h, name, io::empty())?;
+        }
+        // Sockets are not archived (as Docker).
+        _ => {}
+    }
+    Ok(())
 }
 
 fn open_path(p: &Path) -> io::Result<OwnedFd> {
@@ -366,28 +478,11 @@ impl ArchiveRoot {
     /// Freezes a running container until the returned guard is dropped (nothing for a
     /// stopped or paused one). A container that exited meanwhile needs no freezing.
     pub fn hold_still(&self) -> Result<Thaw, ArchiveError> {
-        let Some(f) = &self.freezer else {
-            return Ok(Thaw(None));
-        };
-        let mut holders = f.holders.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = holders.get_mut(&f.id) {
-            *n += 1;
-            return Ok(Thaw(Some(f.clone())));
-        }
-        match f.runtime.pause(&f.id, true) {
-            Ok(()) => {
-                holders.insert(f.id.clone(), 1);
-                Ok(Thaw(Some(f.clone())))
-            }
-            Err(e) => match f.runtime.state(&f.id) {
-                Ok(s) if s.status == "running" => Err(self.io(
-                    "pausing the container to copy",
-                    "/",
-                    io::Error::other(e.to_string()),
-                )),
-                // It ended meanwhile: nothing runs to race the copy.
-                _ => Ok(Thaw(None)),
-            },
+        match &self.freezer {
+            None => Ok(Thaw(None)),
+            Some(f) => f
+                .hold()
+                .map_err(|e| self.io("pausing the container to copy", "/", e)),
         }
     }
 
@@ -572,34 +667,10 @@ impl ArchiveRoot {
                 )),
             ));
         }
-        let mut h = tar::Header::new_gnu();
-        h.set_mode(st.st_mode & 0o7777);
-        h.set_uid(st.st_uid.into());
-        h.set_gid(st.st_gid.into());
-        h.set_mtime(st.st_mtime.max(0) as u64);
-        h.set_size(0);
-        let open = |flags: OFlag| -> Result<OwnedFd, Errno> {
-            match entry {
-                Some(e) => openat(
-                    dir,
-                    e,
-                    flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                    Mode::empty(),
-                ),
-                // The item is `dir` itself (already resolved): reopen it for reading.
-                None => openat(dir, ".", flags | OFlag::O_CLOEXEC, Mode::empty()).or_else(|_| {
-                    let p = format!("/proc/self/fd/{}", dir.as_raw_fd());
-                    nix::fcntl::open(p.as_str(), flags | OFlag::O_CLOEXEC, Mode::empty())
-                }),
-            }
-        };
         match SFlag::from_bits_truncate(st.st_mode & libc::S_IFMT) {
             SFlag::S_IFDIR => {
-                if !name.as_os_str().is_empty() {
-                    h.set_entry_type(tar::EntryType::Directory);
-                    b.append_data(&mut h, name, io::empty()).map_err(io)?;
-                }
-                let d = open(OFlag::O_RDONLY | OFlag::O_DIRECTORY).map_err(ioe)?;
+                append_node(b, dir, entry, &st, name).map_err(io)?;
+                let d = open_node(dir, entry, OFlag::O_RDONLY | OFlag::O_DIRECTORY).map_err(ioe)?;
                 // Read through the descriptor's own /proc link: the very directory opened.
                 let mut names: Vec<OsString> =
                     std::fs::read_dir(format!("/proc/self/fd/{}", d.as_raw_fd()))
@@ -642,44 +713,7 @@ impl ArchiveRoot {
                     )?;
                 }
             }
-            SFlag::S_IFREG => {
-                let f = match open(OFlag::O_RDONLY | OFlag::O_NONBLOCK) {
-                    Ok(f) => File::from(f),
-                    Err(Errno::ENOENT) => return Ok(()),
-                    Err(e) => return Err(ioe(e)),
-                };
-                let st = fstat(&f).map_err(ioe)?;
-                if st.st_mode & libc::S_IFMT != libc::S_IFREG {
-                    return Ok(());
-                }
-                let size = st.st_size.max(0) as u64;
-                h.set_size(size);
-                h.set_entry_type(tar::EntryType::Regular);
-                // Exactly `size` bytes whatever the file does meanwhile (zeros if it shrinks).
-                let data = f.take(size).chain(io::repeat(0)).take(size);
-                b.append_data(&mut h, name, data).map_err(io)?;
-            }
-            SFlag::S_IFLNK => {
-                let Some(e) = entry else { return Ok(()) };
-                let target = readlinkat(dir, e).map_err(ioe)?;
-                h.set_entry_type(tar::EntryType::Symlink);
-                b.append_link(&mut h, name, Path::new(&target))
-                    .map_err(io)?;
-            }
-            kind @ (SFlag::S_IFIFO | SFlag::S_IFCHR | SFlag::S_IFBLK) => {
-                h.set_entry_type(match kind {
-                    SFlag::S_IFIFO => tar::EntryType::Fifo,
-                    SFlag::S_IFCHR => tar::EntryType::Char,
-                    _ => tar::EntryType::Block,
-                });
-                if kind != SFlag::S_IFIFO {
-                    h.set_device_major(libc::major(st.st_rdev)).map_err(io)?;
-                    h.set_device_minor(libc::minor(st.st_rdev)).map_err(io)?;
-                }
-                b.append_data(&mut h, name, io::empty()).map_err(io)?;
-            }
-            // Sockets are not archived (as Docker).
-            _ => {}
+            _ => append_node(b, dir, entry, &st, name).map_err(io)?,
         }
         Ok(())
     }

@@ -315,12 +315,57 @@ pub struct ChangesPlan {
     hidden: Vec<String>,
 }
 
+/// A path of a commit's layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerEntry {
+    /// Container path.
+    pub path: String,
+    /// What changed.
+    pub kind: ChangeKind,
+    /// A directory that replaces the image's whole.
+    pub opaque: bool,
+}
+
 impl ChangesPlan {
+    /// The plan for writable directory `upper` over image layers `lowers` (topmost first),
+    /// with the runtime's mount points `hidden`.
+    pub fn new(upper: PathBuf, lowers: Vec<PathBuf>, hidden: Vec<String>) -> ChangesPlan {
+        ChangesPlan {
+            upper,
+            lowers,
+            hidden,
+        }
+    }
+
     /// Reads the changes (blocking: a walk of the container's writable layer).
     pub fn run(&self) -> Result<Vec<(String, ChangeKind)>, ChangesError> {
         let entries = walk_upper(&self.upper)?;
         let lowers = open_lowers(&self.lowers);
         Ok(classify(&entries, |p| in_lowers(&lowers, p), &self.hidden))
+    }
+
+    /// The paths `docker commit` puts in its layer: the ones [`ChangesPlan::run`] lists.
+    pub fn layer_entries(&self) -> Result<Vec<LayerEntry>, ChangesError> {
+        let entries = walk_upper(&self.upper)?;
+        let lowers = open_lowers(&self.lowers);
+        let opaque: std::collections::HashSet<&str> = entries
+            .iter()
+            .filter(|e| e.opaque)
+            .map(|e| e.path.as_str())
+            .collect();
+        Ok(classify(&entries, |p| in_lowers(&lowers, p), &self.hidden)
+            .into_iter()
+            .map(|(path, kind)| LayerEntry {
+                opaque: opaque.contains(path.as_str()),
+                path,
+                kind,
+            })
+            .collect())
+    }
+
+    /// The container's writable directory.
+    pub fn upper(&self) -> &Path {
+        &self.upper
     }
 }
 

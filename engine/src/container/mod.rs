@@ -15,6 +15,7 @@
 
 pub mod archive;
 pub mod changes;
+pub mod commit;
 pub mod confined;
 pub mod connect;
 mod engine;

@@ -393,6 +393,7 @@ fn load_oci(store: &ImageStore, lease: &Lease, dir: &Path) -> Result<Vec<String>
                     .clone()
                     .unwrap_or_else(|| "1970-01-01T00:00:00Z".into()),
                 repo_digest: None,
+                parent: None,
             },
             tag.as_ref(),
         )?;

@@ -16,7 +16,7 @@ pub struct ImageInspect {
     pub repo_tags: Vec<String>,
     /// `repo@sha256:...`.
     pub repo_digests: Vec<String>,
-    /// Always empty for pulled and imported images.
+    /// The image a `docker commit` was made on (empty for pulled, loaded and imported ones).
     pub parent: String,
     /// The last history entry's comment.
     pub comment: String,
@@ -86,7 +86,11 @@ pub fn inspect(img: &ImageRecord, tags: Vec<String>, config: &Value) -> ImageIns
         id: img.id.to_string(),
         repo_tags: tags,
         repo_digests: img.repo_digests.iter().cloned().collect(),
-        parent: String::new(),
+        parent: img
+            .parent
+            .as_ref()
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
         comment: history
             .and_then(|h| h.last())
             .map(|h| text(h, "comment"))
@@ -181,6 +185,7 @@ mod tests {
             created: "2026-11-23T10:00:00Z".into(),
             size: 300,
             repo_digests: ["localhost:5000/app@sha256:".to_string() + &"c".repeat(64)].into(),
+            parent: None,
         }
     }
 

@@ -131,6 +131,17 @@ pub async fn archive_get(
         Ok((r, stat, root))
     })
     .await?;
+    let mut resp = tar_response(root, resolved)?;
+    resp = with_stat(resp, &stat);
+    Ok(resp)
+}
+
+/// A response streaming the tar of `resolved` in `root`, written by a walker thread into a
+/// bounded channel.
+fn tar_response(
+    root: engine::container::archive::ArchiveRoot,
+    resolved: engine::container::archive::Resolved,
+) -> Result<Response, ApiError> {
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(8);
     // The walk recurses once per level (at most PATH_MAX / 2 levels): a thread with room
     // for that, not the blocking pool's 2 MiB.
@@ -143,7 +154,7 @@ pub async fn archive_get(
             buf: Vec::with_capacity(CHUNK),
         };
         if let Err(e) = root.write_tar(&resolved, &mut w) {
-            tracing::warn!(error = %e, "archiving for docker cp");
+            tracing::warn!(error = %e, "archiving a container's files");
             // The body ends in an error: the client sees a broken transfer, not a short tar.
             let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
         }
@@ -154,7 +165,30 @@ pub async fn archive_get(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/x-tar"),
     );
-    Ok(with_stat(resp, &stat))
+    Ok(resp)
+}
+
+/// `GET /containers/{id}/export` (`docker export`): the container's root file system (its
+/// image and its changes, without its volumes and binds) as a tar, streamed. A running
+/// container is not paused (as Docker).
+pub async fn container_export(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let mut root = {
+        let e = st.engine_unless_starting(&id).await;
+        let root = e.archive_root(&id)?;
+        e.emit_container(&id, "export", &[]);
+        root
+    };
+    root.mounts.clear();
+    root.freezer = None;
+    let (resolved, root) = blocking(move || {
+        let r = root.resolve("/").map_err(api_error)?;
+        Ok((r, root))
+    })
+    .await?;
+    tar_response(root, resolved)
 }
 
 /// A request body read synchronously, chunk by chunk, from a blocking thread.

@@ -416,12 +416,27 @@ async fn image_import(
         n.parse::<engine::image::reference::Reference>()
             .map_err(|e| ApiError::bad(e.to_string()))?;
     }
+    let changes = super::query::all(req.uri(), "changes");
+    let comment = q
+        .get("message")
+        .filter(|m| !m.is_empty())
+        .cloned()
+        .unwrap_or_else(|| "Imported from -".into());
     let store = st.images.clone();
+    // The body is read whole first: a client still sending it sees the answer, not a reset.
     let f = spool(&st, req).await?;
+    // `--change`: applied before anything is stored, so a bad one leaves nothing behind.
+    let mut config = serde_json::Map::new();
+    engine::container::commit::apply_changes(&mut config, &changes)?;
     let tag = name.clone();
     let rec = tokio::task::spawn_blocking(move || {
         store
-            .import(std::io::BufReader::new(f), tag.as_deref())
+            .import_with(
+                std::io::BufReader::new(f),
+                tag.as_deref(),
+                Value::Object(config),
+                &comment,
+            )
             .map_err(|e| ApiError::bad(format!("importing the tarball: {e}")))
     })
     .await

@@ -98,3 +98,88 @@ pub(crate) async fn image_prune(State(st): State<AppState>, q: Q) -> ApiResult {
         json!({"ImagesDeleted": removal_json(&removals), "SpaceReclaimed": space}),
     ))
 }
+
+/// `POST /commit?container=C&repo=R&tag=T&comment=M&author=A&pause=1&changes=...` (`docker
+/// commit`), with the new image's configuration as an optional body: the container's changes
+/// become a layer on its image. Planned under the engine's lock, done off it.
+pub(crate) async fn commit(
+    State(st): State<AppState>,
+    q: Q,
+    uri: axum::http::Uri,
+    body: axum::body::Bytes,
+) -> ApiResult {
+    let container = q
+        .get("container")
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| ApiError::bad("container is required (the container to commit)"))?
+        .clone();
+    let tag = match (
+        q.get("repo").filter(|r| !r.is_empty()),
+        q.get("tag").filter(|t| !t.is_empty()),
+    ) {
+        (None, None) => None,
+        (None, Some(t)) => {
+            return Err(ApiError::bad(format!(
+                "tag {t:?} given without a repository: give repo too"
+            )));
+        }
+        (Some(r), None) => Some(r.clone()),
+        (Some(r), Some(t)) => Some(format!("{r}:{t}")),
+    };
+    let config = match body.iter().all(u8::is_ascii_whitespace) {
+        true => None,
+        false => match serde_json::from_slice::<Value>(&body) {
+            Ok(Value::Null) => None,
+            Ok(v @ Value::Object(_)) => Some(v),
+            Ok(_) => {
+                return Err(ApiError::bad(
+                    "the commit's configuration must be a JSON object",
+                ));
+            }
+            Err(e) => {
+                return Err(ApiError::bad(format!(
+                    "invalid JSON in the commit's configuration: {e}"
+                )));
+            }
+        },
+    };
+    let container_config = {
+        let index = st.containers();
+        let e = index.get(&container)?;
+        crate::api::views::inspect(&e.container, &e.endpoints, "")["Config"].clone()
+    };
+    let req = engine::container::commit::CommitRequest {
+        container_config,
+        config,
+        changes: super::query::all(&uri, "changes"),
+        author: q.get("author").cloned().unwrap_or_default(),
+        comment: q.get("comment").cloned().unwrap_or_default(),
+        tag: tag.clone(),
+        pause: super::query::bool_or(&q, "pause", true),
+    };
+    let plan = st.engine.lock().await.commit_plan(&container)?;
+    let id = plan.id.clone();
+    let store = st.images.clone();
+    let comment = req.comment.clone();
+    let rec = tokio::task::spawn_blocking(move || plan.run(&store, req))
+        .await
+        .map_err(|e| ApiError::internal(format!("docker commit of {container}: {e}")))??;
+    let image = rec.id.to_string();
+    st.engine.lock().await.emit_container(
+        &id,
+        "commit",
+        &[
+            ("comment", comment),
+            ("imageID", image.clone()),
+            ("imageRef", tag.clone().unwrap_or_default()),
+        ],
+    );
+    if let Some(t) = &tag {
+        let familiar = t
+            .parse::<engine::image::reference::Reference>()
+            .map_or(t.clone(), |r| r.familiar_name_with_tag());
+        st.events
+            .publish(engine::events::Event::image(&image, "tag", &familiar));
+    }
+    Ok(json_response(StatusCode::CREATED, json!({"Id": image})))
+}

@@ -130,6 +130,11 @@ pub fn app(state: AppState) -> Router {
             axum::routing::delete(containers::container_delete),
         )
         .route("/images/json", get(images::image_list))
+        .route("/commit", post(images::commit))
+        .route(
+            "/containers/{id}/export",
+            get(crate::routes::archive::container_export),
+        )
         .route("/images/search", get(system::image_search))
         .route(
             "/images/create",

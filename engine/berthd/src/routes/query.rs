@@ -19,6 +19,18 @@ pub fn bool_or(q: &HashMap<String, String>, k: &str, default: bool) -> bool {
     })
 }
 
+/// Every value of repeated parameter `k` of `uri`'s query (`changes=A&changes=B`), in order.
+pub fn all(uri: &axum::http::Uri, k: &str) -> Vec<String> {
+    axum::extract::Query::<Vec<(String, String)>>::try_from_uri(uri)
+        .map(|q| {
+            q.0.into_iter()
+                .filter(|(n, _)| n == k)
+                .map(|(_, v)| v)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -35,5 +47,14 @@ mod tests {
         assert!(!flag(&HashMap::new(), "all"));
         assert!(bool_or(&HashMap::new(), "stream", true));
         assert!(!bool_or(&q("0"), "all", true));
+    }
+
+    #[test]
+    fn repeated_parameters() {
+        let uri: axum::http::Uri = "/commit?changes=ENV%20A%3D1&x=1&changes=CMD+ls"
+            .parse()
+            .unwrap();
+        assert_eq!(all(&uri, "changes"), ["ENV A=1", "CMD ls"]);
+        assert!(all(&uri, "nope").is_empty());
     }
 }

@@ -252,6 +252,7 @@ pub async fn pull(
                 layers,
                 created,
                 repo_digest: Some(repo_digest.clone()),
+                parent: None,
             },
             tag,
         )?;

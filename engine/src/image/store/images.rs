@@ -134,6 +134,8 @@ pub struct NewImage {
     pub created: String,
     /// `repo@sha256:...` it was pulled as.
     pub repo_digest: Option<String>,
+    /// The image it was committed on.
+    pub parent: Option<Digest>,
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(io::Error) -> ImageError {
@@ -161,7 +163,7 @@ impl<W: Write> Write for Hashing<W> {
     }
 }
 
-fn now() -> String {
+pub(super) fn now() -> String {
     berth_common::time::rfc3339(berth_common::time::unix(std::time::SystemTime::now()).0)
 }
 
@@ -334,6 +336,7 @@ impl ImageStore {
                         created: new.created,
                         size,
                         repo_digests: new.repo_digest.into_iter().collect(),
+                        parent: new.parent,
                     };
                     records
                         .images
@@ -371,16 +374,25 @@ impl ImageStore {
     /// `docker import`: a root file system tarball (plain, gzip or zstd) becomes a one-layer
     /// image, tagged `tag` when given. No lock is held while the layer is stored.
     pub fn import(&self, input: impl Read, tag: Option<&str>) -> Result<ImageRecord, ImageError> {
+        self.import_with(input, tag, serde_json::json!({}), "Imported from -")
+    }
+
+    /// [`ImageStore::import`] with the run configuration `config` (`docker import --change`)
+    /// and `comment` on its history entry (`--message`, else Docker's "Imported from -").
+    pub fn import_with(
+        &self,
+        input: impl Read,
+        tag: Option<&str>,
+        config: serde_json::Value,
+        comment: &str,
+    ) -> Result<ImageRecord, ImageError> {
         let _bg = crate::image::background::enter();
         let tag: Option<Reference> = tag.map(str::parse).transpose()?;
         let lease = self.lease();
         let result = self.store_layer(&lease, input, None).and_then(|layer| {
-            self.commit(
-                vec![layer],
-                serde_json::json!({}),
-                &["berth import"],
-                tag.as_ref(),
-            )
+            let created = now();
+            let history = serde_json::json!([{"created": created, "comment": comment}]);
+            self.record_image(vec![layer], config, history, created, tag.as_ref(), None)
         });
         drop(lease);
         if result.is_err() {
@@ -482,18 +494,32 @@ impl ImageStore {
         tag: Option<&Reference>,
     ) -> Result<ImageRecord, ImageError> {
         let created = now();
-        let (os, arch) = host_platform();
         let history: Vec<serde_json::Value> = created_by
             .iter()
             .map(|c| serde_json::json!({"created": created, "created_by": c}))
             .collect();
+        self.record_image(layers, config, history.into(), created, tag, None)
+    }
+
+    /// Records an image of `layers` whose config is made here: `config` as its run
+    /// configuration, `history` as its history, `parent` as Docker's parent image.
+    pub(super) fn record_image(
+        &self,
+        layers: Vec<LayerRecord>,
+        config: serde_json::Value,
+        history: serde_json::Value,
+        created: String,
+        tag: Option<&Reference>,
+        parent: Option<Digest>,
+    ) -> Result<ImageRecord, ImageError> {
+        let (os, arch) = host_platform();
         let config = serde_json::json!({
             "created": created, "architecture": arch, "os": os, "config": config,
             "rootfs": {"type": "layers", "diff_ids": layers.iter().map(|l| l.diff_id.to_string()).collect::<Vec<_>>()},
             "history": history,
         });
         let config_bytes = serde_json::to_vec(&config).expect("JSON values serialise");
-        self.commit_config(&config_bytes, layers, created, tag)
+        self.record_config(&config_bytes, layers, created, tag, parent)
     }
 
     /// Records an image of stored `layers` with `config_bytes` as its config, kept byte for byte
@@ -504,6 +530,18 @@ impl ImageStore {
         layers: Vec<LayerRecord>,
         created: String,
         tag: Option<&Reference>,
+    ) -> Result<ImageRecord, ImageError> {
+        self.record_config(config_bytes, layers, created, tag, None)
+    }
+
+    /// [`ImageStore::commit_config`] with Docker's parent image recorded.
+    pub(super) fn record_config(
+        &self,
+        config_bytes: &[u8],
+        layers: Vec<LayerRecord>,
+        created: String,
+        tag: Option<&Reference>,
+        parent: Option<Digest>,
     ) -> Result<ImageRecord, ImageError> {
         // Keeps the two blobs written here until the record is saved.
         let _lease = self.lease();
@@ -526,6 +564,7 @@ impl ImageStore {
                 layers,
                 created,
                 repo_digest: None,
+                parent,
             },
             tag,
         )

@@ -3,12 +3,14 @@
 //! the collector.
 
 pub mod blobs;
+pub mod commit;
 pub mod images;
 pub mod leases;
 pub mod records;
 pub mod snapshots;
 
 pub use blobs::{BlobError, Blobs, sha256};
+pub use commit::ChildImage;
 pub use images::{ImageError, ImageStore, NewImage};
 pub use leases::Lease;
 pub use records::{ImageRecord, ImageUser, LayerRecord, ListRow, Records};

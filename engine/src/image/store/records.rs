@@ -51,6 +51,9 @@ pub struct ImageRecord {
     pub size: u64,
     /// `repo@sha256:...` names it is known by in registries.
     pub repo_digests: BTreeSet<String>,
+    /// The image it was committed on (`docker commit`; Docker's `Parent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<Digest>,
 }
 
 /// Every image record and tag: a snapshot readers hold while the store moves on (see

@@ -1,0 +1,346 @@
+//! The Dockerfile's word rules (Docker's shell lexer): quotes, the escape character and
+//! environment substitution (`$VAR`, `${VAR}`, `${VAR:-word}`, `${VAR-word}`, `${VAR:+word}`,
+//! `${VAR+word}`, `${VAR:?message}`, `${VAR?message}`), applied where Docker applies them
+//! (`ENV`, `LABEL`, `EXPOSE`, `USER`, `WORKDIR`, `VOLUME`, `STOPSIGNAL`, ...). Pure.
+
+/// Why a word could not be processed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WordError {
+    /// `"abc` or `'abc`.
+    #[error("unterminated quote in {0:?}")]
+    Unterminated(String),
+    /// `${VAR` or `${}`.
+    #[error(
+        "bad substitution in {0:?}: valid forms are $VAR, ${{VAR}}, ${{VAR:-default}} and ${{VAR:+alternative}}"
+    )]
+    BadSubstitution(String),
+    /// `${VAR:?message}` with VAR unset (or empty).
+    #[error("{name}: {message}")]
+    Required {
+        /// The variable.
+        name: String,
+        /// Its message.
+        message: String,
+    },
+}
+
+/// Words longer than this are refused (a Dockerfile or a change line is written by hand).
+pub const MAX_WORD: usize = 1 << 20;
+
+/// The value of `name` in `env` (`K=V` entries, the last one winning).
+pub fn lookup<'a>(env: &'a [String], name: &str) -> Option<&'a str> {
+    env.iter().rev().find_map(|e| {
+        let (k, v) = e.split_once('=').unwrap_or((e.as_str(), ""));
+        (k == name).then_some(v)
+    })
+}
+
+struct Lexer<'a> {
+    chars: Vec<char>,
+    pos: usize,
+    escape: char,
+    env: &'a [String],
+    source: &'a str,
+}
+
+impl Lexer<'_> {
+    fn peek(&self) -> Option<char> {
+        self.chars.get(self.pos).copied()
+    }
+
+    fn next(&mut self) -> Option<char> {
+        let c = self.peek()?;
+        self.pos += 1;
+        Some(c)
+    }
+
+    fn unterminated(&self) -> WordError {
+        WordError::Unterminated(self.source.to_string())
+    }
+
+    /// Reads words until the end (or, in a `${...}` word, until the closing brace, left unread).
+    /// `split`: whitespace outside quotes separates words.
+    fn words(&mut self, split: bool, in_brace: bool) -> Result<Vec<String>, WordError> {
+        let mut out = Vec::new();
+        let mut cur = String::new();
+        let mut started = false;
+        while let Some(c) = self.peek() {
+            if in_brace && c == '}' {
+                break;
+            }
+            if split && c.is_whitespace() {
+                self.pos += 1;
+                if started {
+                    out.push(std::mem::take(&mut cur));
+                    started = false;
+                }
+                continue;
+            }
+            started = true;
+            self.pos += 1;
+            match c {
+                '\'' => loop {
+                    match self.next() {
+                        None => return Err(self.unterminated()),
+                        Some('\'') => break,
+                        Some(x) => cur.push(x),
+                    }
+                },
+                '"' => loop {
+                    match self.next() {
+                        None => return Err(self.unterminated()),
+                        Some('"') => break,
+                        Some('$') => self.variable(&mut cur)?,
+                        Some(e) if e == self.escape => match self.next() {
+                            None => return Err(self.unterminated()),
+                            Some(x) if x == '"' || x == '$' || x == self.escape => cur.push(x),
+                            Some(x) => {
+                                cur.push(e);
+                                cur.push(x);
+                            }
+                        },
+                        Some(x) => cur.push(x),
+                    }
+                },
+                '$' => self.variable(&mut cur)?,
+                e if e == self.escape => match self.next() {
+                    // A trailing escape stays as it is.
+                    None => cur.push(e),
+                    Some(x) => cur.push(x),
+                },
+                x => cur.push(x),
+            }
+            if cur.len() > MAX_WORD {
+                return Err(WordError::BadSubstitution(format!(
+                    "{}... (longer than {MAX_WORD} bytes)",
+                    self.source.chars().take(32).collect::<String>()
+                )));
+            }
+        }
+        if started || (!split && out.is_empty()) {
+            out.push(cur);
+        }
+        Ok(out)
+    }
+
+    fn name(&mut self) -> String {
+        let mut name = String::new();
+        while let Some(c) = self.peek() {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                name.push(c);
+                self.pos += 1;
+            } else {
+                break;
+            }
+        }
+        name
+    }
+
+    /// After a `$`: appends the substitution to `cur`.
+    fn variable(&mut self, cur: &mut String) -> Result<(), WordError> {
+        let bad = || WordError::BadSubstitution(self.source.to_string());
+        if self.peek() != Some('{') {
+            let name = self.name();
+            if name.is_empty() {
+                cur.push('$');
+            } else {
+                cur.push_str(lookup(self.env, &name).unwrap_or_default());
+            }
+            return Ok(());
+        }
+        self.pos += 1;
+        let name = self.name();
+        if name.is_empty() {
+            return Err(bad());
+        }
+        let value = lookup(self.env, &name);
+        match self.next() {
+            Some('}') => {
+                cur.push_str(value.unwrap_or_default());
+                Ok(())
+            }
+            Some(c) => {
+                let colon = c == ':';
+                let op = if colon {
+                    self.next().ok_or_else(bad)?
+                } else {
+                    c
+                };
+                if !matches!(op, '-' | '+' | '?') {
+                    return Err(bad());
+                }
+                let word = self.words(false, true)?.concat();
+                if self.next() != Some('}') {
+                    return Err(bad());
+                }
+                // With a colon, an empty value counts as unset.
+                let set = value.filter(|v| !colon || !v.is_empty());
+                match (op, set) {
+                    ('-', Some(v)) => cur.push_str(v),
+                    ('-', None) => cur.push_str(&word),
+                    ('+', Some(_)) => cur.push_str(&word),
+                    ('+', None) => {}
+                    ('?', Some(v)) => cur.push_str(v),
+                    (_, None) => {
+                        return Err(WordError::Required {
+                            name,
+                            message: if word.is_empty() {
+                                "is not allowed to be unset".into()
+                            } else {
+                                word
+                            },
+                        });
+                    }
+                    _ => unreachable!("op is one of - + ?"),
+                }
+                Ok(())
+            }
+            None => Err(bad()),
+        }
+    }
+}
+
+/// `text` as one word: quotes removed, escapes applied, variables of `env` substituted
+/// (Docker's processing of `WORKDIR`, `USER`, an `ENV` value, ...).
+pub fn process_word(text: &str, env: &[String], escape: char) -> Result<String, WordError> {
+    let mut l = Lexer {
+        chars: text.chars().collect(),
+        pos: 0,
+        escape,
+        env,
+        source: text,
+    };
+    Ok(l.words(false, false)?.concat())
+}
+
+/// `text` split into words at whitespace outside quotes, each processed as [`process_word`]
+/// (Docker's processing of `EXPOSE`, `VOLUME` in its shell form, ...).
+pub fn process_words(text: &str, env: &[String], escape: char) -> Result<Vec<String>, WordError> {
+    let mut l = Lexer {
+        chars: text.chars().collect(),
+        pos: 0,
+        escape,
+        env,
+        source: text,
+    };
+    l.words(true, false)
+}
+
+/// `text` split into words at whitespace outside quotes, the quotes and escapes kept (the
+/// first step of `ENV a=b c="d e"`: each word is then processed on its own).
+pub fn split_raw(text: &str, escape: char) -> Result<Vec<String>, WordError> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quote: Option<char> = None;
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match quote {
+            Some(q) => {
+                cur.push(c);
+                if c == q {
+                    quote = None;
+                } else if c == escape && q == '"' {
+                    if let Some(n) = chars.next() {
+                        cur.push(n);
+                    }
+                }
+            }
+            None if c.is_whitespace() => {
+                if !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+            }
+            None => {
+                cur.push(c);
+                if c == '"' || c == '\'' {
+                    quote = Some(c);
+                } else if c == escape {
+                    if let Some(n) = chars.next() {
+                        cur.push(n);
+                    }
+                }
+            }
+        }
+    }
+    if quote.is_some() {
+        return Err(WordError::Unterminated(text.to_string()));
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env() -> Vec<String> {
+        vec![
+            "A=1".into(),
+            "EMPTY=".into(),
+            "B=two words".into(),
+            "A=one".into(),
+        ]
+    }
+
+    #[test]
+    fn substitutes_as_docker() {
+        let e = env();
+        let w = |s: &str| process_word(s, &e, '\\').unwrap();
+        assert_eq!(w("$A"), "one");
+        assert_eq!(w("${A}x"), "onex");
+        assert_eq!(w("$Ax"), "");
+        assert_eq!(w("${NOPE:-d}"), "d");
+        assert_eq!(w("${EMPTY:-d}"), "d");
+        assert_eq!(w("${EMPTY-d}"), "");
+        assert_eq!(w("${A:+alt}"), "alt");
+        assert_eq!(w("${NOPE:+alt}"), "");
+        assert_eq!(w("${NOPE:-$A}"), "one");
+        assert_eq!(w("'$A'"), "$A");
+        assert_eq!(w("\"$A\""), "one");
+        assert_eq!(w("\\$A"), "$A");
+        assert_eq!(w("\"a\\\"b\""), "a\"b");
+        assert_eq!(w("\"a\\nb\""), "a\\nb");
+        assert_eq!(w("a$"), "a$");
+        assert_eq!(w("$"), "$");
+        assert_eq!(w(""), "");
+        assert_eq!(process_word("`$A", &e, '`').unwrap(), "$A");
+        assert_eq!(
+            process_word("${NOPE:?must be set}", &e, '\\').unwrap_err(),
+            WordError::Required {
+                name: "NOPE".into(),
+                message: "must be set".into()
+            }
+        );
+        assert!(matches!(
+            process_word("${A", &e, '\\'),
+            Err(WordError::BadSubstitution(_))
+        ));
+        assert!(matches!(
+            process_word("${A/x/y}", &e, '\\'),
+            Err(WordError::BadSubstitution(_))
+        ));
+        assert!(matches!(
+            process_word("\"abc", &e, '\\'),
+            Err(WordError::Unterminated(_))
+        ));
+    }
+
+    #[test]
+    fn splits_as_docker() {
+        let e = env();
+        assert_eq!(
+            process_words("80 $A  \"a b\" ''", &e, '\\').unwrap(),
+            ["80", "one", "a b", ""]
+        );
+        assert!(process_words("  ", &e, '\\').unwrap().is_empty());
+        // A substituted value is one word even with spaces in it.
+        assert_eq!(process_words("$B", &e, '\\').unwrap(), ["two words"]);
+        assert_eq!(
+            split_raw("a=b c=\"d e\" f='g h' i=j\\ k", '\\').unwrap(),
+            ["a=b", "c=\"d e\"", "f='g h'", "i=j\\ k"]
+        );
+        assert!(split_raw("a=\"b", '\\').is_err());
+    }
+}
