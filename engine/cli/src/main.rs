@@ -61,6 +61,8 @@ enum Cmd {
     Container(ContainerCmd),
     #[command(flatten)]
     Image(ImageCmd),
+    #[command(flatten)]
+    Filesystem(cmd::filesystem::FilesystemCmd),
     /// Manage networks
     #[command(subcommand)]
     Network(NetworkCmd),
@@ -185,6 +187,7 @@ async fn dispatch(client: Client, cmd: Cmd) -> anyhow::Result<i32> {
         Cmd::Run(c) => cmd::container::run_cmd(&client, *c).await,
         Cmd::Container(c) => cmd::container::container(&client, c).await,
         Cmd::Image(c) => cmd::image::image(&client, c).await,
+        Cmd::Filesystem(c) => cmd::filesystem::filesystem(&client, c).await,
         Cmd::Network(c) => cmd::network::network(&client, c).await,
         Cmd::Volume(c) => cmd::network::volume(&client, c).await,
         Cmd::System(c) => cmd::system::system(&client, c).await,

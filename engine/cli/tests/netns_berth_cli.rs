@@ -670,3 +670,108 @@ fn netns_berth_cli_networks_volumes_images() {
         "completion script"
     );
 }
+
+/// Runs the docker CLI against the same berthd: berth's output must be the docker CLI's.
+fn docker_cli(d: &Berthd, args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+#[test]
+fn netns_berth_cli_diff_commit_export_import() {
+    if !netns_support::enabled("netns_berth_cli_diff_commit_export_import") {
+        return;
+    }
+    let d = Berthd::start().with_client(Path::new(BERTH));
+    d.ok(&[
+        "run",
+        "--name",
+        "fs",
+        "--network",
+        "none",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo hi > /tmp/f; rm /bin/true; mkdir /data",
+    ]);
+    // diff: Docker's letters and order, as the docker CLI prints them.
+    let diff = d.ok(&["diff", "fs"]);
+    assert_eq!(diff, docker_cli(&d, &["diff", "fs"]));
+    for line in ["C /bin", "D /bin/true", "A /data", "A /tmp/f"] {
+        assert!(diff.lines().any(|l| l == line), "{line:?} not in {diff}");
+    }
+    // commit with an author, a message and changes; the image runs with them.
+    let id = d.ok(&[
+        "commit",
+        "-a",
+        "me",
+        "-m",
+        "msg",
+        "-c",
+        "ENV A=from-commit",
+        "-c",
+        "CMD [\"sh\", \"-c\", \"echo $A; cat /tmp/f\"]",
+        "--pause=false",
+        "fs",
+        "snap:1",
+    ]);
+    assert!(id.trim().starts_with("sha256:"), "{id}");
+    assert_eq!(d.ok(&["run", "--rm", "snap:1"]), "from-commit\nhi\n");
+    assert_eq!(
+        docker_cli(
+            &d,
+            &[
+                "image",
+                "inspect",
+                "-f",
+                "{{.Author}} {{.Comment}}",
+                "snap:1"
+            ]
+        )
+        .trim(),
+        "me msg"
+    );
+    let bad = d.docker(&["commit", "-c", "RUN true", "fs", "snap:2"]);
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad.stderr).contains("run is not a valid change command"),
+        "{}",
+        text(&bad.stderr)
+    );
+    // export -o: the merged file system; import -c/-m of it.
+    let out = d.dir.path().join("fs.tar");
+    let out = out.to_str().unwrap();
+    d.ok(&["export", "-o", out, "fs"]);
+    let listing = Command::new("tar").args(["-tf", out]).output().unwrap();
+    let names = text(&listing.stdout);
+    assert!(names.lines().any(|l| l == "tmp/f"), "{names}");
+    assert!(names.lines().any(|l| l == "bin/sh"), "{names}");
+    assert!(!names.lines().any(|l| l == "bin/true"), "{names}");
+    d.ok(&[
+        "import",
+        "-c",
+        "CMD [\"cat\", \"/tmp/f\"]",
+        "-m",
+        "from export",
+        out,
+        "reimported",
+    ]);
+    assert_eq!(d.ok(&["run", "--rm", "reimported"]), "hi\n");
+    assert_eq!(
+        docker_cli(
+            &d,
+            &["image", "inspect", "-f", "{{.Comment}}", "reimported"]
+        )
+        .trim(),
+        "from export"
+    );
+}

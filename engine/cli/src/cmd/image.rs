@@ -96,6 +96,13 @@ pub enum ImageCmd {
     },
     /// Import the contents from a tarball to create a filesystem image
     Import {
+        /// Apply Dockerfile instructions to the image (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL,
+        /// ONBUILD, USER, VOLUME, WORKDIR, STOPSIGNAL, HEALTHCHECK)
+        #[arg(short = 'c', long = "change")]
+        change: Vec<String>,
+        /// Set commit message for imported image
+        #[arg(short, long)]
+        message: Option<String>,
         /// The tarball (plain, gzip or zstd), or - for STDIN
         file: String,
         /// REPOSITORY[:TAG] to tag it with
@@ -138,7 +145,37 @@ pub enum ImageCmd {
 }
 
 /// `NAME:TAG` split as Docker does (a `:` after the last `/` starts the tag).
-fn split_tag(name: &str) -> (&str, Option<&str>) {
+/// Writes a streamed answer (a tar) to stdout, or to `path`: beside it first and renamed at the
+/// end, so a failure leaves the old file (if any) as it was and no partial archive. `what` is
+/// Docker's wording of the failure (`failed to save image`).
+pub async fn write_output(
+    mut s: berth_cli::client::BodyStream,
+    path: Option<&str>,
+    what: &str,
+) -> anyhow::Result<()> {
+    match path {
+        None => berth_cli::client::copy_to(&mut s, &mut std::io::stdout().lock()).await?,
+        Some(path) => {
+            let dir = std::path::Path::new(path)
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            let bad = |e: &dyn std::fmt::Display| Exit {
+                code: 1,
+                message: format!("Error: {what}: invalid output path {path:?}: {e}"),
+            };
+            let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| bad(&e))?;
+            let mut out = std::io::BufWriter::new(tmp);
+            berth_cli::client::copy_to(&mut s, &mut out).await?;
+            let tmp = out.into_inner().map_err(|e| bad(&e.error().to_string()))?;
+            tmp.persist(path).map_err(|e| bad(&e.error))?;
+        }
+    }
+    Ok(())
+}
+
+/// `REPO[:TAG]` split (a port's colon is not a tag's).
+pub fn split_tag(name: &str) -> (&str, Option<&str>) {
     match name.rsplit_once(':') {
         Some((repo, tag)) if !tag.contains('/') && !repo.is_empty() => (repo, Some(tag)),
         _ => (name, None),
@@ -506,31 +543,10 @@ pub async fn image(c: &Client, cmd: ImageCmd) -> anyhow::Result<i32> {
                 }
                 .into());
             }
-            let mut s = c
+            let s = c
                 .stream(Method::GET, &format!("/images/get{q}"), empty(), &[])
                 .await?;
-            match &output {
-                None => berth_cli::client::copy_to(&mut s, &mut std::io::stdout().lock()).await?,
-                Some(path) => {
-                    // Written beside the target and renamed at the end: a failure leaves the
-                    // old file (if any) as it was and no partial archive.
-                    let dir = std::path::Path::new(path)
-                        .parent()
-                        .filter(|d| !d.as_os_str().is_empty())
-                        .unwrap_or(std::path::Path::new("."));
-                    let bad = |e: &dyn std::fmt::Display| Exit {
-                        code: 1,
-                        message: format!(
-                            "Error: failed to save image: invalid output path {path:?}: {e}"
-                        ),
-                    };
-                    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| bad(&e))?;
-                    let mut out = std::io::BufWriter::new(tmp);
-                    berth_cli::client::copy_to(&mut s, &mut out).await?;
-                    let tmp = out.into_inner().map_err(|e| bad(&e.error().to_string()))?;
-                    tmp.persist(path).map_err(|e| bad(&e.error))?;
-                }
-            }
+            write_output(s, output.as_deref(), "failed to save image").await?;
             Ok(0)
         }
         ImageCmd::Load { input, quiet } => {
@@ -613,9 +629,16 @@ pub async fn image(c: &Client, cmd: ImageCmd) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
-        ImageCmd::Import { file, reference } => {
+        ImageCmd::Import {
+            change,
+            message,
+            file,
+            reference,
+        } => {
             let body = input_body(Some(&file)).await?;
             let mut q = vec![("fromSrc", "-".to_string())];
+            q.extend(change.into_iter().map(|c| ("changes", c)));
+            q.extend(message.map(|m| ("message", m)));
             if let Some(r) = &reference {
                 let (repo, tag) = split_tag(r);
                 q.push(("repo", repo.to_string()));

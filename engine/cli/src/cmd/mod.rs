@@ -3,6 +3,7 @@
 
 pub mod container;
 pub mod cp;
+pub mod filesystem;
 pub mod image;
 pub mod network;
 pub mod system;
