@@ -815,15 +815,15 @@ async fn netns_containers_tty_stdin_attach_detach_and_exec() {
         kept.exit_code, 0,
         "connected again after a restart: {kept:?}"
     );
-    e.disconnect("srv", "cnet", false).await.unwrap();
+    e.disconnect("srv", "cnet").await.unwrap();
     let gone = e.exec("cli", fetch("alpha"), None).await.unwrap();
     assert_ne!(gone.exit_code, 0, "disconnected: {gone:?}");
-    let not = e.disconnect("srv", "cnet", false).await.unwrap_err();
+    let not = e.disconnect("srv", "cnet").await.unwrap_err();
     assert!(
         not.to_string().contains("is not connected to network cnet"),
         "{not}"
     );
-    e.disconnect("srv", "cnet", true).await.unwrap();
+
     // Off its own network too, and back.
     let srv_id = e.resolve("srv").unwrap();
     let on_bridge = |e: &mut Engine| {
@@ -832,7 +832,7 @@ async fn netns_containers_tty_stdin_attach_detach_and_exec() {
             .values()
             .any(|ep| ep.container == srv_id && ep.network == "bridge")
     };
-    e.disconnect("srv", "bridge", false).await.unwrap();
+    e.disconnect("srv", "bridge").await.unwrap();
     assert!(!on_bridge(&mut e));
     e.connect("srv", "bridge", vec![], None).await.unwrap();
     assert!(on_bridge(&mut e));

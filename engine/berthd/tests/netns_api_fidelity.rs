@@ -69,6 +69,16 @@ fn netns_api_fidelity_as_dockerd() {
         "kill 204 exited 137 204",
         "diff 200 0/bin 2/bin/true 0/tmp 1/tmp/d 1/tmp/d/f",
         "save one 200 True",
+        "command e1 201 [\"echo\", [\"ep\", \"c1\"], [\"echo\", \"ep\"], [\"c1\"], \"/srv\"]",
+        "command e5 201 [\"ls\", [], null, [\"ls\"], \"/srv\"]",
+        "command e7 201 [\"c1\", [], [], [\"c1\"], \"/srv\"]",
+        "command e9 201 [\"ls\", [], null, [\"ls\"], \"\"]",
+        "command e10 400",
+        "attach stream=0&logs=1&stdout=1 200 b'\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x04one\\n'",
+        "attach stream=0&logs=0&stdout=1&stderr=1 200 b''",
+        "network name 'x/y' 0 0",
+        "disconnect not connected True container ID is not connected to the network n1",
+        "disconnect gone 404 endpoint nothere not found",
     ] {
         assert!(
             ours.iter().any(|l| l == fact),

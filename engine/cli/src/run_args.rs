@@ -610,7 +610,8 @@ pub fn create_body(
         },
         entrypoint: match args.entrypoint.as_deref() {
             None => Strings::None,
-            Some("") => Strings::List(Vec::new()),
+            // The docker CLI's reset: no entrypoint, and not the image's command either.
+            Some("") => Strings::List(vec![String::new()]),
             Some(e) => Strings::List(vec![e.into()]),
         },
         env: Some(env),
@@ -801,7 +802,7 @@ mod tests {
             json!({"Name": "on-failure", "MaximumRetryCount": 3})
         );
         assert_eq!(b["Labels"], json!({"a": "b"}));
-        assert_eq!(b["Entrypoint"], json!([]));
+        assert_eq!(b["Entrypoint"], json!([""]));
         assert_eq!(b["Cmd"], json!(["sh"]));
     }
 

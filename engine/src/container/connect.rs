@@ -132,13 +132,8 @@ impl Engine {
     }
 
     /// `docker network disconnect` by a caller that owns the engine (see [`Engine::connect`]).
-    pub async fn disconnect(
-        &mut self,
-        what: &str,
-        network: &str,
-        force: bool,
-    ) -> Result<(), ContainerError> {
-        if let Some(change) = self.disconnect_begin(what, network, force)? {
+    pub async fn disconnect(&mut self, what: &str, network: &str) -> Result<(), ContainerError> {
+        if let Some(change) = self.disconnect_begin(what, network)? {
             change.apply(&self.wiring()).await?;
             self.net_change_finish(&change)?;
         }
@@ -261,13 +256,12 @@ impl Engine {
         Ok(ended)
     }
 
-    /// Plans `docker network disconnect [-f] NETWORK CONTAINER`. With `force`, a container
-    /// that is not connected is not an error (nothing to do).
+    /// Plans `docker network disconnect [-f] NETWORK CONTAINER` (`-f` changes nothing for a
+    /// container that exists, as in Docker).
     pub fn disconnect_begin(
         &mut self,
         what: &str,
         network: &str,
-        force: bool,
     ) -> Result<Option<NetChange>, ContainerError> {
         let id = self.resolve(what)?;
         self.refuse_while_starting(&id, "disconnected from a network")?;
@@ -293,13 +287,14 @@ impl Engine {
             _ => None,
         };
         let is_primary = primary.as_deref() == Some(net.as_str()) && !c.primary_disconnected;
+        // Refused with or without `force`, in Docker's words (force only reaches endpoints
+        // whose container is gone).
         if !is_primary && !c.connections.contains_key(&net) {
-            if force {
-                return Ok(None);
-            }
+            // Docker words it one way for a running container, another for the rest.
+            let the = if c.state.status.is_live() { "" } else { "the " };
             return Err(ContainerError::Conflict(format!(
-                "container {} is not connected to network {net}",
-                c.name
+                "container {} is not connected to {the}network {net}",
+                c.id
             )));
         }
         let live = c.state.status.is_live();

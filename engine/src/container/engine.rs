@@ -668,13 +668,23 @@ impl Engine {
         } else {
             etc::hostname(opts.hostname.as_deref(), &id)?
         };
-        let args = command::resolve(
-            ic.entrypoint().as_deref().unwrap_or_default(),
-            ic.cmd().as_deref().unwrap_or_default(),
-            opts.entrypoint.as_deref(),
-            &opts.cmd,
-        )
-        .map_err(|e| ContainerError::Invalid(e.to_string()))?;
+        let (image_ep, image_cmd) = (
+            ic.entrypoint().clone().unwrap_or_default(),
+            ic.cmd().clone().unwrap_or_default(),
+        );
+        let args = command::resolve(&image_ep, &image_cmd, opts.entrypoint.as_deref(), &opts.cmd)
+            .map_err(|e| ContainerError::Invalid(e.to_string()))?;
+        let (entrypoint, cmd) =
+            command::config(&image_ep, &image_cmd, opts.entrypoint.as_deref(), &opts.cmd);
+        opts.config_command = Some(super::model::ConfigCommand {
+            entrypoint,
+            cmd,
+            working_dir: opts
+                .workdir
+                .clone()
+                .or_else(|| ic.working_dir().clone())
+                .unwrap_or_default(),
+        });
         let mut run_env = Vec::new();
         for e in &opts.env {
             if let Some(kv) = berth_api::opts::env::parse_env_arg(e, |_| None)

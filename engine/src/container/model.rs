@@ -13,6 +13,34 @@ use serde::{Deserialize, Serialize};
 use super::restart::RestartPolicy;
 use super::state::Status;
 
+/// What a container's `Config` shows of its command, as Docker merges the caller's with the
+/// image's.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ConfigCommand {
+    /// `Config.Entrypoint`.
+    pub entrypoint: Option<Vec<String>>,
+    /// `Config.Cmd`.
+    pub cmd: Option<Vec<String>>,
+    /// `Config.WorkingDir` (empty when neither set one).
+    pub working_dir: String,
+}
+
+/// An entrypoint as now kept (a list), or as records kept it before (one string).
+fn string_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        One(String),
+        List(Vec<String>),
+    }
+    Ok(match Option::<Either>::deserialize(d)? {
+        None => None,
+        Some(Either::One(s)) => Some(vec![s]),
+        Some(Either::List(v)) => Some(v),
+    })
+}
+
 /// What `docker create`/`docker run` asks for, as the client sends it (environment entries
 /// already `NAME=VALUE`: the client looks up `-e NAME` and reads `--env-file`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -24,8 +52,11 @@ pub struct CreateOptions {
     pub image: String,
     /// Arguments after the image name.
     pub cmd: Vec<String>,
-    /// `--entrypoint` (`""` clears the image's).
-    pub entrypoint: Option<String>,
+    /// The entrypoint the client sent (`--entrypoint X` is `[X]`; see
+    /// [`crate::runtime::command::config`] for `[]` and `[""]`). Records written when this was
+    /// one string are read as that string's list.
+    #[serde(deserialize_with = "string_or_list")]
+    pub entrypoint: Option<Vec<String>>,
     /// `-e`/`--env-file`, as `NAME=VALUE`.
     pub env: Vec<String>,
     /// `-w`.
@@ -104,6 +135,10 @@ pub struct CreateOptions {
     /// set (the process also gets `PATH` and `HOSTNAME` when missing). `None` in records
     /// written before berth kept it.
     pub config_env: Option<Vec<String>>,
+    /// `Config.Entrypoint`, `Config.Cmd` and `Config.WorkingDir` as Docker records them
+    /// (`None` in records written before berth kept them: the process's arguments are shown as
+    /// the command, its directory as the working directory).
+    pub config_command: Option<ConfigCommand>,
     /// `--stop-signal`, else the image's `STOPSIGNAL` (`None`: SIGTERM).
     pub stop_signal: Option<String>,
     /// `--log-driver`: `json-file` (also when empty), `local` or `none`.

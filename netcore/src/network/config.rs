@@ -15,18 +15,20 @@ const PARENT: &str = "parent";
 const MACVLAN_MODE: &str = "macvlan_mode";
 const IPVLAN_MODE: &str = "ipvlan_mode";
 
-/// Checks a network name against Docker's rule (`[a-zA-Z0-9][a-zA-Z0-9_.-]*`).
+/// Checks a network name as Docker does: any non-empty name (spaces, `/`, `:` and `.`
+/// included). berth also refuses control characters, which only break logs and terminals.
 pub fn validate_name(name: &str) -> Result<(), NetworkError> {
-    let mut chars = name.chars();
-    let ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-    if ok {
-        Ok(())
-    } else {
-        Err(NetworkError::Invalid(format!(
-            "invalid network name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
-        )))
+    if name.is_empty() {
+        return Err(NetworkError::Invalid(
+            "invalid network name \"\": a network needs a name".into(),
+        ));
     }
+    if let Some(c) = name.chars().find(|c| c.is_control()) {
+        return Err(NetworkError::Invalid(format!(
+            "invalid network name {name:?}: control characters such as {c:?} are not allowed"
+        )));
+    }
+    Ok(())
 }
 
 /// Checks an interface name: 1 to 15 bytes, no `/`, whitespace or `:`.
@@ -232,14 +234,16 @@ mod tests {
 
     #[test]
     fn names() {
-        assert!(validate_name("my-net_1.2").is_ok());
-        assert!(validate_name("-bad").is_err());
+        // What dockerd 20.10 accepts.
+        for ok in ["my-net_1.2", "-x", "a b", "x/y", "x:y", ".", "UPPER"] {
+            assert!(validate_name(ok).is_ok(), "{ok}");
+        }
         assert!(validate_name("").is_err());
         assert!(
-            validate_name("a b")
+            validate_name("a\nb")
                 .unwrap_err()
                 .to_string()
-                .contains("\"a b\"")
+                .contains("\"a\\nb\"")
         );
     }
 }

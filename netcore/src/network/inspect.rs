@@ -54,6 +54,14 @@ pub struct EndpointInspect {
     pub ipv6_address: String,
 }
 
+/// `ConfigFrom` of an inspect.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ConfigFrom {
+    /// The config-only network this one takes its configuration from (none).
+    pub network: String,
+}
+
 /// `docker network inspect` output for one network.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "PascalCase")]
@@ -80,6 +88,10 @@ pub struct NetworkInspect {
     pub attachable: bool,
     /// Always false (no swarm).
     pub ingress: bool,
+    /// Always `{"Network": ""}` (no config-only networks).
+    pub config_from: ConfigFrom,
+    /// Always false (no config-only networks).
+    pub config_only: bool,
     /// Attached containers by ID.
     pub containers: BTreeMap<String, EndpointInspect>,
     /// Driver options.
@@ -129,6 +141,8 @@ pub(crate) fn inspect(state: &State, net: &Network) -> NetworkInspect {
         internal: net.internal,
         attachable: false,
         ingress: false,
+        config_from: ConfigFrom::default(),
+        config_only: false,
         containers: state
             .endpoints
             .values()

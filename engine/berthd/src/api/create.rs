@@ -58,12 +58,8 @@ pub fn to_options(body: ContainerCreate, name: Option<String>) -> Result<CreateO
     if body.image.is_empty() {
         return Err(ApiError::bad("config has no Image: give the image to run"));
     }
-    let (entrypoint, mut cmd) = match body.entrypoint.into_vec() {
-        None => (None, Vec::new()),
-        Some(v) if v.is_empty() => (Some(String::new()), Vec::new()),
-        Some(v) => (Some(v[0].clone()), v[1..].to_vec()),
-    };
-    cmd.extend(body.cmd.into_vec().unwrap_or_default());
+    let entrypoint = body.entrypoint.into_vec();
+    let cmd = body.cmd.into_vec().unwrap_or_default();
     let mut publish = Vec::new();
     for (port, bindings) in h.port_bindings.unwrap_or_default() {
         for b in bindings.unwrap_or_default() {
@@ -210,6 +206,7 @@ pub fn to_options(body: ContainerCreate, name: Option<String>) -> Result<CreateO
         attach_stdout: body.attach_stdout,
         attach_stderr: body.attach_stderr,
         config_env: None,
+        config_command: None,
         stop_signal: Some(body.stop_signal).filter(|s| !s.is_empty()),
         shell: body.shell.unwrap_or_default(),
         devices: h.devices.unwrap_or_default(),
@@ -266,7 +263,10 @@ mod tests {
         assert_eq!(o.name.as_deref(), Some("web"));
         assert_eq!(
             (o.entrypoint.as_deref(), &o.cmd[..]),
-            (Some("sh"), &["-c".to_string(), "httpd -f".to_string()][..])
+            (
+                Some(&["sh".to_string()][..]),
+                &["-c".to_string(), "httpd -f".to_string()][..]
+            )
         );
         let publish: Vec<String> = o.publish.iter().map(|p| p.to_string()).collect();
         assert_eq!(publish, vec!["127.0.0.1::53/udp", "8080:80/tcp"]);
@@ -339,7 +339,7 @@ mod tests {
             None,
         )
         .unwrap();
-        assert_eq!(o.entrypoint.as_deref(), Some(""));
+        assert_eq!(o.entrypoint.as_deref(), Some(&[][..]));
         assert!(o.cmd.is_empty() && o.publish.is_empty() && o.name.is_none());
         let o = to_options(
             parse(br#"{"Image":"bb","Cmd":"true"}"#).unwrap(),

@@ -236,7 +236,11 @@ pub fn inspect(c: &Container, nets: &[EndpointView], log_path: &str) -> Value {
             .find(|n| n.network == e.network)
             .and_then(|n| n.gateway)
     };
-    let (entrypoint, cmd) = (Value::Null, json!(c.args));
+    let (entrypoint, cmd, working_dir) = match &c.options.config_command {
+        Some(cc) => (json!(cc.entrypoint), json!(cc.cmd), cc.working_dir.as_str()),
+        // Records from before berth kept them: the process's arguments and directory.
+        None => (Value::Null, json!(c.args), c.workdir.as_str()),
+    };
     let exposed: BTreeMap<&String, Value> =
         c.exposed_ports.iter().map(|p| (p, json!({}))).collect();
     let mut v = json!({
@@ -314,7 +318,7 @@ pub fn inspect(c: &Container, nets: &[EndpointView], log_path: &str) -> Value {
             "Cmd": cmd,
             "Entrypoint": entrypoint,
             "Image": c.options.image,
-            "WorkingDir": c.workdir,
+            "WorkingDir": working_dir,
             "Labels": c.options.labels,
             "ExposedPorts": exposed,
             "OnBuild": null,

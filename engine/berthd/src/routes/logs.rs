@@ -11,6 +11,55 @@ use engine::runtime::logs::LogLine;
 use super::{ApiResult, AppState, Q, flag};
 use crate::api::error::ApiError;
 
+/// A log line as logs and attach send it: raw with a TTY, else in a stream frame.
+fn frame(l: &LogLine, tty: bool, timestamps: bool) -> Bytes {
+    let text = if timestamps {
+        format!("{} {}", l.time, l.log)
+    } else {
+        l.log.clone()
+    };
+    if tty {
+        return Bytes::from(text);
+    }
+    let stream = if l.stream == "stderr" { 2 } else { 1 };
+    let mut b = berth_api::stream::frame_header(stream, text.len()).to_vec();
+    b.extend_from_slice(text.as_bytes());
+    Bytes::from(b)
+}
+
+/// Container `id`'s log so far, framed as attach sends it (`logs=1`): read off the async
+/// workers into a bounded channel that ends with the log.
+pub(crate) async fn past_frames(
+    st: &AppState,
+    id: &str,
+    stdout: bool,
+    stderr: bool,
+) -> Result<tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>, ApiError> {
+    let (tty, path, max_file) = {
+        let e = st.engine.lock().await;
+        let tty = e.get(id)?.options.tty;
+        let (path, max_file) = e.log_source(id)?;
+        (tty, path, max_file)
+    };
+    let opts = LogOptions {
+        tail: None,
+        since: None,
+        until: None,
+        stdout,
+        stderr,
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::task::spawn_blocking(move || {
+        let r = engine::container::logs::read(&path, max_file, &opts, None, |l| {
+            tx.blocking_send(Ok(frame(&l, tty, false))).is_ok()
+        });
+        if let Err(err) = r {
+            let _ = tx.blocking_send(Err(err));
+        }
+    });
+    Ok(rx)
+}
+
 pub(crate) async fn container_logs(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -55,20 +104,7 @@ pub(crate) async fn container_logs(
             None => (tty, path, max_file, None, None, None),
         }
     };
-    let frame = move |l: &LogLine| -> Bytes {
-        let text = if timestamps {
-            format!("{} {}", l.time, l.log)
-        } else {
-            l.log.clone()
-        };
-        if tty {
-            return Bytes::from(text);
-        }
-        let stream = if l.stream == "stderr" { 2 } else { 1 };
-        let mut b = berth_api::stream::frame_header(stream, text.len()).to_vec();
-        b.extend_from_slice(text.as_bytes());
-        Bytes::from(b)
-    };
+    let frame = move |l: &LogLine| -> Bytes { frame(l, tty, timestamps) };
     let content_type = if tty {
         "application/vnd.docker.raw-stream"
     } else {

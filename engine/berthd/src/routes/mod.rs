@@ -164,14 +164,13 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/networks", get(networks::network_list))
         .route("/networks/create", post(networks::network_create))
+        // Network names may hold slashes (as Docker's): the rest of the path is the name,
+        // with `/connect` or `/disconnect` after it for a POST.
         .route(
-            "/networks/{id}",
-            get(networks::network_inspect).delete(networks::network_delete),
-        )
-        .route("/networks/{id}/connect", post(networks::network_connect))
-        .route(
-            "/networks/{id}/disconnect",
-            post(networks::network_disconnect),
+            "/networks/{*id}",
+            get(networks::network_inspect)
+                .delete(networks::network_delete)
+                .post(networks::network_post),
         )
         .route("/swarm", axum::routing::any(system::swarm))
         .route("/swarm/{*rest}", axum::routing::any(system::swarm))

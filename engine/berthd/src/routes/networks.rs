@@ -111,11 +111,26 @@ pub(crate) struct Connect {
     force: bool,
 }
 
-pub(crate) async fn network_connect(
+/// `POST /networks/{name}/connect` and `/networks/{name}/disconnect` (names may hold
+/// slashes).
+pub(crate) async fn network_post(
     State(st): State<AppState>,
-    Path(id): Path<String>,
+    Path(rest): Path<String>,
     body: Bytes,
 ) -> ApiResult {
+    if let Some(id) = rest.strip_suffix("/connect") {
+        return network_connect(st, id.to_string(), body).await;
+    }
+    if let Some(id) = rest.strip_suffix("/disconnect") {
+        return network_disconnect(st, id.to_string(), body).await;
+    }
+    Err(ApiError {
+        status: 404,
+        message: "page not found".into(),
+    })
+}
+
+async fn network_connect(st: AppState, id: String, body: Bytes) -> ApiResult {
     let req: Connect = serde_json::from_slice(&body)
         .map_err(|err| ApiError::bad(format!("invalid connect request: {err}")))?;
     let ep = req.endpoint_config.unwrap_or_default();
@@ -138,19 +153,31 @@ pub(crate) async fn network_connect(
     Ok(StatusCode::OK.into_response())
 }
 
-pub(crate) async fn network_disconnect(
-    State(st): State<AppState>,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> ApiResult {
+async fn network_disconnect(st: AppState, id: String, body: Bytes) -> ApiResult {
     let req: Connect = serde_json::from_slice(&body)
         .map_err(|err| ApiError::bad(format!("invalid disconnect request: {err}")))?;
-    let container = st.resolve(&req.container)?;
+    let container = match st.resolve(&req.container) {
+        Ok(c) => c,
+        // `-f` for a container that is gone: Docker removes an endpoint of that name left in
+        // the network. berth leaves none (a removed container's endpoints go with it), so
+        // there is none to find, as Docker answers when the name is unknown.
+        Err(e) if req.force && e.status == 404 => {
+            let nets = st.engine.lock().await.network_state();
+            return Err(match nets.find(&id) {
+                Ok(_) => ApiError {
+                    status: 404,
+                    message: format!("endpoint {} not found", req.container),
+                },
+                Err(e) => engine::container::ContainerError::from(e).into(),
+            });
+        }
+        Err(e) => return Err(e),
+    };
     let machine = st.ops.machine().clone();
     let ctr = container.clone();
     st.ops
         .exclusive(&container, "disconnecting", move || async move {
-            change_network(&machine, &ctr, |e| e.disconnect_begin(&ctr, &id, req.force)).await
+            change_network(&machine, &ctr, |e| e.disconnect_begin(&ctr, &id)).await
         })
         .await?;
     Ok(StatusCode::OK.into_response())

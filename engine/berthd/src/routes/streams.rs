@@ -131,10 +131,46 @@ pub async fn container_attach(
     // Looked at, and queued when it does not run yet, in order with its starts.
     let id = st.resolve(&what)?;
     let tty = st.containers().get(&id)?.container.options.tty;
+    // `logs=1`: what it wrote so far comes first; `stream=0` (Docker's default): only that.
+    let mut past = if flag(&q, "logs") && (areq.stdout || areq.stderr) {
+        Some(super::logs::past_frames(&st, &id, areq.stdout, areq.stderr).await?)
+    } else {
+        None
+    };
+    if !flag(&q, "stream") {
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let rx = past.take().unwrap_or(rx);
+        drop(tx);
+        if !req.headers().contains_key(header::UPGRADE) {
+            let ct = if tty {
+                "application/vnd.docker.raw-stream"
+            } else {
+                "application/vnd.docker.multiplexed-stream"
+            };
+            return Ok(
+                ([(header::CONTENT_TYPE, ct)], super::body::channel_body(rx)).into_response(),
+            );
+        }
+        let upgrade = hyper::upgrade::on(&mut req);
+        tokio::spawn(async move {
+            let Ok(up) = upgrade.await else { return };
+            let mut io = TokioIo::new(up);
+            let _ = write_all_frames(&mut io, rx).await;
+            let _ = io.shutdown().await;
+        });
+        return Ok(upgraded_response(tty));
+    }
     let attached = st.ops.attach(&id, areq).await?;
     let upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         let Ok(up) = upgrade.await else { return };
+        let mut io = TokioIo::new(up);
+        if let Some(rx) = past {
+            if write_all_frames(&mut io, rx).await.is_err() {
+                return;
+            }
+        }
+        let up = io;
         let shim = match attached {
             Attached::Now(s) => s,
             // Dropped (the container removed, or the entry pruned) ends the wait.
@@ -143,9 +179,20 @@ pub async fn container_attach(
                 Err(_) => return,
             },
         };
-        pump(TokioIo::new(up), shim, tty, async {}).await;
+        pump(up, shim, tty, async {}).await;
     });
     Ok(upgraded_response(tty))
+}
+
+/// Writes every frame of `rx` to the client (an error in the log ends the copy).
+async fn write_all_frames<W: AsyncWrite + Unpin>(
+    out: &mut W,
+    mut rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
+) -> std::io::Result<()> {
+    while let Some(chunk) = rx.recv().await {
+        out.write_all(&chunk?).await?;
+    }
+    out.flush().await
 }
 
 #[derive(serde::Deserialize, Default)]

@@ -4,7 +4,8 @@ against berthd and against dockerd (API 1.41, the newest both speak) and compare
 A create with most HostConfig and Config fields set, then inspect: each field as sent, and the
 whole set of HostConfig keys; a field berth does not apply refused; StopSignal used by stop; log
 drivers none and local; swarm endpoints; the /info keys (printed on a line of their own, which
-the test checks as a subset of dockerd's).
+the test checks as a subset of dockerd's); Config.Entrypoint and Config.Cmd as Docker merges
+them with an image's; attach with stream=0; network names and disconnect's refusals.
 """
 import json, os, sys, time, http.client, socket
 class C(http.client.HTTPConnection):
@@ -84,3 +85,40 @@ print("diff", st, " ".join(f"{c['Kind']}{c['Path']}" for c in sorted(ch or [], k
 # One image's save.
 c = C(S); c.request("GET", "/v1.41/images/" + os.environ["IMAGE"] + "/get"); resp = c.getresponse(); body = resp.read()
 print("save one", resp.status, b"manifest.json" in body)
+
+# Config.Entrypoint and Config.Cmd as Docker merges them with the image's (an image with both,
+# made by commit), and the process they make.
+import subprocess
+def cli(*args): return subprocess.run(["docker", *args], capture_output=True, text=True)
+cli("create", "--name", "epbase", os.environ["IMAGE"], "true")
+cli("commit", "-c", 'ENTRYPOINT ["echo", "ep"]', "-c", 'CMD ["c1"]', "-c", "WORKDIR /srv", "epbase", "epimg")
+cases = {"e1": {}, "e2": {"Cmd": ["x", "y"]}, "e3": {"Entrypoint": ["sh"]}, "e4": {"Entrypoint": ["sh"], "Cmd": ["-c", "true"]},
+         "e5": {"Entrypoint": [""], "Cmd": ["ls"]}, "e6": {"Entrypoint": ["sh", "-c"], "Cmd": ["echo hi"]}, "e7": {"Entrypoint": []},
+         "e8": {"Entrypoint": "sh -c", "Cmd": "echo hi"}, "e9": {"Image": os.environ["IMAGE"], "Cmd": ["ls"]}}
+for name, extra in cases.items():
+    st, r = api("POST", f"/containers/create?name={name}", {"Image": "epimg", **extra})
+    _, i = api("GET", f"/containers/{name}/json")
+    print("command", name, st, json.dumps([i["Path"], i["Args"], i["Config"]["Entrypoint"], i["Config"]["Cmd"], i["Config"]["WorkingDir"]]))
+st, r = api("POST", "/containers/create?name=e10", {"Image": "epimg", "Entrypoint": [""]})
+print("command e10", st)
+# attach with stream=0: the log so far (logs=1) or nothing, and the end.
+api("POST", "/containers/create?name=att", {"Image": os.environ["IMAGE"], "Cmd": ["sh", "-c", "echo one; echo two >&2"]})
+api("POST", "/containers/att/start"); api("POST", "/containers/att/wait")
+for q in ["stream=0&logs=1&stdout=1&stderr=1", "stream=0&logs=1&stdout=1", "stream=0&logs=0&stdout=1&stderr=1"]:
+    c = C(S); c.request("POST", f"/v1.41/containers/att/attach?{q}"); resp = c.getresponse()
+    print("attach", q, resp.status, resp.read())
+# Network names as Docker takes them; disconnect with and without -f.
+for n in ["a b", "x/y", "x:y", "UPPER", "ok.name_1-2"]:
+    made, gone = cli("network", "create", n), cli("network", "rm", n)
+    print("network name", repr(n), made.returncode, gone.returncode)
+cli("network", "create", "n1")
+api("POST", "/containers/create?name=solo", {"Image": os.environ["IMAGE"], "Cmd": ["true"], "HostConfig": {"NetworkMode": "none"}})
+_, solo = api("GET", "/containers/solo/json")
+for f in [False, True]:
+    st, r = api("POST", "/networks/n1/disconnect", {"Container": "solo", "Force": f})
+    print("disconnect not connected", f, r["message"].replace(solo["Id"], "ID"))
+st, r = api("POST", "/networks/n1/disconnect", {"Container": "nothere", "Force": True})
+print("disconnect gone", st, r["message"])
+_, n1 = api("GET", "/networks/n1")
+print("network keys", sorted(n1), n1["ConfigFrom"], n1["ConfigOnly"])
+cli("network", "rm", "n1")
