@@ -125,18 +125,31 @@ fn netns_commit_export_import_as_dockerd() {
     for fact in [
         "config Env [\"X=1\", \"Y=1\"]",
         "config Cmd [\"cat\", \"/tmp/f\"]",
+        "config ExposedPorts {\"53/udp\": {}, \"80/tcp\": {}}",
+        "config Labels {\"a\": \"b\"}",
         "config WorkingDir \"/tmp/sub\"",
+        "config User \"0\"",
         "author me comment a message",
         "parent is the image True container True",
         "layers 1",
         "run hi",
+        "workdir /tmp/sub",
         "bad change RUN echo True True",
+        "bad change FROM x True True",
+        "bad change BOGUS x True True",
+        "bad change ENV True False",
+        "bad change EXPOSE 80/icmp True False",
         "nothing made True",
         "running after commit running",
         "run img3 a",
-        "export ['bin/sh', 'etc/only', 'tmp/f', 'tmp/link', 'var/x/y']",
-        "import [\"A=1\"] [\"cat\", \"/etc/only\"] imported",
+        "run img3b a",
+        "untagged True []",
+        "export ['bin/sh', 'data/only', 'tmp/f', 'tmp/link', 'var/x/y']",
+        "export link /nowhere content b'hi\\n'",
+        "export hard link True tmp/f",
+        "import [\"A=1\"] [\"cat\", \"/data/only\"] imported",
         "run imp1 only",
+        "import bad change True True",
         "docker-py ['pyimg:t'] py a [\"X=1\", \"P=1\"]",
     ] {
         assert!(
@@ -145,14 +158,21 @@ fn netns_commit_export_import_as_dockerd() {
             ours.join("\n")
         );
     }
-    // /bin/true deleted, /etc replaced whole, the link kept.
+    // History: the command and the message.
+    assert!(
+        ours.iter()
+            .any(|l| l.starts_with("history 3 \"sh -c echo hi") && l.ends_with("\"a message\"")),
+        "{}",
+        ours.join("\n")
+    );
+    // /bin/true deleted, /data replaced whole (the base's file gone), the links kept.
     let files = ours
         .iter()
-        .position(|l| l == "files hostname")
-        .map(|i| &ours[i..i + 6]);
+        .position(|l| l == "files only")
+        .map(|i| &ours[i..i + 5]);
     assert_eq!(
         files.map(|f| f.join(" ")).as_deref(),
-        Some("files hostname hosts only resolv.conf y link"),
+        Some("files only y link hi /"),
         "{}",
         ours.join("\n")
     );

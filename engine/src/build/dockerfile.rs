@@ -219,7 +219,24 @@ pub fn flags(args: &str, escape: char) -> Result<(Vec<(String, String)>, String)
     let mut rest = args.trim_start();
     let mut out = Vec::new();
     while let Some(after) = rest.strip_prefix("--") {
-        let end = after.find(char::is_whitespace).unwrap_or(after.len());
+        // The word ends at whitespace outside quotes (`--x="a b"`).
+        let mut quote = None;
+        let end = after
+            .char_indices()
+            .find(|&(_, c)| match quote {
+                Some(q) => {
+                    if c == q {
+                        quote = None;
+                    }
+                    false
+                }
+                None if c == '"' || c == '\'' => {
+                    quote = Some(c);
+                    false
+                }
+                None => c.is_whitespace(),
+            })
+            .map_or(after.len(), |(i, _)| i);
         let word = &after[..end];
         if word.is_empty() {
             // `--` ends the options.
@@ -229,6 +246,11 @@ pub fn flags(args: &str, escape: char) -> Result<(Vec<(String, String)>, String)
         let raw = split_raw(word, escape).map_err(|e| e.to_string())?;
         let word = raw.concat();
         let (k, v) = word.split_once('=').unwrap_or((&word, ""));
+        // A quoted value without its quotes (substitution, where it applies, is the caller's).
+        let v = ['"', '\'']
+            .iter()
+            .find_map(|q| v.strip_prefix(*q).and_then(|x| x.strip_suffix(*q)))
+            .unwrap_or(v);
         out.push((k.to_string(), v.to_string()));
         rest = after[end..].trim_start();
     }

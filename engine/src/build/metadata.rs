@@ -38,6 +38,26 @@ pub enum MetadataError {
 pub struct MetaState {
     /// A `CMD` was given: a later `ENTRYPOINT` keeps it (otherwise it clears it, as Docker).
     pub cmd_set: bool,
+    /// Bytes the instructions have added so far (substitutions can multiply what they are
+    /// given): at most [`MAX_CONFIG`].
+    pub spent: usize,
+}
+
+/// Bytes of environment, labels, ports, volumes and triggers a list of instructions may add.
+pub const MAX_CONFIG: usize = 8 << 20;
+
+/// Ports one `EXPOSE` may name (every port of every protocol).
+pub const MAX_PORTS: usize = 3 * 65536;
+
+fn spend(state: &mut MetaState, keyword: &str, bytes: usize) -> Result<(), MetadataError> {
+    state.spent = state.spent.saturating_add(bytes);
+    if state.spent > MAX_CONFIG {
+        return Err(invalid(
+            keyword,
+            format!("makes the image's configuration larger than {MAX_CONFIG} bytes"),
+        ));
+    }
+    Ok(())
 }
 
 fn invalid(keyword: &str, message: impl Into<String>) -> MetadataError {
@@ -143,6 +163,12 @@ pub fn name_values(
 
 /// `80`, `80/udp`, `8000-8002/tcp` as Docker's `ExposedPorts` keys.
 pub fn exposed_ports(spec: &str) -> Result<Vec<String>, String> {
+    let (lo, hi, proto) = port_range(spec)?;
+    Ok((lo..=hi).map(|p| format!("{p}/{proto}")).collect())
+}
+
+/// `80`, `80/udp`, `8000-8002/tcp` as the first and last port and the protocol.
+pub fn port_range(spec: &str) -> Result<(u16, u16, String), String> {
     let (ports, proto) = spec.split_once('/').unwrap_or((spec, "tcp"));
     let proto = proto.to_ascii_lowercase();
     if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
@@ -164,16 +190,16 @@ pub fn exposed_ports(spec: &str) -> Result<Vec<String>, String> {
     if hi < lo {
         return Err(format!("invalid range {ports:?} in {spec:?}"));
     }
-    Ok((lo..=hi).map(|p| format!("{p}/{proto}")).collect())
+    Ok((lo, hi, proto))
 }
 
-/// Docker's `WORKDIR` rule: a relative directory is taken from the current one; cleaned.
+/// Docker's `WORKDIR` rule: an absolute directory as written; a relative one taken from the
+/// current one, cleaned.
 pub fn workdir(current: &str, requested: &str) -> String {
-    let joined = if requested.starts_with('/') {
-        requested.to_string()
-    } else {
-        format!("/{current}/{requested}")
-    };
+    if requested.starts_with('/') {
+        return requested.to_string();
+    }
+    let joined = format!("/{current}/{requested}");
     let mut parts: Vec<&str> = Vec::new();
     for p in joined.split('/') {
         match p {
@@ -305,14 +331,39 @@ pub fn apply(
             }
         }
         "ENV" => {
+            let pairs = name_values(k, &ins.args, &env, escape)?;
+            spend(
+                state,
+                k,
+                pairs.iter().map(|(a, b)| a.len() + b.len() + 1).sum(),
+            )?;
             let mut env2 = env.clone();
-            for (key, v) in name_values(k, &ins.args, &env, escape)? {
-                set_env(&mut env2, &key, &v);
+            // Where each name is, so many pairs cost no more than their number.
+            let mut at: std::collections::HashMap<String, usize> = env2
+                .iter()
+                .enumerate()
+                .map(|(i, e)| {
+                    (
+                        e.split_once('=').map_or(e.as_str(), |(k, _)| k).to_string(),
+                        i,
+                    )
+                })
+                .collect();
+            for (key, v) in pairs {
+                let entry = format!("{key}={v}");
+                match at.get(&key) {
+                    Some(&i) => env2[i] = entry,
+                    None => {
+                        at.insert(key, env2.len());
+                        env2.push(entry);
+                    }
+                }
             }
             config.insert("Env".into(), json!(env2));
         }
         "LABEL" => {
             let pairs = name_values(k, &ins.args, &env, escape)?;
+            spend(state, k, pairs.iter().map(|(a, b)| a.len() + b.len()).sum())?;
             let labels = config.entry("Labels").or_insert_with(|| json!({}));
             if !labels.is_object() {
                 *labels = json!({});
@@ -327,10 +378,17 @@ pub fn apply(
             if specs.is_empty() {
                 return Err(invalid(k, "requires at least one argument"));
             }
-            let mut keys = Vec::new();
+            let mut keys = std::collections::BTreeSet::new();
+            let mut named = 0usize;
             for s in specs {
-                keys.extend(exposed_ports(&s).map_err(|m| invalid(k, m))?);
+                let (lo, hi, proto) = port_range(&s).map_err(|m| invalid(k, m))?;
+                named += usize::from(hi - lo) + 1;
+                if named > MAX_PORTS {
+                    return Err(invalid(k, format!("names more than {MAX_PORTS} ports")));
+                }
+                keys.extend((lo..=hi).map(|p| format!("{p}/{proto}")));
             }
+            spend(state, k, keys.iter().map(String::len).sum())?;
             let ports = config.entry("ExposedPorts").or_insert_with(|| json!({}));
             if !ports.is_object() {
                 *ports = json!({});
@@ -362,8 +420,17 @@ pub fn apply(
         "VOLUME" => {
             let list = match form(&ins.args) {
                 Form::Json(v) => v,
-                Form::Shell(s) => words(&s)?,
+                // Each word as written is one volume, its value never split.
+                Form::Shell(s) => split_raw(&s, escape)
+                    .map_err(|source| MetadataError::Word {
+                        keyword: k.to_string(),
+                        source,
+                    })?
+                    .iter()
+                    .map(|w| word(w))
+                    .collect::<Result<Vec<_>, _>>()?,
             };
+            spend(state, k, list.iter().map(String::len).sum())?;
             if list.is_empty() {
                 return Err(invalid(k, "requires at least one argument"));
             }
@@ -410,6 +477,7 @@ pub fn apply(
                 }
                 _ => {}
             }
+            spend(state, k, trigger.len())?;
             let list = config.entry("OnBuild").or_insert_with(|| json!([]));
             if !list.is_array() {
                 *list = json!([]);
@@ -467,6 +535,7 @@ mod tests {
         );
         assert_eq!(c["User"], "2");
         assert_eq!(c["WorkingDir"], "/srv/w");
+        assert_eq!(workdir("/srv", "/a/../b/"), "/a/../b/");
         assert_eq!(c["Volumes"], json!({"/data": {}, "/other": {}}));
         assert_eq!(c["StopSignal"], "SIGINT");
         assert_eq!(c["OnBuild"], json!(["RUN echo hi"]));
@@ -514,6 +583,12 @@ mod tests {
             "SHELL /bin/sh -c",
             "VOLUME [\"\"]",
             "USER ${A:?needed}",
+            // More ports than exist, and substitutions that multiply past the bound.
+            &"EXPOSE 0-65535 ".repeat(4),
+            &format!(
+                "ENV A={}\nENV B=$A$A$A$A$A$A$A$A C=$A$A$A$A$A$A$A$A",
+                "x".repeat(600_000)
+            ),
         ] {
             assert!(run(base.clone(), bad).is_err(), "{bad} was accepted");
         }

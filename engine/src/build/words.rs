@@ -35,7 +35,11 @@ pub fn lookup<'a>(env: &'a [String], name: &str) -> Option<&'a str> {
     })
 }
 
+/// `${...}` inside `${...}` this deep at most.
+pub const MAX_NESTING: usize = 16;
+
 struct Lexer<'a> {
+    depth: usize,
     chars: Vec<char>,
     pos: usize,
     escape: char,
@@ -59,24 +63,22 @@ impl Lexer<'_> {
     }
 
     /// Reads words until the end (or, in a `${...}` word, until the closing brace, left unread).
-    /// `split`: whitespace outside quotes separates words.
+    /// `split`: whitespace outside quotes separates words, a variable's value outside quotes
+    /// is split too, and empty words are dropped (Docker's `ProcessWords`).
     fn words(&mut self, split: bool, in_brace: bool) -> Result<Vec<String>, WordError> {
         let mut out = Vec::new();
         let mut cur = String::new();
-        let mut started = false;
+        let mut total = 0usize;
         while let Some(c) = self.peek() {
             if in_brace && c == '}' {
                 break;
             }
             if split && c.is_whitespace() {
                 self.pos += 1;
-                if started {
-                    out.push(std::mem::take(&mut cur));
-                    started = false;
-                }
+                total += cur.len();
+                out.push(std::mem::take(&mut cur));
                 continue;
             }
-            started = true;
             self.pos += 1;
             match c {
                 '\'' => loop {
@@ -90,7 +92,10 @@ impl Lexer<'_> {
                     match self.next() {
                         None => return Err(self.unterminated()),
                         Some('"') => break,
-                        Some('$') => self.variable(&mut cur)?,
+                        Some('$') => {
+                            let v = self.variable()?;
+                            cur.push_str(&v);
+                        }
                         Some(e) if e == self.escape => match self.next() {
                             None => return Err(self.unterminated()),
                             Some(x) if x == '"' || x == '$' || x == self.escape => cur.push(x),
@@ -102,7 +107,20 @@ impl Lexer<'_> {
                         Some(x) => cur.push(x),
                     }
                 },
-                '$' => self.variable(&mut cur)?,
+                '$' => {
+                    let v = self.variable()?;
+                    if split {
+                        // Unquoted: the value's own whitespace separates words.
+                        let mut parts = v.split(char::is_whitespace);
+                        cur.push_str(parts.next().unwrap_or_default());
+                        for p in parts {
+                            total += cur.len();
+                            out.push(std::mem::replace(&mut cur, p.to_string()));
+                        }
+                    } else {
+                        cur.push_str(&v);
+                    }
+                }
                 e if e == self.escape => match self.next() {
                     // A trailing escape stays as it is.
                     None => cur.push(e),
@@ -110,17 +128,22 @@ impl Lexer<'_> {
                 },
                 x => cur.push(x),
             }
-            if cur.len() > MAX_WORD {
-                return Err(WordError::BadSubstitution(format!(
-                    "{}... (longer than {MAX_WORD} bytes)",
-                    self.source.chars().take(32).collect::<String>()
-                )));
+            if cur.len() + total > MAX_WORD {
+                return Err(self.too_long());
             }
         }
-        if started || (!split && out.is_empty()) {
-            out.push(cur);
+        out.push(cur);
+        if split {
+            out.retain(|w| !w.is_empty());
         }
         Ok(out)
+    }
+
+    fn too_long(&self) -> WordError {
+        WordError::BadSubstitution(format!(
+            "{}... (longer than {MAX_WORD} bytes once substituted)",
+            self.source.chars().take(32).collect::<String>()
+        ))
     }
 
     fn name(&mut self) -> String {
@@ -136,17 +159,16 @@ impl Lexer<'_> {
         name
     }
 
-    /// After a `$`: appends the substitution to `cur`.
-    fn variable(&mut self, cur: &mut String) -> Result<(), WordError> {
+    /// After a `$`: the substitution.
+    fn variable(&mut self) -> Result<String, WordError> {
         let bad = || WordError::BadSubstitution(self.source.to_string());
         if self.peek() != Some('{') {
             let name = self.name();
-            if name.is_empty() {
-                cur.push('$');
+            return Ok(if name.is_empty() {
+                "$".to_string()
             } else {
-                cur.push_str(lookup(self.env, &name).unwrap_or_default());
-            }
-            return Ok(());
+                lookup(self.env, &name).unwrap_or_default().to_string()
+            });
         }
         self.pos += 1;
         let name = self.name();
@@ -155,10 +177,7 @@ impl Lexer<'_> {
         }
         let value = lookup(self.env, &name);
         match self.next() {
-            Some('}') => {
-                cur.push_str(value.unwrap_or_default());
-                Ok(())
-            }
+            Some('}') => Ok(value.unwrap_or_default().to_string()),
             Some(c) => {
                 let colon = c == ':';
                 let op = if colon {
@@ -169,31 +188,37 @@ impl Lexer<'_> {
                 if !matches!(op, '-' | '+' | '?') {
                     return Err(bad());
                 }
-                let word = self.words(false, true)?.concat();
+                // Nested substitutions (`${A:-${B:-c}}`) go this deep at most.
+                if self.depth >= MAX_NESTING {
+                    return Err(WordError::BadSubstitution(format!(
+                        "{}... (substitutions nested deeper than {MAX_NESTING})",
+                        self.source.chars().take(32).collect::<String>()
+                    )));
+                }
+                self.depth += 1;
+                let word = self.words(false, true);
+                self.depth -= 1;
+                let word = word?.concat();
                 if self.next() != Some('}') {
                     return Err(bad());
                 }
                 // With a colon, an empty value counts as unset.
                 let set = value.filter(|v| !colon || !v.is_empty());
                 match (op, set) {
-                    ('-', Some(v)) => cur.push_str(v),
-                    ('-', None) => cur.push_str(&word),
-                    ('+', Some(_)) => cur.push_str(&word),
-                    ('+', None) => {}
-                    ('?', Some(v)) => cur.push_str(v),
-                    (_, None) => {
-                        return Err(WordError::Required {
-                            name,
-                            message: if word.is_empty() {
-                                "is not allowed to be unset".into()
-                            } else {
-                                word
-                            },
-                        });
-                    }
+                    ('-', Some(v)) | ('?', Some(v)) => Ok(v.to_string()),
+                    ('-', None) => Ok(word),
+                    ('+', Some(_)) => Ok(word),
+                    ('+', None) => Ok(String::new()),
+                    (_, None) => Err(WordError::Required {
+                        name,
+                        message: if word.is_empty() {
+                            "is not allowed to be unset".into()
+                        } else {
+                            word
+                        },
+                    }),
                     _ => unreachable!("op is one of - + ?"),
                 }
-                Ok(())
             }
             None => Err(bad()),
         }
@@ -204,6 +229,7 @@ impl Lexer<'_> {
 /// (Docker's processing of `WORKDIR`, `USER`, an `ENV` value, ...).
 pub fn process_word(text: &str, env: &[String], escape: char) -> Result<String, WordError> {
     let mut l = Lexer {
+        depth: 0,
         chars: text.chars().collect(),
         pos: 0,
         escape,
@@ -217,6 +243,7 @@ pub fn process_word(text: &str, env: &[String], escape: char) -> Result<String, 
 /// (Docker's processing of `EXPOSE`, `VOLUME` in its shell form, ...).
 pub fn process_words(text: &str, env: &[String], escape: char) -> Result<Vec<String>, WordError> {
     let mut l = Lexer {
+        depth: 0,
         chars: text.chars().collect(),
         pos: 0,
         escape,
@@ -332,11 +359,23 @@ mod tests {
         let e = env();
         assert_eq!(
             process_words("80 $A  \"a b\" ''", &e, '\\').unwrap(),
-            ["80", "one", "a b", ""]
+            ["80", "one", "a b"]
         );
         assert!(process_words("  ", &e, '\\').unwrap().is_empty());
-        // A substituted value is one word even with spaces in it.
-        assert_eq!(process_words("$B", &e, '\\').unwrap(), ["two words"]);
+        // An unquoted value is split; a quoted one is not; empty words are dropped.
+        assert_eq!(process_words("$B", &e, '\\').unwrap(), ["two", "words"]);
+        assert_eq!(process_words("x$B", &e, '\\').unwrap(), ["xtwo", "words"]);
+        assert_eq!(
+            process_words("\"$B\" $NOPE", &e, '\\').unwrap(),
+            ["two words"]
+        );
+        // Nesting is bounded (no stack to exhaust).
+        let deep = "${A:-".repeat(10_000);
+        assert!(matches!(
+            process_word(&deep, &e, '\\'),
+            Err(WordError::BadSubstitution(_))
+        ));
+        assert_eq!(process_word("${N:-${M:-${A}}}", &e, '\\').unwrap(), "one");
         assert_eq!(
             split_raw("a=b c=\"d e\" f='g h' i=j\\ k", '\\').unwrap(),
             ["a=b", "c=\"d e\"", "f='g h'", "i=j\\ k"]

@@ -280,17 +280,29 @@ fn open_node(dir: BorrowedFd<'_>, entry: Option<&OsStr>, flags: OFlag) -> Result
     }
 }
 
+/// The files with several names an archive has written so far, by device and inode, with
+/// the name each was written under: the next names are written as hard links to it, so a file
+/// linked many times is archived once (as Docker). At most [`MAX_HARD_LINKS`] files are kept.
+#[derive(Debug, Default)]
+pub(crate) struct HardLinks(std::collections::HashMap<(u64, u64), std::path::PathBuf>);
+
+/// Files with several names an archive remembers at most.
+pub(crate) const MAX_HARD_LINKS: usize = 100_000;
+
 /// Appends one node to an archive as `name`: `entry` of `dir` (or `dir` itself), whose
 /// `lstat` is `st`. A directory gets its own entry only (none when `name` is empty); a
-/// regular file its content, opened without following links and read as a regular file
-/// only; links, FIFOs and devices their entries, nothing opened. Sockets are left out (as
-/// Docker). Shared by `docker cp`, `docker export` and `docker commit`.
+/// regular file its content (or a hard link to the name it was written under), opened
+/// `O_PATH` without following links, checked to be a regular file on that descriptor, and
+/// only then opened for reading (never a device or FIFO swapped in meanwhile); links, FIFOs
+/// and devices their entries, nothing opened. Sockets are left out (as Docker). Shared by
+/// `docker cp`, `docker export` and `docker commit`.
 pub(crate) fn append_node<W: Write>(
     b: &mut tar::Builder<W>,
     dir: BorrowedFd<'_>,
     entry: Option<&OsStr>,
     st: &FileStat,
     name: &Path,
+    links: &mut HardLinks,
 ) -> io::Result<()> {
     let mut h = tar::Header::new_gnu();
     h.set_mode(st.st_mode & 0o7777);
@@ -305,15 +317,35 @@ pub(crate) fn append_node<W: Write>(
             b.append_data(&mut h, name, io::empty())?;
         }
         SFlag::S_IFREG => {
-            let f = match open_node(dir, entry, OFlag::O_RDONLY | OFlag::O_NONBLOCK) {
+            let p = match open_node(dir, entry, OFlag::O_PATH) {
+                Ok(p) => p,
+                Err(Errno::ENOENT) => return Ok(()),
+                Err(e) => return Err(errno_io(e)),
+            };
+            let st = fstat(&p).map_err(errno_io)?;
+            if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+                return Ok(());
+            }
+            if st.st_nlink > 1 {
+                let key = (st.st_dev, st.st_ino);
+                if let Some(first) = links.0.get(&key) {
+                    h.set_entry_type(tar::EntryType::Link);
+                    return b.append_link(&mut h, name, first);
+                }
+                if links.0.len() < MAX_HARD_LINKS {
+                    links.0.insert(key, name.to_path_buf());
+                }
+            }
+            // The very file checked, opened for reading through its descriptor.
+            let f = match nix::fcntl::open(
+                format!("/proc/self/fd/{}", p.as_raw_fd()).as_str(),
+                OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            ) {
                 Ok(f) => File::from(f),
                 Err(Errno::ENOENT) => return Ok(()),
                 Err(e) => return Err(errno_io(e)),
             };
-            let st = fstat(&f).map_err(errno_io)?;
-            if st.st_mode & libc::S_IFMT != libc::S_IFREG {
-                return Ok(());
-            }
             let size = st.st_size.max(0) as u64;
             h.set_size(size);
             h.set_entry_type(tar::EntryType::Regular);
@@ -631,8 +663,10 @@ impl ArchiveRoot {
             PathBuf::from(&r.name)
         };
         let st = self.lstat(r)?;
+        let mut links = HardLinks::default();
         self.add(
             &mut b,
+            &mut links,
             r.dir.as_fd(),
             r.entry.as_deref(),
             st,
@@ -644,9 +678,11 @@ impl ArchiveRoot {
             .map_err(|e| self.io("writing the archive of", &r.path, e))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn add<W: Write>(
         &self,
         b: &mut tar::Builder<W>,
+        links: &mut HardLinks,
         dir: BorrowedFd<'_>,
         entry: Option<&OsStr>,
         st: FileStat,
@@ -669,7 +705,7 @@ impl ArchiveRoot {
         }
         match SFlag::from_bits_truncate(st.st_mode & libc::S_IFMT) {
             SFlag::S_IFDIR => {
-                append_node(b, dir, entry, &st, name).map_err(io)?;
+                append_node(b, dir, entry, &st, name, links).map_err(io)?;
                 let d = open_node(dir, entry, OFlag::O_RDONLY | OFlag::O_DIRECTORY).map_err(ioe)?;
                 // Read through the descriptor's own /proc link: the very directory opened.
                 let mut names: Vec<OsString> =
@@ -690,7 +726,7 @@ impl ArchiveRoot {
                         // A mount: its source, not the directory under it.
                         let fd = self.mounts[i].fd.as_fd();
                         let cst = fstat(fd).map_err(ioe)?;
-                        self.add(b, fd, None, cst, &child_name, &child_cpath)?;
+                        self.add(b, links, fd, None, cst, &child_name, &child_cpath)?;
                         continue;
                     }
                     let cst = match fstatat(
@@ -705,6 +741,7 @@ impl ArchiveRoot {
                     };
                     self.add(
                         b,
+                        links,
                         d.as_fd(),
                         Some(child.as_os_str()),
                         cst,
@@ -713,7 +750,7 @@ impl ArchiveRoot {
                     )?;
                 }
             }
-            _ => append_node(b, dir, entry, &st, name).map_err(io)?,
+            _ => append_node(b, dir, entry, &st, name, links).map_err(io)?,
         }
         Ok(())
     }

@@ -21,6 +21,9 @@ use nix::sys::stat::{Mode, SFlag, fstatat};
 /// Paths [`walk_upper`] reads at most (a container can create millions of files).
 pub const MAX_ENTRIES: usize = 200_000;
 
+/// Bytes of path names [`walk_upper`] holds at most (deep paths are long).
+pub const MAX_PATH_BYTES: usize = 64 << 20;
+
 /// Docker's change kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ChangeKind {
@@ -52,6 +55,9 @@ pub struct UpperEntry {
     pub whiteout: bool,
     /// An opaque directory (`trusted.overlay.opaque=y`): it replaces the lower one whole.
     pub opaque: bool,
+    /// Some name on the way is not UTF-8: `path` shows it with replacement characters, so it
+    /// cannot be opened again by it.
+    pub lossy: bool,
 }
 
 /// Why the changes could not be read.
@@ -62,11 +68,14 @@ pub enum ChangesError {
         "the container's changes are nested deeper than {MAX_DEPTH} directories; docker diff reads at most that deep"
     )]
     TooDeep,
-    /// More than [`MAX_ENTRIES`] paths.
+    /// More than [`MAX_ENTRIES`] paths, or more than [`MAX_PATH_BYTES`] of them.
     #[error(
-        "the container changed more than {MAX_ENTRIES} paths; docker diff lists at most that many"
+        "the container changed more than {MAX_ENTRIES} paths (or {MAX_PATH_BYTES} bytes of path names); berth reads at most that many"
     )]
     TooMany,
+    /// A name that is not UTF-8 where it must be written again (a commit's layer).
+    #[error("the container's change {0:?} has a name that is not UTF-8, which berth cannot commit")]
+    NotUtf8(String),
     /// A system call.
     #[error("reading the container's changes at {path}: {source}")]
     Io {
@@ -92,6 +101,7 @@ pub const MAX_DEPTH: usize = 256;
 struct Frame {
     fd: OwnedFd,
     prefix: String,
+    lossy: bool,
     names: Vec<std::ffi::CString>,
 }
 
@@ -140,8 +150,10 @@ pub fn walk_upper(upper: &Path) -> Result<Vec<UpperEntry>, ChangesError> {
     let mut stack = vec![Frame {
         fd,
         prefix: String::new(),
+        lossy: false,
         names,
     }];
+    let mut bytes = 0usize;
     let mut pending = stack[0].names.len();
     while let Some(frame) = stack.last_mut() {
         let Some(name) = frame.names.pop() else {
@@ -165,7 +177,12 @@ pub fn walk_upper(upper: &Path) -> Result<Vec<UpperEntry>, ChangesError> {
             Err(e) => return Err(io_at(&shown)(e)),
         };
         let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+        bytes += path.len();
+        if bytes > MAX_PATH_BYTES {
+            return Err(ChangesError::TooMany);
+        }
         let mut entry = UpperEntry {
+            lossy: frame.lossy || std::str::from_utf8(name.to_bytes()).is_err(),
             path,
             whiteout: kind == SFlag::S_IFCHR && st.st_rdev == 0,
             opaque: false,
@@ -192,6 +209,7 @@ pub fn walk_upper(upper: &Path) -> Result<Vec<UpperEntry>, ChangesError> {
             }
         }
         let prefix = entry.path.clone();
+        let lossy = entry.lossy;
         out.push(entry);
         if let Some(d) = sub {
             if stack.len() >= MAX_DEPTH {
@@ -200,7 +218,12 @@ pub fn walk_upper(upper: &Path) -> Result<Vec<UpperEntry>, ChangesError> {
             let budget = MAX_ENTRIES.saturating_sub(out.len() + pending);
             let (fd, names) = names_of(d, budget, &shown)?;
             pending += names.len();
-            stack.push(Frame { fd, prefix, names });
+            stack.push(Frame {
+                fd,
+                prefix,
+                lossy,
+                names,
+            });
         }
     }
     Ok(out)
@@ -257,21 +280,31 @@ pub fn classify(
     exists: impl Fn(&str) -> bool,
     hidden: &[String],
 ) -> Vec<(String, ChangeKind)> {
-    let is_hidden = |p: &str| {
-        hidden
-            .iter()
-            .any(|h| p == h || p.starts_with(&format!("{}/", h.trim_end_matches('/'))))
-    };
+    use std::collections::HashSet;
+    let hidden: HashSet<&str> = hidden.iter().map(|h| h.trim_end_matches('/')).collect();
+    // Every path's ancestors, shortest last: `/a/b/c` gives `/a/b`, `/a`.
+    fn ancestors(p: &str) -> impl Iterator<Item = &str> {
+        let mut cur = p;
+        std::iter::from_fn(move || {
+            let i = cur.rfind('/').filter(|&i| i > 0)?;
+            cur = &cur[..i];
+            Some(cur)
+        })
+    }
+    let is_hidden = |p: &str| hidden.contains(p) || ancestors(p).any(|a| hidden.contains(a));
     // Directories replaced whole: nothing under them comes from the image.
-    let opaque: Vec<&str> = entries
+    let opaque: HashSet<&str> = entries
         .iter()
         .filter(|e| e.opaque)
         .map(|e| e.path.as_str())
         .collect();
-    let under_opaque = |p: &str| opaque.iter().any(|o| p.starts_with(&format!("{o}/")));
+    let under_opaque = |p: &str| ancestors(p).any(|a| opaque.contains(a));
     let mut out: Vec<(String, ChangeKind)> = Vec::new();
+    // Directories above a hidden mount point.
+    let mut above_hidden: HashSet<&str> = HashSet::new();
     for e in entries {
         if is_hidden(&e.path) {
+            above_hidden.extend(ancestors(&e.path));
             continue;
         }
         if e.whiteout {
@@ -289,19 +322,14 @@ pub fn classify(
     // A changed directory stays when something shown is under it, or when it is not only
     // the parent of hidden mount points (its own mode or owner changed, or it holds nothing
     // hidden either).
-    let shown: Vec<String> = out.iter().map(|(p, _)| p.clone()).collect();
-    let has_hidden_child = |d: &str| {
-        entries
-            .iter()
-            .any(|e| is_hidden(&e.path) && e.path.starts_with(&format!("{d}/")))
-    };
+    let above_shown: HashSet<String> = out
+        .iter()
+        .flat_map(|(p, _)| ancestors(p).map(str::to_string))
+        .collect();
     out.retain(|(p, k)| {
-        if *k != ChangeKind::Modified || !has_hidden_child(p) {
-            return true;
-        }
-        shown.iter().any(|s| {
-            s.len() > p.len() && s.starts_with(p.as_str()) && s.as_bytes()[p.len()] == b'/'
-        })
+        *k != ChangeKind::Modified
+            || !above_hidden.contains(p.as_str())
+            || above_shown.contains(p.as_str())
     });
     out
 }
@@ -353,14 +381,25 @@ impl ChangesPlan {
             .filter(|e| e.opaque)
             .map(|e| e.path.as_str())
             .collect();
-        Ok(classify(&entries, |p| in_lowers(&lowers, p), &self.hidden)
+        let lossy: std::collections::HashSet<&str> = entries
+            .iter()
+            .filter(|e| e.lossy)
+            .map(|e| e.path.as_str())
+            .collect();
+        classify(&entries, |p| in_lowers(&lowers, p), &self.hidden)
             .into_iter()
-            .map(|(path, kind)| LayerEntry {
-                opaque: opaque.contains(path.as_str()),
-                path,
-                kind,
+            .map(|(path, kind)| {
+                // Written again by name: a name shown lossily would be a different file.
+                if lossy.contains(path.as_str()) {
+                    return Err(ChangesError::NotUtf8(path));
+                }
+                Ok(LayerEntry {
+                    opaque: opaque.contains(path.as_str()),
+                    path,
+                    kind,
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// The container's writable directory.
@@ -405,6 +444,7 @@ mod tests {
             path: path.into(),
             whiteout: false,
             opaque: false,
+            lossy: false,
         }
     }
 

@@ -17,7 +17,7 @@ use nix::sys::stat::fstatat;
 use serde_json::{Map, Value};
 
 use super::ContainerError;
-use super::archive::{Freezer, append_node};
+use super::archive::{Freezer, HardLinks, append_node};
 use super::changes::{ChangeKind, ChangesPlan};
 use crate::build::dockerfile::parse;
 use crate::build::metadata::{MetaState, apply};
@@ -149,8 +149,29 @@ pub fn merge(user: &mut Map<String, Value>, container: &Map<String, Value>) {
             user.insert("Entrypoint".into(), get("Entrypoint"));
         }
     }
-    if empty(user.get("Healthcheck")) && !empty(container.get("Healthcheck")) {
-        user.insert("Healthcheck".into(), get("Healthcheck"));
+    // The health check field by field: what the user's leaves unset comes from the container's.
+    if let Some(Value::Object(theirs)) = container.get("Healthcheck") {
+        match user.get_mut("Healthcheck") {
+            Some(Value::Object(mine)) => {
+                for k in [
+                    "Test",
+                    "Interval",
+                    "Timeout",
+                    "StartPeriod",
+                    "StartInterval",
+                    "Retries",
+                ] {
+                    if empty(mine.get(k)) || mine.get(k) == Some(&Value::from(0)) {
+                        if let Some(v) = theirs.get(k) {
+                            mine.insert(k.into(), v.clone());
+                        }
+                    }
+                }
+            }
+            _ => {
+                user.insert("Healthcheck".into(), Value::Object(theirs.clone()));
+            }
+        }
     }
 }
 
@@ -197,7 +218,13 @@ impl super::Engine {
             image,
             changes: self.changes_plan(&c.id)?,
             freezer: self.freezer_of(&c.id),
-            created_by: c.args.join(" "),
+            // Docker's history names the command (Config.Cmd), not the entrypoint.
+            created_by: c
+                .options
+                .config_command
+                .as_ref()
+                .map_or_else(|| c.args.clone(), |cc| cc.cmd.clone().unwrap_or_default())
+                .join(" "),
         })
     }
 }
@@ -244,7 +271,7 @@ impl CommitPlan {
         };
         // A bounded channel of chunks, not a pipe: a failed walk reaches the store as an error
         // (so no truncated layer is ever recorded), a failed store stops the walk.
-        let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(4);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(4);
         let plan = self.changes;
         let writing = std::thread::Builder::new()
             .name("berth-commit".into())
@@ -256,9 +283,12 @@ impl CommitPlan {
                         source: e,
                     })
                 });
-                if let Err(e) = &result {
-                    let _ = tx.send(Err(io::Error::other(e.to_string())));
-                }
+                // The end is said, never inferred: a walk that stops any other way (a panic)
+                // fails the store's read.
+                let _ = tx.send(match &result {
+                    Ok(()) => Chunk::End,
+                    Err(e) => Chunk::Failed(io::Error::other(e.to_string())),
+                });
                 // The container runs again once its changes are read.
                 drop(thaw);
                 result
@@ -271,6 +301,7 @@ impl CommitPlan {
             rx,
             cur: Vec::new(),
             pos: 0,
+            ended: false,
         };
         let stored = store.commit_child(
             &self.image,
@@ -293,10 +324,16 @@ impl CommitPlan {
         });
         match (stored, written) {
             (Ok(rec), Ok(())) => Ok(rec),
+            // The walk stopped because the store did: the store's error is the cause.
+            (Err(e), Err(ContainerError::Io { source, .. }))
+                if source.kind() == io::ErrorKind::BrokenPipe =>
+            {
+                Err(e.into())
+            }
             // The walk's error says why the store saw a broken stream.
             (Err(_), Err(e)) => Err(e),
             (Err(e), Ok(())) => Err(e.into()),
-            // Cannot happen (a failed walk fails the store), but never answer success.
+            // A failed walk fails the store's read, so this cannot be; never answer success.
             (Ok(_), Err(e)) => Err(e),
         }
     }
@@ -305,13 +342,23 @@ impl CommitPlan {
 /// Bytes per chunk sent from the walk to the store.
 const CHUNK: usize = 64 * 1024;
 
+/// What the walk sends the store.
+enum Chunk {
+    /// Bytes of the layer.
+    Data(Vec<u8>),
+    /// The layer is whole.
+    End,
+    /// The walk failed.
+    Failed(io::Error),
+}
+
 /// The walk's end of the channel.
-struct ChunkSender(std::sync::mpsc::SyncSender<io::Result<Vec<u8>>>);
+struct ChunkSender(std::sync::mpsc::SyncSender<Chunk>);
 
 impl Write for ChunkSender {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.0
-            .send(Ok(buf.to_vec()))
+            .send(Chunk::Data(buf.to_vec()))
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the store stopped reading"))?;
         Ok(buf.len())
     }
@@ -323,22 +370,30 @@ impl Write for ChunkSender {
 
 /// The store's end: the bytes, or the walk's error.
 struct ChunkReader {
-    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    rx: std::sync::mpsc::Receiver<Chunk>,
     cur: Vec<u8>,
     pos: usize,
+    ended: bool,
 }
 
 impl io::Read for ChunkReader {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         while self.pos == self.cur.len() {
+            if self.ended {
+                return Ok(0);
+            }
             match self.rx.recv() {
-                Ok(Ok(chunk)) => {
+                Ok(Chunk::Data(chunk)) => {
                     self.cur = chunk;
                     self.pos = 0;
                 }
-                Ok(Err(e)) => return Err(e),
-                // The walk ended (it sends its error before it ends).
-                Err(_) => return Ok(0),
+                Ok(Chunk::End) => self.ended = true,
+                Ok(Chunk::Failed(e)) => return Err(e),
+                Err(_) => {
+                    return Err(io::Error::other(
+                        "the container's changes stopped before their end",
+                    ));
+                }
             }
         }
         let n = out.len().min(self.cur.len() - self.pos);
@@ -368,6 +423,7 @@ fn write_layer(plan: &ChangesPlan, out: impl Write) -> Result<(), ContainerError
         Err(e) => return Err(io_err("opening the container's changes".into())(e)),
     };
     let mut parent: Option<(String, OwnedFd)> = None;
+    let mut links = HardLinks::default();
     for e in entries.iter().filter(|_| root.is_some()) {
         let root = root.as_ref().expect("filtered");
         let rel = e.path.trim_start_matches('/');
@@ -409,6 +465,7 @@ fn write_layer(plan: &ChangesPlan, out: impl Write) -> Result<(), ContainerError
             Some(OsStr::new(base)),
             &st,
             Path::new(rel),
+            &mut links,
         )
         .map_err(io_err(format!("writing {}", e.path)))?;
         if e.opaque {
@@ -433,6 +490,7 @@ fn whiteout<W: Write>(b: &mut tar::Builder<W>, name: &str) -> io::Result<()> {
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::os::unix::ffi::OsStrExt;
 
     fn obj(v: Value) -> Map<String, Value> {
         v.as_object().cloned().unwrap()
@@ -496,9 +554,15 @@ mod tests {
         )
         .is_ok()
             && xattr::set(up.join("etc"), "trusted.overlay.opaque", b"y").is_ok();
-        let plan = ChangesPlan::new(up, vec![low], vec!["/proc".into()]);
+        // Root (as CI runs) can make the overlay's marks: then they must be in the layer.
+        assert!(marks || !nix::unistd::geteuid().is_root());
+        // One file with two names: its content once, then a hard link.
+        std::fs::write(up.join("tmp/big"), vec![7u8; 100_000]).unwrap();
+        std::fs::hard_link(up.join("tmp/big"), up.join("tmp/big2")).unwrap();
+        let plan = ChangesPlan::new(up.clone(), vec![low.clone()], vec!["/proc".into()]);
         let mut out = Vec::new();
         write_layer(&plan, &mut out).unwrap();
+        assert!(out.len() < 150_000, "the linked file was written twice");
         let mut names = Vec::new();
         let mut ar = tar::Archive::new(&out[..]);
         for e in ar.entries().unwrap() {
@@ -519,6 +583,16 @@ mod tests {
         );
         assert_eq!(find("tmp/fifo").unwrap().1, tar::EntryType::Fifo);
         assert!(find("proc").is_none(), "a mount point was committed");
+        assert_eq!(find("tmp/big2").unwrap().1, tar::EntryType::Link);
+        assert_eq!(find("tmp/big2").unwrap().3.as_deref(), Some("tmp/big"));
+        // A name that is not UTF-8 is refused by name, never left out.
+        let odd = std::ffi::OsStr::from_bytes(b"tmp/\xff");
+        std::fs::write(up.join(odd), b"x").unwrap();
+        let plan = ChangesPlan::new(up, vec![low], vec!["/proc".into()]);
+        assert!(matches!(
+            write_layer(&plan, &mut Vec::new()),
+            Err(ContainerError::Invalid(m)) if m.contains("not UTF-8")
+        ));
         if marks {
             assert!(find("bin/.wh.true").is_some(), "{names:?}");
             assert!(find("etc/.wh..wh..opq").is_some(), "{names:?}");
@@ -546,6 +620,17 @@ mod tests {
         assert_eq!(user["WorkingDir"], "/w");
         assert_eq!(user["ExposedPorts"], json!({"80/tcp": {}}));
         assert_eq!(user["Healthcheck"], json!({"Test": ["NONE"]}));
+        let mut user = obj(json!({"Healthcheck": {"Interval": 5}}));
+        let mut theirs = container.clone();
+        theirs.insert(
+            "Healthcheck".into(),
+            json!({"Test": ["CMD", "true"], "Interval": 1, "Retries": 3}),
+        );
+        merge(&mut user, &theirs);
+        assert_eq!(
+            user["Healthcheck"],
+            json!({"Test": ["CMD", "true"], "Interval": 5, "Retries": 3})
+        );
         // An entrypoint of the user's keeps the command it came with (none).
         let mut user = obj(json!({"Entrypoint": ["top"]}));
         merge(&mut user, &container);

@@ -425,11 +425,12 @@ async fn image_import(
     let store = st.images.clone();
     // The body is read whole first: a client still sending it sees the answer, not a reset.
     let f = spool(&st, req).await?;
-    // `--change`: applied before anything is stored, so a bad one leaves nothing behind.
-    let mut config = serde_json::Map::new();
-    engine::container::commit::apply_changes(&mut config, &changes)?;
     let tag = name.clone();
     let rec = tokio::task::spawn_blocking(move || {
+        // `--change`: applied before anything is stored, so a bad one leaves nothing behind
+        // (off the async workers: substitutions can be long).
+        let mut config = serde_json::Map::new();
+        engine::container::commit::apply_changes(&mut config, &changes)?;
         store
             .import_with(
                 std::io::BufReader::new(f),

@@ -117,12 +117,8 @@ pub(crate) async fn commit(
         q.get("repo").filter(|r| !r.is_empty()),
         q.get("tag").filter(|t| !t.is_empty()),
     ) {
-        (None, None) => None,
-        (None, Some(t)) => {
-            return Err(ApiError::bad(format!(
-                "tag {t:?} given without a repository: give repo too"
-            )));
-        }
+        // A tag without a repository names nothing (Docker ignores it too).
+        (None, _) => None,
         (Some(r), None) => Some(r.clone()),
         (Some(r), Some(t)) => Some(format!("{r}:{t}")),
     };
@@ -130,7 +126,12 @@ pub(crate) async fn commit(
         true => None,
         false => match serde_json::from_slice::<Value>(&body) {
             Ok(Value::Null) => None,
-            Ok(v @ Value::Object(_)) => Some(v),
+            Ok(v @ Value::Object(_)) => {
+                // Typed as a container configuration is, so the image's config can be run.
+                serde_json::from_value::<berth_api::container_create::ContainerCreate>(v.clone())
+                    .map_err(|e| ApiError::bad(format!("invalid commit configuration: {e}")))?;
+                Some(v)
+            }
             Ok(_) => {
                 return Err(ApiError::bad(
                     "the commit's configuration must be a JSON object",
@@ -157,13 +158,25 @@ pub(crate) async fn commit(
         tag: tag.clone(),
         pause: super::query::bool_or(&q, "pause", true),
     };
-    let plan = st.engine.lock().await.commit_plan(&container)?;
-    let id = plan.id.clone();
+    // In order with the container's other requests: a removal waits for the commit's end
+    // rather than taking its writable layer away while it is read.
+    let id = st.resolve(&container)?;
     let store = st.images.clone();
     let comment = req.comment.clone();
-    let rec = tokio::task::spawn_blocking(move || plan.run(&store, req))
-        .await
-        .map_err(|e| ApiError::internal(format!("docker commit of {container}: {e}")))??;
+    let engine = st.engine.clone();
+    let ctr = id.clone();
+    let rec = st
+        .ops
+        .exclusive(&id, "committing", move || async move {
+            let plan = engine.lock().await.commit_plan(&ctr)?;
+            tokio::task::spawn_blocking(move || plan.run(&store, req))
+                .await
+                .map_err(|e| engine::container::ContainerError::Io {
+                    what: format!("committing container {ctr}"),
+                    source: std::io::Error::other(e.to_string()),
+                })?
+        })
+        .await?;
     let image = rec.id.to_string();
     st.engine.lock().await.emit_container(
         &id,

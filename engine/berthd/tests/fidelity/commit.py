@@ -34,12 +34,16 @@ def fact(*words):
     print(*words)
 
 
-# (Docker's init layer adds /etc/mtab to every container it runs; berth has none.)
-# A container that adds, changes and deletes files, replaces a directory whole and makes a link.
-must("run", "--name", "c1", "--network", "none", "-e", "X=1", "-w", "/tmp", IMAGE, "sh", "-c",
-     "echo hi > /tmp/f; rm /bin/true; mkdir -p /var/x; touch /var/x/y; rm -rf /etc; mkdir /etc; "
-     "echo only > /etc/only; ln -s /nowhere /tmp/link")
-parent = api(f"/images/{IMAGE}/json")["Id"]
+# A base with a directory of its own, committed first.
+must("run", "--name", "c0", "--network", "none", IMAGE, "sh", "-c", "mkdir /data; echo old > /data/old")
+must("commit", "c0", "base")
+must("rm", "c0")
+# A container that adds, changes and deletes files, replaces a directory whole (opaque in the
+# layer), makes a link and a second name for a file.
+must("run", "--name", "c1", "--network", "none", "-e", "X=1", "-w", "/tmp", "base", "sh", "-c",
+     "echo hi > /tmp/f; rm /bin/true; mkdir -p /var/x; touch /var/x/y; rm -rf /data; mkdir /data; "
+     "echo only > /data/only; ln -s /nowhere /tmp/link; ln /tmp/f /tmp/hard")
+parent = api("/images/base/json")["Id"]
 cid = api("/containers/c1/json")["Id"]
 must("commit", "-a", "me", "-m", "a message", "-c", "ENV Y=$X", "-c", 'CMD ["cat", "/tmp/f"]',
      "-c", "EXPOSE 80 53/udp", "-c", "LABEL a=b", "-c", "WORKDIR sub", "-c", "USER 0", c1 := "c1", "img1")
@@ -48,13 +52,13 @@ for k in ["Cmd", "Entrypoint", "Env", "ExposedPorts", "Labels", "WorkingDir", "U
     fact("config", k, json.dumps(i["Config"].get(k), sort_keys=True))
 fact("author", i["Author"], "comment", i["Comment"])
 fact("parent is the image", i["Parent"] == parent, "container", i["Container"] == cid)
-fact("layers", len(i["RootFS"]["Layers"]) - len(api(f"/images/{IMAGE}/json")["RootFS"]["Layers"]))
+fact("layers", len(i["RootFS"]["Layers"]) - len(api("/images/base/json")["RootFS"]["Layers"]))
 fact("container config cmd", json.dumps(i["ContainerConfig"]["Cmd"]))
 h = api("/images/img1/history")
 fact("history", len(h), json.dumps(h[0]["CreatedBy"]), json.dumps(h[0]["Comment"]))
 fact("run", must("run", "--rm", "img1"))
 fact("files", must("run", "--rm", "-w", "/", "img1", "sh", "-c",
-     "test -e /bin/true && echo has-true; ls /etc | grep -v mtab; test -f /var/x/y && echo y; test -L /tmp/link && echo link; pwd"))
+     "test -e /bin/true && echo has-true; ls /data; test -f /var/x/y && echo y; test -L /tmp/link && echo link; cat /tmp/hard; pwd"))
 fact("workdir", must("run", "--rm", "img1", "sh", "-c", "pwd"))
 
 # Refused changes, nothing made.
@@ -81,12 +85,13 @@ fact("untagged", out.startswith("sha256:"), api(f"/images/{out}/json")["RepoTags
 # export: the container's whole file system, its changes applied.
 raw = subprocess.run(["docker", "export", "c1"], capture_output=True).stdout
 names = {m.name.rstrip("/") for m in tarfile.open(fileobj=io.BytesIO(raw))}
-fact("export", sorted(n for n in names if n in {"tmp/f", "bin/true", "bin/sh", "etc/only", "var/x/y", "tmp/link"}))
+fact("export", sorted(n for n in names if n in {"tmp/f", "bin/true", "bin/sh", "data/only", "data/old", "var/x/y", "tmp/link"}))
 members = {m.name.rstrip("/"): m for m in tarfile.open(fileobj=io.BytesIO(raw))}
 fact("export link", members["tmp/link"].linkname, "content", tarfile.open(fileobj=io.BytesIO(raw)).extractfile("tmp/f").read())
+fact("export hard link", members["tmp/hard"].islnk(), members["tmp/hard"].linkname)
 
 # import with --change and --message, from the exported tarball.
-must("import", "-c", "ENV A=1", "-c", 'CMD ["cat", "/etc/only"]', "-m", "imported", "-", "imp1", input=raw)
+must("import", "-c", "ENV A=1", "-c", 'CMD ["cat", "/data/only"]', "-m", "imported", "-", "imp1", input=raw)
 i = api("/images/imp1/json")
 fact("import", json.dumps(i["Config"].get("Env")), json.dumps(i["Config"].get("Cmd")), i["Comment"])
 fact("run imp1", must("run", "--rm", "imp1"))

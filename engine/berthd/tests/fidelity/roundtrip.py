@@ -102,7 +102,7 @@ for name, extra in cases.items():
 st, r = api("POST", "/containers/create?name=e10", {"Image": "epimg", "Entrypoint": [""]})
 print("command e10", st)
 # attach with stream=0: the log so far (logs=1) or nothing, and the end.
-api("POST", "/containers/create?name=att", {"Image": os.environ["IMAGE"], "Cmd": ["sh", "-c", "echo one; echo two >&2"]})
+api("POST", "/containers/create?name=att", {"Image": os.environ["IMAGE"], "Cmd": ["sh", "-c", "echo one; sleep 0.2; echo two >&2"]})
 api("POST", "/containers/att/start"); api("POST", "/containers/att/wait")
 for q in ["stream=0&logs=1&stdout=1&stderr=1", "stream=0&logs=1&stdout=1", "stream=0&logs=0&stdout=1&stderr=1"]:
     c = C(S); c.request("POST", f"/v1.41/containers/att/attach?{q}"); resp = c.getresponse()
