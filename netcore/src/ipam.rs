@@ -295,6 +295,18 @@ impl Ipam {
         v4: &SubnetRequest,
         v6: Option<&SubnetRequest>,
     ) -> Result<&NetworkIpam, IpamError> {
+        self.create_avoiding(name, v4, v6, &[])
+    }
+
+    /// [`Ipam::create`], a default pool overlapping one of `avoid` (the host's routes) never
+    /// chosen, as Docker chooses them. A subnet the user gives is taken as given.
+    pub fn create_avoiding(
+        &mut self,
+        name: &str,
+        v4: &SubnetRequest,
+        v6: Option<&SubnetRequest>,
+        avoid: &[IpNet],
+    ) -> Result<&NetworkIpam, IpamError> {
         if self.networks.contains_key(name) {
             return Err(IpamError::NetworkExists(name.to_string()));
         }
@@ -313,7 +325,9 @@ impl Ipam {
             None => (
                 default_pools()
                     .into_iter()
-                    .find(|p| self.check_overlap(p).is_ok())
+                    .find(|p| {
+                        self.check_overlap(p).is_ok() && !avoid.iter().any(|a| overlaps(p, a))
+                    })
                     .ok_or(IpamError::NoFreePool)?,
                 false,
             ),
@@ -460,6 +474,16 @@ mod tests {
             .create("after", &SubnetRequest::default(), None)
             .unwrap();
         assert_eq!(n.subnets[0].subnet, net("192.168.0.0/20"));
+        // A pool the host routes is skipped; a subnet given by the user is not checked.
+        let mut other = Ipam::with_default_bridge();
+        let avoid = [net("172.18.5.0/24"), net("172.19.0.0/16"), net("0.0.0.0/0")];
+        let got = other
+            .create_avoiding("a", &SubnetRequest::default(), None, &avoid[..2])
+            .unwrap();
+        assert_eq!(got.subnets[0].subnet, net("172.20.0.0/16"));
+        other
+            .create_avoiding("b", &sub("172.19.0.0/24"), None, &avoid)
+            .unwrap();
         // A user subnet in the middle of the pools is skipped by the next default allocation.
         ipam.create("mine", &sub("192.168.16.0/24"), None).unwrap();
         let n = ipam

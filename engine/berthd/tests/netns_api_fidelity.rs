@@ -79,6 +79,9 @@ fn netns_api_fidelity_as_dockerd() {
         "network name 'x/y' 0 0",
         "disconnect not connected True container ID is not connected to the network n1",
         "disconnect gone 404 endpoint nothere not found",
+        "auto subnet auto1 False",
+        "auto subnet auto2 False",
+        "auto subnet auto3 False",
     ] {
         assert!(
             ours.iter().any(|l| l == fact),
@@ -181,5 +184,64 @@ fn netns_commit_export_import_as_dockerd() {
         return;
     };
     let theirs = commit_facts(&dockerd.host);
+    assert_eq!(ours, theirs, "berthd (left) and dockerd (right)");
+}
+
+/// The lines tests/fidelity/links.py prints against `host`.
+fn link_facts(host: &str) -> Vec<String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fidelity/links.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .env("DOCKER_HOST", host)
+        .env("IMAGE", IMAGE)
+        .output()
+        .expect("python3");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "links.py against {host}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text.lines().map(String::from).collect()
+}
+
+#[test]
+fn netns_links_as_dockerd() {
+    if !netns_support::enabled("netns_links_as_dockerd") {
+        return;
+    }
+    let d = Berthd::start();
+    let ours = link_facts(&format!("unix://{}", d.sock.display()));
+    drop(d);
+    for fact in [
+        "env MY_DB_PORT=tcp://IP:5432",
+        "env MY_DB_PORT_8000_UDP_END=udp://IP:8002",
+        "env MY_DB_PORT_9000_TCP_ADDR=IP",
+        "env MY_DB_NAME=/web/my-db",
+        "env MY_DB_ENV_SECRET=s",
+        "env MY_DB_ENV_X=mine",
+        "env DB_1_NAME=/web/db-1",
+        "hosts IP\tdb ID db-1",
+        "link to stopped 125 True",
+    ] {
+        assert!(
+            ours.iter().any(|l| l == fact),
+            "berthd: no {fact:?} in:\n{}",
+            ours.join("\n")
+        );
+    }
+    assert!(
+        !ours.iter().any(|l| l.starts_with("env MY_DB_ENV_PATH")),
+        "{ours:?}"
+    );
+    // Legacy links live on the default bridge: this dockerd gets one (off berthd's subnets).
+    let Some(dockerd) = Dockerd::start_with_bridge("10.199.0.1/24") else {
+        eprintln!("no dockerd here: compared with the facts above only");
+        return;
+    };
+    let theirs = link_facts(&dockerd.host);
+    drop(dockerd);
+    // dockerd leaves its bridge behind.
+    let _ = Command::new("ip").args(["link", "del", "docker0"]).status();
     assert_eq!(ours, theirs, "berthd (left) and dockerd (right)");
 }

@@ -451,11 +451,21 @@ fn netns_berth_cli_networks_volumes_images() {
     ]);
     let ask = |host: &str| d.docker(&["exec", "asker", "wget", "-qO-", &format!("http://{host}/")]);
     assert!(!ask("peer").status.success(), "peer is not on net1 yet");
+    let resolv = || d.ok(&["exec", "peer", "cat", "/etc/resolv.conf"]);
+    assert!(!resolv().contains("127.0.0.11"), "{}", resolv());
     d.ok(&["network", "connect", "--alias", "svc", "net1", "peer"]);
     eventually("peer not reachable by name", || {
         text(&ask("peer").stdout) == "peer-here\n"
     });
     assert_eq!(text(&ask("svc").stdout), "peer-here\n");
+    // Started on the default bridge, now on a user-defined network: it asks the embedded
+    // resolver (its resolv.conf rewritten, as Docker's is) and resolves that network's names.
+    assert!(resolv().contains("nameserver 127.0.0.11"), "{}", resolv());
+    eventually("peer does not resolve asker", || {
+        d.docker(&["exec", "peer", "nslookup", "asker"])
+            .status
+            .success()
+    });
     assert_eq!(
         d.ok(&[
             "inspect",

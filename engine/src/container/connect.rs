@@ -28,6 +28,10 @@ pub struct NetChange {
     shim_pid: i32,
     event: Event,
     kind: ChangeKind,
+    /// A live connect to a user-defined network: the container's resolv.conf (bind-mounted
+    /// into it) and what it says once the embedded resolver serves the container, as Docker
+    /// rewrites it. Rewritten in place, so the container sees it.
+    resolv: Option<(std::path::PathBuf, String)>,
 }
 
 #[derive(Debug)]
@@ -57,7 +61,21 @@ impl NetChange {
     pub async fn apply(&self, wiring: &Arc<Mutex<Wiring>>) -> Result<(), ContainerError> {
         match &self.kind {
             ChangeKind::Connect { req: Some(req), .. } => {
-                wiring.lock().await.attach(&self.net, (**req).clone()).await
+                wiring
+                    .lock()
+                    .await
+                    .attach(&self.net, (**req).clone())
+                    .await?;
+                if let Some((path, text)) = &self.resolv {
+                    let now = std::fs::read_to_string(path).unwrap_or_default();
+                    if now != *text {
+                        std::fs::write(path, text).map_err(|source| ContainerError::Io {
+                            what: format!("rewriting {}", path.display()),
+                            source,
+                        })?;
+                    }
+                }
+                Ok(())
             }
             ChangeKind::Disconnect {
                 primary,
@@ -211,7 +229,14 @@ impl Engine {
                 net != "bridge",
             ))
         });
+        let resolv = (req.is_some() && net != "bridge").then(|| {
+            (
+                self.dir(&id).join("resolv.conf"),
+                netcore::dns::container_resolv_conf(&self.host_dns, &container_dns(&c), true),
+            )
+        });
         Ok(Some(NetChange {
+            resolv,
             shim_pid: if req.is_some() { c.state.shim_pid } else { 0 },
             kind: ChangeKind::Connect {
                 primary: net == primary,
@@ -299,6 +324,7 @@ impl Engine {
         }
         let live = c.state.status.is_live();
         Ok(Some(NetChange {
+            resolv: None,
             id,
             net,
             // A disconnect is recorded whether or not the run ended meanwhile.

@@ -26,6 +26,7 @@ pub mod health;
 pub mod images;
 pub mod index;
 mod lifecycle;
+pub mod links;
 pub mod logs;
 mod machine;
 pub mod model;

@@ -271,6 +271,53 @@ impl StartPlan {
 }
 
 impl Engine {
+    /// Container `c`'s environment with its legacy links' variables under it (on the default
+    /// bridge only, as Docker). A linked container that does not run refuses the start in
+    /// Docker's words.
+    fn env_with_links(&self, c: &super::model::Container) -> Result<Vec<String>, ContainerError> {
+        let on_bridge =
+            matches!(&c.network_mode, super::model::NetworkMode::Network(n) if n == "bridge");
+        if !on_bridge || c.options.links.is_empty() {
+            return Ok(c.env.clone());
+        }
+        let nets = self.network_state();
+        let mut base = Vec::new();
+        for l in &c.options.links {
+            let Ok(link) = l.parse::<netcore::network::ContainerLink>() else {
+                continue;
+            };
+            let o = self
+                .resolve(&link.container)
+                .ok()
+                .and_then(|i| self.containers.get(&i));
+            let name = format!("/{}/{}", c.name, link.alias);
+            let Some(o) = o.filter(|o| o.state.status.is_live()) else {
+                return Err(ContainerError::Conflict(format!(
+                    "Cannot link to a non running container: /{} AS {name}",
+                    link.container
+                )));
+            };
+            let Some(ip) = nets
+                .endpoints
+                .values()
+                .find(|e| e.container == o.id && e.network == "bridge")
+                .and_then(|e| e.ipv4)
+            else {
+                continue;
+            };
+            let exposed: Vec<String> = o.exposed_ports.iter().cloned().collect();
+            let child_env = o.options.config_env.as_ref().unwrap_or(&o.env);
+            base.extend(super::links::link_env(
+                &link.alias,
+                &name,
+                ip.addr(),
+                &exposed,
+                child_env,
+            ));
+        }
+        Ok(super::links::with_env(base, &c.env))
+    }
+
     /// `docker start`. Starting a running container is a no-op, as Docker's 304.
     pub async fn start(&mut self, what: &str) -> Result<(), ContainerError> {
         self.start_now(what, None).await.map(drop)
@@ -574,7 +621,7 @@ impl Engine {
                 .map_err(|e| ContainerError::Invalid(e.to_string()))?,
             cgroupns: iso.cgroupns,
             args,
-            env: c.env.clone(),
+            env: self.env_with_links(&c)?,
             cwd: c.workdir.clone(),
             user: Default::default(),
             hostname: c.hostname.clone(),

@@ -205,7 +205,9 @@ impl Wiring {
         )?;
         write(
             "resolv.conf",
-            &container_resolv_conf(&own.host_dns, &own.dns, own.embedded),
+            // A container on the default bridge that is also on a user-defined network asks the
+            // embedded resolver, as Docker's does.
+            &container_resolv_conf(&own.host_dns, &own.dns, user_defined),
         )?;
         Ok((SpecNet::Path(own.ns_path.display().to_string()), dir))
     }
@@ -513,10 +515,11 @@ impl Engine {
                         let Ok(oid) = self.resolve(&l.container) else {
                             continue;
                         };
-                        let oname = self.containers[&oid].name.clone();
-                        let mut names = vec![l.alias.clone()];
-                        if l.alias != oname {
-                            names.push(oname);
+                        // Docker's line: the alias, the linked container's hostname, its name.
+                        let o = &self.containers[&oid];
+                        let mut names = vec![l.alias.clone(), o.hostname.clone()];
+                        if l.alias != o.name {
+                            names.push(o.name.clone());
                         }
                         links.push((oid, names));
                     }

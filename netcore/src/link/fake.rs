@@ -22,6 +22,8 @@ pub struct RecordingNetlink {
     pub ops: Vec<LinkOp>,
     /// How many times [`Netlink::release_namespaces`] was called.
     pub releases: usize,
+    /// What [`Netlink::host_routes`] answers (none unless a test sets some).
+    pub routes: Vec<ipnet::IpNet>,
     links: BTreeSet<(NsRef, String)>,
     peers: BTreeMap<(NsRef, String), (NsRef, String)>,
     fail_at: Option<(usize, Errno)>,
@@ -132,6 +134,10 @@ impl Netlink for RecordingNetlink {
 
     async fn link_exists(&mut self, ns: &NsRef, name: &str) -> Result<bool, LinkError> {
         Ok(self.exists(ns, name))
+    }
+
+    fn host_routes(&mut self) -> Vec<ipnet::IpNet> {
+        self.routes.clone()
     }
 
     fn release_namespaces(&mut self) {

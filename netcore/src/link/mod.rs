@@ -17,6 +17,7 @@ mod fake;
 pub mod message;
 mod netlink;
 mod op;
+pub mod routes;
 mod types;
 
 use std::future::Future;
@@ -43,6 +44,12 @@ pub trait Netlink: Send {
         ns: &NsRef,
         name: &str,
     ) -> impl Future<Output = Result<bool, LinkError>> + Send;
+
+    /// The destinations the host routes (its main table), which a subnet chosen for a new
+    /// network must not overlap.
+    fn host_routes(&mut self) -> Vec<ipnet::IpNet> {
+        routes::host_routes()
+    }
 
     /// Drops whatever is held open inside container namespaces. Called at the end of every
     /// [`apply_all`] / [`apply_best_effort`]: an open netlink socket keeps its namespace alive,

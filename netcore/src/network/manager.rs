@@ -354,7 +354,14 @@ impl<L: Netlink, N: Nft> NetworkManager<L, N> {
             created: now(),
         };
         let mut next = (*self.state).clone();
-        next.ipam.create(&req.name, &req.ipv4, req.ipv6.as_ref())?;
+        // Only a subnet berth chooses is kept off the host's routes (read only then).
+        let avoid = if req.ipv4.subnet.is_none() {
+            self.nl.host_routes()
+        } else {
+            Vec::new()
+        };
+        next.ipam
+            .create_avoiding(&req.name, &req.ipv4, req.ipv6.as_ref(), &avoid)?;
         next.networks.insert(net.name.clone(), net.clone());
         let driver = driver_of(&net, next.ipam.network(&net.name));
         self.enable_forwarding(net.ipv6, &mut next.forwarding)?;

@@ -122,3 +122,22 @@ print("disconnect gone", st, r["message"])
 _, n1 = api("GET", "/networks/n1")
 print("network keys", sorted(n1), n1["ConfigFrom"], n1["ConfigOnly"])
 cli("network", "rm", "n1")
+# A subnet chosen for a new network stays off the host's routes (here two on a veth the script
+# adds and removes).
+import ipaddress
+subprocess.run(["ip", "link", "add", "rt0", "type", "veth", "peer", "name", "rt1"], check=True)
+try:
+    for a in ["172.18.0.1/16", "172.20.5.1/24"]:
+        subprocess.run(["ip", "addr", "add", a, "dev", "rt0"], check=True)
+    # Up, so the kernel routes the two prefixes.
+    subprocess.run(["ip", "link", "set", "rt0", "up"], check=True)
+    routed = [ipaddress.ip_network("172.18.0.0/16"), ipaddress.ip_network("172.20.5.0/24")]
+    for n in ["auto1", "auto2", "auto3"]:
+        cli("network", "create", n)
+        _, net = api("GET", f"/networks/{n}")
+        subnet = ipaddress.ip_network(net["IPAM"]["Config"][0]["Subnet"])
+        print("auto subnet", n, any(subnet.overlaps(r) for r in routed))
+    for n in ["auto1", "auto2", "auto3"]:
+        cli("network", "rm", n)
+finally:
+    subprocess.run(["ip", "link", "del", "rt0"])

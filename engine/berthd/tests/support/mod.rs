@@ -340,6 +340,16 @@ pub struct Dockerd {
 impl Dockerd {
     /// Starts one and waits until it answers; `None` when dockerd is not installed.
     pub fn start() -> Option<Dockerd> {
+        Dockerd::start_with(&["--bridge=none"])
+    }
+
+    /// [`Dockerd::start`] with its default bridge on `bip` (e.g. `10.199.0.1/24`), for what
+    /// only the default bridge has (legacy links). It must not overlap berthd's.
+    pub fn start_with_bridge(bip: &str) -> Option<Dockerd> {
+        Dockerd::start_with(&["--bip", bip])
+    }
+
+    fn start_with(network: &[&str]) -> Option<Dockerd> {
         let bin = ["/usr/sbin/dockerd", "/usr/bin/dockerd"]
             .into_iter()
             .find(|p| Path::new(p).exists())?;
@@ -347,13 +357,8 @@ impl Dockerd {
         let host = format!("unix://{}", dir.path().join("docker.sock").display());
         let cgroup_parent = format!("dockerd-test-{}", std::process::id());
         let child = Command::new(bin)
-            .args([
-                "--host",
-                &host,
-                "--bridge=none",
-                "--iptables=false",
-                "--ip6tables=false",
-            ])
+            .args(["--host", &host, "--iptables=false", "--ip6tables=false"])
+            .args(network)
             .arg("--data-root")
             .arg(dir.path().join("data"))
             .arg("--exec-root")

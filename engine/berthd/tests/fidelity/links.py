@@ -1,0 +1,44 @@
+"""Legacy links (`--link` on the default bridge), printed as facts: tests/netns_api_fidelity.rs
+runs it against berthd and against dockerd (with a default bridge) and compares the lines. The
+linked container's address and the generated names are printed as placeholders.
+"""
+import os, re, subprocess, sys
+
+IMAGE = os.environ["IMAGE"]
+
+
+def docker(*args):
+    r = subprocess.run(["docker", *args], capture_output=True, text=True)
+    return r.returncode, r.stdout, r.stderr
+
+
+def must(*args):
+    rc, out, err = docker(*args)
+    if rc != 0:
+        print("FAILED", args, out, err); sys.exit(1)
+    return out
+
+
+must("run", "-d", "--name", "db-1", "--expose", "5432", "--expose", "8000-8002/udp", "--expose", "9000",
+     "-e", "SECRET=s", "-e", "PATH=/bin", "-e", "X=1", IMAGE, "sleep", "60")
+ip = must("inspect", "-f", "{{.NetworkSettings.IPAddress}}", "db-1").strip()
+norm = lambda text: text.replace(ip, "IP")
+# The linking container's environment (its own hostname left out).
+env = must("run", "--rm", "--name", "web", "--link", "db-1:my-db", "--link", "db-1", "-e", "MY_DB_ENV_X=mine",
+           IMAGE, "sh", "-c", "export")
+for line in sorted(env.splitlines()):
+    line = line.removeprefix("export ")
+    name, _, value = line.partition("=")
+    if name != "HOSTNAME":
+        print("env", norm(f"{name}={value.strip(chr(39))}"))
+# /etc/hosts names the link by alias, ID and name.
+hosts = must("run", "--rm", "--link", "db-1:db", IMAGE, "cat", "/etc/hosts")
+cid = must("inspect", "-f", "{{.Id}}", "db-1").strip()[:12]
+for line in hosts.splitlines():
+    if line.startswith(ip):
+        print("hosts", norm(line).replace(cid, "ID"))
+# A link to a container that does not run refuses the start.
+must("stop", "-t", "0", "db-1")
+rc, out, err = docker("run", "--rm", "--name", "late", "--link", "db-1:db", IMAGE, "true")
+print("link to stopped", rc, "Cannot link to a non running container: /db-1 AS /late/db" in err)
+must("rm", "-f", "db-1")

@@ -1,0 +1,149 @@
+//! Legacy links (`--link NAME[:ALIAS]` on the default bridge): the environment Docker gives
+//! the linking container (`ALIAS_PORT_80_TCP_ADDR`, `ALIAS_NAME`, `ALIAS_ENV_X`, ...), from the
+//! linked container's address, exposed ports and environment. Pure.
+
+use std::net::IpAddr;
+
+/// A port as `80/tcp`, split; `None` for anything else.
+fn port(spec: &str) -> Option<(u16, String)> {
+    let (p, proto) = spec.split_once('/').unwrap_or((spec, "tcp"));
+    Some((p.parse().ok()?, proto.to_ascii_lowercase()))
+}
+
+/// The variables one link gives, in Docker's order: the first port's `ALIAS_PORT`; for each
+/// exposed port (by number, TCP first) `ALIAS_PORT_N_PROTO` with `_ADDR`, `_PORT` and `_PROTO`,
+/// and for a run of consecutive ports of one protocol its `_START`/`_END` pairs; `ALIAS_NAME`
+/// (`/linking/alias`); the linked container's environment as `ALIAS_ENV_X` (but `HOME` and
+/// `PATH`). The alias is upper-cased with `-` as `_`.
+pub fn link_env(
+    alias: &str,
+    link_name: &str,
+    ip: IpAddr,
+    exposed: &[String],
+    child_env: &[String],
+) -> Vec<String> {
+    let a = alias.to_ascii_uppercase().replace('-', "_");
+    let mut ports: Vec<(u16, String)> = exposed.iter().filter_map(|p| port(p)).collect();
+    ports.sort_by(|x, y| {
+        x.0.cmp(&y.0)
+            .then_with(|| (y.1 == "tcp").cmp(&(x.1 == "tcp")))
+    });
+    ports.dedup();
+    let mut env = Vec::new();
+    let addr = |(n, proto): &(u16, String)| format!("{proto}://{ip}:{n}");
+    let mut range: Option<((u16, String), (u16, String))> = None;
+    let close = |env: &mut Vec<String>, r: &((u16, String), (u16, String))| {
+        let (start, end) = r;
+        if start.0 != end.0 {
+            let prefix = format!("{a}_PORT_{}_{}", start.0, start.1.to_ascii_uppercase());
+            env.push(format!("{prefix}_START={}", addr(start)));
+            env.push(format!("{prefix}_PORT_START={}", start.0));
+            env.push(format!("{prefix}_END={}", addr(end)));
+            env.push(format!("{prefix}_PORT_END={}", end.0));
+        }
+    };
+    for (i, p) in ports.iter().enumerate() {
+        if i == 0 {
+            env.push(format!("{a}_PORT={}", addr(p)));
+        }
+        let prefix = format!("{a}_PORT_{}_{}", p.0, p.1.to_ascii_uppercase());
+        env.push(format!("{prefix}={}", addr(p)));
+        env.push(format!("{prefix}_ADDR={ip}"));
+        env.push(format!("{prefix}_PORT={}", p.0));
+        env.push(format!("{prefix}_PROTO={}", p.1));
+        range = match range.take() {
+            Some((start, end)) if u32::from(end.0) + 1 == u32::from(p.0) && end.1 == p.1 => {
+                Some((start, p.clone()))
+            }
+            Some(r) => {
+                close(&mut env, &r);
+                Some((p.clone(), p.clone()))
+            }
+            None => Some((p.clone(), p.clone())),
+        };
+    }
+    if let Some(r) = &range {
+        close(&mut env, r);
+    }
+    env.push(format!("{a}_NAME={link_name}"));
+    for e in child_env {
+        let Some((k, v)) = e.split_once('=') else {
+            continue;
+        };
+        if k == "HOME" || k == "PATH" {
+            continue;
+        }
+        env.push(format!("{a}_ENV_{k}={v}"));
+    }
+    env
+}
+
+/// `base` (the links' variables) with `over` (the container's own environment) set over it,
+/// as Docker replaces or appends the container's variables to the links'.
+pub fn with_env(base: Vec<String>, over: &[String]) -> Vec<String> {
+    let key = |e: &str| e.split_once('=').map_or(e, |(k, _)| k).to_string();
+    let mut out = base;
+    let mut at: std::collections::HashMap<String, usize> =
+        out.iter().enumerate().map(|(i, e)| (key(e), i)).collect();
+    for e in over {
+        match at.get(&key(e)) {
+            Some(&i) => out[i] = e.clone(),
+            None => {
+                at.insert(key(e), out.len());
+                out.push(e.clone());
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn as_docker_names_them() {
+        let ip: IpAddr = "10.199.0.2".parse().unwrap();
+        let exposed: Vec<String> = ["9000/tcp", "8002/udp", "5432/tcp", "8000/udp", "8001/udp"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let env = link_env(
+            "my-db",
+            "/web/my-db",
+            ip,
+            &exposed,
+            &[
+                "SECRET=s".into(),
+                "PATH=/bin".into(),
+                "X=1".into(),
+                "odd".into(),
+            ],
+        );
+        let mut sorted = env.clone();
+        sorted.sort();
+        // dockerd 20.10's variables for the same link (`env | sort`).
+        let want = "MY_DB_ENV_SECRET=s MY_DB_ENV_X=1 MY_DB_NAME=/web/my-db MY_DB_PORT=tcp://10.199.0.2:5432 \
+            MY_DB_PORT_5432_TCP=tcp://10.199.0.2:5432 MY_DB_PORT_5432_TCP_ADDR=10.199.0.2 MY_DB_PORT_5432_TCP_PORT=5432 \
+            MY_DB_PORT_5432_TCP_PROTO=tcp MY_DB_PORT_8000_UDP=udp://10.199.0.2:8000 MY_DB_PORT_8000_UDP_ADDR=10.199.0.2 \
+            MY_DB_PORT_8000_UDP_END=udp://10.199.0.2:8002 MY_DB_PORT_8000_UDP_PORT=8000 MY_DB_PORT_8000_UDP_PORT_END=8002 \
+            MY_DB_PORT_8000_UDP_PORT_START=8000 MY_DB_PORT_8000_UDP_PROTO=udp MY_DB_PORT_8000_UDP_START=udp://10.199.0.2:8000 \
+            MY_DB_PORT_8001_UDP=udp://10.199.0.2:8001 MY_DB_PORT_8001_UDP_ADDR=10.199.0.2 MY_DB_PORT_8001_UDP_PORT=8001 \
+            MY_DB_PORT_8001_UDP_PROTO=udp MY_DB_PORT_8002_UDP=udp://10.199.0.2:8002 MY_DB_PORT_8002_UDP_ADDR=10.199.0.2 \
+            MY_DB_PORT_8002_UDP_PORT=8002 MY_DB_PORT_8002_UDP_PROTO=udp MY_DB_PORT_9000_TCP=tcp://10.199.0.2:9000 \
+            MY_DB_PORT_9000_TCP_ADDR=10.199.0.2 MY_DB_PORT_9000_TCP_PORT=9000 MY_DB_PORT_9000_TCP_PROTO=tcp";
+        assert_eq!(
+            sorted.join(" "),
+            want.split_whitespace().collect::<Vec<_>>().join(" ")
+        );
+        assert_eq!(env[0], "MY_DB_PORT=tcp://10.199.0.2:5432");
+        assert_eq!(
+            with_env(env, &["MY_DB_NAME=mine".into(), "Z=1".into()])
+                .iter()
+                .filter(|e| e.starts_with("MY_DB_NAME=") || e.starts_with("Z="))
+                .collect::<Vec<_>>(),
+            ["MY_DB_NAME=mine", "Z=1"]
+        );
+        assert_eq!(link_env("db", "/a/db", ip, &[], &[]), ["DB_NAME=/a/db"]);
+    }
+}
