@@ -120,6 +120,7 @@ fn bundle(
         cwd: "/".into(),
         user: ids,
         hostname: hostname.into(),
+        domainname: None,
         terminal: false,
         read_only_root: false,
         netns: None,

@@ -417,6 +417,8 @@ pub struct NetworkingConfig {
 pub struct ContainerCreate {
     /// `-h`.
     pub hostname: String,
+    /// `--domainname`.
+    pub domainname: String,
     /// `-u`.
     pub user: String,
     /// `--expose` and the ports of `-p`.

@@ -80,6 +80,7 @@ fn netns_api_fidelity_as_dockerd() {
         "disconnect not connected True container ID is not connected to the network n1",
         "disconnect gone 404 endpoint nothere not found",
         "auto subnet auto1 False",
+        "domainname example.org b'example.org\\n'",
         "auto subnet auto2 False",
         "auto subnet auto3 False",
     ] {

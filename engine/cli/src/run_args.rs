@@ -74,6 +74,9 @@ pub struct ContainerArgs {
     /// Container host name
     #[arg(short = 'h', long)]
     pub hostname: Option<String>,
+    /// Container NIS domain name
+    #[arg(long)]
+    pub domainname: Option<String>,
     /// Username or UID (format: <name|uid>[:<group|gid>])
     #[arg(short = 'u', long)]
     pub user: Option<String>,
@@ -625,6 +628,7 @@ pub fn create_body(
         volumes: Some(volumes),
         labels: Some(labels),
         hostname: string(&args.hostname),
+        domainname: string(&args.domainname),
         user: string(&args.user),
         working_dir: string(&args.workdir),
         stop_signal: string(&args.stop_signal),

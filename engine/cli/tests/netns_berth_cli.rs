@@ -478,6 +478,9 @@ fn netns_berth_cli_networks_volumes_images() {
     );
     d.ok(&["network", "disconnect", "net1", "peer"]);
     assert!(!ask("peer").status.success(), "peer was disconnected");
+    // Off its last user-defined network, nothing serves 127.0.0.11 for it: the host's servers
+    // again.
+    assert!(!resolv().contains("127.0.0.11"), "{}", resolv());
     let busy = d.docker(&["network", "rm", "net1"]);
     assert_eq!(busy.status.code(), Some(1), "{busy:?}");
 

@@ -7,6 +7,7 @@
 //! engine's lock ([`Engine::net_change_finish`]). A run that ended meanwhile is told apart by
 //! its shim's PID: an endpoint added to a namespace that is gone is taken back.
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::sync::Arc;
 
 use netcore::network::AttachRequest;
@@ -30,8 +31,10 @@ pub struct NetChange {
     kind: ChangeKind,
     /// A live connect to a user-defined network: the container's resolv.conf (bind-mounted
     /// into it) and what it says once the embedded resolver serves the container, as Docker
-    /// rewrites it. Rewritten in place, so the container sees it.
-    resolv: Option<(std::path::PathBuf, String)>,
+    /// rewrites it, and whether that is the embedded resolver; also a live disconnect from
+    /// its last user-defined network (back to the host's servers). Rewritten in place, so the
+    /// container sees it.
+    resolv: Option<(std::path::PathBuf, String, bool)>,
 }
 
 #[derive(Debug)]
@@ -66,15 +69,7 @@ impl NetChange {
                     .await
                     .attach(&self.net, (**req).clone())
                     .await?;
-                if let Some((path, text)) = &self.resolv {
-                    let now = std::fs::read_to_string(path).unwrap_or_default();
-                    if now != *text {
-                        std::fs::write(path, text).map_err(|source| ContainerError::Io {
-                            what: format!("rewriting {}", path.display()),
-                            source,
-                        })?;
-                    }
-                }
+                self.switch_resolver().await;
                 Ok(())
             }
             ChangeKind::Disconnect {
@@ -85,9 +80,53 @@ impl NetChange {
                     .lock()
                     .await
                     .detach(&self.net, &self.id, *primary)
-                    .await
+                    .await?;
+                self.switch_resolver().await;
+                Ok(())
             }
             _ => Ok(()),
+        }
+    }
+
+    /// Points the container's resolv.conf at the embedded resolver, or back at the host's
+    /// servers, when its networks changed which one serves it (a default-bridge container
+    /// joining its first user-defined network, or leaving its last). Rewritten in place (the
+    /// file is bind-mounted); a failure is logged, never undoes the change (as Docker's).
+    async fn switch_resolver(&self) {
+        let Some((path, text, embedded)) = self.resolv.clone() else {
+            return;
+        };
+        let id = self.id.clone();
+        let done = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            use std::io::Read;
+            // The container can write the file: read a bounded part, open without links.
+            let mut now = String::new();
+            if let Ok(f) = std::fs::File::options()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+                .open(&path)
+            {
+                let _ = f.take(64 * 1024).read_to_string(&mut now);
+            }
+            let ours = netcore::dns::EMBEDDED.to_string();
+            let serves = now
+                .lines()
+                .any(|l| l.split_whitespace().eq(["nameserver", ours.as_str()]));
+            if serves == embedded {
+                return Ok(());
+            }
+            let mut f = std::fs::File::options()
+                .write(true)
+                .truncate(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+                .open(&path)?;
+            std::io::Write::write_all(&mut f, text.as_bytes())
+        })
+        .await;
+        match done {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(container = %id, error = %e, "rewriting resolv.conf"),
+            Err(e) => tracing::warn!(container = %id, error = %e, "rewriting resolv.conf"),
         }
     }
 
@@ -233,6 +272,7 @@ impl Engine {
             (
                 self.dir(&id).join("resolv.conf"),
                 netcore::dns::container_resolv_conf(&self.host_dns, &container_dns(&c), true),
+                true,
             )
         });
         Ok(Some(NetChange {
@@ -323,8 +363,21 @@ impl Engine {
             )));
         }
         let live = c.state.status.is_live();
+        // Leaving its last user-defined network, a container has no embedded resolver any more
+        // (its listener closes): its resolv.conf goes back to the host's servers.
+        let user_left = primary
+            .as_deref()
+            .is_some_and(|p| p != "bridge" && p != net.as_str() && !c.primary_disconnected)
+            || c.connections.keys().any(|n| n != &net && n != "bridge");
+        let resolv = (live && net != "bridge" && !user_left).then(|| {
+            (
+                self.dir(&id).join("resolv.conf"),
+                netcore::dns::container_resolv_conf(&self.host_dns, &container_dns(&c), false),
+                false,
+            )
+        });
         Ok(Some(NetChange {
-            resolv: None,
+            resolv,
             id,
             net,
             // A disconnect is recorded whether or not the run ended meanwhile.

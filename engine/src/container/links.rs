@@ -10,11 +10,12 @@ fn port(spec: &str) -> Option<(u16, String)> {
     Some((p.parse().ok()?, proto.to_ascii_lowercase()))
 }
 
-/// The variables one link gives, in Docker's order: the first port's `ALIAS_PORT`; for each
-/// exposed port (by number, TCP first) `ALIAS_PORT_N_PROTO` with `_ADDR`, `_PORT` and `_PROTO`,
-/// and for a run of consecutive ports of one protocol its `_START`/`_END` pairs; `ALIAS_NAME`
-/// (`/linking/alias`); the linked container's environment as `ALIAS_ENV_X` (but `HOME` and
-/// `PATH`). The alias is upper-cased with `-` as `_`.
+/// The variables one link gives, as moby's `Link.ToEnv`: the first port's `ALIAS_PORT`; for
+/// each run of at least three consecutive port numbers (whatever their protocols) its
+/// `_START`/`_END` set; for each exposed port (by number, TCP first) `ALIAS_PORT_N_PROTO` with
+/// `_ADDR`, `_PORT` and `_PROTO`; `ALIAS_NAME` (`/linking/alias`); the linked container's
+/// environment as `ALIAS_ENV_X` (but `HOME` and `PATH`). The alias is upper-cased with `-` as
+/// `_`.
 pub fn link_env(
     alias: &str,
     link_name: &str,
@@ -31,39 +32,44 @@ pub fn link_env(
     ports.dedup();
     let mut env = Vec::new();
     let addr = |(n, proto): &(u16, String)| format!("{proto}://{ip}:{n}");
-    let mut range: Option<((u16, String), (u16, String))> = None;
-    let close = |env: &mut Vec<String>, r: &((u16, String), (u16, String))| {
-        let (start, end) = r;
-        if start.0 != end.0 {
-            let prefix = format!("{a}_PORT_{}_{}", start.0, start.1.to_ascii_uppercase());
-            env.push(format!("{prefix}_START={}", addr(start)));
-            env.push(format!("{prefix}_PORT_START={}", start.0));
-            env.push(format!("{prefix}_END={}", addr(end)));
-            env.push(format!("{prefix}_PORT_END={}", end.0));
+    if let Some(p) = ports.first() {
+        env.push(format!("{a}_PORT={}", addr(p)));
+    }
+    // The last index of the run of consecutive numbers that starts at `i` (moby's
+    // nextContiguous: numbers only).
+    let run_end = |i: usize| {
+        let first = u32::from(ports[i].0);
+        for (value, (j, p)) in (first..).zip(ports.iter().enumerate().skip(i + 1)) {
+            if u32::from(p.0) > value + 1 {
+                return j - 1;
+            }
         }
+        ports.len() - 1
     };
-    for (i, p) in ports.iter().enumerate() {
-        if i == 0 {
-            env.push(format!("{a}_PORT={}", addr(p)));
+    let mut i = 0;
+    while i < ports.len() {
+        let j = run_end(i);
+        if j > i + 1 {
+            let (p, q) = (&ports[i], &ports[j]);
+            let prefix = format!("{a}_PORT_{}_{}", p.0, p.1.to_ascii_uppercase());
+            env.push(format!("{prefix}_START={}", addr(p)));
+            env.push(format!("{prefix}_ADDR={ip}"));
+            env.push(format!("{prefix}_PROTO={}", p.1));
+            env.push(format!("{prefix}_PORT_START={}", p.0));
+            let end_prefix = format!("{a}_PORT_{}_{}", p.0, q.1.to_ascii_uppercase());
+            env.push(format!("{end_prefix}_END={}", addr(q)));
+            env.push(format!("{end_prefix}_PORT_END={}", q.0));
+            i = j + 1;
+            continue;
         }
+        i += 1;
+    }
+    for p in &ports {
         let prefix = format!("{a}_PORT_{}_{}", p.0, p.1.to_ascii_uppercase());
         env.push(format!("{prefix}={}", addr(p)));
         env.push(format!("{prefix}_ADDR={ip}"));
         env.push(format!("{prefix}_PORT={}", p.0));
         env.push(format!("{prefix}_PROTO={}", p.1));
-        range = match range.take() {
-            Some((start, end)) if u32::from(end.0) + 1 == u32::from(p.0) && end.1 == p.1 => {
-                Some((start, p.clone()))
-            }
-            Some(r) => {
-                close(&mut env, &r);
-                Some((p.clone(), p.clone()))
-            }
-            None => Some((p.clone(), p.clone())),
-        };
-    }
-    if let Some(r) = &range {
-        close(&mut env, r);
     }
     env.push(format!("{a}_NAME={link_name}"));
     for e in child_env {
@@ -122,6 +128,7 @@ mod tests {
         );
         let mut sorted = env.clone();
         sorted.sort();
+        sorted.dedup();
         // dockerd 20.10's variables for the same link (`env | sort`).
         let want = "MY_DB_ENV_SECRET=s MY_DB_ENV_X=1 MY_DB_NAME=/web/my-db MY_DB_PORT=tcp://10.199.0.2:5432 \
             MY_DB_PORT_5432_TCP=tcp://10.199.0.2:5432 MY_DB_PORT_5432_TCP_ADDR=10.199.0.2 MY_DB_PORT_5432_TCP_PORT=5432 \
@@ -145,5 +152,25 @@ mod tests {
             ["MY_DB_NAME=mine", "Z=1"]
         );
         assert_eq!(link_env("db", "/a/db", ip, &[], &[]), ["DB_NAME=/a/db"]);
+        // Two consecutive ports are no run; a run may mix protocols.
+        let two = link_env(
+            "db",
+            "/a/db",
+            ip,
+            &["8000/tcp".into(), "8001/tcp".into()],
+            &[],
+        );
+        assert!(!two.iter().any(|e| e.contains("_START=")), "{two:?}");
+        let mixed = link_env(
+            "db",
+            "/a/db",
+            ip,
+            &["80/tcp".into(), "81/udp".into(), "82/tcp".into()],
+            &[],
+        );
+        assert!(
+            mixed.contains(&"DB_PORT_80_TCP_END=tcp://10.199.0.2:82".to_string()),
+            "{mixed:?}"
+        );
     }
 }

@@ -65,6 +65,8 @@ pub struct CreateOptions {
     pub user: Option<String>,
     /// `-h`.
     pub hostname: Option<String>,
+    /// `--domainname` (the UTS namespace's NIS domain name).
+    pub domainname: Option<String>,
     /// `-l`.
     pub labels: BTreeMap<String, String>,
     /// `-t`.

@@ -286,12 +286,17 @@ impl Engine {
             let Ok(link) = l.parse::<netcore::network::ContainerLink>() else {
                 continue;
             };
-            let o = self
+            // A linked container removed since is left out (the link goes with it, as in
+            // Docker); one that exists but does not run refuses the start.
+            let Some(o) = self
                 .resolve(&link.container)
                 .ok()
-                .and_then(|i| self.containers.get(&i));
+                .and_then(|i| self.containers.get(&i))
+            else {
+                continue;
+            };
             let name = format!("/{}/{}", c.name, link.alias);
-            let Some(o) = o.filter(|o| o.state.status.is_live()) else {
+            let Some(o) = Some(o).filter(|o| o.state.status.is_live()) else {
                 return Err(ContainerError::Conflict(format!(
                     "Cannot link to a non running container: /{} AS {name}",
                     link.container
@@ -625,6 +630,7 @@ impl Engine {
             cwd: c.workdir.clone(),
             user: Default::default(),
             hostname: c.hostname.clone(),
+            domainname: c.options.domainname.clone(),
             terminal: c.options.tty,
             read_only_root: c.options.read_only,
             netns: None,

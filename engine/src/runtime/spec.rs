@@ -135,6 +135,8 @@ pub struct SpecInput {
     pub user: Ids,
     /// The container's hostname.
     pub hostname: String,
+    /// `--domainname`.
+    pub domainname: Option<String>,
     /// `-t`.
     pub terminal: bool,
     /// `--read-only`.
@@ -281,11 +283,15 @@ pub fn spec(i: &SpecInput) -> Value {
             "devices": devices,
         },
     });
+    let mut sysctls = i.sysctls.clone();
     if i.uts_ns == Ns::Host {
         spec.as_object_mut().expect("an object").remove("hostname");
+    } else if let Some(d) = &i.domainname {
+        // As Docker sets it: the UTS namespace's sysctl (runc 1.1 has no domainname field).
+        sysctls.insert("kernel.domainname".into(), d.clone());
     }
-    if !i.sysctls.is_empty() {
-        spec["linux"]["sysctl"] = json!(i.sysctls);
+    if !sysctls.is_empty() {
+        spec["linux"]["sysctl"] = json!(sysctls);
     }
     if let Some(s) = &i.seccomp {
         spec["linux"]["seccomp"] = s.clone();
@@ -361,6 +367,7 @@ mod tests {
                 home: None,
             },
             hostname: "abc123def456".into(),
+            domainname: None,
             terminal: false,
             read_only_root: false,
             netns: Some("/run/netns/c1".into()),

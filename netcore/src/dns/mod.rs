@@ -24,5 +24,5 @@ mod tests;
 
 pub use answer::{Outcome, Transport, handle};
 pub use records::{Records, Scope};
-pub use resolv_conf::{ContainerDns, ResolvConf, container_resolv_conf, parse_server};
+pub use resolv_conf::{ContainerDns, EMBEDDED, ResolvConf, container_resolv_conf, parse_server};
 pub use server::{ListenError, Resolver, ResolverConfig};

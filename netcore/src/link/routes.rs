@@ -6,7 +6,11 @@ use std::net::Ipv4Addr;
 
 use ipnet::{IpNet, Ipv4Net};
 
-/// The destinations of `/proc/net/route`'s text, the default route left out.
+/// `RTF_GATEWAY` of `/proc/net/route`'s flags.
+const RTF_GATEWAY: u32 = 0x2;
+
+/// The destinations of `/proc/net/route`'s text reached without a gateway (the host's own
+/// networks), the default route left out.
 pub fn parse_proc_net_route(text: &str) -> Vec<IpNet> {
     let hex = |s: &str| u32::from_str_radix(s, 16).ok();
     text.lines()
@@ -14,10 +18,15 @@ pub fn parse_proc_net_route(text: &str) -> Vec<IpNet> {
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
             // Iface Destination Gateway Flags RefCnt Use Metric Mask ...
-            let (dest, mask) = (hex(f.get(1)?)?, hex(f.get(7)?)?);
-            // The kernel prints them in the host's byte order (little endian here).
-            let dest = Ipv4Addr::from(u32::from_be(dest.to_le()));
-            let mask = u32::from_be(mask.to_le());
+            let (dest, flags, mask) = (hex(f.get(1)?)?, hex(f.get(3)?)?, hex(f.get(7)?)?);
+            // Routes through a gateway are not the host's own networks (a VPN's 0.0.0.0/1
+            // would otherwise rule out every pool); Docker 23+ skips them too.
+            if flags & RTF_GATEWAY != 0 {
+                return None;
+            }
+            // The kernel prints the address's bytes as a number in the host's byte order.
+            let dest = Ipv4Addr::from(dest.to_ne_bytes());
+            let mask = u32::from_be_bytes(mask.to_ne_bytes());
             if mask.count_ones() != mask.leading_ones() {
                 return None;
             }
@@ -47,6 +56,7 @@ mod tests {
             eth0\t00000000\t0102A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
             eth0\t0002A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
             v0\t000012AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n\
+            tun0\t00000000\t0100080A\t0003\t0\t0\t0\t00000080\t0\t0\t0\n\
             bad\tzz\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n\
             odd\t000012AC\t00000000\t0001\t0\t0\t0\t00FF00FF\t0\t0\t0\n";
         let got: Vec<String> = parse_proc_net_route(text)

@@ -144,6 +144,7 @@ pub fn to_options(body: ContainerCreate, name: Option<String>) -> Result<CreateO
         workdir: Some(body.working_dir).filter(|w| !w.is_empty()),
         user: Some(body.user).filter(|u| !u.is_empty()),
         hostname: Some(body.hostname).filter(|h| !h.is_empty()),
+        domainname: Some(body.domainname).filter(|d| !d.is_empty()),
         labels: body.labels.unwrap_or_default(),
         tty: body.tty,
         open_stdin: body.open_stdin,
@@ -373,11 +374,14 @@ mod tests {
         assert_eq!(o.cgroupns, "private");
         // Fields berth does not read are refused when they ask for something, never dropped.
         let e = to_options(
-            parse(br#"{"Image":"bb","Domainname":"x","HostConfig":{"KernelMemory":1000,"Isolation":"default","CpuCount":0,"DeviceRequests":null}}"#).unwrap(),
+            parse(br#"{"Image":"bb","MacAddress":"02:42:ac:11:00:09","HostConfig":{"KernelMemory":1000,"Isolation":"default","CpuCount":0,"DeviceRequests":null}}"#).unwrap(),
             None,
         )
         .unwrap_err();
-        assert!(e.message.contains("Domainname=\"x\""), "{e}");
+        assert!(
+            e.message.contains("MacAddress=\"02:42:ac:11:00:09\""),
+            "{e}"
+        );
         assert!(e.message.contains("HostConfig.KernelMemory=1000"), "{e}");
         assert!(!e.message.contains("Isolation"), "{e}");
         assert!(!e.message.contains("CpuCount"), "{e}");

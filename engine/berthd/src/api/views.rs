@@ -310,7 +310,7 @@ pub fn inspect(c: &Container, nets: &[EndpointView], log_path: &str) -> Value {
             "Tty": c.options.tty,
             "OpenStdin": c.options.open_stdin,
             "StdinOnce": c.options.stdin_once,
-            "Domainname": "",
+            "Domainname": c.options.domainname.clone().unwrap_or_default(),
             "AttachStdin": false,
             "AttachStdout": c.options.attach_stdout,
             "AttachStderr": c.options.attach_stderr,

@@ -20,6 +20,7 @@ def must(*args):
 
 
 must("run", "-d", "--name", "db-1", "--expose", "5432", "--expose", "8000-8002/udp", "--expose", "9000",
+     "--expose", "7000-7001",
      "-e", "SECRET=s", "-e", "PATH=/bin", "-e", "X=1", IMAGE, "sleep", "60")
 ip = must("inspect", "-f", "{{.NetworkSettings.IPAddress}}", "db-1").strip()
 norm = lambda text: text.replace(ip, "IP")

@@ -101,6 +101,13 @@ for name, extra in cases.items():
     print("command", name, st, json.dumps([i["Path"], i["Args"], i["Config"]["Entrypoint"], i["Config"]["Cmd"], i["Config"]["WorkingDir"]]))
 st, r = api("POST", "/containers/create?name=e10", {"Image": "epimg", "Entrypoint": [""]})
 print("command e10", st)
+# Domainname: the UTS namespace's domain name, and echoed.
+api("POST", "/containers/create?name=dom", {"Image": os.environ["IMAGE"], "Domainname": "example.org",
+    "Hostname": "box", "Cmd": ["cat", "/proc/sys/kernel/domainname"]})
+api("POST", "/containers/dom/start"); api("POST", "/containers/dom/wait")
+c = C(S); c.request("GET", "/v1.41/containers/dom/logs?stdout=1"); body = c.getresponse().read()
+_, i = api("GET", "/containers/dom/json")
+print("domainname", i["Config"]["Domainname"], body[8:])
 # attach with stream=0: the log so far (logs=1) or nothing, and the end.
 api("POST", "/containers/create?name=att", {"Image": os.environ["IMAGE"], "Cmd": ["sh", "-c", "echo one; sleep 0.2; echo two >&2"]})
 api("POST", "/containers/att/start"); api("POST", "/containers/att/wait")
