@@ -19,11 +19,13 @@ use std::process::Command;
 
 use support::{Berthd, Dockerd, IMAGE};
 
-/// The script's lines but the /info keys, and those keys.
-fn facts(host: &str) -> (Vec<String>, BTreeSet<String>) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fidelity/roundtrip.py");
+/// The lines tests/fidelity/SCRIPT prints against `host` (the script must succeed).
+fn script_lines(script: &str, host: &str) -> Vec<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fidelity")
+        .join(script);
     let out = Command::new("python3")
-        .arg(script)
+        .arg(path)
         .env("DOCKER_HOST", host)
         .env("IMAGE", IMAGE)
         .output()
@@ -31,15 +33,21 @@ fn facts(host: &str) -> (Vec<String>, BTreeSet<String>) {
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
-        "roundtrip.py against {host}: {text}{}",
+        "{script} against {host}: {text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    text.lines().map(String::from).collect()
+}
+
+/// roundtrip.py's lines but the /info keys, and those keys.
+fn facts(host: &str) -> (Vec<String>, BTreeSet<String>) {
+    let text = script_lines("roundtrip.py", host);
     let mut keys = BTreeSet::new();
     let mut lines = Vec::new();
-    for l in text.lines() {
+    for l in text {
         match l.strip_prefix("info-keys ") {
             Some(k) => keys = k.split_whitespace().map(String::from).collect(),
-            None => lines.push(l.to_string()),
+            None => lines.push(l),
         }
     }
     (lines, keys)
@@ -100,31 +108,13 @@ fn netns_api_fidelity_as_dockerd() {
     assert!(missing.is_empty(), "/info lacks dockerd's {missing:?}");
 }
 
-/// The lines tests/fidelity/commit.py prints against `host`.
-fn commit_facts(host: &str) -> Vec<String> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fidelity/commit.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .env("DOCKER_HOST", host)
-        .env("IMAGE", IMAGE)
-        .output()
-        .expect("python3");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "commit.py against {host}: {text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text.lines().map(String::from).collect()
-}
-
 #[test]
 fn netns_commit_export_import_as_dockerd() {
     if !netns_support::enabled("netns_commit_export_import_as_dockerd") {
         return;
     }
     let d = Berthd::start();
-    let ours = commit_facts(&format!("unix://{}", d.sock.display()));
+    let ours = script_lines("commit.py", &format!("unix://{}", d.sock.display()));
     drop(d);
     for fact in [
         "config Env [\"X=1\", \"Y=1\"]",
@@ -184,26 +174,8 @@ fn netns_commit_export_import_as_dockerd() {
         eprintln!("no dockerd here: compared with the facts above only");
         return;
     };
-    let theirs = commit_facts(&dockerd.host);
+    let theirs = script_lines("commit.py", &dockerd.host);
     assert_eq!(ours, theirs, "berthd (left) and dockerd (right)");
-}
-
-/// The lines tests/fidelity/links.py prints against `host`.
-fn link_facts(host: &str) -> Vec<String> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fidelity/links.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .env("DOCKER_HOST", host)
-        .env("IMAGE", IMAGE)
-        .output()
-        .expect("python3");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "links.py against {host}: {text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text.lines().map(String::from).collect()
 }
 
 #[test]
@@ -212,7 +184,7 @@ fn netns_links_as_dockerd() {
         return;
     }
     let d = Berthd::start();
-    let ours = link_facts(&format!("unix://{}", d.sock.display()));
+    let ours = script_lines("links.py", &format!("unix://{}", d.sock.display()));
     drop(d);
     for fact in [
         "env MY_DB_PORT=tcp://IP:5432",
@@ -240,7 +212,7 @@ fn netns_links_as_dockerd() {
         eprintln!("no dockerd here: compared with the facts above only");
         return;
     };
-    let theirs = link_facts(&dockerd.host);
+    let theirs = script_lines("links.py", &dockerd.host);
     drop(dockerd);
     // dockerd leaves its bridge behind.
     let _ = Command::new("ip").args(["link", "del", "docker0"]).status();

@@ -47,7 +47,18 @@ struct Lexer<'a> {
     source: &'a str,
 }
 
-impl Lexer<'_> {
+impl<'a> Lexer<'a> {
+    fn new(text: &'a str, env: &'a [String], escape: char) -> Lexer<'a> {
+        Lexer {
+            depth: 0,
+            chars: text.chars().collect(),
+            pos: 0,
+            escape,
+            env,
+            source: text,
+        }
+    }
+
     fn peek(&self) -> Option<char> {
         self.chars.get(self.pos).copied()
     }
@@ -228,28 +239,14 @@ impl Lexer<'_> {
 /// `text` as one word: quotes removed, escapes applied, variables of `env` substituted
 /// (Docker's processing of `WORKDIR`, `USER`, an `ENV` value, ...).
 pub fn process_word(text: &str, env: &[String], escape: char) -> Result<String, WordError> {
-    let mut l = Lexer {
-        depth: 0,
-        chars: text.chars().collect(),
-        pos: 0,
-        escape,
-        env,
-        source: text,
-    };
+    let mut l = Lexer::new(text, env, escape);
     Ok(l.words(false, false)?.concat())
 }
 
 /// `text` split into words at whitespace outside quotes, each processed as [`process_word`]
 /// (Docker's processing of `EXPOSE`, `VOLUME` in its shell form, ...).
 pub fn process_words(text: &str, env: &[String], escape: char) -> Result<Vec<String>, WordError> {
-    let mut l = Lexer {
-        depth: 0,
-        chars: text.chars().collect(),
-        pos: 0,
-        escape,
-        env,
-        source: text,
-    };
+    let mut l = Lexer::new(text, env, escape);
     l.words(true, false)
 }
 

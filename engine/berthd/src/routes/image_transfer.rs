@@ -404,14 +404,7 @@ async fn image_import(
     q: &HashMap<String, String>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let name = match (
-        q.get("repo").filter(|r| !r.is_empty()),
-        q.get("tag").filter(|t| !t.is_empty()),
-    ) {
-        (None, _) => None,
-        (Some(r), None) => Some(r.clone()),
-        (Some(r), Some(t)) => Some(format!("{r}:{t}")),
-    };
+    let name = super::query::repo_tag(q);
     if let Some(n) = &name {
         n.parse::<engine::image::reference::Reference>()
             .map_err(|e| ApiError::bad(e.to_string()))?;

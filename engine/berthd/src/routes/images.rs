@@ -113,15 +113,7 @@ pub(crate) async fn commit(
         .filter(|c| !c.is_empty())
         .ok_or_else(|| ApiError::bad("container is required (the container to commit)"))?
         .clone();
-    let tag = match (
-        q.get("repo").filter(|r| !r.is_empty()),
-        q.get("tag").filter(|t| !t.is_empty()),
-    ) {
-        // A tag without a repository names nothing (Docker ignores it too).
-        (None, _) => None,
-        (Some(r), None) => Some(r.clone()),
-        (Some(r), Some(t)) => Some(format!("{r}:{t}")),
-    };
+    let tag = super::query::repo_tag(&q);
     let config = match body.iter().all(u8::is_ascii_whitespace) {
         true => None,
         false => match serde_json::from_slice::<Value>(&body) {

@@ -19,6 +19,16 @@ pub fn bool_or(q: &HashMap<String, String>, k: &str, default: bool) -> bool {
     })
 }
 
+/// `repo[:tag]` of an import's or a commit's `repo` and `tag` (a tag without a repository
+/// names nothing: Docker ignores it too).
+pub fn repo_tag(q: &HashMap<String, String>) -> Option<String> {
+    let repo = q.get("repo").filter(|r| !r.is_empty())?;
+    Some(match q.get("tag").filter(|t| !t.is_empty()) {
+        Some(t) => format!("{repo}:{t}"),
+        None => repo.clone(),
+    })
+}
+
 /// Every value of repeated parameter `k` of `uri`'s query (`changes=A&changes=B`), in order.
 pub fn all(uri: &axum::http::Uri, k: &str) -> Vec<String> {
     axum::extract::Query::<Vec<(String, String)>>::try_from_uri(uri)
@@ -47,6 +57,26 @@ mod tests {
         assert!(!flag(&HashMap::new(), "all"));
         assert!(bool_or(&HashMap::new(), "stream", true));
         assert!(!bool_or(&q("0"), "all", true));
+    }
+
+    #[test]
+    fn repository_and_tag() {
+        let q = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<HashMap<_, _>>()
+        };
+        assert_eq!(
+            repo_tag(&q(&[("repo", "a"), ("tag", "1")])).as_deref(),
+            Some("a:1")
+        );
+        assert_eq!(
+            repo_tag(&q(&[("repo", "a"), ("tag", "")])).as_deref(),
+            Some("a")
+        );
+        assert_eq!(repo_tag(&q(&[("tag", "1")])), None);
+        assert_eq!(repo_tag(&q(&[("repo", "")])), None);
     }
 
     #[test]
