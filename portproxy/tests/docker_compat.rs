@@ -25,11 +25,23 @@ fn start(args: &[&str], listen: Option<OwnedFd>) -> (Child, String) {
     let l = listen.as_ref().map(|f| f.as_raw_fd());
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth-proxy"));
     cmd.args(args).stdin(Stdio::null());
-    // SAFETY: only async-signal-safe dup2 calls between fork and exec; the source descriptors stay
-    // open in the parent until spawn returns.
+    // SAFETY: only async-signal-safe fcntl and dup2 calls between fork and exec; the source
+    // descriptors stay open in the parent until spawn returns.
     unsafe {
         cmd.pre_exec(move || {
-            for (from, to) in [(Some(w), 3), (l, 4)] {
+            // Move both sources above the targets first: either may itself be fd 3 or 4 (tests run
+            // in parallel, so the numbers vary), and a dup2 onto it would clobber it.
+            let mut moved = [None, None];
+            for (slot, from) in moved.iter_mut().zip([Some(w), l]) {
+                if let Some(from) = from {
+                    let high = nix::libc::fcntl(from, nix::libc::F_DUPFD_CLOEXEC, 10);
+                    if high < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    *slot = Some(high);
+                }
+            }
+            for (from, to) in moved.into_iter().zip([3, 4]) {
                 if let Some(from) = from
                     && nix::libc::dup2(from, to) < 0
                 {
