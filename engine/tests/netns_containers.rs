@@ -16,7 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use engine::container::{
-    AfterExit, CreateOptions, Engine, EngineConfig, ExecOptions, LogOptions, Status, supervise,
+    AfterExit, Connection, CreateOptions, Engine, EngineConfig, ExecOptions, LogOptions, Status,
+    supervise,
 };
 use engine::image::layer::fixtures::busybox_rootfs;
 use engine::image::store::ImageStore;
@@ -790,9 +791,16 @@ async fn netns_containers_tty_stdin_attach_detach_and_exec() {
     };
     let before = e.exec("cli", fetch("alpha"), None).await.unwrap();
     assert_ne!(before.exit_code, 0, "not connected yet");
-    e.connect("srv", "cnet", vec!["alpha".into()], None)
-        .await
-        .unwrap();
+    e.connect(
+        "srv",
+        "cnet",
+        Connection {
+            aliases: vec!["alpha".into()],
+            ..Connection::default()
+        },
+    )
+    .await
+    .unwrap();
     for name in ["alpha", "srv"] {
         let got = e.exec("cli", fetch(name), None).await.unwrap();
         assert_eq!(
@@ -801,12 +809,18 @@ async fn netns_containers_tty_stdin_attach_detach_and_exec() {
             "{name}: {got:?}"
         );
     }
-    let again = e.connect("srv", "cnet", vec![], None).await.unwrap_err();
+    let again = e
+        .connect("srv", "cnet", Connection::default())
+        .await
+        .unwrap_err();
     assert!(
         again.to_string().contains("already exists in network cnet"),
         "{again}"
     );
-    let none = e.connect("bg", "cnet", vec![], None).await.unwrap_err();
+    let none = e
+        .connect("bg", "cnet", Connection::default())
+        .await
+        .unwrap_err();
     assert!(none.to_string().contains("none network mode"), "{none}");
     e.stop("srv", Some(Duration::from_secs(1))).await.unwrap();
     e.start("srv").await.unwrap();
@@ -834,7 +848,9 @@ async fn netns_containers_tty_stdin_attach_detach_and_exec() {
     };
     e.disconnect("srv", "bridge").await.unwrap();
     assert!(!on_bridge(&mut e));
-    e.connect("srv", "bridge", vec![], None).await.unwrap();
+    e.connect("srv", "bridge", Connection::default())
+        .await
+        .unwrap();
     assert!(on_bridge(&mut e));
 
     let ids: Vec<String> = e.containers().map(|c| c.id.clone()).collect();

@@ -372,19 +372,28 @@ pub struct HealthConfig {
     pub retries: i64,
 }
 
-/// `NetworkingConfig.EndpointsConfig` entry.
+/// `NetworkingConfig.EndpointsConfig` entry (also `EndpointConfig` of `network connect`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "PascalCase")]
 pub struct EndpointConfig {
     /// `--network-alias`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub aliases: Option<Vec<String>>,
-    /// `--ip`.
+    /// `--ip`, `--ip6`, `--link-local-ip`.
     #[serde(rename = "IPAMConfig")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ipam_config: Option<IpamConfig>,
-    /// Every other member (`Links`, `MacAddress`, `DriverOpts`, ...), refused unless it holds
-    /// its zero value (see [`unapplied`]).
+    /// `network connect --link NAME[:ALIAS]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub links: Option<Vec<String>>,
+    /// `--mac-address` (API 1.44+; older clients send `Config.MacAddress`).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub mac_address: String,
+    /// `--driver-opt`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub driver_opts: Option<BTreeMap<String, String>>,
+    /// Every other member, refused unless it holds its zero value (see [`unapplied`]); what
+    /// an inspect echoes (`NetworkID`, `EndpointID`, `IPAddress`, ...) is zero when sent back.
     #[serde(flatten)]
     pub rest: BTreeMap<String, serde_json::Value>,
 }
@@ -394,10 +403,15 @@ pub struct EndpointConfig {
 #[serde(default)]
 pub struct IpamConfig {
     /// `--ip`.
-    #[serde(rename = "IPv4Address")]
+    #[serde(rename = "IPv4Address", skip_serializing_if = "String::is_empty")]
     pub ipv4_address: String,
-    /// Every other member (`IPv6Address`, `LinkLocalIPs`), refused unless it holds its zero
-    /// value (see [`unapplied`]).
+    /// `--ip6`.
+    #[serde(rename = "IPv6Address", skip_serializing_if = "String::is_empty")]
+    pub ipv6_address: String,
+    /// `--link-local-ip`.
+    #[serde(rename = "LinkLocalIPs", skip_serializing_if = "Option::is_none")]
+    pub link_local_ips: Option<Vec<String>>,
+    /// Every other member, refused unless it holds its zero value (see [`unapplied`]).
     #[serde(flatten)]
     pub rest: BTreeMap<String, serde_json::Value>,
 }
@@ -419,6 +433,9 @@ pub struct ContainerCreate {
     pub hostname: String,
     /// `--domainname`.
     pub domainname: String,
+    /// `--mac-address` as clients of API 1.43 and older send it (for the first network).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub mac_address: String,
     /// `-u`.
     pub user: String,
     /// `--expose` and the ports of `-p`.

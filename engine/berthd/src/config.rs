@@ -78,8 +78,11 @@ pub struct Settings {
     pub data_root: PathBuf,
     /// Runtime state.
     pub exec_root: PathBuf,
-    /// The API socket.
+    /// The API socket berthd binds; with [`Self::systemd_socket`], the socket systemd holds.
     pub socket: PathBuf,
+    /// `-H fd://`: the Unix socket is the one systemd passes (socket activation, as dockerd's
+    /// `docker.socket`), not bound nor removed by berthd.
+    pub systemd_socket: bool,
     /// The TCP listener, always with mutual TLS (`None`: none).
     pub tcp: Option<TcpListen>,
     /// The OCI runtime (`None`: the first installed).
@@ -142,7 +145,7 @@ pub enum ConfigError {
     },
     /// A host berthd cannot listen on.
     #[error(
-        "invalid host {0:?}: berthd listens on at most one Unix socket and one TCP address (valid: unix:///path/to.sock, tcp://IP:PORT)"
+        "invalid host {0:?}: berthd listens on at most one Unix socket and one TCP address (valid: unix:///path/to.sock, fd:// for the socket systemd passes, tcp://IP:PORT)"
     )]
     Host(String),
     /// A TCP host without the TLS settings that make it safe.
@@ -189,6 +192,7 @@ fn pick<T: Clone + std::fmt::Debug>(
 #[derive(Debug, PartialEq)]
 enum Host {
     Unix(PathBuf),
+    Systemd,
     Tcp(SocketAddr),
 }
 
@@ -198,6 +202,9 @@ fn host(h: &str) -> Result<Host, ConfigError> {
             .parse()
             .map(Host::Tcp)
             .map_err(|_| ConfigError::Host(h.to_string()));
+    }
+    if h == "fd://" {
+        return Ok(Host::Systemd);
     }
     match h.strip_prefix("unix://") {
         Some(p) if p.starts_with('/') => Ok(Host::Unix(PathBuf::from(p))),
@@ -233,10 +240,11 @@ pub fn merge(flags: &Flags, file: &FileConfig) -> Result<Settings, ConfigError> 
     let flag_hosts = (!flags.hosts.is_empty()).then(|| flags.hosts.clone());
     let file_hosts = file.hosts.clone().filter(|h| !h.is_empty());
     let hosts = pick("hosts", &flag_hosts, &file_hosts)?.unwrap_or_default();
-    let (mut unix, mut tcp) = (None, None);
+    let (mut unix, mut tcp, mut systemd_socket) = (None, None, false);
     for h in &hosts {
         match host(h)? {
-            Host::Unix(p) if unix.is_none() => unix = Some(p),
+            Host::Unix(p) if unix.is_none() && !systemd_socket => unix = Some(p),
+            Host::Systemd if unix.is_none() && !systemd_socket => systemd_socket = true,
             Host::Tcp(a) if tcp.is_none() => tcp = Some((h, a)),
             _ => return Err(ConfigError::Host(hosts.join(","))),
         }
@@ -297,6 +305,7 @@ pub fn merge(flags: &Flags, file: &FileConfig) -> Result<Settings, ConfigError> 
     Ok(Settings {
         data_root,
         socket,
+        systemd_socket,
         tcp,
         exec_root,
         runtime: pick("default-runtime", &flags.runtime, &file.default_runtime)?,
@@ -396,7 +405,7 @@ mod tests {
             "tcp://localhost:2375",
             "tcp://1.2.3.4",
             "unix://relative",
-            "fd://",
+            "fd://3",
         ] {
             let flags = Flags {
                 hosts: vec![h.into()],
@@ -466,6 +475,31 @@ mod tests {
         let s = merge(&flags, &FileConfig::default()).unwrap();
         assert_eq!(s.socket, PathBuf::from("/run/berth/berth.sock"));
         assert_eq!(s.tcp.unwrap().addr, "[::1]:2376".parse().unwrap());
+        // `fd://`: systemd's socket (one Unix socket only).
+        let flags = Flags {
+            hosts: vec!["fd://".into()],
+            ..Flags::default()
+        };
+        let s = merge(&flags, &FileConfig::default()).unwrap();
+        assert!(s.systemd_socket);
+        assert!(
+            !merge(&Flags::default(), &FileConfig::default())
+                .unwrap()
+                .systemd_socket
+        );
+        for two in [
+            ["fd://", "unix:///tmp/b.sock"],
+            ["unix:///tmp/b.sock", "fd://"],
+        ] {
+            let flags = Flags {
+                hosts: two.iter().map(|h| h.to_string()).collect(),
+                ..Flags::default()
+            };
+            let e = merge(&flags, &FileConfig::default())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("at most one Unix socket"), "{e}");
+        }
         // No TCP: no listener, whatever the TLS flags.
         let s = merge(&tls_flags(), &FileConfig::default()).unwrap();
         assert_eq!(s.tcp, None);

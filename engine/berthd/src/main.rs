@@ -60,6 +60,10 @@ struct Cli {
     /// when it exists].
     #[arg(long)]
     config_file: Option<PathBuf>,
+    /// Check the flags and the config file, print "configuration OK" and exit (as dockerd's
+    /// --validate).
+    #[arg(long)]
+    validate: bool,
 }
 
 /// The settings from the flags and the config file.
@@ -97,6 +101,10 @@ fn settings(cli: &Cli) -> anyhow::Result<Settings> {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let cfg = settings(&cli)?;
+    if cli.validate {
+        println!("configuration OK");
+        return Ok(());
+    }
     // Attached streams, logs followers and `docker cp` walks (a descriptor per level) each
     // hold descriptors: the whole hard limit, not the usual 1024.
     berth_common::limits::raise_nofile();
@@ -160,11 +168,18 @@ async fn main() -> anyhow::Result<()> {
         }
         None => None,
     };
-    if let Some(dir) = sock.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let listener = bind_private(&sock)?;
-    tracing::info!(socket = %sock.display(), "berthd serving the Docker API");
+    let listener = if cfg.systemd_socket {
+        let l = systemd_listener()?;
+        tracing::info!("berthd serving the Docker API on the socket systemd passed");
+        l
+    } else {
+        if let Some(dir) = sock.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let l = bind_private(&sock)?;
+        tracing::info!(socket = %sock.display(), "berthd serving the Docker API");
+        l
+    };
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let sup = tokio::spawn(supervise(engine.clone(), {
@@ -208,9 +223,56 @@ async fn main() -> anyhow::Result<()> {
     }
     let _ = sup.await;
     engine.lock().await.shutdown().await;
-    let _ = std::fs::remove_file(&sock);
+    if !cfg.systemd_socket {
+        let _ = std::fs::remove_file(&sock);
+    }
     tracing::info!("berthd stopped; containers keep running");
     Ok(())
+}
+
+/// The listening Unix socket systemd passed under `-H fd://` (sd_listen_fds(3)'s protocol:
+/// `LISTEN_PID` is this process, `LISTEN_FDS` is 1, the socket is fd 3). It is made
+/// close-on-exec, so shims and proxies never hold it.
+fn systemd_listener() -> anyhow::Result<tokio::net::UnixListener> {
+    use nix::sys::socket::{
+        AddressFamily, SockType, SockaddrLike, SockaddrStorage, getsockname, getsockopt, sockopt,
+    };
+    use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
+    const FIRST: i32 = 3;
+    let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u32>().ok());
+    let pid = var("LISTEN_PID").context(
+        "-H fd:// takes the socket systemd passes (berthd.socket), but LISTEN_PID is not set",
+    )?;
+    anyhow::ensure!(
+        pid == std::process::id(),
+        "-H fd://: the sockets in LISTEN_FDS are for process {pid}, not berthd ({})",
+        std::process::id()
+    );
+    let n = var("LISTEN_FDS").unwrap_or(0);
+    anyhow::ensure!(
+        n == 1,
+        "-H fd:// takes exactly one socket from systemd, got {n} (one ListenStream= in berthd.socket)"
+    );
+    // SAFETY: fd 3 is open while LISTEN_FDS counts it; checked below before it is used.
+    let fd = unsafe { BorrowedFd::borrow_raw(FIRST) };
+    let unix_stream = getsockopt(&fd, sockopt::SockType).ok() == Some(SockType::Stream)
+        && getsockname::<SockaddrStorage>(FIRST)
+            .ok()
+            .and_then(|a| a.family())
+            == Some(AddressFamily::Unix)
+        && getsockopt(&fd, sockopt::AcceptConn).unwrap_or(false);
+    anyhow::ensure!(
+        unix_stream,
+        "-H fd://: fd {FIRST} is not a listening Unix stream socket (berthd.socket needs ListenStream=/path)"
+    );
+    nix::fcntl::fcntl(
+        fd,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    )?;
+    // SAFETY: systemd handed fd 3 to this process to own; nothing else in berthd uses it.
+    let l = std::os::unix::net::UnixListener::from(unsafe { OwnedFd::from_raw_fd(FIRST) });
+    l.set_nonblocking(true)?;
+    Ok(tokio::net::UnixListener::from_std(l)?)
 }
 
 /// Listens on the API socket `sock` with its final mode and group from the first moment: bound

@@ -5,7 +5,8 @@
 //! diff`, one image's save; the lines
 //! must be the same on both daemons, and /info must carry every key dockerd's has.
 //! tests/fidelity/commit.py does the same for `docker commit`, `docker export` and `docker
-//! import --change`, through the docker CLI and docker-py.
+//! import --change`, through the docker CLI and docker-py; links.py for legacy links and
+//! `docker rm --link`; endpoints.py for endpoint settings at run and at `network connect`.
 //! Privileged: run through scripts/netns-test.sh.
 
 #[path = "../../../portproxy/tests/netns_support/mod.rs"]
@@ -21,11 +22,17 @@ use support::{Berthd, Dockerd, IMAGE};
 
 /// The lines tests/fidelity/SCRIPT prints against `host` (the script must succeed).
 fn script_lines(script: &str, host: &str) -> Vec<String> {
+    script_lines_with(script, host, &[])
+}
+
+/// [`script_lines`] with more environment.
+fn script_lines_with(script: &str, host: &str, env: &[(&str, &str)]) -> Vec<String> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fidelity")
         .join(script);
     let out = Command::new("python3")
         .arg(path)
+        .envs(env.iter().copied())
         .env("DOCKER_HOST", host)
         .env("IMAGE", IMAGE)
         .output()
@@ -196,6 +203,13 @@ fn netns_links_as_dockerd() {
         "env DB_1_NAME=/web/db-1",
         "hosts IP\tdb ID db-1",
         "link to stopped 125 True",
+        "links [\"/db-2:/web2/dbx\"]",
+        "rm link 0 /web2/dbx",
+        "links after null",
+        "linked stays true",
+        "rm own name 1 True",
+        "rm unknown link 1 True",
+        "rm by link name 0 web3/dby 1",
     ] {
         assert!(
             ours.iter().any(|l| l == fact),
@@ -216,5 +230,58 @@ fn netns_links_as_dockerd() {
     drop(dockerd);
     // dockerd leaves its bridge behind.
     let _ = Command::new("ip").args(["link", "del", "docker0"]).status();
+    assert_eq!(ours, theirs, "berthd (left) and dockerd (right)");
+}
+
+#[test]
+fn netns_endpoint_settings_as_dockerd() {
+    if !netns_support::enabled("netns_endpoint_settings_as_dockerd") {
+        return;
+    }
+    let d = Berthd::start();
+    let mut ours = script_lines_with(
+        "endpoints.py",
+        &format!("unix://{}", d.sock.display()),
+        &[("BERTH_ONLY", "1")],
+    );
+    drop(d);
+    for fact in [
+        "run endpoint [{\"IPv4Address\": \"10.77.0.10\", \"IPv6Address\": \"fd77::10\", \"LinkLocalIPs\": [\"169.254.7.7\"]}, null, [\"ID\", \"one\"], null, \"10.77.0.10\", \"fd77::10\", \"02:42:0a:4d:00:99\"]",
+        "run config mac 02:42:0a:4d:00:99",
+        "run mac inside 02:42:0a:4d:00:99",
+        "connect endpoint [{\"IPv4Address\": \"10.78.0.20\", \"IPv6Address\": \"fd78::20\", \"LinkLocalIPs\": [\"169.254.8.8\"]}, [\"peer:lk\"], [\"ID\", \"al\"], {\"k\": \"v\"}, \"10.78.0.20\", \"fd78::20\", \"02:42:0a:4e:00:14\"]",
+        "link resolves True",
+        "bridge link-local 125 True",
+        "bridge alias 125 True",
+        "bad ip6 True",
+        "bad link-local True",
+        "berth-only connect mac 02:42:00:00:00:77 02:42:00:00:00:77",
+    ] {
+        assert!(
+            ours.iter().any(|l| l == fact),
+            "berthd: no {fact:?} in:\n{}",
+            ours.join("\n")
+        );
+    }
+    assert!(
+        ours.iter().any(|l| l.starts_with("addresses ")
+            && [
+                "10.77.0.10/24",
+                "fd77::10/64",
+                "169.254.7.7/16",
+                "10.78.0.20/24",
+                "169.254.8.8/16"
+            ]
+            .iter()
+            .all(|a| l.contains(a))),
+        "{ours:?}"
+    );
+    ours.retain(|l| !l.starts_with("berth-only "));
+    let Some(dockerd) = Dockerd::start() else {
+        eprintln!("no dockerd here: compared with the facts above only");
+        return;
+    };
+    let theirs = script_lines("endpoints.py", &dockerd.host);
+    drop(dockerd);
     assert_eq!(ours, theirs, "berthd (left) and dockerd (right)");
 }

@@ -1,7 +1,8 @@
 //! docker-py (PyPI `docker`) drives berthd as a second independent client: containers.run with
-//! ports and volumes, logs, exec_run, networks, volumes, images push and pull. The Python side
-//! is tests/docker_py/drive.py; the venv with docker-py comes from scripts/test.sh
-//! (BERTH_PY_VENV, default /var/cache/berth/venv). Privileged: run through scripts/netns-test.sh.
+//! ports and volumes, logs, exec_run, networks, volumes, health checks, images push and pull.
+//! The Python side is tests/docker_py/drive.py; the venv with docker-py comes from
+//! scripts/test.sh (BERTH_PY_VENV, default /var/cache/berth/venv). Privileged: run through
+//! scripts/netns-test.sh.
 
 #[path = "../../../portproxy/tests/netns_support/mod.rs"]
 #[allow(dead_code)]

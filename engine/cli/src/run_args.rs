@@ -56,6 +56,15 @@ pub struct ContainerArgs {
     /// IPv4 address (e.g., 172.30.100.104)
     #[arg(long)]
     pub ip: Option<String>,
+    /// IPv6 address (e.g., 2001:db8::33)
+    #[arg(long)]
+    pub ip6: Option<String>,
+    /// Container IPv4/IPv6 link-local addresses
+    #[arg(long = "link-local-ip", value_name = "list")]
+    pub link_local_ip: Vec<String>,
+    /// Container MAC address (e.g., 92:d0:c6:0a:29:33)
+    #[arg(long = "mac-address")]
+    pub mac_address: Option<String>,
     /// Add link to another container
     #[arg(long, value_name = "list")]
     pub link: Vec<String>,
@@ -583,7 +592,11 @@ pub fn create_body(
     }
     let network = args.network.clone().unwrap_or_default();
     let mut endpoints = BTreeMap::new();
-    if !args.network_alias.is_empty() || args.ip.is_some() {
+    if !args.network_alias.is_empty()
+        || args.ip.is_some()
+        || args.ip6.is_some()
+        || !args.link_local_ip.is_empty()
+    {
         let net = if network.is_empty() {
             "bridge"
         } else {
@@ -593,11 +606,13 @@ pub fn create_body(
             net.to_string(),
             EndpointConfig {
                 aliases: Some(args.network_alias.clone()),
-                ipam_config: args.ip.as_ref().map(|ip| IpamConfig {
-                    ipv4_address: ip.clone(),
+                ipam_config: Some(IpamConfig {
+                    ipv4_address: args.ip.clone().unwrap_or_default(),
+                    ipv6_address: args.ip6.clone().unwrap_or_default(),
+                    link_local_ips: Some(args.link_local_ip.clone()).filter(|l| !l.is_empty()),
                     rest: BTreeMap::new(),
                 }),
-                rest: BTreeMap::new(),
+                ..EndpointConfig::default()
             },
         );
     }
@@ -629,6 +644,7 @@ pub fn create_body(
         labels: Some(labels),
         hostname: string(&args.hostname),
         domainname: string(&args.domainname),
+        mac_address: string(&args.mac_address),
         user: string(&args.user),
         working_dir: string(&args.workdir),
         stop_signal: string(&args.stop_signal),

@@ -178,10 +178,9 @@ impl Engine {
         &mut self,
         what: &str,
         network: &str,
-        aliases: Vec<String>,
-        ip: Option<String>,
+        conn: Connection,
     ) -> Result<(), ContainerError> {
-        if let Some(change) = self.connect_begin(what, network, aliases, ip)? {
+        if let Some(change) = self.connect_begin(what, network, conn)? {
             change.apply(&self.wiring()).await?;
             self.net_change_finish(&change)?;
         }
@@ -202,8 +201,7 @@ impl Engine {
         &mut self,
         what: &str,
         network: &str,
-        aliases: Vec<String>,
-        ip: Option<String>,
+        conn: Connection,
     ) -> Result<Option<NetChange>, ContainerError> {
         let id = self.resolve(what)?;
         self.refuse_while_starting(&id, "connected to a network")?;
@@ -245,24 +243,18 @@ impl Engine {
                 c.name
             )));
         }
-        if let Some(ip) = &ip {
-            ip.parse::<std::net::IpAddr>().map_err(|_| {
-                ContainerError::Invalid(format!("invalid IP address {ip:?} for --ip"))
-            })?;
-            if net == "bridge" {
-                return Err(ContainerError::Invalid(
-                    "user specified IP address is supported on user defined networks only".into(),
-                ));
-            }
+        check_endpoint(&conn, &net)?;
+        for l in &conn.links {
+            let link: netcore::network::ContainerLink =
+                l.parse().map_err(ContainerError::Invalid)?;
+            self.resolve(&link.container)?;
         }
-        let conn = Connection { aliases, ip };
         let ns = self.netns_path(&id);
         let req = (c.state.status.is_live() && ns.exists()).then(|| {
             Box::new(self.attach_request(
                 &c,
                 &ns,
-                &conn.aliases,
-                conn.ip.as_deref(),
+                &conn,
                 Vec::new(),
                 &container_dns(&c),
                 net != "bridge",
@@ -301,8 +293,7 @@ impl Engine {
             ChangeKind::Connect { conn, primary, .. } => {
                 if *primary {
                     rec.primary_disconnected = false;
-                    rec.options.network_aliases = conn.aliases.clone();
-                    rec.options.ip = conn.ip.clone();
+                    rec.options.set_primary_endpoint(conn);
                 } else {
                     rec.connections.insert(change.net.clone(), conn.clone());
                 }
@@ -389,5 +380,144 @@ impl Engine {
                 live,
             },
         }))
+    }
+}
+
+/// Docker's checks of what an endpoint on network `net` asks for (at create for the first
+/// network, at `network connect` for the others), with its words.
+pub(super) fn check_endpoint(conn: &Connection, net: &str) -> Result<(), ContainerError> {
+    let bad = |m: String| Err(ContainerError::Invalid(m));
+    if net == "bridge" {
+        if conn.wants_address() {
+            return bad(
+                "user specified IP address is supported on user defined networks only".into(),
+            );
+        }
+        if !conn.aliases.is_empty() {
+            return bad(
+                "network-scoped alias is supported only for containers in user defined networks"
+                    .into(),
+            );
+        }
+    }
+    if let Some(ip) = &conn.ip {
+        if !ip
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|a| !a.is_unspecified())
+        {
+            return bad(format!(
+                "invalid IPv4 address: {ip} (expected a dotted address in the network's subnet)"
+            ));
+        }
+    }
+    if let Some(ip) = &conn.ip6 {
+        if !ip
+            .parse::<std::net::Ipv6Addr>()
+            .is_ok_and(|a| !a.is_unspecified())
+        {
+            return bad(format!(
+                "invalid IPv6 address: {ip} (expected an IPv6 address in the network's subnet)"
+            ));
+        }
+    }
+    for ip in &conn.link_local_ips {
+        if !ip
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|a| !a.is_unspecified())
+        {
+            return bad(format!(
+                "invalid link-local IP address: {ip} (expected an IPv4 or IPv6 address)"
+            ));
+        }
+    }
+    if let Some(m) = &conn.mac {
+        if m.parse::<netcore::link::MacAddr>().is_err() {
+            return bad(format!(
+                "invalid MAC address: {m} (expected six hex bytes separated by colons, e.g. 02:42:ac:11:00:02)"
+            ));
+        }
+    }
+    if conn.link_local_ips.len() > MAX_LINK_LOCAL {
+        return bad(format!(
+            "{} link-local addresses asked for; at most {MAX_LINK_LOCAL}",
+            conn.link_local_ips.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Link-local addresses one endpoint may add (each is a netlink request at every start).
+const MAX_LINK_LOCAL: usize = 16;
+
+#[cfg(test)]
+mod endpoint_tests {
+    use super::*;
+
+    fn conn(f: impl FnOnce(&mut Connection)) -> Connection {
+        let mut c = Connection::default();
+        f(&mut c);
+        c
+    }
+
+    #[test]
+    fn endpoint_settings_are_checked_as_docker_checks_them() {
+        let ok = conn(|c| {
+            c.ip = Some("10.1.0.5".into());
+            c.ip6 = Some("fd00::5".into());
+            c.link_local_ips = vec!["169.254.1.1".into(), "fe80::9".into()];
+            c.mac = Some("02:42:0a:01:00:05".into());
+            c.aliases = vec!["a".into()];
+        });
+        check_endpoint(&ok, "app").unwrap();
+        for (c, net, want) in [
+            (
+                conn(|c| c.ip = Some("10.1.0.5".into())),
+                "bridge",
+                "user specified IP address is supported on user defined networks only",
+            ),
+            (
+                conn(|c| c.link_local_ips = vec!["169.254.1.1".into()]),
+                "bridge",
+                "user specified IP address",
+            ),
+            (
+                conn(|c| c.aliases = vec!["a".into()]),
+                "bridge",
+                "network-scoped alias",
+            ),
+            (
+                conn(|c| c.ip = Some("fd00::5".into())),
+                "app",
+                "invalid IPv4 address: fd00::5",
+            ),
+            (
+                conn(|c| c.ip = Some("0.0.0.0".into())),
+                "app",
+                "invalid IPv4 address: 0.0.0.0",
+            ),
+            (
+                conn(|c| c.ip6 = Some("10.0.0.1".into())),
+                "app",
+                "invalid IPv6 address: 10.0.0.1",
+            ),
+            (
+                conn(|c| c.link_local_ips = vec!["x".into()]),
+                "app",
+                "invalid link-local IP address: x",
+            ),
+            (
+                conn(|c| c.mac = Some("02:42".into())),
+                "app",
+                "invalid MAC address: 02:42",
+            ),
+            (
+                conn(|c| c.link_local_ips = vec!["169.254.0.1".into(); 17]),
+                "app",
+                "at most 16",
+            ),
+        ] {
+            let e = check_endpoint(&c, net).unwrap_err().to_string();
+            assert!(e.contains(want), "{e} lacks {want}");
+        }
     }
 }

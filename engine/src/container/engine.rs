@@ -520,7 +520,7 @@ impl Engine {
             let mut endpoints: Vec<EndpointView> = c
                 .configured_networks()
                 .into_iter()
-                .map(|(name, aliases, ip)| EndpointView {
+                .map(|(name, settings)| EndpointView {
                     network_id: network_id(&name),
                     ep: state
                         .endpoints
@@ -529,8 +529,7 @@ impl Engine {
                         .cloned(),
                     gateway: gateway(&name),
                     network: name,
-                    aliases,
-                    ip,
+                    settings,
                 })
                 .collect();
             // Endpoints a record does not name (none are left so, but a view never hides one).
@@ -538,8 +537,10 @@ impl Engine {
                 if !endpoints.iter().any(|v| v.network == ep.network) {
                     endpoints.push(EndpointView {
                         network: ep.network.clone(),
-                        aliases: ep.aliases.clone(),
-                        ip: None,
+                        settings: super::model::Connection {
+                            aliases: ep.aliases.clone(),
+                            ..Default::default()
+                        },
                         network_id: network_id(&ep.network),
                         gateway: gateway(&ep.network),
                         ep: Some(ep.clone()),
@@ -921,11 +922,6 @@ impl Engine {
                 l.parse().map_err(ContainerError::Invalid)?;
             self.resolve(&link.container)?;
         }
-        if let Some(ip) = &opts.ip {
-            ip.parse::<std::net::IpAddr>().map_err(|_| {
-                ContainerError::Invalid(format!("invalid IP address {ip:?} for --ip"))
-            })?;
-        }
         for d in &opts.dns {
             d.parse::<std::net::IpAddr>().map_err(|_| {
                 ContainerError::Invalid(format!("invalid --dns {d:?}: expected an IP address"))
@@ -944,16 +940,21 @@ impl Engine {
                 mode.text()
             )));
         }
-        if !own_ns && (opts.ip.is_some() || !opts.network_aliases.is_empty()) {
-            return Err(ContainerError::Invalid(format!(
-                "--ip and --network-alias need a bridge or user-defined network, not {}",
-                mode.text()
-            )));
+        let endpoint = opts.primary_endpoint();
+        match mode {
+            NetworkMode::Network(n) => super::connect::check_endpoint(&endpoint, n)?,
+            _ if endpoint != super::model::Connection::default() => {
+                return Err(ContainerError::Invalid(format!(
+                    "--ip, --ip6, --link-local-ip, --mac-address, --network-alias and --driver-opt need a bridge or user-defined network, not {}",
+                    mode.text()
+                )));
+            }
+            _ => {}
         }
-        if opts.ip.is_some() && matches!(mode, NetworkMode::Network(n) if n == "bridge") {
-            return Err(ContainerError::Invalid(
-                "user specified IP address is supported on user defined networks only".into(),
-            ));
+        for l in &opts.endpoint_links {
+            let link: netcore::network::ContainerLink =
+                l.parse().map_err(ContainerError::Invalid)?;
+            self.resolve(&link.container)?;
         }
         if let NetworkMode::Container(_) = mode {
             if opts.hostname.is_some() || !opts.dns.is_empty() || !opts.add_hosts.is_empty() {

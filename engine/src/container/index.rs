@@ -20,10 +20,9 @@ use crate::image::store::ImageUser;
 pub struct EndpointView {
     /// The network's name.
     pub network: String,
-    /// `--network-alias` names as given (a running container's endpoint adds its short ID).
-    pub aliases: Vec<String>,
-    /// `--ip` as given.
-    pub ip: Option<String>,
+    /// What its record asks of the endpoint, as given (a running container's endpoint adds
+    /// its short ID to the aliases).
+    pub settings: super::model::Connection,
     /// The endpoint, while the container runs.
     pub ep: Option<Endpoint>,
     /// The network's ID.
@@ -61,6 +60,20 @@ impl Index {
     pub fn get(&self, what: &str) -> Result<&Arc<Entry>, ContainerError> {
         let id = self.resolve(what)?;
         Ok(&self.entries[id])
+    }
+
+    /// `HostConfig.Links` of `c` as Docker shows them: `/db:/web/alias` for each `--link`
+    /// whose container exists (a removed container's links go with it).
+    pub fn links_of(&self, c: &Container) -> Vec<String> {
+        c.options
+            .links
+            .iter()
+            .filter_map(|l| {
+                let link: netcore::network::ContainerLink = l.parse().ok()?;
+                let o = self.get(&link.container).ok()?;
+                Some(format!("/{}:/{}/{}", o.container.name, c.name, link.alias))
+            })
+            .collect()
     }
 
     /// Every container, by ID.

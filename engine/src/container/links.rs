@@ -174,3 +174,72 @@ mod tests {
         );
     }
 }
+
+/// A link's name as Docker registers it (`/web/db`, or `web/db` as the docker CLI sends it):
+/// the linking container and the alias; `None` for a container's own name (`db`, `/db`).
+pub fn split_link_name(name: &str) -> Option<(&str, &str)> {
+    let name = name.strip_prefix('/').unwrap_or(name);
+    let (parent, alias) = name.rsplit_once('/')?;
+    (!parent.is_empty() && !alias.is_empty()).then_some((parent, alias))
+}
+
+impl super::engine::Engine {
+    /// The linking container and the index of its `--link` that `name` (`web/db`) names.
+    fn find_link(&self, name: &str) -> Result<(String, usize), super::ContainerError> {
+        let missing = || super::ContainerError::NotFound(name.to_string());
+        let (parent, alias) = split_link_name(name).ok_or_else(missing)?;
+        let pid = self.resolve(parent).map_err(|_| missing())?;
+        let at = self.containers[&pid]
+            .options
+            .links
+            .iter()
+            .position(|l| {
+                l.parse::<netcore::network::ContainerLink>()
+                    .is_ok_and(|l| l.alias == alias)
+            })
+            .ok_or_else(missing)?;
+        Ok((pid, at))
+    }
+
+    /// The container a link name (`web/db`) stands for, as Docker's name registry answers it.
+    pub fn resolve_link(&self, name: &str) -> Result<String, super::ContainerError> {
+        let (pid, at) = self.find_link(name)?;
+        let link: netcore::network::ContainerLink = self.containers[&pid].options.links[at]
+            .parse()
+            .map_err(super::ContainerError::Invalid)?;
+        self.resolve(&link.container)
+            .map_err(|_| super::ContainerError::NotFound(name.to_string()))
+    }
+
+    /// `docker rm --link web/db`: `web` no longer links `db` (its environment and names
+    /// change at its next start, as Docker's). A container's own name is refused in Docker's
+    /// words.
+    pub fn remove_link(&mut self, name: &str) -> Result<(), super::ContainerError> {
+        if split_link_name(name).is_none() {
+            self.resolve(name)?;
+            return Err(super::ContainerError::Conflict(
+                "Conflict, cannot remove the default link name of the container".into(),
+            ));
+        }
+        let (pid, at) = self.find_link(name)?;
+        if let Some(c) = self.containers.get_mut(&pid) {
+            c.options.links.remove(at);
+        }
+        self.save(&pid)
+    }
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::split_link_name;
+
+    #[test]
+    fn link_names_split_as_docker_registers_them() {
+        assert_eq!(split_link_name("/web/db"), Some(("web", "db")));
+        assert_eq!(split_link_name("web/db"), Some(("web", "db")));
+        assert_eq!(split_link_name("db"), None);
+        assert_eq!(split_link_name("/db"), None);
+        assert_eq!(split_link_name("web/"), None);
+        assert_eq!(split_link_name("//db"), None);
+    }
+}

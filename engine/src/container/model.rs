@@ -97,6 +97,17 @@ pub struct CreateOptions {
     pub links: Vec<String>,
     /// `--ip`.
     pub ip: Option<String>,
+    /// `--ip6`.
+    pub ip6: Option<String>,
+    /// `--link-local-ip`.
+    pub link_local_ips: Vec<String>,
+    /// `--mac-address`.
+    pub mac_address: Option<String>,
+    /// The first network's `--driver-opt`.
+    pub endpoint_driver_opts: BTreeMap<String, String>,
+    /// The first network's endpoint links (`EndpointsConfig.N.Links`, or a `network connect
+    /// --link` back to it); `--link` is [`Self::links`].
+    pub endpoint_links: Vec<String>,
     /// `--dns`.
     pub dns: Vec<String>,
     /// `--dns-search`.
@@ -282,7 +293,9 @@ impl NetworkMode {
     }
 }
 
-/// How a container joins a network it was connected to (`docker network connect`).
+/// What a container asks of one of its networks' endpoints, as the client sent it: for the
+/// network of `--network` (kept in [`CreateOptions`], see [`CreateOptions::primary_endpoint`])
+/// and for each `docker network connect`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Connection {
@@ -290,6 +303,23 @@ pub struct Connection {
     pub aliases: Vec<String>,
     /// `--ip`.
     pub ip: Option<String>,
+    /// `--ip6`.
+    pub ip6: Option<String>,
+    /// `--link-local-ip`: more addresses on the interface.
+    pub link_local_ips: Vec<String>,
+    /// `--mac-address`.
+    pub mac: Option<String>,
+    /// `--driver-opt` (kept and shown: the bridge driver has no endpoint options).
+    pub driver_opts: BTreeMap<String, String>,
+    /// `network connect --link NAME[:ALIAS]` (the first network's are `HostConfig.Links`).
+    pub links: Vec<String>,
+}
+
+impl Connection {
+    /// Whether it asks for an address of its own (Docker refuses that on the default bridge).
+    pub fn wants_address(&self) -> bool {
+        self.ip.is_some() || self.ip6.is_some() || !self.link_local_ips.is_empty()
+    }
 }
 
 /// A mount as create resolved it.
@@ -430,6 +460,31 @@ pub struct Container {
 }
 
 impl CreateOptions {
+    /// What it asks of the endpoint on its `--network`.
+    pub fn primary_endpoint(&self) -> Connection {
+        Connection {
+            aliases: self.network_aliases.clone(),
+            ip: self.ip.clone(),
+            ip6: self.ip6.clone(),
+            link_local_ips: self.link_local_ips.clone(),
+            mac: self.mac_address.clone(),
+            driver_opts: self.endpoint_driver_opts.clone(),
+            links: self.endpoint_links.clone(),
+        }
+    }
+
+    /// Replaces what it asks of the endpoint on its `--network` (a reconnect's settings);
+    /// `--link`s stay.
+    pub fn set_primary_endpoint(&mut self, c: &Connection) {
+        self.network_aliases = c.aliases.clone();
+        self.ip = c.ip.clone();
+        self.ip6 = c.ip6.clone();
+        self.link_local_ips = c.link_local_ips.clone();
+        self.mac_address = c.mac.clone();
+        self.endpoint_driver_opts = c.driver_opts.clone();
+        self.endpoint_links = c.links.clone();
+    }
+
     /// Whether its log driver keeps a log (all but `none`).
     pub fn keeps_log(&self) -> bool {
         self.log_driver != "none"
@@ -462,20 +517,18 @@ impl Container {
     /// The networks its record puts it on, each with the aliases and address asked for it:
     /// the one of `--network` (unless disconnected), then those of `network connect`. `host`
     /// and `none` are networks here too, as Docker's inspect lists them.
-    pub fn configured_networks(&self) -> Vec<(String, Vec<String>, Option<String>)> {
+    pub fn configured_networks(&self) -> Vec<(String, Connection)> {
         let mut out = Vec::new();
         match &self.network_mode {
-            NetworkMode::Network(n) if !self.primary_disconnected => out.push((
-                n.clone(),
-                self.options.network_aliases.clone(),
-                self.options.ip.clone(),
-            )),
-            NetworkMode::Host => out.push(("host".into(), Vec::new(), None)),
-            NetworkMode::None => out.push(("none".into(), Vec::new(), None)),
+            NetworkMode::Network(n) if !self.primary_disconnected => {
+                out.push((n.clone(), self.options.primary_endpoint()))
+            }
+            NetworkMode::Host => out.push(("host".into(), Connection::default())),
+            NetworkMode::None => out.push(("none".into(), Connection::default())),
             _ => {}
         }
         for (n, conn) in &self.connections {
-            out.push((n.clone(), conn.aliases.clone(), conn.ip.clone()));
+            out.push((n.clone(), conn.clone()));
         }
         out
     }

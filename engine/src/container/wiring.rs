@@ -481,8 +481,7 @@ impl Engine {
                     self.attach_request(
                         c,
                         &ns_path,
-                        &c.options.network_aliases,
-                        c.options.ip.as_deref(),
+                        &c.options.primary_endpoint(),
                         ports.clone(),
                         &dns,
                         embedded,
@@ -492,15 +491,8 @@ impl Engine {
                     .connections
                     .iter()
                     .map(|(n, conn)| {
-                        let req = self.attach_request(
-                            c,
-                            &ns_path,
-                            &conn.aliases,
-                            conn.ip.as_deref(),
-                            Vec::new(),
-                            &dns,
-                            n != "bridge",
-                        );
+                        let req =
+                            self.attach_request(c, &ns_path, conn, Vec::new(), &dns, n != "bridge");
                         (n.clone(), req)
                     })
                     .collect();
@@ -553,8 +545,7 @@ impl Engine {
         &self,
         c: &super::model::Container,
         ns: &std::path::Path,
-        aliases: &[String],
-        ip: Option<&str>,
+        conn: &super::model::Connection,
         ports: Vec<PortSpec>,
         dns: &ContainerDns,
         embedded: bool,
@@ -566,7 +557,7 @@ impl Engine {
             aliases: {
                 // On a user-defined network a container answers to its short ID too, as in
                 // Docker (which lists it among the endpoint's aliases).
-                let mut a = aliases.to_vec();
+                let mut a = conn.aliases.clone();
                 let short = c.id.get(..12).unwrap_or(&c.id);
                 if embedded && !a.iter().any(|x| x == short) {
                     a.push(short.to_string());
@@ -577,6 +568,7 @@ impl Engine {
                 .options
                 .links
                 .iter()
+                .chain(&conn.links)
                 .filter_map(|l| l.parse::<ContainerLink>().ok())
                 .map(|mut l| {
                     // Records hold names: a link given by ID names the container.
@@ -598,9 +590,14 @@ impl Engine {
             } else {
                 Vec::new()
             },
-            ipv4: ip.and_then(|i| i.parse().ok()),
-            ipv6: None,
-            mac: None,
+            ipv4: conn.ip.as_deref().and_then(|i| i.parse().ok()),
+            ipv6: conn.ip6.as_deref().and_then(|i| i.parse().ok()),
+            mac: conn.mac.as_deref().and_then(|m| m.parse().ok()),
+            link_local: conn
+                .link_local_ips
+                .iter()
+                .filter_map(|i| i.parse().ok())
+                .collect(),
             ports,
         }
     }

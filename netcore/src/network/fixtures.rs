@@ -44,6 +44,7 @@ pub fn endpoint(
         mac: None,
         ipv4: Some(format!("{v4}/24").parse().expect("an IPv4 address")),
         ipv6: v6.map(|a| format!("{a}/64").parse().expect("an IPv6 address")),
+        link_local: Vec::new(),
         gateway: true,
         aliases: aliases.iter().map(|a| a.to_string()).collect(),
         links: Vec::new(),

@@ -145,10 +145,20 @@ fn endpoint_link(ep: &Endpoint, net: &Network, ipam: Option<&NetworkIpam>) -> Op
         ifname: ep.ifname.clone().unwrap_or_default(),
         host_ifname: ep.host_ifname.clone().unwrap_or_default(),
         mac: ep.mac,
-        addresses: [ep.ipv4, ep.ipv6].into_iter().flatten().collect(),
+        addresses: [ep.ipv4, ep.ipv6]
+            .into_iter()
+            .flatten()
+            .chain(ep.link_local.iter().copied())
+            .collect(),
         gateways,
         mtu: mtu_of(net),
     })
+}
+
+/// A `--link-local-ip` address with Docker's prefix: /16 for IPv4, /64 for IPv6.
+fn link_local_net(ip: IpAddr) -> IpNet {
+    let prefix = if ip.is_ipv4() { 16 } else { 64 };
+    IpNet::new(ip, prefix).expect("16 and 64 are valid prefixes")
 }
 
 /// Docker's rule for `-p` without a host address: IPv4 on 0.0.0.0, IPv6 on `::` (to the
@@ -509,6 +519,11 @@ impl<L: Netlink, N: Nft> NetworkManager<L, N> {
             }),
             ipv4,
             ipv6,
+            link_local: req
+                .link_local
+                .iter()
+                .map(|ip| link_local_net(*ip))
+                .collect(),
             gateway: !has_gateway
                 && !net.internal
                 && matches!(

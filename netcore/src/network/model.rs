@@ -116,6 +116,9 @@ pub struct Endpoint {
     pub ipv4: Option<IpNet>,
     /// IPv6 address with the subnet prefix.
     pub ipv6: Option<IpNet>,
+    /// `--link-local-ip` addresses with their prefix.
+    #[serde(default)]
+    pub link_local: Vec<IpNet>,
     /// Whether the container's default route goes through this endpoint.
     pub gateway: bool,
     /// `--network-alias` names.
@@ -196,6 +199,9 @@ pub struct AttachRequest {
     pub ipv6: Option<IpAddr>,
     /// `--mac-address`.
     pub mac: Option<MacAddr>,
+    /// `--link-local-ip`: more addresses on the interface (IPv4 /16, IPv6 /64, as Docker).
+    #[serde(default)]
+    pub link_local: Vec<IpAddr>,
     /// `-p` specifications; those with a host port are DNATed, see
     /// [`super::NetworkManager::set_published`] for kernel-chosen ports.
     pub ports: Vec<PortSpec>,

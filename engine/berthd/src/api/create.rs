@@ -6,7 +6,7 @@
 use berth_api::container_create::{self as create, ContainerCreate};
 use berth_api::opts::mount;
 use berth_api::opts::ulimit::UlimitSpec;
-use engine::container::{CreateOptions, RestartPolicy};
+use engine::container::{Connection, CreateOptions, RestartPolicy};
 use portproxy::PortSpec;
 
 use super::error::ApiError;
@@ -14,6 +14,37 @@ use super::error::ApiError;
 /// Parses a body; the error names what is wrong in it.
 pub fn parse(body: &[u8]) -> Result<ContainerCreate, ApiError> {
     create::parse(body).map_err(|e| ApiError::bad(format!("invalid container config: {e}")))
+}
+
+/// What an endpoint's settings ask for that berth does not apply, by name under `at`.
+pub fn endpoint_refusals(at: &str, ep: &create::EndpointConfig) -> Vec<String> {
+    let mut out: Vec<String> = create::unapplied(&ep.rest)
+        .into_iter()
+        .map(|f| format!("{at}.{f}"))
+        .collect();
+    if let Some(i) = &ep.ipam_config {
+        out.extend(
+            create::unapplied(&i.rest)
+                .into_iter()
+                .map(|f| format!("{at}.IPAMConfig.{f}")),
+        );
+    }
+    out
+}
+
+/// The engine's settings of an endpoint as a client sent them.
+pub fn connection(ep: &create::EndpointConfig) -> Connection {
+    let nonempty = |s: &str| Some(s.to_string()).filter(|s| !s.is_empty());
+    let ipam = ep.ipam_config.clone().unwrap_or_default();
+    Connection {
+        aliases: ep.aliases.clone().unwrap_or_default(),
+        ip: nonempty(&ipam.ipv4_address),
+        ip6: nonempty(&ipam.ipv6_address),
+        link_local_ips: ipam.link_local_ips.unwrap_or_default(),
+        mac: nonempty(&ep.mac_address),
+        driver_opts: ep.driver_opts.clone().unwrap_or_default(),
+        links: ep.links.clone().unwrap_or_default(),
+    }
 }
 
 /// The engine's options for `body`, named `name` (the `name` query parameter).
@@ -28,19 +59,10 @@ pub fn to_options(body: ContainerCreate, name: Option<String>) -> Result<CreateO
         )
         .collect();
     for (net, ep) in body.networking_config.endpoints_config.iter().flatten() {
-        let at = format!("NetworkingConfig.EndpointsConfig.{net}");
-        refused.extend(
-            create::unapplied(&ep.rest)
-                .into_iter()
-                .map(|f| format!("{at}.{f}")),
-        );
-        if let Some(i) = &ep.ipam_config {
-            refused.extend(
-                create::unapplied(&i.rest)
-                    .into_iter()
-                    .map(|f| format!("{at}.IPAMConfig.{f}")),
-            );
-        }
+        refused.extend(endpoint_refusals(
+            &format!("NetworkingConfig.EndpointsConfig.{net}"),
+            ep,
+        ));
     }
     if !refused.is_empty() {
         return Err(ApiError::bad(format!(
@@ -95,19 +117,18 @@ pub fn to_options(body: ContainerCreate, name: Option<String>) -> Result<CreateO
             mount::from_api(m).map_err(|e| ApiError::bad(format!("HostConfig.Mounts: {e}")))?,
         );
     }
-    let (network_aliases, ip) = {
+    let mut endpoint = {
         let eps = body.networking_config.endpoints_config.unwrap_or_default();
         let mode = h.network_mode.as_str();
-        let ep = eps
-            .get(mode)
-            .or_else(|| (eps.len() == 1).then(|| eps.values().next()).flatten());
-        (
-            ep.and_then(|e| e.aliases.clone()).unwrap_or_default(),
-            ep.and_then(|e| e.ipam_config.as_ref())
-                .map(|i| i.ipv4_address.clone())
-                .filter(|s| !s.is_empty()),
-        )
+        eps.get(mode)
+            .or_else(|| (eps.len() == 1).then(|| eps.values().next()).flatten())
+            .map(connection)
+            .unwrap_or_default()
     };
+    // Clients of API 1.43 and older send `--mac-address` here, for the first network.
+    if endpoint.mac.is_none() && !body.mac_address.is_empty() {
+        endpoint.mac = Some(body.mac_address.clone());
+    }
     let restart = match h.restart_policy {
         None => RestartPolicy::No,
         Some(r) => RestartPolicy::from_parts(&r.name, r.maximum_retry_count)
@@ -156,9 +177,14 @@ pub fn to_options(body: ContainerCreate, name: Option<String>) -> Result<CreateO
         publish,
         publish_all: h.publish_all_ports,
         expose: body.exposed_ports.unwrap_or_default().into_keys().collect(),
-        network_aliases,
+        network_aliases: endpoint.aliases,
         links: h.links.unwrap_or_default(),
-        ip,
+        ip: endpoint.ip,
+        ip6: endpoint.ip6,
+        link_local_ips: endpoint.link_local_ips,
+        mac_address: endpoint.mac,
+        endpoint_driver_opts: endpoint.driver_opts,
+        endpoint_links: endpoint.links,
         dns: h.dns.unwrap_or_default(),
         dns_search: h.dns_search.unwrap_or_default(),
         dns_option: h.dns_options.unwrap_or_default(),
@@ -374,17 +400,48 @@ mod tests {
         assert_eq!(o.cgroupns, "private");
         // Fields berth does not read are refused when they ask for something, never dropped.
         let e = to_options(
-            parse(br#"{"Image":"bb","MacAddress":"02:42:ac:11:00:09","HostConfig":{"KernelMemory":1000,"Isolation":"default","CpuCount":0,"DeviceRequests":null}}"#).unwrap(),
+            parse(br#"{"Image":"bb","NetworkDisabled":true,"HostConfig":{"KernelMemory":1000,"Isolation":"default","CpuCount":0,"DeviceRequests":null}}"#).unwrap(),
+            None,
+        )
+        .unwrap_err();
+        assert!(e.message.contains("NetworkDisabled=true"), "{e}");
+        assert!(e.message.contains("HostConfig.KernelMemory=1000"), "{e}");
+        assert!(!e.message.contains("Isolation"), "{e}");
+        assert!(!e.message.contains("CpuCount"), "{e}");
+        // Every endpoint setting reaches the engine; `Config.MacAddress` (API 1.43 and older)
+        // is the first network's MAC.
+        let o = to_options(
+            parse(br#"{"Image":"bb","MacAddress":"02:42:ac:11:00:09","HostConfig":{"NetworkMode":"app"},
+                "NetworkingConfig":{"EndpointsConfig":{"app":{"Aliases":["a"],"Links":["db:d"],
+                "DriverOpts":{"k":"v"},"IPAMConfig":{"IPv4Address":"10.9.0.5","IPv6Address":"fd00::5",
+                "LinkLocalIPs":["169.254.9.9"]}}}}}"#).unwrap(),
+            None,
+        )
+        .unwrap();
+        let ep = o.primary_endpoint();
+        assert_eq!(
+            (ep.ip.as_deref(), ep.ip6.as_deref(), ep.mac.as_deref()),
+            (Some("10.9.0.5"), Some("fd00::5"), Some("02:42:ac:11:00:09"))
+        );
+        assert_eq!(
+            (ep.aliases, ep.links, ep.link_local_ips),
+            (
+                vec!["a".to_string()],
+                vec!["db:d".to_string()],
+                vec!["169.254.9.9".to_string()]
+            )
+        );
+        assert_eq!(ep.driver_opts["k"], "v");
+        let e = to_options(
+            parse(br#"{"Image":"bb","NetworkingConfig":{"EndpointsConfig":{"app":{"IPAMConfig":{"Other":1}}}}}"#).unwrap(),
             None,
         )
         .unwrap_err();
         assert!(
-            e.message.contains("MacAddress=\"02:42:ac:11:00:09\""),
+            e.message
+                .contains("NetworkingConfig.EndpointsConfig.app.IPAMConfig.Other=1"),
             "{e}"
         );
-        assert!(e.message.contains("HostConfig.KernelMemory=1000"), "{e}");
-        assert!(!e.message.contains("Isolation"), "{e}");
-        assert!(!e.message.contains("CpuCount"), "{e}");
         // The log driver goes to the engine, which knows the drivers.
         let o = to_options(
             parse(

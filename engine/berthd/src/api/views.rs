@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use berth_common::humanize::human_duration;
 use engine::container::health::HealthStatus;
-use engine::container::{Container, EndpointView, NetworkMode, Status};
+use engine::container::{Connection, Container, EndpointView, NetworkMode, Status};
 use serde_json::{Value, json};
 
 fn secs_of(rfc3339: &str) -> Option<u64> {
@@ -81,7 +81,8 @@ fn networks_json(c: &Container, nets: &[EndpointView]) -> Value {
             .unwrap_or_default();
         // A running container's endpoint on a user-defined network answers to its short ID
         // too, and Docker lists it among the aliases (compose looks for it there).
-        let mut aliases = n.aliases.clone();
+        let set = &n.settings;
+        let mut aliases = set.aliases.clone();
         if ep.is_some_and(|e| e.aliases.iter().any(|a| a == short_id))
             && !aliases.iter().any(|a| a == short_id)
         {
@@ -91,8 +92,8 @@ fn networks_json(c: &Container, nets: &[EndpointView]) -> Value {
         m.insert(
             n.network.clone(),
             json!({
-                "IPAMConfig": n.ip.as_ref().map(|ip| json!({"IPv4Address": ip})),
-                "Links": null,
+                "IPAMConfig": ipam_config_json(set),
+                "Links": (!set.links.is_empty()).then_some(&set.links),
                 "Aliases": (!aliases.is_empty()).then_some(aliases),
                 "NetworkID": n.network_id,
                 "EndpointID": ep.map(|e| e.id.clone()).unwrap_or_default(),
@@ -103,11 +104,30 @@ fn networks_json(c: &Container, nets: &[EndpointView]) -> Value {
                 "GlobalIPv6Address": ip6,
                 "GlobalIPv6PrefixLen": prefix6,
                 "MacAddress": ep.and_then(|e| e.mac).map(|m| m.to_string()).unwrap_or_default(),
-                "DriverOpts": null,
+                "DriverOpts": (!set.driver_opts.is_empty()).then_some(&set.driver_opts),
             }),
         );
     }
     Value::Object(m)
+}
+
+/// `IPAMConfig` of an endpoint: what was asked for, as Docker shows it (null when nothing).
+fn ipam_config_json(set: &Connection) -> Value {
+    let mut m = serde_json::Map::new();
+    if let Some(ip) = &set.ip {
+        m.insert("IPv4Address".into(), json!(ip));
+    }
+    if let Some(ip) = &set.ip6 {
+        m.insert("IPv6Address".into(), json!(ip));
+    }
+    if !set.link_local_ips.is_empty() {
+        m.insert("LinkLocalIPs".into(), json!(set.link_local_ips));
+    }
+    if m.is_empty() {
+        Value::Null
+    } else {
+        Value::Object(m)
+    }
 }
 
 fn mounts_json(c: &Container) -> Vec<Value> {
@@ -207,7 +227,7 @@ pub fn summary(c: &Container, nets: &[EndpointView], now: u64) -> Value {
 }
 
 /// `GET /containers/{id}/json`.
-pub fn inspect(c: &Container, nets: &[EndpointView], log_path: &str) -> Value {
+pub fn inspect(c: &Container, nets: &[EndpointView], links: &[String], log_path: &str) -> Value {
     let s = &c.state;
     let mut port_map: BTreeMap<String, Value> = BTreeMap::new();
     for e in &c.exposed_ports {
@@ -289,7 +309,7 @@ pub fn inspect(c: &Container, nets: &[EndpointView], log_path: &str) -> Value {
             "DnsOptions": c.options.dns_option,
             "DnsSearch": c.options.dns_search,
             "ExtraHosts": or_null(&c.options.add_hosts),
-            "Links": or_null(&c.options.links),
+            "Links": or_null(links),
             "PublishAllPorts": c.options.publish_all,
             "ReadonlyRootfs": c.options.read_only,
             "Memory": c.options.memory.unwrap_or(0),
@@ -440,6 +460,9 @@ pub fn inspect(c: &Container, nets: &[EndpointView], log_path: &str) -> Value {
         v["Config"]["Healthcheck"] = json!(hc);
     }
     // Docker leaves these out when unset.
+    if let Some(m) = &c.options.mac_address {
+        v["Config"]["MacAddress"] = json!(m);
+    }
     if let Some(t) = c.options.stop_timeout {
         v["Config"]["StopTimeout"] = json!(t);
     }

@@ -73,6 +73,7 @@ pub(crate) async fn container_inspect(
         views::inspect(
             &e.container,
             &e.endpoints,
+            &index.links_of(&e.container),
             &e.log_path.display().to_string(),
         ),
     ))
@@ -198,7 +199,16 @@ pub(crate) async fn container_delete(
     Path(id): Path<String>,
     q: Q,
 ) -> ApiResult {
-    let id = st.resolve(&id)?;
+    if flag(&q, "link") {
+        st.engine.lock().await.remove_link(&id)?;
+        return Ok(no_content());
+    }
+    let id = match st.resolve(&id) {
+        Ok(id) => id,
+        // A link's name (`web/db`) names the linked container, as in Docker's registry.
+        Err(e) if id.contains('/') => st.engine.lock().await.resolve_link(&id).map_err(|_| e)?,
+        Err(e) => return Err(e),
+    };
     st.ops.remove(&id, flag(&q, "force"), flag(&q, "v")).await?;
     Ok(no_content())
 }

@@ -289,7 +289,8 @@ fn file_body(mut f: tokio::fs::File) -> Body {
     super::body::channel_body(rx)
 }
 
-fn percent_decode(s: &str) -> String {
+/// `%XX` escapes (and `+`, a space in a query) decoded; bytes that are not UTF-8 replaced.
+pub(crate) fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

@@ -139,7 +139,7 @@ pub(crate) async fn commit(
     let container_config = {
         let index = st.containers();
         let e = index.get(&container)?;
-        crate::api::views::inspect(&e.container, &e.endpoints, "")["Config"].clone()
+        crate::api::views::inspect(&e.container, &e.endpoints, &[], "")["Config"].clone()
     };
     let req = engine::container::commit::CommitRequest {
         container_config,

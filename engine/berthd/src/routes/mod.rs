@@ -184,11 +184,26 @@ pub fn app(state: AppState) -> Router {
         .route("/secrets/{*rest}", axum::routing::any(system::swarm))
         .route("/configs", axum::routing::any(system::swarm))
         .route("/configs/{*rest}", axum::routing::any(system::swarm))
-        .fallback(not_found)
+        .fallback(fallback)
         .with_state(state);
     Router::new()
         .fallback_service(routes)
         .layer(axum::middleware::from_fn(strip_version))
+}
+
+/// What no route matches: `DELETE /containers/web/db` (a link's name holds a slash, which
+/// no `{id}` segment takes), else a 404.
+async fn fallback(st: axum::extract::State<AppState>, method: Method, uri: Uri, q: Q) -> Response {
+    if method == Method::DELETE {
+        if let Some(name) = uri.path().strip_prefix("/containers/") {
+            let name = image_transfer::percent_decode(name);
+            return match containers::container_delete(st, axum::extract::Path(name), q).await {
+                Ok(r) => r,
+                Err(e) => e.into_response(),
+            };
+        }
+    }
+    not_found(method, uri).await.into_response()
 }
 
 pub(crate) async fn not_found(method: Method, uri: Uri) -> ApiError {

@@ -134,20 +134,23 @@ async fn network_connect(st: AppState, id: String, body: Bytes) -> ApiResult {
     let req: Connect = serde_json::from_slice(&body)
         .map_err(|err| ApiError::bad(format!("invalid connect request: {err}")))?;
     let ep = req.endpoint_config.unwrap_or_default();
-    let ip = ep
-        .ipam_config
-        .map(|i| i.ipv4_address)
-        .filter(|s| !s.is_empty());
+    let refused = crate::api::create::endpoint_refusals("EndpointConfig", &ep);
+    if !refused.is_empty() {
+        return Err(ApiError::bad(format!(
+            "not supported by berth: {} (leave these unset)",
+            refused.join(", ")
+        )));
+    }
+    let conn = crate::api::create::connection(&ep);
     // In order with the container's other requests (a stop never tears its namespace down
     // mid-connect), in a task of its own (a client hanging up never leaves the change
     // unrecorded); the engine is held to plan and to record, not for the network change.
     let container = st.resolve(&req.container)?;
-    let aliases = ep.aliases.unwrap_or_default();
     let machine = st.ops.machine().clone();
     let ctr = container.clone();
     st.ops
         .exclusive(&container, "connecting", move || async move {
-            change_network(&machine, &ctr, |e| e.connect_begin(&ctr, &id, aliases, ip)).await
+            change_network(&machine, &ctr, |e| e.connect_begin(&ctr, &id, conn)).await
         })
         .await?;
     Ok(StatusCode::OK.into_response())

@@ -66,6 +66,30 @@ assert out == b"by-name\n", out
 srv.remove(force=True)
 net.remove()
 
+# Health checks through the high-level API: the state, the container's `health`, the filter.
+hc = c.containers.run(
+    IMAGE,
+    ["sleep", "60"],
+    name="pyhealth",
+    detach=True,
+    healthcheck={"test": ["CMD-SHELL", "test -e /tmp/ok"], "interval": 100_000_000, "retries": 1},
+)
+hc.reload()
+assert hc.attrs["Config"]["Healthcheck"]["Test"] == ["CMD-SHELL", "test -e /tmp/ok"], hc.attrs["Config"]
+for want in ["unhealthy", "healthy"]:
+    if want == "healthy":
+        hc.exec_run(["touch", "/tmp/ok"])
+    for _ in range(100):
+        hc.reload()
+        if hc.attrs["State"]["Health"]["Status"] == want:
+            break
+        time.sleep(0.05)
+    assert hc.health == want, hc.attrs["State"]
+    assert [x.name for x in c.containers.list(filters={"health": want})] == ["pyhealth"]
+log = hc.attrs["State"]["Health"]["Log"]
+assert 0 < len(log) <= 5 and log[-1]["ExitCode"] == 0, log
+hc.remove(force=True)
+
 # Images: tag, push to the loopback registry, remove, pull back.
 img = c.images.get(IMAGE)
 repo = f"{REGISTRY}/py/app"

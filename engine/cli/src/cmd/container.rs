@@ -131,6 +131,9 @@ pub enum ContainerCmd {
         /// Remove anonymous volumes associated with the container
         #[arg(short, long)]
         volumes: bool,
+        /// Remove the specified link
+        #[arg(short, long)]
+        link: bool,
         #[command(flatten)]
         names: Names,
     },
@@ -632,9 +635,14 @@ pub async fn container(c: &Client, cmd: ContainerCmd) -> anyhow::Result<i32> {
         ContainerCmd::Rm {
             force,
             volumes,
-            names,
+            link,
+            mut names,
         } => {
-            let q = format!("?force={force}&v={volumes}");
+            // As the docker CLI: `/web/db` is sent as `web/db`.
+            for n in &mut names.containers {
+                *n = n.trim_matches('/').to_string();
+            }
+            let q = format!("?force={force}&v={volumes}&link={link}");
             each_container(c, Method::DELETE, &names, "", &q).await
         }
         ContainerCmd::Ps {

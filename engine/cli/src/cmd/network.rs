@@ -88,6 +88,18 @@ pub enum NetworkCmd {
         /// IPv4 address (e.g., "172.30.100.104")
         #[arg(long)]
         ip: Option<String>,
+        /// IPv6 address (e.g., "2001:db8::33")
+        #[arg(long)]
+        ip6: Option<String>,
+        /// Add link to another container
+        #[arg(long)]
+        link: Vec<String>,
+        /// Add a link-local address for the container
+        #[arg(long = "link-local-ip")]
+        link_local_ip: Vec<String>,
+        /// driver options for the network
+        #[arg(long = "driver-opt")]
+        driver_opt: Vec<String>,
         /// The network
         network: String,
         /// The container
@@ -334,13 +346,29 @@ pub async fn network(c: &Client, cmd: NetworkCmd) -> anyhow::Result<i32> {
         NetworkCmd::Connect {
             alias,
             ip,
+            ip6,
+            link,
+            link_local_ip,
+            driver_opt,
             network,
             container,
         } => {
-            let mut ep = json!({"Aliases": alias});
-            if let Some(ip) = ip {
-                ep["IPAMConfig"] = json!({"IPv4Address": ip});
+            let mut driver_opts = serde_json::Map::new();
+            for o in &driver_opt {
+                // The docker CLI's rule: KEY=VALUE, or a bare KEY for an empty value.
+                let (k, v) = o.split_once('=').unwrap_or((o, ""));
+                driver_opts.insert(k.to_string(), json!(v));
             }
+            let ep = json!({
+                "Aliases": alias,
+                "Links": link,
+                "DriverOpts": driver_opts,
+                "IPAMConfig": {
+                    "IPv4Address": ip.unwrap_or_default(),
+                    "IPv6Address": ip6.unwrap_or_default(),
+                    "LinkLocalIPs": link_local_ip,
+                },
+            });
             let body = json!({"Container": container, "EndpointConfig": ep});
             c.call(
                 Method::POST,
