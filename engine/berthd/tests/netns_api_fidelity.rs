@@ -245,14 +245,20 @@ fn netns_endpoint_settings_as_dockerd() {
         &[("BERTH_ONLY", "1")],
     );
     drop(d);
+    // dockerd's lines first, so a failing fact below shows them too.
+    let theirs = Dockerd::start().map(|dockerd| script_lines("endpoints.py", &dockerd.host));
+    if let Some(t) = &theirs {
+        eprintln!("dockerd:\n{}", t.join("\n"));
+    }
     for fact in [
-        "run endpoint [{\"IPv4Address\": \"10.77.0.10\", \"IPv6Address\": \"fd77::10\", \"LinkLocalIPs\": [\"169.254.7.7\"]}, null, [\"ID\", \"one\"], null, \"10.77.0.10\", \"fd77::10\", \"02:42:0a:4d:00:99\"]",
-        "run config mac 02:42:0a:4d:00:99",
-        "run mac inside 02:42:0a:4d:00:99",
+        "run endpoint [{\"IPv4Address\": \"10.77.0.10\", \"IPv6Address\": \"fd77::10\", \"LinkLocalIPs\": [\"169.254.7.7\"]}, null, [\"ID\", \"one\"], null, \"10.77.0.10\", \"fd77::10\", \"02:42:0a:4d:00:0a\"]",
+        "mac endpoint \"02:42:0a:4d:00:99\"",
+        "mac config 02:42:0a:4d:00:99",
+        "mac inside 02:42:0a:4d:00:99",
         "connect endpoint [{\"IPv4Address\": \"10.78.0.20\", \"IPv6Address\": \"fd78::20\", \"LinkLocalIPs\": [\"169.254.8.8\"]}, [\"peer:lk\"], [\"ID\", \"al\"], {\"k\": \"v\"}, \"10.78.0.20\", \"fd78::20\", \"02:42:0a:4e:00:14\"]",
         "link resolves True",
-        "bridge link-local 125 True",
-        "bridge alias 125 True",
+        "berth-only bridge link-local 125 True",
+        "berth-only bridge alias 400 True",
         "bad ip6 True",
         "bad link-local True",
         "berth-only connect mac 02:42:00:00:00:77 02:42:00:00:00:77",
@@ -277,11 +283,9 @@ fn netns_endpoint_settings_as_dockerd() {
         "{ours:?}"
     );
     ours.retain(|l| !l.starts_with("berth-only "));
-    let Some(dockerd) = Dockerd::start() else {
+    let Some(theirs) = theirs else {
         eprintln!("no dockerd here: compared with the facts above only");
         return;
     };
-    let theirs = script_lines("endpoints.py", &dockerd.host);
-    drop(dockerd);
     assert_eq!(ours, theirs, "berthd (left) and dockerd (right)");
 }

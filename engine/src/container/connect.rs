@@ -420,15 +420,21 @@ pub(super) fn check_endpoint(conn: &Connection, net: &str) -> Result<(), Contain
             ));
         }
     }
-    for ip in &conn.link_local_ips {
-        if !ip
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|a| !a.is_unspecified())
-        {
-            return bad(format!(
-                "invalid link-local IP address: {ip} (expected an IPv4 or IPv6 address)"
-            ));
-        }
+    let invalid: Vec<&str> = conn
+        .link_local_ips
+        .iter()
+        .filter(|ip| {
+            !ip.parse::<std::net::IpAddr>()
+                .is_ok_and(|a| !a.is_unspecified())
+        })
+        .map(String::as_str)
+        .collect();
+    if !invalid.is_empty() {
+        // Docker's words, every bad one in Go's list form.
+        return bad(format!(
+            "Invalid link-local IP address: [{}] (expected IPv4 or IPv6 addresses)",
+            invalid.join(" ")
+        ));
     }
     if let Some(m) = &conn.mac {
         if m.parse::<netcore::link::MacAddr>().is_err() {
@@ -501,9 +507,9 @@ mod endpoint_tests {
                 "invalid IPv6 address: 10.0.0.1",
             ),
             (
-                conn(|c| c.link_local_ips = vec!["x".into()]),
+                conn(|c| c.link_local_ips = vec!["x".into(), "169.254.0.1".into(), "y".into()]),
                 "app",
-                "invalid link-local IP address: x",
+                "Invalid link-local IP address: [x y]",
             ),
             (
                 conn(|c| c.mac = Some("02:42".into())),
