@@ -93,7 +93,7 @@ impl StopPlan {
             return Ok(());
         };
         if !self.timeout.is_zero() {
-            let _ = self.runtime.kill(&self.id, &self.signal, false);
+            self.signal(&self.signal, false).await;
             self.report(
                 "kill",
                 &[("signal", crate::events::signal_number(&self.signal))],
@@ -105,7 +105,7 @@ impl StopPlan {
                 return Ok(());
             }
         }
-        let _ = self.runtime.kill(&self.id, "KILL", true);
+        self.signal("KILL", true).await;
         self.report("kill", &[("signal", "9".into())]);
         if tokio::time::timeout(KILL_WAIT, watch.wait()).await.is_err() {
             return Err(ContainerError::Conflict(format!(
@@ -115,6 +115,13 @@ impl StopPlan {
             )));
         }
         Ok(())
+    }
+
+    /// The runtime's `kill` (a process, as long as runc takes) on a blocking thread, so
+    /// stops together do not hold the async workers; "already gone" is for the wait to see.
+    async fn signal(&self, signal: &str, all: bool) {
+        let (runtime, id, signal) = (self.runtime.clone(), self.id.clone(), signal.to_string());
+        let _ = tokio::task::spawn_blocking(move || runtime.kill(&id, &signal, all)).await;
     }
 
     /// Reports `action` on the container, with `extra` attributes, as happening now.
@@ -1147,7 +1154,16 @@ impl RunTeardown {
 
     /// Idempotent, best effort: keeps going past errors, "already gone" is done.
     pub async fn run(&self) {
-        self.wiring.lock().await.teardown(&self.id, &self.ns).await;
+        let links = self.wiring.lock().await.teardown(&self.id, &self.ns).await;
+        // The interfaces are deleted without the wiring's lock: a veth's deletion waits on the
+        // kernel for tens of milliseconds, and the teardowns of containers stopping together
+        // (`compose down`) then overlap instead of queueing.
+        if !links.is_empty() {
+            let mut nl = netcore::link::RtNetlink::default();
+            if let Err(errors) = netcore::link::apply_best_effort(&mut nl, &links).await {
+                tracing::warn!(container = %self.id, %errors, "some links could not be deleted");
+            }
+        }
         let (id, bundle, execs, cgroup, runtime) = (
             self.id.clone(),
             self.bundle.clone(),

@@ -213,8 +213,14 @@ impl Wiring {
     }
 
     /// Removes everything [`Wiring::setup`] made for container `id` (its namespace file at
-    /// `ns_path`); keeps going past errors and treats "already gone" as done.
-    pub(super) async fn teardown(&mut self, id: &str, ns_path: &std::path::Path) {
+    /// `ns_path`) from the records, the firewall, the resolver and the proxy; keeps going past
+    /// errors and treats "already gone" as done. Returns the operations that delete its
+    /// interfaces, for the caller to apply once it has let the wiring go.
+    pub(super) async fn teardown(
+        &mut self,
+        id: &str,
+        ns_path: &std::path::Path,
+    ) -> Vec<netcore::link::LinkOp> {
         self.withdraw(id).await;
         let networks: Vec<String> = self
             .net
@@ -224,9 +230,11 @@ impl Wiring {
             .filter(|e| e.container == id)
             .map(|e| e.network.clone())
             .collect();
+        let mut links = Vec::new();
         for n in &networks {
-            if let Err(e) = self.net.detach(n, id).await {
-                tracing::warn!(container = id, network = %n, error = %e, "detaching");
+            match self.net.detach_record(n, id) {
+                Ok(ops) => links.extend(ops),
+                Err(e) => tracing::warn!(container = id, network = %n, error = %e, "detaching"),
             }
         }
         if !networks.is_empty() {
@@ -235,6 +243,7 @@ impl Wiring {
         if let Err(e) = netns::remove(ns_path) {
             tracing::warn!(container = id, error = %e, "removing the network namespace");
         }
+        links
     }
 
     /// A running container joins `network` (`docker network connect`).

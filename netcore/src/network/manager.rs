@@ -588,6 +588,23 @@ impl<L: Netlink, N: Nft> NetworkManager<L, N> {
     /// its interface goes, its address returns to the pool, its ports leave the firewall.
     /// Works whether or not the container's namespace still exists.
     pub async fn detach(&mut self, network: &str, container: &str) -> Result<(), NetworkError> {
+        let ops = self.detach_record(network, container)?;
+        if let Err(errors) = apply_best_effort(&mut self.nl, &ops).await {
+            tracing::warn!(%network, %container, %errors, "endpoint detached; some links could not be deleted");
+        }
+        Ok(())
+    }
+
+    /// The records' half of [`Self::detach`]: the endpoint leaves the records at once (its
+    /// address back in the pool, its ports out of the firewall) and the operations that delete
+    /// its interface are returned, for a caller to apply with [`apply_best_effort`] without
+    /// holding the manager. A container's teardown does so: deleting a veth waits on the
+    /// kernel for tens of milliseconds, and containers stopping together then wait together.
+    pub fn detach_record(
+        &mut self,
+        network: &str,
+        container: &str,
+    ) -> Result<Vec<LinkOp>, NetworkError> {
         let net = self.find(network)?.clone();
         let ep = self
             .endpoints_of(&net.name)
@@ -605,12 +622,7 @@ impl<L: Netlink, N: Nft> NetworkManager<L, N> {
         let driver = driver_of(&net, self.state.ipam.network(&net.name));
         let link = endpoint_link(&ep, &net, self.state.ipam.network(&net.name));
         self.commit(next)?;
-        if let Some(link) = link {
-            if let Err(errors) = apply_best_effort(&mut self.nl, &driver.disconnect(&link)).await {
-                tracing::warn!(network = %net.name, %container, %errors, "endpoint detached; some links could not be deleted");
-            }
-        }
-        Ok(())
+        Ok(link.map(|l| driver.disconnect(&l)).unwrap_or_default())
     }
 }
 
