@@ -2,7 +2,7 @@
 # Installs berth as a service, as a user expects of a daemon:
 #   - berthd, berth, berth-shim and berth-proxy in PREFIX/bin (/usr/local/bin);
 #   - berthd.service and berthd.socket in /etc/systemd/system (socket activation: the API
-#     socket /run/berth/berth.sock, mode 0660, group berth);
+#     socket /run/berth.sock, mode 0660, group berth);
 #   - /etc/berth/daemon.json (dockerd's keys), written only when there is none;
 #   - the system group `berth` (its members may use the API socket);
 #   - with systemd running: the units enabled and the socket started (berthd starts on the
@@ -32,7 +32,8 @@ while [ $# -gt 0 ]; do
     *) echo "install.sh: unknown option $1 (valid: --prefix, --destdir, --from, --no-start, --uninstall)" >&2; exit 2 ;;
   esac
 done
-case "$prefix" in /*) ;; *) echo "install.sh: --prefix $prefix is not absolute" >&2; exit 2 ;; esac
+# The prefix goes into the unit's ExecStart: a plain absolute path only.
+[[ "$prefix" =~ ^/[A-Za-z0-9._/-]*$ ]] || { echo "install.sh: --prefix $prefix: give an absolute path of letters, digits, '.', '_', '-' and '/'" >&2; exit 2; }
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 bins=(berthd berth berth-shim berth-proxy)
@@ -76,10 +77,11 @@ install -m 0644 "$root/engine/berthd/systemd/berthd.socket" "$unitdir/berthd.soc
 chmod 0644 "$unitdir/berthd.service"
 
 install -d -m 0755 "$destdir/etc/berth"
-if [ ! -e "$destdir/etc/berth/daemon.json" ]; then
+if [ ! -e "$destdir/etc/berth/daemon.json" ] && [ ! -L "$destdir/etc/berth/daemon.json" ]; then
   # berthd's defaults, spelled out to be edited; `hosts` stays out (the unit gives -H fd://,
   # and a setting given both ways is refused, as by dockerd).
-  cat > "$destdir/etc/berth/daemon.json" <<'JSON'
+  conf_tmp=$(mktemp "$destdir/etc/berth/.daemon.json.XXXXXX")
+  cat > "$conf_tmp" <<'JSON'
 {
   "data-root": "/var/lib/berth",
   "exec-root": "/run/berth",
@@ -87,7 +89,8 @@ if [ ! -e "$destdir/etc/berth/daemon.json" ]; then
   "cgroup-parent": "berth"
 }
 JSON
-  chmod 0644 "$destdir/etc/berth/daemon.json"
+  chmod 0644 "$conf_tmp"
+  mv -f "$conf_tmp" "$destdir/etc/berth/daemon.json"
 fi
 
 if [ -z "$destdir" ] && ! getent group berth >/dev/null; then
@@ -98,8 +101,8 @@ if [ "$start" = 1 ] && systemd_running; then
   systemctl daemon-reload
   systemctl enable --now berthd.socket >/dev/null
   systemctl enable berthd.service >/dev/null
-  echo "berthd.socket is listening on /run/berth/berth.sock; add users to the berth group to let them use it"
+  echo "berthd.socket is listening on /run/berth.sock; add users to the berth group to let them use it"
 else
   echo "berth installed in $destdir$prefix/bin; start it with: $prefix/bin/berthd (or systemctl enable --now berthd.socket where systemd runs)"
 fi
-echo "clients: export DOCKER_HOST=unix:///run/berth/berth.sock"
+echo "clients: export DOCKER_HOST=unix:///run/berth.sock"

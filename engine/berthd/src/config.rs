@@ -115,6 +115,11 @@ pub struct TcpListen {
 /// Why the settings were refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
+    /// A log level that is none of the levels (nor a `target=level` filter).
+    #[error(
+        "invalid log level {0:?} (valid: error, warn, info, debug, trace, or a filter such as berthd=debug,info)"
+    )]
+    LogLevel(String),
     /// The file is not valid JSON of the known keys.
     #[error("invalid daemon config file {file}: {why}")]
     File {
@@ -213,6 +218,23 @@ fn host(h: &str) -> Result<Host, ConfigError> {
     }
 }
 
+/// `level` when it is a level, or a filter whose every part is `target=level` or a level (a
+/// bare word would be taken as a target and silence everything else).
+fn log_level(level: String) -> Result<String, ConfigError> {
+    const LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
+    let is_level = |s: &str| LEVELS.contains(&s.to_ascii_lowercase().as_str());
+    let ok = !level.is_empty()
+        && level.split(',').all(|part| match part.split_once('=') {
+            Some((target, l)) => !target.is_empty() && is_level(l),
+            None => is_level(part),
+        });
+    if ok {
+        Ok(level)
+    } else {
+        Err(ConfigError::LogLevel(level))
+    }
+}
+
 /// "a", "a and b", "a, b and c".
 fn phrase(items: &[&str]) -> String {
     match items {
@@ -259,7 +281,9 @@ pub fn merge(flags: &Flags, file: &FileConfig) -> Result<Settings, ConfigError> 
         pick("data-root", &flags.data_root, &file.data_root)?
             .unwrap_or_else(|| PathBuf::from("/var/lib/berth")),
     )?;
-    let socket = unix.unwrap_or_else(|| exec_root.join("berth.sock"));
+    // Outside the exec root (0700, root's only), as dockerd's /run/docker.sock: the `berth`
+    // group reaches the socket.
+    let socket = unix.unwrap_or_else(|| PathBuf::from("/run/berth.sock"));
     let tlsverify = pick("tlsverify", &flags.tlsverify, &file.tlsverify)?;
     let ca = pick("tlscacert", &flags.tlscacert, &file.tlscacert)?;
     let cert = pick("tlscert", &flags.tlscert, &file.tlscert)?;
@@ -309,8 +333,9 @@ pub fn merge(flags: &Flags, file: &FileConfig) -> Result<Settings, ConfigError> 
         tcp,
         exec_root,
         runtime: pick("default-runtime", &flags.runtime, &file.default_runtime)?,
-        log_level: pick("log-level", &flags.log_level, &file.log_level)?
-            .unwrap_or_else(|| "info".into()),
+        log_level: log_level(
+            pick("log-level", &flags.log_level, &file.log_level)?.unwrap_or_else(|| "info".into()),
+        )?,
         cgroup_parent: pick("cgroup-parent", &flags.cgroup_parent, &file.cgroup_parent)?
             .unwrap_or_else(|| "berth".into()),
         resolv_conf: pick("resolv-conf", &flags.resolv_conf, &file.resolv_conf)?
@@ -358,7 +383,7 @@ mod tests {
     #[test]
     fn defaults_flags_and_file() {
         let s = merge(&Flags::default(), &FileConfig::default()).unwrap();
-        assert_eq!(s.socket, PathBuf::from("/run/berth/berth.sock"));
+        assert_eq!(s.socket, PathBuf::from("/run/berth.sock"));
         assert_eq!(s.data_root, PathBuf::from("/var/lib/berth"));
         assert_eq!(
             (s.log_level.as_str(), s.cgroup_parent.as_str()),
@@ -379,6 +404,17 @@ mod tests {
         assert_eq!(s.socket, PathBuf::from("/tmp/b.sock"));
         assert_eq!(s.runtime.as_deref(), Some("crun"));
         assert_eq!(s.log_level, "debug");
+    }
+
+    #[test]
+    fn log_levels_are_levels_or_filters() {
+        for ok in ["info", "DEBUG", "berthd=debug,info", "engine=trace"] {
+            assert_eq!(log_level(ok.into()).unwrap(), ok);
+        }
+        for bad in ["", "loud", "berthd=loud", "=debug", "info,"] {
+            let e = log_level(bad.into()).unwrap_err().to_string();
+            assert!(e.contains("valid: error, warn"), "{e}");
+        }
     }
 
     #[test]
@@ -473,7 +509,7 @@ mod tests {
             ..tls_flags()
         };
         let s = merge(&flags, &FileConfig::default()).unwrap();
-        assert_eq!(s.socket, PathBuf::from("/run/berth/berth.sock"));
+        assert_eq!(s.socket, PathBuf::from("/run/berth.sock"));
         assert_eq!(s.tcp.unwrap().addr, "[::1]:2376".parse().unwrap());
         // `fd://`: systemd's socket (one Unix socket only).
         let flags = Flags {

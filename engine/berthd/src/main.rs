@@ -1,4 +1,4 @@
-//! `berthd`: the Docker Engine API on a Unix socket (`/run/berth/berth.sock`, mode 0660, group
+//! `berthd`: the Docker Engine API on a Unix socket (`/run/berth.sock`, mode 0660, group
 //! `berth` when it exists) over berth's engine, with the restart-policy supervisor. Containers
 //! outlive it; a new berthd adopts them. Never on TCP unless asked (`-H tcp://IP:PORT`), and then
 //! only with mutual TLS (`--tlsverify --tlscacert --tlscert --tlskey`).
@@ -21,7 +21,7 @@ struct Cli {
     /// Runtime state: bundles, namespaces, shims, the socket [default: /run/berth].
     #[arg(long)]
     exec_root: Option<PathBuf>,
-    /// Where to listen, repeatable: one unix:///path [default: EXEC_ROOT/berth.sock] and at most
+    /// Where to listen, repeatable: one unix:///path [default: /run/berth.sock] and at most
     /// one tcp://IP:PORT (which requires --tlsverify, --tlscacert, --tlscert and --tlskey).
     #[arg(long = "host", short = 'H')]
     hosts: Vec<String>,
@@ -105,6 +105,13 @@ async fn main() -> anyhow::Result<()> {
         println!("configuration OK");
         return Ok(());
     }
+    // systemd's socket is taken (made close-on-exec) before anything is spawned: nft, runc
+    // and the proxy never inherit it.
+    let activated = if cfg.systemd_socket {
+        Some(systemd_listener()?)
+    } else {
+        None
+    };
     // Attached streams, logs followers and `docker cp` walks (a descriptor per level) each
     // hold descriptors: the whole hard limit, not the usual 1024.
     berth_common::limits::raise_nofile();
@@ -168,8 +175,7 @@ async fn main() -> anyhow::Result<()> {
         }
         None => None,
     };
-    let listener = if cfg.systemd_socket {
-        let l = systemd_listener()?;
+    let listener = if let Some(l) = activated {
         tracing::info!("berthd serving the Docker API on the socket systemd passed");
         l
     } else {

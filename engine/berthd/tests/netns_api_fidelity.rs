@@ -257,7 +257,7 @@ fn netns_endpoint_settings_as_dockerd() {
         "mac inside 02:42:0a:4d:00:99",
         "connect endpoint [{\"IPv4Address\": \"10.78.0.20\", \"IPv6Address\": \"fd78::20\", \"LinkLocalIPs\": [\"169.254.8.8\"]}, [\"peer:lk\"], [\"ID\", \"al\"], {\"k\": \"v\"}, \"10.78.0.20\", \"fd78::20\", \"02:42:0a:4e:00:14\"]",
         "link resolves True",
-        "berth-only bridge link-local 125 True",
+        "berth-only bridge link-local 0 True",
         "berth-only bridge alias 400 True",
         "bad ip6 True",
         "bad link-local True",

@@ -102,7 +102,7 @@ fn netns_install_as_a_service() {
     );
     let socket = std::fs::read_to_string(units.join("berthd.socket")).unwrap();
     assert!(
-        socket.contains("\nListenStream=/run/berth/berth.sock\n")
+        socket.contains("\nListenStream=/run/berth.sock\n")
             && socket.contains("\nSocketMode=0660\n")
             && socket.contains("\nSocketGroup=berth\n"),
         "{socket}"
@@ -172,6 +172,29 @@ fn netns_install_as_a_service() {
         .unwrap();
     assert!(
         !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("data-rooot"),
+        "{out:?}"
+    );
+
+    std::fs::write(&bad, "{\"log-level\": \"loud\"}").unwrap();
+    let out = Command::new(bin.join("berthd"))
+        .args(["--validate", "--config-file"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("loud"),
+        "{out:?}"
+    );
+    // A prefix that would not be one ExecStart path is refused.
+    let out = Command::new("bash")
+        .arg(repo().join("scripts/install.sh"))
+        .args(["--prefix", "/opt/a b", "--destdir"])
+        .arg(&dest)
+        .args(["--from", built.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("/opt/a b"),
         "{out:?}"
     );
 

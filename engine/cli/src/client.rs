@@ -194,7 +194,7 @@ impl Client {
         let path = host.strip_prefix("unix://").unwrap_or(host);
         if path.is_empty() || host.contains("://") && !host.starts_with("unix://") {
             return Err(format!(
-                "invalid host {host:?}: berth reaches berthd over a Unix socket or TCP with TLS (valid: unix:///run/berth/berth.sock, a path, tcp://host:port)"
+                "invalid host {host:?}: berth reaches berthd over a Unix socket or TCP with TLS (valid: unix:///run/berth.sock, a path, tcp://host:port)"
             ));
         }
         Ok(Client {
@@ -535,8 +535,8 @@ mod tests {
     #[test]
     fn hosts() {
         assert_eq!(
-            Client::new("unix:///run/berth/berth.sock").unwrap().sock(),
-            Some(Path::new("/run/berth/berth.sock"))
+            Client::new("unix:///run/berth.sock").unwrap().sock(),
+            Some(Path::new("/run/berth.sock"))
         );
         let c = Client::new("/tmp/x.sock").unwrap();
         assert_eq!(c.sock(), Some(Path::new("/tmp/x.sock")));

@@ -1,5 +1,5 @@
 //! `berth`: Docker's commands, flags, output and exit codes, as a client of berthd's socket
-//! (`-H`, `BERTH_HOST`; default unix:///run/berth/berth.sock), or of its TCP listener over TLS
+//! (`-H`, `BERTH_HOST`; default unix:///run/berth.sock), or of its TCP listener over TLS
 //! with a client certificate (`-H tcp://host:port --tlsverify --tlscacert --tlscert --tlskey`,
 //! or `BERTH_TLS_VERIFY=1 BERTH_CERT_PATH=dir` with ca.pem, cert.pem and key.pem). `run` exits with the
 //! container's code, 125 when berthd refuses, 126/127 when the command cannot be invoked or
@@ -27,7 +27,7 @@ struct Cli {
         short = 'H',
         long = "host",
         env = "BERTH_HOST",
-        default_value = "unix:///run/berth/berth.sock",
+        default_value = "unix:///run/berth.sock",
         global = true
     )]
     host: String,

@@ -232,6 +232,12 @@ impl Engine {
                 c.name
             )));
         }
+        check_endpoint(&conn, &net)?;
+        for l in &conn.links {
+            let link: netcore::network::ContainerLink =
+                l.parse().map_err(ContainerError::Invalid)?;
+            self.resolve(&link.container)?;
+        }
         if (net == primary && !c.primary_disconnected) || c.connections.contains_key(&net) {
             // Docker keeps the settings a container that does not run has for the network and
             // answers success (compose connects what it created to each of its networks).
@@ -242,12 +248,6 @@ impl Engine {
                 "endpoint with name {} already exists in network {net}",
                 c.name
             )));
-        }
-        check_endpoint(&conn, &net)?;
-        for l in &conn.links {
-            let link: netcore::network::ContainerLink =
-                l.parse().map_err(ContainerError::Invalid)?;
-            self.resolve(&link.container)?;
         }
         let ns = self.netns_path(&id);
         let req = (c.state.status.is_live() && ns.exists()).then(|| {
@@ -387,6 +387,12 @@ impl Engine {
 /// network, at `network connect` for the others), with its words.
 pub(super) fn check_endpoint(conn: &Connection, net: &str) -> Result<(), ContainerError> {
     let bad = |m: String| Err(ContainerError::Invalid(m));
+    if conn.link_local_ips.len() > MAX_LINK_LOCAL {
+        return bad(format!(
+            "{} link-local addresses asked for; at most {MAX_LINK_LOCAL}",
+            conn.link_local_ips.len()
+        ));
+    }
     if net == "bridge" {
         if conn.wants_address() {
             return bad(
@@ -437,17 +443,34 @@ pub(super) fn check_endpoint(conn: &Connection, net: &str) -> Result<(), Contain
         ));
     }
     if let Some(m) = &conn.mac {
-        if m.parse::<netcore::link::MacAddr>().is_err() {
-            return bad(format!(
-                "invalid MAC address: {m} (expected six hex bytes separated by colons, e.g. 02:42:ac:11:00:02)"
-            ));
+        match m.parse::<netcore::link::MacAddr>() {
+            Err(_) => {
+                return bad(format!(
+                    "invalid MAC address: {m} (expected six hex bytes separated by colons, e.g. 02:42:ac:11:00:02)"
+                ));
+            }
+            Ok(mac) if mac.0[0] & 1 == 1 => {
+                return bad(format!(
+                    "invalid MAC address: {m} is a multicast address (the first byte must be even, e.g. 02:42:ac:11:00:02)"
+                ));
+            }
+            Ok(_) => {}
         }
     }
-    if conn.link_local_ips.len() > MAX_LINK_LOCAL {
-        return bad(format!(
-            "{} link-local addresses asked for; at most {MAX_LINK_LOCAL}",
-            conn.link_local_ips.len()
-        ));
+    // Each address once: the kernel refuses a second copy with a bare "File exists".
+    let mut seen = std::collections::BTreeSet::new();
+    for ip in conn
+        .ip
+        .iter()
+        .chain(&conn.ip6)
+        .chain(&conn.link_local_ips)
+        .filter_map(|ip| ip.parse::<std::net::IpAddr>().ok())
+    {
+        if !seen.insert(ip) {
+            return bad(format!(
+                "address {ip} is asked for twice (--ip, --ip6 and --link-local-ip must differ)"
+            ));
+        }
     }
     Ok(())
 }
@@ -475,6 +498,12 @@ mod endpoint_tests {
             c.aliases = vec!["a".into()];
         });
         check_endpoint(&ok, "app").unwrap();
+        // Link-local addresses Docker takes on the default bridge too.
+        check_endpoint(
+            &conn(|c| c.link_local_ips = vec!["169.254.1.1".into()]),
+            "bridge",
+        )
+        .unwrap();
         for (c, net, want) in [
             (
                 conn(|c| c.ip = Some("10.1.0.5".into())),
@@ -482,9 +511,32 @@ mod endpoint_tests {
                 "user specified IP address is supported on user defined networks only",
             ),
             (
-                conn(|c| c.link_local_ips = vec!["169.254.1.1".into()]),
+                conn(|c| c.ip6 = Some("fd00::5".into())),
                 "bridge",
                 "user specified IP address",
+            ),
+            (
+                conn(|c| {
+                    c.ip = Some("10.1.0.5".into());
+                    c.link_local_ips = vec!["10.1.0.5".into()];
+                }),
+                "app",
+                "10.1.0.5 is asked for twice",
+            ),
+            (
+                conn(|c| c.link_local_ips = vec!["169.254.0.1".into(), "169.254.0.1".into()]),
+                "app",
+                "169.254.0.1 is asked for twice",
+            ),
+            (
+                conn(|c| c.mac = Some("03:42:0a:01:00:05".into())),
+                "app",
+                "a multicast address",
+            ),
+            (
+                conn(|c| c.mac = Some("+2:42:0a:01:00:05".into())),
+                "app",
+                "invalid MAC address",
             ),
             (
                 conn(|c| c.aliases = vec!["a".into()]),

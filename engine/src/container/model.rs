@@ -316,9 +316,10 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Whether it asks for an address of its own (Docker refuses that on the default bridge).
+    /// Whether it asks for an IPv4 or IPv6 address of its own (Docker refuses that on the
+    /// default bridge; link-local addresses it takes there).
     pub fn wants_address(&self) -> bool {
-        self.ip.is_some() || self.ip6.is_some() || !self.link_local_ips.is_empty()
+        self.ip.is_some() || self.ip6.is_some()
     }
 }
 

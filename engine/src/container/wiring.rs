@@ -240,10 +240,28 @@ impl Wiring {
         if !networks.is_empty() {
             let _ = self.resolver.update(self.net.state()).await;
         }
+        // What lives in the container's namespace (macvlan, ipvlan) is deleted now, while its
+        // namespace file is there to find it; a bridge endpoint's host veth (its peer goes
+        // with it) is left to the caller.
+        let (host, inside): (Vec<_>, Vec<_>) = links.into_iter().partition(|op| {
+            matches!(
+                op,
+                netcore::link::LinkOp::DeleteLink {
+                    ns: netcore::link::NsRef::Host,
+                    ..
+                }
+            )
+        });
+        if !inside.is_empty() {
+            let mut nl = netcore::link::RtNetlink::default();
+            if let Err(errors) = netcore::link::apply_best_effort(&mut nl, &inside).await {
+                tracing::warn!(container = id, %errors, "some links could not be deleted");
+            }
+        }
         if let Err(e) = netns::remove(ns_path) {
             tracing::warn!(container = id, error = %e, "removing the network namespace");
         }
-        links
+        host
     }
 
     /// A running container joins `network` (`docker network connect`).

@@ -127,7 +127,7 @@ impl FromStr for MacAddr {
         let mut parts = s.split(':');
         for byte in &mut out {
             let p = parts.next().ok_or_else(bad)?;
-            if p.len() != 2 {
+            if p.len() != 2 || !p.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(bad());
             }
             *byte = u8::from_str_radix(p, 16).map_err(|_| bad())?;
@@ -260,6 +260,7 @@ mod tests {
             "02:42:ac:11:00:02:03",
             "2:42:ac:11:00:02",
             "zz:42:ac:11:00:02",
+            "+2:42:ac:11:00:02",
         ] {
             let e = bad.parse::<MacAddr>().unwrap_err();
             assert!(e.to_string().contains(&format!("{bad:?}")), "{e}");

@@ -146,14 +146,21 @@ pub struct ContainerLink {
 impl std::str::FromStr for ContainerLink {
     type Err = String;
 
-    /// Parses `name` or `name:alias`, as `docker run --link`.
+    /// Parses `name` or `name:alias`, as `docker run --link`; also the form inspect shows
+    /// (`/db:/web/alias`, the alias being the last part), as Docker's parser takes it back.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (container, alias) = s.split_once(':').unwrap_or((s, s));
+        let alias = if container.starts_with('/') {
+            alias.rsplit('/').next().unwrap_or(alias)
+        } else {
+            alias
+        };
+        let container = container.trim_start_matches('/');
         if container.is_empty() || alias.is_empty() || alias.contains(':') {
             return Err(format!("invalid --link {s:?}: expected NAME or NAME:ALIAS"));
         }
         Ok(ContainerLink {
-            container: container.trim_start_matches('/').to_string(),
+            container: container.to_string(),
             alias: alias.to_string(),
         })
     }
@@ -240,6 +247,24 @@ impl State {
                 "network ID prefix {name_or_id:?} is ambiguous: give more digits"
             ))),
             _ => Err(super::NetworkError::NoSuchNetwork(name_or_id.to_string())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod link_tests {
+    use super::ContainerLink;
+
+    #[test]
+    fn links_parse_as_given_and_as_inspect_shows_them() {
+        let l = |s: &str| s.parse::<ContainerLink>().map(|l| (l.container, l.alias));
+        let pair = |c: &str, a: &str| Ok((c.to_string(), a.to_string()));
+        assert_eq!(l("db"), pair("db", "db"));
+        assert_eq!(l("db:d"), pair("db", "d"));
+        assert_eq!(l("/db"), pair("db", "db"));
+        assert_eq!(l("/db:/web/d"), pair("db", "d"));
+        for bad in ["", ":d", "db:", "db:a:b", "/db:/web/"] {
+            assert!(l(bad).is_err(), "{bad}");
         }
     }
 }

@@ -119,6 +119,13 @@ pub fn to_options(body: ContainerCreate, name: Option<String>) -> Result<CreateO
     }
     let mut endpoint = {
         let eps = body.networking_config.endpoints_config.unwrap_or_default();
+        // API 1.43 and older create on one network (the others are connected after).
+        if eps.len() > 1 {
+            return Err(ApiError::bad(format!(
+                "Container cannot be connected to network endpoints: {}",
+                eps.keys().cloned().collect::<Vec<_>>().join(", ")
+            )));
+        }
         let mode = h.network_mode.as_str();
         eps.get(mode)
             .or_else(|| (eps.len() == 1).then(|| eps.values().next()).flatten())
@@ -126,8 +133,16 @@ pub fn to_options(body: ContainerCreate, name: Option<String>) -> Result<CreateO
             .unwrap_or_default()
     };
     // Clients of API 1.43 and older send `--mac-address` here, for the first network.
-    if endpoint.mac.is_none() && !body.mac_address.is_empty() {
-        endpoint.mac = Some(body.mac_address.clone());
+    match &endpoint.mac {
+        _ if body.mac_address.is_empty() => {}
+        None => endpoint.mac = Some(body.mac_address.clone()),
+        Some(m) if m.eq_ignore_ascii_case(&body.mac_address) => {}
+        Some(m) => {
+            return Err(ApiError::bad(format!(
+                "the container-wide MAC address must match the endpoint-specific MAC address for the main network, or be left empty (MacAddress {:?}, endpoint {m:?})",
+                body.mac_address
+            )));
+        }
     }
     let restart = match h.restart_policy {
         None => RestartPolicy::No,
@@ -440,6 +455,22 @@ mod tests {
         assert!(
             e.message
                 .contains("NetworkingConfig.EndpointsConfig.app.IPAMConfig.Other=1"),
+            "{e}"
+        );
+        let e = to_options(
+            parse(br#"{"Image":"bb","NetworkingConfig":{"EndpointsConfig":{"a":{},"b":{}}}}"#)
+                .unwrap(),
+            None,
+        )
+        .unwrap_err();
+        assert!(e.message.contains("network endpoints: a, b"), "{e}");
+        let e = to_options(
+            parse(br#"{"Image":"bb","MacAddress":"02:42:00:00:00:01","HostConfig":{"NetworkMode":"a"},"NetworkingConfig":{"EndpointsConfig":{"a":{"MacAddress":"02:42:00:00:00:02"}}}}"#).unwrap(),
+            None,
+        )
+        .unwrap_err();
+        assert!(
+            e.message.contains("must match the endpoint-specific MAC"),
             "{e}"
         );
         // The log driver goes to the engine, which knows the drivers.
