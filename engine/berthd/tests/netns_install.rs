@@ -62,6 +62,15 @@ fn install(args: &[&str]) -> String {
     text
 }
 
+/// `berthd --validate --config-file CONF` of the installed tree.
+fn validate(bin: &Path, conf: &Path) -> std::process::Output {
+    Command::new(bin.join("berthd"))
+        .args(["--validate", "--config-file"])
+        .arg(conf)
+        .output()
+        .unwrap()
+}
+
 fn mode(p: &Path) -> u32 {
     std::fs::metadata(p)
         .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
@@ -136,12 +145,7 @@ fn netns_install_as_a_service() {
     );
     // The daemon.json written is one berthd takes, and a second install keeps an edited one.
     let conf = dest.join("etc/berth/daemon.json");
-    let out = Command::new(bin.join("berthd"))
-        .arg("--validate")
-        .arg("--config-file")
-        .arg(&conf)
-        .output()
-        .unwrap();
+    let out = validate(&bin, &conf);
     assert_eq!(
         (
             out.status.success(),
@@ -162,29 +166,19 @@ fn netns_install_as_a_service() {
         std::fs::read_to_string(&conf).unwrap(),
         "{\"log-level\": \"debug\"}\n"
     );
-    // A bad key is refused by --validate, naming it.
     let bad = tmp.path().join("bad.json");
-    std::fs::write(&bad, "{\"data-rooot\": \"/x\"}").unwrap();
-    let out = Command::new(bin.join("berthd"))
-        .args(["--validate", "--config-file"])
-        .arg(&bad)
-        .output()
-        .unwrap();
-    assert!(
-        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("data-rooot"),
-        "{out:?}"
-    );
-
-    std::fs::write(&bad, "{\"log-level\": \"loud\"}").unwrap();
-    let out = Command::new(bin.join("berthd"))
-        .args(["--validate", "--config-file"])
-        .arg(&bad)
-        .output()
-        .unwrap();
-    assert!(
-        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("loud"),
-        "{out:?}"
-    );
+    // A bad key or log level is refused by --validate, naming it.
+    for (text, named) in [
+        ("{\"data-rooot\": \"/x\"}", "data-rooot"),
+        ("{\"log-level\": \"loud\"}", "loud"),
+    ] {
+        std::fs::write(&bad, text).unwrap();
+        let out = validate(&bin, &bad);
+        assert!(
+            !out.status.success() && String::from_utf8_lossy(&out.stderr).contains(named),
+            "{out:?}"
+        );
+    }
     // A prefix that would not be one ExecStart path is refused.
     let out = Command::new("bash")
         .arg(repo().join("scripts/install.sh"))

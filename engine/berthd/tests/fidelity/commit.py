@@ -4,6 +4,8 @@ and docker-py, as a user runs them; raw API reads at 1.41 (the newest both daemo
 """
 import io, json, os, socket, subprocess, sys, tarfile, http.client
 
+from dockercli import docker, must
+
 IMAGE = os.environ["IMAGE"]
 S = os.environ["DOCKER_HOST"][7:]
 
@@ -16,18 +18,6 @@ class C(http.client.HTTPConnection):
 
 def api(path):
     c = C(S); c.request("GET", "/v1.41" + path); r = c.getresponse(); return json.loads(r.read())
-
-
-def docker(*args, input=None):
-    r = subprocess.run(["docker", *args], capture_output=True, input=input)
-    return r.returncode, r.stdout.decode(errors="replace").strip(), r.stderr.decode(errors="replace").strip()
-
-
-def must(*args, input=None):
-    rc, out, err = docker(*args, input=input)
-    if rc != 0:
-        print("FAILED", args, out, err); sys.exit(1)
-    return out
 
 
 def fact(*words):

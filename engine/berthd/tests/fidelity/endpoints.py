@@ -3,23 +3,13 @@
 them and as the container's interfaces have them: tests/netns_api_fidelity.rs runs it against
 berthd and against dockerd and compares the lines. The container's short ID is printed as ID.
 """
-import json, os, subprocess, sys
+import json, os
 
 import docker as dockerpy
 
+from dockercli import docker, must
+
 IMAGE = os.environ["IMAGE"]
-
-
-def docker(*args):
-    r = subprocess.run(["docker", *args], capture_output=True, text=True)
-    return r.returncode, r.stdout, r.stderr
-
-
-def must(*args):
-    rc, out, err = docker(*args)
-    if rc != 0:
-        print("FAILED", args, out, err); sys.exit(1)
-    return out
 
 
 def endpoint(name, net):

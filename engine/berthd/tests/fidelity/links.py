@@ -2,21 +2,11 @@
 runs it against berthd and against dockerd (with a default bridge) and compares the lines. The
 linked container's address and the generated names are printed as placeholders.
 """
-import os, re, subprocess, sys
+import os
+
+from dockercli import docker, must
 
 IMAGE = os.environ["IMAGE"]
-
-
-def docker(*args):
-    r = subprocess.run(["docker", *args], capture_output=True, text=True)
-    return r.returncode, r.stdout, r.stderr
-
-
-def must(*args):
-    rc, out, err = docker(*args)
-    if rc != 0:
-        print("FAILED", args, out, err); sys.exit(1)
-    return out
 
 
 must("run", "-d", "--name", "db-1", "--expose", "5432", "--expose", "8000-8002/udp", "--expose", "9000",
