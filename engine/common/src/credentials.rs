@@ -468,6 +468,37 @@ pub fn decode_header(value: &str) -> Result<AuthConfig, CredentialsError> {
         .map_err(|e| CredentialsError::Header(format!("not Docker's AuthConfig JSON: {e}")))
 }
 
+/// Reads an `X-Registry-Config` value (a build's logins): base64url of a JSON object from
+/// registry (as the credentials file names it) to Docker's `AuthConfig`. Empty means none.
+pub fn decode_config_header(
+    value: &str,
+) -> Result<std::collections::BTreeMap<String, AuthConfig>, CredentialsError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(Default::default());
+    }
+    if value.len() > HEADER_MAX {
+        return Err(CredentialsError::Header(format!(
+            "{} bytes (at most {HEADER_MAX})",
+            value.len()
+        )));
+    }
+    let json = [URL_SAFE, URL_SAFE_NO_PAD, STANDARD, STANDARD_NO_PAD]
+        .iter()
+        .find_map(|e| e.decode(value).ok())
+        .ok_or_else(|| CredentialsError::Header("X-Registry-Config is not base64url".into()))?;
+    let map: std::collections::BTreeMap<String, AuthConfig> = serde_json::from_slice(&json)
+        .map_err(|e| {
+            CredentialsError::Header(format!(
+                "X-Registry-Config is not a JSON object of Docker's AuthConfig by registry: {e}"
+            ))
+        })?;
+    Ok(map
+        .into_iter()
+        .map(|(k, v)| (normalise(&k).to_string(), v))
+        .collect())
+}
+
 /// The registry a reference names, by Docker's rule: its first component when that has a `.`
 /// or a `:`, is `localhost` or a bracketed IPv6 address, and more follows; else Docker Hub
 /// (`docker.io`). Returns the registry and the rest of the reference.

@@ -9,5 +9,6 @@ pub mod credentials;
 pub mod humanize;
 pub mod id;
 pub mod limits;
+pub mod pattern;
 pub mod persist;
 pub mod time;

@@ -300,16 +300,29 @@ pub fn apply(
     escape: char,
     state: &mut MetaState,
 ) -> Result<(), MetadataError> {
+    apply_with(config, ins, escape, state, &[])
+}
+
+/// [`apply`] in a build, where the build's arguments (`args`, `K=V`) are substituted too,
+/// below the configuration's own `Env` (an `ENV` of the same name wins, as Docker's).
+pub fn apply_with(
+    config: &mut Map<String, Value>,
+    ins: &Instruction,
+    escape: char,
+    state: &mut MetaState,
+    args: &[String],
+) -> Result<(), MetadataError> {
     let k = ins.keyword.as_str();
     let env = env_of(config);
+    let subst: Vec<String> = args.iter().chain(env.iter()).cloned().collect();
     let word = |s: &str| {
-        process_word(s, &env, escape).map_err(|source| MetadataError::Word {
+        process_word(s, &subst, escape).map_err(|source| MetadataError::Word {
             keyword: k.to_string(),
             source,
         })
     };
     let words = |s: &str| {
-        process_words(s, &env, escape).map_err(|source| MetadataError::Word {
+        process_words(s, &subst, escape).map_err(|source| MetadataError::Word {
             keyword: k.to_string(),
             source,
         })
@@ -331,7 +344,7 @@ pub fn apply(
             }
         }
         "ENV" => {
-            let pairs = name_values(k, &ins.args, &env, escape)?;
+            let pairs = name_values(k, &ins.args, &subst, escape)?;
             spend(
                 state,
                 k,
@@ -362,7 +375,7 @@ pub fn apply(
             config.insert("Env".into(), json!(env2));
         }
         "LABEL" => {
-            let pairs = name_values(k, &ins.args, &env, escape)?;
+            let pairs = name_values(k, &ins.args, &subst, escape)?;
             spend(state, k, pairs.iter().map(|(a, b)| a.len() + b.len()).sum())?;
             let labels = config.entry("Labels").or_insert_with(|| json!({}));
             if !labels.is_object() {

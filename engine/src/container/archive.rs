@@ -385,7 +385,8 @@ fn open_path(p: &Path) -> io::Result<OwnedFd> {
         .into())
 }
 
-fn open_dir_path(p: &Path) -> io::Result<OwnedFd> {
+/// Opens directory `p` with `O_PATH` (an archive root's descriptor).
+pub fn open_dir_path(p: &Path) -> io::Result<OwnedFd> {
     Ok(File::options()
         .read(true)
         .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
@@ -612,6 +613,13 @@ impl ArchiveRoot {
             None => fstat(&r.dir),
         }
         .map_err(|e| self.io("statting", &r.path, errno_io(e)))
+    }
+
+    /// The `lstat` of `path` (looked up as [`ArchiveRoot::resolve`] does): owners and mode
+    /// as the file system has them.
+    pub fn lstat_path(&self, path: &str) -> Result<FileStat, ArchiveError> {
+        let r = self.resolve(path)?;
+        self.lstat(&r)
     }
 
     /// `HEAD /containers/{id}/archive`: Docker's stat of `path` (a link itself, not its

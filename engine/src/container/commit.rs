@@ -257,7 +257,34 @@ impl CommitPlan {
         };
         apply_changes(&mut config, &req.changes)?;
         merge(&mut config, &theirs);
-        let thaw = if req.pause {
+        let created_by = self.created_by.clone();
+        self.store(
+            store,
+            ChildImage {
+                config: Value::Object(config),
+                container_config: req.container_config,
+                container: String::new(),
+                author: req.author,
+                comment: req.comment,
+                created_by,
+            },
+            tag.as_ref(),
+            req.pause,
+        )
+    }
+
+    /// Stores the container's changes as a layer on its image, with `child` saying what the
+    /// new image's config holds (taken as it is: a build's step). `pause`: the container is
+    /// frozen while its changes are read.
+    pub fn store(
+        self,
+        store: &ImageStore,
+        mut child: ChildImage,
+        tag: Option<&Reference>,
+        pause: bool,
+    ) -> Result<ImageRecord, ContainerError> {
+        child.container = self.id.clone();
+        let thaw = if pause {
             self.freezer
                 .as_ref()
                 .map(|f| f.hold())
@@ -303,19 +330,7 @@ impl CommitPlan {
             pos: 0,
             ended: false,
         };
-        let stored = store.commit_child(
-            &self.image,
-            reader,
-            ChildImage {
-                config: Value::Object(config),
-                container_config: req.container_config,
-                container: self.id.clone(),
-                author: req.author,
-                comment: req.comment,
-                created_by: self.created_by,
-            },
-            tag.as_ref(),
-        );
+        let stored = store.commit_child(&self.image, reader, child, tag);
         let written = writing.join().unwrap_or_else(|_| {
             Err(ContainerError::Io {
                 what: "committing".into(),

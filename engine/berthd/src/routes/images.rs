@@ -10,10 +10,18 @@ use super::{ApiResult, AppState, Q, flag, json_response};
 use crate::api::error::ApiError;
 use crate::api::filters;
 
-pub(crate) async fn image_list(State(st): State<AppState>) -> ApiResult {
+pub(crate) async fn image_list(State(st): State<AppState>, q: Q) -> ApiResult {
     let store = st.images.snapshot();
+    let all = flag(&q, "all");
+    // Docker hides intermediate images (untagged, with children: a build's steps) unless
+    // `-a` asks for them.
+    let parents: std::collections::BTreeSet<&engine::image::reference::Digest> =
+        store.images().filter_map(|i| i.parent.as_ref()).collect();
     let mut out = Vec::new();
     for img in store.images() {
+        if !all && parents.contains(&img.id) && store.tags_of(&img.id).is_empty() {
+            continue;
+        }
         let tags: Vec<String> = store
             .tags_of(&img.id)
             .into_iter()
@@ -22,7 +30,7 @@ pub(crate) async fn image_list(State(st): State<AppState>) -> ApiResult {
             .collect();
         out.push(json!({
             "Id": img.id.to_string(),
-            "ParentId": "",
+            "ParentId": img.parent.as_ref().map(|p| p.to_string()).unwrap_or_default(),
             "RepoTags": tags,
             "RepoDigests": img.repo_digests,
             "Created": berth_common::time::parse(&img.created).map_or(0, |(s, _)| s),

@@ -5,6 +5,7 @@
 
 pub mod archive;
 pub mod body;
+pub mod build;
 pub mod containers;
 pub mod image_transfer;
 pub mod images;
@@ -105,7 +106,8 @@ pub fn app(state: AppState) -> Router {
         .route("/events", get(crate::events::events))
         .route("/images/prune", post(images::image_prune))
         .route("/networks/prune", post(networks::network_prune))
-        .route("/build/prune", post(system::build_prune))
+        .route("/build", post(build::build))
+        .route("/build/prune", post(build::build_prune))
         .route("/system/df", get(system::system_df))
         .route(
             "/containers/{id}/attach",

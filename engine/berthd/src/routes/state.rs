@@ -38,6 +38,8 @@ pub struct AppState {
     pub registry: Arc<engine::image::registry::Registry>,
     /// `docker events`: what handlers and the engine report.
     pub events: crate::events::Events,
+    /// The builder (`POST /build`).
+    pub builder: engine::build::builder::Builder,
 }
 
 /// The daemon's configuration as `/info` reports it.
@@ -70,7 +72,16 @@ impl AppState {
             security_options: engine.host_security().security_options(),
         };
         let (index, images, wiring) = (engine.index(), engine.images().clone(), engine.wiring());
+        let cache_path = engine.config().data_root.join("builder").join("cache.json");
         let engine = Arc::new(Mutex::new(engine));
+        let ops = Ops::new(EngineMachine::new(engine.clone()));
+        let builder = engine::build::builder::Builder::new(
+            engine.clone(),
+            ops.clone(),
+            images.clone(),
+            scratch.join("build"),
+            cache_path,
+        );
         let image_backend = engine::container::images::ImageBackend::new(
             images.clone(),
             index.clone(),
@@ -79,7 +90,8 @@ impl AppState {
         AppState {
             image_backend,
             wiring,
-            ops: Ops::new(EngineMachine::new(engine.clone())),
+            ops,
+            builder,
             execs: engine::container::ExecBackend::new(engine.clone()),
             engine,
             index,

@@ -228,14 +228,6 @@ pub(crate) async fn system_df(State(st): State<AppState>) -> ApiResult {
     ))
 }
 
-/// `POST /build/prune`: berth has no build cache yet, so there is nothing to reclaim.
-pub(crate) async fn build_prune() -> ApiResult {
-    Ok(json_response(
-        StatusCode::OK,
-        json!({"CachesDeleted": [], "SpaceReclaimed": 0}),
-    ))
-}
-
 /// Docker's answer to swarm requests on a node that is not in a swarm.
 const NOT_A_MANAGER: &str = "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.";
 

@@ -36,63 +36,95 @@ impl ImageStore {
         child: ChildImage,
         tag: Option<&Reference>,
     ) -> Result<ImageRecord, ImageError> {
+        self.commit_step(Some(parent), Some(layer_tar), child, tag)
+    }
+
+    /// A build's step: `layer_tar` (or no layer: a step that only changes the configuration,
+    /// recorded in the history as an empty layer) on top of `parent` (or of nothing: `FROM
+    /// scratch`), recorded as a child image of `parent`.
+    pub fn commit_step(
+        &self,
+        parent: Option<&Digest>,
+        layer_tar: Option<impl Read>,
+        child: ChildImage,
+        tag: Option<&Reference>,
+    ) -> Result<ImageRecord, ImageError> {
         let _bg = crate::image::background::enter();
-        let parent = self.resolve(&parent.to_string())?;
-        let mut config: Value =
-            serde_json::from_slice(&self.blobs().read(&parent.id)?).map_err(|e| {
-                ImageError::Io {
-                    what: format!("reading the config of image {}", parent.id),
-                    source: std::io::Error::other(e),
-                }
-            })?;
+        let (parent, mut config) = match parent {
+            Some(p) => {
+                let parent = self.resolve(&p.to_string())?;
+                let config: Value = serde_json::from_slice(&self.blobs().read(&parent.id)?)
+                    .map_err(|e| ImageError::Io {
+                        what: format!("reading the config of image {}", parent.id),
+                        source: std::io::Error::other(e),
+                    })?;
+                (Some(parent), config)
+            }
+            None => {
+                let (os, arch) = crate::image::manifest::host_platform();
+                (
+                    None,
+                    json!({"architecture": arch, "os": os,
+                           "rootfs": {"type": "layers", "diff_ids": []}, "history": []}),
+                )
+            }
+        };
+        let parent_layers = parent
+            .as_ref()
+            .map(|p| p.layers.clone())
+            .unwrap_or_default();
+        let parent_id = parent.as_ref().map(|p| p.id.clone());
         let lease = self.lease();
-        let top = parent.layers.last().map(|l| l.chain_id.clone());
-        let result = self
-            .store_layer(&lease, layer_tar, top.as_ref())
-            .and_then(|layer| {
-                let created = now();
-                let mut entry = json!({"created": created, "created_by": child.created_by});
-                if !child.author.is_empty() {
-                    entry["author"] = json!(child.author);
-                }
-                if !child.comment.is_empty() {
-                    entry["comment"] = json!(child.comment);
-                }
-                let obj = config.as_object_mut().ok_or_else(|| ImageError::Io {
-                    what: format!("reading the config of image {}", parent.id),
-                    source: std::io::Error::other("not a JSON object"),
-                })?;
-                obj.insert("created".into(), json!(created));
-                obj.insert("config".into(), child.config);
-                obj.insert("container_config".into(), child.container_config);
-                obj.insert("container".into(), json!(child.container));
-                if child.author.is_empty() {
-                    obj.remove("author");
-                } else {
-                    obj.insert("author".into(), json!(child.author));
-                }
-                let mut diff_ids: Vec<Value> = parent
-                    .layers
-                    .iter()
-                    .map(|l| json!(l.diff_id.to_string()))
-                    .collect();
-                diff_ids.push(json!(layer.diff_id.to_string()));
-                obj.insert(
-                    "rootfs".into(),
-                    json!({"type": "layers", "diff_ids": diff_ids}),
-                );
-                let mut history = obj
-                    .get("history")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default();
-                history.push(entry);
-                obj.insert("history".into(), Value::Array(history));
-                let bytes = serde_json::to_vec(&config).expect("JSON values serialise");
-                let mut layers = parent.layers.clone();
-                layers.push(layer);
-                self.record_config(&bytes, layers, created, tag, Some(parent.id.clone()))
-            });
+        let top = parent_layers.last().map(|l| l.chain_id.clone());
+        let stored = match layer_tar {
+            Some(tar) => self.store_layer(&lease, tar, top.as_ref()).map(Some),
+            None => Ok(None),
+        };
+        let result = stored.and_then(|layer| {
+            let created = now();
+            let mut entry = json!({"created": created, "created_by": child.created_by});
+            if layer.is_none() {
+                entry["empty_layer"] = json!(true);
+            }
+            if !child.author.is_empty() {
+                entry["author"] = json!(child.author);
+            }
+            if !child.comment.is_empty() {
+                entry["comment"] = json!(child.comment);
+            }
+            let obj = config.as_object_mut().ok_or_else(|| ImageError::Io {
+                what: "reading the parent's config".into(),
+                source: std::io::Error::other("not a JSON object"),
+            })?;
+            obj.insert("created".into(), json!(created));
+            obj.insert("config".into(), child.config);
+            obj.insert("container_config".into(), child.container_config);
+            obj.insert("container".into(), json!(child.container));
+            if child.author.is_empty() {
+                obj.remove("author");
+            } else {
+                obj.insert("author".into(), json!(child.author));
+            }
+            let mut layers = parent_layers.clone();
+            layers.extend(layer);
+            let diff_ids: Vec<Value> = layers
+                .iter()
+                .map(|l| json!(l.diff_id.to_string()))
+                .collect();
+            obj.insert(
+                "rootfs".into(),
+                json!({"type": "layers", "diff_ids": diff_ids}),
+            );
+            let mut history = obj
+                .get("history")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            history.push(entry);
+            obj.insert("history".into(), Value::Array(history));
+            let bytes = serde_json::to_vec(&config).expect("JSON values serialise");
+            self.record_config(&bytes, layers, created, tag, parent_id.clone())
+        });
         drop(lease);
         if result.is_err() {
             let _ = self.collect();

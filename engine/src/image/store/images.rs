@@ -652,25 +652,39 @@ impl ImageStore {
         let before = self.disk_usage();
         let out = self.update(|records| {
             let mut out = Vec::new();
-            let doomed: Vec<Digest> = records
-                .images
-                .values()
-                .filter(|img| {
-                    (all || records.tags_of(&img.id).is_empty())
-                        && !in_use(&img.id)
-                        && self.holder_of(&img.id).is_none()
-                })
-                .map(|img| img.id.clone())
-                .collect();
-            for id in doomed {
-                let tags: Vec<String> =
-                    records.tags_of(&id).into_iter().map(String::from).collect();
-                for t in tags {
-                    records.tags.remove(&t);
-                    out.push(untagged(&t));
+            // An image with children (a build's intermediate step, the parent of a commit)
+            // is never pruned itself, as Docker's; it goes once its children have gone, so the
+            // removal repeats until nothing more goes.
+            loop {
+                let parents: std::collections::BTreeSet<Digest> = records
+                    .images
+                    .values()
+                    .filter_map(|i| i.parent.clone())
+                    .collect();
+                let doomed: Vec<Digest> = records
+                    .images
+                    .values()
+                    .filter(|img| {
+                        (all || records.tags_of(&img.id).is_empty())
+                            && !parents.contains(&img.id)
+                            && !in_use(&img.id)
+                            && self.holder_of(&img.id).is_none()
+                    })
+                    .map(|img| img.id.clone())
+                    .collect();
+                if doomed.is_empty() {
+                    break;
                 }
-                records.images.remove(&id.hex);
-                out.push(format!("Deleted: {id}"));
+                for id in doomed {
+                    let tags: Vec<String> =
+                        records.tags_of(&id).into_iter().map(String::from).collect();
+                    for t in tags {
+                        records.tags.remove(&t);
+                        out.push(untagged(&t));
+                    }
+                    records.images.remove(&id.hex);
+                    out.push(format!("Deleted: {id}"));
+                }
             }
             Ok(out)
         })?;
