@@ -1,6 +1,7 @@
 //! Any text as a Dockerfile, and as `--change` lines: the parser, the word and substitution
-//! rules and the metadata instructions never panic; every instruction read has a known keyword
-//! and a line inside the text; what applies leaves the configuration a JSON object.
+//! rules, the stage planner and the metadata instructions never panic; every instruction read
+//! has a known keyword and a line inside the text; what applies leaves the configuration a
+//! JSON object; a plan's stages' bases are earlier stages.
 #![no_main]
 
 use engine::build::dockerfile::{KEYWORDS, parse};
@@ -27,6 +28,18 @@ fuzz_target!(|data: &[u8]| {
             let _ = apply(&mut config, i, d.escape, &mut st);
         }
         assert!(serde_json::to_string(&config).is_ok());
+        let args: std::collections::BTreeMap<String, Option<String>> =
+            [("A".to_string(), Some("x".to_string()))].into();
+        for target in [None, Some("a")] {
+            if let Ok(p) = engine::build::stages::plan(&d, &args, target) {
+                for (i, s) in p.stages.iter().enumerate() {
+                    if let engine::build::stages::Base::Stage(j) = s.base {
+                        assert!(j < i);
+                    }
+                }
+                assert!(p.steps() >= p.stages.len());
+            }
+        }
     }
     let mut config = serde_json::Map::new();
     let _ = engine::container::commit::apply_changes(

@@ -405,3 +405,161 @@ fn netns_build_as_dockerd() {
     let left = ok(&berth.host, &berth.config, &["ps", "-aq"]);
     assert_eq!(left.lines().count(), 1, "{left}");
 }
+
+/// docker-py's `images.build`, with its build arguments and labels.
+const DOCKER_PY_BUILD: &str = r#"
+import docker, os, sys
+c = docker.from_env()
+img, logs = c.images.build(path=sys.argv[1], tag="py:1", buildargs={"GREETING": "py"}, labels={"via": "docker-py"}, rm=True)
+text = "".join(l.get("stream", "") for l in logs)
+assert "Successfully built" in text, text
+print(img.id)
+"#;
+
+#[test]
+fn netns_build_clients_as_dockerd() {
+    if !netns_support::enabled("netns_build_clients_as_dockerd") {
+        return;
+    }
+    let b = Berthd::start();
+    let dockerd = Dockerd::start();
+    let mut peers = vec![Peer {
+        name: "berthd",
+        host: format!("unix://{}", b.sock.display()),
+        config: b.dir.path().join("docker-config"),
+    }];
+    if let Some(d) = &dockerd {
+        peers.push(Peer {
+            name: "dockerd",
+            host: d.host.clone(),
+            config: d.dir.path().join("docker-config"),
+        });
+    }
+    let ctx = context();
+    write(
+        ctx.path(),
+        "docker-compose.yml",
+        "version: \"3.7\"\nservices:\n  site:\n    build:\n      context: .\n      args:\n        GREETING: compose\n      labels:\n        via: compose\n    image: composed:1\n",
+    );
+    let ctx_path = ctx.path().to_str().unwrap();
+    let mut py = Vec::new();
+    let mut composed = Vec::new();
+    for p in &peers {
+        let o = Command::new("python3")
+            .args(["-c", DOCKER_PY_BUILD, ctx_path])
+            .env("DOCKER_HOST", &p.host)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}: docker-py: {}", p.name, text(&o));
+        py.push(config_of(&p.host, &p.config, "py:1"));
+        assert_eq!(
+            ok(&p.host, &p.config, &["run", "--rm", "py:1"]),
+            "alpha\nbeta\npy from /src\n",
+            "{}",
+            p.name
+        );
+        let o = Command::new("docker-compose")
+            .args(["-p", "bbuild", "build"])
+            .current_dir(ctx.path())
+            .env("DOCKER_HOST", &p.host)
+            .env("DOCKER_BUILDKIT", "0")
+            .env("COMPOSE_DOCKER_CLI_BUILD", "0")
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{}: compose build: {}",
+            p.name,
+            text(&o)
+        );
+        composed.push(config_of(&p.host, &p.config, "composed:1"));
+        assert_eq!(
+            ok(&p.host, &p.config, &["run", "--rm", "composed:1"]),
+            "alpha\nbeta\ncompose from /src\n",
+            "{}",
+            p.name
+        );
+    }
+    assert_eq!(py[0]["Labels"]["via"], "docker-py");
+    assert_eq!(composed[0]["Labels"]["via"], "compose");
+    if py.len() == 2 {
+        assert_eq!(
+            py[0], py[1],
+            "docker-py's build: berthd's config differs from dockerd's"
+        );
+        assert_eq!(
+            composed[0], composed[1],
+            "compose build: berthd's config differs from dockerd's"
+        );
+    }
+
+    // berth's own CLI: -q prints the ID, --iidfile keeps it, the image runs.
+    let berth = support::berthd_bin().parent().unwrap().join("berth");
+    let iid = ctx.path().join("iid");
+    let o = Command::new(&berth)
+        .env("BERTH_HOST", format!("unix://{}", b.sock.display()))
+        .args([
+            "build",
+            "-q",
+            "-t",
+            "cli:1",
+            "--build-arg",
+            "GREETING=cli",
+            "--iidfile",
+        ])
+        .arg(&iid)
+        .arg(ctx_path)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "berth build: {}", text(&o));
+    let id = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    assert!(id.starts_with("sha256:"), "{id}");
+    assert_eq!(std::fs::read_to_string(&iid).unwrap(), id);
+    let berth_host = &peers[0];
+    assert_eq!(
+        ok(
+            &berth_host.host,
+            &berth_host.config,
+            &["run", "--rm", "cli:1"]
+        ),
+        "alpha\nbeta\ncli from /src\n"
+    );
+    // Its steps stream as they run, and a failing build fails the command with the reason.
+    write(
+        ctx.path(),
+        "Dockerfile.bad",
+        &format!("FROM {IMAGE}\nRUN echo step-output && false\n"),
+    );
+    let o = Command::new(&berth)
+        .env("BERTH_HOST", format!("unix://{}", b.sock.display()))
+        .args(["build", "-f"])
+        .arg(ctx.path().join("Dockerfile.bad"))
+        .arg(ctx_path)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let t = text(&o);
+    assert!(
+        t.contains("Step 2/2 : RUN echo step-output && false") && t.contains("step-output\n"),
+        "{t}"
+    );
+    assert!(t.contains("returned a non-zero code: 1"), "{t}");
+    // builder prune: the cached steps no image keeps go.
+    ok(
+        &berth_host.host,
+        &berth_host.config,
+        &["rmi", "cli:1", "py:1", "composed:1"],
+    );
+    let pruned = Command::new(&berth)
+        .env("BERTH_HOST", format!("unix://{}", b.sock.display()))
+        .args(["builder", "prune", "-f"])
+        .output()
+        .unwrap();
+    let t = text(&pruned);
+    assert!(
+        pruned.status.success() && t.contains("Deleted build cache objects:"),
+        "{t}"
+    );
+    let all = ok(&berth_host.host, &berth_host.config, &["images", "-aq"]);
+    assert_eq!(all.lines().count(), 1, "only the base is left: {all}");
+}

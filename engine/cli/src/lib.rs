@@ -3,6 +3,7 @@
 //! human units) are pure and tested here; `main.rs` talks to the socket.
 
 pub mod client;
+pub mod context;
 pub mod events;
 pub mod output;
 pub mod rows;

@@ -63,6 +63,11 @@ enum Cmd {
     Image(ImageCmd),
     #[command(flatten)]
     Filesystem(cmd::filesystem::FilesystemCmd),
+    /// Build an image from a Dockerfile
+    Build(Box<cmd::build::BuildArgs>),
+    /// Manage builds
+    #[command(subcommand)]
+    Builder(cmd::build::BuilderCmd),
     /// Manage networks
     #[command(subcommand)]
     Network(NetworkCmd),
@@ -188,6 +193,8 @@ async fn dispatch(client: Client, cmd: Cmd) -> anyhow::Result<i32> {
         Cmd::Container(c) => cmd::container::container(&client, c).await,
         Cmd::Image(c) => cmd::image::image(&client, c).await,
         Cmd::Filesystem(c) => cmd::filesystem::filesystem(&client, c).await,
+        Cmd::Build(a) => cmd::build::build(&client, *a).await,
+        Cmd::Builder(c) => cmd::build::builder(&client, c).await,
         Cmd::Network(c) => cmd::network::network(&client, c).await,
         Cmd::Volume(c) => cmd::network::volume(&client, c).await,
         Cmd::System(c) => cmd::system::system(&client, c).await,

@@ -133,7 +133,16 @@ pub(crate) fn options(
         shm_size: (shm > 0).then_some(shm as u64),
         ulimits: ulimits
             .into_iter()
-            .map(|u| format!("{}={}:{}", u.name, u.soft, u.hard))
+            .map(|u| {
+                let n = |v: i64| {
+                    if v < 0 {
+                        "unlimited".to_string()
+                    } else {
+                        v.to_string()
+                    }
+                };
+                format!("{}={}:{}", u.name, n(u.soft), n(u.hard))
+            })
             .collect(),
         add_hosts,
         platform: q.get("platform").filter(|p| !p.is_empty()).cloned(),

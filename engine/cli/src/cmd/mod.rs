@@ -1,6 +1,7 @@
 //! The commands, grouped as the docker CLI's help groups them. Each turns its flags into API
 //! calls and prints what the docker CLI would; the shaping of output is in the library.
 
+pub mod build;
 pub mod container;
 pub mod cp;
 pub mod filesystem;
