@@ -103,10 +103,8 @@ fn add_dir<W: Write>(
                 b.append_path_with_name(&path, &child)?;
             }
             add_dir(b, &path, &child, ignore, keep)?;
-        } else if meta.is_file() || meta.file_type().is_symlink() {
-            if !excluded {
-                b.append_path_with_name(&path, &child)?;
-            }
+        } else if (meta.is_file() || meta.file_type().is_symlink()) && !excluded {
+            b.append_path_with_name(&path, &child)?;
         }
         // Sockets, FIFOs and devices are not sent (as the docker CLI skips them).
     }
