@@ -18,7 +18,7 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
   gcc libc6-dev iproute2 nftables util-linux procps python3 curl iperf3 wrk socat docker.io busybox-static \
   dnsperf dnsmasq-base aardvark-dns docker-registry skopeo apache2-utils runc podman netavark conmon \
-  python3-venv openssl tini docker-compose systemd >/dev/null
+  python3-venv openssl tini docker-compose systemd buildah >/dev/null
 # docker-py (PyPI `docker`), the second independent API client of berthd's tests.
 export BERTH_PY_VENV="${BERTH_PY_VENV:-/var/cache/berth/venv}"
 [ -x "$BERTH_PY_VENV/bin/python" ] || python3 -m venv "$BERTH_PY_VENV"
@@ -97,6 +97,9 @@ benches/compose-compare.sh --short
 
 step "the default seccomp filter's cost: berthd vs dockerd (short)"
 benches/seccomp-compare.sh --short
+
+step "docker build, cold / no change / one file changed: berthd vs dockerd and buildah (short)"
+benches/build-compare.sh --short
 
 echo
 echo "all berth tests passed"

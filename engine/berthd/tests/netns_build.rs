@@ -29,6 +29,7 @@ LABEL org.example.role=web \
       org.example.tier="front end"
 COPY --from=builder /out /usr/share/site/
 COPY --chown=1000:1000 extra.txt /data/
+ADD pkg.tar.gz /opt/
 ENV PATH=/usr/share/site/bin:$PATH GREETING=${GREETING:-unset}
 USER 1000
 WORKDIR /usr/share/site
@@ -60,6 +61,15 @@ fn context() -> tempfile::TempDir {
         "# not sent\napp/secret.txt\n*.log\n",
     );
     write(d.path(), "build.log", "noise\n");
+    // ADD unpacks a local archive.
+    write(d.path(), "pkgsrc/pkg/hello.txt", "unpacked\n");
+    let st = Command::new("tar")
+        .args(["czf", "../pkg.tar.gz", "pkg"])
+        .current_dir(d.path().join("pkgsrc"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::remove_dir_all(d.path().join("pkgsrc")).unwrap();
     d
 }
 
@@ -135,7 +145,7 @@ fn netns_build_as_dockerd() {
     if !netns_support::enabled("netns_build_as_dockerd") {
         return;
     }
-    let b = Berthd::start();
+    let mut b = Berthd::start();
     let dockerd = Dockerd::start();
     let mut peers = vec![Peer {
         name: "berthd",
@@ -242,13 +252,32 @@ fn netns_build_as_dockerd() {
     );
     let hits = again.matches("Using cache").count();
     assert!(!again.contains("Running in"), "{again}");
-    assert_eq!(hits, 18, "{again}");
+    assert_eq!(hits, 19, "{again}");
     let id2 = ok(
         &berth.host,
         &berth.config,
         &["image", "inspect", "-f", "{{.Id}}", "site:1"],
     );
     assert_eq!(id1, id2);
+    // The cache outlives berthd.
+    b.restart();
+    let after = ok(
+        &berth.host,
+        &berth.config,
+        &[
+            "build",
+            "-t",
+            "site:1",
+            "--build-arg",
+            "GREETING=hi",
+            ctx_path,
+        ],
+    );
+    assert_eq!(
+        after.matches("Using cache").count(),
+        19,
+        "after a restart: {after}"
+    );
     // One copied file changed: the steps before its COPY come from the cache, the rest run.
     write(ctx.path(), "app/b.txt", "BETA\n");
     let changed = ok(
@@ -480,6 +509,51 @@ fn netns_build_clients_as_dockerd() {
             p.name
         );
     }
+    // COPY to `/`, a glob with one match to a file, a link followed: as dockerd.
+    write(
+        ctx.path(),
+        "Dockerfile.root",
+        &format!(
+            "FROM {IMAGE}\nCOPY app/ /\nCOPY ext*.txt /single.txt\nCOPY link.txt /linked/\nRUN ls -ld / | cut -c1-10\n"
+        ),
+    );
+    std::os::unix::fs::symlink("extra.txt", ctx.path().join("link.txt")).unwrap();
+    let mut roots = Vec::new();
+    for p in &peers {
+        ok(
+            &p.host,
+            &p.config,
+            &[
+                "build",
+                "-t",
+                "rootcopy",
+                "-f",
+                ctx.path().join("Dockerfile.root").to_str().unwrap(),
+                ctx_path,
+            ],
+        );
+        let out = ok(
+            &p.host,
+            &p.config,
+            &[
+                "run",
+                "--rm",
+                "rootcopy",
+                "sh",
+                "-c",
+                "cat /a.txt /single.txt /linked/link.txt; stat -c '%a %F' / /linked/link.txt",
+            ],
+        );
+        roots.push(out);
+    }
+    assert_eq!(
+        roots[0], "alpha\nextra\nextra\n755 directory\n644 regular file\n",
+        "berthd"
+    );
+    if roots.len() == 2 {
+        assert_eq!(roots[0], roots[1]);
+    }
+    std::fs::remove_file(ctx.path().join("link.txt")).unwrap();
     assert_eq!(py[0]["Labels"]["via"], "docker-py");
     assert_eq!(composed[0]["Labels"]["via"], "compose");
     if py.len() == 2 {
@@ -544,11 +618,71 @@ fn netns_build_clients_as_dockerd() {
         "{t}"
     );
     assert!(t.contains("returned a non-zero code: 1"), "{t}");
+    // A base only a registry has is pulled; --add-host reaches RUN; an unreachable ADD URL
+    // fails naming it.
+    let registry = support::Registry::start();
+    let remote = format!("127.0.0.1:{}/bb:1", registry.port);
+    ok(
+        &berth_host.host,
+        &berth_host.config,
+        &["tag", IMAGE, &remote],
+    );
+    ok(&berth_host.host, &berth_host.config, &["push", &remote]);
+    ok(&berth_host.host, &berth_host.config, &["rmi", &remote]);
+    write(
+        ctx.path(),
+        "Dockerfile.remote",
+        &format!("FROM {remote}\nRUN grep myhost /etc/hosts\n"),
+    );
+    let out = ok(
+        &berth_host.host,
+        &berth_host.config,
+        &[
+            "build",
+            "--add-host",
+            "myhost:10.9.8.7",
+            "-t",
+            "fromreg",
+            "-f",
+            ctx.path().join("Dockerfile.remote").to_str().unwrap(),
+            ctx_path,
+        ],
+    );
+    assert!(
+        out.contains("Downloaded newer image for") && out.contains("10.9.8.7"),
+        "{out}"
+    );
+    write(
+        ctx.path(),
+        "Dockerfile.url",
+        &format!("FROM {IMAGE}\nADD http://127.0.0.1:9/nothing.txt /x\n"),
+    );
+    let o = docker(
+        &berth_host.host,
+        &berth_host.config,
+        &[
+            "build",
+            "-f",
+            ctx.path().join("Dockerfile.url").to_str().unwrap(),
+            ctx_path,
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("http://127.0.0.1:9/nothing.txt"),
+        "{}",
+        text(&o)
+    );
+    ok(
+        &berth_host.host,
+        &berth_host.config,
+        &["rmi", "fromreg", &remote],
+    );
     // builder prune: the cached steps no image keeps go.
     ok(
         &berth_host.host,
         &berth_host.config,
-        &["rmi", "cli:1", "py:1", "composed:1"],
+        &["rmi", "cli:1", "py:1", "composed:1", "rootcopy"],
     );
     let pruned = Command::new(&berth)
         .env("BERTH_HOST", format!("unix://{}", b.sock.display()))
@@ -561,5 +695,6 @@ fn netns_build_clients_as_dockerd() {
         "{t}"
     );
     let all = ok(&berth_host.host, &berth_host.config, &["images", "-aq"]);
-    assert_eq!(all.lines().count(), 1, "only the base is left: {all}");
+    let ids: std::collections::BTreeSet<&str> = all.lines().collect();
+    assert_eq!(ids.len(), 1, "only the base is left: {all}");
 }

@@ -95,7 +95,10 @@ fn add_dir<W: Write>(
         let path = dir.join(&n);
         let meta = fs::symlink_metadata(&path)?;
         let excluded = ignore.excludes(&child) && !keep.contains(&child);
-        if excluded && !(meta.is_dir() && ignore.has_exceptions()) {
+        // A directory left out is still walked when it holds the Dockerfile (the docker
+        // CLI's exception for it) or an exception may take something back below.
+        let holds_kept = keep.iter().any(|k| k.starts_with(&format!("{child}/")));
+        if excluded && !(meta.is_dir() && (ignore.has_exceptions() || holds_kept)) {
             continue;
         }
         if meta.is_dir() {
@@ -162,5 +165,15 @@ mod tests {
         let n = names(p);
         assert!(n.contains(&name) && n.contains(&"f".to_string()), "{n:?}");
         assert!(pack(&d.path().join("nope"), None).is_err());
+        // A Dockerfile in a directory .dockerignore leaves out is still sent.
+        fs::create_dir(d.path().join("docker")).unwrap();
+        fs::write(d.path().join("docker/Dockerfile"), "FROM scratch\n").unwrap();
+        fs::write(d.path().join("docker/other"), "x").unwrap();
+        fs::write(d.path().join(".dockerignore"), "docker/\n").unwrap();
+        let p = pack(d.path(), Some(&d.path().join("docker/Dockerfile"))).unwrap();
+        assert_eq!(p.dockerfile, "docker/Dockerfile");
+        let n = names(p);
+        assert!(n.contains(&"docker/Dockerfile".to_string()), "{n:?}");
+        assert!(!n.contains(&"docker/other".to_string()), "{n:?}");
     }
 }

@@ -75,11 +75,16 @@ impl Pattern {
                     if chars.get(i) == Some(&'/') {
                         i += 1;
                     }
-                    tokens.push(if i >= chars.len() {
+                    let t = if i >= chars.len() {
                         Token::All
                     } else {
                         Token::Dirs
-                    });
+                    };
+                    // `**/**/` is `**/`: repeats add states, never matches.
+                    if tokens.last() == Some(&Token::Dirs) {
+                        tokens.pop();
+                    }
+                    tokens.push(t);
                 }
                 '*' => {
                     if tokens.last() != Some(&Token::Star) {
@@ -147,11 +152,11 @@ impl Pattern {
         self.close(&mut cur);
         for c in path.chars() {
             next.iter_mut().for_each(|s| *s = false);
-            for k in 0..n {
-                for inside in [false, true] {
-                    if !cur[2 * k + usize::from(inside)] {
-                        continue;
-                    }
+            // Only the states reached so far are walked: a long pattern costs its live states.
+            let live: Vec<usize> = (0..2 * n).filter(|i| cur[*i]).collect();
+            for i in live {
+                let k = i / 2;
+                {
                     match &self.tokens[k] {
                         Token::Char(t) if *t == c => next[2 * (k + 1)] = true,
                         Token::Char(_) => {}
@@ -247,6 +252,9 @@ pub struct Ignore {
     pub rules: Vec<IgnoreRule>,
 }
 
+/// Bytes of `.dockerignore` taken at most (matching costs patterns times path length).
+pub const MAX_IGNORE_BYTES: usize = 256 << 10;
+
 /// Lines of `.dockerignore` taken at most.
 pub const MAX_IGNORE_LINES: usize = 10_000;
 
@@ -255,6 +263,12 @@ impl Ignore {
     /// trimmed, `!` exceptions, each pattern cleaned and its leading `/` dropped.
     pub fn parse(text: &str) -> Result<Ignore, PatternError> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        if text.len() > MAX_IGNORE_BYTES {
+            return Err(PatternError {
+                pattern: String::new(),
+                why: "a .dockerignore larger than 256 KiB",
+            });
+        }
         let mut rules = Vec::new();
         for line in text.lines() {
             if line.starts_with('#') {

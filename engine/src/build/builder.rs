@@ -138,6 +138,8 @@ impl Builder {
         scratch: PathBuf,
         cache_path: PathBuf,
     ) -> Builder {
+        // What a build killed with berthd left (contexts, layers being written) goes.
+        let _ = crate::tree::remove_tree(&scratch);
         Builder {
             engine,
             ops,
@@ -185,8 +187,12 @@ impl Builder {
         registry: &RegistryFor,
         out: &mpsc::Sender<Progress>,
     ) -> Result<Digest, BuildError> {
-        let text = ctx.dockerfile(opts.dockerfile.as_deref())?;
-        ctx.apply_ignore()?;
+        // File work on this thread, off the runtime's other tasks.
+        let text = tokio::task::block_in_place(|| {
+            let text = ctx.dockerfile(opts.dockerfile.as_deref())?;
+            ctx.apply_ignore()?;
+            Ok::<_, BuildError>(text)
+        })?;
         let df = dockerfile::parse(&text).map_err(|e| BuildError::Invalid(e.to_string()))?;
         let mut plan = stages::plan(&df, &opts.build_args, opts.target.as_deref())
             .map_err(|e| BuildError::Invalid(e.to_string()))?;
@@ -556,7 +562,13 @@ impl Builder {
         .await
         .map_err(blocking_err)?
         .map_err(|e| BuildError::Failed(e.to_string()))?;
-        self.cache.put(key, rec.id.clone());
+        {
+            let cache = self.cache.clone();
+            let id = rec.id.clone();
+            tokio::task::spawn_blocking(move || cache.put(key, id))
+                .await
+                .map_err(blocking_err)?;
+        }
         say(
             run.out,
             format!(" ---> {}\n", short_id(&rec.id.to_string())),
@@ -680,40 +692,89 @@ impl Builder {
             }),
             ..Default::default()
         };
-        let (id, log_path, rx) = {
-            let mut e = self.engine.lock().await;
-            let id = e
-                .create(opts)
-                .map_err(|e| BuildError::Failed(e.to_string()))?;
+        let id = self
+            .engine
+            .lock()
+            .await
+            .create(opts)
+            .map_err(|e| BuildError::Failed(e.to_string()))?;
+        // From here every way out removes the container (and its anonymous volumes), but a
+        // failed command's without --force-rm, which Docker leaves for inspection.
+        let outcome = self
+            .run_and_commit(run, st, &id, &cmd, saved, created_by)
+            .await;
+        let remove = match &outcome {
+            Ok(_) => run.opts.rm || run.opts.force_rm,
+            Err((_, failed_command)) => !failed_command || run.opts.force_rm,
+        };
+        if remove {
+            let _ = self.ops.remove(&id, true, true).await;
+        }
+        let rec = outcome.map_err(|(e, _)| e)?;
+        if remove {
+            say(
+                run.out,
+                format!("Removing intermediate container {}\n", short_id(&id)),
+            )
+            .await?;
+        }
+        {
+            let cache = self.cache.clone();
+            let id = rec.id.clone();
+            tokio::task::spawn_blocking(move || cache.put(key, id))
+                .await
+                .map_err(blocking_err)?;
+        }
+        say(
+            run.out,
+            format!(" ---> {}\n", short_id(&rec.id.to_string())),
+        )
+        .await?;
+        st.image = Some(rec);
+        Ok(())
+    }
+
+    /// Runs a RUN step's container and stores its changes. The error says whether the
+    /// command itself failed (the container is then kept unless --force-rm).
+    async fn run_and_commit(
+        &self,
+        run: &Run<'_>,
+        st: &StageState,
+        id: &str,
+        cmd: &[String],
+        saved: Vec<String>,
+        created_by: String,
+    ) -> Result<ImageRecord, (BuildError, bool)> {
+        let other = |e: BuildError| (e, false);
+        let (log_path, rx) = {
+            let e = self.engine.lock().await;
             let rx = e
-                .subscribe(&id)
-                .map_err(|e| BuildError::Failed(e.to_string()))?;
-            (id.clone(), e.log_path(&id), rx)
+                .subscribe(id)
+                .map_err(|e| other(BuildError::Failed(e.to_string())))?;
+            (e.log_path(id), rx)
         };
-        say(run.out, format!(" ---> Running in {}\n", short_id(&id))).await?;
-        let result = self.run_container(run, &id, &log_path, rx).await;
-        let code = match result {
-            Ok(code) => code,
-            Err(e) => {
-                let _ = self.ops.remove(&id, true, false).await;
-                return Err(e);
-            }
-        };
+        say(run.out, format!(" ---> Running in {}\n", short_id(id)))
+            .await
+            .map_err(other)?;
+        let code = self
+            .run_container(run, id, &log_path, rx)
+            .await
+            .map_err(other)?;
         if code != 0 {
-            if run.opts.force_rm {
-                let _ = self.ops.remove(&id, true, false).await;
-            }
-            return Err(BuildError::Failed(format!(
-                "The command '{}' returned a non-zero code: {code}",
-                cmd.join(" ")
-            )));
+            return Err((
+                BuildError::Failed(format!(
+                    "The command '{}' returned a non-zero code: {code}",
+                    cmd.join(" ")
+                )),
+                true,
+            ));
         }
         let mut container_config = st.config.clone();
         container_config.insert("Cmd".into(), json!(saved));
         let child = ChildImage {
             config: Value::Object(st.config.clone()),
             container_config: Value::Object(container_config),
-            container: id.clone(),
+            container: id.to_string(),
             author: st.author.clone(),
             comment: String::new(),
             created_by,
@@ -722,29 +783,13 @@ impl Builder {
             .engine
             .lock()
             .await
-            .commit_plan(&id)
-            .map_err(|e| BuildError::Failed(e.to_string()))?;
+            .commit_plan(id)
+            .map_err(|e| other(BuildError::Failed(e.to_string())))?;
         let store = self.images.clone();
-        let committed = tokio::task::spawn_blocking(move || plan.store(&store, child, None, false))
+        tokio::task::spawn_blocking(move || plan.store(&store, child, None, false))
             .await
-            .map_err(blocking_err)?;
-        if run.opts.rm || run.opts.force_rm || committed.is_err() {
-            let _ = self.ops.remove(&id, true, false).await;
-            say(
-                run.out,
-                format!("Removing intermediate container {}\n", short_id(&id)),
-            )
-            .await?;
-        }
-        let rec = committed.map_err(|e| BuildError::Failed(e.to_string()))?;
-        self.cache.put(key, rec.id.clone());
-        say(
-            run.out,
-            format!(" ---> {}\n", short_id(&rec.id.to_string())),
-        )
-        .await?;
-        st.image = Some(rec);
-        Ok(())
+            .map_err(|e| other(blocking_err(e)))?
+            .map_err(|e| other(BuildError::Failed(e.to_string())))
     }
 
     /// Starts container `id`, streams its output from its log, and waits for its exit code.
@@ -776,6 +821,9 @@ impl Builder {
         let code = loop {
             tokio::select! {
                 code = &mut wait => break code.unwrap_or(-1),
+                // The client went away: the step stops (its container is removed by the
+                // caller) instead of running on for nobody.
+                () = run.out.closed() => return Err(BuildError::Cancelled),
                 r = watch.changed() => {
                     r.map_err(|source| BuildError::Io { what: "watching the step's output".into(), source })?;
                     Self::forward(run, &mut follower).await?;
@@ -865,7 +913,7 @@ impl Builder {
         enum Src {
             Context(Vec<copy::Source>),
             Image(Box<ImageRecord>, String),
-            Url(String),
+            Url(tempfile::TempPath, String),
         }
         let mut sources = Vec::new();
         let mut key_parts = Vec::new();
@@ -887,8 +935,19 @@ impl Builder {
                 sources.push(Src::Image(Box::new(rec), s.clone()));
                 count += 1;
             } else if k == "ADD" && (s.starts_with("http://") || s.starts_with("https://")) {
-                key_parts.push(format!("url:{s}"));
-                sources.push(Src::Url(s.clone()));
+                // Downloaded at every build and keyed by its content, as Docker's.
+                let (file, name) = self.download(s).await?;
+                let path = file.to_path_buf();
+                let sum = tokio::task::spawn_blocking(move || {
+                    copy::checksum(&[copy::Source {
+                        rel: String::new(),
+                        path,
+                    }])
+                })
+                .await
+                .map_err(blocking_err)??;
+                key_parts.push(format!("url:{s}:{sum}"));
+                sources.push(Src::Url(file, name));
                 count += 1;
             } else if s.contains("://") || s.starts_with("git@") {
                 return Err(BuildError::Invalid(format!(
@@ -898,8 +957,9 @@ impl Builder {
             } else {
                 let root = run.ctx.root();
                 let ctx = run.ctx;
-                let found = copy::select(&root, s, |r| ctx.resolve(r), k)?;
-                count += found.len() + usize::from(copy::has_wildcards(s));
+                let found =
+                    tokio::task::block_in_place(|| copy::select(&root, s, |r| ctx.resolve(r), k))?;
+                count += found.len();
                 let sum = {
                     let found = found.clone();
                     tokio::task::spawn_blocking(move || copy::checksum(&found))
@@ -967,15 +1027,6 @@ impl Builder {
                 }
             }
         }
-        // Downloads first (no file system is open while the network is waited on).
-        let mut downloads: Vec<Option<(tempfile::TempPath, String)>> = Vec::new();
-        for s in &sources {
-            if let Src::Url(u) = s {
-                downloads.push(Some(self.download(u).await?));
-            } else {
-                downloads.push(None);
-            }
-        }
         let images = self.images.clone();
         let work = self.scratch.join("layers");
         let parent_image = st.image.clone();
@@ -1033,7 +1084,7 @@ impl Builder {
                     .map_or("/", |(d, _)| if d.is_empty() { "/" } else { d })
                     .to_string()
             };
-            for (s, dl) in sources.iter().zip(downloads) {
+            for s in &sources {
                 match s {
                     Src::Context(found) => {
                         for f in found {
@@ -1059,11 +1110,10 @@ impl Builder {
                             }
                         }
                     }
-                    Src::Url(_) => {
-                        let (file, name) = dl.expect("downloaded above");
-                        let t = file_target(&layer, &name)?;
+                    Src::Url(file, name) => {
+                        let t = file_target(&layer, name)?;
                         layer.parents(&parent_of(&t))?;
-                        layer.host(&file, &t)?;
+                        layer.host(file, &t)?;
                     }
                     Src::Image(rec, path) => {
                         let sview = view::open(
@@ -1073,8 +1123,22 @@ impl Builder {
                             &format!("image {}", short_id(&rec.id.to_string())),
                         )
                         .map_err(io("opening the source image"))?;
+                        // The source's own link is followed inside its image, as Docker's.
+                        let abs = format!("/{}", path.trim_start_matches('/'));
+                        let (real, found) = copy::lookup(&sview, &abs, true)?;
+                        if found == Found::Missing {
+                            return Err(BuildError::Invalid(format!(
+                                "{kk} failed: stat {path}: file does not exist in the source image"
+                            )));
+                        }
+                        let original = berth_common::pattern::clean(&abs)
+                            .rsplit('/')
+                            .next()
+                            .filter(|n| !n.is_empty())
+                            .unwrap_or("/")
+                            .to_string();
                         let r = sview
-                            .resolve(path)
+                            .resolve(&real)
                             .map_err(|e| BuildError::Invalid(format!("{kk} failed: {e}")))?;
                         let stat = sview
                             .stat_resolved(&r)
@@ -1089,7 +1153,7 @@ impl Builder {
                         let t = if is_dir {
                             dir_target(&layer)?
                         } else {
-                            file_target(&layer, &r.name)?
+                            file_target(&layer, &original)?
                         };
                         layer.parents(&parent_of(&t))?;
                         layer.from_tar(std::io::BufReader::new(spool), &r.name, &t)?;

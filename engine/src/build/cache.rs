@@ -29,6 +29,8 @@ struct Entries {
 pub struct BuildCache {
     path: PathBuf,
     entries: Mutex<Entries>,
+    /// Held while the file is written: concurrent builds never write the same temporary file.
+    saving: Mutex<()>,
 }
 
 /// A step's key from its parts.
@@ -56,6 +58,7 @@ impl BuildCache {
         BuildCache {
             path: path.to_path_buf(),
             entries: Mutex::new(entries),
+            saving: Mutex::new(()),
         }
     }
 
@@ -69,8 +72,9 @@ impl BuildCache {
         Some(hit.0.clone())
     }
 
-    /// Records that step `key` made image `id`, and saves.
+    /// Records that step `key` made image `id`, and saves (blocking: call it off the runtime).
     pub fn put(&self, key: String, id: Digest) {
+        let _saving = self.saving.lock().unwrap_or_else(|p| p.into_inner());
         let snapshot = {
             let mut e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
             e.clock += 1;
@@ -87,7 +91,7 @@ impl BuildCache {
             }
             serde_json::to_value(&*e).unwrap_or_default()
         };
-        // Written outside the lock: a concurrent save writes the same or newer entries.
+        // Written outside the entries' lock (lookups go on), under the save's.
         if let Err(e) = berth_common::persist::save(&self.path, &snapshot) {
             tracing::warn!("saving the build cache {}: {e}", self.path.display());
         }
@@ -95,6 +99,7 @@ impl BuildCache {
 
     /// Forgets every entry whose image `keep` refuses; returns those images.
     pub fn retain(&self, keep: impl Fn(&Digest) -> bool) -> Vec<Digest> {
+        let _saving = self.saving.lock().unwrap_or_else(|p| p.into_inner());
         let (gone, snapshot) = {
             let mut e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
             let mut gone = Vec::new();

@@ -63,9 +63,10 @@ impl Context {
         Ok(Context { dir })
     }
 
-    /// The context's root directory.
+    /// The context's root directory (its real path: lookups compare against it).
     pub fn root(&self) -> PathBuf {
-        self.dir.path().join("root")
+        let root = self.dir.path().join("root");
+        std::fs::canonicalize(&root).unwrap_or(root)
     }
 
     /// Looks `rel` up inside the context (links followed, never out of it); the path it

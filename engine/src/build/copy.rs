@@ -59,6 +59,14 @@ pub fn select(
             what: format!("{keyword}: reading the build context"),
             source,
         })?;
+        // A matching link is followed (inside the context), as a named source is.
+        let mut resolved = Vec::with_capacity(out.len());
+        for m in out {
+            if let Some(path) = lookup(&m.rel)? {
+                resolved.push(Source { rel: m.rel, path });
+            }
+        }
+        let out = resolved;
         if out.is_empty() {
             return Err(BuildError::Invalid(format!(
                 "{keyword} failed: no source files were specified"
@@ -188,6 +196,61 @@ pub enum Found {
     Other,
 }
 
+/// `path` (absolute) in the image with the links of its directories followed inside it,
+/// and what is there (the last component's own link is followed with `follow_last`).
+pub fn lookup(
+    view: &ArchiveRoot,
+    path: &str,
+    follow_last: bool,
+) -> Result<(String, Found), BuildError> {
+    let mut todo: Vec<String> = clean(path)
+        .split('/')
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect();
+    todo.reverse();
+    let mut cur = String::new();
+    let mut links = 0;
+    while let Some(part) = todo.pop() {
+        let candidate = format!("{cur}/{part}");
+        match view.stat(&candidate) {
+            Err(ArchiveError::NotFound { .. }) => {
+                let mut rest = candidate;
+                while let Some(p) = todo.pop() {
+                    rest = format!("{rest}/{p}");
+                }
+                return Ok((rest, Found::Missing));
+            }
+            Err(e) => return Err(archive_err(e)),
+            Ok(st) if !st.link_target.is_empty() && (follow_last || !todo.is_empty()) => {
+                links += 1;
+                if links > MAX_LINKS {
+                    return Err(BuildError::Invalid(format!(
+                        "too many levels of symbolic links in {path}"
+                    )));
+                }
+                let mut parts: Vec<String> = st
+                    .link_target
+                    .split('/')
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                parts.reverse();
+                todo.extend(parts);
+                cur = String::new();
+            }
+            Ok(st) => {
+                cur = candidate;
+                if todo.is_empty() {
+                    let dir = st.mode & (1 << 31) != 0;
+                    return Ok((cur, if dir { Found::Dir } else { Found::Other }));
+                }
+            }
+        }
+    }
+    Ok(("/".into(), Found::Dir))
+}
+
 /// The layer a `COPY` writes, as a tar.
 #[allow(missing_debug_implementations)]
 pub struct LayerTar<'v, W: Write> {
@@ -223,55 +286,9 @@ impl<'v, W: Write> LayerTar<'v, W> {
         self.b.into_inner()
     }
 
-    /// `path` (absolute) in the image with the links of its directories followed inside it,
-    /// and what is there (the last component's own link is followed with `follow_last`).
+    /// `path` (absolute) in the image being written over, as [`lookup`] finds it.
     pub fn lookup(&self, path: &str, follow_last: bool) -> Result<(String, Found), BuildError> {
-        let mut todo: Vec<String> = clean(path)
-            .split('/')
-            .filter(|p| !p.is_empty())
-            .map(str::to_string)
-            .collect();
-        todo.reverse();
-        let mut cur = String::new();
-        let mut links = 0;
-        while let Some(part) = todo.pop() {
-            let candidate = format!("{cur}/{part}");
-            match self.view.stat(&candidate) {
-                Err(ArchiveError::NotFound { .. }) => {
-                    let mut rest = candidate;
-                    while let Some(p) = todo.pop() {
-                        rest = format!("{rest}/{p}");
-                    }
-                    return Ok((rest, Found::Missing));
-                }
-                Err(e) => return Err(archive_err(e)),
-                Ok(st) if !st.link_target.is_empty() && (follow_last || !todo.is_empty()) => {
-                    links += 1;
-                    if links > MAX_LINKS {
-                        return Err(BuildError::Invalid(format!(
-                            "too many levels of symbolic links in {path}"
-                        )));
-                    }
-                    let mut parts: Vec<String> = st
-                        .link_target
-                        .split('/')
-                        .filter(|p| !p.is_empty())
-                        .map(str::to_string)
-                        .collect();
-                    parts.reverse();
-                    todo.extend(parts);
-                    cur = String::new();
-                }
-                Ok(st) => {
-                    cur = candidate;
-                    if todo.is_empty() {
-                        let dir = st.mode & (1 << 31) != 0;
-                        return Ok((cur, if dir { Found::Dir } else { Found::Other }));
-                    }
-                }
-            }
-        }
-        Ok(("/".into(), Found::Dir))
+        lookup(self.view, path, follow_last)
     }
 
     /// Writes `dir` (resolved, absolute) and its parents as directories: with their metadata
@@ -343,8 +360,40 @@ impl<'v, W: Write> LayerTar<'v, W> {
     }
 
     /// Copies host path `src` (a file, link or directory of the context) to `dest` (absolute,
-    /// resolved): a directory's contents go into `dest`, which becomes a directory.
+    /// resolved): a directory's contents go into `dest`, which is made as [`LayerTar::parents`]
+    /// makes directories (its own metadata kept when the image has it), as Docker's.
     pub fn host(&mut self, src: &Path, dest: &str) -> Result<(), BuildError> {
+        let m = fs::symlink_metadata(src).map_err(|source| BuildError::Io {
+            what: format!("reading {}", src.display()),
+            source,
+        })?;
+        if m.is_dir() {
+            self.parents(dest)?;
+            self.host_children(src, dest)
+        } else {
+            self.host_entry(src, dest)
+        }
+    }
+
+    fn host_children(&mut self, src: &Path, dest: &str) -> Result<(), BuildError> {
+        let io = |source| BuildError::Io {
+            what: format!("reading {}", src.display()),
+            source,
+        };
+        let mut names: Vec<_> = fs::read_dir(src)
+            .map_err(io)?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<Result<_, _>>()
+            .map_err(io)?;
+        names.sort();
+        for n in names {
+            let child = format!("{}/{}", dest.trim_end_matches('/'), n.to_string_lossy());
+            self.host_entry(&src.join(&n), &child)?;
+        }
+        Ok(())
+    }
+
+    fn host_entry(&mut self, src: &Path, dest: &str) -> Result<(), BuildError> {
         let io = |source| BuildError::Io {
             what: format!("reading {}", src.display()),
             source,
@@ -356,22 +405,11 @@ impl<'v, W: Write> LayerTar<'v, W> {
             h.set_entry_type(tar::EntryType::Directory);
             h.set_size(0);
             self.append(h, dest, io::empty())?;
-            let mut names: Vec<_> = fs::read_dir(src)
-                .map_err(io)?
-                .map(|e| e.map(|e| e.file_name()))
-                .collect::<Result<_, _>>()
-                .map_err(io)?;
-            names.sort();
-            for n in names {
-                let child = format!("{}/{}", dest.trim_end_matches('/'), n.to_string_lossy());
-                self.host(&src.join(&n), &child)?;
-            }
+            self.host_children(src, dest)?;
         } else if ft.is_symlink() {
             let target = fs::read_link(src).map_err(io)?;
             h.set_entry_type(tar::EntryType::Symlink);
-            h.set_size(0);
-            h.set_link_name(&target).map_err(io)?;
-            self.append(h, dest, io::empty())?;
+            self.append_link(h, dest, &target)?;
         } else if ft.is_file() {
             h.set_entry_type(tar::EntryType::Regular);
             h.set_size(m.len());
@@ -390,6 +428,25 @@ impl<'v, W: Write> LayerTar<'v, W> {
                 src.display()
             )));
         }
+        Ok(())
+    }
+
+    /// A link entry (long targets in GNU/PAX extensions, as the tar crate writes them).
+    fn append_link(
+        &mut self,
+        mut h: tar::Header,
+        path: &str,
+        target: &Path,
+    ) -> Result<(), BuildError> {
+        h.set_size(0);
+        let name = path.trim_start_matches('/');
+        self.b
+            .append_link(&mut h, name, target)
+            .map_err(|source| BuildError::Io {
+                what: format!("writing {path} into the layer"),
+                source,
+            })?;
+        self.written.insert(path.to_string());
         Ok(())
     }
 
@@ -423,6 +480,12 @@ impl<'v, W: Write> LayerTar<'v, W> {
                 format!("{}/{rest}", dest.trim_end_matches('/'))
             };
             let mut h = e.header().clone();
+            if rest.is_empty() && h.entry_type() == tar::EntryType::Directory {
+                // The copied directory itself: made as missing parents are, its metadata kept
+                // where the image has it.
+                self.parents(dest)?;
+                continue;
+            }
             h.set_uid(self.apply.uid);
             h.set_gid(self.apply.gid);
             if let Some(m) = self.apply.mode {
@@ -445,8 +508,16 @@ impl<'v, W: Write> LayerTar<'v, W> {
                             .to_string()
                     };
                     let t = format!("{}/{t_rest}", dest.trim_end_matches('/'));
-                    h.set_link_name(t.trim_start_matches('/')).map_err(io)?;
-                    self.append(h, &target, io::empty())?;
+                    let t = t.trim_start_matches('/').to_string();
+                    self.append_link(h, &target, Path::new(&t))?;
+                }
+                tar::EntryType::Symlink => {
+                    let t = e
+                        .link_name()
+                        .map_err(io)?
+                        .map(|t| t.into_owned())
+                        .unwrap_or_default();
+                    self.append_link(h, &target, &t)?;
                 }
                 _ => {
                     let size = h.size().map_err(io)?;

@@ -127,7 +127,9 @@ pub fn arg_decl(
         message,
     };
     let text = ins.args.trim();
-    if text.is_empty() || text.split_whitespace().count() != 1 {
+    // Words split as Docker's parser splits them (`ARG OPTS="-a -b"` is one word).
+    let words = super::words::split_raw(text, escape).map_err(|e| err(e.to_string()))?;
+    if words.len() != 1 {
         return Err(err(format!(
             "requires exactly one argument (NAME or NAME=value), not {text:?}"
         )));
@@ -349,6 +351,12 @@ mod tests {
             plan(&df, &BTreeMap::new(), None),
             Err(PlanError::From { line: 1, .. })
         ));
+        let df = parse("ARG OPTS=\"-a -b\"\nFROM a\n").unwrap();
+        let p = plan(&df, &BTreeMap::new(), None).unwrap();
+        assert_eq!(
+            p.meta_args,
+            [("OPTS".to_string(), Some("-a -b".to_string()))]
+        );
         let df = parse("FROM a AS 1x\n").unwrap();
         assert!(plan(&df, &BTreeMap::new(), None).is_err());
         let df = parse("FROM a AS x\nFROM b AS x\n").unwrap();

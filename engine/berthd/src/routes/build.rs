@@ -25,7 +25,9 @@ fn json_param<T: serde::de::DeserializeOwned + Default>(
 ) -> Result<T, ApiError> {
     match q.get(k).map(|v| v.trim()).filter(|v| !v.is_empty()) {
         None => Ok(T::default()),
-        Some(v) => serde_json::from_str(v)
+        // `null` (the docker CLI's empty lists) is nothing.
+        Some(v) => serde_json::from_str::<Option<T>>(v)
+            .map(Option::unwrap_or_default)
             .map_err(|e| ApiError::bad(format!("invalid {k} {v:?}: {e} (valid: {valid})"))),
     }
 }
@@ -290,8 +292,15 @@ mod tests {
             ("memory", "0"),
             ("cpushares", "0"),
             ("shmsize", "1048576"),
+            ("cachefrom", "null"),
             ("ulimits", r#"[{"Name":"nofile","Soft":10,"Hard":20}]"#),
         ]);
+        let (n, nu) = q(&[
+            ("ulimits", "null"),
+            ("buildargs", "null"),
+            ("labels", "null"),
+        ]);
+        assert!(options(&n, &nu).unwrap().ulimits.is_empty());
         let o = options(&m, &u).unwrap();
         assert_eq!(o.tags, ["a:1"]);
         assert_eq!(o.dockerfile.as_deref(), Some("sub/Dockerfile"));

@@ -72,14 +72,17 @@ impl AppState {
             security_options: engine.host_security().security_options(),
         };
         let (index, images, wiring) = (engine.index(), engine.images().clone(), engine.wiring());
-        let cache_path = engine.config().data_root.join("builder").join("cache.json");
+        // Contexts and layers being written go on the data root's disk, not the exec root's
+        // tmpfs: a context may be large.
+        let builder_root = engine.config().data_root.join("builder");
+        let cache_path = builder_root.join("cache.json");
         let engine = Arc::new(Mutex::new(engine));
         let ops = Ops::new(EngineMachine::new(engine.clone()));
         let builder = engine::build::builder::Builder::new(
             engine.clone(),
             ops.clone(),
             images.clone(),
-            scratch.join("build"),
+            builder_root.join("tmp"),
             cache_path,
         );
         let image_backend = engine::container::images::ImageBackend::new(
