@@ -36,6 +36,7 @@ exec unshare --net --mount --pid --fork --mount-proc --propagation private -- ba
   for a in sh cat md5sum echo; do ln -s busybox "$run/rootfs/bin/$a"; done
   tar -C "$run/rootfs" -cf "$run/busybox.tar" .
   export DOCKER_CONFIG=$run/docker-config DOCKER_BUILDKIT=0
+  mkdir -p "$DOCKER_CONFIG"; echo "{}" > "$DOCKER_CONFIG/config.json"
   ctx=$run/ctx
   mkdir -p "$ctx/data"
   for i in $(seq "$MB"); do head -c 1048576 /dev/urandom > "$ctx/data/f$i.bin"; done

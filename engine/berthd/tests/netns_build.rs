@@ -622,6 +622,23 @@ fn netns_build_clients_as_dockerd() {
     // fails naming it.
     let registry = support::Registry::start();
     let remote = format!("127.0.0.1:{}/bb:1", registry.port);
+    // py:1 to the registry, for --cache-from below.
+    let cached_remote = format!("127.0.0.1:{}/py:1", registry.port);
+    ok(
+        &berth_host.host,
+        &berth_host.config,
+        &["tag", "py:1", &cached_remote],
+    );
+    ok(
+        &berth_host.host,
+        &berth_host.config,
+        &["push", &cached_remote],
+    );
+    ok(
+        &berth_host.host,
+        &berth_host.config,
+        &["rmi", &cached_remote],
+    );
     ok(
         &berth_host.host,
         &berth_host.config,
@@ -697,4 +714,39 @@ fn netns_build_clients_as_dockerd() {
     let all = ok(&berth_host.host, &berth_host.config, &["images", "-aq"]);
     let ids: std::collections::BTreeSet<&str> = all.lines().collect();
     assert_eq!(ids.len(), 1, "only the base is left: {all}");
+
+    // --cache-from: a pulled image's steps stand for the build's (no local cache left).
+    ok(
+        &berth_host.host,
+        &berth_host.config,
+        &["pull", &cached_remote],
+    );
+    let out = ok(
+        &berth_host.host,
+        &berth_host.config,
+        &[
+            "build",
+            "--cache-from",
+            &cached_remote,
+            "--build-arg",
+            "GREETING=py",
+            "-t",
+            "fromcache",
+            ctx_path,
+        ],
+    );
+    // The final stage's steps all come from it; the builder stage's are not in the final
+    // image's history (as with Docker's legacy builder), but its files are the same, so the
+    // COPY --from and all after it hit.
+    let final_stage = out.split("Step 7/21").nth(1).unwrap_or_default();
+    assert!(!final_stage.contains("Running in"), "{out}");
+    assert_eq!(final_stage.matches("Using cache").count(), 14, "{out}");
+    assert_eq!(
+        ok(
+            &berth_host.host,
+            &berth_host.config,
+            &["run", "--rm", "fromcache"]
+        ),
+        "alpha\nbeta\npy from /src\n"
+    );
 }

@@ -28,7 +28,7 @@ use crate::container::ops::{Ops, WaitCondition, wait_for};
 use crate::container::{CreateOptions, Engine, EngineMachine};
 use crate::image::reference::{Digest, Reference};
 use crate::image::registry::Registry;
-use crate::image::store::{ChildImage, ImageRecord, ImageStore};
+use crate::image::store::{ChildImage, ImageRecord, ImageStore, StepLayer};
 use berth_common::id::short_id;
 
 /// The registry client for a registry's name (`docker.io`, `localhost:5000`), carrying the
@@ -77,6 +77,8 @@ pub struct BuildOptions {
     pub platform: Option<String>,
     /// `--memory`, bytes.
     pub memory: Option<u64>,
+    /// `--cache-from`: images whose steps may stand for this build's.
+    pub cache_from: Vec<String>,
 }
 
 /// The builder.
@@ -106,6 +108,41 @@ struct Run<'a> {
     plan: &'a Plan,
     results: Vec<Option<ImageRecord>>,
     used_args: BTreeSet<String>,
+    cache_from: Vec<CacheImage>,
+}
+
+/// A `--cache-from` image: its record, its history (created_by, empty layer) and diff IDs.
+struct CacheImage {
+    image: ImageRecord,
+    history: Vec<(String, bool)>,
+    diff_ids: Vec<String>,
+}
+
+fn history_of(config: &Value) -> Vec<(String, bool)> {
+    config["history"]
+        .as_array()
+        .map(|h| {
+            h.iter()
+                .map(|e| {
+                    (
+                        e["created_by"].as_str().unwrap_or_default().to_string(),
+                        e["empty_layer"].as_bool().unwrap_or(false),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn diff_ids_of(config: &Value) -> Vec<String> {
+    config["rootfs"]["diff_ids"]
+        .as_array()
+        .map(|d| {
+            d.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 async fn say(out: &mpsc::Sender<Progress>, text: impl Into<String>) -> Result<(), BuildError> {
@@ -226,7 +263,31 @@ impl Builder {
             plan: &plan,
             results: Vec::new(),
             used_args: BTreeSet::new(),
+            cache_from: Vec::new(),
         };
+        // `--cache-from` images the store has (Docker's legacy builder does not pull them).
+        for name in &opts.cache_from {
+            let Ok(image) = self.images.resolve(name) else {
+                say(
+                    out,
+                    format!("[Warning] cache-from image {name} not found: not used\n"),
+                )
+                .await?;
+                continue;
+            };
+            let raw: Value = self
+                .images
+                .blobs()
+                .read(&image.id)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default();
+            run.cache_from.push(CacheImage {
+                history: history_of(&raw),
+                diff_ids: diff_ids_of(&raw),
+                image,
+            });
+        }
         let total = plan.steps();
         let mut step = 0;
         for (si, stage) in plan.stages.iter().enumerate() {
@@ -513,6 +574,115 @@ impl Builder {
         self.commit_or_cache(run, st, &created_by, cmd, None).await
     }
 
+    /// A step's image from the cache (`key`), or made from a `--cache-from` image whose history
+    /// continues the stage's image's with this step: `true` when there is one (now the stage's).
+    async fn cached(
+        &self,
+        run: &Run<'_>,
+        st: &mut StageState,
+        key: &str,
+        created_by: &str,
+        container_cmd: &[String],
+    ) -> Result<bool, BuildError> {
+        if run.opts.no_cache {
+            return Ok(false);
+        }
+        let mut found = self
+            .cache
+            .get(key)
+            .and_then(|hit| self.images.resolve(&hit.to_string()).ok());
+        if found.is_none() && !run.cache_from.is_empty() {
+            found = self
+                .from_cache_images(run, st, created_by, container_cmd)
+                .await?;
+            if let Some(rec) = &found {
+                let (cache, key, id) = (self.cache.clone(), key.to_string(), rec.id.clone());
+                tokio::task::spawn_blocking(move || cache.put(key, id))
+                    .await
+                    .map_err(blocking_err)?;
+            }
+        }
+        let Some(rec) = found else {
+            return Ok(false);
+        };
+        say(
+            run.out,
+            format!(
+                " ---> Using cache\n ---> {}\n",
+                short_id(&rec.id.to_string())
+            ),
+        )
+        .await?;
+        st.image = Some(rec);
+        Ok(true)
+    }
+
+    /// The step made from a `--cache-from` image: one whose history and layers begin with the
+    /// stage image's and whose next history entry is this step; its layer (if the step has
+    /// one) is reused on the stage's image.
+    async fn from_cache_images(
+        &self,
+        run: &Run<'_>,
+        st: &StageState,
+        created_by: &str,
+        container_cmd: &[String],
+    ) -> Result<Option<ImageRecord>, BuildError> {
+        let (history, diffs) = match &st.image {
+            Some(img) => {
+                let raw: Value = self
+                    .images
+                    .blobs()
+                    .read(&img.id)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok())
+                    .unwrap_or_default();
+                (history_of(&raw), diff_ids_of(&raw))
+            }
+            None => (Vec::new(), Vec::new()),
+        };
+        for c in &run.cache_from {
+            if c.history.len() <= history.len()
+                || c.history[..history.len()] != history[..]
+                || c.diff_ids.len() < diffs.len()
+                || c.diff_ids[..diffs.len()] != diffs[..]
+            {
+                continue;
+            }
+            let (next_by, empty) = &c.history[history.len()];
+            if next_by != created_by {
+                continue;
+            }
+            let layer = if *empty {
+                StepLayer::Empty
+            } else {
+                match c.image.layers.get(diffs.len()) {
+                    Some(l) => StepLayer::Stored(l.clone()),
+                    None => continue,
+                }
+            };
+            let mut container_config = st.config.clone();
+            container_config.insert("Cmd".into(), json!(container_cmd));
+            let child = ChildImage {
+                config: Value::Object(st.config.clone()),
+                container_config: Value::Object(container_config),
+                container: String::new(),
+                author: st.author.clone(),
+                comment: String::new(),
+                created_by: created_by.to_string(),
+            };
+            let store = self.images.clone();
+            let parent = st.image.as_ref().map(|i| i.id.clone());
+            let rec = tokio::task::spawn_blocking(move || {
+                store.commit_step::<std::fs::File>(parent.as_ref(), layer, child, None)
+            })
+            .await
+            .map_err(blocking_err)?
+            .map_err(|e| BuildError::Failed(e.to_string()))?;
+            return Ok(Some(rec));
+        }
+        Ok(None)
+    }
+
     /// The step's image: from the cache, or `layer` (a tar file; none: an empty layer) stored
     /// on the stage's image.
     async fn commit_or_cache(
@@ -529,21 +699,11 @@ impl Builder {
             &format!("{created_by}\0{}", st.author),
             &Value::Object(st.config.clone()),
         );
-        if !run.opts.no_cache {
-            if let Some(hit) = self.cache.get(&key) {
-                if let Ok(rec) = self.images.resolve(&hit.to_string()) {
-                    say(
-                        run.out,
-                        format!(
-                            " ---> Using cache\n ---> {}\n",
-                            short_id(&rec.id.to_string())
-                        ),
-                    )
-                    .await?;
-                    st.image = Some(rec);
-                    return Ok(());
-                }
-            }
+        if self
+            .cached(run, st, &key, &created_by, &container_cmd)
+            .await?
+        {
+            return Ok(());
         }
         let mut container_config = st.config.clone();
         container_config.insert("Cmd".into(), json!(container_cmd));
@@ -556,6 +716,10 @@ impl Builder {
             created_by: created_by.to_string(),
         };
         let store = self.images.clone();
+        let layer = match layer {
+            Some(f) => StepLayer::Tar(f),
+            None => StepLayer::Empty,
+        };
         let rec = tokio::task::spawn_blocking(move || {
             store.commit_step(parent.as_ref(), layer, child, None)
         })
@@ -633,21 +797,8 @@ impl Builder {
             &format!("{created_by}\0{}", st.author),
             &Value::Object(st.config.clone()),
         );
-        if !run.opts.no_cache {
-            if let Some(hit) = self.cache.get(&key) {
-                if let Ok(rec) = self.images.resolve(&hit.to_string()) {
-                    say(
-                        run.out,
-                        format!(
-                            " ---> Using cache\n ---> {}\n",
-                            short_id(&rec.id.to_string())
-                        ),
-                    )
-                    .await?;
-                    st.image = Some(rec);
-                    return Ok(());
-                }
-            }
+        if self.cached(run, st, &key, &created_by, &saved).await? {
+            return Ok(());
         }
         let mut run_env = env.clone();
         run_env.extend(args.iter().map(|(k, v)| format!("{k}={v}")));
@@ -912,7 +1063,7 @@ impl Builder {
         // Where the files come from, and the part of the key that stands for them.
         enum Src {
             Context(Vec<copy::Source>),
-            Image(Box<ImageRecord>, String),
+            Image(Box<Spooled>),
             Url(tempfile::TempPath, String),
         }
         let mut sources = Vec::new();
@@ -931,8 +1082,18 @@ impl Builder {
                         "{k} --from={name} {s}: wildcards in sources from another image are not supported by berth's builder; name the path"
                     )));
                 }
-                key_parts.push(format!("{}:{s}", rec.id));
-                sources.push(Src::Image(Box::new(rec), s.clone()));
+                // Read now: the key is the files' content (a stage rebuilt the same still hits).
+                let images = self.images.clone();
+                let work = self.scratch.join("layers");
+                let path = s.clone();
+                let kk = k.to_string();
+                let spooled = tokio::task::spawn_blocking(move || {
+                    spool_source(&images, &rec, &path, &work, &kk)
+                })
+                .await
+                .map_err(blocking_err)??;
+                key_parts.push(format!("from:{}:{s}", spooled.sum));
+                sources.push(Src::Image(Box::new(spooled)));
                 count += 1;
             } else if k == "ADD" && (s.starts_with("http://") || s.starts_with("https://")) {
                 // Downloaded at every build and keyed by its content, as Docker's.
@@ -1011,27 +1172,13 @@ impl Builder {
             &format!("{created_by}\0{}", st.author),
             &Value::Object(st.config.clone()),
         );
-        if !run.opts.no_cache {
-            if let Some(hit) = self.cache.get(&key) {
-                if let Ok(rec) = self.images.resolve(&hit.to_string()) {
-                    say(
-                        run.out,
-                        format!(
-                            " ---> Using cache\n ---> {}\n",
-                            short_id(&rec.id.to_string())
-                        ),
-                    )
-                    .await?;
-                    st.image = Some(rec);
-                    return Ok(());
-                }
-            }
+        if self.cached(run, st, &key, &created_by, &cmd).await? {
+            return Ok(());
         }
         let images = self.images.clone();
         let work = self.scratch.join("layers");
         let parent_image = st.image.clone();
         let add = k == "ADD";
-        let kk = k.to_string();
         let layer = tokio::task::spawn_blocking(move || -> Result<std::fs::File, BuildError> {
             let io = |what: &str| {
                 let what = what.to_string();
@@ -1115,48 +1262,19 @@ impl Builder {
                         layer.parents(&parent_of(&t))?;
                         layer.host(file, &t)?;
                     }
-                    Src::Image(rec, path) => {
-                        let sview = view::open(
-                            images.snapshots(),
-                            Some(rec),
-                            &work,
-                            &format!("image {}", short_id(&rec.id.to_string())),
-                        )
-                        .map_err(io("opening the source image"))?;
-                        // The source's own link is followed inside its image, as Docker's.
-                        let abs = format!("/{}", path.trim_start_matches('/'));
-                        let (real, found) = copy::lookup(&sview, &abs, true)?;
-                        if found == Found::Missing {
-                            return Err(BuildError::Invalid(format!(
-                                "{kk} failed: stat {path}: file does not exist in the source image"
-                            )));
-                        }
-                        let original = berth_common::pattern::clean(&abs)
-                            .rsplit('/')
-                            .next()
-                            .filter(|n| !n.is_empty())
-                            .unwrap_or("/")
-                            .to_string();
-                        let r = sview
-                            .resolve(&real)
-                            .map_err(|e| BuildError::Invalid(format!("{kk} failed: {e}")))?;
-                        let stat = sview
-                            .stat_resolved(&r)
-                            .map_err(|e| BuildError::Invalid(format!("{kk} failed: {e}")))?;
-                        let mut spool =
-                            tempfile::tempfile_in(&work).map_err(io("making a spool file"))?;
-                        sview
-                            .write_tar(&r, &mut spool)
-                            .map_err(|e| BuildError::Invalid(format!("{kk} failed: {e}")))?;
+                    Src::Image(spooled) => {
+                        let mut spool = spooled
+                            .spool
+                            .try_clone()
+                            .map_err(io("reading the spool file"))?;
                         spool.rewind().map_err(io("reading the spool file"))?;
-                        let is_dir = stat.mode & (1 << 31) != 0;
-                        let t = if is_dir {
+                        let t = if spooled.is_dir {
                             dir_target(&layer)?
                         } else {
-                            file_target(&layer, &original)?
+                            file_target(&layer, &spooled.original)?
                         };
                         layer.parents(&parent_of(&t))?;
-                        layer.from_tar(std::io::BufReader::new(spool), &r.name, &t)?;
+                        layer.from_tar(std::io::BufReader::new(spool), &spooled.name, &t)?;
                     }
                 }
             }
@@ -1222,6 +1340,72 @@ impl Builder {
         )?;
         Ok((file.into_temp_path(), name))
     }
+}
+
+/// A `COPY --from` source read out of its image: the tar of it, its checksum (content,
+/// names, modes, link targets; not times or owners), what it is.
+struct Spooled {
+    spool: std::fs::File,
+    sum: String,
+    name: String,
+    original: String,
+    is_dir: bool,
+}
+
+fn spool_source(
+    images: &ImageStore,
+    rec: &ImageRecord,
+    path: &str,
+    work: &std::path::Path,
+    kk: &str,
+) -> Result<Spooled, BuildError> {
+    let io = |what: &'static str| {
+        move |source| BuildError::Io {
+            what: what.into(),
+            source,
+        }
+    };
+    std::fs::create_dir_all(work).map_err(io("making the build's layer directory"))?;
+    let sview = view::open(
+        images.snapshots(),
+        Some(rec),
+        work,
+        &format!("image {}", short_id(&rec.id.to_string())),
+    )
+    .map_err(io("opening the source image"))?;
+    // The source's own link is followed inside its image, as Docker's.
+    let abs = format!("/{}", path.trim_start_matches('/'));
+    let (real, found) = copy::lookup(&sview, &abs, true)?;
+    if found == Found::Missing {
+        return Err(BuildError::Invalid(format!(
+            "{kk} failed: stat {path}: file does not exist in the source image"
+        )));
+    }
+    let original = berth_common::pattern::clean(&abs)
+        .rsplit('/')
+        .next()
+        .filter(|n| !n.is_empty())
+        .unwrap_or("/")
+        .to_string();
+    let r = sview
+        .resolve(&real)
+        .map_err(|e| BuildError::Invalid(format!("{kk} failed: {e}")))?;
+    let stat = sview
+        .stat_resolved(&r)
+        .map_err(|e| BuildError::Invalid(format!("{kk} failed: {e}")))?;
+    let mut spool = tempfile::tempfile_in(work).map_err(io("making a spool file"))?;
+    sview
+        .write_tar(&r, &mut spool)
+        .map_err(|e| BuildError::Invalid(format!("{kk} failed: {e}")))?;
+    spool.rewind().map_err(io("reading the spool file"))?;
+    let sum = copy::checksum_tar(std::io::BufReader::new(&spool))?;
+    Ok(Spooled {
+        spool,
+        sum,
+        name: r.name.clone(),
+        original,
+        is_dir: stat.mode & (1 << 31) != 0,
+    })
 }
 
 /// Whether a context file is a tar archive (plain, gzip or zstd) that `ADD` unpacks.

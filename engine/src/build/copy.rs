@@ -118,6 +118,42 @@ pub fn checksum(sources: &[Source]) -> Result<String, BuildError> {
     Ok(hex(&h.finalize()))
 }
 
+/// The checksum of a tar's entries (sorted by name): names, types, modes, sizes, link targets
+/// and contents; not times or owners, so the same files rebuilt hash the same.
+pub fn checksum_tar(input: impl Read) -> Result<String, BuildError> {
+    let io = |source| BuildError::Io {
+        what: "reading the source's files".into(),
+        source,
+    };
+    let mut a = tar::Archive::new(input);
+    let mut lines = Vec::new();
+    for e in a.entries().map_err(io)? {
+        let mut e = e.map_err(io)?;
+        let path = e.path().map_err(io)?.to_string_lossy().into_owned();
+        let h = e.header();
+        let kind = h.entry_type().as_byte();
+        let mode = h.mode().map_err(io)?;
+        let link = e
+            .link_name()
+            .map_err(io)?
+            .map(|l| l.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut content = Sha256::new();
+        io::copy(&mut e, &mut content).map_err(io)?;
+        lines.push(format!(
+            "{path}\0{kind}\0{mode:o}\0{link}\0{}",
+            hex(&content.finalize())
+        ));
+    }
+    lines.sort();
+    let mut h = Sha256::new();
+    for l in lines {
+        h.update(l.as_bytes());
+        h.update([0xff]);
+    }
+    Ok(hex(&h.finalize()))
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }

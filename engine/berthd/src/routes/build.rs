@@ -61,11 +61,6 @@ pub(crate) fn options(
         return refuse("squash: berth's builder does not squash layers");
     }
     let cache_from: Vec<String> = json_param(q, "cachefrom", "a JSON array of image names")?;
-    if !cache_from.is_empty() {
-        return refuse(
-            "cachefrom (--cache-from): berth's builder uses its own step cache and does not take cache images yet",
-        );
-    }
     if q.get("outputs").is_some_and(|o| !o.is_empty()) {
         return refuse("outputs: build outputs are BuildKit's; berth's builder makes an image");
     }
@@ -149,6 +144,7 @@ pub(crate) fn options(
         add_hosts,
         platform: q.get("platform").filter(|p| !p.is_empty()).cloned(),
         memory: (memory > 0).then_some(memory as u64),
+        cache_from,
     })
 }
 
@@ -318,7 +314,7 @@ mod tests {
             ("remote", "https://github.com/x/y.git"),
             ("version", "2"),
             ("squash", "1"),
-            ("cachefrom", r#"["img"]"#),
+            ("cachefrom", r#"{"not": "a list"}"#),
             ("cpushares", "512"),
             ("cpusetcpus", "0"),
             ("buildargs", "[1]"),

@@ -9,6 +9,17 @@ use super::images::{ImageError, ImageStore, now};
 use super::records::ImageRecord;
 use crate::image::reference::{Digest, Reference};
 
+/// The layer a build's step adds.
+#[derive(Debug)]
+pub enum StepLayer<R> {
+    /// None (a step that only changes the configuration).
+    Empty,
+    /// A tar of its changes, stored here.
+    Tar(R),
+    /// A layer the store has (a `--cache-from` image's, on the same layers below).
+    Stored(crate::image::store::LayerRecord),
+}
+
 /// What a committed image's config says besides its layers.
 #[derive(Debug, Clone, Default)]
 pub struct ChildImage {
@@ -36,16 +47,16 @@ impl ImageStore {
         child: ChildImage,
         tag: Option<&Reference>,
     ) -> Result<ImageRecord, ImageError> {
-        self.commit_step(Some(parent), Some(layer_tar), child, tag)
+        self.commit_step(Some(parent), StepLayer::Tar(layer_tar), child, tag)
     }
 
     /// A build's step: `layer_tar` (or no layer: a step that only changes the configuration,
     /// recorded in the history as an empty layer) on top of `parent` (or of nothing: `FROM
     /// scratch`), recorded as a child image of `parent`.
-    pub fn commit_step(
+    pub fn commit_step<R: Read>(
         &self,
         parent: Option<&Digest>,
-        layer_tar: Option<impl Read>,
+        layer: StepLayer<R>,
         child: ChildImage,
         tag: Option<&Reference>,
     ) -> Result<ImageRecord, ImageError> {
@@ -76,9 +87,10 @@ impl ImageStore {
         let parent_id = parent.as_ref().map(|p| p.id.clone());
         let lease = self.lease();
         let top = parent_layers.last().map(|l| l.chain_id.clone());
-        let stored = match layer_tar {
-            Some(tar) => self.store_layer(&lease, tar, top.as_ref()).map(Some),
-            None => Ok(None),
+        let stored = match layer {
+            StepLayer::Tar(tar) => self.store_layer(&lease, tar, top.as_ref()).map(Some),
+            StepLayer::Stored(l) => Ok(Some(l)),
+            StepLayer::Empty => Ok(None),
         };
         let result = stored.and_then(|layer| {
             let created = now();

@@ -10,7 +10,7 @@ pub mod records;
 pub mod snapshots;
 
 pub use blobs::{BlobError, Blobs, sha256};
-pub use commit::ChildImage;
+pub use commit::{ChildImage, StepLayer};
 pub use images::{ImageError, ImageStore, NewImage};
 pub use leases::Lease;
 pub use records::{ImageRecord, ImageUser, LayerRecord, ListRow, Records};
