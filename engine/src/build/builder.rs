@@ -593,7 +593,7 @@ impl Builder {
             .and_then(|hit| self.images.resolve(&hit.to_string()).ok());
         if found.is_none() && !run.cache_from.is_empty() {
             found = self
-                .from_cache_images(run, st, created_by, container_cmd)
+                .step_from_cache_images(run, st, created_by, container_cmd)
                 .await?;
             if let Some(rec) = &found {
                 let (cache, key, id) = (self.cache.clone(), key.to_string(), rec.id.clone());
@@ -620,7 +620,7 @@ impl Builder {
     /// The step made from a `--cache-from` image: one whose history and layers begin with the
     /// stage image's and whose next history entry is this step; its layer (if the step has
     /// one) is reused on the stage's image.
-    async fn from_cache_images(
+    async fn step_from_cache_images(
         &self,
         run: &Run<'_>,
         st: &StageState,
@@ -700,7 +700,7 @@ impl Builder {
             &Value::Object(st.config.clone()),
         );
         if self
-            .cached(run, st, &key, &created_by, &container_cmd)
+            .cached(run, st, &key, created_by, &container_cmd)
             .await?
         {
             return Ok(());
