@@ -329,6 +329,7 @@ impl Builder {
             }
             for ins in &stage.instructions {
                 step += 1;
+                let t0 = std::time::Instant::now();
                 say(
                     out,
                     format!("Step {step}/{total} : {} {}\n", ins.keyword, ins.args),
@@ -342,6 +343,11 @@ impl Builder {
                         }
                         e => e,
                     })?;
+                tracing::debug!(
+                    "build step {step} ({}) took {:?}",
+                    ins.keyword,
+                    t0.elapsed()
+                );
             }
             run.results.push(st.image);
         }

@@ -106,16 +106,109 @@ fn walk_matches(dir: &Path, rel: &str, p: &Pattern, out: &mut Vec<Source>) -> io
 
 /// The checksum of `sources` (sorted walk of each): what decides a `COPY`'s cache hit.
 pub fn checksum(sources: &[Source]) -> Result<String, BuildError> {
-    let mut h = Sha256::new();
+    // The walk first (names, modes, sizes, link targets, in order), then the files' contents
+    // hashed on both cores, then everything in order into one hash.
+    let mut items: Vec<Item> = Vec::new();
     for s in sources {
-        h.update(s.rel.as_bytes());
-        h.update([0]);
-        hash_tree(&s.path, "", &mut h).map_err(|source| BuildError::Io {
+        items.push(Item::Text(format!("{}\0", s.rel)));
+        walk_tree(&s.path, "", &mut items).map_err(|source| BuildError::Io {
             what: format!("reading {} in the build context", s.rel),
             source,
         })?;
     }
+    let files: Vec<(usize, &Path)> = items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, it)| match it {
+            Item::File(p) => Some((i, p.as_path())),
+            Item::Text(_) => None,
+        })
+        .collect();
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    let mut sums: Vec<(usize, io::Result<[u8; 32]>)> = Vec::with_capacity(files.len());
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|w| {
+                let mine: Vec<(usize, &Path)> =
+                    files.iter().skip(w).step_by(workers).copied().collect();
+                scope.spawn(move || {
+                    mine.into_iter()
+                        .map(|(i, p)| (i, hash_file(p)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for h in handles {
+            sums.extend(h.join().unwrap_or_default());
+        }
+    });
+    sums.sort_by_key(|(i, _)| *i);
+    let mut by_index = sums.into_iter().peekable();
+    let mut h = Sha256::new();
+    for (i, it) in items.iter().enumerate() {
+        match it {
+            Item::Text(t) => h.update(t.as_bytes()),
+            Item::File(p) => match by_index.next() {
+                Some((j, Ok(sum))) if j == i => h.update(sum),
+                Some((_, Err(source))) => {
+                    return Err(BuildError::Io {
+                        what: format!("reading {} in the build context", p.display()),
+                        source,
+                    });
+                }
+                _ => {
+                    return Err(BuildError::Failed(format!(
+                        "hashing {} in the build context failed",
+                        p.display()
+                    )));
+                }
+            },
+        }
+    }
     Ok(hex(&h.finalize()))
+}
+
+/// What the checksum takes, in order: text, or a file's content (its SHA-256).
+enum Item {
+    Text(String),
+    File(std::path::PathBuf),
+}
+
+fn hash_file(path: &Path) -> io::Result<[u8; 32]> {
+    let mut f = File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 256 << 10];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().into())
+}
+
+fn walk_tree(path: &Path, rel: &str, items: &mut Vec<Item>) -> io::Result<()> {
+    let m = fs::symlink_metadata(path)?;
+    items.push(Item::Text(format!("{rel}\0{:o}\0{}\0", m.mode(), m.len())));
+    if m.is_file() {
+        items.push(Item::File(path.to_path_buf()));
+    } else if m.file_type().is_symlink() {
+        items.push(Item::Text(
+            fs::read_link(path)?.to_string_lossy().into_owned(),
+        ));
+    } else if m.is_dir() {
+        let mut names: Vec<_> = fs::read_dir(path)?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<Result<_, _>>()?;
+        names.sort();
+        for n in names {
+            let child = format!("{rel}/{}", n.to_string_lossy());
+            walk_tree(&path.join(&n), &child, items)?;
+        }
+    }
+    items.push(Item::Text("\u{ff}".into()));
+    Ok(())
 }
 
 /// The checksum of a tar's entries (sorted by name): names, types, modes, sizes, link targets
@@ -156,35 +249,6 @@ pub fn checksum_tar(input: impl Read) -> Result<String, BuildError> {
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn hash_tree(path: &Path, rel: &str, h: &mut Sha256) -> io::Result<()> {
-    let m = fs::symlink_metadata(path)?;
-    h.update(format!("{rel}\0{:o}\0{}\0", m.mode(), m.len()).as_bytes());
-    if m.is_file() {
-        let mut f = File::open(path)?;
-        let mut buf = vec![0u8; 256 << 10];
-        loop {
-            let n = f.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            h.update(&buf[..n]);
-        }
-    } else if m.file_type().is_symlink() {
-        h.update(fs::read_link(path)?.as_os_str().as_encoded_bytes());
-    } else if m.is_dir() {
-        let mut names: Vec<_> = fs::read_dir(path)?
-            .map(|e| e.map(|e| e.file_name()))
-            .collect::<Result<_, _>>()?;
-        names.sort();
-        for n in names {
-            let child = format!("{rel}/{}", n.to_string_lossy());
-            hash_tree(&path.join(&n), &child, h)?;
-        }
-    }
-    h.update([0xff]);
-    Ok(())
 }
 
 /// The destination of `COPY`/`ADD` as written (`dest`, substituted) made absolute against

@@ -192,21 +192,10 @@ pub async fn container_export(
 }
 
 /// A request body read synchronously, chunk by chunk, from a blocking thread.
-pub(crate) struct BodyReader {
+struct BodyReader {
     stream: BodyDataStream,
     handle: tokio::runtime::Handle,
     cur: Bytes,
-}
-
-impl BodyReader {
-    /// Reads `body` (from a blocking thread of the current runtime).
-    pub(crate) fn new(body: Body) -> BodyReader {
-        BodyReader {
-            stream: body.into_data_stream(),
-            handle: tokio::runtime::Handle::current(),
-            cur: Bytes::new(),
-        }
-    }
 }
 
 impl Read for BodyReader {

@@ -173,6 +173,28 @@ fn registries(
     }))
 }
 
+/// The request body as a blocking reader over the chunks a task reads.
+struct ChunkReader {
+    rx: mpsc::Receiver<std::io::Result<axum::body::Bytes>>,
+    cur: axum::body::Bytes,
+}
+
+impl std::io::Read for ChunkReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.blocking_recv() {
+                None => return Ok(0),
+                Some(Ok(b)) => self.cur = b,
+                Some(Err(e)) => return Err(e),
+            }
+        }
+        let n = out.len().min(self.cur.len());
+        out[..n].copy_from_slice(&self.cur[..n]);
+        self.cur = self.cur.slice(n..);
+        Ok(n)
+    }
+}
+
 /// `POST /build`.
 pub(crate) async fn build(
     State(st): State<AppState>,
@@ -186,12 +208,33 @@ pub(crate) async fn build(
     let registries = registries(&st, &headers)?;
     let builder = st.builder.clone();
     let scratch = builder.scratch().to_path_buf();
-    let reader = super::archive::BodyReader::new(body);
+    // The body is read by a task of the runtime, ahead of the unpacking thread by up to 256
+    // chunks (bounded), so neither waits on the other chunk by chunk.
+    let (ctx_tx, ctx_rx) = mpsc::channel::<std::io::Result<axum::body::Bytes>>(256);
+    tokio::spawn(async move {
+        use futures::StreamExt;
+        let mut stream = body.into_data_stream();
+        while let Some(chunk) = stream.next().await {
+            if ctx_tx
+                .send(chunk.map_err(std::io::Error::other))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    let reader = ChunkReader {
+        rx: ctx_rx,
+        cur: axum::body::Bytes::new(),
+    };
     // The whole context first, as Docker reads it before the first step.
+    let t0 = std::time::Instant::now();
     let ctx = tokio::task::spawn_blocking(move || Context::unpack(reader, &scratch))
         .await
         .map_err(|e| ApiError::internal(format!("build task: {e}")))?
         .map_err(|e| ApiError::bad(e.to_string()))?;
+    tracing::debug!("build context received and unpacked in {:?}", t0.elapsed());
     let (tx, rx) = mpsc::channel::<Value>(64);
     tokio::spawn(async move {
         let (ptx, mut prx) = mpsc::channel::<Progress>(64);
