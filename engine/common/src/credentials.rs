@@ -253,6 +253,29 @@ pub fn store(path: &Path, config: &Value) -> Result<(), CredentialsError> {
 }
 
 #[cfg(test)]
+mod config_header_tests {
+    use super::*;
+
+    #[test]
+    fn a_builds_logins_by_registry() {
+        let v = URL_SAFE.encode(
+            r#"{"https://index.docker.io/v1/":{"username":"u","password":"p"},"http://127.0.0.1:5000/v2/":{"auth":"dTpw"}}"#,
+        );
+        let m = decode_config_header(&v).unwrap();
+        assert_eq!(m["https://index.docker.io/v1/"].username, "u");
+        assert_eq!(m["127.0.0.1:5000"].auth, "dTpw");
+        assert!(decode_config_header("").unwrap().is_empty());
+        assert!(
+            decode_config_header("%%%")
+                .unwrap_err()
+                .to_string()
+                .contains("X-Registry-Config")
+        );
+        assert!(decode_config_header(&URL_SAFE.encode("[1]")).is_err());
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -447,23 +470,32 @@ pub fn encode_header(config: &AuthConfig) -> String {
     URL_SAFE.encode(serde_json::to_vec(config).expect("AuthConfig serialises"))
 }
 
-/// Reads an `X-Registry-Auth` value: base64url (padded or not; plain base64 too, as some
-/// clients send) of Docker's `AuthConfig` JSON. Empty means no credentials.
-pub fn decode_header(value: &str) -> Result<AuthConfig, CredentialsError> {
+/// The bytes of a base64url header value (padded or not; plain base64 too, as some clients
+/// send), at most [`HEADER_MAX`] long; `None` when it is empty.
+fn header_bytes(value: &str, header: &str) -> Result<Option<Vec<u8>>, CredentialsError> {
     let value = value.trim();
     if value.is_empty() {
-        return Ok(AuthConfig::default());
+        return Ok(None);
     }
     if value.len() > HEADER_MAX {
         return Err(CredentialsError::Header(format!(
-            "{} bytes (at most {HEADER_MAX})",
+            "{header}: {} bytes (at most {HEADER_MAX})",
             value.len()
         )));
     }
-    let json = [URL_SAFE, URL_SAFE_NO_PAD, STANDARD, STANDARD_NO_PAD]
+    [URL_SAFE, URL_SAFE_NO_PAD, STANDARD, STANDARD_NO_PAD]
         .iter()
         .find_map(|e| e.decode(value).ok())
-        .ok_or_else(|| CredentialsError::Header("not base64url".into()))?;
+        .map(Some)
+        .ok_or_else(|| CredentialsError::Header(format!("{header} is not base64url")))
+}
+
+/// Reads an `X-Registry-Auth` value: base64url of Docker's `AuthConfig` JSON. Empty means no
+/// credentials.
+pub fn decode_header(value: &str) -> Result<AuthConfig, CredentialsError> {
+    let Some(json) = header_bytes(value, "X-Registry-Auth")? else {
+        return Ok(AuthConfig::default());
+    };
     serde_json::from_slice(&json)
         .map_err(|e| CredentialsError::Header(format!("not Docker's AuthConfig JSON: {e}")))
 }
@@ -473,20 +505,9 @@ pub fn decode_header(value: &str) -> Result<AuthConfig, CredentialsError> {
 pub fn decode_config_header(
     value: &str,
 ) -> Result<std::collections::BTreeMap<String, AuthConfig>, CredentialsError> {
-    let value = value.trim();
-    if value.is_empty() {
+    let Some(json) = header_bytes(value, "X-Registry-Config")? else {
         return Ok(Default::default());
-    }
-    if value.len() > HEADER_MAX {
-        return Err(CredentialsError::Header(format!(
-            "{} bytes (at most {HEADER_MAX})",
-            value.len()
-        )));
-    }
-    let json = [URL_SAFE, URL_SAFE_NO_PAD, STANDARD, STANDARD_NO_PAD]
-        .iter()
-        .find_map(|e| e.decode(value).ok())
-        .ok_or_else(|| CredentialsError::Header("X-Registry-Config is not base64url".into()))?;
+    };
     let map: std::collections::BTreeMap<String, AuthConfig> = serde_json::from_slice(&json)
         .map_err(|e| {
             CredentialsError::Header(format!(

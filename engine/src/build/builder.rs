@@ -577,7 +577,19 @@ impl Builder {
         cmd.push("#(nop) ".into());
         cmd.push(text.to_string());
         let created_by = cmd.join(" ");
-        self.commit_or_cache(run, st, &created_by, cmd, None).await
+        let key = step_key(st, &created_by);
+        if self.cached(run, st, &key, &created_by, &cmd).await? {
+            return Ok(());
+        }
+        self.commit(run, st, key, &created_by, cmd, None).await
+    }
+
+    /// Records in the cache that step `key` made `rec` (the file written off the runtime).
+    async fn remember(&self, key: &str, rec: &ImageRecord) -> Result<(), BuildError> {
+        let (cache, key, id) = (self.cache.clone(), key.to_string(), rec.id.clone());
+        tokio::task::spawn_blocking(move || cache.put(key, id))
+            .await
+            .map_err(blocking_err)
     }
 
     /// A step's image from the cache (`key`), or made from a `--cache-from` image whose history
@@ -602,10 +614,7 @@ impl Builder {
                 .step_from_cache_images(run, st, created_by, container_cmd)
                 .await?;
             if let Some(rec) = &found {
-                let (cache, key, id) = (self.cache.clone(), key.to_string(), rec.id.clone());
-                tokio::task::spawn_blocking(move || cache.put(key, id))
-                    .await
-                    .map_err(blocking_err)?;
+                self.remember(key, rec).await?;
             }
         }
         let Some(rec) = found else {
@@ -668,14 +677,7 @@ impl Builder {
             };
             let mut container_config = st.config.clone();
             container_config.insert("Cmd".into(), json!(container_cmd));
-            let child = ChildImage {
-                config: Value::Object(st.config.clone()),
-                container_config: Value::Object(container_config),
-                container: String::new(),
-                author: st.author.clone(),
-                comment: String::new(),
-                created_by: created_by.to_string(),
-            };
+            let child = step_child(st, container_config, String::new(), created_by.to_string());
             let store = self.images.clone();
             let parent = st.image.as_ref().map(|i| i.id.clone());
             let rec = tokio::task::spawn_blocking(move || {
@@ -689,38 +691,21 @@ impl Builder {
         Ok(None)
     }
 
-    /// The step's image: from the cache, or `layer` (a tar file; none: an empty layer) stored
-    /// on the stage's image.
-    async fn commit_or_cache(
+    /// Stores `layer` (a tar file; none: an empty layer) on the stage's image as the step
+    /// `key`, whose cache was looked at already.
+    async fn commit(
         &self,
         run: &mut Run<'_>,
         st: &mut StageState,
+        key: String,
         created_by: &str,
         container_cmd: Vec<String>,
         layer: Option<std::fs::File>,
     ) -> Result<(), BuildError> {
         let parent = st.image.as_ref().map(|i| i.id.clone());
-        let key = cache::key(
-            parent.as_ref(),
-            &format!("{created_by}\0{}", st.author),
-            &Value::Object(st.config.clone()),
-        );
-        if self
-            .cached(run, st, &key, created_by, &container_cmd)
-            .await?
-        {
-            return Ok(());
-        }
         let mut container_config = st.config.clone();
         container_config.insert("Cmd".into(), json!(container_cmd));
-        let child = ChildImage {
-            config: Value::Object(st.config.clone()),
-            container_config: Value::Object(container_config),
-            container: String::new(),
-            author: st.author.clone(),
-            comment: String::new(),
-            created_by: created_by.to_string(),
-        };
+        let child = step_child(st, container_config, String::new(), created_by.to_string());
         let store = self.images.clone();
         let layer = match layer {
             Some(f) => StepLayer::Tar(f),
@@ -732,13 +717,7 @@ impl Builder {
         .await
         .map_err(blocking_err)?
         .map_err(|e| BuildError::Failed(e.to_string()))?;
-        {
-            let cache = self.cache.clone();
-            let id = rec.id.clone();
-            tokio::task::spawn_blocking(move || cache.put(key, id))
-                .await
-                .map_err(blocking_err)?;
-        }
+        self.remember(&key, &rec).await?;
         say(
             run.out,
             format!(" ---> {}\n", short_id(&rec.id.to_string())),
@@ -798,11 +777,7 @@ impl Builder {
         saved.extend(cmd.iter().cloned());
         let created_by = saved.join(" ");
         let parent = image.id.clone();
-        let key = cache::key(
-            Some(&parent),
-            &format!("{created_by}\0{}", st.author),
-            &Value::Object(st.config.clone()),
-        );
+        let key = step_key(st, &created_by);
         if self.cached(run, st, &key, &created_by, &saved).await? {
             return Ok(());
         }
@@ -875,13 +850,7 @@ impl Builder {
             )
             .await?;
         }
-        {
-            let cache = self.cache.clone();
-            let id = rec.id.clone();
-            tokio::task::spawn_blocking(move || cache.put(key, id))
-                .await
-                .map_err(blocking_err)?;
-        }
+        self.remember(&key, &rec).await?;
         say(
             run.out,
             format!(" ---> {}\n", short_id(&rec.id.to_string())),
@@ -928,14 +897,7 @@ impl Builder {
         }
         let mut container_config = st.config.clone();
         container_config.insert("Cmd".into(), json!(saved));
-        let child = ChildImage {
-            config: Value::Object(st.config.clone()),
-            container_config: Value::Object(container_config),
-            container: id.to_string(),
-            author: st.author.clone(),
-            comment: String::new(),
-            created_by,
-        };
+        let child = step_child(st, container_config, id.to_string(), created_by);
         let plan = self
             .engine
             .lock()
@@ -1172,12 +1134,7 @@ impl Builder {
         let mut cmd = shell_of(&st.config);
         cmd.push(format!("#(nop) {text}"));
         let created_by = cmd.join(" ");
-        let parent = st.image.as_ref().map(|i| i.id.clone());
-        let key = cache::key(
-            parent.as_ref(),
-            &format!("{created_by}\0{}", st.author),
-            &Value::Object(st.config.clone()),
-        );
+        let key = step_key(st, &created_by);
         if self.cached(run, st, &key, &created_by, &cmd).await? {
             return Ok(());
         }
@@ -1295,8 +1252,7 @@ impl Builder {
         })
         .await
         .map_err(blocking_err)??;
-        let _ = key;
-        self.commit_or_cache(run, st, &created_by, cmd, Some(layer))
+        self.commit(run, st, key, &created_by, cmd, Some(layer))
             .await
     }
 
@@ -1412,6 +1368,32 @@ fn spool_source(
         original,
         is_dir: stat.mode & (1 << 31) != 0,
     })
+}
+
+/// A step's cache key: its parent, its history line and author, the configuration it ran with.
+fn step_key(st: &StageState, created_by: &str) -> String {
+    cache::key(
+        st.image.as_ref().map(|i| &i.id),
+        &format!("{created_by}\0{}", st.author),
+        &Value::Object(st.config.clone()),
+    )
+}
+
+/// What a step's image says besides its layers.
+fn step_child(
+    st: &StageState,
+    container_config: Map<String, Value>,
+    container: String,
+    created_by: impl Into<String>,
+) -> ChildImage {
+    ChildImage {
+        config: Value::Object(st.config.clone()),
+        container_config: Value::Object(container_config),
+        container,
+        author: st.author.clone(),
+        comment: String::new(),
+        created_by: created_by.into(),
+    }
 }
 
 /// Whether a context file is a tar archive (plain, gzip or zstd) that `ADD` unpacks.
