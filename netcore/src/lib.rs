@@ -9,3 +9,4 @@ pub mod link;
 pub mod netns;
 pub mod network;
 pub mod options;
+pub mod usernet;
