@@ -58,6 +58,7 @@ impl Roots {
             proxy: PathBuf::from(env!("CARGO_BIN_EXE_berth-shim")).with_file_name("berth-proxy"),
             resolv_conf: self.dir.path().join("resolv.conf"),
             cgroup_parent: self.cgroup_parent.clone(),
+            slirp: PathBuf::from(env!("CARGO_BIN_EXE_berth-shim")).with_file_name("berth-slirp"),
         }
     }
 

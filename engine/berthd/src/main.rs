@@ -155,6 +155,7 @@ async fn main() -> anyhow::Result<()> {
         proxy,
         resolv_conf: cfg.resolv_conf.clone(),
         cgroup_parent: cfg.cgroup_parent.clone(),
+        slirp: beside("berth-slirp")?,
     })
     .await
     .context("opening the engine")?;

@@ -122,6 +122,7 @@ async fn main() -> Result<()> {
         proxy: std::env::current_exe()?.with_file_name("berth-proxy"),
         resolv_conf: cli.resolv_conf,
         cgroup_parent: cli.cgroup_parent,
+        slirp: std::env::current_exe()?.with_file_name("berth-slirp"),
     };
     let mut e = Engine::open(cfg).await.context("opening the engine")?;
     match cli.cmd {

@@ -84,6 +84,8 @@ pub struct EngineConfig {
     pub proxy: PathBuf,
     /// The host's resolv.conf (upstreams of the embedded DNS, default-bridge resolv.conf).
     pub resolv_conf: PathBuf,
+    /// The `berth-slirp` binary: each `--network slirp` container's userspace network stack.
+    pub slirp: PathBuf,
     /// Parent cgroup of every container (`berth`).
     pub cgroup_parent: String,
 }
@@ -547,6 +549,14 @@ impl Engine {
                     });
                 }
             }
+            if let super::model::NetworkMode::Slirp(mode) = &c.network_mode {
+                if let Some(v) = endpoints.iter_mut().find(|v| v.network == "slirp") {
+                    v.gateway = Some(slirp_layout(mode).gateway.into());
+                    if c.state.status.is_live() {
+                        v.ep = Some(slirp_endpoint(c, mode));
+                    }
+                }
+            }
             endpoints.sort_by(|a, b| a.network.cmp(&b.network));
             Entry {
                 container: c.clone(),
@@ -896,9 +906,28 @@ impl Engine {
 
     fn network_mode(&self, opts: &CreateOptions) -> Result<NetworkMode, ContainerError> {
         Ok(match opts.network.as_deref().unwrap_or("default") {
+            // A berthd without CAP_NET_ADMIN cannot make bridges: its default is the userspace
+            // stack, which needs no privilege.
+            "" | "default" if !net_admin() => {
+                NetworkMode::Slirp(netcore::usernet::options::MODE.into())
+            }
             "" | "default" | "bridge" => NetworkMode::Network("bridge".into()),
             "host" => NetworkMode::Host,
             "none" => NetworkMode::None,
+            n if netcore::usernet::Options::from_mode(n).is_some() => {
+                // The docker CLI sends options as the endpoint's driver options
+                // (`--network name=slirp,driver-opt=allow_host_loopback=true`); API clients
+                // may write them in the mode (`slirp:allow_host_loopback=true`), as Podman.
+                let mut text = n.to_string();
+                for (k, v) in &opts.primary_endpoint().driver_opts {
+                    text.push(if text.contains(':') { ',' } else { ':' });
+                    text.push_str(&format!("{k}={v}"));
+                }
+                let o = netcore::usernet::Options::from_mode(&text)
+                    .expect("still a slirp mode")
+                    .map_err(|e| ContainerError::Invalid(e.to_string()))?;
+                NetworkMode::Slirp(o.to_string())
+            }
             n if n.starts_with("container:") => {
                 let other = &n["container:".len()..];
                 NetworkMode::Container(self.resolve(other)?)
@@ -930,7 +959,7 @@ impl Engine {
         for h in &opts.add_hosts {
             etc::parse_add_host(h, Some(std::net::Ipv4Addr::UNSPECIFIED.into()))?;
         }
-        let own_ns = matches!(mode, NetworkMode::Network(_));
+        let own_ns = matches!(mode, NetworkMode::Network(_) | NetworkMode::Slirp(_));
         if !own_ns
             && (!opts.publish.is_empty() || opts.publish_all)
             && !matches!(mode, NetworkMode::Host)
@@ -940,7 +969,11 @@ impl Engine {
                 mode.text()
             )));
         }
-        let endpoint = opts.primary_endpoint();
+        let mut endpoint = opts.primary_endpoint();
+        if let NetworkMode::Slirp(_) = mode {
+            // Its driver options are the stack's, taken into the mode above.
+            endpoint.driver_opts.clear();
+        }
         match mode {
             NetworkMode::Network(n) => super::connect::check_endpoint(&endpoint, n)?,
             _ if endpoint != super::model::Connection::default() => {
@@ -1042,6 +1075,54 @@ pub(super) fn host_hard_limit(name: &str) -> u64 {
         _ => return u64::MAX,
     };
     getrlimit(r).map_or(u64::MAX, |(_, hard)| hard)
+}
+
+/// Whether this process has CAP_NET_ADMIN (bit 12 of CapEff), read once.
+fn net_admin() -> bool {
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("CapEff:"))
+                    .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            })
+            .is_none_or(|caps| caps & (1 << 12) != 0)
+    })
+}
+
+fn slirp_layout(mode: &str) -> netcore::usernet::Layout {
+    netcore::usernet::Options::from_mode(mode)
+        .and_then(Result::ok)
+        .unwrap_or_default()
+        .layout()
+}
+
+/// A running `--network slirp` container's endpoint, as inspect shows it: the stack's fixed
+/// addresses and what it publishes.
+fn slirp_endpoint(c: &super::model::Container, mode: &str) -> netcore::network::Endpoint {
+    let l = slirp_layout(mode);
+    netcore::network::Endpoint {
+        id: String::new(),
+        network: netcore::usernet::options::MODE.into(),
+        container: c.id.clone(),
+        container_name: c.name.clone(),
+        ns: None,
+        ifname: Some(netcore::usernet::tap::TAP_NAME.into()),
+        host_ifname: None,
+        mac: Some(netcore::link::MacAddr(netcore::usernet::tap::CONTAINER_MAC)),
+        ipv4: ipnet::IpNet::new(l.container.into(), l.cidr.prefix_len()).ok(),
+        ipv6: l
+            .cidr6
+            .and_then(|_| ipnet::IpNet::new(l.container6.into(), 64).ok()),
+        link_local: Vec::new(),
+        gateway: true,
+        aliases: Vec::new(),
+        links: Vec::new(),
+        dns_servers: Vec::new(),
+        published: c.state.slirp_published.clone(),
+    }
 }
 
 #[cfg(test)]

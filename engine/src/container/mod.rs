@@ -40,6 +40,7 @@ pub mod resources;
 pub mod restart;
 pub mod rootfs;
 pub mod security;
+mod slirp;
 mod start;
 pub mod state;
 mod stats;

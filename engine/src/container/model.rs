@@ -278,6 +278,9 @@ pub enum NetworkMode {
     None,
     /// Another container's namespace (`container:ID`).
     Container(String),
+    /// Its own namespace on the userspace network stack: the canonical mode text
+    /// (`slirp` or `slirp:OPTION=VALUE,...`).
+    Slirp(String),
 }
 
 impl NetworkMode {
@@ -289,6 +292,7 @@ impl NetworkMode {
             NetworkMode::Host => "host".into(),
             NetworkMode::None => "none".into(),
             NetworkMode::Container(id) => format!("container:{id}"),
+            NetworkMode::Slirp(mode) => mode.clone(),
         }
     }
 }
@@ -380,6 +384,8 @@ pub struct State {
     pub remove_volumes: bool,
     /// Its health check's results (containers with one, once started).
     pub health: Option<super::health::Health>,
+    /// What the userspace network stack of its last run publishes (`--network slirp`).
+    pub slirp_published: Vec<portproxy::Mapping>,
 }
 
 impl State {
@@ -526,6 +532,10 @@ impl Container {
             }
             NetworkMode::Host => out.push(("host".into(), Connection::default())),
             NetworkMode::None => out.push(("none".into(), Connection::default())),
+            NetworkMode::Slirp(_) => out.push((
+                netcore::usernet::options::MODE.into(),
+                Connection::default(),
+            )),
             _ => {}
         }
         for (n, conn) in &self.connections {

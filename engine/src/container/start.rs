@@ -56,6 +56,8 @@ pub struct StartPlan {
     shim: PathBuf,
     cfg: ShimConfig,
     attach: Option<AttachRequest>,
+    /// What a `--network slirp` container's stack publishes, once it runs.
+    slirp_published: Vec<portproxy::Mapping>,
 }
 
 /// How a [`StartPlan`] ended: the shim's answer, or why nothing runs (everything the plan
@@ -64,6 +66,7 @@ pub struct StartPlan {
 pub struct StartOutcome {
     id: String,
     result: Result<Spawned, ContainerError>,
+    slirp_published: Vec<portproxy::Mapping>,
 }
 
 impl StartOutcome {
@@ -141,6 +144,7 @@ impl StartPlan {
         StartOutcome {
             id: self.id,
             result,
+            slirp_published: self.slirp_published,
         }
     }
 
@@ -234,7 +238,13 @@ impl StartPlan {
         .await
         .map_err(|e| ContainerError::Invalid(format!("preparing the root file system: {e}")))??;
         let net = self.net.take().expect("a plan is run once");
-        let (net, etc_dir) = self.wiring.lock().await.setup(net).await?;
+        let (net, etc_dir) = if net.is_slirp() {
+            let (net, dir, published) = super::wiring::setup_slirp(net).await?;
+            self.slirp_published = published;
+            (net, dir)
+        } else {
+            self.wiring.lock().await.setup(net).await?
+        };
         crate::failpoint::pause("start:after-network").await;
         let (ids, devices, rules) = prepared;
         let input = &mut self.input;
@@ -476,6 +486,7 @@ impl Engine {
                 crate::failpoint::hit("start:after-spawn");
                 let (init, shim_pid) = (spawned.pid, spawned.shim_pid);
                 let checked = self.containers[&id].health_probe().is_some();
+                let published = outcome.slirp_published;
                 self.set_state(&id, |s| {
                     s.running(
                         init,
@@ -483,7 +494,8 @@ impl Engine {
                         now_rfc3339_nano(),
                         super::lifecycle::now_ms(),
                         checked,
-                    )
+                    );
+                    s.slirp_published = published;
                 })?;
                 self.emit(|| Event::container(&self.containers[&id], "start", &[]));
                 Ok(StartRecorded::Started(spawned.attached))
@@ -678,6 +690,7 @@ impl Engine {
             shim: self.cfg.shim.clone(),
             cfg,
             attach,
+            slirp_published: Vec::new(),
         })
     }
 }

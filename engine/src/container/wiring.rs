@@ -64,6 +64,75 @@ enum PlanKind {
     Joined { ns: String, etc_dir: PathBuf },
     /// A namespace of its own, on a network or none.
     Own(Box<OwnNet>),
+    /// A namespace of its own on the userspace network stack.
+    Slirp(Box<SlirpNet>),
+}
+
+#[derive(Debug)]
+struct SlirpNet {
+    stack: super::slirp::SlirpPlan,
+    add_hosts: Vec<String>,
+    dns: ContainerDns,
+    host_dns: netcore::dns::ResolvConf,
+}
+
+impl NetPlan {
+    /// Whether the container runs on the userspace network stack, which [`setup_slirp`] sets up
+    /// without the wiring.
+    pub(super) fn is_slirp(&self) -> bool {
+        matches!(self.kind, PlanKind::Slirp(_))
+    }
+}
+
+/// Sets up a `--network slirp` container's namespace and stack and writes its /etc files, as
+/// [`Wiring::setup`] does for the others; returns what the stack publishes too. On error the
+/// caller runs the teardown, which ends the stack.
+pub(super) async fn setup_slirp(
+    plan: NetPlan,
+) -> Result<(SpecNet, PathBuf, Vec<Mapping>), ContainerError> {
+    let PlanKind::Slirp(net) = plan.kind else {
+        return Err(ContainerError::Invalid("not a slirp network plan".into()));
+    };
+    let dir = plan.etc_dir.clone();
+    let name = plan.name.clone();
+    let ns_path = net.stack.ns_path.clone();
+    let stack = net.stack.clone();
+    let published = tokio::task::spawn_blocking(move || {
+        netns::remove(&ns_path).map_err(io_err(format!("container {name}: stale namespace")))?;
+        netns::create(&ns_path).map_err(io_err(format!("container {name}")))?;
+        super::slirp::start(&stack)
+    })
+    .await
+    .map_err(|e| ContainerError::Invalid(format!("starting the network stack: {e}")))??;
+    let layout = net.stack.options.layout();
+    let write = |name: &str, text: &str| {
+        let p = dir.join(name);
+        fs::write(&p, text).map_err(io_err(format!("writing {}", p.display())))
+    };
+    let mut extra = Vec::new();
+    for h in &net.add_hosts {
+        extra.push(etc::parse_add_host(h, Some(IpAddr::V4(layout.gateway)))?);
+    }
+    let mut addrs = vec![IpAddr::V4(layout.container)];
+    if layout.cidr6.is_some() {
+        addrs.push(IpAddr::V6(layout.container6));
+    }
+    write("hostname", &format!("{}\n", plan.hostname))?;
+    write("hosts", &etc::hosts(&plan.hostname, &addrs, &extra, &[]))?;
+    // The stack's resolver forwards to the host's; search domains and options are the host's.
+    let inside = netcore::dns::ResolvConf {
+        nameservers: vec![SocketAddr::new(IpAddr::V4(layout.dns), 53)],
+        ..net.host_dns.clone()
+    };
+    write(
+        "resolv.conf",
+        &container_resolv_conf(&inside, &net.dns, false),
+    )?;
+    Ok((
+        SpecNet::Path(net.stack.ns_path.display().to_string()),
+        dir,
+        published,
+    ))
 }
 
 #[derive(Debug)]
@@ -147,6 +216,11 @@ impl Wiring {
             }
             PlanKind::Joined { ns, etc_dir } => return Ok((SpecNet::Path(ns), etc_dir)),
             PlanKind::Own(own) => own,
+            PlanKind::Slirp(_) => {
+                return Err(ContainerError::Invalid(
+                    "a slirp network is set up by setup_slirp".into(),
+                ));
+            }
         };
         let id = plan.id.as_str();
         netns::remove(&own.ns_path)
@@ -258,6 +332,7 @@ impl Wiring {
                 tracing::warn!(container = id, %errors, "some links could not be deleted");
             }
         }
+        super::slirp::stop(ns_path);
         if let Err(e) = netns::remove(ns_path) {
             tracing::warn!(container = id, error = %e, "removing the network namespace");
         }
@@ -494,6 +569,24 @@ impl Engine {
                     ns,
                     etc_dir: self.dir(other),
                 }
+            }
+            NetworkMode::Slirp(mode) => {
+                let options = netcore::usernet::Options::from_mode(mode)
+                    .unwrap_or_else(|| Ok(Default::default()))
+                    .map_err(|e| ContainerError::Invalid(e.to_string()))?;
+                PlanKind::Slirp(Box::new(SlirpNet {
+                    stack: super::slirp::SlirpPlan {
+                        name: c.name.clone(),
+                        ns_path: self.netns_path(id),
+                        options,
+                        ports: published_specs(c),
+                        bin: self.cfg.slirp.clone(),
+                        resolv_conf: self.cfg.resolv_conf.clone(),
+                    },
+                    add_hosts: c.options.add_hosts.clone(),
+                    dns: container_dns(c),
+                    host_dns: self.host_dns.clone(),
+                }))
             }
             NetworkMode::None | NetworkMode::Network(_) => {
                 let ns_path = self.netns_path(id);

@@ -7,11 +7,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Parser;
 use netcore::dns::{ResolvConf, parse_server};
 use netcore::usernet::{Options, stack, tap};
-use portproxy::spec::{Mapping, Protocol};
+use portproxy::spec::PortSpec;
 use tokio::signal::unix::{SignalKind, signal};
 
 #[derive(Parser, Debug)]
@@ -32,9 +32,10 @@ struct Cli {
     /// The MTU, overriding the options'.
     #[arg(long)]
     mtu: Option<u16>,
-    /// A published port: `tcp|udp:HOST_IP:HOST_PORT:CONTAINER_PORT` (repeatable).
+    /// A published port in `docker run -p`'s syntax (`127.0.0.1:8080:80/udp`), repeatable.
+    /// Each socket bound is printed as `published PROTO HOST_ADDRESS CONTAINER_PORT`.
     #[arg(long)]
-    publish: Vec<String>,
+    publish: Vec<PortSpec>,
     /// Where the resolver address forwards: IP or IP:PORT (default: resolv.conf's first).
     #[arg(long, value_parser = parse_server)]
     dns: Option<SocketAddr>,
@@ -52,32 +53,6 @@ struct Cli {
     status: Option<PathBuf>,
 }
 
-fn publish(spec: &str, options: &Options) -> Result<Mapping> {
-    let bad =
-        || format!("invalid --publish {spec:?}: expected tcp|udp:HOST_IP:HOST_PORT:CONTAINER_PORT");
-    let (proto, rest) = spec.split_once(':').with_context(bad)?;
-    let proto = match proto {
-        "tcp" => Protocol::Tcp,
-        "udp" => Protocol::Udp,
-        _ => bail!(bad()),
-    };
-    let (host, cport) = rest.rsplit_once(':').with_context(bad)?;
-    let host: SocketAddr = host.parse().ok().with_context(bad)?;
-    let cport: u16 = cport.parse().ok().filter(|p| *p != 0).with_context(bad)?;
-    let layout = options.layout();
-    let container = match host {
-        SocketAddr::V6(_) if layout.cidr6.is_some() => {
-            SocketAddr::new(layout.container6.into(), cport)
-        }
-        _ => SocketAddr::new(layout.container.into(), cport),
-    };
-    Ok(Mapping {
-        proto,
-        host,
-        container,
-    })
-}
-
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -91,11 +66,6 @@ fn main() -> Result<()> {
             ..options
         })?;
     }
-    let mappings = cli
-        .publish
-        .iter()
-        .map(|p| publish(p, &options))
-        .collect::<Result<Vec<_>>>()?;
     let upstream = cli.dns.or_else(|| {
         let text = std::fs::read_to_string(&cli.resolv_conf).ok()?;
         ResolvConf::parse(&text).0.nameservers.first().copied()
@@ -108,7 +78,19 @@ fn main() -> Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let bound = portproxy::listen::bind_all(&mappings, false)?;
+        let container = options.layout().container.into();
+        let mut bound = Vec::new();
+        for spec in &cli.publish {
+            // Without a host address both families are published, IPv6 only where the host
+            // has it, as Docker does.
+            bound.extend(portproxy::listen::bind_all(
+                &spec.mappings(container),
+                spec.host_ip.is_none(),
+            )?);
+        }
+        for (m, _) in &bound {
+            println!("published {} {} {}", m.proto, m.host, m.container.port());
+        }
         let tap = tap::create(&cli.netns, &options).await?;
         let cfg = stack::Config {
             options,
