@@ -56,6 +56,7 @@ async fn main() -> Result<()> {
         proxy: me.with_file_name("berth-proxy"),
         resolv_conf: root.join("resolv.conf"),
         cgroup_parent: "berth-bench".into(),
+        slirp: me.with_file_name("berth-slirp"),
     })
     .await?;
     let run = |name: Option<String>, cmd: &[&str], publish: Vec<String>, rm: bool| CreateOptions {

@@ -93,7 +93,10 @@ pub fn classify(frame: &[u8]) -> Result<(Mac, Frame), Malformed> {
             v6.is_payload_fragmented(),
         ),
     };
-    if fragmented {
+    if fragmented || !usable_source(src_ip) {
+        // An unspecified, multicast, broadcast or loopback source has no answer to get (smoltcp
+        // would assert on answering it); IPv6 duplicate address detection, from `::`, gets no
+        // answer either, which tells the container its address is its own.
         return Ok((src_mac, Frame::Unsupported));
     }
     let base = frame.as_ptr() as usize;
@@ -129,6 +132,14 @@ pub fn classify(frame: &[u8]) -> Result<(Mac, Frame), Malformed> {
         None => Frame::Unsupported,
     };
     Ok((src_mac, f))
+}
+
+/// Whether a container may send from `ip`: a unicast address that is not loopback.
+fn usable_source(ip: IpAddr) -> bool {
+    !(ip.is_unspecified()
+        || ip.is_multicast()
+        || ip.is_loopback()
+        || matches!(ip, IpAddr::V4(v4) if v4.is_broadcast()))
 }
 
 /// Where a UDP payload starts in a frame the stack writes toward `dst`.
@@ -365,6 +376,22 @@ mod tests {
         };
         assert_eq!(&ping[payload.clone()], b"abc");
         assert!(classify(&[0u8; 5]).is_err());
+        // From an address nothing can answer (the fuzzer's find: smoltcp asserts on replying to
+        // 0.0.0.0): not for the stack.
+        for src in [
+            [0, 0, 0, 0],
+            [255, 255, 255, 255],
+            [127, 0, 0, 1],
+            [224, 0, 0, 1],
+        ] {
+            let mut f = Vec::new();
+            PacketBuilder::ethernet2(C, G)
+                .ipv4(src, [10, 0, 2, 2], 64)
+                .tcp(1, 80, 0, 0)
+                .write(&mut f, &[])
+                .unwrap();
+            assert_eq!(classify(&f).unwrap().1, Frame::Unsupported, "{src:?}");
+        }
         let mut truncated = ping.clone();
         truncated.truncate(20);
         assert!(classify(&truncated).is_err());

@@ -93,6 +93,17 @@ impl Policy {
         Ok(dst)
     }
 
+    /// Whether smoltcp (the gateway's own protocols and TCP) takes `frame`; the rest is the
+    /// fast path's (UDP, pings beyond the gateway) or dropped.
+    pub fn for_smoltcp(&self, frame: &super::frame::Frame) -> bool {
+        use super::frame::Frame;
+        match frame {
+            Frame::Stack | Frame::Tcp(_) => true,
+            Frame::Echo { dst, .. } => self.layout.is_gateway(*dst) || self.layout.is_dns(*dst),
+            Frame::Udp { .. } | Frame::Unsupported => false,
+        }
+    }
+
     /// The host address an outgoing socket toward `target` is bound to (port 0).
     pub fn bind_for(&self, target: &SocketAddr) -> SocketAddr {
         match target {

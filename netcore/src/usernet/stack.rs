@@ -375,6 +375,7 @@ impl Stack {
         if mac[0] & 1 == 0 && mac != GATEWAY_MAC {
             self.container_mac = mac;
         }
+        let to_smoltcp = self.policy.for_smoltcp(&f);
         match f {
             Frame::Stack => self.dev.rx.push_back(buf),
             Frame::Tcp(seg) => self.tcp_segment(buf, seg),
@@ -389,7 +390,7 @@ impl Stack {
                 seq,
                 payload,
             } => {
-                if self.policy.layout.is_gateway(dst) || self.policy.layout.is_dns(dst) {
+                if to_smoltcp {
                     self.dev.rx.push_back(buf);
                 } else {
                     self.ping(src, dst, ident, seq, &buf[payload]);
