@@ -145,6 +145,8 @@ pub struct Stack {
     tx: mpsc::UnboundedSender<Event>,
     rx: mpsc::UnboundedReceiver<Event>,
     accept_rx: mpsc::Receiver<Event>,
+    /// Held so the accept queue never reads as closed (a closed queue is always ready).
+    _accept_tx: mpsc::Sender<Event>,
     next_id: u64,
     next_port: u16,
     epoch: std::time::Instant,
@@ -226,6 +228,7 @@ impl Stack {
             tx,
             rx,
             accept_rx,
+            _accept_tx: accept_tx,
             next_id: 1,
             next_port: 32768,
             epoch,
@@ -712,13 +715,13 @@ impl Stack {
                 self.inbound.touch(&(i, client), now),
             ) {
                 flow.reply = now;
-                let _ = sock.try_send_to(payload, client);
+                let _ = send_now(&sock, payload, Some(client));
             }
             return;
         }
         let key = (src, dst);
         if let Some(flow) = self.udp.touch(&key, now) {
-            let _ = flow.sock.try_send(payload);
+            let _ = send_now(&flow.sock, payload, None);
             return;
         }
         let target = match self.policy.outbound(dst) {
@@ -735,7 +738,7 @@ impl Stack {
                 return;
             }
         };
-        let _ = sock.try_send(payload);
+        let _ = send_now(&sock, payload, None);
         let id = self.id();
         let flow = UdpFlow {
             id,
@@ -921,7 +924,7 @@ impl Stack {
         msg.extend_from_slice(&ident.to_be_bytes());
         msg.extend_from_slice(&seq.to_be_bytes());
         msg.extend_from_slice(data);
-        let _ = sock.try_send(&msg);
+        let _ = send_now(&sock, &msg, None);
     }
 
     fn arm_ping(&mut self, id: u64) {
@@ -1043,6 +1046,17 @@ impl Drop for Stack {
                 a.abort();
             }
         }
+    }
+}
+
+/// Sends a datagram now. tokio's `try_send` answers `WouldBlock` without trying until its
+/// reactor has seen the socket writable, which loses the first datagram of every new flow; a
+/// datagram that really finds the buffer full is dropped, as UDP may be.
+fn send_now(sock: &UdpSocket, payload: &[u8], to: Option<SocketAddr>) -> io::Result<usize> {
+    let s = socket2::SockRef::from(sock);
+    match to {
+        Some(to) => s.send_to(payload, &to.into()),
+        None => s.send(payload),
     }
 }
 
