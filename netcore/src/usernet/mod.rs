@@ -19,5 +19,7 @@ pub mod nat;
 pub mod options;
 pub mod stack;
 pub mod tap;
+#[cfg(test)]
+mod tests;
 
 pub use options::{Layout, OptionError, Options, PortHandler};
