@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs berth as a service, as a user expects of a daemon:
-#   - berthd, berth, berth-shim and berth-proxy in PREFIX/bin (/usr/local/bin);
+#   - berthd, berth, berth-shim, berth-proxy and berth-slirp in PREFIX/bin (/usr/local/bin);
 #   - berthd.service and berthd.socket in /etc/systemd/system (socket activation: the API
 #     socket /run/berth.sock, mode 0660, group berth);
 #   - /etc/berth/daemon.json (dockerd's keys), written only when there is none;
@@ -36,7 +36,7 @@ done
 [[ "$prefix" =~ ^/[A-Za-z0-9._/-]*$ ]] || { echo "install.sh: --prefix $prefix: give an absolute path of letters, digits, '.', '_', '-' and '/'" >&2; exit 2; }
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-bins=(berthd berth berth-shim berth-proxy)
+bins=(berthd berth berth-shim berth-proxy berth-slirp)
 bindir="$destdir$prefix/bin"
 unitdir="$destdir/etc/systemd/system"
 systemd_running() { [ -z "$destdir" ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null; }
@@ -56,14 +56,14 @@ if [ -z "$from" ]; then
   command -v cargo >/dev/null || { echo "install.sh: cargo is needed to build berth (or give --from DIR)" >&2; exit 1; }
   export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/cache/berth/target}
   (cd "$root" && cargo build --release --quiet -p berthd --bin berthd -p berth-cli --bin berth \
-      -p engine --bin berth-shim -p portproxy --bin berth-proxy)
+      -p engine --bin berth-shim -p portproxy --bin berth-proxy -p netcore --bin berth-slirp)
   from="$CARGO_TARGET_DIR/release"
 fi
 for b in "${bins[@]}"; do
   [ -x "$from/$b" ] || { echo "install.sh: no $b in $from" >&2; exit 1; }
 done
 
-# Binaries: copied beside each other (berthd finds berth-shim and berth-proxy next to itself),
+# Binaries: copied beside each other (berthd finds berth-shim, berth-proxy and berth-slirp next to it),
 # each replaced by a rename so a running berthd keeps its own file.
 install -d -m 0755 "$bindir"
 for b in "${bins[@]}"; do

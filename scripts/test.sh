@@ -18,7 +18,7 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
   gcc libc6-dev iproute2 nftables util-linux procps python3 curl iperf3 wrk socat docker.io busybox-static \
   dnsperf dnsmasq-base aardvark-dns docker-registry skopeo apache2-utils runc podman netavark conmon \
-  python3-venv openssl tini docker-compose systemd buildah >/dev/null
+  python3-venv openssl tini docker-compose systemd buildah slirp4netns passt >/dev/null
 # docker-py (PyPI `docker`), the second independent API client of berthd's tests.
 export BERTH_PY_VENV="${BERTH_PY_VENV:-/var/cache/berth/venv}"
 [ -x "$BERTH_PY_VENV/bin/python" ] || python3 -m venv "$BERTH_PY_VENV"
@@ -73,6 +73,9 @@ benches/portproxy-compare.sh --short
 
 step "firewall comparison (short)"
 benches/firewall-compare.sh --short
+
+step "userspace network stack vs slirp4netns and pasta (short)"
+benches/usernet-compare.sh --short
 
 step "container start with published ports vs dockerd (short)"
 benches/container-ports-compare.sh --short
