@@ -98,7 +98,13 @@ fn netns_install_as_a_service() {
         "{said}"
     );
     let bin = dest.join("usr/local/bin");
-    for b in ["berthd", "berth", "berth-shim", "berth-proxy", "berth-slirp"] {
+    for b in [
+        "berthd",
+        "berth",
+        "berth-shim",
+        "berth-proxy",
+        "berth-slirp",
+    ] {
         assert_eq!(mode(&bin.join(b)), 0o755, "{b}");
     }
     let units = dest.join("etc/systemd/system");
@@ -269,7 +275,13 @@ fn netns_install_as_a_service() {
 
     let said = install(&["--uninstall", "--destdir", dest.to_str().unwrap()]);
     assert!(said.contains("removed"), "{said}");
-    for b in ["berthd", "berth", "berth-shim", "berth-proxy", "berth-slirp"] {
+    for b in [
+        "berthd",
+        "berth",
+        "berth-shim",
+        "berth-proxy",
+        "berth-slirp",
+    ] {
         assert!(!bin.join(b).exists(), "{b} left behind");
     }
     assert!(!units.join("berthd.service").exists() && conf.exists());

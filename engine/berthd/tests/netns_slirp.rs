@@ -348,6 +348,7 @@ fn netns_slirp_networks_containers_without_bridges() {
     assert!(tcp_peer(None, lo(plain_port)).starts_with("from "));
 
     // Stopping the container ends its stack and frees its ports.
+    let keep_pid = slirp_pid(&b, &keep);
     b.ok(&["rm", "-f", &keep, &plain]);
     let deadline = Instant::now() + Duration::from_secs(5);
     // Gone, or a zombie of whatever adopted it when berthd was killed.
@@ -355,10 +356,10 @@ fn netns_slirp_networks_containers_without_bridges() {
         std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .is_ok_and(|s| s.rsplit(") ").next().is_some_and(|r| !r.starts_with('Z')))
     };
-    while alive(pid) {
+    while alive(pid) || alive(keep_pid) {
         assert!(
             Instant::now() < deadline,
-            "berth-slirp {pid} outlived its container"
+            "berth-slirp {pid} or {keep_pid} outlived its container"
         );
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -7,7 +7,8 @@
 //! - [`frame`]: the frame fast path (etherparse): classify, and write UDP, resets, echo replies.
 //! - [`nat`]: where flows go, what is refused, the tables' bounds and the counters.
 //! - [`device`]: smoltcp's device over frame queues, and the gateway interface; no I/O.
-//! - [`stack`]: the task that owns the interface, the TAP device and every flow.
+//! - [`stack`]: the task that owns the interface, the TAP device and every flow (TCP in
+//!   `stack/stream.rs`, UDP and pings in `stack/datagram.rs`).
 //! - [`tap`]: the TAP device made and configured inside the container's namespace.
 //!
 //! One process per container (`berth-slirp`) runs a stack: a hostile container can exhaust only
