@@ -133,7 +133,8 @@ pub(super) fn start(plan: &SlirpPlan) -> Result<Vec<Mapping>, ContainerError> {
     // `ready`, and the pipe is closed with this end.
     std::thread::spawn(move || {
         let mut lines = Vec::new();
-        let mut r = BufReader::new(stdout.take(64 * 1024));
+        // One line per published socket: room for every port of both families.
+        let mut r = BufReader::new(stdout.take(16 << 20));
         let mut line = String::new();
         while r.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
             let l = line.trim_end().to_string();
@@ -166,11 +167,13 @@ pub(super) fn start(plan: &SlirpPlan) -> Result<Vec<Mapping>, ContainerError> {
         }
     };
     let pid = child.id() as i32;
-    let record = Proc {
-        pid,
-        start: start_time(pid).unwrap_or(0),
-    };
-    if let Err(e) = berth_common::persist::save(&pid_file(&plan.ns_path), &record) {
+    let saved = start_time(pid)
+        .ok_or_else(|| std::io::Error::other("its /proc/PID/stat is unreadable"))
+        .and_then(|start| {
+            berth_common::persist::save(&pid_file(&plan.ns_path), &Proc { pid, start })
+                .map_err(std::io::Error::other)
+        });
+    if let Err(e) = saved {
         let _ = child.kill();
         let _ = child.wait();
         return Err(ContainerError::Invalid(format!(
@@ -186,16 +189,30 @@ pub(super) fn start(plan: &SlirpPlan) -> Result<Vec<Mapping>, ContainerError> {
         .collect())
 }
 
-/// Ends the stack serving the namespace at `ns_path`, if one runs. Idempotent.
-pub(super) fn stop(ns_path: &Path) {
+/// Ends the stack serving the namespace at `ns_path`, if one runs, and waits (by pidfd, 2 s,
+/// then SIGKILL) until it has exited, so its published ports are free for the next start.
+/// Idempotent.
+pub(super) async fn stop(ns_path: &Path) {
     let path = pid_file(ns_path);
     if let Ok(Some(p)) = berth_common::persist::load::<Proc>(&path) {
-        if p.pid > 1 && start_time(p.pid) == Some(p.start) {
-            let pid = p.pid;
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
+        // The watch pins the process before its identity is checked.
+        let watch = super::exit::ExitWatch::new(p.pid).ok().flatten();
+        if let Some(watch) = watch.filter(|_| p.pid > 1 && start_time(p.pid) == Some(p.start)) {
+            let pid = nix::unistd::Pid::from_raw(p.pid);
+            for signal in [
                 nix::sys::signal::Signal::SIGTERM,
-            );
+                nix::sys::signal::Signal::SIGKILL,
+            ] {
+                if watch.exited() || nix::sys::signal::kill(pid, signal).is_err() {
+                    break;
+                }
+                if tokio::time::timeout(Duration::from_secs(2), watch.wait())
+                    .await
+                    .is_ok()
+                {
+                    break;
+                }
+            }
         }
     }
     let _ = std::fs::remove_file(&path);

@@ -97,6 +97,8 @@ pub(super) async fn setup_slirp(
     let name = plan.name.clone();
     let ns_path = net.stack.ns_path.clone();
     let stack = net.stack.clone();
+    // A stack a crashed start left behind would hold the ports.
+    super::slirp::stop(&ns_path).await;
     let published = tokio::task::spawn_blocking(move || {
         netns::remove(&ns_path).map_err(io_err(format!("container {name}: stale namespace")))?;
         netns::create(&ns_path).map_err(io_err(format!("container {name}")))?;
@@ -332,7 +334,7 @@ impl Wiring {
                 tracing::warn!(container = id, %errors, "some links could not be deleted");
             }
         }
-        super::slirp::stop(ns_path);
+        super::slirp::stop(ns_path).await;
         if let Err(e) = netns::remove(ns_path) {
             tracing::warn!(container = id, error = %e, "removing the network namespace");
         }

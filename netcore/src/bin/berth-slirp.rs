@@ -1,7 +1,8 @@
 //! `berth-slirp`: one container's userspace network stack. Makes `tap0` in the namespace it is
 //! given, configures the slirp layout (container 10.0.2.100, gateway 10.0.2.2, resolver 10.0.2.3),
 //! serves the published ports, prints `ready` once the container may use the network, and runs
-//! until SIGTERM or until the namespace is gone. SIGUSR1 writes the counters to `--status`.
+//! until SIGTERM (its TAP device holds the namespace, so whoever started it ends it with the
+//! container; berthd does, by PID). SIGUSR1 writes the counters to `--status`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -8,8 +8,11 @@ use serde::Serialize;
 
 use super::options::{Layout, Options};
 
-/// TCP flows (connecting, open or closing) per container.
-pub const MAX_TCP: usize = 8192;
+/// TCP flows (connecting, open or closing) per container. With [`TCP_BUFFER`], a stack whose
+/// every flow has full buffers holds 2 x 1 MiB x 2,048 = 4 GiB: the bound, not a budget.
+pub const MAX_TCP: usize = 2048;
+/// A handshake (SYN sent or received) the other side does not finish is dropped after this.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// TCP flows whose host connection is still being made.
 pub const MAX_CONNECTING: usize = 512;
 /// UDP flows (outgoing and published) per container.
@@ -62,6 +65,19 @@ impl Policy {
     /// The host address a flow from the container to `dst` is made to.
     pub fn outbound(&self, dst: SocketAddr) -> Result<SocketAddr, Refusal> {
         let ip = dst.ip();
+        if let IpAddr::V6(v6) = ip {
+            // IPv4-mapped and -compatible addresses would reach IPv4 destinations (the host's
+            // 127.0.0.1 among them) past the IPv4 rules; without IPv6 nothing IPv6 goes out.
+            let embeds_v4 = v6.segments()[..5] == [0; 5] && matches!(v6.segments()[5], 0 | 0xffff);
+            if self.layout.cidr6.is_none() || (embeds_v4 && !v6.is_loopback()) {
+                return Err(Refusal::NotRoutable);
+            }
+        }
+        if let IpAddr::V4(v4) = ip {
+            if v4.octets()[0] == 0 {
+                return Err(Refusal::NotRoutable); // 0.0.0.0/8: "this host"
+            }
+        }
         if self.layout.is_gateway(ip) {
             if !self.allow_host_loopback {
                 return Err(Refusal::HostLoopback);
@@ -216,6 +232,27 @@ mod tests {
         ] {
             assert_eq!(p.outbound(sa(bad)), Err(Refusal::NotRoutable), "{bad}");
         }
+        for bad in [
+            "[::ffff:127.0.0.1]:80",
+            "[::ffff:0.0.0.0]:80",
+            "[::ffff:224.0.0.251]:5353",
+            "[::127.0.0.1]:80",
+            "[::ffff:192.0.2.10]:443",
+            "0.1.2.3:80",
+        ] {
+            assert_eq!(p.outbound(sa(bad)), Err(Refusal::NotRoutable), "{bad}");
+        }
+        let v4_only = Policy::new(
+            &Options {
+                enable_ipv6: false,
+                ..Options::default()
+            },
+            None,
+        );
+        assert_eq!(
+            v4_only.outbound(sa("[2001:db8::1]:443")),
+            Err(Refusal::NotRoutable)
+        );
         assert_eq!(p.outbound(sa("192.0.2.10:443")), Ok(sa("192.0.2.10:443")));
         assert_eq!(
             p.outbound(sa("[2001:db8::1]:443")),

@@ -253,12 +253,24 @@ impl Stack {
         flow.reply = now;
         let sock = flow.sock.clone();
         let mut buf = [0u8; 2048];
-        while let Ok(n) = sock.try_recv(&mut buf) {
+        for _ in 0..BATCH {
+            let Ok(n) = sock.try_recv(&mut buf) else {
+                break;
+            };
             // The kernel hands back the ICMP header and data; the identifier is its own.
             if n >= 8 && buf[0] == 0 {
                 let seq = u16::from_be_bytes([buf[6], buf[7]]);
                 let mut out = Vec::new();
-                if frame::write_echo_reply(&mut out, self.macs(), dst, src, ident, seq, &buf[8..n])
+                if self.dev.tx.len() < 2 * TX_QUEUE
+                    && frame::write_echo_reply(
+                        &mut out,
+                        self.macs(),
+                        dst,
+                        src,
+                        ident,
+                        seq,
+                        &buf[8..n],
+                    )
                 {
                     self.dev.tx.push_back(out);
                 }

@@ -152,6 +152,7 @@ pub struct Stack {
     epoch: std::time::Instant,
     counters: Counters,
     scratch: Vec<u8>,
+    flow_ids: Vec<u64>,
 }
 
 fn random_seed() -> u64 {
@@ -187,9 +188,19 @@ impl Stack {
                     let tx = accept_tx.clone();
                     // Accepted connections wait in the kernel's backlog until the stack has room.
                     let accept = tokio::spawn(async move {
-                        while let Ok((s, _)) = l.accept().await {
-                            if tx.send(Event::Accepted(i, s)).await.is_err() {
-                                break;
+                        loop {
+                            match l.accept().await {
+                                Ok((s, _)) => {
+                                    if tx.send(Event::Accepted(i, s)).await.is_err() {
+                                        break;
+                                    }
+                                }
+                                // Out of descriptors or buffers: the port stays published and
+                                // tries again (the client waits in the backlog).
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "accepting a published connection");
+                                    tokio::time::sleep(Duration::from_millis(100)).await;
+                                }
                             }
                         }
                     });
@@ -234,6 +245,7 @@ impl Stack {
             epoch,
             counters: Counters::default(),
             scratch: Vec::new(),
+            flow_ids: Vec::new(),
         };
         for i in 0..s.listeners.len() {
             s.arm_listener(i);
@@ -312,6 +324,14 @@ impl Stack {
         self.read_frames(link)?;
         for _ in 0..BATCH {
             match self.rx.try_recv() {
+                Ok(ev) => self.handle(ev),
+                Err(_) => break,
+            }
+        }
+        // Published connections are taken every round, however busy the TAP device keeps the
+        // loop.
+        for _ in 0..BATCH {
+            match self.accept_rx.try_recv() {
                 Ok(ev) => self.handle(ev),
                 Err(_) => break,
             }
@@ -454,18 +474,34 @@ impl Stack {
             self.counters.expired += 1;
         }
         let idle = self.cfg.tcp_idle.as_millis() as u64;
+        let handshake = nat::HANDSHAKE_TIMEOUT.as_millis() as u64;
+        let sockets = &self.sockets;
         let dead: Vec<u64> = self
             .tcp
             .iter()
-            .filter(|(_, f)| f.handle.is_some() && now.saturating_sub(f.last) > idle)
+            .filter(|(_, f)| {
+                let Some(h) = f.handle else { return false };
+                let quiet = now.saturating_sub(f.last);
+                // A handshake the container never finishes holds its slot (and the host
+                // connection made for it) only briefly.
+                let opening = matches!(
+                    sockets.get::<tcp::Socket>(h).state(),
+                    tcp::State::SynSent | tcp::State::SynReceived
+                );
+                quiet > idle || (opening && quiet > handshake)
+            })
             .map(|(id, _)| *id)
             .collect();
-        for id in dead {
-            if let Some(h) = self.tcp[&id].handle {
+        for id in &dead {
+            if let Some(h) = self.tcp[id].handle {
                 self.sockets.get_mut::<tcp::Socket>(h).abort();
             }
             self.counters.expired += 1;
-            self.poll(); // sends the reset
+        }
+        if !dead.is_empty() {
+            self.poll(); // sends the resets
+        }
+        for id in dead {
             self.remove_tcp(id);
         }
     }

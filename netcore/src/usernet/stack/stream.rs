@@ -67,7 +67,7 @@ impl Stack {
     pub(super) fn reset(&mut self, seg: &TcpSeg) {
         let mut out = std::mem::take(&mut self.scratch);
         out.clear();
-        if frame::write_rst(&mut out, self.macs(), seg) {
+        if self.dev.tx.len() < 2 * TX_QUEUE && frame::write_rst(&mut out, self.macs(), seg) {
             self.dev.tx.push_back(out.clone());
         }
         self.scratch = out;
@@ -83,11 +83,10 @@ impl Stack {
     }
 
     pub(super) fn connected(&mut self, id: u64, r: io::Result<TcpStream>) {
-        let Some(f) = self.tcp.get_mut(&id) else {
+        let Some((syn, seg)) = self.tcp.get_mut(&id).and_then(|f| f.syn.take()) else {
             return;
         };
         self.connecting -= 1;
-        let (syn, seg) = f.syn.take().expect("connecting flow has its SYN");
         match r {
             Ok(stream) => {
                 let _ = stream.set_nodelay(true);
@@ -100,10 +99,14 @@ impl Stack {
                     self.remove_tcp(id);
                     return;
                 }
-                f.handle = Some(self.sockets.add(sock));
-                f.stream = Some(Arc::new(stream));
-                // Only this SYN is queued, so only it can reach the new listener.
+                // smoltcp takes every frame queued so far before the listener exists, so the
+                // only segment that can reach it is this SYN (a listener accepts any SYN).
                 self.poll();
+                let handle = self.sockets.add(sock);
+                if let Some(f) = self.tcp.get_mut(&id) {
+                    f.handle = Some(handle);
+                    f.stream = Some(Arc::new(stream));
+                }
                 self.dev.rx.push_back(syn);
                 self.poll();
             }
@@ -180,15 +183,19 @@ impl Stack {
     }
 
     pub(super) fn service_all(&mut self) {
-        let ids: Vec<u64> = self
-            .tcp
-            .iter()
-            .filter(|(_, f)| f.handle.is_some())
-            .map(|(id, _)| *id)
-            .collect();
-        for id in ids {
+        // The list is reused round to round: no allocation in the steady state.
+        let mut ids = std::mem::take(&mut self.flow_ids);
+        ids.clear();
+        ids.extend(
+            self.tcp
+                .iter()
+                .filter(|(_, f)| f.handle.is_some())
+                .map(|(id, _)| *id),
+        );
+        for &id in &ids {
             self.service(id);
         }
+        self.flow_ids = ids;
     }
 
     /// Moves what can move between a flow's smoltcp socket and its host socket.
