@@ -135,7 +135,7 @@ pub fn classify(frame: &[u8]) -> Result<(Mac, Frame), Malformed> {
 }
 
 /// Whether a container may send from `ip`: a unicast address that is not loopback.
-fn usable_source(ip: IpAddr) -> bool {
+pub fn usable_source(ip: IpAddr) -> bool {
     !(ip.is_unspecified()
         || ip.is_multicast()
         || ip.is_loopback()

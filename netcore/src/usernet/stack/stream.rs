@@ -67,7 +67,11 @@ impl Stack {
     pub(super) fn reset(&mut self, seg: &TcpSeg) {
         let mut out = std::mem::take(&mut self.scratch);
         out.clear();
-        if self.dev.tx.len() < 2 * TX_QUEUE && frame::write_rst(&mut out, self.macs(), seg) {
+        // Never from an address nothing may send from (a SYN to a multicast group).
+        if self.dev.tx.len() < 2 * TX_QUEUE
+            && frame::usable_source(seg.dst.ip())
+            && frame::write_rst(&mut out, self.macs(), seg)
+        {
             self.dev.tx.push_back(out.clone());
         }
         self.scratch = out;
