@@ -89,18 +89,7 @@ impl Stack {
         for _ in 0..BATCH {
             let mut buf = self.dev.buffer();
             match sock.try_recv(&mut buf[off..]) {
-                Ok(n) => {
-                    if self.dev.tx.len() < 2 * TX_QUEUE {
-                        if let Some(len) =
-                            frame::write_udp(&mut buf, self.macs(), remote, container, n)
-                        {
-                            buf.truncate(len);
-                            self.dev.tx.push_back(buf);
-                            continue;
-                        }
-                    }
-                    self.dev.recycle(buf);
-                }
+                Ok(n) => self.queue_udp(buf, remote, container, n),
                 Err(e) => {
                     self.dev.recycle(buf);
                     if would_block(&e) {
@@ -110,6 +99,19 @@ impl Stack {
             }
         }
         self.arm_udp(id);
+    }
+
+    /// Queues the datagram of `n` bytes already in `buf` (at its payload offset) toward the
+    /// container, from `src`; dropped (the buffer recycled) when the TX queue is full.
+    fn queue_udp(&mut self, mut buf: Vec<u8>, src: SocketAddr, dst: SocketAddr, n: usize) {
+        if self.dev.tx.len() < 2 * TX_QUEUE {
+            if let Some(len) = frame::write_udp(&mut buf, self.macs(), src, dst, n) {
+                buf.truncate(len);
+                self.dev.tx.push_back(buf);
+                return;
+            }
+        }
+        self.dev.recycle(buf);
     }
 
     pub(super) fn arm_listener(&mut self, i: usize) {
@@ -155,16 +157,7 @@ impl Stack {
                             src
                         }
                     };
-                    if self.dev.tx.len() < 2 * TX_QUEUE {
-                        if let Some(len) =
-                            frame::write_udp(&mut buf, self.macs(), src, container, n)
-                        {
-                            buf.truncate(len);
-                            self.dev.tx.push_back(buf);
-                            continue;
-                        }
-                    }
-                    self.dev.recycle(buf);
+                    self.queue_udp(buf, src, container, n);
                 }
                 Err(e) => {
                     self.dev.recycle(buf);
