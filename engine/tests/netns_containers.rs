@@ -167,7 +167,12 @@ async fn netns_containers_web_dns_volumes_logs_exec_stop() {
     assert_eq!(e.resolve(&web_id[..6]).unwrap(), web_id);
     e.start("web").await.unwrap();
     assert_eq!(e.get(&web_id).unwrap().state.status, Status::Running);
-    let body = eventually("web on 127.0.0.1:8080", || http_get("127.0.0.1:8080").ok());
+    // The proxy accepts before httpd listens (and then closes: an empty answer); wait for the page.
+    let body = eventually("web on 127.0.0.1:8080", || {
+        http_get("127.0.0.1:8080")
+            .ok()
+            .filter(|b| b.contains("hello-from-webhost"))
+    });
     assert!(body.contains("hello-from-webhost"), "{body}");
     let topo = Topo::new();
     let host = topo.host_v4();
@@ -281,7 +286,8 @@ async fn netns_containers_web_dns_volumes_logs_exec_stop() {
     e.start("api").await.unwrap();
     let mut client = opts(
         "client",
-        "cat /etc/resolv.conf; wget -qO- http://api/ && wget -qO- http://backend/",
+        // api's httpd may not listen yet when client starts: a few tries, as a client would.
+        "cat /etc/resolv.conf; for i in $(seq 50); do wget -qO- http://api/ >/dev/null 2>&1 && break; sleep 0.1; done; wget -qO- http://api/ && wget -qO- http://backend/",
     );
     client.network = Some("appnet".into());
     e.create(client).unwrap();
@@ -581,7 +587,9 @@ async fn netns_containers_oom_restart_policy_and_adoption_after_sigkill() {
     let id = lines.next().unwrap().unwrap();
     assert_eq!(lines.next().unwrap().unwrap(), "ready");
     let body = eventually("the daemon's web server", || {
-        http_get("127.0.0.1:8081").ok()
+        http_get("127.0.0.1:8081")
+            .ok()
+            .filter(|b| b.contains("hello-from-"))
     });
     assert!(body.contains("hello-from-"));
     nix::sys::signal::kill(
@@ -606,7 +614,9 @@ async fn netns_containers_oom_restart_policy_and_adoption_after_sigkill() {
     assert_eq!(c.state.status, Status::Running);
     assert!(Path::new(&format!("/proc/{}", c.state.pid)).exists());
     let body = eventually("the adopted web server on loopback", || {
-        http_get("127.0.0.1:8081").ok()
+        http_get("127.0.0.1:8081")
+            .ok()
+            .filter(|b| b.contains("hello-from-"))
     });
     assert!(body.contains("hello-from-"));
     let code = e.stop(&id, Some(Duration::from_secs(1))).await.unwrap();
