@@ -3,7 +3,9 @@
 //! for a while, to open a race window on purpose (the `fail` crate's idea, reduced to the two
 //! actions berth's tests need).
 //!
-//! `BERTH_FAILPOINTS=start:after-spawn,rm:after-teardown` names the steps; when the process
+//! `BERTH_FAILPOINTS=start:after-spawn,rm:after-teardown` names the steps (every one is a
+//! `failpoint::hit` or `failpoint::pause` call: create, start, stop, rm, `commit:frozen` and
+//! `image:before-record` for pulls, loads, commits and builds); when the process
 //! reaches one it logs the name and raises SIGKILL on itself: no destructor, no cleanup, no
 //! flush, exactly what a crash leaves. `NAME=sleep(MS)` instead makes an asynchronous step
 //! ([`pause`]) wait MS milliseconds there; `NAME=panic` panics there (a bug's way out of a

@@ -1017,4 +1017,39 @@ fn netns_engine_core_a_crash_at_any_step_leaves_things_consistent() {
     d.ok(&["pull", "-q", &pulled]);
     d.ok(&["image", "inspect", &pulled]);
     assert_eq!(footprint(&d), empty);
+
+    // A commit cut short while its container is frozen, and one cut short before its record:
+    // no image, no blob, and the container runs on, thawed by the next berthd.
+    d.ok(&["run", "-d", "--name", "committed", &pulled, "sleep", "1000"]);
+    d.ok(&["exec", "committed", "sh", "-c", "echo changed > /changed"]);
+    let with_container = blobs();
+    let snapshot_dir = d.dir.path().join("data/image/snapshots");
+    let snapshots = || std::fs::read_dir(&snapshot_dir).unwrap().count();
+    let layers = snapshots();
+    for fp in ["commit:frozen", "image:before-record"] {
+        crash_at(&mut d, fp, &["commit", "committed", "crash/committed:1"]);
+        assert_eq!(state(&d, "committed"), "running", "{fp}");
+        let o = docker_within(&d.sock, 15, &["exec", "committed", "cat", "/changed"]);
+        assert_eq!(
+            text(&o).1,
+            "changed",
+            "{fp}: the container answers (not left frozen): {:?}",
+            text(&o)
+        );
+        let o = d.docker(&["image", "inspect", "crash/committed:1"]);
+        assert!(
+            !o.status.success(),
+            "{fp}: a commit cut short left an image"
+        );
+        assert_eq!(
+            blobs(),
+            with_container,
+            "{fp}: a commit cut short left blobs"
+        );
+        assert_eq!(snapshots(), layers, "{fp}: a commit cut short left a layer");
+    }
+    d.ok(&["commit", "committed", "crash/committed:1"]);
+    d.ok(&["rm", "-f", "committed"]);
+    d.ok(&["rmi", "crash/committed:1"]);
+    assert_eq!(footprint(&d), empty);
 }

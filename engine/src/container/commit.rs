@@ -303,6 +303,8 @@ impl CommitPlan {
         let writing = std::thread::Builder::new()
             .name("berth-commit".into())
             .spawn(move || {
+                // A crash here leaves the container frozen: the next engine thaws it.
+                crate::failpoint::hit("commit:frozen");
                 let mut w = io::BufWriter::with_capacity(CHUNK, ChunkSender(tx.clone()));
                 let result = write_layer(&plan, &mut w).and_then(|()| {
                     w.flush().map_err(|e| ContainerError::Io {
