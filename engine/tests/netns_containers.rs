@@ -53,6 +53,7 @@ impl Roots {
             data_root: self.dir.path().join("data"),
             exec_root: self.dir.path().join("run"),
             runtime: None,
+            runtimes: Default::default(),
             shim: PathBuf::from(env!("CARGO_BIN_EXE_berth-shim")),
             // Built by the workspace's test build (scripts/netns-test.sh) beside the shim.
             proxy: PathBuf::from(env!("CARGO_BIN_EXE_berth-shim")).with_file_name("berth-proxy"),

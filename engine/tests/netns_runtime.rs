@@ -295,6 +295,7 @@ fn shim_for(dir: &Path, rt: &RuncLike, b: &Bundle, id: &str) -> ShimConfig {
         state_dir: state,
         runtime: rt.binary().to_path_buf(),
         runtime_root: dir.join("runtime"),
+        runtime_args: rt.args().to_vec(),
         rotation: Rotation::default(),
         io: Default::default(),
         exec: None,

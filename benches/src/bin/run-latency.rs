@@ -52,6 +52,7 @@ async fn main() -> Result<()> {
         data_root: root.join("data"),
         exec_root: root.join("run"),
         runtime: None,
+        runtimes: Default::default(),
         shim,
         proxy: me.with_file_name("berth-proxy"),
         resolv_conf: root.join("resolv.conf"),

@@ -251,6 +251,9 @@ pub struct HostConfig {
     /// `--log-driver`, `--log-opt`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_config: Option<LogConfig>,
+    /// `--runtime`: one of the daemon's runtimes by name (empty: its default).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub runtime: String,
     /// `--privileged`.
     pub privileged: bool,
     /// `--cgroupns`.
@@ -321,7 +324,7 @@ pub struct HostConfig {
 
 /// The members of `rest` (what berth does not read) that ask for something: not null, 0,
 /// false, "", [] or {}, and not a value Docker takes as its default (`Isolation: "default"`,
-/// `Runtime: "runc"`, `VolumeDriver: "local"`). Such a member would be dropped, so it is
+/// `VolumeDriver: "local"`). Such a member would be dropped, so it is
 /// refused by name instead.
 pub fn unapplied(rest: &BTreeMap<String, serde_json::Value>) -> Vec<String> {
     use serde_json::Value;
@@ -335,10 +338,7 @@ pub fn unapplied(rest: &BTreeMap<String, serde_json::Value>) -> Vec<String> {
                     s.is_empty()
                         || matches!(
                             (k.as_str(), s.as_str()),
-                            ("Isolation", "default")
-                                | ("Runtime", "runc")
-                                | ("VolumeDriver", "local")
-                                | ("Cgroup", "")
+                            ("Isolation", "default") | ("VolumeDriver", "local") | ("Cgroup", "")
                         )
                 }
                 Value::Array(a) => a.is_empty(),

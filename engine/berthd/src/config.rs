@@ -3,9 +3,11 @@
 //! both as a flag and in the file is refused by name, and so is an unknown key. Pure: the caller
 //! reads the file.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use engine::runtime::registry::{self, RuntimeSpec};
 use serde::Deserialize;
 
 /// The file's keys (dockerd's names; `resolv-conf`, `shim` and `proxy` are berth's own).
@@ -28,6 +30,8 @@ pub struct FileConfig {
     pub tlskey: Option<PathBuf>,
     /// `--runtime`.
     pub default_runtime: Option<String>,
+    /// `--add-runtime`: more OCI runtimes by name.
+    pub runtimes: Option<BTreeMap<String, FileRuntime>>,
     /// `--log-level`.
     pub log_level: Option<String>,
     /// `--cgroup-parent`.
@@ -38,6 +42,17 @@ pub struct FileConfig {
     pub shim: Option<PathBuf>,
     /// `--proxy`.
     pub proxy: Option<PathBuf>,
+}
+
+/// A `runtimes` entry, as dockerd reads it.
+#[derive(Debug, Default, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FileRuntime {
+    /// The program.
+    pub path: String,
+    /// Given before every subcommand.
+    #[serde(default, rename = "runtimeArgs")]
+    pub runtime_args: Vec<String>,
 }
 
 /// What the flags said (`None`: not given).
@@ -59,6 +74,8 @@ pub struct Flags {
     pub tlskey: Option<PathBuf>,
     /// `--runtime`.
     pub runtime: Option<String>,
+    /// `--add-runtime NAME=PATH`, as often as given.
+    pub add_runtime: Vec<String>,
     /// `--log-level`.
     pub log_level: Option<String>,
     /// `--cgroup-parent`.
@@ -85,8 +102,10 @@ pub struct Settings {
     pub systemd_socket: bool,
     /// The TCP listener, always with mutual TLS (`None`: none).
     pub tcp: Option<TcpListen>,
-    /// The OCI runtime (`None`: the first installed).
+    /// The default OCI runtime (`None`: runc, else crun).
     pub runtime: Option<String>,
+    /// The runtimes declared by name (`runtimes`, `--add-runtime`).
+    pub runtimes: BTreeMap<String, RuntimeSpec>,
     /// Log filter.
     pub log_level: String,
     /// Parent cgroup of the containers.
@@ -148,6 +167,9 @@ pub enum ConfigError {
         /// What was given.
         value: String,
     },
+    /// A runtime declared wrongly (`--add-runtime`).
+    #[error("{0}")]
+    Runtime(String),
     /// A host berthd cannot listen on.
     #[error(
         "invalid host {0:?}: berthd listens on at most one Unix socket and one TCP address (valid: unix:///path/to.sock, fd:// for the socket systemd passes, tcp://IP:PORT)"
@@ -257,6 +279,41 @@ fn absolute(key: &'static str, path: PathBuf) -> Result<PathBuf, ConfigError> {
     }
 }
 
+/// The runtimes `--add-runtime` or the file's `runtimes` declare (not both, as dockerd).
+fn runtimes(
+    flags: &Flags,
+    file: &FileConfig,
+) -> Result<BTreeMap<String, RuntimeSpec>, ConfigError> {
+    let from_flags = (!flags.add_runtime.is_empty())
+        .then(|| {
+            flags
+                .add_runtime
+                .iter()
+                .map(|f| registry::parse_add_runtime(f))
+                .collect::<Result<BTreeMap<_, _>, _>>()
+        })
+        .transpose()
+        .map_err(ConfigError::Runtime)?;
+    let from_file = file.runtimes.as_ref().map(|r| {
+        r.iter()
+            .map(|(n, r)| {
+                (
+                    n.clone(),
+                    RuntimeSpec {
+                        path: r.path.clone(),
+                        args: r.runtime_args.clone(),
+                    },
+                )
+            })
+            .collect::<BTreeMap<_, _>>()
+    });
+    let declared = pick("runtimes", &from_flags, &from_file)?.unwrap_or_default();
+    for name in declared.keys() {
+        registry::check_declared_name(name).map_err(ConfigError::Runtime)?;
+    }
+    Ok(declared)
+}
+
 /// The settings from the flags and the file, with berthd's defaults for what neither gives.
 pub fn merge(flags: &Flags, file: &FileConfig) -> Result<Settings, ConfigError> {
     let flag_hosts = (!flags.hosts.is_empty()).then(|| flags.hosts.clone());
@@ -333,6 +390,7 @@ pub fn merge(flags: &Flags, file: &FileConfig) -> Result<Settings, ConfigError> 
         tcp,
         exec_root,
         runtime: pick("default-runtime", &flags.runtime, &file.default_runtime)?,
+        runtimes: runtimes(flags, file)?,
         log_level: log_level(
             pick("log-level", &flags.log_level, &file.log_level)?.unwrap_or_else(|| "info".into()),
         )?,
@@ -404,6 +462,48 @@ mod tests {
         assert_eq!(s.socket, PathBuf::from("/tmp/b.sock"));
         assert_eq!(s.runtime.as_deref(), Some("crun"));
         assert_eq!(s.log_level, "debug");
+    }
+
+    #[test]
+    fn runtimes_come_from_the_file_or_the_flags_not_both() {
+        let file = parse_file(
+            "daemon.json",
+            r#"{"runtimes": {"fast": {"path": "/usr/bin/crun", "runtimeArgs": ["--debug"]}}}"#,
+        )
+        .unwrap();
+        let s = merge(&Flags::default(), &file).unwrap();
+        assert_eq!(
+            s.runtimes["fast"],
+            RuntimeSpec {
+                path: "/usr/bin/crun".into(),
+                args: vec!["--debug".into()]
+            }
+        );
+        let flags = Flags {
+            add_runtime: vec!["slow=/usr/bin/runc".into()],
+            ..Flags::default()
+        };
+        assert_eq!(
+            merge(&flags, &FileConfig::default()).unwrap().runtimes["slow"].path,
+            "/usr/bin/runc"
+        );
+        let both = merge(&flags, &file).unwrap_err().to_string();
+        assert!(both.contains("configuration file: runtimes"), "{both}");
+        let bad = parse_file(
+            "daemon.json",
+            r#"{"runtimes": {"x": {"path": "/a", "args": []}}}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(bad.contains("args"), "{bad}");
+        let reserved = Flags {
+            add_runtime: vec!["io.containerd.runc.v2=/x".into()],
+            ..Flags::default()
+        };
+        let e = merge(&reserved, &FileConfig::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("'io.containerd.runc.v2' is reserved"), "{e}");
     }
 
     #[test]

@@ -37,9 +37,13 @@ struct Cli {
     /// berthd's TLS private key (PEM).
     #[arg(long)]
     tlskey: Option<PathBuf>,
-    /// The OCI runtime: crun, runc or a path [default: the first installed].
+    /// The default OCI runtime: runc, crun, a name given by --add-runtime or the config
+    /// file's runtimes, or a path [default: runc, else crun].
     #[arg(long)]
     runtime: Option<String>,
+    /// One more OCI runtime, NAME=PATH, for `docker run --runtime NAME` (repeatable).
+    #[arg(long, value_name = "NAME=PATH")]
+    add_runtime: Vec<String>,
     /// The berth-shim binary [default: next to berthd].
     #[arg(long)]
     shim: Option<PathBuf>,
@@ -55,7 +59,7 @@ struct Cli {
     /// Log filter: error, warn, info, debug, trace [default: info].
     #[arg(long)]
     log_level: Option<String>,
-    /// The daemon config file (dockerd's keys: data-root, exec-root, hosts, default-runtime,
+    /// The daemon config file (dockerd's keys: data-root, exec-root, hosts, default-runtime, runtimes,
     /// log-level, cgroup-parent, tlsverify, tlscacert, tlscert, tlskey; berth's resolv-conf, shim, proxy) [default: /etc/berth/daemon.json,
     /// when it exists].
     #[arg(long)]
@@ -88,6 +92,7 @@ fn settings(cli: &Cli) -> anyhow::Result<Settings> {
         tlscert: cli.tlscert.clone(),
         tlskey: cli.tlskey.clone(),
         runtime: cli.runtime.clone(),
+        add_runtime: cli.add_runtime.clone(),
         log_level: cli.log_level.clone(),
         cgroup_parent: cli.cgroup_parent.clone(),
         resolv_conf: cli.resolv_conf.clone(),
@@ -151,6 +156,7 @@ async fn main() -> anyhow::Result<()> {
         data_root: cfg.data_root.clone(),
         exec_root: cfg.exec_root.clone(),
         runtime: cfg.runtime.clone(),
+        runtimes: cfg.runtimes.clone(),
         shim,
         proxy,
         resolv_conf: cfg.resolv_conf.clone(),

@@ -1053,3 +1053,177 @@ fn netns_engine_core_a_crash_at_any_step_leaves_things_consistent() {
     d.ok(&["rmi", "crash/committed:1"]);
     assert_eq!(footprint(&d), empty);
 }
+
+/// A runtime that records each call (its arguments, one line) in `log`, then runs runc.
+fn traced_runtime(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let log = dir.join("traced.log");
+    let script = dir.join("traced");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> {}\nexec runc \"$@\"\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (script, log)
+}
+
+/// `--runtime NAME` with a runtime the daemon declares (`runtimes` in daemon.json for berthd,
+/// `--add-runtime` for dockerd: the same declaration): what runs, what inspect and info show,
+/// and an unknown name.
+fn runtime_steps(docker: &dyn Fn(&[&str]) -> Output, log: &std::path::Path) -> Vec<String> {
+    let mut steps = Vec::new();
+    let (code, out, err) = text(&docker(&[
+        "run",
+        "--rm",
+        "--runtime",
+        "traced",
+        "--network",
+        "none",
+        IMAGE,
+        "echo",
+        "hi",
+    ]));
+    steps.push(format!("run: {code} {out} {err}"));
+    let (code, _, err) = text(&docker(&[
+        "run",
+        "-d",
+        "--name",
+        "picked",
+        "--runtime",
+        "traced",
+        "--network",
+        "none",
+        IMAGE,
+        "sleep",
+        "100",
+    ]));
+    steps.push(format!("run -d: {code} {err}"));
+    let (_, id, _) = text(&docker(&["inspect", "-f", "{{.Id}}", "picked"]));
+    let (_, rt, _) = text(&docker(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.Runtime}}",
+        "picked",
+    ]));
+    steps.push(format!("inspect: {rt}"));
+    let (code, out, _) = text(&docker(&["exec", "picked", "echo", "in"]));
+    steps.push(format!("exec: {code} {out}"));
+    let (code, _, _) = text(&docker(&["rm", "-f", "picked"]));
+    steps.push(format!("rm: {code}"));
+    let calls = std::fs::read_to_string(log).unwrap_or_default();
+    // Every call on the container went to the declared runtime, with its arguments.
+    for op in ["create", "start", "exec", "delete"] {
+        let seen = calls
+            .lines()
+            .any(|l| l.contains("--debug") && l.contains(op) && l.contains(&id));
+        steps.push(format!("traced {op}: {seen}"));
+    }
+    let (code, _, _) = text(&docker(&[
+        "run",
+        "-d",
+        "--name",
+        "plain",
+        "--network",
+        "none",
+        IMAGE,
+        "sleep",
+        "100",
+    ]));
+    let (_, plain, _) = text(&docker(&[
+        "inspect",
+        "-f",
+        "{{.Id}} {{.HostConfig.Runtime}}",
+        "plain",
+    ]));
+    let (plain_id, plain_rt) = plain.split_once(' ').unwrap_or_default();
+    let calls = std::fs::read_to_string(log).unwrap_or_default();
+    steps.push(format!(
+        "default: {code} {plain_rt:?} traced: {}",
+        calls.contains(plain_id)
+    ));
+    docker(&["rm", "-f", "plain"]);
+    let (code, _, err) = text(&docker(&[
+        "run",
+        "--rm",
+        "--runtime",
+        "bogus",
+        IMAGE,
+        "true",
+    ]));
+    steps.push(format!("bogus: {code} {err}"));
+    let (_, info, _) = text(&docker(&[
+        "info",
+        "--format",
+        "{{json .Runtimes.traced.Args}}",
+    ]));
+    steps.push(format!("info: {info}"));
+    steps
+}
+
+#[test]
+fn netns_engine_core_runtimes_are_chosen_by_name_as_docker_does() {
+    if !netns_support::enabled("netns_engine_core_runtimes_are_chosen_by_name_as_docker_does") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (script, log) = traced_runtime(tmp.path());
+    let conf = tmp.path().join("daemon.json");
+    std::fs::write(
+        &conf,
+        serde_json::json!({"runtimes": {"traced": {"path": script, "runtimeArgs": ["--debug"]}}})
+            .to_string(),
+    )
+    .unwrap();
+    let d = Berthd::start_with_args(&["--config-file", &conf.to_string_lossy()]);
+    let berth = runtime_steps(&|args| d.docker(args), &log);
+    assert!(berth[0].starts_with("run: 0 hi"), "{berth:#?}");
+    assert_eq!(berth[2], "inspect: traced", "{berth:#?}");
+    for step in &berth[5..9] {
+        assert!(step.ends_with("true"), "{berth:#?}");
+    }
+    let (_, default, _) = text(&d.docker(&["info", "--format", "{{.DefaultRuntime}}"]));
+    assert_eq!(default, "runc");
+    // Declared twice (flag and file) or under a reserved name: refused by name, as dockerd.
+    let validate = |args: &[&str]| {
+        let o = Command::new(support::berthd_bin())
+            .arg("--validate")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!o.status.success());
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let conf_arg = conf.to_string_lossy().into_owned();
+    let both = validate(&["--config-file", &conf_arg, "--add-runtime", "x=/bin/true"]);
+    assert!(
+        both.contains("specified both as a flag and in the configuration file: runtimes"),
+        "{both}"
+    );
+    let reserved = validate(&["--add-runtime", "runc=/bin/true"]);
+    assert!(
+        reserved.contains("runtime name 'runc' is reserved"),
+        "{reserved}"
+    );
+    drop(d);
+
+    let other = tempfile::tempdir().unwrap();
+    let (script, log) = traced_runtime(other.path());
+    let conf = other.path().join("daemon.json");
+    std::fs::write(
+        &conf,
+        serde_json::json!({"runtimes": {"traced": {"path": script, "runtimeArgs": ["--debug"]}}})
+            .to_string(),
+    )
+    .unwrap();
+    match Dockerd::start_with_args(&["--config-file", &conf.to_string_lossy()]) {
+        Some(docker) => {
+            let want = runtime_steps(&|args| docker.docker(args), &log);
+            assert_eq!(berth, want, "berthd (left) and dockerd (right)");
+        }
+        None => eprintln!("dockerd is not installed: berthd's runtimes checked alone"),
+    }
+}

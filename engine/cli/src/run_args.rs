@@ -128,6 +128,9 @@ pub struct ContainerArgs {
     /// Log driver options
     #[arg(long = "log-opt", value_name = "list")]
     pub log_opt: Vec<String>,
+    /// Runtime to use for this container
+    #[arg(long, value_name = "string")]
+    pub runtime: Option<String>,
     /// Mount the container's root filesystem as read only
     #[arg(long = "read-only")]
     pub read_only: bool,
@@ -677,6 +680,7 @@ pub fn create_body(
                 kind: string(&args.log_driver),
                 config: log_config,
             }),
+            runtime: string(&args.runtime),
             privileged: args.privileged,
             cap_add: Some(args.cap_add.clone()),
             cap_drop: Some(args.cap_drop.clone()),

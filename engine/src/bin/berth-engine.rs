@@ -117,6 +117,7 @@ async fn main() -> Result<()> {
         data_root: cli.data_root,
         exec_root: cli.exec_root,
         runtime: cli.runtime,
+        runtimes: Default::default(),
         shim: beside("berth-shim")?,
         // Needed only once a port is published; the error then names it.
         proxy: std::env::current_exe()?.with_file_name("berth-proxy"),

@@ -195,7 +195,7 @@ impl Engine {
     pub(super) fn freezer_of(&self, id: &str) -> Option<Freezer> {
         let c = self.containers.get(id)?;
         (c.state.status == Status::Running).then(|| Freezer {
-            runtime: self.runtime.clone(),
+            runtime: self.runtime_of(id),
             id: id.to_string(),
             holders: self.cp_holders.clone(),
         })

@@ -28,6 +28,7 @@ use crate::events::{Event, EventSink};
 use crate::image::reference::Digest;
 use crate::image::store::{ImageRecord, ImageStore};
 use crate::runtime::oci::RuncLike;
+use crate::runtime::registry::Runtimes;
 use crate::runtime::{command, env, spec};
 use crate::volume::store::VolumeStore;
 use berth_api::opts::mount::{Source, parse_size, parse_volume};
@@ -75,8 +76,11 @@ pub struct EngineConfig {
     pub data_root: PathBuf,
     /// Runtime state (`/run/berth`): bundles, namespaces, the runtime's root, shim files.
     pub exec_root: PathBuf,
-    /// `--runtime` (runc, crun or a path); the first installed when absent.
+    /// `--runtime`/`default-runtime`: one of the runtimes by name (runc, crun, a declared
+    /// one) or a program's path; runc (else crun) when absent.
     pub runtime: Option<String>,
+    /// daemon.json's `runtimes` and `--add-runtime`: more runtimes by name.
+    pub runtimes: BTreeMap<String, crate::runtime::registry::RuntimeSpec>,
     /// The `berth-shim` binary.
     pub shim: PathBuf,
     /// The `berth-proxy` binary: the host-local side of `-p`, started when none runs for
@@ -102,7 +106,7 @@ pub struct Engine {
     pub(super) nets: watch::Receiver<Arc<netcore::network::State>>,
     /// Exit codes of the containers removed last, oldest first.
     pub(super) removed: std::collections::VecDeque<(String, i32)>,
-    pub(super) runtime: RuncLike,
+    pub(super) runtimes: Runtimes,
     pub(super) host_dns: ResolvConf,
     /// What this host offers for isolation (capabilities, kernel, AppArmor, cgroup v2).
     pub(super) host: super::security::HostSecurity,
@@ -187,8 +191,16 @@ impl Engine {
             upstreams: host_dns.nameservers.clone(),
             ..ResolverConfig::default()
         });
-        let runtime = RuncLike::find(cfg.runtime.as_deref(), &cfg.exec_root.join("runtime"))?;
-        tracing::info!(runtime = %runtime.binary().display(), "OCI runtime");
+        let runtimes = Runtimes::new(
+            cfg.runtime.as_deref(),
+            &cfg.runtimes,
+            &cfg.exec_root.join("runtime"),
+        )?;
+        tracing::info!(
+            runtime = %runtimes.default_runtime().binary().display(),
+            name = runtimes.default_name(),
+            "OCI runtime"
+        );
         let mut containers = BTreeMap::new();
         let mut unreadable = false;
         let dir = cfg.data_root.join("containers");
@@ -246,7 +258,7 @@ impl Engine {
             nets: wiring.net.watch(),
             wiring: Arc::new(tokio::sync::Mutex::new(wiring)),
             removed: Default::default(),
-            runtime,
+            runtimes,
             host_dns,
             host: super::security::HostSecurity::detect(),
             host_resources: super::resources::HostResources::detect(Path::new("/sys/fs/cgroup")),
@@ -349,9 +361,18 @@ impl Engine {
         self.nets.borrow().clone()
     }
 
-    /// The OCI runtime in use.
-    pub fn runtime(&self) -> &RuncLike {
-        &self.runtime
+    /// The OCI runtimes offered, and the default.
+    pub fn runtimes(&self) -> &Runtimes {
+        &self.runtimes
+    }
+
+    /// The runtime of container `id` (the default for one not known).
+    pub(super) fn runtime_of(&self, id: &str) -> RuncLike {
+        let name = self
+            .containers
+            .get(id)
+            .map_or("", |c| c.options.runtime.as_str());
+        self.runtimes.of(name).clone()
     }
 
     /// The engine's configuration.
@@ -637,6 +658,10 @@ impl Engine {
         mut opts: CreateOptions,
     ) -> Result<String, ContainerError> {
         super::security::resolve(&opts, &self.host)?;
+        opts.runtime = self
+            .runtimes
+            .choose(Some(&opts.runtime))
+            .map_err(ContainerError::Invalid)?;
         if opts.cgroupns.is_empty() {
             opts.cgroupns = self.host.default_cgroupns().to_string();
         }

@@ -205,7 +205,7 @@ impl Engine {
             bundle: self.bundle(id),
             execs: self.execs_dir(id),
             cgroup: self.cgroups_path(id),
-            runtime: self.runtime.clone(),
+            runtime: self.runtime_of(id),
             wiring: self.wiring.clone(),
         }
     }
@@ -475,7 +475,7 @@ impl Engine {
         // A frozen task acts on the signal only once thawed (Docker resumes it too).
         let thaw = self.containers[&id].state.status == Status::Paused;
         Ok(RuntimeCall {
-            runtime: self.runtime.clone(),
+            runtime: self.runtime_of(&id),
             op: CallOp::Kill {
                 signal: sig.to_string(),
                 thaw,
@@ -502,7 +502,7 @@ impl Engine {
             &c.name,
         )?;
         Ok(RuntimeCall {
-            runtime: self.runtime.clone(),
+            runtime: self.runtime_of(&id),
             op: CallOp::Pause(paused),
             id,
         })
@@ -605,7 +605,7 @@ impl Engine {
         let watch = self.exit_watch(&id)?;
         if self.containers[&id].state.status == Status::Paused {
             // A frozen process cannot act on SIGTERM.
-            let _ = self.runtime.pause(&id, false);
+            let _ = self.runtime_of(&id).pause(&id, false);
         }
         let events = self
             .events
@@ -617,13 +617,14 @@ impl Engine {
             .as_deref()
             .and_then(|s| signal_arg(s).ok())
             .unwrap_or_else(|| "TERM".into());
+        let runtime = self.runtime_of(&id);
         Ok(Some(StopPlan {
             shim_pid: self.containers[&id].state.shim_pid,
             id,
             timeout,
             signal,
             watch,
-            runtime: self.runtime.clone(),
+            runtime,
             events,
         }))
     }
@@ -781,7 +782,7 @@ impl Engine {
                         tracing::info!(container = id, shim = s.shim_pid, "adopted");
                         // A daemon that died during a `docker cp` left it frozen: thaw it.
                         if s.status == Status::Running {
-                            let rt = self.runtime.clone();
+                            let rt = self.runtime_of(id);
                             let cid = id.clone();
                             let _ = tokio::task::spawn_blocking(move || {
                                 if rt.state(&cid).is_ok_and(|st| st.status == "paused") {

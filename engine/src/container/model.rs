@@ -154,6 +154,9 @@ pub struct CreateOptions {
     pub config_command: Option<ConfigCommand>,
     /// `--stop-signal`, else the image's `STOPSIGNAL` (`None`: SIGTERM).
     pub stop_signal: Option<String>,
+    /// `--runtime`: one of the daemon's runtimes by name; create records the default's
+    /// name when none is given (empty in records from before runtimes had names).
+    pub runtime: String,
     /// `--log-driver`: `json-file` (also when empty), `local` or `none`.
     pub log_driver: String,
     /// `--log-opt max-size=..`, `max-file=..`.

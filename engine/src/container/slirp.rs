@@ -127,6 +127,23 @@ pub(super) fn start(plan: &SlirpPlan) -> Result<Vec<Mapping>, ContainerError> {
         what: format!("container {}: starting {}", plan.name, plan.bin.display()),
         source: e,
     })?;
+    // Recorded before anything else can fail or berthd can die: a crash from here on leaves a
+    // stack the next start or removal finds by its PID file and ends.
+    let pid = child.id() as i32;
+    let saved = start_time(pid)
+        .ok_or_else(|| std::io::Error::other("its /proc/PID/stat is unreadable"))
+        .and_then(|start| {
+            berth_common::persist::save(&pid_file(&plan.ns_path), &Proc { pid, start })
+                .map_err(std::io::Error::other)
+        });
+    if let Err(e) = saved {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(ContainerError::Invalid(format!(
+            "container {}: recording its network stack: {e}",
+            plan.name
+        )));
+    }
     let stdout = child.stdout.take().expect("piped");
     let (tx, rx) = std::sync::mpsc::channel();
     // Lines are read on a thread so the wait has a deadline; berth-slirp prints nothing after
@@ -154,6 +171,7 @@ pub(super) fn start(plan: &SlirpPlan) -> Result<Vec<Mapping>, ContainerError> {
         _ => {
             let _ = child.kill();
             let _ = child.wait();
+            let _ = std::fs::remove_file(pid_file(&plan.ns_path));
             let why = std::fs::read_to_string(&log_path).unwrap_or_default();
             let why = why
                 .lines()
@@ -166,21 +184,6 @@ pub(super) fn start(plan: &SlirpPlan) -> Result<Vec<Mapping>, ContainerError> {
             )));
         }
     };
-    let pid = child.id() as i32;
-    let saved = start_time(pid)
-        .ok_or_else(|| std::io::Error::other("its /proc/PID/stat is unreadable"))
-        .and_then(|start| {
-            berth_common::persist::save(&pid_file(&plan.ns_path), &Proc { pid, start })
-                .map_err(std::io::Error::other)
-        });
-    if let Err(e) = saved {
-        let _ = child.kill();
-        let _ = child.wait();
-        return Err(ContainerError::Invalid(format!(
-            "container {}: recording its network stack: {e}",
-            plan.name
-        )));
-    }
     // Reaped by a waiting thread while this berthd runs, by init after.
     std::thread::spawn(move || child.wait());
     Ok(lines

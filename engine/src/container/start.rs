@@ -660,8 +660,9 @@ impl Engine {
             id: id.to_string(),
             bundle: bundle.clone(),
             state_dir: bundle.clone(),
-            runtime: self.runtime.binary().to_path_buf(),
+            runtime: self.runtime_of(id).binary().to_path_buf(),
             runtime_root: self.cfg.exec_root.join("runtime"),
+            runtime_args: self.runtime_of(id).args().to_vec(),
             log_path: c.options.keeps_log().then(|| self.log_path(id)),
             rotation,
             io: ShimIo {

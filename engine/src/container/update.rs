@@ -112,7 +112,7 @@ impl Engine {
         resources::check(&options, &self.host_resources)?;
         let live = matches!(c.state.status, Status::Running | Status::Paused).then(|| {
             (
-                self.runtime.clone(),
+                self.runtime_of(&id),
                 self.bundle(&id).join("update.json"),
                 update_resources(&c.options, &options),
             )

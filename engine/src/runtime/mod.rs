@@ -11,6 +11,7 @@ pub mod devices;
 pub mod env;
 pub mod logs;
 pub mod oci;
+pub mod registry;
 pub mod seccomp;
 pub mod shim;
 pub mod spec;

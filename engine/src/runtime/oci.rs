@@ -11,6 +11,9 @@ pub enum RuntimeError {
     /// No runtime program was found.
     #[error("no OCI runtime found: install runc or crun (looked for {0})")]
     NotFound(String),
+    /// The daemon's runtimes are configured wrongly (a bad name, a path that is no program).
+    #[error("{0}")]
+    Invalid(String),
     /// It could not be started.
     #[error("{runtime}: {source}")]
     Spawn {
@@ -100,6 +103,8 @@ pub struct RuncLike {
     name: String,
     root: PathBuf,
     log: Option<PathBuf>,
+    /// Given before every subcommand (daemon.json's `runtimeArgs`).
+    args: Vec<String>,
 }
 
 const SEARCH: [&str; 4] = [
@@ -119,7 +124,25 @@ impl RuncLike {
             binary: binary.to_path_buf(),
             root: root.to_path_buf(),
             log: None,
+            args: Vec::new(),
         }
+    }
+
+    /// The same runtime, given `args` before every subcommand (daemon.json's
+    /// `runtimeArgs`).
+    pub fn with_args(mut self, args: Vec<String>) -> RuncLike {
+        self.args = args;
+        self
+    }
+
+    /// What it is given before every subcommand.
+    pub fn args(&self) -> &[String] {
+        &self.args
+    }
+
+    /// Its state directory (`--root`).
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
     /// The same runtime, writing its own errors (JSON lines) to `log`, where a failed
@@ -221,7 +244,8 @@ impl RuncLike {
         if let Some(l) = &self.log {
             cmd.arg("--log").arg(l).arg("--log-format").arg("json");
         }
-        cmd.args(args)
+        cmd.args(&self.args)
+            .args(args)
             .stdin(i)
             .stdout(o)
             .stderr(e)
@@ -235,6 +259,7 @@ impl RuncLike {
         let out = Command::new(&self.binary)
             .arg("--root")
             .arg(&self.root)
+            .args(&self.args)
             .args(args)
             .stdin(Stdio::null())
             .output()

@@ -55,6 +55,8 @@ pub struct ShimConfig {
     pub runtime: PathBuf,
     /// The runtime's `--root`.
     pub runtime_root: PathBuf,
+    /// Given to the runtime before every subcommand (daemon.json's `runtimeArgs`).
+    pub runtime_args: Vec<String>,
     /// The json-file log (`None`: output goes to attached clients only, as an exec's).
     pub log_path: Option<PathBuf>,
     /// Its rotation.
@@ -82,6 +84,11 @@ impl ShimConfig {
             "--max-file".into(),
             self.rotation.max_file.to_string(),
         ];
+        if !self.runtime_args.is_empty() {
+            // One JSON value: a runtime argument can never pass for one of the shim's flags.
+            a.push("--runtime-args".into());
+            a.push(serde_json::to_string(&self.runtime_args).expect("strings"));
+        }
         if let Some(l) = &self.log_path {
             a.push("--log".into());
             a.push(l.display().to_string());
@@ -576,8 +583,9 @@ pub fn run(cfg: &ShimConfig, answer: &mut dyn Write) -> Result<ExitRecord, ShimE
         }
     }
 
-    let rt =
-        RuncLike::new(&cfg.runtime, &cfg.runtime_root).with_log(&cfg.state_dir.join("runtime.log"));
+    let rt = RuncLike::new(&cfg.runtime, &cfg.runtime_root)
+        .with_args(cfg.runtime_args.clone())
+        .with_log(&cfg.state_dir.join("runtime.log"));
     let pid_file = cfg.state_dir.join("init.pid");
     let (done_tx, done_rx) = mpsc::channel();
     let mut copiers = 0;
@@ -748,6 +756,10 @@ pub fn parse_args(args: &[String]) -> Result<ShimConfig, String> {
         state_dir: get("--state-dir")?.into(),
         runtime: get("--runtime")?.into(),
         runtime_root: get("--runtime-root")?.into(),
+        runtime_args: match get("--runtime-args") {
+            Ok(j) => serde_json::from_str(&j).map_err(|e| format!("bad --runtime-args: {e}"))?,
+            Err(_) => Vec::new(),
+        },
         log_path: get("--log").ok().map(PathBuf::from),
         rotation: Rotation {
             max_size: get("--max-size").ok().and_then(|s| s.parse().ok()),
@@ -777,6 +789,7 @@ mod tests {
             state_dir: "/s".into(),
             runtime: "/usr/sbin/runc".into(),
             runtime_root: "/r".into(),
+            runtime_args: vec!["--log".into(), "--debug".into()],
             log_path: Some("/l/abc-json.log".into()),
             rotation: Rotation {
                 max_size: Some(10 << 20),
@@ -799,6 +812,7 @@ mod tests {
         assert_eq!(back.args(), cfg.args());
         assert_eq!(back.io, cfg.io);
         assert_eq!(back.log_path, None);
+        assert_eq!(back.runtime_args, ["--log", "--debug"]);
         assert_eq!(parse_args(&["--id".into()]).unwrap_err(), "missing --id");
     }
 }

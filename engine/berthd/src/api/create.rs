@@ -216,6 +216,7 @@ pub fn to_options(body: ContainerCreate, name: Option<String>) -> Result<CreateO
             .map(|l| l.kind.clone())
             .unwrap_or_default(),
         log_opts: h.log_config.map(|l| l.config).unwrap_or_default(),
+        runtime: h.runtime,
         read_only: h.readonly_rootfs,
         stop_timeout,
         privileged: h.privileged,

@@ -49,6 +49,8 @@ pub struct DaemonInfo {
     pub data_root: String,
     /// `DefaultRuntime`.
     pub runtime: String,
+    /// `Runtimes`, as dockerd shows them (`path`, and `runtimeArgs` when given).
+    pub runtimes: serde_json::Value,
     /// `SecurityOptions`.
     pub security_options: Vec<String>,
 }
@@ -63,12 +65,19 @@ impl AppState {
     ) -> AppState {
         let daemon = DaemonInfo {
             data_root: engine.config().data_root.display().to_string(),
-            runtime: engine
-                .runtime()
-                .binary()
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+            runtime: engine.runtimes().default_name().to_string(),
+            runtimes: engine
+                .runtimes()
+                .list()
+                .map(|(name, path, args)| {
+                    let mut v = serde_json::json!({"path": path.display().to_string()});
+                    if !args.is_empty() {
+                        v["runtimeArgs"] = serde_json::json!(args);
+                    }
+                    (name.to_string(), v)
+                })
+                .collect::<serde_json::Map<_, _>>()
+                .into(),
             security_options: engine.host_security().security_options(),
         };
         let (index, images, wiring) = (engine.index(), engine.images().clone(), engine.wiring());

@@ -87,7 +87,7 @@ pub(crate) async fn info(State(st): State<AppState>) -> Response {
             "Name": nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
             "ServerVersion": env!("CARGO_PKG_VERSION"),
             "DefaultRuntime": st.daemon.runtime,
-            "Runtimes": {},
+            "Runtimes": st.daemon.runtimes,
             "SecurityOptions": st.daemon.security_options,
             "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "macvlan", "null"], "Log": ["json-file", "local"]},
             "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": false, "Error": "", "RemoteManagers": null},

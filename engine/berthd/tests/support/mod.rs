@@ -349,6 +349,13 @@ impl Dockerd {
         Dockerd::start_with(&["--bip", bip])
     }
 
+    /// [`Dockerd::start`] with `extra` flags (e.g. `--add-runtime`).
+    pub fn start_with_args(extra: &[&str]) -> Option<Dockerd> {
+        let mut args = vec!["--bridge=none"];
+        args.extend_from_slice(extra);
+        Dockerd::start_with(&args)
+    }
+
     fn start_with(network: &[&str]) -> Option<Dockerd> {
         let bin = ["/usr/sbin/dockerd", "/usr/bin/dockerd"]
             .into_iter()

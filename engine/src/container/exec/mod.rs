@@ -146,6 +146,7 @@ pub struct ExecPlan {
     exec_id: String,
     runtime: PathBuf,
     runtime_root: PathBuf,
+    runtime_args: Vec<String>,
     shim: PathBuf,
 }
 
@@ -206,6 +207,7 @@ impl ExecPlan {
             state_dir: state_dir.clone(),
             runtime: self.runtime.clone(),
             runtime_root: self.runtime_root.clone(),
+            runtime_args: self.runtime_args.clone(),
             log_path: None,
             rotation: Rotation::default(),
             io: ShimIo {
@@ -275,8 +277,9 @@ impl Engine {
             env,
             opts: opts.clone(),
             exec_id,
-            runtime: self.runtime.binary().to_path_buf(),
+            runtime: self.runtime_of(&id).binary().to_path_buf(),
             runtime_root: self.cfg.exec_root.join("runtime"),
+            runtime_args: self.runtime_of(&id).args().to_vec(),
             shim: self.cfg.shim.clone(),
             container: id,
         })
