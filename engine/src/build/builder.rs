@@ -824,11 +824,17 @@ impl Builder {
             }),
             ..Default::default()
         };
+        // The image is read and the options checked without the engine's lock.
+        let ctx = self.engine.lock().await.create_context();
+        let prepared = tokio::task::spawn_blocking(move || ctx.prepare(opts))
+            .await
+            .map_err(|e| BuildError::Failed(format!("preparing the step's container: {e}")))?
+            .map_err(|e| BuildError::Failed(e.to_string()))?;
         let id = self
             .engine
             .lock()
             .await
-            .create(opts)
+            .create_prepared(prepared)
             .map_err(|e| BuildError::Failed(e.to_string()))?;
         // From here every way out removes the container (and its anonymous volumes), but a
         // failed command's without --force-rm, which Docker leaves for inspection.

@@ -18,6 +18,7 @@ pub mod changes;
 pub mod commit;
 pub mod confined;
 pub mod connect;
+pub mod create;
 mod engine;
 pub mod etc;
 pub mod exec;

@@ -20,8 +20,13 @@ use crate::api::{create, filters, views};
 pub(crate) async fn container_create(State(st): State<AppState>, q: Q, body: Bytes) -> ApiResult {
     let req = create::parse(&body)?;
     let opts = create::to_options(req, q.get("name").cloned())?;
-    let mut e = st.engine.lock().await;
-    let id = e.create(opts)?;
+    // The image is found, read and checked without the engine's lock; only the name, network,
+    // volumes and record are taken under it.
+    let ctx = st.create.clone();
+    let prepared = tokio::task::spawn_blocking(move || ctx.prepare(opts))
+        .await
+        .map_err(|e| ApiError::internal(format!("preparing a create: {e}")))??;
+    let id = st.engine.lock().await.create_prepared(prepared)?;
     Ok(json_response(
         StatusCode::CREATED,
         json!({"Id": id, "Warnings": []}),

@@ -40,6 +40,8 @@ pub struct AppState {
     pub events: crate::events::Events,
     /// The builder (`POST /build`).
     pub builder: engine::build::builder::Builder,
+    /// What a create's first step needs, used without the engine's lock.
+    pub create: engine::container::create::CreateContext,
 }
 
 /// The daemon's configuration as `/info` reports it.
@@ -81,6 +83,7 @@ impl AppState {
             security_options: engine.host_security().security_options(),
         };
         let (index, images, wiring) = (engine.index(), engine.images().clone(), engine.wiring());
+        let create = engine.create_context();
         // Contexts and layers being written go on the data root's disk, not the exec root's
         // tmpfs: a context may be large.
         let builder_root = engine.config().data_root.join("builder");
@@ -100,6 +103,7 @@ impl AppState {
             Some(events.sink()),
         );
         AppState {
+            create,
             image_backend,
             wiring,
             ops,
