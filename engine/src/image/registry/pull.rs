@@ -5,7 +5,6 @@
 //! blobs and resumable downloads.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::StreamExt;
 use oci_client::{Client, RegistryOperation};
@@ -361,8 +360,14 @@ pub(crate) async fn fetch_blob(
         }
         match blobs.ingest(digest) {
             Ok(w) => break w,
-            // Another pull is fetching it: wait for it to land (or give up and retry).
-            Err(BlobError::Busy(_)) => tokio::time::sleep(Duration::from_millis(50)).await,
+            // Another pull is fetching it: wait until it lets the download go (landed, failed
+            // or died; a lock the kernel wakes, never a poll), then look again.
+            Err(BlobError::Busy(_)) => {
+                let (b, d) = (blobs.clone(), digest.clone());
+                tokio::task::spawn_blocking(move || b.wait_idle(&d))
+                    .await
+                    .map_err(|e| RegistryError::Task(e.to_string()))??;
+            }
             Err(e) => return Err(e.into()),
         }
     };

@@ -258,6 +258,21 @@ impl Blobs {
         })
     }
 
+    /// Blocks until no one (a pull of this or another process) holds the download of
+    /// `digest`: the kernel wakes the wait when the holder commits, fails or dies. Returns at
+    /// once when no download is in progress.
+    pub fn wait_idle(&self, digest: &Digest) -> Result<(), BlobError> {
+        let path = self.root.join("partial").join(&digest.hex);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_at(&path)(e)),
+        };
+        Flock::lock(file, FlockArg::LockShared)
+            .map(drop)
+            .map_err(|(_, e)| io_at(&path)(e.into()))
+    }
+
     /// Downloads in the partial directory: interrupted pulls, and pulls in flight (see
     /// [`Blobs::remove_partial_if_idle`]).
     pub fn partials(&self) -> Result<Vec<PathBuf>, BlobError> {
@@ -383,6 +398,7 @@ impl Ingest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     struct Failing(usize);
     impl Read for Failing {
@@ -468,6 +484,28 @@ mod tests {
             blobs.partials().unwrap().is_empty(),
             "the download was committed"
         );
+    }
+
+    #[test]
+    fn a_wait_for_a_download_in_progress_ends_when_it_lands() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = Arc::new(Blobs::open(dir.path()).unwrap());
+        let want = sha256(b"hello world");
+        // Nothing in progress: no wait.
+        blobs.wait_idle(&want).unwrap();
+        let mut w = blobs.ingest(&want).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (b, d) = (blobs.clone(), want.clone());
+        std::thread::spawn(move || tx.send(b.wait_idle(&d).is_ok()).unwrap());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(
+            rx.try_recv().is_err(),
+            "the wait ended while the download ran"
+        );
+        w.write(b"hello world").unwrap();
+        w.commit(Some(11)).unwrap();
+        assert!(rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap());
+        assert!(blobs.has(&want));
     }
 
     #[test]
