@@ -243,7 +243,7 @@ impl StartPlan {
             self.slirp_published = published;
             (net, dir)
         } else {
-            self.wiring.lock().await.setup(net).await?
+            super::wiring::Wiring::setup(&self.wiring, net).await?
         };
         crate::failpoint::pause("start:after-network").await;
         let (ids, devices, rules) = prepared;

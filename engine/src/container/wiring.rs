@@ -188,13 +188,40 @@ impl Wiring {
         &mut self.net
     }
 
-    /// Sets up a container's network as `plan` says and writes its /etc files; returns how
-    /// its spec joins the namespace and the directory of its /etc files. On error the caller
-    /// runs [`Wiring::teardown`].
+    /// Sets up a container's network as `plan` says, in three steps so the wiring's lock is
+    /// not held while the kernel makes interfaces: the records, firewall, ports and /etc files
+    /// under the lock ([`Wiring::setup_records`]), the interfaces without it, then the embedded
+    /// DNS, which listens inside the namespace once its loopback is up. Returns how its spec
+    /// joins the namespace and the directory of its /etc files. On error the caller runs
+    /// [`Wiring::teardown`].
     pub(super) async fn setup(
-        &mut self,
+        wiring: &tokio::sync::Mutex<Wiring>,
         plan: NetPlan,
     ) -> Result<(SpecNet, PathBuf), ContainerError> {
+        let name = plan.name.clone();
+        let (net, dir, links, dns) = wiring.lock().await.setup_records(plan).await?;
+        if !links.is_empty() {
+            let mut nl = netcore::link::RtNetlink::default();
+            netcore::link::apply_all(&mut nl, &links)
+                .await
+                .map_err(netcore::network::NetworkError::from)?;
+        }
+        if dns {
+            let mut w = wiring.lock().await;
+            let state = w.net.state().clone();
+            for e in w.resolver.update(&state).await {
+                tracing::warn!(container = %name, error = %e, "embedded DNS listener");
+            }
+        }
+        Ok((net, dir))
+    }
+
+    /// The first step of [`Wiring::setup`], under the lock: returns the spec's namespace, the
+    /// /etc directory, the interfaces to make and whether the embedded DNS must listen for it.
+    async fn setup_records(
+        &mut self,
+        plan: NetPlan,
+    ) -> Result<(SpecNet, PathBuf, Vec<netcore::link::LinkOp>, bool), ContainerError> {
         let dir = plan.etc_dir.clone();
         let write = |name: &str, text: &str| {
             let p = dir.join(name);
@@ -214,9 +241,11 @@ impl Wiring {
                     "resolv.conf",
                     &fs::read_to_string(&resolv_conf).unwrap_or_default(),
                 )?;
-                return Ok((SpecNet::Host, dir));
+                return Ok((SpecNet::Host, dir, Vec::new(), false));
             }
-            PlanKind::Joined { ns, etc_dir } => return Ok((SpecNet::Path(ns), etc_dir)),
+            PlanKind::Joined { ns, etc_dir } => {
+                return Ok((SpecNet::Path(ns), etc_dir, Vec::new(), false));
+            }
             PlanKind::Own(own) => own,
             PlanKind::Slirp(_) => {
                 return Err(ContainerError::Invalid(
@@ -229,8 +258,10 @@ impl Wiring {
             .map_err(io_err(format!("container {}: stale namespace", plan.name)))?;
         netns::create(&own.ns_path).map_err(io_err(format!("container {}", plan.name)))?;
         let mut addrs: Vec<IpAddr> = Vec::new();
+        let mut links = Vec::new();
         if let Some(req) = own.primary {
-            let ep = self.net.attach(&own.network, req).await?;
+            let (ep, ops) = self.net.attach_record(&own.network, req)?;
+            links.extend(ops);
             addrs.extend([ep.ipv4, ep.ipv6].into_iter().flatten().map(|a| a.addr()));
             self.serving.insert(
                 id.to_string(),
@@ -246,13 +277,9 @@ impl Wiring {
         let mut user_defined = own.embedded;
         for (n, req) in own.connections {
             user_defined |= n != "bridge";
-            let ep = self.net.attach(&n, req).await?;
+            let (ep, ops) = self.net.attach_record(&n, req)?;
+            links.extend(ops);
             addrs.extend([ep.ipv4, ep.ipv6].into_iter().flatten().map(|a| a.addr()));
-        }
-        if user_defined {
-            for e in self.resolver.update(self.net.state()).await {
-                tracing::warn!(container = %plan.name, error = %e, "embedded DNS listener");
-            }
         }
         let state = self.net.state();
         let gateway = state
@@ -285,7 +312,12 @@ impl Wiring {
             // embedded resolver, as Docker's does.
             &container_resolv_conf(&own.host_dns, &own.dns, user_defined),
         )?;
-        Ok((SpecNet::Path(own.ns_path.display().to_string()), dir))
+        Ok((
+            SpecNet::Path(own.ns_path.display().to_string()),
+            dir,
+            links,
+            user_defined,
+        ))
     }
 
     /// Removes everything [`Wiring::setup`] made for container `id` (its namespace file at

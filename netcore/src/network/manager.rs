@@ -30,6 +30,15 @@ use berth_common::persist;
 pub const STATE_FILE: &str = "networks.json";
 const PREDEFINED: [&str; 3] = ["bridge", "host", "none"];
 
+/// What an attach changes (see [`NetworkManager::attach_plan`]).
+#[derive(Debug)]
+struct AttachPlan {
+    next: State,
+    ep: Endpoint,
+    connect: Vec<LinkOp>,
+    disconnect: Vec<LinkOp>,
+}
+
 /// Owns every network and endpoint of one daemon.
 #[derive(Debug)]
 pub struct NetworkManager<L: Netlink, N: Nft> {
@@ -442,6 +451,36 @@ impl<L: Netlink, N: Nft> NetworkManager<L, N> {
         network: &str,
         req: AttachRequest,
     ) -> Result<Endpoint, NetworkError> {
+        let plan = self.attach_plan(network, req)?;
+        // Holding the manager, the interface is made first: a failure leaves the records and
+        // the firewall untouched.
+        apply_all(&mut self.nl, &plan.connect).await?;
+        if let Err(e) = self.commit(plan.next) {
+            let _ = apply_best_effort(&mut self.nl, &plan.disconnect).await;
+            return Err(e);
+        }
+        Ok(plan.ep)
+    }
+
+    /// The records' half of [`Self::attach`]: the endpoint enters the records (its address
+    /// taken, its ports and isolation in the firewall) and the operations that make its
+    /// interface are returned, for a caller to apply with [`apply_all`] without holding the
+    /// manager (creating a veth and moving it into a namespace waits on the kernel for tens of
+    /// milliseconds, and containers starting together then overlap instead of queueing). When
+    /// they fail, the caller gives the endpoint back with [`Self::detach_record`].
+    pub fn attach_record(
+        &mut self,
+        network: &str,
+        req: AttachRequest,
+    ) -> Result<(Endpoint, Vec<LinkOp>), NetworkError> {
+        let plan = self.attach_plan(network, req)?;
+        self.commit(plan.next)?;
+        Ok((plan.ep, plan.connect))
+    }
+
+    /// What attaching `req` to `network` changes: the records after it, the endpoint, and the
+    /// operations that make (and unmake) its interface. Pure.
+    fn attach_plan(&self, network: &str, req: AttachRequest) -> Result<AttachPlan, NetworkError> {
         let net = self.find(network)?.clone();
         let mine: Vec<&Endpoint> = self
             .state
@@ -541,26 +580,25 @@ impl<L: Netlink, N: Nft> NetworkManager<L, N> {
 
         let driver = driver_of(&net, next.ipam.network(&net.name));
         let link = endpoint_link(&ep, &net, next.ipam.network(&net.name));
+        let (mut connect, mut disconnect) = (Vec::new(), Vec::new());
         if let Some(link) = &link {
-            let mut ops = Vec::new();
             if mine.is_empty() {
                 // Loopback, as Docker brings it up in every sandbox it configures; a runtime
                 // given an existing namespace leaves it down.
-                ops.push(LinkOp::SetUp {
+                connect.push(LinkOp::SetUp {
                     ns: NsRef::Path(link.ns.clone()),
                     link: "lo".into(),
                 });
             }
-            ops.extend(driver.connect(link));
-            apply_all(&mut self.nl, &ops).await?;
+            connect.extend(driver.connect(link));
+            disconnect = driver.disconnect(link);
         }
-        if let Err(e) = self.commit(next) {
-            if let Some(link) = &link {
-                let _ = apply_best_effort(&mut self.nl, &driver.disconnect(link)).await;
-            }
-            return Err(e);
-        }
-        Ok(ep)
+        Ok(AttachPlan {
+            next,
+            ep,
+            connect,
+            disconnect,
+        })
     }
 
     /// Replaces an endpoint's published ports, e.g. once portproxy has chosen the host ports of

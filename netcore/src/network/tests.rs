@@ -286,6 +286,42 @@ fn attach_detach_and_ports() {
 }
 
 #[test]
+fn attach_record_takes_the_address_and_leaves_the_interface_to_the_caller() {
+    rt().block_on(async {
+        let env = Env::new("attachrecord");
+        let nl = RecordingNetlink::new().with_link(NsRef::Host, DEFAULT_BRIDGE);
+        let mut mgr = env.open(nl, RecordingNft::default()).await;
+        let links = mgr.netlink().links();
+        let (web, ops) = mgr
+            .attach_record("bridge", attach_req("web", &["8080:80"]))
+            .unwrap();
+        assert_eq!(
+            mgr.netlink().links(),
+            links,
+            "nothing applied by the manager"
+        );
+        assert!(
+            ops.iter().any(|op| matches!(op, LinkOp::CreateVeth { .. })),
+            "{ops:?}"
+        );
+        assert!(mgr.state().endpoints.contains_key(&web.id));
+        // Another container, while the first's interface is still being made: its own address.
+        let (db, _) = mgr.attach_record("bridge", attach_req("db", &[])).unwrap();
+        assert_ne!(web.ipv4, db.ipv4);
+        // The caller could not make the interface: the endpoint and its address go back.
+        mgr.detach_record("bridge", "web-id").unwrap();
+        assert!(!mgr.state().endpoints.contains_key(&web.id));
+        let (again, _) = mgr
+            .attach_record("bridge", attach_req("web", &["8080:80"]))
+            .unwrap();
+        assert!(
+            again.published.iter().any(|m| m.host.port() == 8080),
+            "the port is free again"
+        );
+    });
+}
+
+#[test]
 fn a_failed_link_plan_changes_nothing() {
     rt().block_on(async {
         let env = Env::new("linkfail");
