@@ -1185,6 +1185,13 @@ fn netns_engine_core_runtimes_are_chosen_by_name_as_docker_does() {
     for step in &berth[5..9] {
         assert!(step.ends_with("true"), "{berth:#?}");
     }
+    assert_eq!(berth[9], "default: 0 \"runc\" traced: false", "{berth:#?}");
+    assert!(
+        berth[10].starts_with("bogus: 125")
+            && berth[10].contains("Unknown runtime specified bogus"),
+        "{berth:#?}"
+    );
+    assert_eq!(berth[11], "info: [\"--debug\"]", "{berth:#?}");
     let (_, default, _) = text(&d.docker(&["info", "--format", "{{.DefaultRuntime}}"]));
     assert_eq!(default, "runc");
     // Declared twice (flag and file) or under a reserved name: refused by name, as dockerd.

@@ -209,12 +209,13 @@ impl Engine {
             undo_volumes(self);
             return Err(e);
         }
+        // The record holds the image's layers from here (a panic below must not let them go).
+        held.kept = true;
         for v in &made_volumes {
             self.emit(|| Event::volume(v, "create"));
         }
         self.emit(|| Event::container(&self.containers[&id], "create", &[]));
         crate::failpoint::hit("create:after-record");
-        held.kept = true;
         Ok(id)
     }
 }
@@ -412,7 +413,21 @@ mod tests {
             images: Arc::new(ImageStore::open(&dir.join("image")).unwrap()),
             host: HostSecurity::detect(),
             host_resources: HostResources::detect(Path::new("/sys/fs/cgroup")),
-            runtimes: Runtimes::new(None, &BTreeMap::new(), &dir.join("runtime")).unwrap(),
+            // A program of its own as the default: the test needs no runc installed.
+            runtimes: {
+                use std::os::unix::fs::PermissionsExt;
+                let p = dir.join("fake-runc");
+                fs::write(&p, "#!/bin/sh\nexit 0\n").unwrap();
+                fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+                let declared = BTreeMap::from([(
+                    "fake".to_string(),
+                    crate::runtime::registry::RuntimeSpec {
+                        path: p.display().to_string(),
+                        args: vec![],
+                    },
+                )]);
+                Runtimes::new(Some("fake"), &declared, &dir.join("runtime")).unwrap()
+            },
         }
     }
 
@@ -435,7 +450,7 @@ mod tests {
         let chain = img.layers[0].chain_id.clone();
         let p = ctx.prepare(opts("bb:1")).unwrap();
         assert_eq!(p.image.id, img.id);
-        assert_eq!(p.opts.runtime, "runc", "the default runtime is recorded");
+        assert_eq!(p.opts.runtime, "fake", "the default runtime is recorded");
         assert_eq!(p.opts.ipc_mode, "private");
         assert!(
             p.env.iter().any(|e| e.starts_with("HOSTNAME=")),

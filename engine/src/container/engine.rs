@@ -363,7 +363,21 @@ impl Engine {
         &self.runtimes
     }
 
-    /// The runtime of container `id` (the default for one not known).
+    /// The runtime to start or exec in container `id`: refused when the one it was created
+    /// with is no longer configured.
+    pub(super) fn runtime_to_run(&self, id: &str) -> Result<RuncLike, ContainerError> {
+        let name = self
+            .containers
+            .get(id)
+            .map_or("", |c| c.options.runtime.as_str());
+        self.runtimes
+            .to_run(name)
+            .cloned()
+            .map_err(ContainerError::Invalid)
+    }
+
+    /// The runtime of container `id` for signals, pause and deletion (the default for one not
+    /// known).
     pub(super) fn runtime_of(&self, id: &str) -> RuncLike {
         let name = self
             .containers

@@ -656,13 +656,14 @@ impl Engine {
         };
         let (max_size, max_file) = c.options.log_rotation();
         let rotation = Rotation { max_size, max_file };
+        let runtime = self.runtime_to_run(id)?;
         let cfg = ShimConfig {
             id: id.to_string(),
             bundle: bundle.clone(),
             state_dir: bundle.clone(),
-            runtime: self.runtime_of(id).binary().to_path_buf(),
+            runtime: runtime.binary().to_path_buf(),
             runtime_root: self.cfg.exec_root.join("runtime"),
-            runtime_args: self.runtime_of(id).args().to_vec(),
+            runtime_args: runtime.args().to_vec(),
             log_path: c.options.keeps_log().then(|| self.log_path(id)),
             rotation,
             io: ShimIo {

@@ -49,6 +49,12 @@ impl Runtimes {
         }
         for (name, spec) in declared {
             check_declared_name(name).map_err(RuntimeError::Invalid)?;
+            if spec.path.contains('/') && !spec.path.starts_with('/') {
+                return Err(RuntimeError::Invalid(format!(
+                    "runtime {name}: its path {:?} is relative; give an absolute path or a program's name",
+                    spec.path
+                )));
+            }
             let r = RuncLike::find(Some(&spec.path), root).map_err(|_| {
                 RuntimeError::Invalid(format!(
                     "runtime {name}: its path {:?} is not a program (an absolute path, or a name in /usr/bin, /usr/sbin, /usr/local/bin or /usr/local/sbin)",
@@ -59,16 +65,21 @@ impl Runtimes {
         }
         let default = match default {
             Some(d) if by_name.contains_key(d) => d.to_string(),
-            // A path: offered under it.
-            Some(d) if d.contains('/') => {
-                let r = RuncLike::find(Some(d), root)?;
+            // A program's absolute path, or a name in the usual directories (`--runtime
+            // youki`): offered under what was given.
+            Some(d) if !d.contains('/') || d.starts_with('/') => {
+                let r = RuncLike::find(Some(d), root).map_err(|_| {
+                    RuntimeError::Invalid(format!(
+                        "default runtime {d:?} is none of the runtimes ({}) and no program of that name or path",
+                        by_name.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ))
+                })?;
                 by_name.insert(d.to_string(), r);
                 d.to_string()
             }
             Some(d) => {
                 return Err(RuntimeError::Invalid(format!(
-                    "default runtime {d:?} is not one of the runtimes: {}",
-                    by_name.keys().cloned().collect::<Vec<_>>().join(", ")
+                    "default runtime {d:?}: give a name or an absolute path"
                 )));
             }
             None if by_name.contains_key("runc") => "runc".into(),
@@ -98,8 +109,20 @@ impl Runtimes {
         self.by_name.get(name)
     }
 
-    /// The runtime of a container that recorded `name` (`""`: recorded before runtimes had
-    /// names, the default's); the default, with a warning, when the daemon no longer offers it.
+    /// The runtime to start (or exec in) a container that recorded `name` (`""`: recorded
+    /// before runtimes had names, the default's): refused when the daemon no longer offers it,
+    /// so a container made for one runtime never runs under another.
+    pub fn to_run(&self, name: &str) -> Result<&RuncLike, String> {
+        if name.is_empty() {
+            return Ok(self.default_runtime());
+        }
+        self.get(name)
+            .ok_or_else(|| format!("Unknown runtime specified {name}"))
+    }
+
+    /// The runtime of a container that recorded `name` for what must go on whatever the
+    /// configuration (signals, pause, deletion); the default, with a warning, when the daemon
+    /// no longer offers it.
     pub fn of(&self, name: &str) -> &RuncLike {
         if name.is_empty() {
             return self.default_runtime();
@@ -196,6 +219,12 @@ mod tests {
         assert_eq!(r.of("").binary(), p);
         assert_eq!(r.of("gone").binary(), p, "an unknown record falls back");
         assert_eq!(
+            r.to_run("gone").unwrap_err(),
+            "Unknown runtime specified gone",
+            "but never runs under another runtime"
+        );
+        assert_eq!(r.to_run("").unwrap().binary(), p);
+        assert_eq!(
             r.choose(Some("bogus")).unwrap_err(),
             "Unknown runtime specified bogus"
         );
@@ -224,6 +253,8 @@ mod tests {
         assert!(err(one("a b", &p), None).contains("invalid runtime name \"a b\""));
         assert!(err(one("ok", "/nonexistent/x"), None).contains("\"/nonexistent/x\""));
         assert!(err(one("ok", &p), Some("other")).contains("default runtime \"other\""));
+        assert!(err(one("ok", "bin/x"), None).contains("relative"));
+        assert!(err(one("ok", &p), Some("bin/x")).contains("absolute path"));
     }
 
     #[test]

@@ -267,6 +267,7 @@ impl Engine {
             env.push("TERM=xterm".into());
         }
         let exec_id = berth_common::id::random_id();
+        let runtime = self.runtime_to_run(&id)?;
         Ok(ExecPlan {
             name: c.name.clone(),
             bundle: self.bundle(&id),
@@ -277,9 +278,9 @@ impl Engine {
             env,
             opts: opts.clone(),
             exec_id,
-            runtime: self.runtime_of(&id).binary().to_path_buf(),
+            runtime: runtime.binary().to_path_buf(),
             runtime_root: self.cfg.exec_root.join("runtime"),
-            runtime_args: self.runtime_of(&id).args().to_vec(),
+            runtime_args: runtime.args().to_vec(),
             shim: self.cfg.shim.clone(),
             container: id,
         })
