@@ -22,6 +22,15 @@ use support::{DOCKER, berthd_bin};
 /// Binds a Unix socket at `sock`, then runs `argv` as systemd runs a socket-activated service:
 /// the socket on fd 3, `LISTEN_FDS=1`, `LISTEN_PID` its own PID. Prints the service's PID,
 /// waits for it and exits with its status.
+/// The programs install.sh puts in `usr/local/bin` (and `--uninstall` removes).
+const BINARIES: [&str; 5] = [
+    "berthd",
+    "berth",
+    "berth-shim",
+    "berth-proxy",
+    "berth-slirp",
+];
+
 const ACTIVATE: &str = r#"
 import os, socket, sys
 path, argv = sys.argv[1], sys.argv[2:]
@@ -98,13 +107,7 @@ fn netns_install_as_a_service() {
         "{said}"
     );
     let bin = dest.join("usr/local/bin");
-    for b in [
-        "berthd",
-        "berth",
-        "berth-shim",
-        "berth-proxy",
-        "berth-slirp",
-    ] {
+    for b in BINARIES {
         assert_eq!(mode(&bin.join(b)), 0o755, "{b}");
     }
     let units = dest.join("etc/systemd/system");
@@ -275,13 +278,7 @@ fn netns_install_as_a_service() {
 
     let said = install(&["--uninstall", "--destdir", dest.to_str().unwrap()]);
     assert!(said.contains("removed"), "{said}");
-    for b in [
-        "berthd",
-        "berth",
-        "berth-shim",
-        "berth-proxy",
-        "berth-slirp",
-    ] {
+    for b in BINARIES {
         assert!(!bin.join(b).exists(), "{b} left behind");
     }
     assert!(!units.join("berthd.service").exists() && conf.exists());

@@ -363,15 +363,18 @@ impl Engine {
         &self.runtimes
     }
 
+    /// The runtime name container `id` recorded (`""`: none, or no such container).
+    fn recorded_runtime(&self, id: &str) -> &str {
+        self.containers
+            .get(id)
+            .map_or("", |c| c.options.runtime.as_str())
+    }
+
     /// The runtime to start or exec in container `id`: refused when the one it was created
     /// with is no longer configured.
     pub(super) fn runtime_to_run(&self, id: &str) -> Result<RuncLike, ContainerError> {
-        let name = self
-            .containers
-            .get(id)
-            .map_or("", |c| c.options.runtime.as_str());
         self.runtimes
-            .to_run(name)
+            .to_run(self.recorded_runtime(id))
             .cloned()
             .map_err(ContainerError::Invalid)
     }
@@ -379,11 +382,7 @@ impl Engine {
     /// The runtime of container `id` for signals, pause and deletion (the default for one not
     /// known).
     pub(super) fn runtime_of(&self, id: &str) -> RuncLike {
-        let name = self
-            .containers
-            .get(id)
-            .map_or("", |c| c.options.runtime.as_str());
-        self.runtimes.of(name).clone()
+        self.runtimes.of(self.recorded_runtime(id)).clone()
     }
 
     /// The engine's configuration.
