@@ -325,8 +325,9 @@ async fn netns_containers_web_dns_volumes_logs_exec_stop() {
     }
     assert_eq!(output(&e, "reader"), "persisted\n");
     assert_eq!(output(&e, "from"), "persisted\nread-only\n");
-    let users = e.volume_users("keep");
-    let refused = e.volumes().remove("keep", &users).unwrap_err().to_string();
+    let refused = engine::volume::VolumeBackend::remove(e.volumes(), "keep")
+        .unwrap_err()
+        .to_string();
     assert!(refused.contains("volume is in use"), "{refused}");
     let mut cu = opts("copyup", "ls /etc");
     cu.volumes = vec!["etcvol:/etc".into()];

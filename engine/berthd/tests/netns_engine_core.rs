@@ -1161,6 +1161,21 @@ fn runtime_steps(docker: &dyn Fn(&[&str]) -> Output, log: &std::path::Path) -> V
         "{{json .Runtimes.traced.Args}}",
     ]));
     steps.push(format!("info: {info}"));
+    // A declared runtime whose program is missing fails the starts that ask for it; the
+    // daemon runs on.
+    let (code, _, _) = text(&docker(&[
+        "run",
+        "--rm",
+        "--runtime",
+        "gone",
+        "--network",
+        "none",
+        IMAGE,
+        "true",
+    ]));
+    steps.push(format!("gone fails: {}", code != 0));
+    let (code, _, _) = text(&docker(&["ps", "-q"]));
+    steps.push(format!("then ps: {code}"));
     steps
 }
 
@@ -1174,8 +1189,11 @@ fn netns_engine_core_runtimes_are_chosen_by_name_as_docker_does() {
     let conf = tmp.path().join("daemon.json");
     std::fs::write(
         &conf,
-        serde_json::json!({"runtimes": {"traced": {"path": script, "runtimeArgs": ["--debug"]}}})
-            .to_string(),
+        serde_json::json!({"runtimes": {
+            "traced": {"path": script, "runtimeArgs": ["--debug"]},
+            "gone": {"path": "/nonexistent/runtime"},
+        }})
+        .to_string(),
     )
     .unwrap();
     let d = Berthd::start_with_args(&["--config-file", &conf.to_string_lossy()]);
@@ -1192,6 +1210,11 @@ fn netns_engine_core_runtimes_are_chosen_by_name_as_docker_does() {
         "{berth:#?}"
     );
     assert_eq!(berth[11], "info: [\"--debug\"]", "{berth:#?}");
+    assert_eq!(
+        berth[12..],
+        ["gone fails: true", "then ps: 0"],
+        "{berth:#?}"
+    );
     let (_, default, _) = text(&d.docker(&["info", "--format", "{{.DefaultRuntime}}"]));
     assert_eq!(default, "runc");
     // Declared twice (flag and file) or under a reserved name: refused by name, as dockerd.
@@ -1222,8 +1245,11 @@ fn netns_engine_core_runtimes_are_chosen_by_name_as_docker_does() {
     let conf = other.path().join("daemon.json");
     std::fs::write(
         &conf,
-        serde_json::json!({"runtimes": {"traced": {"path": script, "runtimeArgs": ["--debug"]}}})
-            .to_string(),
+        serde_json::json!({"runtimes": {
+            "traced": {"path": script, "runtimeArgs": ["--debug"]},
+            "gone": {"path": "/nonexistent/runtime"},
+        }})
+        .to_string(),
     )
     .unwrap();
     match Dockerd::start_with_args(&["--config-file", &conf.to_string_lossy()]) {

@@ -64,11 +64,7 @@ impl NetChange {
     pub async fn apply(&self, wiring: &Arc<Mutex<Wiring>>) -> Result<(), ContainerError> {
         match &self.kind {
             ChangeKind::Connect { req: Some(req), .. } => {
-                wiring
-                    .lock()
-                    .await
-                    .attach(&self.net, (**req).clone())
-                    .await?;
+                Wiring::attach(wiring, &self.net, (**req).clone()).await?;
                 self.switch_resolver().await;
                 Ok(())
             }
@@ -76,11 +72,7 @@ impl NetChange {
                 primary,
                 live: true,
             } => {
-                wiring
-                    .lock()
-                    .await
-                    .detach(&self.net, &self.id, *primary)
-                    .await?;
+                Wiring::detach(wiring, &self.net, &self.id, *primary).await?;
                 self.switch_resolver().await;
                 Ok(())
             }
@@ -133,7 +125,7 @@ impl NetChange {
     /// Takes back a live connect whose run ended before it was recorded.
     async fn undo(&self, wiring: &Arc<Mutex<Wiring>>) {
         if let ChangeKind::Connect { req: Some(_), .. } = &self.kind {
-            if let Err(e) = wiring.lock().await.detach(&self.net, &self.id, false).await {
+            if let Err(e) = Wiring::detach(wiring, &self.net, &self.id, false).await {
                 tracing::warn!(container = %self.id, network = %self.net, error = %e, "taking back an endpoint of a run that ended");
             }
         }

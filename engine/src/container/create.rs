@@ -4,7 +4,7 @@
 //! [`Engine::create_prepared`] (under the lock: the name, the network, `--volumes-from`, the
 //! volumes, the record).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
 use std::sync::Arc;
@@ -116,9 +116,8 @@ impl Engine {
             for m in &mut planned {
                 match m.kind.as_str() {
                     "volume" => {
-                        let existed = m.name.as_ref().is_some_and(|n| self.volumes.get(n).is_ok());
-                        let v = self.volumes.create(m.name.as_deref(), BTreeMap::new())?;
-                        if !existed {
+                        let (v, made) = self.volumes.take(&id, m.name.as_deref())?;
+                        if made {
                             made_volumes.push(v.name.clone());
                         }
                         m.name = Some(v.name);
@@ -133,12 +132,8 @@ impl Engine {
             Ok(())
         })();
         let undo_volumes = |engine: &mut Engine| {
-            for v in &made_volumes {
-                // Made by this create: empty, deleted at once.
-                if let Ok(t) = engine.volumes.remove(v, &[]) {
-                    t.delete();
-                }
-            }
+            // The volumes it made are empty: deleted at once.
+            engine.volumes.release(&id, &made_volumes).delete();
         };
         if let Err(e) = result {
             undo_volumes(self);
@@ -211,9 +206,6 @@ impl Engine {
         }
         // The record holds the image's layers from here (a panic below must not let them go).
         held.kept = true;
-        for v in &made_volumes {
-            self.emit(|| Event::volume(v, "create"));
-        }
         self.emit(|| Event::container(&self.containers[&id], "create", &[]));
         crate::failpoint::hit("create:after-record");
         Ok(id)
@@ -407,6 +399,7 @@ mod tests {
     use crate::container::resources::HostResources;
     use crate::container::security::HostSecurity;
     use crate::image::layer::fixtures::busybox_rootfs;
+    use std::collections::BTreeMap;
 
     fn context(dir: &Path) -> CreateContext {
         CreateContext {

@@ -28,7 +28,7 @@ use crate::image::store::ImageStore;
 use crate::runtime::oci::RuncLike;
 use crate::runtime::registry::Runtimes;
 use crate::runtime::spec;
-use crate::volume::store::VolumeStore;
+use crate::volume::service::Volumes;
 
 /// What a container's state channel carries: its state, and a count of its exits that only
 /// goes up, so a waiter that was not scheduled while the container was exited (a `docker
@@ -95,7 +95,7 @@ pub struct EngineConfig {
 pub struct Engine {
     pub(super) cfg: EngineConfig,
     pub(super) images: Arc<ImageStore>,
-    pub(super) volumes: VolumeStore,
+    pub(super) volumes: Volumes,
     pub(super) containers: BTreeMap<String, Container>,
     /// The networking of every container, behind a lock of its own (see [`Wiring`]).
     pub(super) wiring: Arc<tokio::sync::Mutex<Wiring>>,
@@ -174,7 +174,7 @@ impl Engine {
             )));
         }
         let images = ImageStore::open(&cfg.data_root.join("image"))?;
-        let volumes = VolumeStore::open(&cfg.data_root.join("volumes"))?;
+        let volumes = Volumes::open(&cfg.data_root.join("volumes"))?;
         let net = NetworkManager::open(
             &cfg.data_root.join("network"),
             RtNetlink::new(),
@@ -226,6 +226,18 @@ impl Engine {
                 }
             }
             images.hold(&c.id, c.layers.clone());
+            volumes.use_by(
+                &c.id,
+                c.mounts
+                    .iter()
+                    .filter(|m| m.kind == "volume")
+                    .filter_map(|m| m.name.as_deref()),
+            );
+            if c.options.runtime.is_empty() {
+                // A record from before runtimes had names ran the default: the one now is the
+                // best guess, and from here on the container keeps it.
+                c.options.runtime = runtimes.default_name().to_string();
+            }
         }
         // What a crash left between writing content and recording it (a pull, a load) goes
         // now that every container's layers are held; partial downloads stay for resuming.
@@ -280,6 +292,7 @@ impl Engine {
     /// the engine makes) to `sink`: a daemon's `docker events`. Exits the engine learns of on
     /// its own (the supervisor, a wait) are reported too, which a caller could not see.
     pub fn set_event_sink(&mut self, sink: EventSink) {
+        self.volumes.set_event_sink(sink.clone());
         self.events = Some(sink);
     }
 
@@ -329,9 +342,9 @@ impl Engine {
             .map_err(|e| ContainerError::Invalid(format!("container {}: {e}", c.name)))
     }
 
-    /// The volume store.
-    pub fn volumes(&mut self) -> &mut VolumeStore {
-        &mut self.volumes
+    /// The volumes and who uses them, behind their own lock (the volume routes' backend).
+    pub fn volumes(&self) -> &Volumes {
+        &self.volumes
     }
 
     /// The networking of every container, with the network manager (`docker network create`,
@@ -609,15 +622,6 @@ impl Engine {
             f(&mut c.state);
         }
         self.save(id)
-    }
-
-    /// Names of the containers using volume `name`.
-    pub fn volume_users(&self, name: &str) -> Vec<String> {
-        self.containers
-            .values()
-            .filter(|c| c.mounts.iter().any(|m| m.name.as_deref() == Some(name)))
-            .map(|c| c.name.clone())
-            .collect()
     }
 
     pub(super) fn unique_name(&self, requested: Option<&str>) -> Result<String, ContainerError> {

@@ -748,23 +748,18 @@ impl Engine {
         self.states.remove(&id);
         self.images.release(&id);
         self.emit(|| Event::container(&c, "destroy", &[]));
-        let mut trash = Trash::default();
-        if plan.volumes {
-            for m in c.mounts.iter().filter(|m| m.anonymous) {
-                if let Some(n) = &m.name {
-                    let users = self.volume_users(n);
-                    match self.volumes.remove(n, &users) {
-                        Ok(t) => {
-                            trash.merge(t);
-                            self.emit(|| Event::volume(n, "destroy"));
-                        }
-                        Err(e) => {
-                            tracing::warn!(container = %c.name, volume = %n, error = %e, "keeping an anonymous volume")
-                        }
-                    }
-                }
-            }
-        }
+        // Its volumes lose a user; with `-v`, its anonymous ones go unless another container
+        // mounts them too.
+        let anonymous: Vec<String> = if plan.volumes {
+            c.mounts
+                .iter()
+                .filter(|m| m.anonymous)
+                .filter_map(|m| m.name.clone())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let trash = self.volumes.release(&id, &anonymous);
         Ok(trash)
     }
 

@@ -48,7 +48,6 @@ mod stats;
 mod supervise;
 pub mod top;
 pub mod update;
-mod volumes;
 mod wiring;
 
 pub use engine::{Engine, EngineConfig, Published};
@@ -69,7 +68,6 @@ pub use start::{StartOutcome, StartPlan};
 pub use state::Status;
 pub use stats::StatsSource;
 pub use supervise::supervise;
-pub use volumes::VolumeView;
 pub use wiring::Wiring;
 
 /// Why a container operation was refused or failed; messages name the container or value.

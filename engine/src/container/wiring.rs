@@ -373,34 +373,63 @@ impl Wiring {
         host
     }
 
-    /// A running container joins `network` (`docker network connect`).
+    /// A running container joins `network` (`docker network connect`). Like
+    /// [`Wiring::setup`], the lock is held to record the endpoint and to serve its name, not
+    /// while the kernel makes its interface: other containers' starts and connects go on
+    /// meanwhile. When the interface cannot be made, the endpoint is given back.
     pub(super) async fn attach(
-        &mut self,
+        wiring: &tokio::sync::Mutex<Wiring>,
         network: &str,
         req: AttachRequest,
     ) -> Result<(), ContainerError> {
-        self.net.attach(network, req).await?;
-        let _ = self.resolver.update(self.net.state()).await;
+        let container = req.container.clone();
+        let (_, links) = wiring.lock().await.net.attach_record(network, req)?;
+        let mut nl = netcore::link::RtNetlink::default();
+        if let Err(e) = netcore::link::apply_all(&mut nl, &links).await {
+            // apply_all took back what it made; the records follow.
+            let undo = wiring.lock().await.net.detach_record(network, &container);
+            if let Ok(undo) = undo {
+                let _ = netcore::link::apply_best_effort(&mut nl, &undo).await;
+            }
+            return Err(netcore::network::NetworkError::from(e).into());
+        }
+        Wiring::refresh(wiring).await;
         Ok(())
     }
 
     /// A running container leaves `network` (`docker network disconnect`); leaving the network
-    /// of its `-p` (`primary`) withdraws its published ports.
+    /// of its `-p` (`primary`) withdraws its published ports. The interface is deleted after
+    /// the lock is let go.
     pub(super) async fn detach(
-        &mut self,
+        wiring: &tokio::sync::Mutex<Wiring>,
         network: &str,
         id: &str,
         primary: bool,
     ) -> Result<(), ContainerError> {
-        if primary {
-            self.withdraw(id).await;
+        let links = {
+            let mut w = wiring.lock().await;
+            if primary {
+                w.withdraw(id).await;
+            }
+            match w.net.detach_record(network, id) {
+                Ok(links) => links,
+                Err(netcore::network::NetworkError::NotAttached { .. }) => Vec::new(),
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let mut nl = netcore::link::RtNetlink::default();
+        if let Err(errors) = netcore::link::apply_best_effort(&mut nl, &links).await {
+            tracing::warn!(container = id, %network, %errors, "endpoint detached; some links could not be deleted");
         }
-        match self.net.detach(network, id).await {
-            Ok(()) | Err(netcore::network::NetworkError::NotAttached { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
-        let _ = self.resolver.update(self.net.state()).await;
+        Wiring::refresh(wiring).await;
         Ok(())
+    }
+
+    /// The embedded DNS serves the endpoints now recorded.
+    async fn refresh(wiring: &tokio::sync::Mutex<Wiring>) {
+        let mut w = wiring.lock().await;
+        let state = w.net.state().clone();
+        let _ = w.resolver.update(&state).await;
     }
 
     /// Serves the names of every endpoint now recorded (after an engine start).

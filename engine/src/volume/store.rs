@@ -72,7 +72,7 @@ pub struct Volume {
 #[derive(Debug, thiserror::Error)]
 pub enum VolumeError {
     /// No such volume.
-    #[error("no such volume: {0}")]
+    #[error("get {0}: no such volume")]
     NotFound(String),
     /// A bad name.
     #[error("invalid volume name {0:?}: names match [a-zA-Z0-9][a-zA-Z0-9_.-]+")]

@@ -433,15 +433,7 @@ pub fn inspect(c: &Container, nets: &[EndpointView], links: &[String], log_path:
         ("Isolation", json!("")),
         ("KernelMemory", json!(0)),
         ("KernelMemoryTCP", json!(0)),
-        (
-            "Runtime",
-            // Records from before runtimes had names ran the default, runc.
-            json!(if c.options.runtime.is_empty() {
-                "runc"
-            } else {
-                &c.options.runtime
-            }),
-        ),
+        ("Runtime", json!(c.options.runtime)),
         ("VolumeDriver", json!("")),
     ] {
         v["HostConfig"][k] = x;

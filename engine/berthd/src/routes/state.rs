@@ -34,6 +34,8 @@ pub struct AppState {
     pub ops: Ops<EngineMachine>,
     /// The exec backend: execs by ID, started without the engine's lock.
     pub execs: engine::container::ExecBackend,
+    /// The volume backend: volumes and their users, behind their own lock.
+    pub volumes: Arc<dyn engine::volume::VolumeBackend>,
     /// The registry client (pull, push; credentials from Docker's config file).
     pub registry: Arc<engine::image::registry::Registry>,
     /// `docker events`: what handlers and the engine report.
@@ -84,6 +86,7 @@ impl AppState {
         };
         let (index, images, wiring) = (engine.index(), engine.images().clone(), engine.wiring());
         let create = engine.create_context();
+        let volumes = Arc::new(engine.volumes().clone());
         // Contexts and layers being written go on the data root's disk, not the exec root's
         // tmpfs: a context may be large.
         let builder_root = engine.config().data_root.join("builder");
@@ -104,6 +107,7 @@ impl AppState {
         );
         AppState {
             create,
+            volumes,
             image_backend,
             wiring,
             ops,

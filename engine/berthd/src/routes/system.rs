@@ -200,10 +200,8 @@ pub(crate) async fn system_df(State(st): State<AppState>) -> ApiResult {
         })
         .collect();
     let volumes: Vec<Value> = st
-        .engine
-        .lock()
-        .await
-        .volume_list()
+        .volumes
+        .list()
         .iter()
         .map(|v| json!({"Name": v.volume.name, "Driver": "local", "UsageData": {"Size": -1, "RefCount": v.users}}))
         .collect();

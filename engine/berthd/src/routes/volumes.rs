@@ -3,7 +3,7 @@
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use engine::container::VolumeView;
+use engine::volume::VolumeView;
 use serde_json::{Value, json};
 
 use super::{ApiResult, AppState, Q, json_response, no_content};
@@ -24,7 +24,7 @@ pub(crate) fn volume_json(v: &VolumeView) -> Value {
 
 pub(crate) async fn volume_list(State(st): State<AppState>, q: Q) -> ApiResult {
     let f = filters::parse(q.get("filters").map(String::as_str), filters::VOLUME_KEYS)?;
-    let vols = st.engine.lock().await.volume_list();
+    let vols = st.volumes.list();
     let list: Vec<Value> = vols
         .iter()
         .filter(|v| {
@@ -57,8 +57,8 @@ pub(crate) async fn volume_create(State(st): State<AppState>, body: Bytes) -> Ap
             req.driver
         )));
     }
-    let name = Some(req.name.as_str()).filter(|n| !n.is_empty());
-    let v = st.engine.lock().await.volume_create(name, req.labels)?;
+    let name = Some(req.name).filter(|n| !n.is_empty());
+    let v = blocking(move || st.volumes.create(name.as_deref(), req.labels)).await?;
     Ok(json_response(StatusCode::CREATED, volume_json(&v)))
 }
 
@@ -66,7 +66,7 @@ pub(crate) async fn volume_inspect(
     State(st): State<AppState>,
     Path(name): Path<String>,
 ) -> ApiResult {
-    let v = st.engine.lock().await.volume_inspect(&name)?;
+    let v = st.volumes.inspect(&name)?;
     Ok(json_response(StatusCode::OK, volume_json(&v)))
 }
 
@@ -74,7 +74,7 @@ pub(crate) async fn volume_delete(
     State(st): State<AppState>,
     Path(name): Path<String>,
 ) -> ApiResult {
-    let trash = st.engine.lock().await.volume_remove(&name)?;
+    let trash = blocking(move || st.volumes.remove(&name)).await?;
     // The files go without the engine (a volume may hold millions of them), waited for by
     // nobody: the volume is gone once it is in the trash.
     std::thread::spawn(move || trash.delete());
@@ -88,7 +88,7 @@ pub(crate) async fn volume_prune(State(st): State<AppState>, q: Q) -> ApiResult 
     let all = f
         .get("all")
         .is_some_and(|v| v.iter().any(|x| x == "true" || x == "1"));
-    let (deleted, trash) = st.engine.lock().await.volume_prune(all);
+    let (deleted, trash) = blocking(move || Ok(st.volumes.prune(all))).await?;
     let space = tokio::task::spawn_blocking(move || trash.delete_counting())
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
@@ -96,4 +96,14 @@ pub(crate) async fn volume_prune(State(st): State<AppState>, q: Q) -> ApiResult 
         StatusCode::OK,
         json!({"VolumesDeleted": deleted, "SpaceReclaimed": space}),
     ))
+}
+
+/// Runs a volume change (directories made, moved, records written) on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, engine::volume::store::VolumeError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(ApiError::from)
 }
