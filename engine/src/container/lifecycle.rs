@@ -1,15 +1,16 @@
-//! Start, stop, kill, pause, restart, wait, remove, exit handling and restoring after a daemon
-//! restart. Each operation asks [`check`] first, records every state change atomically, and
-//! undoes a failed start with the same idempotent cleanup that follows every exit.
+//! Start, stop, kill, pause, restart, wait and exit handling (removal is in `remove`,
+//! restoring after a daemon restart in `restore`). Each operation asks [`check`] first, records
+//! every state change atomically, and undoes a failed start with the same idempotent cleanup
+//! that follows every exit.
 
-use std::fs;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::engine::Engine;
-use super::exit::{ExitWatch, is_shim_of};
+use super::exit::ExitWatch;
+use super::remove::{RemovePlan, delete};
 use super::restart::next_delay;
 use super::state::{Op, Status, Verdict, check};
 use super::{ContainerError, io_err, rootfs};
@@ -17,7 +18,6 @@ use crate::events::{Event, EventSink};
 use crate::runtime::attach::{AttachRequest, Request};
 use crate::runtime::oci::{OciRuntime, RuncLike};
 use crate::runtime::shim;
-use crate::volume::store::Trash;
 
 /// What happened after a container's process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,10 +135,6 @@ impl StopPlan {
         }
     }
 }
-
-/// How many removed containers' exit codes are kept for waiters (`docker run --rm` waits with
-/// `condition=removed` and still wants the code).
-const REMOVED_KEPT: usize = 256;
 
 pub(super) fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -645,347 +641,6 @@ impl Engine {
         stopped?;
         self.start(&id).await
     }
-
-    /// `docker rm [-f] [-v]`: `force` kills a live container first; `volumes` also removes its
-    /// anonymous volumes. Leaves no mount, namespace, link, rule, cgroup or process behind. The
-    /// engine is held throughout; a daemon takes the steps ([`Engine::remove_begin`],
-    /// [`RemovePlan::stop`], [`Engine::remove_mark`], [`RunTeardown::run`],
-    /// [`Engine::remove_finish`]) and lets it go while the process dies and the run is undone.
-    pub async fn remove(
-        &mut self,
-        what: &str,
-        force: bool,
-        volumes: bool,
-    ) -> Result<(), ContainerError> {
-        let plan = self.remove_begin(what, force, volumes)?;
-        if let Some(stop) = plan.stop() {
-            stop.wait().await?;
-        }
-        let undo = self.remove_mark(&plan)?;
-        let removed = undo.run_and_remove().await;
-        delete(self.remove_finish(plan, removed)?);
-        Ok(())
-    }
-
-    /// The first step of a removal: Docker's checks, and with `force` a live container's
-    /// SIGKILL planned (wait for it with [`RemovePlan::stop`]).
-    pub fn remove_begin(
-        &mut self,
-        what: &str,
-        force: bool,
-        volumes: bool,
-    ) -> Result<RemovePlan, ContainerError> {
-        let id = self.resolve(what)?;
-        let c = &self.containers[&id];
-        check(
-            if force { Op::ForceRemove } else { Op::Remove },
-            c.state.status,
-            &c.name,
-        )?;
-        self.refuse_while_starting(&id, "removed")?;
-        // rm -f: SIGKILL at once (a zero timeout), as Docker.
-        let stop = if c.state.status.is_live() {
-            self.stop_begin(&id, Some(Duration::ZERO))?
-        } else {
-            None
-        };
-        Ok(RemovePlan { id, stop, volumes })
-    }
-
-    /// The second step, once the process is gone: its death reported, the container marked
-    /// for removal (recorded: an engine that dies from here on finishes the removal when it
-    /// starts again, and nothing starts or connects it meanwhile), and how to undo its run.
-    pub fn remove_mark(&mut self, plan: &RemovePlan) -> Result<RunTeardown, ContainerError> {
-        let id = &plan.id;
-        if !self.containers.contains_key(id) {
-            return Err(ContainerError::NotFound(id.clone()));
-        }
-        if let Some(stop) = &plan.stop {
-            // Its exit is not recorded (the container goes), but it is reported.
-            let code = shim::read_exit(&self.bundle(id)).map_or(137, |r| r.exit_code);
-            stop.report("die", &[("exitCode", code.to_string())]);
-        }
-        self.set_state(id, |s| {
-            s.status = Status::Removing;
-            s.remove_volumes = plan.volumes;
-        })?;
-        crate::failpoint::hit("rm:after-marking");
-        let mut undo = self.run_teardown(id);
-        undo.container_dir = Some(self.dir(id));
-        Ok(undo)
-    }
-
-    /// The last step, after [`RunTeardown::run_and_remove`]: the record dropped (waiters
-    /// told), the layers released, anonymous volumes removed with `-v` (their files returned,
-    /// to delete with [`Trash::delete`] without the engine). When the container's directory
-    /// could not be removed, it is recorded dead and the error returned.
-    pub fn remove_finish(
-        &mut self,
-        plan: RemovePlan,
-        removed: std::io::Result<()>,
-    ) -> Result<Trash, ContainerError> {
-        crate::failpoint::hit("rm:after-teardown");
-        let id = plan.id;
-        // An --rm container's exit kept it busy until here (see `exit_end`).
-        self.end_busy(&id);
-        let Some(c) = self.containers.get(&id).cloned() else {
-            return Err(ContainerError::NotFound(id));
-        };
-        if let Err(e) = removed {
-            let _ = self.set_state(&id, |s| s.status = Status::Dead);
-            return Err(ContainerError::Io {
-                what: format!("removing container {}: {}", c.name, self.dir(&id).display()),
-                source: e,
-            });
-        }
-        self.containers.remove(&id);
-        self.reindex(&id);
-        if self.removed.len() >= REMOVED_KEPT {
-            self.removed.pop_front();
-        }
-        self.removed.push_back((id.clone(), c.state.exit_code));
-        // Closes every subscriber's channel: `wait --condition removed` ends here.
-        self.states.remove(&id);
-        self.images.release(&id);
-        self.emit(|| Event::container(&c, "destroy", &[]));
-        // Its volumes lose a user; with `-v`, its anonymous ones go unless another container
-        // mounts them too.
-        let anonymous: Vec<String> = if plan.volumes {
-            c.mounts
-                .iter()
-                .filter(|m| m.anonymous)
-                .filter_map(|m| m.name.clone())
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let trash = self.volumes.release(&id, &anonymous);
-        Ok(trash)
-    }
-
-    /// Brings every record in line with the machine after the engine (re)starts: live shims
-    /// are adopted, containers whose shim ended meanwhile are finished (exit code from
-    /// `exit.json`), half-removed ones are removed, restart policies apply, and anything the
-    /// records do not account for (endpoints, namespaces, bundles) is cleaned up.
-    pub(super) async fn restore(&mut self) {
-        let ids: Vec<String> = self.containers.keys().cloned().collect();
-        for id in &ids {
-            let s = self.containers[id].state.clone();
-            match s.status {
-                Status::Running | Status::Paused => {
-                    if s.shim_pid > 0 && is_shim_of(s.shim_pid, id) {
-                        tracing::info!(container = id, shim = s.shim_pid, "adopted");
-                        // A daemon that died during a `docker cp` left it frozen: thaw it.
-                        if s.status == Status::Running {
-                            let rt = self.runtime_of(id);
-                            let cid = id.clone();
-                            let _ = tokio::task::spawn_blocking(move || {
-                                if rt.state(&cid).is_ok_and(|st| st.status == "paused") {
-                                    tracing::warn!(container = %cid, "thawing a container a copy left frozen");
-                                    let _ = rt.pause(&cid, false);
-                                }
-                            })
-                            .await;
-                        }
-                        continue;
-                    }
-                    if let Err(e) = self.on_exit(id, None).await {
-                        tracing::warn!(container = id, error = %e, "finishing an exited container");
-                    }
-                }
-                Status::Removing | Status::Dead => {
-                    if let Err(e) = self.remove(id, true, s.remove_volumes).await {
-                        tracing::warn!(container = id, error = %e, "finishing a removal");
-                    }
-                    continue;
-                }
-                _ if self.adopt_started(id) => continue,
-                Status::Restarting => {
-                    let _ = self.set_state(id, |s| s.status = Status::Exited);
-                }
-                Status::Exited if self.containers[id].options.auto_remove => {
-                    // Exited while no engine ran, or its removal was cut short: --rm still applies.
-                    if let Err(e) = self.remove(id, true, true).await {
-                        tracing::warn!(container = id, error = %e, "--rm after a restart");
-                    }
-                    continue;
-                }
-                Status::Created | Status::Exited => {}
-            }
-        }
-        self.sweep().await;
-        // The proxy outlives engines: its publications of live containers are adopted (their
-        // connections never dropped), those of containers gone meanwhile withdrawn.
-        // None runs (first start, reboot): one is started once a port is to be served.
-        {
-            let mut w = self.wiring.lock().await;
-            for c in self
-                .containers
-                .values()
-                .filter(|c| c.state.status.is_live())
-            {
-                if let (super::model::NetworkMode::Network(n), false) =
-                    (&c.network_mode, c.primary_disconnected)
-                {
-                    let specs = super::wiring::published_specs(c);
-                    if !specs.is_empty() {
-                        w.serving.insert(
-                            c.id.clone(),
-                            super::wiring::Serving {
-                                network: n.clone(),
-                                specs,
-                            },
-                        );
-                    }
-                }
-            }
-            match w.proxy.call_live(&portproxy::control::Request::List).await {
-                Ok(live) => {
-                    w.reconciled = true;
-                    w.restore_publications(live.map(|r| r.published).unwrap_or_default(), None)
-                        .await;
-                }
-                Err(e) => {
-                    // Tried again before the next call to the proxy.
-                    tracing::error!(error = %e, "listing the port proxy's publications")
-                }
-            }
-        }
-        for id in &ids {
-            let Some(c) = self.containers.get(id) else {
-                continue;
-            };
-            let s = &c.state;
-            let due = match s.status {
-                Status::Exited => c.restart_policy.restarts_at_daemon_start(
-                    s.exit_code,
-                    s.restart_count,
-                    s.stopped_by_user,
-                ),
-                Status::Restarting => true,
-                _ => false,
-            };
-            if due {
-                if let Err(e) = self.start_id(id, None).await {
-                    // Left restarting with a back-off: a supervisor keeps trying.
-                    let delay = next_delay(None, Duration::ZERO);
-                    let _ = self.set_state(id, |s| {
-                        s.status = Status::Restarting;
-                        s.backoff_ms = delay.as_millis() as u64;
-                    });
-                    tracing::warn!(container = id, error = %e, "restart policy: start failed; retrying");
-                }
-            }
-        }
-        self.wiring.lock().await.refresh_resolver().await;
-    }
-
-    /// A container recorded as not running whose shim is alive: an engine died between
-    /// spawning the shim and recording the start. Its process runs, so it is adopted and
-    /// recorded running (its start time is when this engine found it) rather than torn down.
-    fn adopt_started(&mut self, id: &str) -> bool {
-        let bundle = self.bundle(id);
-        let read = |f: &str| {
-            fs::read_to_string(bundle.join(f))
-                .ok()
-                .and_then(|s| s.trim().parse::<i32>().ok())
-        };
-        let Some(shim_pid) = read("shim.pid") else {
-            return false;
-        };
-        if !is_shim_of(shim_pid, id) || shim::read_exit(&bundle).is_some() {
-            return false;
-        }
-        let pid = read("init.pid").unwrap_or(0);
-        let checked = self
-            .containers
-            .get(id)
-            .is_some_and(|c| c.health_probe().is_some());
-        let adopted = self.set_state(id, |s| {
-            s.running(
-                pid,
-                shim_pid,
-                berth_common::time::now_rfc3339_nano(),
-                now_ms(),
-                checked,
-            )
-        });
-        if adopted.is_err() {
-            return false;
-        }
-        tracing::info!(
-            container = id,
-            shim = shim_pid,
-            "adopted a start an earlier engine did not record"
-        );
-        true
-    }
-
-    /// Removes endpoints, namespace files and bundles of containers that are not live (a crash
-    /// between two steps of a start or a removal).
-    async fn sweep(&mut self) {
-        let live = |e: &Engine, id: &str| {
-            e.containers
-                .get(id)
-                .is_some_and(|c| c.state.status.is_live())
-        };
-        let mut stale: Vec<String> = self
-            .network_state()
-            .endpoints
-            .values()
-            .map(|e| e.container.clone())
-            .filter(|c| !live(self, c))
-            .collect();
-        for dir in [
-            self.cfg.exec_root.join("netns"),
-            self.cfg.exec_root.join("containers"),
-        ] {
-            if let Ok(rd) = fs::read_dir(&dir) {
-                stale.extend(
-                    rd.flatten()
-                        .filter_map(|e| e.file_name().to_str().map(String::from))
-                        .filter(|id| !live(self, id)),
-                );
-            }
-        }
-        stale.sort();
-        stale.dedup();
-        for id in stale {
-            tracing::info!(container = %id, "cleaning up after an interrupted run");
-            self.teardown_run(&id).await;
-        }
-        let data = self.cfg.data_root.join("containers");
-        if let Ok(rd) = fs::read_dir(&data) {
-            for e in rd.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if !self.containers.contains_key(&name)
-                    && !Path::new(&e.path()).join("config.v2.json").exists()
-                {
-                    let _ = crate::tree::remove_tree(&e.path());
-                }
-            }
-        }
-    }
-}
-
-/// A removal between its steps (see [`Engine::remove`]).
-#[derive(Debug)]
-pub struct RemovePlan {
-    id: String,
-    stop: Option<StopPlan>,
-    volumes: bool,
-}
-
-impl RemovePlan {
-    /// The container.
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-
-    /// The SIGKILL of a live container, to wait for before [`Engine::remove_mark`].
-    pub fn stop(&self) -> Option<&StopPlan> {
-        self.stop.as_ref()
-    }
 }
 
 /// What an exit leaves to do once recorded (see [`Engine::exit_begin`]).
@@ -1029,14 +684,6 @@ pub enum ExitEnd {
         /// Its exit code.
         code: i32,
     },
-}
-
-/// Deletes removed volumes' files on a thread of their own, waited for by nobody (what a
-/// crash interrupts, the volume store deletes when it opens).
-pub(super) fn delete(trash: Trash) {
-    if !trash.is_empty() {
-        std::thread::spawn(move || trash.delete());
-    }
 }
 
 /// The last step of an exit for a daemon: [`Engine::exit_end`] under the engine's lock, and
@@ -1115,7 +762,7 @@ pub enum RestartStep {
 pub struct RunTeardown {
     id: String,
     /// With a removal: the container's own directory (record, logs, /etc files) goes too.
-    container_dir: Option<PathBuf>,
+    pub(super) container_dir: Option<PathBuf>,
     ns: PathBuf,
     bundle: PathBuf,
     execs: PathBuf,

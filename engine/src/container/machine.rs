@@ -127,7 +127,7 @@ impl Machine for EngineMachine {
         let undo = self.engine_unless_busy(id).await.remove_mark(&plan)?;
         let removed = undo.run_and_remove().await;
         let trash = self.engine.lock().await.remove_finish(plan, removed)?;
-        super::lifecycle::delete(trash);
+        super::remove::delete(trash);
         Ok(())
     }
 

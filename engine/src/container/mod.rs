@@ -37,8 +37,10 @@ pub mod namespaces;
 pub mod netns;
 pub mod ops;
 mod proxy;
+mod remove;
 pub mod resources;
 pub mod restart;
+mod restore;
 pub mod rootfs;
 pub mod security;
 mod slirp;
@@ -56,13 +58,14 @@ pub use exec::table::{ExecRecord, ExecTable};
 pub use exec::{ExecOptions, ExecOutput, ExecPlan, ExecSession};
 pub use index::{EndpointView, Entry, Index};
 pub use lifecycle::{
-    AfterExit, ExitEnd, ExitPlan, ExitStep, RemovePlan, RestartStep, RunTeardown, RuntimeCall,
-    StopPlan, finish_exit, signal_arg,
+    AfterExit, ExitEnd, ExitPlan, ExitStep, RestartStep, RunTeardown, RuntimeCall, StopPlan,
+    finish_exit, signal_arg,
 };
 pub use logs::{LogFollower, LogOptions, LogWatch};
 pub use machine::EngineMachine;
 pub use model::{Connection, Container, CreateOptions, MountPoint, NetworkMode, State};
 pub use proxy::stop_proxy;
+pub use remove::RemovePlan;
 pub use restart::RestartPolicy;
 pub use start::{StartOutcome, StartPlan};
 pub use state::Status;
