@@ -139,6 +139,32 @@ impl std::fmt::Debug for EventSink {
     }
 }
 
+/// Where an engine part reports its events, shared by the parts and installed once their
+/// daemon has made its bus (after the engine opened): events before that are not reported.
+#[derive(Clone, Debug, Default)]
+pub struct LateSink(Arc<std::sync::OnceLock<EventSink>>);
+
+impl LateSink {
+    /// Reports to `sink` from now on (once: a later sink is ignored).
+    pub fn install(&self, sink: EventSink) {
+        if self.0.set(sink).is_err() {
+            tracing::warn!("an event sink was installed already; keeping it");
+        }
+    }
+
+    /// The sink, once installed.
+    pub fn get(&self) -> Option<EventSink> {
+        self.0.get().cloned()
+    }
+
+    /// Reports `ev()` (made only when a sink is installed).
+    pub fn send(&self, ev: impl FnOnce() -> Event) {
+        if let Some(sink) = self.0.get() {
+            sink.send(ev());
+        }
+    }
+}
+
 /// A signal as Docker's `kill` event names it: its number (`SIGTERM`, `TERM` and `15` are
 /// `15`); unknown names are kept as given.
 pub fn signal_number(signal: &str) -> String {

@@ -3,6 +3,7 @@
 //! flags into [`container_create::ContainerCreate`], which berthd reads back.
 //!
 //! - [`container_create`]: the body of `POST /containers/create`.
+//! - [`filters`]: the `filters` query parameter and Docker's matching rules.
 //! - [`stream`]: Docker's framing of a container's stdout and stderr.
 //! - [`archive`]: `docker cp`'s path stat header.
 //! - [`opts`]: the flag values Docker's clients and daemon both parse (`-e`, `--env-file`, `-v`,
@@ -12,5 +13,6 @@
 
 pub mod archive;
 pub mod container_create;
+pub mod filters;
 pub mod opts;
 pub mod stream;

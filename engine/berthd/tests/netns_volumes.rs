@@ -153,3 +153,66 @@ fn netns_volumes_answer_while_containers_come_and_go() {
     let want: Vec<String> = (0..10).map(|i| format!("v{i}")).collect();
     assert_eq!(left, want);
 }
+
+/// Volume and network changes as `docker events` reports them, from both backends.
+fn event_steps(docker: &dyn Fn(&[&str]) -> Output) -> Vec<String> {
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let since = now().to_string();
+    for args in [
+        &["volume", "create", "ev1"][..],
+        &["volume", "rm", "ev1"],
+        &["network", "create", "evnet"],
+        &["network", "rm", "evnet"],
+        &["network", "create", "evidle"],
+        &["network", "prune", "-f"],
+    ] {
+        let (code, _, err) = text(&docker(args));
+        assert_eq!(code, 0, "{args:?}: {err}");
+    }
+    let until = (now() + 1).to_string();
+    let (code, out, err) = text(&docker(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "type=volume",
+        "--filter",
+        "type=network",
+        "--format",
+        "{{.Type}} {{.Action}} {{if eq .Type \"volume\"}}{{.Actor.ID}}{{else}}{{.Actor.Attributes.name}} {{.Actor.Attributes.type}}{{end}}",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    out.lines().map(String::from).collect()
+}
+
+#[test]
+fn netns_volumes_and_networks_report_their_changes_as_docker_does() {
+    if !netns_support::enabled("netns_volumes_and_networks_report_their_changes_as_docker_does") {
+        return;
+    }
+    let d = Berthd::start();
+    let berth = event_steps(&|args| d.docker(args));
+    assert_eq!(
+        berth,
+        [
+            "volume create ev1",
+            "volume destroy ev1",
+            "network create evnet bridge",
+            "network destroy evnet bridge",
+            "network create evidle bridge",
+            "network destroy evidle bridge",
+        ],
+        "berthd's events"
+    );
+    match Dockerd::start() {
+        Some(docker) => assert_eq!(berth, event_steps(&|args| docker.docker(args))),
+        None => eprintln!("dockerd is not installed: berthd's events checked alone"),
+    }
+}

@@ -931,7 +931,7 @@ impl Builder {
                 source,
             })?;
         }
-        let watch =
+        let mut watch =
             crate::container::logs::LogWatch::new(log_path).map_err(|source| BuildError::Io {
                 what: "watching the step's output".into(),
                 source,

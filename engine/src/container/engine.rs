@@ -22,7 +22,7 @@ use super::index::{EndpointView, Entry, Index};
 use super::model::{Container, CreateOptions, NetworkMode, State};
 use super::wiring::Wiring;
 use super::{ContainerError, etc, io_err, names};
-use crate::events::{Event, EventSink};
+use crate::events::{Event, EventSink, LateSink};
 use crate::image::reference::Digest;
 use crate::image::store::ImageStore;
 use crate::runtime::oci::RuncLike;
@@ -113,7 +113,7 @@ pub struct Engine {
     pub(super) cp_holders: super::archive::Holders,
     /// Where container and network events go (`docker events`); none until a daemon installs
     /// one.
-    pub(super) events: Option<EventSink>,
+    pub(super) events: LateSink,
     /// Each container's state, published on every change (see [`Engine::subscribe`]); the
     /// sender goes with the container, which tells waiters it was removed.
     pub(super) states: HashMap<String, watch::Sender<Published>>,
@@ -173,8 +173,10 @@ impl Engine {
                 lock_path.display()
             )));
         }
+        // Installed by the daemon once the engine is open (see `set_event_sink`).
+        let events = LateSink::default();
         let images = ImageStore::open(&cfg.data_root.join("image"))?;
-        let volumes = Volumes::open(&cfg.data_root.join("volumes"))?;
+        let volumes = Volumes::open(&cfg.data_root.join("volumes"), events.clone())?;
         let net = NetworkManager::open(
             &cfg.data_root.join("network"),
             RtNetlink::new(),
@@ -272,7 +274,7 @@ impl Engine {
             host: super::security::HostSecurity::detect(),
             host_resources: super::resources::HostResources::detect(Path::new("/sys/fs/cgroup")),
             cp_holders: Default::default(),
-            events: None,
+            events,
             states,
             supervise_wake: Arc::new(Notify::new()),
             busy: BTreeSet::new(),
@@ -289,17 +291,15 @@ impl Engine {
     }
 
     /// Reports every container event from now on (and the network connects and disconnects
-    /// the engine makes) to `sink`: a daemon's `docker events`. Exits the engine learns of on
+    /// the engine makes, the volumes' and the networks' changes) to `sink`: a daemon's `docker
+    /// events` (installed once). Exits the engine learns of on
     /// its own (the supervisor, a wait) are reported too, which a caller could not see.
     pub fn set_event_sink(&mut self, sink: EventSink) {
-        self.volumes.set_event_sink(sink.clone());
-        self.events = Some(sink);
+        self.events.install(sink);
     }
 
     pub(super) fn emit(&self, ev: impl FnOnce() -> Event) {
-        if let Some(sink) = &self.events {
-            sink.send(ev());
-        }
+        self.events.send(ev);
     }
 
     /// Reports `action` on the container `what` (with its name, image and labels, and `extra`
@@ -364,6 +364,12 @@ impl Engine {
         &self,
     ) -> tokio::sync::OwnedMappedMutexGuard<Wiring, NetworkManager<RtNetlink, NftCommand>> {
         tokio::sync::OwnedMutexGuard::map(self.wiring.clone().lock_owned().await, |w| &mut w.net)
+    }
+
+    /// The network routes' backend: the networks through the wiring's lock and the records
+    /// it publishes, never the engine's.
+    pub fn network_backend(&self) -> super::Networks {
+        super::Networks::new(self.wiring.clone(), self.nets.clone(), self.events.clone())
     }
 
     /// The network records as last committed (never waits).

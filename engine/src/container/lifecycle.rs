@@ -605,7 +605,7 @@ impl Engine {
         }
         let events = self
             .events
-            .clone()
+            .get()
             .map(|sink| (sink, Event::container(&self.containers[&id], "stop", &[])));
         let signal = self.containers[&id]
             .options

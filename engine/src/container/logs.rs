@@ -4,13 +4,10 @@
 
 use std::fs::File;
 use std::io::{self, BufReader, Seek, SeekFrom};
-use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use berth_common::time;
-use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
-use tokio::io::unix::AsyncFd;
 
 use crate::runtime::logs::{self, LogLine};
 
@@ -198,43 +195,7 @@ impl LogFollower {
     }
 }
 
-/// Wakes a follower when its log may have changed: an inotify watch on the log's directory
-/// (writes, and the new file a rotation creates). Made before the follower reads, it misses
-/// nothing written after.
-#[derive(Debug)]
-pub struct LogWatch {
-    fd: AsyncFd<OwnedFd>,
-}
-
-impl LogWatch {
-    /// Watches the directory of the log at `path`.
-    pub fn new(path: &Path) -> io::Result<LogWatch> {
-        let ino = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)?;
-        let dir = path.parent().unwrap_or(Path::new("."));
-        ino.add_watch(
-            dir,
-            AddWatchFlags::IN_MODIFY | AddWatchFlags::IN_CREATE | AddWatchFlags::IN_MOVED_TO,
-        )?;
-        // SAFETY: the descriptor is the inotify instance's, which the AsyncFd owns from here
-        // for its whole life.
-        let fd = unsafe { AsyncFd::register(OwnedFd::from(ino))? };
-        Ok(LogWatch { fd })
-    }
-
-    /// Resolves once something changed since the last call (or since the watch was made).
-    pub async fn changed(&self) -> io::Result<()> {
-        // The events themselves do not matter: the follower looks at the files.
-        let mut buf = [0u8; 4096];
-        loop {
-            let mut guard = self.fd.readable().await?;
-            match nix::unistd::read(self.fd.get_ref(), &mut buf) {
-                Ok(_) => return Ok(()),
-                Err(nix::errno::Errno::EAGAIN) => guard.clear_ready(),
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-}
+pub use super::log_watch::LogWatch;
 
 #[cfg(test)]
 mod tests {
@@ -376,7 +337,7 @@ mod tests {
     #[tokio::test]
     async fn the_watch_wakes_on_writes_and_rotation() {
         let (dir, path, mut w) = log(100, 2);
-        let watch = LogWatch::new(&path).unwrap();
+        let mut watch = LogWatch::new(&path).unwrap();
         let mut f = LogFollower::from_end(&path);
         let t = "2026-11-23T10:00:00.000000000Z";
         let never = tokio::time::timeout(std::time::Duration::from_millis(50), watch.changed());

@@ -8,10 +8,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
+
+use berth_api::filters::{Filters, object_matches};
 
 use super::store::{Trash, Volume, VolumeError, VolumeStore};
-use crate::events::{Event, EventSink};
+use crate::events::{Event, LateSink};
 
 /// A volume as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,10 +26,24 @@ pub struct VolumeView {
     pub users: usize,
 }
 
+/// Whether volume `v` passes `f`, by Docker's rules: `name` a substring, `driver` (`local`),
+/// every `label` asked, `dangling` (`true`/`1`: used by no container; anything else: used).
+pub fn volume_matches(f: &Filters, v: &VolumeView) -> bool {
+    let json = serde_json::json!({
+        "Name": v.volume.name,
+        "Driver": "local",
+        "Labels": v.volume.labels,
+    });
+    object_matches(f, &json, |k, want| {
+        k == "dangling" && matches!(want, "true" | "1") == (v.users == 0)
+    })
+}
+
 /// What the volume routes ask of the engine (moby's `router/volume` backend).
 pub trait VolumeBackend: Send + Sync + std::fmt::Debug {
-    /// `docker volume ls`: every volume, with how many containers mount it.
-    fn list(&self) -> Vec<VolumeView>;
+    /// `docker volume ls`: the volumes `f` lets through (keys `name`, `driver`, `label`,
+    /// `dangling`), with how many containers mount each.
+    fn list(&self, f: &Filters) -> Vec<VolumeView>;
     /// `docker volume inspect`.
     fn inspect(&self, name: &str) -> Result<VolumeView, VolumeError>;
     /// `docker volume create [NAME]`: one that exists already is returned as it is.
@@ -49,7 +65,7 @@ pub trait VolumeBackend: Send + Sync + std::fmt::Debug {
 pub struct Volumes {
     inner: Arc<Mutex<Inner>>,
     root: PathBuf,
-    events: Arc<OnceLock<EventSink>>,
+    events: LateSink,
 }
 
 #[derive(Debug)]
@@ -83,27 +99,20 @@ impl Inner {
 }
 
 impl Volumes {
-    /// Opens (creating) the store under `root`.
-    pub fn open(root: &Path) -> Result<Volumes, VolumeError> {
+    /// Opens (creating) the store under `root`, reporting to `events`.
+    pub fn open(root: &Path, events: LateSink) -> Result<Volumes, VolumeError> {
         Ok(Volumes {
             inner: Arc::new(Mutex::new(Inner {
                 store: VolumeStore::open(root)?,
                 users: BTreeMap::new(),
             })),
             root: root.to_path_buf(),
-            events: Arc::default(),
+            events,
         })
     }
 
-    /// Reports volume events to `sink` from now on (once; later sinks are ignored).
-    pub fn set_event_sink(&self, sink: EventSink) {
-        let _ = self.events.set(sink);
-    }
-
     fn emit(&self, name: &str, action: &str) {
-        if let Some(sink) = self.events.get() {
-            sink.send(Event::volume(name, action));
-        }
+        self.events.send(|| Event::volume(name, action));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -193,9 +202,14 @@ impl Volumes {
 }
 
 impl VolumeBackend for Volumes {
-    fn list(&self) -> Vec<VolumeView> {
+    fn list(&self, f: &Filters) -> Vec<VolumeView> {
         let inner = self.lock();
-        inner.store.list().map(|v| inner.view(v.clone())).collect()
+        inner
+            .store
+            .list()
+            .map(|v| inner.view(v.clone()))
+            .filter(|v| volume_matches(f, v))
+            .collect()
     }
 
     fn inspect(&self, name: &str) -> Result<VolumeView, VolumeError> {
@@ -247,10 +261,11 @@ mod tests {
 
     fn volumes() -> (tempfile::TempDir, Volumes, Arc<Mutex<Vec<String>>>) {
         let dir = tempfile::tempdir().unwrap();
-        let v = Volumes::open(dir.path()).unwrap();
+        let events = LateSink::default();
+        let v = Volumes::open(dir.path(), events.clone()).unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let s = seen.clone();
-        v.set_event_sink(EventSink::new(move |e: Event| {
+        events.install(crate::events::EventSink::new(move |e: Event| {
             s.lock()
                 .unwrap()
                 .push(format!("{} {}", e.action, e.actor_id));
@@ -298,10 +313,31 @@ mod tests {
         let (deleted, trash) = v.prune(false);
         trash.delete();
         assert_eq!(deleted, std::slice::from_ref(&unused.volume.name));
-        assert_eq!(v.list().len(), 2, "the named one and the one in use stay");
+        assert_eq!(
+            v.list(&Filters::new()).len(),
+            2,
+            "the named one and the one in use stay"
+        );
         v.use_by("c2", ["named"]);
         assert_eq!(v.inspect("named").unwrap().users, 1);
         let (deleted, _) = v.prune(true);
         assert!(deleted.is_empty(), "both are in use");
+    }
+
+    #[test]
+    fn volumes_filter_as_docker() {
+        let (_dir, v, _seen) = volumes();
+        let labels = BTreeMap::from([("team".to_string(), "a".to_string())]);
+        v.create(Some("app-data"), labels).unwrap();
+        v.take("c1", Some("db-data")).unwrap();
+        let names = |raw: &str| -> Vec<String> {
+            let f = berth_api::filters::parse(Some(raw), berth_api::filters::VOLUME_KEYS).unwrap();
+            v.list(&f).into_iter().map(|x| x.volume.name).collect()
+        };
+        assert_eq!(names(r#"{"dangling":["true"]}"#), ["app-data"]);
+        assert_eq!(names(r#"{"dangling":["false"]}"#), ["db-data"]);
+        assert_eq!(names(r#"{"label":["team=a"]}"#), ["app-data"]);
+        assert_eq!(names(r#"{"name":["data"],"driver":["local"]}"#).len(), 2);
+        assert!(names(r#"{"driver":["nfs"]}"#).is_empty());
     }
 }

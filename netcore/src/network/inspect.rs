@@ -174,20 +174,29 @@ pub(crate) fn inspect(state: &State, net: &Network) -> NetworkInspect {
     }
 }
 
+impl State {
+    /// `docker network inspect NAME|ID` over these records (a reader of the manager's
+    /// [`NetworkManager::watch`] needs no lock).
+    pub fn inspect(&self, name_or_id: &str) -> Result<NetworkInspect, NetworkError> {
+        let net = self.find(name_or_id)?;
+        Ok(inspect(self, net))
+    }
+
+    /// `docker network ls` over these records, by name.
+    pub fn list(&self) -> Vec<NetworkInspect> {
+        self.networks.values().map(|n| inspect(self, n)).collect()
+    }
+}
+
 impl<L: Netlink, N: Nft> NetworkManager<L, N> {
     /// `docker network inspect NAME|ID`.
     pub fn inspect(&self, name_or_id: &str) -> Result<NetworkInspect, NetworkError> {
-        let net = self.find(name_or_id)?;
-        Ok(inspect(self.state(), net))
+        self.state().inspect(name_or_id)
     }
 
     /// `docker network ls`, by name.
     pub fn list(&self) -> Vec<NetworkInspect> {
-        self.state()
-            .networks
-            .values()
-            .map(|n| inspect(self.state(), n))
-            .collect()
+        self.state().list()
     }
 }
 

@@ -134,6 +134,12 @@ impl From<ImageError> for ApiError {
     }
 }
 
+impl From<berth_api::filters::FilterError> for ApiError {
+    fn from(e: berth_api::filters::FilterError) -> ApiError {
+        ApiError::bad(e.0)
+    }
+}
+
 impl From<VolumeError> for ApiError {
     fn from(e: VolumeError) -> ApiError {
         ApiError {

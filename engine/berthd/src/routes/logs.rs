@@ -126,7 +126,7 @@ pub(crate) async fn container_logs(
             }
         })
     };
-    if let (Some(mut state), Some(watch), Some(mut follower)) = (state, watch, follower) {
+    if let (Some(mut state), Some(mut watch), Some(mut follower)) = (state, watch, follower) {
         let (want_out, want_err) = (opts.stdout, opts.stderr);
         tokio::spawn(async move {
             if past.await.is_err() || tx.is_closed() {

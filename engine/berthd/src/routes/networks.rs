@@ -1,12 +1,13 @@
-//! Network routes: the network manager through the wiring's lock (never the engine's), and
-//! connect/disconnect through the engine.
+//! Network routes: parse, call the network backend (never the engine's lock), render;
+//! connect and disconnect through the container backend, in order with the container's other
+//! requests.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use engine::container::NetworkBackend;
 use engine::container::connect::change_network;
-use engine::events::Event;
 use serde_json::{Value, json};
 
 use super::{ApiResult, AppState, Q, json_response, no_content};
@@ -15,15 +16,14 @@ use berth_api::container_create as create;
 
 use crate::api::filters;
 
+fn to_json(v: impl serde::Serialize) -> Result<Value, ApiError> {
+    serde_json::to_value(v).map_err(|err| ApiError::internal(err.to_string()))
+}
+
 /// `POST /networks/prune`: user-defined networks without endpoints.
 pub(crate) async fn network_prune(State(st): State<AppState>, q: Q) -> ApiResult {
     filters::parse(q.get("filters").map(String::as_str), &[])?;
-    let removed = st.wiring.lock().await.networks().prune().await;
-    let mut deleted = Vec::new();
-    for n in removed {
-        st.events.publish(network_event(&n, "destroy"));
-        deleted.push(n.name);
-    }
+    let deleted = st.networks.prune().await;
     Ok(json_response(
         StatusCode::OK,
         json!({"NetworksDeleted": deleted}),
@@ -32,44 +32,25 @@ pub(crate) async fn network_prune(State(st): State<AppState>, q: Q) -> ApiResult
 
 pub(crate) async fn network_list(State(st): State<AppState>, q: Q) -> ApiResult {
     let f = filters::parse(q.get("filters").map(String::as_str), filters::NETWORK_KEYS)?;
-    let mut w = st.wiring.lock().await;
-    let list = serde_json::to_value(w.networks().list())
-        .map_err(|err| ApiError::internal(err.to_string()))?;
-    let list: Vec<Value> = list
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|n| {
-            filters::object_matches(&f, n, |k, want| match k {
-                "type" => {
-                    let builtin = matches!(n["Name"].as_str(), Some("bridge" | "host" | "none"));
-                    (want == "builtin") == builtin && matches!(want, "builtin" | "custom")
-                }
-                "scope" => n["Scope"].as_str().unwrap_or("local") == want,
-                _ => false,
-            })
-        })
-        .collect();
-    Ok(json_response(StatusCode::OK, Value::Array(list)))
+    Ok(json_response(
+        StatusCode::OK,
+        to_json(st.networks.list(&f))?,
+    ))
 }
 
 pub(crate) async fn network_inspect(
     State(st): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let mut w = st.wiring.lock().await;
-    let n = w.networks().inspect(&id)?;
     Ok(json_response(
         StatusCode::OK,
-        serde_json::to_value(n).map_err(|err| ApiError::internal(err.to_string()))?,
+        to_json(st.networks.inspect(&id)?)?,
     ))
 }
 
 pub(crate) async fn network_create(State(st): State<AppState>, body: Bytes) -> ApiResult {
     let req = crate::api::network::parse_create(&body)?;
-    let n = st.wiring.lock().await.networks().create(req).await?;
-    st.events.publish(network_event(&n, "create"));
+    let n = st.networks.create(req).await?;
     Ok(json_response(
         StatusCode::CREATED,
         json!({"Id": n.id, "Warning": ""}),
@@ -80,27 +61,8 @@ pub(crate) async fn network_delete(
     State(st): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let mut w = st.wiring.lock().await;
-    let ev = network_event(w.networks().find(&id)?, "destroy");
-    let name = ev.attributes["name"].clone();
-    let users: Vec<String> = w
-        .networks()
-        .endpoints_of(&name)
-        .map(|ep| ep.container_name.clone())
-        .collect();
-    if !users.is_empty() {
-        return Err(ApiError::conflict(format!(
-            "error while removing network: network {name} has active endpoints ({})",
-            users.join(", ")
-        )));
-    }
-    w.networks().remove(&id).await?;
-    st.events.publish(ev);
+    st.networks.remove(&id).await?;
     Ok(no_content())
-}
-
-pub(crate) fn network_event(n: &netcore::network::Network, action: &str) -> Event {
-    Event::network(&n.id, action, &n.name, n.driver.name(), None)
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -165,13 +127,10 @@ async fn network_disconnect(st: AppState, id: String, body: Bytes) -> ApiResult 
         // the network. berth leaves none (a removed container's endpoints go with it), so
         // there is none to find, as Docker answers when the name is unknown.
         Err(e) if req.force && e.status == 404 => {
-            let nets = st.engine.lock().await.network_state();
-            return Err(match nets.find(&id) {
-                Ok(_) => ApiError {
-                    status: 404,
-                    message: format!("endpoint {} not found", req.container),
-                },
-                Err(e) => engine::container::ContainerError::from(e).into(),
+            st.networks.inspect(&id)?;
+            return Err(ApiError {
+                status: 404,
+                message: format!("endpoint {} not found", req.container),
             });
         }
         Err(e) => return Err(e),

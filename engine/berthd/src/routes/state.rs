@@ -1,5 +1,5 @@
-//! What every handler shares ([`AppState`]): the engine, the container backend, the
-//! containers' index, the image store and the wiring.
+//! What every handler shares ([`AppState`]): the engine, the backends of each route group
+//! (containers, exec, images, networks, volumes), the containers' index and the image store.
 
 use std::sync::Arc;
 
@@ -23,9 +23,8 @@ pub struct AppState {
     /// `rmi` and `image prune` by Docker's rules, with who uses which image taken from the
     /// index.
     pub image_backend: engine::container::images::ImageBackend,
-    /// Every container's networking and the network manager, behind their own lock: network
-    /// routes never take the engine's.
-    pub wiring: Arc<Mutex<engine::container::Wiring>>,
+    /// The network backend: networks through the wiring's lock, never the engine's.
+    pub networks: engine::container::Networks,
     /// What `/info` reports of the daemon's configuration (fixed at start).
     pub daemon: Arc<DaemonInfo>,
     /// Where request bodies are spooled (`<exec-root>/scratch`).
@@ -84,7 +83,11 @@ impl AppState {
                 .into(),
             security_options: engine.host_security().security_options(),
         };
-        let (index, images, wiring) = (engine.index(), engine.images().clone(), engine.wiring());
+        let (index, images, networks) = (
+            engine.index(),
+            engine.images().clone(),
+            engine.network_backend(),
+        );
         let create = engine.create_context();
         let volumes = Arc::new(engine.volumes().clone());
         // Contexts and layers being written go on the data root's disk, not the exec root's
@@ -109,7 +112,7 @@ impl AppState {
             create,
             volumes,
             image_backend,
-            wiring,
+            networks,
             ops,
             builder,
             execs: engine::container::ExecBackend::new(engine.clone()),

@@ -201,7 +201,7 @@ pub(crate) async fn system_df(State(st): State<AppState>) -> ApiResult {
         .collect();
     let volumes: Vec<Value> = st
         .volumes
-        .list()
+        .list(&Default::default())
         .iter()
         .map(|v| json!({"Name": v.volume.name, "Driver": "local", "UsageData": {"Size": -1, "RefCount": v.users}}))
         .collect();

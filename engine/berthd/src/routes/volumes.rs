@@ -1,4 +1,4 @@
-//! Volume routes: list, create, inspect, rm, prune.
+//! Volume routes: parse, call the volume backend (never the engine's lock), render.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -24,16 +24,7 @@ pub(crate) fn volume_json(v: &VolumeView) -> Value {
 
 pub(crate) async fn volume_list(State(st): State<AppState>, q: Q) -> ApiResult {
     let f = filters::parse(q.get("filters").map(String::as_str), filters::VOLUME_KEYS)?;
-    let vols = st.volumes.list();
-    let list: Vec<Value> = vols
-        .iter()
-        .filter(|v| {
-            filters::object_matches(&f, &volume_json(v), |k, want| {
-                k == "dangling" && matches!(want, "true" | "1") != (v.users > 0)
-            })
-        })
-        .map(volume_json)
-        .collect();
+    let list: Vec<Value> = st.volumes.list(&f).iter().map(volume_json).collect();
     Ok(json_response(
         StatusCode::OK,
         json!({"Volumes": list, "Warnings": []}),
@@ -85,9 +76,7 @@ pub(crate) async fn volume_delete(
 /// (Docker's API 1.42 behaviour).
 pub(crate) async fn volume_prune(State(st): State<AppState>, q: Q) -> ApiResult {
     let f = filters::parse(q.get("filters").map(String::as_str), &["all"])?;
-    let all = f
-        .get("all")
-        .is_some_and(|v| v.iter().any(|x| x == "true" || x == "1"));
+    let all = filters::is_true(&f, "all");
     let (deleted, trash) = blocking(move || Ok(st.volumes.prune(all))).await?;
     let space = tokio::task::spawn_blocking(move || trash.delete_counting())
         .await
