@@ -170,7 +170,29 @@ fn event_steps(docker: &dyn Fn(&[&str]) -> Output) -> Vec<String> {
         &["network", "rm", "evnet"],
         &["network", "create", "evidle"],
         &["network", "prune", "-f"],
+        // An anonymous volume its container left (rm without -v), then pruned.
+        &[
+            "create",
+            "--name",
+            "leaver",
+            "--network",
+            "none",
+            "-v",
+            "/x",
+            IMAGE,
+            "true",
+        ],
     ] {
+        let (code, _, err) = text(&docker(args));
+        assert_eq!(code, 0, "{args:?}: {err}");
+    }
+    let (_, anon, _) = text(&docker(&[
+        "inspect",
+        "-f",
+        "{{range .Mounts}}{{.Name}}{{end}}",
+        "leaver",
+    ]));
+    for args in [&["rm", "leaver"][..], &["volume", "prune", "-f"]] {
         let (code, _, err) = text(&docker(args));
         assert_eq!(code, 0, "{args:?}: {err}");
     }
@@ -186,10 +208,18 @@ fn event_steps(docker: &dyn Fn(&[&str]) -> Output) -> Vec<String> {
         "--filter",
         "type=network",
         "--format",
-        "{{.Type}} {{.Action}} {{if eq .Type \"volume\"}}{{.Actor.ID}}{{else}}{{.Actor.Attributes.name}} {{.Actor.Attributes.type}}{{end}}",
+        "{{.Type}} {{.Action}} {{if eq .Type \"volume\"}}{{.Actor.ID}} {{.Actor.Attributes.reclaimed}}{{else}}{{.Actor.Attributes.name}} {{.Actor.Attributes.type}}{{end}}",
     ]));
     assert_eq!(code, 0, "{err}");
-    out.lines().map(String::from).collect()
+    out.lines()
+        .map(|l| {
+            if anon.is_empty() {
+                l.to_string()
+            } else {
+                l.replace(&anon, "ANON")
+            }
+        })
+        .collect()
 }
 
 #[test]
@@ -202,12 +232,15 @@ fn netns_volumes_and_networks_report_their_changes_as_docker_does() {
     assert_eq!(
         berth,
         [
-            "volume create ev1",
-            "volume destroy ev1",
+            "volume create ev1 <no value>",
+            "volume destroy ev1 <no value>",
             "network create evnet bridge",
             "network destroy evnet bridge",
             "network create evidle bridge",
             "network destroy evidle bridge",
+            "network prune <no value> <no value>",
+            "volume create ANON <no value>",
+            "volume prune  0",
         ],
         "berthd's events"
     );

@@ -118,13 +118,23 @@ impl NetworkBackend for Networks {
 
     async fn prune(&self) -> Vec<String> {
         let removed = self.wiring.lock().await.networks().prune().await;
-        removed
+        let names = removed
             .into_iter()
             .map(|n| {
                 self.emit(&n, "destroy");
                 n.name
             })
-            .collect()
+            .collect();
+        // As dockerd: one event for the prune itself.
+        self.events.send(|| {
+            Event::new(
+                crate::events::Kind::Network,
+                "prune",
+                "",
+                Default::default(),
+            )
+        });
+        names
     }
 }
 

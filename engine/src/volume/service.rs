@@ -55,8 +55,9 @@ pub trait VolumeBackend: Send + Sync + std::fmt::Debug {
     /// `docker volume rm`: refused while a container mounts it. Its files are to be deleted
     /// with [`Trash::delete`], off every lock.
     fn remove(&self, name: &str) -> Result<Trash, VolumeError>;
-    /// `docker volume prune [-a]`: the names removed, and their files.
-    fn prune(&self, all: bool) -> (Vec<String>, Trash);
+    /// `docker volume prune [-a]`: the names removed and the bytes their files took, deleted
+    /// by then (blocking: run it off the async workers; no lock is held meanwhile).
+    fn prune(&self, all: bool) -> (Vec<String>, u64);
 }
 
 /// The volume store and its users, shared by the engine (creates, removals) and the volume
@@ -240,7 +241,7 @@ impl VolumeBackend for Volumes {
         Ok(trash)
     }
 
-    fn prune(&self, all: bool) -> (Vec<String>, Trash) {
+    fn prune(&self, all: bool) -> (Vec<String>, u64) {
         let mut inner = self.lock();
         let users = std::mem::take(&mut inner.users);
         let (deleted, trash) = inner
@@ -248,10 +249,18 @@ impl VolumeBackend for Volumes {
             .prune(all, |n| users.get(n).is_some_and(|u| !u.is_empty()));
         inner.users = users;
         drop(inner);
-        for v in &deleted {
-            self.emit(v, "destroy");
-        }
-        (deleted, trash)
+        let reclaimed = trash.delete_counting();
+        // As dockerd's volume service: one event for the prune, with the bytes freed, and no
+        // `destroy` for the volumes it took.
+        self.events.send(|| {
+            Event::new(
+                crate::events::Kind::Volume,
+                "prune",
+                "",
+                [("reclaimed".to_string(), reclaimed.to_string())].into(),
+            )
+        });
+        (deleted, reclaimed)
     }
 }
 
@@ -294,8 +303,8 @@ mod tests {
         assert!(!v.path("data").exists());
         assert_eq!(
             *seen.lock().unwrap(),
-            ["create data", "destroy data"],
-            "one create, one destroy"
+            ["create data", "prune ", "destroy data"],
+            "one create, the prune that kept it, one destroy"
         );
     }
 
@@ -310,8 +319,7 @@ mod tests {
         let (anon, _) = v.take("c1", None).unwrap();
         assert!(anon.anonymous);
         let unused = v.create(None, BTreeMap::new()).unwrap();
-        let (deleted, trash) = v.prune(false);
-        trash.delete();
+        let (deleted, _) = v.prune(false);
         assert_eq!(deleted, std::slice::from_ref(&unused.volume.name));
         assert_eq!(
             v.list(&Filters::new()).len(),

@@ -77,10 +77,7 @@ pub(crate) async fn volume_delete(
 pub(crate) async fn volume_prune(State(st): State<AppState>, q: Q) -> ApiResult {
     let f = filters::parse(q.get("filters").map(String::as_str), &["all"])?;
     let all = filters::is_true(&f, "all");
-    let (deleted, trash) = blocking(move || Ok(st.volumes.prune(all))).await?;
-    let space = tokio::task::spawn_blocking(move || trash.delete_counting())
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let (deleted, space) = blocking(move || Ok(st.volumes.prune(all))).await?;
     Ok(json_response(
         StatusCode::OK,
         json!({"VolumesDeleted": deleted, "SpaceReclaimed": space}),
