@@ -134,6 +134,15 @@ impl ImageBackend {
         .await?;
         let removals: Vec<Removal> = lines.iter().filter_map(|l| Removal::parse(l)).collect();
         self.publish(&removals, None);
+        // As dockerd: one event for the prune, with the bytes freed.
+        if let Some(sink) = &self.events {
+            sink.send(Event::new(
+                crate::events::Kind::Image,
+                "prune",
+                "",
+                [("reclaimed".to_string(), space.to_string())].into(),
+            ));
+        }
         Ok((removals, space))
     }
 

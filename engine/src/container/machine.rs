@@ -161,6 +161,17 @@ impl Machine for EngineMachine {
         self.engine.lock().await.emit_container(id, action, &[]);
     }
 
+    async fn pruned(&self, reclaimed: u64) {
+        self.engine.lock().await.emit(|| {
+            crate::events::Event::new(
+                crate::events::Kind::Container,
+                "prune",
+                "",
+                [("reclaimed".to_string(), reclaimed.to_string())].into(),
+            )
+        });
+    }
+
     async fn stopped(&self) -> Vec<String> {
         let e = self.engine.lock().await;
         e.containers()

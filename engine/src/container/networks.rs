@@ -125,13 +125,13 @@ impl NetworkBackend for Networks {
                 n.name
             })
             .collect();
-        // As dockerd: one event for the prune itself.
+        // As dockerd: one event for the prune itself (networks free no bytes: 0).
         self.events.send(|| {
             Event::new(
                 crate::events::Kind::Network,
                 "prune",
                 "",
-                Default::default(),
+                [("reclaimed".to_string(), "0".to_string())].into(),
             )
         });
         names

@@ -104,6 +104,8 @@ pub trait Machine: Send + Sync + 'static {
     fn emit(&self, id: &str, action: &str) -> impl Future<Output = ()> + Send;
     /// The containers that are not running (prune's candidates).
     fn stopped(&self) -> impl Future<Output = Vec<String>> + Send;
+    /// Reports a finished `container prune` (Docker's `prune` event, with the bytes freed).
+    fn pruned(&self, reclaimed: u64) -> impl Future<Output = ()> + Send;
 }
 
 /// What a start did.
@@ -459,6 +461,9 @@ impl<M: Machine> Ops<M> {
                 removed.push(id);
             }
         }
+        // A removed container's writable layer is not measured: 0, as berth reports in
+        // `SpaceReclaimed`.
+        self.machine.pruned(0).await;
         removed
     }
 

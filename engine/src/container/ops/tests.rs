@@ -133,6 +133,10 @@ impl Machine for Fake {
         self.note(format!("event {action} {id}"));
     }
 
+    async fn pruned(&self, reclaimed: u64) {
+        self.note(format!("event prune {reclaimed}"));
+    }
+
     async fn stopped(&self) -> Vec<String> {
         let mut ids: Vec<String> = self
             .containers
