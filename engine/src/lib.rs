@@ -8,5 +8,6 @@ pub mod events;
 pub mod failpoint;
 pub mod image;
 pub mod runtime;
+pub mod system;
 pub mod tree;
 pub mod volume;

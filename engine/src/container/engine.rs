@@ -652,6 +652,11 @@ impl Engine {
         unreachable!("the name space is not exhausted")
     }
 
+    /// What the machine's cgroups offer (CPUs, memory nodes, swap limits).
+    pub fn host_resources(&self) -> &super::resources::HostResources {
+        &self.host_resources
+    }
+
     /// What this host offers for isolation.
     pub fn host_security(&self) -> &super::security::HostSecurity {
         &self.host

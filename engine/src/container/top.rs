@@ -66,19 +66,39 @@ fn row(pid: i32, ticks_per_second: u64) -> Option<Vec<String>> {
     ])
 }
 
+/// A `docker top` planned under the engine's lock, read without it ([`TopPlan::read`]).
+#[derive(Debug, Clone)]
+pub struct TopPlan {
+    name: String,
+    cgroup: String,
+}
+
 impl Engine {
-    /// `docker top`: [`TITLES`] and one row per process of the running container `what`.
-    pub fn top(&self, what: &str) -> Result<Vec<Vec<String>>, ContainerError> {
+    /// `docker top`'s first step: the running container `what` and its cgroup.
+    pub fn top_plan(&self, what: &str) -> Result<TopPlan, ContainerError> {
         let id = self.resolve(what)?;
         let c = &self.containers[&id];
         check(Op::Exec, c.state.status, &c.name)?;
-        let rel = self.cgroups_path(&id);
+        Ok(TopPlan {
+            name: c.name.clone(),
+            cgroup: self.cgroups_path(&id),
+        })
+    }
+}
+
+impl TopPlan {
+    /// [`TITLES`] and one row per process of the container, from its cgroup and /proc
+    /// (blocking: run it off the async workers).
+    pub fn read(&self) -> Result<Vec<Vec<String>>, ContainerError> {
         let root = Path::new("/sys/fs/cgroup");
-        let procs = crate::runtime::cgroup::dirs(root, &rel)
+        let procs = crate::runtime::cgroup::dirs(root, &self.cgroup)
             .into_iter()
             .find_map(|d| fs::read_to_string(d.join("cgroup.procs")).ok())
             .ok_or_else(|| ContainerError::Io {
-                what: format!("container {}: reading its cgroup {rel}", c.name),
+                what: format!(
+                    "container {}: reading its cgroup {}",
+                    self.name, self.cgroup
+                ),
                 source: std::io::Error::from(std::io::ErrorKind::NotFound),
             })?;
         // SAFETY: sysconf only reads a configuration value.

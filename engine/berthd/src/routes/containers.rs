@@ -263,9 +263,12 @@ pub(crate) async fn container_wait(
         .into_response())
 }
 
-/// `GET /containers/{id}/top`.
+/// `GET /containers/{id}/top`: planned under the engine's lock, /proc read without it.
 pub(crate) async fn container_top(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult {
-    let rows = st.engine.lock().await.top(&id)?;
+    let plan = st.engine.lock().await.top_plan(&id)?;
+    let rows = tokio::task::spawn_blocking(move || plan.read())
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
     Ok(json_response(
         StatusCode::OK,
         json!({"Titles": engine::container::top::TITLES, "Processes": rows}),

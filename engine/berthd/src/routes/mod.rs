@@ -32,7 +32,7 @@ use axum::middleware::Next;
 use axum::routing::{get, post};
 
 pub(crate) use query::{bool_or, flag};
-pub use state::{AppState, DaemonInfo};
+pub use state::AppState;
 
 pub(crate) type Q = Query<HashMap<String, String>>;
 

@@ -25,8 +25,8 @@ pub struct AppState {
     pub image_backend: engine::container::images::ImageBackend,
     /// The network backend: networks through the wiring's lock, never the engine's.
     pub networks: engine::container::Networks,
-    /// What `/info` reports of the daemon's configuration (fixed at start).
-    pub daemon: Arc<DaemonInfo>,
+    /// The system backend (`/info`, `/system/df`).
+    pub system: engine::system::System,
     /// Where request bodies are spooled (`<exec-root>/scratch`).
     pub scratch: std::path::PathBuf,
     /// The container backend: requests on one container in order, Docker's rules.
@@ -45,19 +45,6 @@ pub struct AppState {
     pub create: engine::container::create::CreateContext,
 }
 
-/// The daemon's configuration as `/info` reports it.
-#[derive(Debug, Clone)]
-pub struct DaemonInfo {
-    /// `DockerRootDir`.
-    pub data_root: String,
-    /// `DefaultRuntime`.
-    pub runtime: String,
-    /// `Runtimes`, as dockerd shows them (`path`, and `runtimeArgs` when given).
-    pub runtimes: serde_json::Value,
-    /// `SecurityOptions`.
-    pub security_options: Vec<String>,
-}
-
 impl AppState {
     /// The state of a server over `engine`, reporting to `events` (install `events.sink()`
     /// on the engine too, so its own events reach the same bus).
@@ -66,29 +53,18 @@ impl AppState {
         scratch: std::path::PathBuf,
         events: crate::events::Events,
     ) -> AppState {
-        let daemon = DaemonInfo {
-            data_root: engine.config().data_root.display().to_string(),
-            runtime: engine.runtimes().default_name().to_string(),
-            runtimes: engine
-                .runtimes()
-                .list()
-                .map(|(name, path, args)| {
-                    let mut v = serde_json::json!({"path": path.display().to_string()});
-                    if !args.is_empty() {
-                        v["runtimeArgs"] = serde_json::json!(args);
-                    }
-                    (name.to_string(), v)
-                })
-                .collect::<serde_json::Map<_, _>>()
-                .into(),
-            security_options: engine.host_security().security_options(),
-        };
         let (index, images, networks) = (
             engine.index(),
             engine.images().clone(),
             engine.network_backend(),
         );
         let create = engine.create_context();
+        let image_backend = engine::container::images::ImageBackend::new(
+            images.clone(),
+            index.clone(),
+            Some(events.sink()),
+        );
+        let system = engine::system::System::new(&engine, image_backend.clone());
         let volumes = Arc::new(engine.volumes().clone());
         // Contexts and layers being written go on the data root's disk, not the exec root's
         // tmpfs: a context may be large.
@@ -103,12 +79,8 @@ impl AppState {
             builder_root.join("tmp"),
             cache_path,
         );
-        let image_backend = engine::container::images::ImageBackend::new(
-            images.clone(),
-            index.clone(),
-            Some(events.sink()),
-        );
         AppState {
+            system,
             create,
             volumes,
             image_backend,
@@ -119,7 +91,6 @@ impl AppState {
             engine,
             index,
             images,
-            daemon: Arc::new(daemon),
             scratch,
             events,
             registry: {

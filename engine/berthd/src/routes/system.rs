@@ -5,6 +5,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use engine::system::SystemBackend;
+
 use super::{ApiResult, AppState, json_response};
 use crate::api::version;
 
@@ -57,38 +59,40 @@ pub(crate) async fn version_info() -> Response {
 }
 
 pub(crate) async fn info(State(st): State<AppState>) -> Response {
-    let (mut running, mut paused, mut stopped) = (0, 0, 0);
-    for e in st.containers().entries() {
-        match e.container.state.status.as_str() {
-            "running" => running += 1,
-            "paused" => paused += 1,
-            _ => stopped += 1,
-        }
-    }
-    let images = st.images.snapshot().images().count();
-    let cgroup_v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let i = st.system.info();
+    let runtimes: serde_json::Map<String, Value> = i
+        .runtimes
+        .iter()
+        .map(|r| {
+            let mut v = json!({"path": r.path});
+            if !r.args.is_empty() {
+                v["runtimeArgs"] = json!(r.args);
+            }
+            (r.name.clone(), v)
+        })
+        .collect();
     let mut info = json!({
             "ID": "berth",
-            "Containers": running + paused + stopped,
-            "ContainersRunning": running,
-            "ContainersPaused": paused,
-            "ContainersStopped": stopped,
-            "Images": images,
+            "Containers": i.running + i.paused + i.stopped,
+            "ContainersRunning": i.running,
+            "ContainersPaused": i.paused,
+            "ContainersStopped": i.stopped,
+            "Images": i.images,
             "Driver": "overlay2",
-            "DockerRootDir": st.daemon.data_root,
+            "DockerRootDir": i.data_root,
             "LoggingDriver": "json-file",
             "CgroupDriver": "cgroupfs",
-            "CgroupVersion": if cgroup_v2 { "2" } else { "1" },
-            "KernelVersion": kernel(),
+            "CgroupVersion": i.cgroup_version,
+            "KernelVersion": i.kernel,
             "OperatingSystem": "berth",
             "OSType": "linux",
             "Architecture": std::env::consts::ARCH,
-            "NCPU": std::thread::available_parallelism().map_or(1, |n| n.get()),
-            "Name": nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
+            "NCPU": i.ncpu,
+            "Name": i.hostname,
             "ServerVersion": env!("CARGO_PKG_VERSION"),
-            "DefaultRuntime": st.daemon.runtime,
-            "Runtimes": st.daemon.runtimes,
-            "SecurityOptions": st.daemon.security_options,
+            "DefaultRuntime": i.default_runtime,
+            "Runtimes": runtimes,
+            "SecurityOptions": i.security_options,
             "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "macvlan", "null"], "Log": ["json-file", "local"]},
             "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": false, "Error": "", "RemoteManagers": null},
             "Warnings": [],
@@ -97,7 +101,7 @@ pub(crate) async fn info(State(st): State<AppState>) -> Response {
             "DriverStatus": [["Backing Filesystem", "overlayfs"], ["Supports d_type", "true"], ["Native Overlay Diff", "true"]],
             "SystemStatus": null,
             "MemoryLimit": true,
-            "SwapLimit": std::path::Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists(),
+            "SwapLimit": i.swap_limit,
             "KernelMemory": false,
             "KernelMemoryTCP": false,
             "CpuCfsPeriod": true,
@@ -106,15 +110,15 @@ pub(crate) async fn info(State(st): State<AppState>) -> Response {
             "CPUSet": true,
             "PidsLimit": true,
             "OomKillDisable": true,
-            "IPv4Forwarding": proc_flag("/proc/sys/net/ipv4/ip_forward"),
-            "BridgeNfIptables": proc_flag("/proc/sys/net/bridge/bridge-nf-call-iptables"),
-            "BridgeNfIp6tables": proc_flag("/proc/sys/net/bridge/bridge-nf-call-ip6tables"),
+            "IPv4Forwarding": i.ipv4_forwarding,
+            "BridgeNfIptables": i.bridge_nf_iptables,
+            "BridgeNfIp6tables": i.bridge_nf_ip6tables,
             "Debug": false,
             "NFd": std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count()),
             "NGoroutines": threads(),
             "SystemTime": berth_common::time::now_rfc3339_nano(),
             "NEventsListener": 0,
-            "MemTotal": mem_total(),
+            "MemTotal": i.mem_total,
             "IndexServerAddress": "https://index.docker.io/v1/",
             "RegistryConfig": {
                 "AllowNondistributableArtifactsCIDRs": [],
@@ -137,29 +141,12 @@ pub(crate) async fn info(State(st): State<AppState>) -> Response {
             "RuncCommit": {"ID": "", "Expected": ""},
             "InitCommit": {"ID": "", "Expected": ""},
             "ProductLicense": "",
-            "OSVersion": os_version(),
+            "OSVersion": i.os_version,
     });
     if let (Value::Object(m), Value::Object(more)) = (&mut info, more) {
         m.extend(more);
     }
     json_response(StatusCode::OK, info)
-}
-
-/// Whether a kernel flag file reads `1` (a missing one: no).
-fn proc_flag(path: &str) -> bool {
-    std::fs::read_to_string(path).is_ok_and(|s| s.trim() == "1")
-}
-
-/// The host's `VERSION_ID` from /etc/os-release (empty when it has none).
-fn os_version() -> String {
-    std::fs::read_to_string("/etc/os-release")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VERSION_ID="))
-                .map(|v| v.trim_matches('"').to_string())
-        })
-        .unwrap_or_default()
 }
 
 /// The daemon's threads (Docker reports its goroutines there).
@@ -174,55 +161,36 @@ fn threads() -> u64 {
         .unwrap_or(0)
 }
 
-/// The machine's memory in bytes, from /proc/meminfo.
-fn mem_total() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
-}
-
 /// `GET /system/df`.
 pub(crate) async fn system_df(State(st): State<AppState>) -> ApiResult {
-    // Containers from the index, volumes under the engine's lock (a moment), the walk of the
-    // image store on disk off the async workers.
-    let in_use = st.image_backend.in_use();
-    let containers: Vec<Value> = st
-        .containers()
-        .entries()
-        .map(|e| {
-            let c = &e.container;
-            json!({"Id": c.id, "Names": [format!("/{}", c.name)], "Image": c.options.image, "State": c.state.status.as_str(), "SizeRw": 0})
-        })
-        .collect();
-    let volumes: Vec<Value> = st
-        .volumes
-        .list(&Default::default())
+    let du = st.system.disk_usage().await;
+    let containers: Vec<Value> = du
+        .containers
         .iter()
-        .map(|v| json!({"Name": v.volume.name, "Driver": "local", "UsageData": {"Size": -1, "RefCount": v.users}}))
+        .map(|c| json!({"Id": c.id, "Names": [format!("/{}", c.name)], "Image": c.image, "State": c.state, "SizeRw": 0}))
         .collect();
-    let store = st.images.snapshot();
-    let images: Vec<Value> = store
-        .images()
+    let volumes: Vec<Value> = du
+        .volumes
+        .iter()
+        .map(|v| json!({"Name": v.name, "Driver": "local", "UsageData": {"Size": -1, "RefCount": v.users}}))
+        .collect();
+    let images: Vec<Value> = du
+        .images
+        .iter()
         .map(|img| {
             json!({
-                "Id": img.id.to_string(),
-                "RepoTags": store.tags_of(&img.id),
+                "Id": img.id,
+                "RepoTags": img.tags,
                 "Size": img.size,
                 "SharedSize": -1,
-                "Containers": i64::from(in_use.contains(&img.id.to_string())),
-                "Created": berth_common::time::parse(&img.created).map_or(0, |(s, _)| s),
+                "Containers": i64::from(img.in_use),
+                "Created": img.created,
             })
         })
         .collect();
-    let layers = st.image_backend.disk_usage().await;
     Ok(json_response(
         StatusCode::OK,
-        json!({"LayersSize": layers, "Images": images, "Containers": containers, "Volumes": volumes, "BuildCache": []}),
+        json!({"LayersSize": du.layers_size, "Images": images, "Containers": containers, "Volumes": volumes, "BuildCache": []}),
     ))
 }
 
