@@ -1,8 +1,7 @@
 //! Network requests with Docker's rules, as the network routes see them ([`NetworkBackend`],
 //! moby's `router/network` backend): `ls` with Docker's filters and `inspect` read the
 //! published records without any lock; `create`, `rm` (refused while containers are
-//! attached) and `prune` change the records under the wiring's lock, never the engine's, and
-//! make or delete the bridge after letting it go. Each change is
+//! attached) and `prune` go through the wiring's lock, never the engine's. Each change is
 //! reported to `docker events`. Connecting containers is the containers' backend's (it is
 //! ordered with their other requests).
 
@@ -10,7 +9,6 @@ use std::future::Future;
 use std::sync::Arc;
 
 use berth_api::filters::{Filters, object_matches};
-use netcore::link::{RtNetlink, apply_all, apply_best_effort};
 use netcore::network::{CreateRequest, Network, NetworkInspect, State};
 use tokio::sync::{Mutex, watch};
 
@@ -76,17 +74,6 @@ pub fn network_matches(f: &Filters, n: &serde_json::Value) -> bool {
     })
 }
 
-/// Deletes a removed network's links (its bridge), without the wiring's lock.
-async fn delete_links(network: &str, links: &[netcore::link::LinkOp]) {
-    if links.is_empty() {
-        return;
-    }
-    let mut nl = RtNetlink::default();
-    if let Err(errors) = apply_best_effort(&mut nl, links).await {
-        tracing::warn!(%network, %errors, "network removed; some links were already gone or could not be deleted");
-    }
-}
-
 impl NetworkBackend for Networks {
     fn list(&self, f: &Filters) -> Vec<NetworkInspect> {
         let records = self.records.borrow().clone();
@@ -103,23 +90,7 @@ impl NetworkBackend for Networks {
     }
 
     async fn create(&self, req: CreateRequest) -> Result<Network, ContainerError> {
-        // Recorded under the wiring's lock, its bridge made after letting it go.
-        let (n, links) = self
-            .wiring
-            .lock()
-            .await
-            .networks()
-            .create_record(req)
-            .await?;
-        let mut nl = RtNetlink::default();
-        if let Err(e) = apply_all(&mut nl, &links).await {
-            // apply_all took back what it made; the records follow.
-            let undo = self.wiring.lock().await.networks().remove_record(&n.name);
-            if let Ok((_, undo)) = undo {
-                let _ = apply_best_effort(&mut nl, &undo).await;
-            }
-            return Err(netcore::network::NetworkError::from(e).into());
-        }
+        let n = self.wiring.lock().await.networks().create(req).await?;
         self.emit(&n, "create");
         Ok(n)
     }
@@ -139,16 +110,14 @@ impl NetworkBackend for Networks {
                 users.join(", ")
             )));
         }
-        let (_, links) = w.networks().remove_record(name_or_id)?;
+        w.networks().remove(name_or_id).await?;
         drop(w);
-        delete_links(&net.name, &links).await;
         self.emit(&net, "destroy");
         Ok(())
     }
 
     async fn prune(&self) -> Vec<String> {
-        let (removed, links) = self.wiring.lock().await.networks().prune_records();
-        delete_links("(pruned)", &links).await;
+        let removed = self.wiring.lock().await.networks().prune().await;
         let names = removed
             .into_iter()
             .map(|n| {

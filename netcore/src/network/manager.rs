@@ -39,14 +39,6 @@ struct AttachPlan {
     disconnect: Vec<LinkOp>,
 }
 
-/// What creating a network changes (see [`NetworkManager::create`]).
-struct CreatePlan {
-    net: Network,
-    next: State,
-    setup: Vec<LinkOp>,
-    teardown: Vec<LinkOp>,
-}
-
 /// Owns every network and endpoint of one daemon.
 #[derive(Debug)]
 pub struct NetworkManager<L: Netlink, N: Nft> {
@@ -343,9 +335,8 @@ impl<L: Netlink, N: Nft> NetworkManager<L, N> {
         Ok(())
     }
 
-    /// What creating `req` changes: the network, the records after it and its links'
-    /// operations.
-    async fn create_plan(&mut self, req: CreateRequest) -> Result<CreatePlan, NetworkError> {
+    /// `docker network create`.
+    pub async fn create(&mut self, req: CreateRequest) -> Result<Network, NetworkError> {
         validate_name(&req.name)?;
         if self.state.networks.contains_key(&req.name) {
             return Err(NetworkError::Exists(req.name));
@@ -393,56 +384,16 @@ impl<L: Netlink, N: Nft> NetworkManager<L, N> {
         next.networks.insert(net.name.clone(), net.clone());
         let driver = driver_of(&net, next.ipam.network(&net.name));
         self.enable_forwarding(net.ipv6, &mut next.forwarding)?;
-        Ok(CreatePlan {
-            net,
-            next,
-            setup: driver.setup(),
-            teardown: driver.teardown(),
-        })
-    }
-
-    /// `docker network create`. Holding the manager, the links (a bridge) are made first: a
-    /// failure leaves the records and the firewall untouched.
-    pub async fn create(&mut self, req: CreateRequest) -> Result<Network, NetworkError> {
-        let plan = self.create_plan(req).await?;
-        apply_all(&mut self.nl, &plan.setup).await?;
-        if let Err(e) = self.commit(plan.next) {
-            let _ = apply_best_effort(&mut self.nl, &plan.teardown).await;
+        apply_all(&mut self.nl, &driver.setup()).await?;
+        if let Err(e) = self.commit(next) {
+            let _ = apply_best_effort(&mut self.nl, &driver.teardown()).await;
             return Err(e);
         }
-        Ok(plan.net)
-    }
-
-    /// The records' half of [`Self::create`]: the network enters the records (its subnet
-    /// taken, its rules in the firewall) and the operations that make its links are returned,
-    /// for a caller to apply with [`apply_all`] without holding the manager (a bridge waits
-    /// on the kernel, and containers starting meanwhile need the manager). When they fail, the
-    /// caller takes the network back with [`Self::remove_record`].
-    pub async fn create_record(
-        &mut self,
-        req: CreateRequest,
-    ) -> Result<(Network, Vec<LinkOp>), NetworkError> {
-        let plan = self.create_plan(req).await?;
-        self.commit(plan.next)?;
-        Ok((plan.net, plan.setup))
+        Ok(net)
     }
 
     /// `docker network rm`: refused while containers are attached; removes the bridge.
     pub async fn remove(&mut self, name_or_id: &str) -> Result<(), NetworkError> {
-        let (net, ops) = self.remove_record(name_or_id)?;
-        if let Err(errors) = apply_best_effort(&mut self.nl, &ops).await {
-            tracing::warn!(network = %net.name, %errors, "network removed; some links were already gone or could not be deleted");
-        }
-        Ok(())
-    }
-
-    /// The records' half of [`Self::remove`]: the network leaves the records (refused while
-    /// containers are attached) and the operations that delete its links are returned, for a
-    /// caller to apply with [`apply_best_effort`] without holding the manager.
-    pub fn remove_record(
-        &mut self,
-        name_or_id: &str,
-    ) -> Result<(Network, Vec<LinkOp>), NetworkError> {
         let net = self.find(name_or_id)?.clone();
         if PREDEFINED.contains(&net.name.as_str()) {
             return Err(NetworkError::Conflict(format!(
@@ -465,8 +416,11 @@ impl<L: Netlink, N: Nft> NetworkManager<L, N> {
         next.ipam.remove(&net.name)?;
         next.networks.remove(&net.name);
         self.commit(next)?;
-        let ops = driver_of(&net, None).teardown();
-        Ok((net, ops))
+        let driver = driver_of(&net, None);
+        if let Err(errors) = apply_best_effort(&mut self.nl, &driver.teardown()).await {
+            tracing::warn!(network = %net.name, %errors, "network removed; some links were already gone or could not be deleted");
+        }
+        Ok(())
     }
 
     /// `docker network prune`: every user-defined network no container is attached to; the
@@ -487,27 +441,6 @@ impl<L: Netlink, N: Nft> NetworkManager<L, N> {
             }
         }
         removed
-    }
-
-    /// The records' half of [`Self::prune`]: the networks removed, and the operations that
-    /// delete their links, to apply with [`apply_best_effort`] without holding the manager.
-    pub fn prune_records(&mut self) -> (Vec<Network>, Vec<LinkOp>) {
-        let unused: Vec<String> = self
-            .state
-            .networks
-            .values()
-            .filter(|n| !PREDEFINED.contains(&n.name.as_str()))
-            .filter(|n| self.endpoints_of(&n.name).next().is_none())
-            .map(|n| n.name.clone())
-            .collect();
-        let (mut removed, mut ops) = (Vec::new(), Vec::new());
-        for n in unused {
-            if let Ok((net, teardown)) = self.remove_record(&n) {
-                removed.push(net);
-                ops.extend(teardown);
-            }
-        }
-        (removed, ops)
     }
 
     /// Attaches a container to a network (`docker run --network`, `docker network connect`):

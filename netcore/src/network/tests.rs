@@ -322,54 +322,6 @@ fn attach_record_takes_the_address_and_leaves_the_interface_to_the_caller() {
 }
 
 #[test]
-fn create_and_remove_records_leave_the_bridge_to_the_caller() {
-    rt().block_on(async {
-        let env = Env::new("createrecord");
-        let nl = RecordingNetlink::new().with_link(NsRef::Host, DEFAULT_BRIDGE);
-        let mut mgr = env.open(nl, RecordingNft::default()).await;
-        let links = mgr.netlink().links();
-        let (net, setup) = mgr.create_record(user_net("app")).await.unwrap();
-        assert_eq!(
-            mgr.netlink().links(),
-            links,
-            "nothing applied by the manager"
-        );
-        assert!(
-            setup
-                .iter()
-                .any(|op| matches!(op, LinkOp::CreateBridge { .. })),
-            "{setup:?}"
-        );
-        assert!(mgr.state().networks.contains_key("app"));
-        assert!(
-            mgr.state().ipam.network("app").is_some(),
-            "its subnet is taken"
-        );
-        // A second network meanwhile gets a subnet of its own.
-        let (other, _) = mgr.create_record(user_net("db")).await.unwrap();
-        assert_ne!(
-            mgr.state().ipam.network("app").unwrap().subnets[0].subnet,
-            mgr.state().ipam.network("db").unwrap().subnets[0].subnet
-        );
-        // Removal: out of the records, the bridge's deletion returned.
-        let (gone, teardown) = mgr.remove_record("app").unwrap();
-        assert_eq!(gone.id, net.id);
-        assert!(!teardown.is_empty());
-        assert!(!mgr.state().networks.contains_key("app"));
-        assert!(mgr.state().ipam.network("app").is_none());
-        // An attached network is refused; prune takes only the unused ones.
-        mgr.attach_record("db", attach_req("web", &[])).unwrap();
-        assert!(mgr.remove_record("db").is_err());
-        mgr.create_record(user_net("idle")).await.unwrap();
-        let (pruned, ops) = mgr.prune_records();
-        let names: Vec<&str> = pruned.iter().map(|n| n.name.as_str()).collect();
-        assert_eq!(names, ["idle"]);
-        assert!(!ops.is_empty());
-        assert!(mgr.state().networks.contains_key(&other.name));
-    });
-}
-
-#[test]
 fn a_failed_link_plan_changes_nothing() {
     rt().block_on(async {
         let env = Env::new("linkfail");
