@@ -49,7 +49,7 @@ pub struct SystemInfo {
     pub cgroup_version: &'static str,
     /// `SwapLimit`: memory.memsw (v1) or memory.swap.max (v2) is there.
     pub swap_limit: bool,
-    /// `NCPU`.
+    /// `NCPU` (read at each request).
     pub ncpu: usize,
     /// `MemTotal`, in bytes.
     pub mem_total: u64,
@@ -63,7 +63,7 @@ pub struct SystemInfo {
     pub kernel: String,
     /// `OSVersion`: the host's `VERSION_ID`.
     pub os_version: String,
-    /// `Name`: the host name.
+    /// `Name`: the host name (read at each request).
     pub hostname: String,
 }
 
@@ -156,7 +156,7 @@ impl System {
             security_options: engine.host_security().security_options(),
             cgroup_version: if cgroup_v2 { "2" } else { "1" },
             swap_limit: host.swap,
-            ncpu: host.ncpu,
+
             mem_total: meminfo_total(&std::fs::read_to_string("/proc/meminfo").unwrap_or_default()),
             kernel: nix::sys::utsname::uname()
                 .map(|u| u.release().to_string_lossy().into_owned())
@@ -164,9 +164,6 @@ impl System {
             os_version: os_release_version(
                 &std::fs::read_to_string("/etc/os-release").unwrap_or_default(),
             ),
-            hostname: nix::unistd::gethostname()
-                .map(|h| h.to_string_lossy().into_owned())
-                .unwrap_or_default(),
             ..SystemInfo::default()
         };
         System {
@@ -213,6 +210,10 @@ impl SystemBackend for System {
             }
         }
         info.images = self.images.snapshot().images().count();
+        info.ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
+        info.hostname = nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default();
         // Changed by the host at any time: read at each request.
         info.ipv4_forwarding = proc_flag("/proc/sys/net/ipv4/ip_forward");
         info.bridge_nf_iptables = proc_flag("/proc/sys/net/bridge/bridge-nf-call-iptables");
@@ -233,9 +234,11 @@ impl SystemBackend for System {
                 state: e.container.state.status.as_str(),
             })
             .collect();
-        let volumes = self
-            .volumes
-            .list(&Default::default())
+        // The volumes' lock may wait on a change's fsync: off the async workers.
+        let vols = self.volumes.clone();
+        let volumes = tokio::task::spawn_blocking(move || vols.list(&Default::default()))
+            .await
+            .unwrap_or_default()
             .into_iter()
             .map(|v| VolumeUsage {
                 name: v.volume.name,

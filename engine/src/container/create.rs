@@ -111,16 +111,13 @@ impl Engine {
         let mut planned = mounts::plan(&specs, &image_volumes, &from)?;
 
         // Side effects from here: volumes and host directories, undone on failure.
-        let mut made_volumes = Vec::new();
+        // Let go (and what it made deleted) unless the record is saved, a panic included.
+        let mut taken = self.volumes.taking(&id);
         let result = (|| -> Result<(), ContainerError> {
             for m in &mut planned {
                 match m.kind.as_str() {
                     "volume" => {
-                        let (v, made) = self.volumes.take(&id, m.name.as_deref())?;
-                        if made {
-                            made_volumes.push(v.name.clone());
-                        }
-                        m.name = Some(v.name);
+                        m.name = Some(taken.take(m.name.as_deref())?.name);
                     }
                     "bind" if !Path::new(&m.source).exists() => {
                         fs::create_dir_all(&m.source)
@@ -131,14 +128,7 @@ impl Engine {
             }
             Ok(())
         })();
-        let undo_volumes = |engine: &mut Engine| {
-            // The volumes it made are empty: deleted at once.
-            engine.volumes.release(&id, &made_volumes).delete();
-        };
-        if let Err(e) = result {
-            undo_volumes(self);
-            return Err(e);
-        }
+        result?;
         let mut exposed: BTreeSet<String> = ic
             .exposed_ports()
             .clone()
@@ -201,11 +191,12 @@ impl Engine {
             self.reindex(&id);
             self.states.remove(&id);
             let _ = fs::remove_dir_all(&dir);
-            undo_volumes(self);
             return Err(e);
         }
-        // The record holds the image's layers from here (a panic below must not let them go).
+        // The record holds the image's layers and the volumes from here (a panic below must
+        // not let them go).
         held.kept = true;
+        taken.keep();
         self.emit(|| Event::container(&self.containers[&id], "create", &[]));
         crate::failpoint::hit("create:after-record");
         Ok(id)

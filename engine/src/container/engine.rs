@@ -235,11 +235,6 @@ impl Engine {
                     .filter(|m| m.kind == "volume")
                     .filter_map(|m| m.name.as_deref()),
             );
-            if c.options.runtime.is_empty() {
-                // A record from before runtimes had names ran the default: the one now is the
-                // best guess, and from here on the container keeps it.
-                c.options.runtime = runtimes.default_name().to_string();
-            }
         }
         // What a crash left between writing content and recording it (a pull, a load) goes
         // now that every container's layers are held; partial downloads stay for resuming.
@@ -608,8 +603,14 @@ impl Engine {
                 }
             }
             endpoints.sort_by(|a, b| a.network.cmp(&b.network));
+            let mut container = c.clone();
+            if container.options.runtime.is_empty() {
+                // A record from before runtimes had names runs the default (the record keeps
+                // saying so: a later default applies to it); inspect shows which one that is.
+                container.options.runtime = self.runtimes.default_name().to_string();
+            }
             Entry {
-                container: c.clone(),
+                container,
                 endpoints,
                 log_path: self.log_path(id),
             }

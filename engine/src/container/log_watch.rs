@@ -50,7 +50,7 @@ impl Shared {
                     return;
                 }
             };
-            let t = self.table();
+            let mut t = self.table();
             for ev in events {
                 if ev.mask.contains(AddWatchFlags::IN_Q_OVERFLOW) {
                     for w in t.by_dir.values() {
@@ -60,6 +60,15 @@ impl Shared {
                 }
                 if let Some(w) = t.by_wd.get(&ev.wd).and_then(|d| t.by_dir.get(d)) {
                     w.changes.send_modify(|n| *n += 1);
+                }
+                if ev.mask.contains(AddWatchFlags::IN_IGNORED) {
+                    // The directory went (its container removed): the kernel dropped the watch.
+                    // A directory made again at that path gets a watch of its own.
+                    if let Some(dir) = t.by_wd.remove(&ev.wd) {
+                        if t.by_dir.get(&dir).is_some_and(|w| w.wd == ev.wd) {
+                            t.by_dir.remove(&dir);
+                        }
+                    }
                 }
             }
         }
@@ -95,7 +104,10 @@ fn shared() -> io::Result<&'static Arc<Shared>> {
 /// file a rotation creates. Made before the follower reads, it misses nothing written after.
 #[derive(Debug)]
 pub struct LogWatch {
+    /// The table's key of its watch, and the watch (an entry of the same key with another
+    /// watch is a later one: the directory was made again).
     dir: PathBuf,
+    wd: WatchDescriptor,
     changes: watch::Receiver<u64>,
 }
 
@@ -109,6 +121,7 @@ impl LogWatch {
             w.users += 1;
             return Ok(LogWatch {
                 changes: w.changes.subscribe(),
+                wd: w.wd,
                 dir,
             });
         }
@@ -116,6 +129,17 @@ impl LogWatch {
             &dir,
             AddWatchFlags::IN_MODIFY | AddWatchFlags::IN_CREATE | AddWatchFlags::IN_MOVED_TO,
         )?;
+        // Another path to the same directory: the kernel gave its watch back; share it.
+        if let Some(known) = t.by_wd.get(&wd).cloned() {
+            if let Some(w) = t.by_dir.get_mut(&known) {
+                w.users += 1;
+                return Ok(LogWatch {
+                    changes: w.changes.subscribe(),
+                    wd,
+                    dir: known,
+                });
+            }
+        }
         let (changes, rx) = watch::channel(0);
         t.by_wd.insert(wd, dir.clone());
         t.by_dir.insert(
@@ -126,7 +150,11 @@ impl LogWatch {
                 changes,
             },
         );
-        Ok(LogWatch { dir, changes: rx })
+        Ok(LogWatch {
+            dir,
+            wd,
+            changes: rx,
+        })
     }
 
     /// Resolves once something changed since the last call (or since the watch was made).
@@ -147,7 +175,8 @@ impl Drop for LogWatch {
     fn drop(&mut self) {
         let Ok(s) = shared() else { return };
         let mut t = s.table();
-        let Some(w) = t.by_dir.get_mut(&self.dir) else {
+        let Some(w) = t.by_dir.get_mut(&self.dir).filter(|w| w.wd == self.wd) else {
+            // Its directory went and the watch with it.
             return;
         };
         w.users -= 1;
@@ -203,6 +232,33 @@ mod tests {
             .unwrap();
         drop(watches);
         drop(o);
+        // A directory removed and made again at the same path: a new watch, woken again.
+        let gone = tempfile::tempdir().unwrap();
+        let path = gone.path().join("c");
+        std::fs::create_dir(&path).unwrap();
+        let old = LogWatch::new(&path.join("c-json.log")).unwrap();
+        std::fs::remove_dir(&path).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while LogWatch::watchers(&path).is_some() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the dropped watch stayed"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        std::fs::create_dir(&path).unwrap();
+        let mut new = LogWatch::new(&path.join("c-json.log")).unwrap();
+        drop(old);
+        assert_eq!(
+            LogWatch::watchers(&path),
+            Some(1),
+            "the old watch's drop left it alone"
+        );
+        std::fs::write(path.join("c-json.log"), "x\n").unwrap();
+        tokio::time::timeout(Duration::from_secs(5), new.changed())
+            .await
+            .expect("the new directory's watch wakes")
+            .unwrap();
         assert_eq!(
             LogWatch::watchers(dir.path()),
             None,

@@ -94,12 +94,9 @@ impl TopPlan {
         let procs = crate::runtime::cgroup::dirs(root, &self.cgroup)
             .into_iter()
             .find_map(|d| fs::read_to_string(d.join("cgroup.procs")).ok())
-            .ok_or_else(|| ContainerError::Io {
-                what: format!(
-                    "container {}: reading its cgroup {}",
-                    self.name, self.cgroup
-                ),
-                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            // Its cgroup is gone: it stopped since it was looked at.
+            .ok_or_else(|| {
+                ContainerError::Conflict(format!("Container {} is not running", self.name))
             })?;
         // SAFETY: sysconf only reads a configuration value.
         let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;

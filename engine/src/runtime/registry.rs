@@ -63,7 +63,13 @@ impl Runtimes {
                     path = %spec.path,
                     "a declared runtime's program is not there; containers asking for it will fail to start"
                 );
-                RuncLike::new(Path::new(&spec.path), root)
+                // A bare name stands for where `find` looks first.
+                let path = if spec.path.contains('/') {
+                    std::path::PathBuf::from(&spec.path)
+                } else {
+                    Path::new("/usr/bin").join(&spec.path)
+                };
+                RuncLike::new(&path, root)
             });
             by_name.insert(name.clone(), r.with_args(spec.args.clone()));
         }

@@ -162,6 +162,18 @@ impl Volumes {
         Ok((v, made))
     }
 
+    /// A create's volumes for container `id`, taken with [`Taken::take`] and let go when the
+    /// guard drops (the volumes it made deleted) unless [`Taken::keep`] says the container was
+    /// recorded: a failed or panicking create leaves no user behind.
+    pub fn taking(&self, id: &str) -> Taken {
+        Taken {
+            volumes: self.clone(),
+            id: id.to_string(),
+            made: Vec::new(),
+            kept: false,
+        }
+    }
+
     /// Container `id` is gone (or its create failed): it uses no volume any more. The
     /// anonymous volumes among `remove` that no other container uses are removed too (`rm
     /// -v`, a failed create's own volumes); their files are returned to delete.
@@ -199,6 +211,40 @@ impl Volumes {
             .get(name)
             .map(|u| u.iter().cloned().collect())
             .unwrap_or_default()
+    }
+}
+
+/// A create's volumes until its record is saved (see [`Volumes::taking`]).
+#[derive(Debug)]
+pub struct Taken {
+    volumes: Volumes,
+    id: String,
+    made: Vec<String>,
+    kept: bool,
+}
+
+impl Taken {
+    /// Volume `name` (an anonymous one when `None`) for the container, made when missing.
+    pub fn take(&mut self, name: Option<&str>) -> Result<Volume, VolumeError> {
+        let (v, made) = self.volumes.take(&self.id, name)?;
+        if made {
+            self.made.push(v.name.clone());
+        }
+        Ok(v)
+    }
+
+    /// The container is recorded: its volumes stay its own.
+    pub fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for Taken {
+    fn drop(&mut self) {
+        if !self.kept {
+            // What this create made is empty: deleted at once.
+            self.volumes.release(&self.id, &self.made).delete();
+        }
     }
 }
 
@@ -243,11 +289,8 @@ impl VolumeBackend for Volumes {
 
     fn prune(&self, all: bool) -> (Vec<String>, u64) {
         let mut inner = self.lock();
-        let users = std::mem::take(&mut inner.users);
-        let (deleted, trash) = inner
-            .store
-            .prune(all, |n| users.get(n).is_some_and(|u| !u.is_empty()));
-        inner.users = users;
+        let Inner { store, users } = &mut *inner;
+        let (deleted, trash) = store.prune(all, |n| users.get(n).is_some_and(|u| !u.is_empty()));
         drop(inner);
         let reclaimed = trash.delete_counting();
         // As dockerd's volume service: one event for the prune, with the bytes freed, and no
@@ -330,6 +373,38 @@ mod tests {
         assert_eq!(v.inspect("named").unwrap().users, 1);
         let (deleted, _) = v.prune(true);
         assert!(deleted.is_empty(), "both are in use");
+    }
+
+    #[test]
+    fn a_create_that_fails_or_panics_leaves_no_user_and_no_volume_it_made() {
+        let (_dir, v, _seen) = volumes();
+        v.create(Some("shared"), BTreeMap::new()).unwrap();
+        let made = {
+            let mut t = v.taking("c1");
+            t.take(Some("shared")).unwrap();
+            let made = t.take(None).unwrap().name;
+            assert_eq!(v.users("shared"), ["c1"]);
+            made
+            // Dropped without keep: the create failed.
+        };
+        assert!(v.users("shared").is_empty(), "the user went");
+        assert!(v.inspect(&made).is_err(), "the volume it made went");
+        assert!(v.inspect("shared").is_ok(), "the one it found stays");
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut t = v.taking("c2");
+            t.take(Some("shared")).unwrap();
+            panic!("a create's bug");
+        }));
+        assert!(panicked.is_err());
+        assert!(v.users("shared").is_empty(), "a panic lets go too");
+        let mut t = v.taking("c3");
+        t.take(Some("shared")).unwrap();
+        t.keep();
+        assert_eq!(
+            v.users("shared"),
+            ["c3"],
+            "a recorded create keeps its volumes"
+        );
     }
 
     #[test]

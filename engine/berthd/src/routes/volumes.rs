@@ -24,7 +24,9 @@ pub(crate) fn volume_json(v: &VolumeView) -> Value {
 
 pub(crate) async fn volume_list(State(st): State<AppState>, q: Q) -> ApiResult {
     let f = filters::parse(q.get("filters").map(String::as_str), filters::VOLUME_KEYS)?;
-    let list: Vec<Value> = st.volumes.list(&f).iter().map(volume_json).collect();
+    // The volumes' lock may wait on a change's fsync: off the async workers.
+    let vols = blocking(move || Ok(st.volumes.list(&f))).await?;
+    let list: Vec<Value> = vols.iter().map(volume_json).collect();
     Ok(json_response(
         StatusCode::OK,
         json!({"Volumes": list, "Warnings": []}),
@@ -57,7 +59,7 @@ pub(crate) async fn volume_inspect(
     State(st): State<AppState>,
     Path(name): Path<String>,
 ) -> ApiResult {
-    let v = st.volumes.inspect(&name)?;
+    let v = blocking(move || st.volumes.inspect(&name)).await?;
     Ok(json_response(StatusCode::OK, volume_json(&v)))
 }
 
