@@ -760,7 +760,7 @@ impl ImageStore {
                     c.chain_id.as_ref(),
                     || c.ctime(),
                     || {
-                        trash.push(self.snapshots.trash(&c.path)?);
+                        trash.extend(self.snapshots.trash(&c.path)?);
                         Ok::<_, SnapshotError>(())
                     },
                 )?;

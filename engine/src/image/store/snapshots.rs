@@ -253,21 +253,25 @@ impl Snapshots {
     }
 
     /// Moves a candidate out of the way at once (one rename: the collector does it under its
-    /// locks) and returns where it went, for deletion after them.
-    pub fn trash(&self, path: &Path) -> Result<PathBuf, SnapshotError> {
+    /// locks) and returns where it went, for deletion after them; `None` when it is gone
+    /// already (an unpack in flight that finished, or gave up, since it was listed).
+    pub fn trash(&self, path: &Path) -> Result<Option<PathBuf>, SnapshotError> {
         if path
             .file_name()
             .is_some_and(|n| n.to_string_lossy().starts_with(TRASH))
         {
-            return Ok(path.to_path_buf());
+            return Ok(Some(path.to_path_buf()));
         }
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let to = self.root.join(format!("{TRASH}{}-{n}", std::process::id()));
-        fs::rename(path, &to).map_err(|source| SnapshotError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Ok(to)
+        match fs::rename(path, &to) {
+            Ok(()) => Ok(Some(to)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(SnapshotError::Io {
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
     }
 }
 
@@ -335,7 +339,7 @@ mod tests {
         assert_eq!(names, vec![".x.partial-1".to_string(), b.hex.clone()]);
         assert_eq!(found[0].chain_id, None);
         assert_eq!(found[1].chain_id, Some(b.clone()));
-        let t = s.trash(&found[1].path).unwrap();
+        let t = s.trash(&found[1].path).unwrap().unwrap();
         assert!(s.has(&a) && !s.has(&b));
         // Trash is always a candidate, with nothing to keep it.
         let again = s.candidates(&[a.clone()].into()).unwrap();
@@ -344,7 +348,13 @@ mod tests {
             (trash.chain_id.clone(), trash.ctime()),
             (None, SystemTime::UNIX_EPOCH)
         );
-        assert_eq!(s.trash(&t).unwrap(), t);
+        assert_eq!(s.trash(&t).unwrap(), Some(t));
+        // An entry gone between the listing and the collection (an unpack that finished) is
+        // no error.
+        assert_eq!(
+            s.trash(&found[0].path.with_extension("gone")).unwrap(),
+            None
+        );
     }
 
     #[test]
